@@ -1,0 +1,277 @@
+//! The handler registry. Built once with a [`DispatcherBuilder`], then frozen
+//! into a [`Dispatcher`] that every worker shares without locks.
+//!
+//! Three handler flavours cover every command:
+//! - **inline**: a quick, non-blocking function run on the calling worker; its
+//!   result resumes the process at once (`time.now`, `process.send`).
+//! - **async**: a tokio future on the [`IoPool`]; its result arrives later as a
+//!   [`Completion`] (`http.get`, a host's database call).
+//! - **deferred**: the handler keeps a [`Completer`] and completes when an
+//!   event happens (a timer fires, a message arrives); it may also answer at
+//!   once (`process.receive` with a message already queued).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::task::AbortHandle;
+
+use crate::{Call, Command, CommandId, Error, IoPool, Pid, Value, from_value, to_value};
+
+/// Identifies one yield of one process, so a late completion for an earlier
+/// yield is recognised and dropped.
+pub type Tag = u64;
+
+/// The result of a command, addressed to the yield that asked for it.
+#[derive(Debug)]
+pub struct Completion {
+    /// The process that yielded.
+    pub pid: Pid,
+    /// Which yield.
+    pub tag: Tag,
+    /// The handler's answer.
+    pub result: Result<Value, Error>,
+}
+
+/// Where completions go: implemented by the runtime, which wakes the process.
+pub trait CompletionSink: Send + Sync + 'static {
+    /// Delivers a completion. Must not block.
+    fn complete(&self, completion: Completion);
+}
+
+/// The right to complete one pending yield, exactly once.
+pub struct Completer {
+    pid: Pid,
+    tag: Tag,
+    sink: Arc<dyn CompletionSink>,
+}
+
+impl Completer {
+    /// Delivers the result to the waiting process.
+    pub fn complete(self, result: Result<Value, Error>) {
+        self.sink.complete(Completion { pid: self.pid, tag: self.tag, result });
+    }
+
+    /// The waiting process.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// The yield being answered.
+    pub fn tag(&self) -> Tag {
+        self.tag
+    }
+}
+
+/// What a handler sees of the yield it serves.
+pub struct HandlerCx<'a> {
+    /// The yielding process.
+    pub pid: Pid,
+    /// The yield's tag.
+    pub tag: Tag,
+    /// Where a later completion goes.
+    pub sink: &'a Arc<dyn CompletionSink>,
+}
+
+impl HandlerCx<'_> {
+    /// A completer for this yield, for handlers that answer later.
+    pub fn completer(&self) -> Completer {
+        Completer { pid: self.pid, tag: self.tag, sink: Arc::clone(self.sink) }
+    }
+}
+
+/// The outcome of dispatching one call.
+#[derive(Debug)]
+pub enum Dispatched {
+    /// Answered now; resume the process with it.
+    Ready(Result<Value, Error>),
+    /// Will be answered by a [`Completion`]. The abort handle, when present,
+    /// cancels the work if the process dies first.
+    Pending(Option<AbortHandle>),
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Value, Error>> + Send>>;
+type InlineFn = dyn Fn(&HandlerCx<'_>, Value) -> Result<Value, Error> + Send + Sync;
+type AsyncFn = dyn Fn(Pid, Value) -> BoxFuture + Send + Sync;
+type DeferredFn = dyn Fn(&HandlerCx<'_>, Value) -> Dispatched + Send + Sync;
+
+enum Handler {
+    Inline(Box<InlineFn>),
+    Async(Box<AsyncFn>),
+    Deferred(Box<DeferredFn>),
+}
+
+struct Registered {
+    name: String,
+    handler: Handler,
+}
+
+/// Collects handlers; [`DispatcherBuilder::build`] freezes them.
+#[derive(Default)]
+pub struct DispatcherBuilder {
+    handlers: HashMap<CommandId, Registered>,
+}
+
+impl DispatcherBuilder {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn insert(&mut self, id: CommandId, name: &str, handler: Handler) -> Result<&mut Self, Error> {
+        if let Some(old) = self.handlers.get(&id) {
+            return Err(Error::new(
+                crate::ErrorKind::AlreadyExists,
+                format!("command id {id} of {name} is already taken by {}", old.name),
+            ));
+        }
+        self.handlers.insert(id, Registered { name: name.to_owned(), handler });
+        Ok(self)
+    }
+
+    /// Registers a quick, non-blocking handler run on the calling worker.
+    pub fn inline<F>(&mut self, id: CommandId, name: &str, f: F) -> Result<&mut Self, Error>
+    where
+        F: Fn(&HandlerCx<'_>, Value) -> Result<Value, Error> + Send + Sync + 'static,
+    {
+        self.insert(id, name, Handler::Inline(Box::new(f)))
+    }
+
+    /// Registers an async handler run on the IO pool.
+    pub fn asynchronous<F, Fut>(&mut self, id: CommandId, name: &str, f: F) -> Result<&mut Self, Error>
+    where
+        F: Fn(Pid, Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, Error>> + Send + 'static,
+    {
+        self.insert(id, name, Handler::Async(Box::new(move |pid, args| Box::pin(f(pid, args)))))
+    }
+
+    /// Registers a handler that completes later through a [`Completer`].
+    pub fn deferred<F>(&mut self, id: CommandId, name: &str, f: F) -> Result<&mut Self, Error>
+    where
+        F: Fn(&HandlerCx<'_>, Value) -> Dispatched + Send + Sync + 'static,
+    {
+        self.insert(id, name, Handler::Deferred(Box::new(f)))
+    }
+
+    /// Registers a typed inline handler for command `C`.
+    pub fn inline_command<C, F>(&mut self, f: F) -> Result<&mut Self, Error>
+    where
+        C: Command,
+        F: Fn(&HandlerCx<'_>, C) -> Result<C::Output, Error> + Send + Sync + 'static,
+    {
+        self.inline(C::ID, C::NAME, move |cx, args| to_value(&f(cx, from_value::<C>(&args)?)?))
+    }
+
+    /// Registers a typed async handler for command `C`.
+    pub fn async_command<C, F, Fut>(&mut self, f: F) -> Result<&mut Self, Error>
+    where
+        C: Command,
+        F: Fn(Pid, C) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<C::Output, Error>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        self.asynchronous(C::ID, C::NAME, move |pid, args| {
+            let f = Arc::clone(&f);
+            async move { to_value(&f(pid, from_value::<C>(&args)?).await?) }
+        })
+    }
+
+    /// Freezes the registry.
+    pub fn build(self, io: IoPool) -> Dispatcher {
+        Dispatcher { handlers: Arc::new(self.handlers), io }
+    }
+}
+
+/// The frozen handler registry. Cheap to clone.
+#[derive(Clone)]
+pub struct Dispatcher {
+    handlers: Arc<HashMap<CommandId, Registered>>,
+    io: IoPool,
+}
+
+impl Dispatcher {
+    /// Routes `call` to its handler.
+    pub fn dispatch(&self, cx: &HandlerCx<'_>, call: Call) -> Dispatched {
+        let Some(reg) = self.handlers.get(&call.id) else {
+            return Dispatched::Ready(Err(Error::not_found(format!(
+                "no handler registered for command {}",
+                call.id
+            ))));
+        };
+        match &reg.handler {
+            Handler::Inline(f) => Dispatched::Ready(f(cx, call.args)),
+            Handler::Deferred(f) => f(cx, call.args),
+            Handler::Async(f) => {
+                let fut = f(cx.pid, call.args);
+                let completer = cx.completer();
+                let task = self.io.spawn(async move { completer.complete(fut.await) });
+                Dispatched::Pending(Some(task.abort_handle()))
+            }
+        }
+    }
+
+    /// The registered name of a command id.
+    pub fn name(&self, id: CommandId) -> Option<&str> {
+        self.handlers.get(&id).map(|r| r.name.as_str())
+    }
+
+    /// The IO pool async handlers run on.
+    pub fn io(&self) -> &IoPool {
+        &self.io
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+    use crate::ErrorKind;
+
+    struct ChannelSink(std::sync::Mutex<mpsc::Sender<Completion>>);
+    impl CompletionSink for ChannelSink {
+        fn complete(&self, c: Completion) {
+            let _ = self.0.lock().map(|tx| tx.send(c));
+        }
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Double {
+        n: i64,
+    }
+    impl Command for Double {
+        const ID: CommandId = CommandId(7);
+        const NAME: &'static str = "test.double";
+        type Output = i64;
+    }
+
+    #[test]
+    fn inline_async_and_unknown_commands() {
+        let io = IoPool::new(1).unwrap();
+        let mut b = DispatcherBuilder::new();
+        b.inline_command::<Double, _>(|_, d| Ok(d.n * 2)).unwrap();
+        b.asynchronous(CommandId(8), "test.later", |_, v| async move { Ok(v) }).unwrap();
+        let dup = b.inline(CommandId(7), "again", |_, v| Ok(v)).err().unwrap();
+        assert_eq!(dup.kind(), ErrorKind::AlreadyExists);
+        let d = b.build(io);
+
+        let (tx, rx) = mpsc::channel();
+        let sink: Arc<dyn CompletionSink> = Arc::new(ChannelSink(std::sync::Mutex::new(tx)));
+        let cx = HandlerCx { pid: Pid::new(0, 1), tag: 5, sink: &sink };
+
+        let call = Double { n: 21 }.to_call().unwrap();
+        assert!(matches!(d.dispatch(&cx, call), Dispatched::Ready(Ok(Value::Int(42)))));
+
+        assert!(matches!(d.dispatch(&cx, Call::new(CommandId(8), "hi")), Dispatched::Pending(_)));
+        let c = rx.recv().unwrap();
+        assert_eq!((c.pid, c.tag, c.result.unwrap()), (Pid::new(0, 1), 5, Value::from("hi")));
+
+        match d.dispatch(&cx, Call::new(CommandId(9), ())) {
+            Dispatched::Ready(Err(e)) => assert_eq!(e.kind(), ErrorKind::NotFound),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(d.name(CommandId(7)), Some("test.double"));
+    }
+}
