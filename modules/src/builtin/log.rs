@@ -1,0 +1,37 @@
+use troupe_dispatcher::Value;
+
+use crate::{Class, FnCx, ModuleDef, Ret};
+
+fn emit(level: tracing::Level, cx: &FnCx<'_>, msg: &str, fields: &Value) {
+    let pid = cx.pid.to_string();
+    let fields = if fields.is_nil() { String::new() } else { fields.to_json() };
+    match level {
+        tracing::Level::DEBUG => tracing::debug!(target: "troupe::script", %pid, fields, "{msg}"),
+        tracing::Level::INFO => tracing::info!(target: "troupe::script", %pid, fields, "{msg}"),
+        tracing::Level::WARN => tracing::warn!(target: "troupe::script", %pid, fields, "{msg}"),
+        _ => tracing::error!(target: "troupe::script", %pid, fields, "{msg}"),
+    }
+}
+
+/// `log`: `debug/info/warn/error(msg, fields?)`, forwarded to `tracing`.
+pub(super) fn module() -> ModuleDef {
+    let mut m = ModuleDef::new("log")
+        .describe("Structured logging through tracing")
+        .class(Class::Deterministic);
+    for (name, level) in [
+        ("debug", tracing::Level::DEBUG),
+        ("info", tracing::Level::INFO),
+        ("warn", tracing::Level::WARN),
+        ("error", tracing::Level::ERROR),
+    ] {
+        m = m.function(name, move |cx, args| {
+            let msg = match args.get(0) {
+                Value::String(s) => s.clone(),
+                other => other.to_json(),
+            };
+            emit(level, cx, &msg, args.get(1));
+            Ok(Ret::Values(Vec::new()))
+        });
+    }
+    m
+}

@@ -1,0 +1,223 @@
+use std::sync::Arc;
+
+use troupe_dispatcher::{Call, Error, Pid, Value};
+
+use crate::{ArgError, Args, Class, ClassSet, Policy};
+
+/// What a module function sees of its caller.
+pub struct FnCx<'a> {
+    /// The calling process.
+    pub pid: Pid,
+    /// The process that spawned it, if any.
+    pub parent: Option<Pid>,
+    /// The caller's policy, for action-level checks.
+    pub policy: &'a Policy,
+}
+
+impl FnCx<'_> {
+    /// Whether the caller may perform `action` on `resource`.
+    pub fn is_allowed(&self, action: &str, resource: &str) -> bool {
+        self.policy.is_allowed(action, resource)
+    }
+}
+
+/// What a module function gives back to the script.
+#[derive(Debug)]
+pub enum Ret {
+    /// One value.
+    Value(Value),
+    /// Several values.
+    Values(Vec<Value>),
+    /// An error object as a value (what `errors.new` returns).
+    Error(Error),
+    /// A command for the dispatcher: the engine yields it and the script
+    /// receives the handler's result (`value` or `nil, err`).
+    Call(Call),
+}
+
+impl From<Value> for Ret {
+    fn from(v: Value) -> Self {
+        Ret::Value(v)
+    }
+}
+
+/// How a module function fails.
+#[derive(Debug)]
+pub enum CallError {
+    /// An expected failure: the script receives `nil, err`.
+    Fail(Error),
+    /// Misuse (a wrong argument): raised as a script error.
+    Raise(Error),
+}
+
+impl From<Error> for CallError {
+    fn from(e: Error) -> Self {
+        CallError::Fail(e)
+    }
+}
+
+impl From<ArgError> for CallError {
+    fn from(e: ArgError) -> Self {
+        CallError::Raise(e.into_error())
+    }
+}
+
+type FnImpl = dyn Fn(&FnCx<'_>, Args) -> Result<Ret, CallError> + Send + Sync;
+
+/// One function of a module.
+#[derive(Clone)]
+pub struct FunctionDef {
+    name: String,
+    qualified: Arc<str>,
+    yields: bool,
+    f: Arc<FnImpl>,
+}
+
+impl FunctionDef {
+    /// The function's name within its module.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `module.function`, as errors name it.
+    pub fn qualified(&self) -> &Arc<str> {
+        &self.qualified
+    }
+
+    /// Whether the function may return [`Ret::Call`] (engines then call it
+    /// from a context that can yield).
+    pub fn yields(&self) -> bool {
+        self.yields
+    }
+
+    /// Calls the function.
+    pub fn call(&self, cx: &FnCx<'_>, args: Vec<Value>) -> Result<Ret, CallError> {
+        (self.f)(cx, Args::new(Arc::clone(&self.qualified), args))
+    }
+}
+
+impl std::fmt::Debug for FunctionDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FunctionDef").field("name", &self.name).field("yields", &self.yields).finish()
+    }
+}
+
+/// A module defined in Rust: a name, classes, functions and constants.
+///
+/// ```
+/// use troupe_modules::{Class, ModuleDef, Ret};
+/// use troupe_dispatcher::Value;
+///
+/// let greet = ModuleDef::new("greet")
+///     .describe("Greetings")
+///     .class(Class::Deterministic)
+///     .function("hello", |_cx, args| {
+///         let name = args.string(0)?;
+///         let greeting = args.opt_string(1)?.unwrap_or_else(|| "hello".into());
+///         Ok(Ret::Value(Value::from(format!("{greeting}, {name}"))))
+///     });
+/// assert_eq!(greet.functions().len(), 1);
+/// ```
+#[derive(Clone, Debug)]
+pub struct ModuleDef {
+    name: String,
+    description: String,
+    classes: ClassSet,
+    functions: Vec<FunctionDef>,
+    constants: Vec<(String, Value)>,
+}
+
+impl ModuleDef {
+    /// An empty module called `name`, with no classes (so only a policy that
+    /// allows it by name can load it until classes are added).
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            description: String::new(),
+            classes: ClassSet::EMPTY,
+            functions: Vec::new(),
+            constants: Vec::new(),
+        }
+    }
+
+    /// Sets the one-line description.
+    #[must_use]
+    pub fn describe(mut self, text: impl Into<String>) -> Self {
+        self.description = text.into();
+        self
+    }
+
+    /// Adds a class.
+    #[must_use]
+    pub fn class(mut self, class: Class) -> Self {
+        self.classes = self.classes.with(class);
+        self
+    }
+
+    /// Adds several classes.
+    #[must_use]
+    pub fn with_classes(mut self, classes: &[Class]) -> Self {
+        for c in classes {
+            self.classes = self.classes.with(*c);
+        }
+        self
+    }
+
+    fn add(mut self, name: &str, yields: bool, f: Arc<FnImpl>) -> Self {
+        let qualified: Arc<str> = format!("{}.{name}", self.name).into();
+        self.functions.retain(|d| d.name != name);
+        self.functions.push(FunctionDef { name: name.to_owned(), qualified, yields, f });
+        self
+    }
+
+    /// Adds a function that computes its result inline.
+    #[must_use]
+    pub fn function<F>(self, name: &str, f: F) -> Self
+    where
+        F: Fn(&FnCx<'_>, Args) -> Result<Ret, CallError> + Send + Sync + 'static,
+    {
+        self.add(name, false, Arc::new(f))
+    }
+
+    /// Adds a function that may return [`Ret::Call`]: the script yields the
+    /// call and resumes with the handler's result.
+    #[must_use]
+    pub fn command<F>(self, name: &str, f: F) -> Self
+    where
+        F: Fn(&FnCx<'_>, Args) -> Result<Ret, CallError> + Send + Sync + 'static,
+    {
+        self.add(name, true, Arc::new(f))
+    }
+
+    /// Adds a constant field.
+    #[must_use]
+    pub fn constant(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.constants.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// The module's name, as scripts `require` it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The one-line description.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// The module's classes.
+    pub fn classes(&self) -> ClassSet {
+        self.classes
+    }
+
+    /// The functions.
+    pub fn functions(&self) -> &[FunctionDef] {
+        &self.functions
+    }
+
+    /// The constants.
+    pub fn constants(&self) -> &[(String, Value)] {
+        &self.constants
+    }
+}
