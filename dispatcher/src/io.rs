@@ -11,7 +11,27 @@ use crate::{Error, ErrorKind};
 /// Cheap to clone; the runtime stops when the last clone is dropped.
 #[derive(Clone, Debug)]
 pub struct IoPool {
-    rt: Arc<Runtime>,
+    rt: Arc<OwnedRuntime>,
+}
+
+/// Shuts the tokio runtime down in the background when dropped, so the last
+/// handle may be dropped anywhere, even inside an async context.
+#[derive(Debug)]
+struct OwnedRuntime(Option<Runtime>);
+
+impl OwnedRuntime {
+    fn get(&self) -> &Runtime {
+        // Only `Drop` takes the runtime out.
+        self.0.as_ref().expect("IO runtime is present until drop")
+    }
+}
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl IoPool {
@@ -23,12 +43,12 @@ impl IoPool {
             .enable_all()
             .build()
             .map_err(|e| Error::new(ErrorKind::Unavailable, format!("cannot start IO pool: {e}")))?;
-        Ok(Self { rt: Arc::new(rt) })
+        Ok(Self { rt: Arc::new(OwnedRuntime(Some(rt))) })
     }
 
     /// A handle to spawn onto the pool from anywhere.
     pub fn handle(&self) -> &Handle {
-        self.rt.handle()
+        self.rt.get().handle()
     }
 
     /// Runs `fut` on the pool.
@@ -37,11 +57,11 @@ impl IoPool {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.rt.spawn(fut)
+        self.rt.get().spawn(fut)
     }
 
     /// Blocks the current (non-async) thread on `fut`.
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        self.rt.block_on(fut)
+        self.rt.get().block_on(fut)
     }
 }
