@@ -1,1 +1,31 @@
-//! placeholder
+//! The engine-agnostic heart of Troupe: processes, the scheduler that steps
+//! them on a few worker threads, mailboxes, timers, and the host API.
+//!
+//! A [`Process`] is anything that can be *stepped*: given how its last yield
+//! ended ([`Resume`]), it runs until it yields a command, finishes, fails or
+//! uses up its time slice ([`Step`]). Engines (Lua, …) implement [`Process`]
+//! and [`Engine`]; the scheduler never knows which language runs.
+//!
+//! Commands go to the [`Dispatcher`](troupe_dispatcher::Dispatcher). Inline
+//! results resume the process on the same worker at once; anything slower
+//! parks the process until its [`Completion`](troupe_dispatcher::Completion)
+//! wakes it. See `scheduler.rs` for the state machine that makes sure a
+//! completion racing a yield is never lost.
+
+mod builtins;
+mod engine;
+mod limits;
+mod mailbox;
+mod process;
+mod runtime;
+mod scheduler;
+mod spawn;
+mod state;
+mod timers;
+
+pub use engine::{Engine, Program, ProcessInit};
+pub use limits::Limits;
+pub use mailbox::Message;
+pub use process::{Process, Resume, Step, StepCx};
+pub use runtime::{ProcessHandle, Runtime, RuntimeBuilder};
+pub use spawn::Spawn;

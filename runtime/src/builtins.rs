@@ -1,0 +1,102 @@
+//! Handlers for the commands of the built-in `time` and `process` modules.
+//! They need the scheduler (timers, mailboxes, the process table), so they
+//! live here rather than beside the module definitions.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use troupe_dispatcher::{Dispatched, DispatcherBuilder, Error, ErrorKind, Pid, Value};
+use troupe_modules::builtin::ids;
+
+use crate::mailbox::{Message, Waiter};
+use crate::scheduler::Scheduler;
+use crate::timers::TimerAction;
+
+fn upgrade(s: &Weak<Scheduler>) -> Result<Arc<Scheduler>, Error> {
+    s.upgrade().ok_or_else(|| Error::new(ErrorKind::Canceled, "runtime shut down"))
+}
+
+fn field<'a>(args: &'a Value, name: &str) -> &'a Value {
+    args.get(name).unwrap_or(&Value::Nil)
+}
+
+/// Registers the built-in command handlers.
+pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<(), Error> {
+    b.inline(ids::TIME_NOW, "time.now", |_, _| {
+        let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1e3);
+        Ok(Value::Float(ms))
+    })?;
+
+    let s = sched.clone();
+    b.inline(ids::TIME_MONOTONIC, "time.monotonic", move |_, _| {
+        Ok(Value::Float(upgrade(&s)?.started.elapsed().as_secs_f64() * 1e3))
+    })?;
+
+    let s = sched.clone();
+    b.deferred(ids::TIME_SLEEP, "time.sleep", move |cx, args| {
+        let ms = field(&args, "ms").as_f64().unwrap_or(0.0);
+        if ms <= 0.0 {
+            return Dispatched::Ready(Ok(Value::Nil));
+        }
+        match upgrade(&s) {
+            Ok(s) => {
+                let action = TimerAction::Wake { pid: cx.pid, tag: cx.tag };
+                s.timers.add(Duration::from_secs_f64(ms / 1e3), action);
+                Dispatched::Pending(None)
+            }
+            Err(e) => Dispatched::Ready(Err(e)),
+        }
+    })?;
+
+    let s = sched.clone();
+    b.inline(ids::PROCESS_SEND, "process.send", move |cx, args| {
+        let s = upgrade(&s)?;
+        let to = field(&args, "to").as_str().unwrap_or_default().parse::<Pid>()?;
+        let Value::Map(mut m) = args else { return Err(Error::invalid("bad send arguments")) };
+        let topic = match m.remove("topic") {
+            Some(Value::String(t)) => t,
+            _ => return Err(Error::invalid("process.send: topic must be a string")),
+        };
+        let payload = m.remove("payload").unwrap_or_default();
+        s.deliver(to, Message { from: Some(cx.pid), topic, payload })?;
+        Ok(Value::Bool(true))
+    })?;
+
+    let s = sched.clone();
+    b.deferred(ids::PROCESS_RECEIVE, "process.receive", move |cx, args| {
+        let s = match upgrade(&s) {
+            Ok(s) => s,
+            Err(e) => return Dispatched::Ready(Err(e)),
+        };
+        let Some(entry) = s.lookup(cx.pid) else {
+            return Dispatched::Ready(Err(Error::new(ErrorKind::Canceled, "process is gone")));
+        };
+        let topic = field(&args, "topic").as_str().map(str::to_owned);
+        let timeout = field(&args, "timeout_ms").as_f64();
+        let mut mb = entry.mailbox.lock();
+        if let Some(msg) = mb.take(topic.as_deref()) {
+            return Dispatched::Ready(Ok(msg.to_value()));
+        }
+        if timeout == Some(0.0) {
+            return Dispatched::Ready(Err(Error::new(ErrorKind::Timeout, "receive timed out")));
+        }
+        mb.waiter = Some(Waiter { topic, tag: cx.tag });
+        drop(mb);
+        if let Some(ms) = timeout {
+            let action = TimerAction::ReceiveTimeout { pid: cx.pid, tag: cx.tag };
+            s.timers.add(Duration::from_secs_f64(ms / 1e3), action);
+        }
+        Dispatched::Pending(None)
+    })?;
+
+    let s = sched.clone();
+    b.inline(ids::PROCESS_SPAWN, "process.spawn", move |cx, args| {
+        let s = upgrade(&s)?;
+        let parent = s
+            .lookup(cx.pid)
+            .ok_or_else(|| Error::new(ErrorKind::Canceled, "spawning process is gone"))?;
+        let pid = s.spawn_child(&parent, args)?;
+        Ok(Value::from(pid.to_string()))
+    })?;
+    Ok(())
+}

@@ -1,0 +1,48 @@
+use std::any::Any;
+use std::sync::Arc;
+
+use troupe_dispatcher::{Error, Pid, Value};
+use troupe_modules::{ModuleRegistry, Policy};
+use troupe_sources::Script;
+
+use crate::{Limits, Process};
+
+/// A compiled script, opaque to the runtime. The runtime caches it per
+/// `(key, version)` and hands it back to the engine that made it.
+pub type Program = Arc<dyn Any + Send + Sync>;
+
+/// Everything an engine needs to start one process.
+pub struct ProcessInit {
+    /// The new process's pid.
+    pub pid: Pid,
+    /// The spawning process, if any.
+    pub parent: Option<Pid>,
+    /// The script's key in the runtime's source.
+    pub key: String,
+    /// Spawn arguments.
+    pub args: Vec<Value>,
+    /// A function to call after the chunk ran, instead of using its result.
+    pub entry: Option<String>,
+    /// What the process may load.
+    pub policy: Arc<Policy>,
+    /// The modules on offer.
+    pub modules: Arc<ModuleRegistry>,
+    /// Per-process limits.
+    pub limits: Limits,
+}
+
+/// A script language. Engines compile scripts to [`Program`]s and turn
+/// programs into [`Process`]es.
+pub trait Engine: Send + Sync + 'static {
+    /// The engine's name, e.g. `lua`.
+    fn name(&self) -> &str;
+
+    /// File extensions this engine runs, without the dot, e.g. `["lua"]`.
+    fn extensions(&self) -> &[&str];
+
+    /// Compiles a script. Syntax errors are `INVALID` and name `key:line`.
+    fn compile(&self, script: &Script) -> Result<Program, Error>;
+
+    /// Starts a process running `program`.
+    fn instantiate(&self, program: &Program, init: ProcessInit) -> Result<Box<dyn Process>, Error>;
+}

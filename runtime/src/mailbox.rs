@@ -1,0 +1,63 @@
+use std::collections::VecDeque;
+
+use troupe_dispatcher::{Pid, Tag, Value};
+
+/// A message in a mailbox.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    /// The sender; `None` for the host.
+    pub from: Option<Pid>,
+    /// What the message is about; `receive(topic)` selects on it.
+    pub topic: String,
+    /// The deep-copied payload.
+    pub payload: Value,
+}
+
+impl Message {
+    /// The `{from, topic, payload}` map scripts receive.
+    pub fn to_value(&self) -> Value {
+        [
+            ("from".to_owned(), self.from.map_or(Value::Nil, |p| Value::from(p.to_string()))),
+            ("topic".to_owned(), Value::from(self.topic.as_str())),
+            ("payload".to_owned(), self.payload.clone()),
+        ]
+        .into_iter()
+        .collect()
+    }
+}
+
+/// A process blocked in `receive`.
+#[derive(Debug)]
+pub(crate) struct Waiter {
+    pub topic: Option<String>,
+    pub tag: Tag,
+}
+
+impl Waiter {
+    pub fn wants(&self, msg: &Message) -> bool {
+        self.topic.as_deref().is_none_or(|t| t == msg.topic)
+    }
+}
+
+/// A bounded FIFO of messages plus the receive that waits on it, if any.
+#[derive(Debug)]
+pub(crate) struct Mailbox {
+    pub queue: VecDeque<Message>,
+    pub capacity: usize,
+    pub waiter: Option<Waiter>,
+}
+
+impl Mailbox {
+    pub fn new(capacity: usize) -> Self {
+        Self { queue: VecDeque::new(), capacity, waiter: None }
+    }
+
+    /// Removes and returns the first message on `topic` (any topic if `None`).
+    pub fn take(&mut self, topic: Option<&str>) -> Option<Message> {
+        let at = match topic {
+            None => 0,
+            Some(t) => self.queue.iter().position(|m| m.topic == t)?,
+        };
+        self.queue.remove(at)
+    }
+}

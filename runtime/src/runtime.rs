@@ -1,0 +1,295 @@
+use std::sync::{Arc, OnceLock, Weak};
+use std::thread::JoinHandle;
+
+use parking_lot::Mutex;
+use troupe_dispatcher::{DispatcherBuilder, Error, ErrorKind, IoPool, Pid, Value};
+use troupe_modules::{ModuleDef, ModuleRegistry, Policy};
+use troupe_sources::{FileSource, Script, Source};
+
+use crate::engine::Engine;
+use crate::mailbox::Message;
+use crate::scheduler::{ExitCell, Scheduler, SchedulerParts, Signal, Sink};
+use crate::timers::Timers;
+use crate::{Limits, Spawn, builtins};
+
+/// Configures and starts a [`Runtime`].
+pub struct RuntimeBuilder {
+    workers: usize,
+    io_threads: usize,
+    node: u32,
+    source: Option<Arc<dyn Source>>,
+    engines: Vec<Arc<dyn Engine>>,
+    modules: ModuleRegistry,
+    dispatcher: DispatcherBuilder,
+    policy: Policy,
+    limits: Limits,
+    mailbox: usize,
+}
+
+impl RuntimeBuilder {
+    /// Number of scheduler worker threads (default: available cores).
+    #[must_use]
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n.max(1);
+        self
+    }
+
+    /// Number of tokio threads for async command handlers (default: 2).
+    #[must_use]
+    pub fn io_threads(mut self, n: usize) -> Self {
+        self.io_threads = n.max(1);
+        self
+    }
+
+    /// Where scripts come from (default: files under the current directory).
+    #[must_use]
+    pub fn source(mut self, source: impl Source) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// Adds a script engine; the first one claiming an extension runs it.
+    #[must_use]
+    pub fn engine(mut self, engine: impl Engine) -> Self {
+        self.engines.push(Arc::new(engine));
+        self
+    }
+
+    /// Adds a host module (replacing a built-in of the same name).
+    #[must_use]
+    pub fn module(mut self, module: ModuleDef) -> Self {
+        self.modules.insert(module);
+        self
+    }
+
+    /// Registers command handlers for host modules: inline, async (tokio
+    /// futures on the IO pool) or deferred.
+    pub fn commands(
+        mut self,
+        register: impl FnOnce(&mut DispatcherBuilder) -> Result<(), Error>,
+    ) -> Result<Self, Error> {
+        register(&mut self.dispatcher)?;
+        Ok(self)
+    }
+
+    /// The policy of processes the host spawns without one (default: plugin).
+    #[must_use]
+    pub fn default_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The limits of processes spawned without their own.
+    #[must_use]
+    pub fn default_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The mailbox capacity of processes spawned without their own
+    /// (default: 1024 messages).
+    #[must_use]
+    pub fn mailbox_capacity(mut self, n: usize) -> Self {
+        self.mailbox = n.max(1);
+        self
+    }
+
+    /// Starts the worker threads, the timer thread and the IO pool.
+    pub fn build(mut self) -> Result<Runtime, Error> {
+        let unavailable = |what: &str, e: std::io::Error| {
+            Error::new(ErrorKind::Unavailable, format!("cannot start {what}: {e}"))
+        };
+        let io = IoPool::new(self.io_threads)?;
+        let cell: Arc<OnceLock<Weak<Scheduler>>> = Arc::new(OnceLock::new());
+        let timers = {
+            let cell = Arc::clone(&cell);
+            Timers::start(move |action| {
+                if let Some(s) = cell.get().and_then(Weak::upgrade) {
+                    s.handle_timer(action);
+                }
+            })
+            .map_err(|e| unavailable("timer thread", e))?
+        };
+        let mut registered = Ok(());
+        let source = self.source.take().unwrap_or_else(|| Arc::new(FileSource::new(".")));
+        let sched = Arc::new_cyclic(|weak: &Weak<Scheduler>| {
+            registered = builtins::register(&mut self.dispatcher, weak);
+            let dispatcher = std::mem::take(&mut self.dispatcher).build(io.clone());
+            Scheduler::new(SchedulerParts {
+                node: self.node,
+                dispatcher,
+                sink: Arc::new(Sink(weak.clone())),
+                timers,
+                modules: Arc::new(self.modules),
+                engines: self.engines,
+                source,
+                default_policy: Arc::new(self.policy),
+                default_limits: self.limits,
+                default_mailbox: self.mailbox,
+            })
+        });
+        let _ = cell.set(Arc::downgrade(&sched));
+        if let Err(e) = registered {
+            sched.timers.stop();
+            return Err(e);
+        }
+        let mut threads = Vec::with_capacity(self.workers);
+        for i in 0..self.workers {
+            let s = Arc::clone(&sched);
+            let t = std::thread::Builder::new()
+                .name(format!("troupe-worker-{i}"))
+                .spawn(move || s.work())
+                .map_err(|e| unavailable("worker thread", e))?;
+            threads.push(t);
+        }
+        Ok(Runtime { owner: Arc::new(Owner { sched, threads: Mutex::new(threads), io }) })
+    }
+}
+
+struct Owner {
+    sched: Arc<Scheduler>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    io: IoPool,
+}
+
+impl Owner {
+    fn shutdown(&self) {
+        let threads: Vec<_> = std::mem::take(&mut *self.threads.lock());
+        if threads.is_empty() {
+            return;
+        }
+        self.sched.shutting_down.store(true, std::sync::atomic::Ordering::Release);
+        // Ask every live process to stop at its next step.
+        let live: Vec<Pid> = self.sched.procs.iter().map(|e| *e.key()).collect();
+        for pid in live {
+            self.sched.signal(pid, Signal::Shutdown);
+        }
+        self.sched.notify_all();
+        for t in threads {
+            let _ = t.join();
+        }
+        self.sched.timers.stop();
+        self.sched.drain();
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A running Troupe node: worker threads stepping script processes. Cheap to
+/// clone (`Send + Sync`); it shuts down when the last clone is dropped or on
+/// [`Runtime::shutdown`].
+#[derive(Clone)]
+pub struct Runtime {
+    owner: Arc<Owner>,
+}
+
+impl Runtime {
+    /// Starts configuring a runtime.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder {
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            io_threads: 2,
+            node: 0,
+            source: None,
+            engines: Vec::new(),
+            modules: ModuleRegistry::with_builtins(),
+            dispatcher: DispatcherBuilder::new(),
+            policy: Policy::plugin(),
+            limits: Limits::default(),
+            mailbox: 1024,
+        }
+    }
+
+    fn sched(&self) -> &Scheduler {
+        &self.owner.sched
+    }
+
+    /// Spawns a process running a script from the runtime's source.
+    pub fn spawn(&self, spawn: Spawn) -> Result<ProcessHandle, Error> {
+        self.spawn_with(spawn, None)
+    }
+
+    /// Spawns a process running `code` given directly, under the name `key`
+    /// (which picks the engine by extension and anchors relative spawns).
+    pub fn spawn_code(&self, spawn: Spawn, code: impl AsRef<[u8]>) -> Result<ProcessHandle, Error> {
+        let code: Arc<[u8]> = code.as_ref().into();
+        let version = code.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+        });
+        let script = Script { key: spawn.key.clone(), code, version };
+        self.spawn_with(spawn, Some(script))
+    }
+
+    fn spawn_with(&self, spawn: Spawn, code: Option<Script>) -> Result<ProcessHandle, Error> {
+        let exit = Arc::new(ExitCell::default());
+        let pid = self.sched().spawn(spawn, None, code, Some(Arc::clone(&exit)))?;
+        Ok(ProcessHandle { pid, exit, rt: self.clone() })
+    }
+
+    /// Sends a message from the host to `pid`. A full mailbox is
+    /// `RATE_LIMITED`, a dead pid `NOT_FOUND`.
+    pub fn send(&self, pid: Pid, topic: &str, payload: impl Into<Value>) -> Result<(), Error> {
+        self.sched().deliver(pid, Message { from: None, topic: topic.to_owned(), payload: payload.into() })
+    }
+
+    /// Kills `pid`; false if it does not exist (any more).
+    pub fn kill(&self, pid: Pid) -> bool {
+        self.sched().signal(pid, Signal::Kill)
+    }
+
+    /// How many processes are alive.
+    pub fn process_count(&self) -> usize {
+        self.sched().procs.len()
+    }
+
+    /// The IO pool async handlers run on (for hosts that want to block on a
+    /// future from synchronous code).
+    pub fn io(&self) -> &IoPool {
+        &self.owner.io
+    }
+
+    /// Stops every process (they fail with `CANCELED`), then joins the worker
+    /// and timer threads. Idempotent.
+    pub fn shutdown(&self) {
+        self.owner.shutdown();
+    }
+}
+
+/// A process the host spawned: its pid, a way to message and stop it, and
+/// its result.
+pub struct ProcessHandle {
+    pid: Pid,
+    exit: Arc<ExitCell>,
+    rt: Runtime,
+}
+
+impl ProcessHandle {
+    /// The process's pid.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Sends it a message (see [`Runtime::send`]).
+    pub fn send(&self, topic: &str, payload: impl Into<Value>) -> Result<(), Error> {
+        self.rt.send(self.pid, topic, payload)
+    }
+
+    /// Kills it; its result becomes a `CANCELED` error.
+    pub fn kill(&self) -> bool {
+        self.rt.kill(self.pid)
+    }
+
+    /// Waits for its result.
+    pub async fn join(&self) -> Result<Value, Error> {
+        self.exit.wait().await
+    }
+
+    /// Waits for its result, blocking the calling thread.
+    pub fn join_blocking(&self) -> Result<Value, Error> {
+        self.exit.wait_blocking()
+    }
+}

@@ -1,0 +1,592 @@
+//! Workers, run queues and the process table.
+//!
+//! Each worker thread owns a FIFO deque; processes it wakes go there, others
+//! (timer, IO completions, the host) go to the global injector. An idle worker
+//! steals from the injector, then from its peers, then parks on a condition
+//! variable. Workers never block on IO: every wait is a parked process.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+use dashmap::DashMap;
+use parking_lot::{Condvar, Mutex};
+use tokio::task::AbortHandle;
+use troupe_dispatcher::{
+    Completion, CompletionSink, Dispatched, Dispatcher, Error, ErrorKind, HandlerCx, Pid, Value,
+};
+use troupe_modules::{ModuleRegistry, Policy, builtin::ids};
+
+use troupe_sources::Source;
+
+use crate::engine::{Engine, Program};
+use crate::mailbox::{Mailbox, Message};
+use crate::state::{Park, State, Wake};
+use crate::timers::{TimerAction, Timers};
+use crate::{Limits, Process, Resume, Step, StepCx};
+
+/// How many inline command results a process may consume in a row before it
+/// goes to the back of the run queue (fairness).
+const INLINE_BURST: u32 = 64;
+
+/// Why a process is being stopped from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signal {
+    None = 0,
+    Kill = 1,
+    Timeout = 2,
+    Shutdown = 3,
+}
+
+/// Where a finished process's result goes.
+#[derive(Default)]
+pub(crate) struct ExitCell {
+    value: Mutex<Option<Result<Value, Error>>>,
+    cv: Condvar,
+    notify: tokio::sync::Notify,
+}
+
+impl ExitCell {
+    fn set(&self, r: Result<Value, Error>) {
+        *self.value.lock() = Some(r);
+        self.cv.notify_all();
+        self.notify.notify_waiters();
+    }
+
+    pub async fn wait(&self) -> Result<Value, Error> {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(r) = self.value.lock().clone() {
+                return r;
+            }
+            notified.await;
+        }
+    }
+
+    pub fn wait_blocking(&self) -> Result<Value, Error> {
+        let mut v = self.value.lock();
+        loop {
+            if let Some(r) = v.clone() {
+                return r;
+            }
+            self.cv.wait(&mut v);
+        }
+    }
+}
+
+/// The mutable part of a process, touched only by the worker that runs it.
+pub(crate) struct Slot {
+    process: Option<Box<dyn Process>>,
+    next: Option<Resume>,
+    abort: Option<AbortHandle>,
+}
+
+/// One live process.
+pub(crate) struct Entry {
+    pub pid: Pid,
+    pub key: String,
+    pub policy: Arc<Policy>,
+    pub limits: Limits,
+    state: State,
+    signal: std::sync::atomic::AtomicU8,
+    expect: AtomicU64,
+    inbox: Mutex<Option<Result<Value, Error>>>,
+    slot: Mutex<Slot>,
+    pub mailbox: Mutex<Mailbox>,
+    exit: Option<Arc<ExitCell>>,
+}
+
+/// Everything an entry is made from.
+pub(crate) struct NewEntry {
+    pub pid: Pid,
+    pub key: String,
+    pub policy: Arc<Policy>,
+    pub limits: Limits,
+    pub mailbox: usize,
+    pub process: Box<dyn Process>,
+    pub exit: Option<Arc<ExitCell>>,
+}
+
+impl Entry {
+    pub fn new(n: NewEntry) -> Arc<Self> {
+        Arc::new(Self {
+            pid: n.pid,
+            key: n.key,
+            policy: n.policy,
+            limits: n.limits,
+            state: State::scheduled(),
+            signal: std::sync::atomic::AtomicU8::new(Signal::None as u8),
+            expect: AtomicU64::new(0),
+            inbox: Mutex::new(None),
+            slot: Mutex::new(Slot { process: Some(n.process), next: Some(Resume::Start), abort: None }),
+            mailbox: Mutex::new(Mailbox::new(n.mailbox)),
+            exit: n.exit,
+        })
+    }
+
+    fn signal(&self) -> Signal {
+        match self.signal.load(Ordering::Acquire) {
+            1 => Signal::Kill,
+            2 => Signal::Timeout,
+            3 => Signal::Shutdown,
+            _ => Signal::None,
+        }
+    }
+}
+
+thread_local! {
+    /// The local run queue of the worker running on this thread, tagged with
+    /// its scheduler's address so another runtime's worker never uses it.
+    static LOCAL: RefCell<Option<(usize, Worker<Arc<Entry>>)>> = const { RefCell::new(None) };
+}
+
+/// The scheduler: process table, run queues, workers' parking lot.
+pub(crate) struct Scheduler {
+    pub node: u32,
+    pub procs: DashMap<Pid, Arc<Entry>>,
+    injector: Injector<Arc<Entry>>,
+    stealers: Mutex<Vec<Stealer<Arc<Entry>>>>,
+    stealers_snapshot: parking_lot::RwLock<Arc<[Stealer<Arc<Entry>>]>>,
+    sleepers: AtomicUsize,
+    park_lock: Mutex<()>,
+    park_cv: Condvar,
+    pub shutting_down: AtomicBool,
+    next_pid: AtomicU64,
+    next_tag: AtomicU64,
+    pub dispatcher: Dispatcher,
+    pub sink: Arc<dyn CompletionSink>,
+    pub timers: Timers,
+    pub modules: Arc<ModuleRegistry>,
+    pub engines: Vec<Arc<dyn Engine>>,
+    pub started: Instant,
+    pub source: Arc<dyn Source>,
+    pub programs: DashMap<String, (u64, usize, Program)>,
+    pub default_policy: Arc<Policy>,
+    pub default_limits: Limits,
+    pub default_mailbox: usize,
+}
+
+/// Parts the runtime builder hands to the scheduler.
+pub(crate) struct SchedulerParts {
+    pub node: u32,
+    pub dispatcher: Dispatcher,
+    pub sink: Arc<dyn CompletionSink>,
+    pub timers: Timers,
+    pub modules: Arc<ModuleRegistry>,
+    pub engines: Vec<Arc<dyn Engine>>,
+    pub source: Arc<dyn Source>,
+    pub default_policy: Arc<Policy>,
+    pub default_limits: Limits,
+    pub default_mailbox: usize,
+}
+
+impl Scheduler {
+    pub fn new(p: SchedulerParts) -> Self {
+        Self {
+            node: p.node,
+            procs: DashMap::new(),
+            injector: Injector::new(),
+            stealers: Mutex::new(Vec::new()),
+            stealers_snapshot: parking_lot::RwLock::new(Arc::from(Vec::new())),
+            sleepers: AtomicUsize::new(0),
+            park_lock: Mutex::new(()),
+            park_cv: Condvar::new(),
+            shutting_down: AtomicBool::new(false),
+            next_pid: AtomicU64::new(1),
+            next_tag: AtomicU64::new(1),
+            dispatcher: p.dispatcher,
+            sink: p.sink,
+            timers: p.timers,
+            modules: p.modules,
+            engines: p.engines,
+            started: Instant::now(),
+            source: p.source,
+            programs: DashMap::new(),
+            default_policy: p.default_policy,
+            default_limits: p.default_limits,
+            default_mailbox: p.default_mailbox,
+        }
+    }
+
+    fn id(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    pub fn next_pid(&self) -> Pid {
+        Pid::new(self.node, self.next_pid.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Pushes a scheduled process on this thread's local queue if this is one
+    /// of our workers, else on the injector, and wakes a parked worker.
+    pub fn push(&self, entry: Arc<Entry>) {
+        let me = self.id();
+        let entry = LOCAL.with(|l| match &*l.borrow() {
+            Some((id, w)) if *id == me => {
+                w.push(entry);
+                None
+            }
+            _ => Some(entry),
+        });
+        if let Some(entry) = entry {
+            self.injector.push(entry);
+        }
+        self.notify_one();
+    }
+
+    fn notify_one(&self) {
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            let _g = self.park_lock.lock();
+            self.park_cv.notify_one();
+        }
+    }
+
+    pub fn notify_all(&self) {
+        let _g = self.park_lock.lock();
+        self.park_cv.notify_all();
+    }
+
+    /// Inserts a new process and schedules its first step.
+    pub fn start(&self, entry: Arc<Entry>) {
+        self.procs.insert(entry.pid, Arc::clone(&entry));
+        if let Some(t) = entry.limits.timeout {
+            self.timers.add(t, TimerAction::Deadline { pid: entry.pid });
+        }
+        self.push(entry);
+    }
+
+    /// Delivers a completion: if the process waits for this tag, stores the
+    /// result and wakes it; otherwise (stale, process gone) drops it.
+    pub fn complete(&self, c: Completion) {
+        let Some(entry) = self.procs.get(&c.pid).map(|e| Arc::clone(&e)) else { return };
+        if entry.expect.load(Ordering::Acquire) != c.tag {
+            return;
+        }
+        *entry.inbox.lock() = Some(c.result);
+        self.wake(entry);
+    }
+
+    pub fn wake(&self, entry: Arc<Entry>) {
+        if entry.state.wake() == Wake::Schedule {
+            self.push(entry);
+        }
+    }
+
+    /// Stops a process from outside at its next step.
+    pub fn signal(&self, pid: Pid, signal: Signal) -> bool {
+        let Some(entry) = self.procs.get(&pid).map(|e| Arc::clone(&e)) else { return false };
+        let _ = entry.signal.compare_exchange(
+            Signal::None as u8,
+            signal as u8,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        self.wake(entry);
+        true
+    }
+
+    /// Delivers a message to `to`'s mailbox, or straight to its pending
+    /// `receive`. A full mailbox is `RATE_LIMITED`; nothing is dropped.
+    pub fn deliver(&self, to: Pid, msg: Message) -> Result<(), Error> {
+        let entry = self
+            .procs
+            .get(&to)
+            .map(|e| Arc::clone(&e))
+            .ok_or_else(|| Error::not_found(format!("process {to} does not exist")))?;
+        let mut mb = entry.mailbox.lock();
+        if let Some(w) = mb.waiter.take_if(|w| w.wants(&msg)) {
+            drop(mb);
+            self.complete(Completion { pid: to, tag: w.tag, result: Ok(msg.to_value()) });
+            return Ok(());
+        }
+        if mb.queue.len() >= mb.capacity {
+            return Err(Error::new(
+                ErrorKind::RateLimited,
+                format!("mailbox of {to} is full ({} messages)", mb.capacity),
+            ));
+        }
+        mb.queue.push_back(msg);
+        Ok(())
+    }
+
+    // ---- workers -------------------------------------------------------
+
+    /// Registers a worker's local queue; call on the worker thread.
+    pub fn register_worker(&self) {
+        let w = Worker::new_fifo();
+        let mut all = self.stealers.lock();
+        all.push(w.stealer());
+        *self.stealers_snapshot.write() = Arc::from(all.clone());
+        LOCAL.with(|l| *l.borrow_mut() = Some((self.id(), w)));
+    }
+
+    fn find_work(&self) -> Option<Arc<Entry>> {
+        let me = self.id();
+        let local = LOCAL.with(|l| match &*l.borrow() {
+            Some((id, w)) if *id == me => w.pop(),
+            _ => None,
+        });
+        if local.is_some() {
+            return local;
+        }
+        loop {
+            let mut retry = false;
+            let stolen = LOCAL.with(|l| match &*l.borrow() {
+                Some((id, w)) if *id == me => self.injector.steal_batch_and_pop(w),
+                _ => self.injector.steal(),
+            });
+            match stolen {
+                Steal::Success(e) => return Some(e),
+                Steal::Retry => retry = true,
+                Steal::Empty => {}
+            }
+            let stealers = Arc::clone(&self.stealers_snapshot.read());
+            for s in stealers.iter() {
+                match s.steal() {
+                    Steal::Success(e) => return Some(e),
+                    Steal::Retry => retry = true,
+                    Steal::Empty => {}
+                }
+            }
+            if !retry {
+                return None;
+            }
+        }
+    }
+
+    fn has_work(&self) -> bool {
+        !self.injector.is_empty() || self.stealers_snapshot.read().iter().any(|s| !s.is_empty())
+    }
+
+    /// The worker thread's loop.
+    pub fn work(&self) {
+        self.register_worker();
+        loop {
+            if let Some(entry) = self.find_work() {
+                self.run(entry);
+                continue;
+            }
+            if self.shutting_down.load(Ordering::Acquire) {
+                break;
+            }
+            let mut g = self.park_lock.lock();
+            self.sleepers.fetch_add(1, Ordering::SeqCst);
+            if !self.has_work() && !self.shutting_down.load(Ordering::Acquire) {
+                self.park_cv.wait(&mut g);
+            }
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        }
+        LOCAL.with(|l| {
+            // Hand anything left on our local queue to the others.
+            if let Some((_, w)) = l.borrow_mut().take() {
+                while let Some(e) = w.pop() {
+                    self.injector.push(e);
+                }
+            }
+        });
+    }
+
+    /// Steps one process until it waits, is preempted or ends.
+    fn run(&self, entry: Arc<Entry>) {
+        if !entry.state.start_running() {
+            return;
+        }
+        let mut slot = entry.slot.lock();
+        let mut burst = 0;
+        loop {
+            let input = match slot.next.take() {
+                Some(i) => i,
+                None => match entry.inbox.lock().take() {
+                    Some(r) => Resume::Return(r),
+                    None => {
+                        // Woken by a signal only: keep waiting unless signalled.
+                        if entry.signal() == Signal::None {
+                            drop(slot);
+                            match entry.state.park() {
+                                Park::Parked => return,
+                                Park::RunAgain => {
+                                    slot = entry.slot.lock();
+                                    continue;
+                                }
+                            }
+                        }
+                        Resume::Continue
+                    }
+                },
+            };
+            match entry.signal() {
+                Signal::None => {}
+                s => {
+                    let err = match s {
+                        Signal::Timeout => Error::new(
+                            ErrorKind::Timeout,
+                            format!(
+                                "process {} exceeded its wall-clock limit of {:?}",
+                                entry.pid,
+                                entry.limits.timeout.unwrap_or_default()
+                            ),
+                        ),
+                        Signal::Shutdown => Error::new(ErrorKind::Canceled, "runtime shut down"),
+                        _ => Error::new(ErrorKind::Canceled, "killed"),
+                    };
+                    drop(slot);
+                    self.finish(&entry, Err(err));
+                    return;
+                }
+            }
+            let Some(process) = slot.process.as_mut() else { return };
+            let mut cx = StepCx { pid: entry.pid };
+            match process.step(&mut cx, input) {
+                Step::Yield(call) if call.id == ids::PROCESS_EXIT => {
+                    drop(slot);
+                    self.finish(&entry, exit_result(call.args.get("reason")));
+                    return;
+                }
+                Step::Yield(call) => {
+                    let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
+                    entry.expect.store(tag, Ordering::Release);
+                    let hcx = HandlerCx { pid: entry.pid, tag, sink: &self.sink };
+                    match self.dispatcher.dispatch(&hcx, call) {
+                        Dispatched::Ready(r) => {
+                            entry.expect.store(0, Ordering::Release);
+                            slot.next = Some(Resume::Return(r));
+                            burst += 1;
+                            if burst >= INLINE_BURST {
+                                drop(slot);
+                                self.requeue(entry);
+                                return;
+                            }
+                        }
+                        Dispatched::Pending(abort) => {
+                            slot.abort = abort;
+                            // Loop: take the inbox if the completion already
+                            // came, else park.
+                        }
+                    }
+                }
+                Step::Preempted => {
+                    slot.next = Some(Resume::Continue);
+                    drop(slot);
+                    if self.shutting_down.load(Ordering::Acquire) {
+                        let _ = entry.signal.compare_exchange(
+                            0,
+                            Signal::Shutdown as u8,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        );
+                    }
+                    self.requeue(entry);
+                    return;
+                }
+                Step::Done(v) => {
+                    drop(slot);
+                    self.finish(&entry, Ok(v));
+                    return;
+                }
+                Step::Failed(e) => {
+                    drop(slot);
+                    self.finish(&entry, Err(e));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn requeue(&self, entry: Arc<Entry>) {
+        entry.state.requeue();
+        // Behind everything else, so a busy process cannot starve the others.
+        self.injector.push(entry);
+        self.notify_one();
+    }
+
+    /// Ends a process: removes it, cancels its pending work, drops its
+    /// engine state and tells whoever joins it.
+    pub fn finish(&self, entry: &Arc<Entry>, result: Result<Value, Error>) {
+        entry.state.finish();
+        self.procs.remove(&entry.pid);
+        let process = {
+            let mut slot = entry.slot.lock();
+            if let Some(a) = slot.abort.take() {
+                a.abort();
+            }
+            slot.process.take()
+        };
+        drop(process);
+        entry.mailbox.lock().queue.clear();
+        match &result {
+            Ok(_) => tracing::debug!(pid = %entry.pid, "process exited"),
+            Err(e) => tracing::debug!(pid = %entry.pid, error = %e, "process failed"),
+        }
+        if let Some(exit) = &entry.exit {
+            exit.set(result);
+        }
+    }
+
+    /// Finishes every process still in the table (after the workers stopped).
+    pub fn drain(&self) {
+        let live: Vec<Arc<Entry>> = self.procs.iter().map(|e| Arc::clone(e.value())).collect();
+        for entry in live {
+            self.finish(&entry, Err(Error::new(ErrorKind::Canceled, "runtime shut down")));
+        }
+    }
+
+    pub fn lookup(&self, pid: Pid) -> Option<Arc<Entry>> {
+        self.procs.get(&pid).map(|e| Arc::clone(&e))
+    }
+
+    pub fn handle_timer(&self, action: TimerAction) {
+        match action {
+            TimerAction::Wake { pid, tag } => {
+                self.complete(Completion { pid, tag, result: Ok(Value::Nil) });
+            }
+            TimerAction::ReceiveTimeout { pid, tag } => {
+                let Some(entry) = self.lookup(pid) else { return };
+                let waiting = entry.mailbox.lock().waiter.take_if(|w| w.tag == tag).is_some();
+                if waiting {
+                    self.complete(Completion {
+                        pid,
+                        tag,
+                        result: Err(Error::new(ErrorKind::Timeout, "receive timed out")),
+                    });
+                }
+            }
+            TimerAction::Deadline { pid } => {
+                self.signal(pid, Signal::Timeout);
+            }
+        }
+    }
+}
+
+/// The result of `process.exit(reason)`: `nil`/`"normal"` is a normal exit;
+/// an error is a failure with that error; anything else fails with `UNKNOWN`.
+fn exit_result(reason: Option<&Value>) -> Result<Value, Error> {
+    match reason {
+        None | Some(Value::Nil) => Ok(Value::Nil),
+        Some(Value::String(s)) if s == "normal" => Ok(Value::Nil),
+        Some(v) => {
+            if let (Some(kind), Some(msg)) = (v.get("kind").and_then(Value::as_str), v.get("message")) {
+                if let Some(kind) = ErrorKind::parse(kind) {
+                    let msg = msg.as_str().unwrap_or_default().to_owned();
+                    return Err(Error::new(kind, msg));
+                }
+            }
+            let text = v.as_str().map_or_else(|| v.to_json(), str::to_owned);
+            Err(Error::new(ErrorKind::Unknown, format!("exit: {text}")).with_details(v.clone()))
+        }
+    }
+}
+
+/// The completion sink handed to the dispatcher: a weak link back to the
+/// scheduler, so pending IO never keeps a shut-down runtime alive.
+pub(crate) struct Sink(pub std::sync::Weak<Scheduler>);
+
+impl CompletionSink for Sink {
+    fn complete(&self, c: Completion) {
+        if let Some(s) = self.0.upgrade() {
+            s.complete(c);
+        }
+    }
+}

@@ -1,0 +1,206 @@
+use std::sync::Arc;
+
+use troupe_dispatcher::Value;
+use troupe_modules::Policy;
+
+use crate::Limits;
+
+/// A request to start a process: which script, with what arguments, policy
+/// and limits.
+///
+/// ```
+/// use troupe_runtime::Spawn;
+/// use troupe_modules::Policy;
+/// let s = Spawn::script("worker.lua").args([1, 2]).policy(Policy::plugin()).entry("main");
+/// ```
+#[derive(Clone, Debug)]
+pub struct Spawn {
+    pub(crate) key: String,
+    pub(crate) args: Vec<Value>,
+    pub(crate) policy: Option<Arc<Policy>>,
+    pub(crate) limits: Option<Limits>,
+    pub(crate) entry: Option<String>,
+    pub(crate) mailbox: Option<usize>,
+}
+
+impl Spawn {
+    /// Runs the script under `key` in the runtime's source.
+    pub fn script(key: impl Into<String>) -> Self {
+        Self { key: key.into(), args: Vec::new(), policy: None, limits: None, entry: None, mailbox: None }
+    }
+
+    /// Sets the spawn arguments (`...` in Lua).
+    #[must_use]
+    pub fn args<I, V>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = V>,
+        V: Into<Value>,
+    {
+        self.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the sandbox policy (default: the runtime's default policy).
+    #[must_use]
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = Some(Arc::new(policy));
+        self
+    }
+
+    /// Sets per-process limits (default: the runtime's default limits).
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// Calls this function of the script (from its returned table, or its
+    /// globals) with the arguments, after the chunk has run.
+    #[must_use]
+    pub fn entry(mut self, name: impl Into<String>) -> Self {
+        self.entry = Some(name.into());
+        self
+    }
+
+    /// Sets the mailbox capacity (default: the runtime's default).
+    #[must_use]
+    pub fn mailbox(mut self, capacity: usize) -> Self {
+        self.mailbox = Some(capacity.max(1));
+        self
+    }
+}
+
+/// Spawning: resolving the script, compiling it once per version, and
+/// creating the process entry.
+mod spawning {
+    use std::sync::Arc;
+
+    use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
+    use troupe_modules::{ClassSet, Policy};
+    use troupe_sources::{Script, SourceError, resolve_relative};
+
+    use super::Spawn;
+    use crate::engine::{Engine, Program, ProcessInit};
+    use crate::scheduler::{Entry, ExitCell, NewEntry, Scheduler};
+
+    /// Converts a source failure into the error a script or host sees.
+    fn source_error(e: SourceError) -> Error {
+        let kind = match &e {
+            SourceError::NotFound { .. } => ErrorKind::NotFound,
+            SourceError::InvalidKey { .. } => ErrorKind::Invalid,
+            _ => ErrorKind::Unavailable,
+        };
+        Error::new(kind, e.to_string())
+    }
+
+    impl Scheduler {
+        fn engine_for(&self, key: &str) -> Result<(usize, &Arc<dyn Engine>), Error> {
+            let ext = key.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+            self.engines
+                .iter()
+                .enumerate()
+                .find(|(_, e)| e.extensions().contains(&ext))
+                .ok_or_else(|| Error::not_found(format!("no engine runs {key:?} (extension {ext:?})")))
+        }
+
+        /// The compiled program for `script`, from the cache when its version
+        /// is unchanged.
+        fn program(&self, script: &Script) -> Result<(usize, Program), Error> {
+            if let Some(hit) = self.programs.get(&script.key) {
+                let (version, engine, program) = &*hit;
+                if *version == script.version {
+                    return Ok((*engine, Arc::clone(program)));
+                }
+            }
+            let (idx, engine) = self.engine_for(&script.key)?;
+            let program = engine.compile(script)?;
+            self.programs.insert(script.key.clone(), (script.version, idx, Arc::clone(&program)));
+            Ok((idx, program))
+        }
+
+        /// Starts a process. `parent` is the spawning process, if any.
+        pub(crate) fn spawn(
+            &self,
+            spec: Spawn,
+            parent: Option<&Entry>,
+            code: Option<Script>,
+            exit: Option<Arc<ExitCell>>,
+        ) -> Result<Pid, Error> {
+            if self.shutting_down.load(std::sync::atomic::Ordering::Acquire) {
+                return Err(Error::new(ErrorKind::Canceled, "runtime is shutting down"));
+            }
+            let script = match code {
+                Some(s) => s,
+                None => self.source.get(&spec.key).map_err(source_error)?,
+            };
+            let (idx, program) = self.program(&script)?;
+            let policy = match (spec.policy, parent) {
+                (Some(p), Some(parent)) => Arc::new(Policy::clone(&p).within(&parent.policy)),
+                (Some(p), None) => p,
+                (None, Some(parent)) => Arc::clone(&parent.policy),
+                (None, None) => Arc::clone(&self.default_policy),
+            };
+            let limits = spec.limits.or(parent.map(|p| p.limits)).unwrap_or(self.default_limits);
+            let pid = self.next_pid();
+            let process = self.engines[idx].instantiate(
+                &program,
+                ProcessInit {
+                    pid,
+                    parent: parent.map(|p| p.pid),
+                    key: script.key.clone(),
+                    args: spec.args,
+                    entry: spec.entry,
+                    policy: Arc::clone(&policy),
+                    modules: Arc::clone(&self.modules),
+                    limits,
+                },
+            )?;
+            self.start(Entry::new(NewEntry {
+                pid,
+                key: script.key,
+                policy,
+                limits,
+                mailbox: spec.mailbox.unwrap_or(self.default_mailbox),
+                process,
+                exit,
+            }));
+            Ok(pid)
+        }
+
+        /// `process.spawn(script, opts, ...)` from a script: the key is
+        /// relative to the parent's script, the policy at most the parent's.
+        pub(crate) fn spawn_child(&self, parent: &Entry, args: Value) -> Result<Pid, Error> {
+            let script = args.get("script").and_then(Value::as_str).unwrap_or_default();
+            let key = resolve_relative(&parent.key, script).map_err(source_error)?;
+            let mut spec = Spawn::script(key);
+            if let Some(Value::Array(a)) = args.get("args") {
+                spec.args = a.clone();
+            }
+            let opts = args.get("opts").cloned().unwrap_or_default();
+            if let Some(entry) = opts.get("entry").and_then(Value::as_str) {
+                spec.entry = Some(entry.to_owned());
+            }
+            if let Some(n) = opts.get("mailbox").and_then(Value::as_i64) {
+                spec.mailbox = Some(usize::try_from(n.max(1)).unwrap_or(1));
+            }
+            if let Some(allow) = opts.get("allow") {
+                let list = match allow {
+                    Value::String(s) => s.clone(),
+                    Value::Array(a) => {
+                        a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")
+                    }
+                    _ => return Err(Error::invalid("process.spawn: opts.allow must be a list of classes")),
+                };
+                spec.policy = Some(Arc::new(Policy::deny_all().allow_classes(ClassSet::parse_list(&list)?)));
+            }
+            if let Some(t) = opts.get("timeout") {
+                let ms = troupe_modules::builtin::parse_duration_ms(t)?;
+                let mut limits = parent.limits;
+                let asked = std::time::Duration::from_secs_f64(ms / 1e3);
+                limits.timeout = Some(limits.timeout.map_or(asked, |own| own.min(asked)));
+                spec.limits = Some(limits);
+            }
+            self.spawn(spec, Some(parent), None, None)
+        }
+    }
+}
