@@ -1,1 +1,32 @@
-//! facade
+//! # Troupe
+//!
+//! An actor runtime for sandboxed script processes. Every script runs as a
+//! lightweight process with a pid and a bounded mailbox; its coroutine never
+//! blocks, it yields typed commands that a dispatcher runs, and a scheduler
+//! resumes it on one of a few worker threads.
+//!
+//! ```
+//! use troupe::{LuaEngine, MemorySource, Policy, Runtime, Spawn, Value};
+//!
+//! let src = MemorySource::new().with("double.lua", "local n = ... return n * 2");
+//! let rt = Runtime::builder().workers(2).source(src).engine(LuaEngine::new()).build()?;
+//! let h = rt.spawn(Spawn::script("double.lua").args([21]).policy(Policy::plugin()))?;
+//! assert_eq!(h.join_blocking()?, Value::Int(42));
+//! # Ok::<(), troupe::Error>(())
+//! ```
+//!
+//! The crates behind this facade, bottom-up: `troupe-dispatcher` (values,
+//! errors, commands), `troupe-modules` (modules and policies),
+//! `troupe-runtime` (scheduler and host API), `troupe-engines` (Lua, …) and
+//! `troupe-sources` (where scripts come from).
+
+pub use troupe_dispatcher::{
+    Call, Command, CommandId, Dispatched, DispatcherBuilder, Error, ErrorKind, HandlerCx, Pid, Value,
+    from_value, to_value, value,
+};
+pub use troupe_engines::lua::LuaEngine;
+pub use troupe_modules::{
+    Args, CallError, Class, ClassSet, FnCx, ModuleDef, ModuleRegistry, Policy, Ret, RuleEffect,
+};
+pub use troupe_runtime::{Engine, Limits, ProcessHandle, Runtime, RuntimeBuilder, Spawn};
+pub use troupe_sources::{FileSource, MemorySource, Source, SourceError};
