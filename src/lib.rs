@@ -21,8 +21,8 @@
 //! `troupe-sources` (where scripts come from).
 
 pub use troupe_dispatcher::{
-    Call, Command, CommandId, Dispatched, DispatcherBuilder, Error, ErrorKind, HandlerCx, Pid, Value,
-    from_value, to_value, value,
+    Call, Command, CommandId, Dispatched, DispatcherBuilder, Error, ErrorKind, HandlerCx, Pid,
+    Value, from_value, to_value, value,
 };
 pub use troupe_engines::lua::LuaEngine;
 pub use troupe_modules::{

@@ -30,7 +30,10 @@ pub struct Call {
 impl Call {
     /// A call of command `id` with `args`.
     pub fn new(id: CommandId, args: impl Into<Value>) -> Self {
-        Self { id, args: args.into() }
+        Self {
+            id,
+            args: args.into(),
+        }
     }
 }
 
@@ -63,6 +66,9 @@ pub trait Command: Serialize + DeserializeOwned + Send + 'static {
 
     /// The type-erased call for this command.
     fn to_call(&self) -> Result<Call, Error> {
-        Ok(Call { id: Self::ID, args: to_value(self)? })
+        Ok(Call {
+            id: Self::ID,
+            args: to_value(self)?,
+        })
     }
 }

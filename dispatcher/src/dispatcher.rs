@@ -50,7 +50,11 @@ pub struct Completer {
 impl Completer {
     /// Delivers the result to the waiting process.
     pub fn complete(self, result: Result<Value, Error>) {
-        self.sink.complete(Completion { pid: self.pid, tag: self.tag, result });
+        self.sink.complete(Completion {
+            pid: self.pid,
+            tag: self.tag,
+            result,
+        });
     }
 
     /// The waiting process.
@@ -77,7 +81,11 @@ pub struct HandlerCx<'a> {
 impl HandlerCx<'_> {
     /// A completer for this yield, for handlers that answer later.
     pub fn completer(&self) -> Completer {
-        Completer { pid: self.pid, tag: self.tag, sink: Arc::clone(self.sink) }
+        Completer {
+            pid: self.pid,
+            tag: self.tag,
+            sink: Arc::clone(self.sink),
+        }
     }
 }
 
@@ -126,7 +134,13 @@ impl DispatcherBuilder {
                 format!("command id {id} of {name} is already taken by {}", old.name),
             ));
         }
-        self.handlers.insert(id, Registered { name: name.to_owned(), handler });
+        self.handlers.insert(
+            id,
+            Registered {
+                name: name.to_owned(),
+                handler,
+            },
+        );
         Ok(self)
     }
 
@@ -139,12 +153,21 @@ impl DispatcherBuilder {
     }
 
     /// Registers an async handler run on the IO pool.
-    pub fn asynchronous<F, Fut>(&mut self, id: CommandId, name: &str, f: F) -> Result<&mut Self, Error>
+    pub fn asynchronous<F, Fut>(
+        &mut self,
+        id: CommandId,
+        name: &str,
+        f: F,
+    ) -> Result<&mut Self, Error>
     where
         F: Fn(Pid, Value) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value, Error>> + Send + 'static,
     {
-        self.insert(id, name, Handler::Async(Box::new(move |pid, args| Box::pin(f(pid, args)))))
+        self.insert(
+            id,
+            name,
+            Handler::Async(Box::new(move |pid, args| Box::pin(f(pid, args)))),
+        )
     }
 
     /// Registers a handler that completes later through a [`Completer`].
@@ -161,7 +184,9 @@ impl DispatcherBuilder {
         C: Command,
         F: Fn(&HandlerCx<'_>, C) -> Result<C::Output, Error> + Send + Sync + 'static,
     {
-        self.inline(C::ID, C::NAME, move |cx, args| to_value(&f(cx, from_value::<C>(&args)?)?))
+        self.inline(C::ID, C::NAME, move |cx, args| {
+            to_value(&f(cx, from_value::<C>(&args)?)?)
+        })
     }
 
     /// Registers a typed async handler for command `C`.
@@ -180,7 +205,10 @@ impl DispatcherBuilder {
 
     /// Freezes the registry.
     pub fn build(self, io: IoPool) -> Dispatcher {
-        Dispatcher { handlers: Arc::new(self.handlers), io }
+        Dispatcher {
+            handlers: Arc::new(self.handlers),
+            io,
+        }
     }
 }
 
@@ -252,21 +280,35 @@ mod tests {
         let io = IoPool::new(1).unwrap();
         let mut b = DispatcherBuilder::new();
         b.inline_command::<Double, _>(|_, d| Ok(d.n * 2)).unwrap();
-        b.asynchronous(CommandId(8), "test.later", |_, v| async move { Ok(v) }).unwrap();
+        b.asynchronous(CommandId(8), "test.later", |_, v| async move { Ok(v) })
+            .unwrap();
         let dup = b.inline(CommandId(7), "again", |_, v| Ok(v)).err().unwrap();
         assert_eq!(dup.kind(), ErrorKind::AlreadyExists);
         let d = b.build(io);
 
         let (tx, rx) = mpsc::channel();
         let sink: Arc<dyn CompletionSink> = Arc::new(ChannelSink(std::sync::Mutex::new(tx)));
-        let cx = HandlerCx { pid: Pid::new(0, 1), tag: 5, sink: &sink };
+        let cx = HandlerCx {
+            pid: Pid::new(0, 1),
+            tag: 5,
+            sink: &sink,
+        };
 
         let call = Double { n: 21 }.to_call().unwrap();
-        assert!(matches!(d.dispatch(&cx, call), Dispatched::Ready(Ok(Value::Int(42)))));
+        assert!(matches!(
+            d.dispatch(&cx, call),
+            Dispatched::Ready(Ok(Value::Int(42)))
+        ));
 
-        assert!(matches!(d.dispatch(&cx, Call::new(CommandId(8), "hi")), Dispatched::Pending(_)));
+        assert!(matches!(
+            d.dispatch(&cx, Call::new(CommandId(8), "hi")),
+            Dispatched::Pending(_)
+        ));
         let c = rx.recv().unwrap();
-        assert_eq!((c.pid, c.tag, c.result.unwrap()), (Pid::new(0, 1), 5, Value::from("hi")));
+        assert_eq!(
+            (c.pid, c.tag, c.result.unwrap()),
+            (Pid::new(0, 1), 5, Value::from("hi"))
+        );
 
         match d.dispatch(&cx, Call::new(CommandId(9), ())) {
             Dispatched::Ready(Err(e)) => assert_eq!(e.kind(), ErrorKind::NotFound),

@@ -82,7 +82,10 @@ impl ErrorKind {
 
     /// Whether errors of this kind are worth retrying by default.
     pub const fn default_retryable(self) -> bool {
-        matches!(self, Self::Unavailable | Self::Timeout | Self::RateLimited | Self::Conflict)
+        matches!(
+            self,
+            Self::Unavailable | Self::Timeout | Self::RateLimited | Self::Conflict
+        )
     }
 }
 
@@ -108,7 +111,12 @@ pub struct Error {
 impl Error {
     /// An error of `kind`; retryable as the kind suggests.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), retryable: kind.default_retryable(), details: None }
+        Self {
+            kind,
+            message: message.into(),
+            retryable: kind.default_retryable(),
+            details: None,
+        }
     }
 
     /// Overrides whether a retry may help.

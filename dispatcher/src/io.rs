@@ -42,8 +42,12 @@ impl IoPool {
             .thread_name("troupe-io")
             .enable_all()
             .build()
-            .map_err(|e| Error::new(ErrorKind::Unavailable, format!("cannot start IO pool: {e}")))?;
-        Ok(Self { rt: Arc::new(OwnedRuntime(Some(rt))) })
+            .map_err(|e| {
+                Error::new(ErrorKind::Unavailable, format!("cannot start IO pool: {e}"))
+            })?;
+        Ok(Self {
+            rt: Arc::new(OwnedRuntime(Some(rt))),
+        })
     }
 
     /// A handle to spawn onto the pool from anywhere.

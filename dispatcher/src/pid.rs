@@ -42,9 +42,15 @@ impl FromStr for Pid {
 
     fn from_str(s: &str) -> Result<Self, Error> {
         let bad = || Error::new(ErrorKind::Invalid, format!("not a pid: {s:?}"));
-        let inner = s.strip_prefix('<').and_then(|r| r.strip_suffix('>')).ok_or_else(bad)?;
+        let inner = s
+            .strip_prefix('<')
+            .and_then(|r| r.strip_suffix('>'))
+            .ok_or_else(bad)?;
         let (node, id) = inner.split_once('.').ok_or_else(bad)?;
-        Ok(Self { node: node.parse().map_err(|_| bad())?, id: id.parse().map_err(|_| bad())? })
+        Ok(Self {
+            node: node.parse().map_err(|_| bad())?,
+            id: id.parse().map_err(|_| bad())?,
+        })
     }
 }
 
@@ -58,7 +64,11 @@ mod tests {
         assert_eq!(pid.to_string(), "<3.42>");
         assert_eq!("<3.42>".parse::<Pid>().unwrap(), pid);
         for bad in ["3.42", "<3>", "<a.1>", "<1.2", ""] {
-            assert_eq!(bad.parse::<Pid>().unwrap_err().kind(), ErrorKind::Invalid, "{bad}");
+            assert_eq!(
+                bad.parse::<Pid>().unwrap_err().kind(),
+                ErrorKind::Invalid,
+                "{bad}"
+            );
         }
     }
 }

@@ -116,7 +116,10 @@ impl Value {
             Value::String(s) => s.len(),
             Value::Bytes(b) => b.len(),
             Value::Array(a) => a.iter().map(Value::approx_size).sum(),
-            Value::Map(m) => m.iter().map(|(k, v)| k.len() + SLOT + v.approx_size()).sum(),
+            Value::Map(m) => m
+                .iter()
+                .map(|(k, v)| k.len() + SLOT + v.approx_size())
+                .sum(),
             _ => 0,
         }
     }

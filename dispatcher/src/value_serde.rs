@@ -108,7 +108,10 @@ impl<'de> Deserialize<'de> for MapKey {
             Value::Bytes(b) => String::from_utf8(b)
                 .map(MapKey)
                 .map_err(|_| de::Error::custom("map key is not UTF-8")),
-            other => Err(de::Error::custom(format!("unsupported map key: {}", other.type_name()))),
+            other => Err(de::Error::custom(format!(
+                "unsupported map key: {}",
+                other.type_name()
+            ))),
         }
     }
 }
@@ -146,7 +149,10 @@ mod tests {
         m.insert("float".into(), Value::Float(1.5));
         m.insert("string".into(), Value::from("héllo"));
         m.insert("bytes".into(), Value::Bytes(vec![0, 159, 255]));
-        m.insert("array".into(), Value::Array(vec![Value::Int(1), Value::from("two")]));
+        m.insert(
+            "array".into(),
+            Value::Array(vec![Value::Int(1), Value::from("two")]),
+        );
         m.insert("empty".into(), Value::Map(BTreeMap::new()));
         Value::Map(m)
     }
@@ -164,7 +170,10 @@ mod tests {
             m.remove("bytes");
         }
         assert_eq!(Value::from_json(&v.to_json()).unwrap(), v);
-        assert_eq!(value!({"a": [1, 2.5, null]}).to_json(), r#"{"a":[1,2.5,null]}"#);
+        assert_eq!(
+            value!({"a": [1, 2.5, null]}).to_json(),
+            r#"{"a":[1,2.5,null]}"#
+        );
     }
 
     #[test]
@@ -176,7 +185,12 @@ mod tests {
             tags: Vec<String>,
             extra: Option<Value>,
         }
-        let job = Job { name: "x".into(), n: 3, tags: vec!["a".into()], extra: Some(Value::Int(1)) };
+        let job = Job {
+            name: "x".into(),
+            n: 3,
+            tags: vec!["a".into()],
+            extra: Some(Value::Int(1)),
+        };
         let v = to_value(&job).unwrap();
         assert_eq!(v.get("n"), Some(&Value::Int(3)));
         assert_eq!(from_value::<Job>(&v).unwrap(), job);
@@ -186,7 +200,11 @@ mod tests {
 
     #[test]
     fn garbage_msgpack_is_an_error_not_a_panic() {
-        for bytes in [&[0xc1u8][..], &[0x92, 0x01][..], &[0xdb, 0xff, 0xff, 0xff, 0xff][..]] {
+        for bytes in [
+            &[0xc1u8][..],
+            &[0x92, 0x01][..],
+            &[0xdb, 0xff, 0xff, 0xff, 0xff][..],
+        ] {
             assert!(Value::from_msgpack(bytes).is_err());
         }
     }

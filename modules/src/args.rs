@@ -82,12 +82,19 @@ impl Args {
 
     /// Takes argument `i` out, `Nil` when absent.
     pub fn take(&mut self, i: usize) -> Value {
-        self.values.get_mut(i).map(std::mem::take).unwrap_or_default()
+        self.values
+            .get_mut(i)
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Arguments from `i` on.
     pub fn rest(&mut self, i: usize) -> Vec<Value> {
-        if i >= self.values.len() { Vec::new() } else { self.values.split_off(i) }
+        if i >= self.values.len() {
+            Vec::new()
+        } else {
+            self.values.split_off(i)
+        }
     }
 
     /// A wrong-argument error for position `i`.
@@ -159,9 +166,15 @@ mod tests {
     fn wrong_arguments_name_function_position_and_types() {
         let args = Args::new("greet.hello".into(), vec![Value::Int(1)]);
         let e = args.string(0).unwrap_err().into_error();
-        assert_eq!(e.to_string(), "INVALID: greet.hello: argument #1 expected string, got integer");
+        assert_eq!(
+            e.to_string(),
+            "INVALID: greet.hello: argument #1 expected string, got integer"
+        );
         let e = args.int(1).unwrap_err().into_error();
-        assert_eq!(e.message(), "greet.hello: argument #2 expected integer, got nil");
+        assert_eq!(
+            e.message(),
+            "greet.hello: argument #2 expected integer, got nil"
+        );
         assert_eq!(args.opt_string(1).unwrap(), None);
         assert_eq!(args.int(0).unwrap(), 1);
         assert_eq!(args.number(0).unwrap(), 1.0);

@@ -60,10 +60,16 @@ impl Class {
 
     /// Parses a class name; an unknown name is `INVALID`, never ignored.
     pub fn parse(name: &str) -> Result<Class, Error> {
-        Class::ALL.into_iter().find(|c| c.as_str() == name).ok_or_else(|| {
-            let known: Vec<_> = Class::ALL.iter().map(|c| c.as_str()).collect();
-            Error::invalid(format!("unknown module class {name:?} (known: {})", known.join(", ")))
-        })
+        Class::ALL
+            .into_iter()
+            .find(|c| c.as_str() == name)
+            .ok_or_else(|| {
+                let known: Vec<_> = Class::ALL.iter().map(|c| c.as_str()).collect();
+                Error::invalid(format!(
+                    "unknown module class {name:?} (known: {})",
+                    known.join(", ")
+                ))
+            })
     }
 
     const fn bit(self) -> u16 {
@@ -130,16 +136,16 @@ impl ClassSet {
 
     /// Parses a comma-separated list of class names; `all` means every class.
     pub fn parse_list(list: &str) -> Result<ClassSet, Error> {
-        list.split(',').map(str::trim).filter(|s| !s.is_empty()).try_fold(
-            ClassSet::EMPTY,
-            |set, name| {
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .try_fold(ClassSet::EMPTY, |set, name| {
                 if name == "all" {
                     Ok(ClassSet::all())
                 } else {
                     Class::parse(name).map(|c| set.with(c))
                 }
-            },
-        )
+            })
     }
 }
 

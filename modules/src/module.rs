@@ -98,7 +98,10 @@ impl FunctionDef {
 
 impl std::fmt::Debug for FunctionDef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FunctionDef").field("name", &self.name).field("yields", &self.yields).finish()
+        f.debug_struct("FunctionDef")
+            .field("name", &self.name)
+            .field("yields", &self.yields)
+            .finish()
     }
 }
 
@@ -166,7 +169,12 @@ impl ModuleDef {
     fn add(mut self, name: &str, yields: bool, f: Arc<FnImpl>) -> Self {
         let qualified: Arc<str> = format!("{}.{name}", self.name).into();
         self.functions.retain(|d| d.name != name);
-        self.functions.push(FunctionDef { name: name.to_owned(), qualified, yields, f });
+        self.functions.push(FunctionDef {
+            name: name.to_owned(),
+            qualified,
+            yields,
+            f,
+        });
         self
     }
 

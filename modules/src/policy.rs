@@ -74,7 +74,10 @@ impl Policy {
 
     /// Everything.
     pub fn trusted() -> Self {
-        Self { classes: ClassSet::all(), ..Self::default() }
+        Self {
+            classes: ClassSet::all(),
+            ..Self::default()
+        }
     }
 
     /// A preset by name: `deterministic`, `workflow`, `plugin`, `trusted`, `none`.
@@ -92,7 +95,10 @@ impl Policy {
     }
 
     fn with_classes(classes: &[Class]) -> Self {
-        Self { classes: ClassSet::of(classes), ..Self::default() }
+        Self {
+            classes: ClassSet::of(classes),
+            ..Self::default()
+        }
     }
 
     /// Also allows `class`.
@@ -128,7 +134,11 @@ impl Policy {
     /// Adds an action-level rule.
     #[must_use]
     pub fn rule(mut self, action: &str, pattern: &str, effect: RuleEffect) -> Self {
-        self.rules.push(Rule { action: action.to_owned(), pattern: pattern.to_owned(), effect });
+        self.rules.push(Rule {
+            action: action.to_owned(),
+            pattern: pattern.to_owned(),
+            effect,
+        });
         self
     }
 
@@ -170,7 +180,11 @@ impl Policy {
     pub fn is_allowed(&self, action: &str, resource: &str) -> bool {
         let mut mentioned = false;
         let mut allowed = false;
-        for rule in self.rules.iter().filter(|r| r.action == action || r.action == "*") {
+        for rule in self
+            .rules
+            .iter()
+            .filter(|r| r.action == action || r.action == "*")
+        {
             mentioned = true;
             if glob_match(&rule.pattern, resource) {
                 match rule.effect {
@@ -179,7 +193,11 @@ impl Policy {
                 }
             }
         }
-        (!mentioned || allowed) && self.parent.as_ref().is_none_or(|p| p.is_allowed(action, resource))
+        (!mentioned || allowed)
+            && self
+                .parent
+                .as_ref()
+                .is_none_or(|p| p.is_allowed(action, resource))
     }
 }
 
@@ -229,7 +247,12 @@ mod tests {
         assert!(!Policy::deterministic().allows(&fs));
         assert!(Policy::deterministic().allow_module("fs").allows(&fs));
         assert!(!Policy::trusted().deny_module("fs").allows(&fs));
-        assert!(!Policy::trusted().allow_module("fs").deny_module("fs").allows(&fs));
+        assert!(
+            !Policy::trusted()
+                .allow_module("fs")
+                .deny_module("fs")
+                .allows(&fs)
+        );
         // all classes must be allowed
         let mixed = module("mixed", &[Class::Deterministic, Class::Network]);
         assert!(!Policy::deterministic().allows(&mixed));
@@ -267,6 +290,9 @@ mod tests {
     #[test]
     fn unknown_preset_is_invalid() {
         assert!(Policy::preset("workflow").is_ok());
-        assert_eq!(Policy::preset("root").unwrap_err().kind(), troupe_dispatcher::ErrorKind::Invalid);
+        assert_eq!(
+            Policy::preset("root").unwrap_err().kind(),
+            troupe_dispatcher::ErrorKind::Invalid
+        );
     }
 }

@@ -30,14 +30,17 @@ impl ModuleRegistry {
 
     /// Adds (or replaces) a module.
     pub fn insert(&mut self, module: ModuleDef) {
-        self.modules.insert(module.name().to_owned(), Arc::new(module));
+        self.modules
+            .insert(module.name().to_owned(), Arc::new(module));
     }
 
     /// The module `name` if `policy` allows it: `NOT_FOUND` for an unknown
     /// name, `PERMISSION_DENIED` for one the policy refuses.
     pub fn resolve(&self, name: &str, policy: &Policy) -> Result<&Arc<ModuleDef>, Error> {
-        let module =
-            self.modules.get(name).ok_or_else(|| Error::not_found(format!("module {name:?} not found")))?;
+        let module = self
+            .modules
+            .get(name)
+            .ok_or_else(|| Error::not_found(format!("module {name:?} not found")))?;
         if !policy.allows(module) {
             return Err(Error::permission_denied(format!(
                 "module {name:?} (classes: {}) is not allowed by the policy",

@@ -13,7 +13,8 @@ use crate::scheduler::Scheduler;
 use crate::timers::TimerAction;
 
 fn upgrade(s: &Weak<Scheduler>) -> Result<Arc<Scheduler>, Error> {
-    s.upgrade().ok_or_else(|| Error::new(ErrorKind::Canceled, "runtime shut down"))
+    s.upgrade()
+        .ok_or_else(|| Error::new(ErrorKind::Canceled, "runtime shut down"))
 }
 
 fn field<'a>(args: &'a Value, name: &str) -> &'a Value {
@@ -23,13 +24,17 @@ fn field<'a>(args: &'a Value, name: &str) -> &'a Value {
 /// Registers the built-in command handlers.
 pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<(), Error> {
     b.inline(ids::TIME_NOW, "time.now", |_, _| {
-        let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1e3);
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64() * 1e3);
         Ok(Value::Float(ms))
     })?;
 
     let s = sched.clone();
     b.inline(ids::TIME_MONOTONIC, "time.monotonic", move |_, _| {
-        Ok(Value::Float(upgrade(&s)?.started.elapsed().as_secs_f64() * 1e3))
+        Ok(Value::Float(
+            upgrade(&s)?.started.elapsed().as_secs_f64() * 1e3,
+        ))
     })?;
 
     let s = sched.clone();
@@ -40,7 +45,10 @@ pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Re
         }
         match upgrade(&s) {
             Ok(s) => {
-                let action = TimerAction::Wake { pid: cx.pid, tag: cx.tag };
+                let action = TimerAction::Wake {
+                    pid: cx.pid,
+                    tag: cx.tag,
+                };
                 s.timers.add(Duration::from_secs_f64(ms / 1e3), action);
                 Dispatched::Pending(None)
             }
@@ -51,14 +59,26 @@ pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Re
     let s = sched.clone();
     b.inline(ids::PROCESS_SEND, "process.send", move |cx, args| {
         let s = upgrade(&s)?;
-        let to = field(&args, "to").as_str().unwrap_or_default().parse::<Pid>()?;
-        let Value::Map(mut m) = args else { return Err(Error::invalid("bad send arguments")) };
+        let to = field(&args, "to")
+            .as_str()
+            .unwrap_or_default()
+            .parse::<Pid>()?;
+        let Value::Map(mut m) = args else {
+            return Err(Error::invalid("bad send arguments"));
+        };
         let topic = match m.remove("topic") {
             Some(Value::String(t)) => t,
             _ => return Err(Error::invalid("process.send: topic must be a string")),
         };
         let payload = m.remove("payload").unwrap_or_default();
-        s.deliver(to, Message { from: Some(cx.pid), topic, payload })?;
+        s.deliver(
+            to,
+            Message {
+                from: Some(cx.pid),
+                topic,
+                payload,
+            },
+        )?;
         Ok(Value::Bool(true))
     })?;
 
@@ -83,7 +103,10 @@ pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Re
         mb.waiter = Some(Waiter { topic, tag: cx.tag });
         drop(mb);
         if let Some(ms) = timeout {
-            let action = TimerAction::ReceiveTimeout { pid: cx.pid, tag: cx.tag };
+            let action = TimerAction::ReceiveTimeout {
+                pid: cx.pid,
+                tag: cx.tag,
+            };
             s.timers.add(Duration::from_secs_f64(ms / 1e3), action);
         }
         Dispatched::Pending(None)

@@ -23,7 +23,7 @@ mod spawn;
 mod state;
 mod timers;
 
-pub use engine::{Engine, Program, ProcessInit};
+pub use engine::{Engine, ProcessInit, Program};
 pub use limits::Limits;
 pub use mailbox::Message;
 pub use process::{Process, Resume, Step, StepCx};

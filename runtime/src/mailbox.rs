@@ -17,7 +17,10 @@ impl Message {
     /// The `{from, topic, payload}` map scripts receive.
     pub fn to_value(&self) -> Value {
         [
-            ("from".to_owned(), self.from.map_or(Value::Nil, |p| Value::from(p.to_string()))),
+            (
+                "from".to_owned(),
+                self.from.map_or(Value::Nil, |p| Value::from(p.to_string())),
+            ),
             ("topic".to_owned(), Value::from(self.topic.as_str())),
             ("payload".to_owned(), self.payload.clone()),
         ]
@@ -49,7 +52,11 @@ pub(crate) struct Mailbox {
 
 impl Mailbox {
     pub fn new(capacity: usize) -> Self {
-        Self { queue: VecDeque::new(), capacity, waiter: None }
+        Self {
+            queue: VecDeque::new(),
+            capacity,
+            waiter: None,
+        }
     }
 
     /// Removes and returns the first message on `topic` (any topic if `None`).

@@ -111,7 +111,10 @@ impl RuntimeBuilder {
             .map_err(|e| unavailable("timer thread", e))?
         };
         let mut registered = Ok(());
-        let source = self.source.take().unwrap_or_else(|| Arc::new(FileSource::new(".")));
+        let source = self
+            .source
+            .take()
+            .unwrap_or_else(|| Arc::new(FileSource::new(".")));
         let sched = Arc::new_cyclic(|weak: &Weak<Scheduler>| {
             registered = builtins::register(&mut self.dispatcher, weak);
             let dispatcher = std::mem::take(&mut self.dispatcher).build(io.clone());
@@ -142,7 +145,13 @@ impl RuntimeBuilder {
                 .map_err(|e| unavailable("worker thread", e))?;
             threads.push(t);
         }
-        Ok(Runtime { owner: Arc::new(Owner { sched, threads: Mutex::new(threads), io }) })
+        Ok(Runtime {
+            owner: Arc::new(Owner {
+                sched,
+                threads: Mutex::new(threads),
+                io,
+            }),
+        })
     }
 }
 
@@ -158,7 +167,9 @@ impl Owner {
         if threads.is_empty() {
             return;
         }
-        self.sched.shutting_down.store(true, std::sync::atomic::Ordering::Release);
+        self.sched
+            .shutting_down
+            .store(true, std::sync::atomic::Ordering::Release);
         // Ask every live process to stop at its next step.
         let live: Vec<Pid> = self.sched.procs.iter().map(|e| *e.key()).collect();
         for pid in live {
@@ -220,20 +231,37 @@ impl Runtime {
         let version = code.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
             (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
         });
-        let script = Script { key: spawn.key.clone(), code, version };
+        let script = Script {
+            key: spawn.key.clone(),
+            code,
+            version,
+        };
         self.spawn_with(spawn, Some(script))
     }
 
     fn spawn_with(&self, spawn: Spawn, code: Option<Script>) -> Result<ProcessHandle, Error> {
         let exit = Arc::new(ExitCell::default());
-        let pid = self.sched().spawn(spawn, None, code, Some(Arc::clone(&exit)))?;
-        Ok(ProcessHandle { pid, exit, rt: self.clone() })
+        let pid = self
+            .sched()
+            .spawn(spawn, None, code, Some(Arc::clone(&exit)))?;
+        Ok(ProcessHandle {
+            pid,
+            exit,
+            rt: self.clone(),
+        })
     }
 
     /// Sends a message from the host to `pid`. A full mailbox is
     /// `RATE_LIMITED`, a dead pid `NOT_FOUND`.
     pub fn send(&self, pid: Pid, topic: &str, payload: impl Into<Value>) -> Result<(), Error> {
-        self.sched().deliver(pid, Message { from: None, topic: topic.to_owned(), payload: payload.into() })
+        self.sched().deliver(
+            pid,
+            Message {
+                from: None,
+                topic: topic.to_owned(),
+                payload: payload.into(),
+            },
+        )
     }
 
     /// Kills `pid`; false if it does not exist (any more).

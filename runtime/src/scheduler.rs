@@ -122,7 +122,11 @@ impl Entry {
             signal: std::sync::atomic::AtomicU8::new(Signal::None as u8),
             expect: AtomicU64::new(0),
             inbox: Mutex::new(None),
-            slot: Mutex::new(Slot { process: Some(n.process), next: Some(Resume::Start), abort: None }),
+            slot: Mutex::new(Slot {
+                process: Some(n.process),
+                next: Some(Resume::Start),
+                abort: None,
+            }),
             mailbox: Mutex::new(Mailbox::new(n.mailbox)),
             exit: n.exit,
         })
@@ -261,7 +265,9 @@ impl Scheduler {
     /// Delivers a completion: if the process waits for this tag, stores the
     /// result and wakes it; otherwise (stale, process gone) drops it.
     pub fn complete(&self, c: Completion) {
-        let Some(entry) = self.procs.get(&c.pid).map(|e| Arc::clone(&e)) else { return };
+        let Some(entry) = self.procs.get(&c.pid).map(|e| Arc::clone(&e)) else {
+            return;
+        };
         if entry.expect.load(Ordering::Acquire) != c.tag {
             return;
         }
@@ -277,7 +283,9 @@ impl Scheduler {
 
     /// Stops a process from outside at its next step.
     pub fn signal(&self, pid: Pid, signal: Signal) -> bool {
-        let Some(entry) = self.procs.get(&pid).map(|e| Arc::clone(&e)) else { return false };
+        let Some(entry) = self.procs.get(&pid).map(|e| Arc::clone(&e)) else {
+            return false;
+        };
         let _ = entry.signal.compare_exchange(
             Signal::None as u8,
             signal as u8,
@@ -299,7 +307,11 @@ impl Scheduler {
         let mut mb = entry.mailbox.lock();
         if let Some(w) = mb.waiter.take_if(|w| w.wants(&msg)) {
             drop(mb);
-            self.complete(Completion { pid: to, tag: w.tag, result: Ok(msg.to_value()) });
+            self.complete(Completion {
+                pid: to,
+                tag: w.tag,
+                result: Ok(msg.to_value()),
+            });
             return Ok(());
         }
         if mb.queue.len() >= mb.capacity {
@@ -437,7 +449,9 @@ impl Scheduler {
                     return;
                 }
             }
-            let Some(process) = slot.process.as_mut() else { return };
+            let Some(process) = slot.process.as_mut() else {
+                return;
+            };
             let mut cx = StepCx { pid: entry.pid };
             match process.step(&mut cx, input) {
                 Step::Yield(call) if call.id == ids::PROCESS_EXIT => {
@@ -448,7 +462,11 @@ impl Scheduler {
                 Step::Yield(call) => {
                     let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
                     entry.expect.store(tag, Ordering::Release);
-                    let hcx = HandlerCx { pid: entry.pid, tag, sink: &self.sink };
+                    let hcx = HandlerCx {
+                        pid: entry.pid,
+                        tag,
+                        sink: &self.sink,
+                    };
                     match self.dispatcher.dispatch(&hcx, call) {
                         Dispatched::Ready(r) => {
                             entry.expect.store(0, Ordering::Release);
@@ -529,7 +547,10 @@ impl Scheduler {
     pub fn drain(&self) {
         let live: Vec<Arc<Entry>> = self.procs.iter().map(|e| Arc::clone(e.value())).collect();
         for entry in live {
-            self.finish(&entry, Err(Error::new(ErrorKind::Canceled, "runtime shut down")));
+            self.finish(
+                &entry,
+                Err(Error::new(ErrorKind::Canceled, "runtime shut down")),
+            );
         }
     }
 
@@ -540,11 +561,22 @@ impl Scheduler {
     pub fn handle_timer(&self, action: TimerAction) {
         match action {
             TimerAction::Wake { pid, tag } => {
-                self.complete(Completion { pid, tag, result: Ok(Value::Nil) });
+                self.complete(Completion {
+                    pid,
+                    tag,
+                    result: Ok(Value::Nil),
+                });
             }
             TimerAction::ReceiveTimeout { pid, tag } => {
-                let Some(entry) = self.lookup(pid) else { return };
-                let waiting = entry.mailbox.lock().waiter.take_if(|w| w.tag == tag).is_some();
+                let Some(entry) = self.lookup(pid) else {
+                    return;
+                };
+                let waiting = entry
+                    .mailbox
+                    .lock()
+                    .waiter
+                    .take_if(|w| w.tag == tag)
+                    .is_some();
                 if waiting {
                     self.complete(Completion {
                         pid,
@@ -567,7 +599,9 @@ fn exit_result(reason: Option<&Value>) -> Result<Value, Error> {
         None | Some(Value::Nil) => Ok(Value::Nil),
         Some(Value::String(s)) if s == "normal" => Ok(Value::Nil),
         Some(v) => {
-            if let (Some(kind), Some(msg)) = (v.get("kind").and_then(Value::as_str), v.get("message")) {
+            if let (Some(kind), Some(msg)) =
+                (v.get("kind").and_then(Value::as_str), v.get("message"))
+            {
                 if let Some(kind) = ErrorKind::parse(kind) {
                     let msg = msg.as_str().unwrap_or_default().to_owned();
                     return Err(Error::new(kind, msg));

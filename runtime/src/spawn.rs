@@ -26,7 +26,14 @@ pub struct Spawn {
 impl Spawn {
     /// Runs the script under `key` in the runtime's source.
     pub fn script(key: impl Into<String>) -> Self {
-        Self { key: key.into(), args: Vec::new(), policy: None, limits: None, entry: None, mailbox: None }
+        Self {
+            key: key.into(),
+            args: Vec::new(),
+            policy: None,
+            limits: None,
+            entry: None,
+            mailbox: None,
+        }
     }
 
     /// Sets the spawn arguments (`...` in Lua).
@@ -80,7 +87,7 @@ mod spawning {
     use troupe_sources::{Script, SourceError, resolve_relative};
 
     use super::Spawn;
-    use crate::engine::{Engine, Program, ProcessInit};
+    use crate::engine::{Engine, ProcessInit, Program};
     use crate::scheduler::{Entry, ExitCell, NewEntry, Scheduler};
 
     /// Converts a source failure into the error a script or host sees.
@@ -100,7 +107,9 @@ mod spawning {
                 .iter()
                 .enumerate()
                 .find(|(_, e)| e.extensions().contains(&ext))
-                .ok_or_else(|| Error::not_found(format!("no engine runs {key:?} (extension {ext:?})")))
+                .ok_or_else(|| {
+                    Error::not_found(format!("no engine runs {key:?} (extension {ext:?})"))
+                })
         }
 
         /// The compiled program for `script`, from the cache when its version
@@ -114,7 +123,10 @@ mod spawning {
             }
             let (idx, engine) = self.engine_for(&script.key)?;
             let program = engine.compile(script)?;
-            self.programs.insert(script.key.clone(), (script.version, idx, Arc::clone(&program)));
+            self.programs.insert(
+                script.key.clone(),
+                (script.version, idx, Arc::clone(&program)),
+            );
             Ok((idx, program))
         }
 
@@ -126,7 +138,10 @@ mod spawning {
             code: Option<Script>,
             exit: Option<Arc<ExitCell>>,
         ) -> Result<Pid, Error> {
-            if self.shutting_down.load(std::sync::atomic::Ordering::Acquire) {
+            if self
+                .shutting_down
+                .load(std::sync::atomic::Ordering::Acquire)
+            {
                 return Err(Error::new(ErrorKind::Canceled, "runtime is shutting down"));
             }
             let script = match code {
@@ -140,7 +155,10 @@ mod spawning {
                 (None, Some(parent)) => Arc::clone(&parent.policy),
                 (None, None) => Arc::clone(&self.default_policy),
             };
-            let limits = spec.limits.or(parent.map(|p| p.limits)).unwrap_or(self.default_limits);
+            let limits = spec
+                .limits
+                .or(parent.map(|p| p.limits))
+                .unwrap_or(self.default_limits);
             let pid = self.next_pid();
             let process = self.engines[idx].instantiate(
                 &program,
@@ -170,7 +188,10 @@ mod spawning {
         /// `process.spawn(script, opts, ...)` from a script: the key is
         /// relative to the parent's script, the policy at most the parent's.
         pub(crate) fn spawn_child(&self, parent: &Entry, args: Value) -> Result<Pid, Error> {
-            let script = args.get("script").and_then(Value::as_str).unwrap_or_default();
+            let script = args
+                .get("script")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let key = resolve_relative(&parent.key, script).map_err(source_error)?;
             let mut spec = Spawn::script(key);
             if let Some(Value::Array(a)) = args.get("args") {
@@ -186,12 +207,20 @@ mod spawning {
             if let Some(allow) = opts.get("allow") {
                 let list = match allow {
                     Value::String(s) => s.clone(),
-                    Value::Array(a) => {
-                        a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")
+                    Value::Array(a) => a
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    _ => {
+                        return Err(Error::invalid(
+                            "process.spawn: opts.allow must be a list of classes",
+                        ));
                     }
-                    _ => return Err(Error::invalid("process.spawn: opts.allow must be a list of classes")),
                 };
-                spec.policy = Some(Arc::new(Policy::deny_all().allow_classes(ClassSet::parse_list(&list)?)));
+                spec.policy = Some(Arc::new(
+                    Policy::deny_all().allow_classes(ClassSet::parse_list(&list)?),
+                ));
             }
             if let Some(t) = opts.get("timeout") {
                 let ms = troupe_modules::builtin::parse_duration_ms(t)?;

@@ -59,7 +59,10 @@ impl State {
                 RUNNING if cur & NOTIFIED == 0 => RUNNING | NOTIFIED,
                 _ => return Wake::Nothing,
             };
-            match self.0.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
+            match self
+                .0
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) if next == SCHEDULED => return Wake::Schedule,
                 Ok(_) => return Wake::Nothing,
                 Err(actual) => cur = actual,
@@ -83,7 +86,10 @@ impl State {
                 self.0.store(RUNNING, Ordering::Release);
                 return Park::RunAgain;
             }
-            match self.0.compare_exchange_weak(cur, IDLE, Ordering::AcqRel, Ordering::Acquire) {
+            match self
+                .0
+                .compare_exchange_weak(cur, IDLE, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => return Park::Parked,
                 Err(actual) => cur = actual,
             }

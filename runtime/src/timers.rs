@@ -45,49 +45,57 @@ impl Timers {
     pub fn start(fire: impl Fn(TimerAction) + Send + 'static) -> std::io::Result<Self> {
         let shared = Arc::new(Shared::default());
         let s = Arc::clone(&shared);
-        let thread = std::thread::Builder::new().name("troupe-timers".into()).spawn(move || {
-            let mut due = Vec::new();
-            loop {
-                {
-                    let mut heap = s.heap.lock();
-                    loop {
-                        if heap.stopped {
-                            return;
-                        }
-                        let now = Instant::now();
-                        while let Some(Reverse((at, _, _))) = heap.entries.peek() {
-                            if *at > now {
+        let thread = std::thread::Builder::new()
+            .name("troupe-timers".into())
+            .spawn(move || {
+                let mut due = Vec::new();
+                loop {
+                    {
+                        let mut heap = s.heap.lock();
+                        loop {
+                            if heap.stopped {
+                                return;
+                            }
+                            let now = Instant::now();
+                            while let Some(Reverse((at, _, _))) = heap.entries.peek() {
+                                if *at > now {
+                                    break;
+                                }
+                                if let Some(Reverse((_, _, action))) = heap.entries.pop() {
+                                    due.push(action);
+                                }
+                            }
+                            if !due.is_empty() {
                                 break;
                             }
-                            if let Some(Reverse((_, _, action))) = heap.entries.pop() {
-                                due.push(action);
+                            match heap.entries.peek() {
+                                Some(Reverse((at, _, _))) => {
+                                    let at = *at;
+                                    s.cv.wait_until(&mut heap, at);
+                                }
+                                None => s.cv.wait(&mut heap),
                             }
-                        }
-                        if !due.is_empty() {
-                            break;
-                        }
-                        match heap.entries.peek() {
-                            Some(Reverse((at, _, _))) => {
-                                let at = *at;
-                                s.cv.wait_until(&mut heap, at);
-                            }
-                            None => s.cv.wait(&mut heap),
                         }
                     }
+                    for action in due.drain(..) {
+                        fire(action);
+                    }
                 }
-                for action in due.drain(..) {
-                    fire(action);
-                }
-            }
-        })?;
-        Ok(Self { shared, thread: Mutex::new(Some(thread)) })
+            })?;
+        Ok(Self {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        })
     }
 
     /// Runs `action` after `delay`.
     pub fn add(&self, delay: Duration, action: TimerAction) {
         let at = Instant::now() + delay;
         let mut heap = self.shared.heap.lock();
-        let earliest = heap.entries.peek().is_none_or(|Reverse((first, _, _))| at < *first);
+        let earliest = heap
+            .entries
+            .peek()
+            .is_none_or(|Reverse((first, _, _))| at < *first);
         heap.seq += 1;
         let seq = heap.seq;
         heap.entries.push(Reverse((at, seq, action)));

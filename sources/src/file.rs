@@ -21,13 +21,19 @@ impl FileSource {
     }
 
     fn unavailable(&self, reason: impl ToString) -> SourceError {
-        SourceError::Unavailable { source_name: self.name(), reason: reason.to_string() }
+        SourceError::Unavailable {
+            source_name: self.name(),
+            reason: reason.to_string(),
+        }
     }
 
     fn path_of(&self, key: &str) -> Result<PathBuf, SourceError> {
         validate_key(key)?;
         let path = self.root.join(key);
-        let not_found = || SourceError::NotFound { key: key.to_owned(), source_name: self.name() };
+        let not_found = || SourceError::NotFound {
+            key: key.to_owned(),
+            source_name: self.name(),
+        };
         let real = path.canonicalize().map_err(|_| not_found())?;
         let root = self.root.canonicalize().map_err(|e| self.unavailable(e))?;
         if !real.starts_with(&root) {
@@ -49,14 +55,24 @@ impl Source for FileSource {
         let path = self.path_of(key)?;
         let code = std::fs::read(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory => {
-                SourceError::NotFound { key: key.to_owned(), source_name: self.name() }
+                SourceError::NotFound {
+                    key: key.to_owned(),
+                    source_name: self.name(),
+                }
             }
             _ => self.unavailable(format!("{}: {e}", path.display())),
         })?;
         if path.is_dir() {
-            return Err(SourceError::NotFound { key: key.to_owned(), source_name: self.name() });
+            return Err(SourceError::NotFound {
+                key: key.to_owned(),
+                source_name: self.name(),
+            });
         }
-        Ok(Script { key: key.to_owned(), version: content_hash(&code), code: code.into() })
+        Ok(Script {
+            key: key.to_owned(),
+            version: content_hash(&code),
+            code: code.into(),
+        })
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, SourceError> {
@@ -94,17 +110,33 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("secret.lua"), "x").unwrap();
         #[cfg(unix)]
-        std::os::unix::fs::symlink(outside.path().join("secret.lua"), dir.path().join("link.lua")).unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.lua"),
+            dir.path().join("link.lua"),
+        )
+        .unwrap();
 
         let src = FileSource::new(dir.path());
         let s = src.get("main.lua").unwrap();
         assert_eq!(&*s.code, b"return 1");
-        assert_eq!(src.list("").unwrap(), vec!["lib/u.lua", "link.lua", "main.lua"]);
-        assert!(matches!(src.get("nope.lua"), Err(SourceError::NotFound { .. })));
-        assert!(matches!(src.get("../x.lua"), Err(SourceError::InvalidKey { .. })));
+        assert_eq!(
+            src.list("").unwrap(),
+            vec!["lib/u.lua", "link.lua", "main.lua"]
+        );
+        assert!(matches!(
+            src.get("nope.lua"),
+            Err(SourceError::NotFound { .. })
+        ));
+        assert!(matches!(
+            src.get("../x.lua"),
+            Err(SourceError::InvalidKey { .. })
+        ));
         assert!(matches!(src.get("lib"), Err(SourceError::NotFound { .. })));
         #[cfg(unix)]
-        assert!(matches!(src.get("link.lua"), Err(SourceError::InvalidKey { .. })));
+        assert!(matches!(
+            src.get("link.lua"),
+            Err(SourceError::InvalidKey { .. })
+        ));
         std::fs::write(dir.path().join("main.lua"), "return 3").unwrap();
         assert_ne!(src.get("main.lua").unwrap().version, s.version);
     }

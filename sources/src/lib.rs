@@ -70,7 +70,12 @@ pub trait Source: Send + Sync + 'static {
 /// Checks a key: relative, `/`-separated, no empty, `.` or `..` segments, no
 /// backslashes or NUL bytes.
 pub fn validate_key(key: &str) -> Result<(), SourceError> {
-    let bad = |reason: &str| Err(SourceError::InvalidKey { key: key.to_owned(), reason: reason.to_owned() });
+    let bad = |reason: &str| {
+        Err(SourceError::InvalidKey {
+            key: key.to_owned(),
+            reason: reason.to_owned(),
+        })
+    };
     if key.is_empty() {
         return bad("empty key");
     }
@@ -80,7 +85,10 @@ pub fn validate_key(key: &str) -> Result<(), SourceError> {
     if key.contains('\0') || key.contains('\\') {
         return bad("NUL bytes and backslashes are not allowed");
     }
-    if key.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+    if key
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
         return bad("empty, '.' and '..' segments are not allowed");
     }
     Ok(())
@@ -118,7 +126,9 @@ pub fn resolve_relative(base: &str, relative: &str) -> Result<String, SourceErro
 
 /// A stable 64-bit FNV-1a hash, used for content versions.
 pub(crate) fn content_hash(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
@@ -127,14 +137,26 @@ mod tests {
 
     #[test]
     fn keys_cannot_escape() {
-        for bad in ["", "/etc/passwd", "../x", "a/../../x", "a//b", "a\\b", "a\0b", "./a"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a//b",
+            "a\\b",
+            "a\0b",
+            "./a",
+        ] {
             assert!(validate_key(bad).is_err(), "{bad:?}");
         }
         assert!(validate_key("lib/a.lua").is_ok());
         assert_eq!(resolve_relative("lib/a.lua", "b.lua").unwrap(), "lib/b.lua");
         assert_eq!(resolve_relative("lib/a.lua", "../c.lua").unwrap(), "c.lua");
         assert_eq!(resolve_relative("a.lua", "sub/x.lua").unwrap(), "sub/x.lua");
-        assert_eq!(resolve_relative("lib/a.lua", "/top.lua").unwrap(), "top.lua");
+        assert_eq!(
+            resolve_relative("lib/a.lua", "/top.lua").unwrap(),
+            "top.lua"
+        );
         assert!(resolve_relative("a.lua", "../x.lua").is_err());
     }
 }

@@ -37,7 +37,11 @@ impl MemorySource {
 
     /// Removes the script under `key`; true if it was there.
     pub fn remove(&self, key: &str) -> bool {
-        self.scripts.write().unwrap_or_else(|p| p.into_inner()).remove(key).is_some()
+        self.scripts
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key)
+            .is_some()
     }
 }
 
@@ -49,15 +53,24 @@ impl Source for MemorySource {
     fn get(&self, key: &str) -> Result<Script, SourceError> {
         validate_key(key)?;
         let map = self.scripts.read().unwrap_or_else(|p| p.into_inner());
-        let (code, version) = map
-            .get(key)
-            .ok_or_else(|| SourceError::NotFound { key: key.to_owned(), source_name: self.name() })?;
-        Ok(Script { key: key.to_owned(), version: *version, code: Arc::clone(code) })
+        let (code, version) = map.get(key).ok_or_else(|| SourceError::NotFound {
+            key: key.to_owned(),
+            source_name: self.name(),
+        })?;
+        Ok(Script {
+            key: key.to_owned(),
+            version: *version,
+            code: Arc::clone(code),
+        })
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, SourceError> {
         let map = self.scripts.read().unwrap_or_else(|p| p.into_inner());
-        Ok(map.keys().filter(|k| k.starts_with(prefix)).cloned().collect())
+        Ok(map
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
     }
 }
 
@@ -73,6 +86,9 @@ mod tests {
         assert_ne!(src.get("a.lua").unwrap().version, v1);
         assert!(src.insert("../a.lua", "x").is_err());
         assert!(src.remove("a.lua"));
-        assert!(matches!(src.get("a.lua"), Err(SourceError::NotFound { .. })));
+        assert!(matches!(
+            src.get("a.lua"),
+            Err(SourceError::NotFound { .. })
+        ));
     }
 }

@@ -10,7 +10,9 @@ pub(super) fn json() -> ModuleDef {
     ModuleDef::new("json")
         .describe("JSON encoding and decoding")
         .with_classes(&[Class::Deterministic, Class::Encoding])
-        .function("encode", |_cx, args| Ok(Ret::Value(Value::from(args.get(0).to_json()))))
+        .function("encode", |_cx, args| {
+            Ok(Ret::Value(Value::from(args.get(0).to_json())))
+        })
         .function("decode", |_cx, args| {
             let text = args.string(0)?;
             Ok(Ret::Value(Value::from_json(&text)?))
@@ -42,6 +44,8 @@ pub(super) fn hash() -> ModuleDef {
         .describe("Cryptographic hashes, hex-encoded")
         .with_classes(&[Class::Deterministic, Class::Encoding])
         .function("sha256", |_cx, args| {
-            Ok(Ret::Value(Value::from(hex::encode(Sha256::digest(args.bytes(0)?)))))
+            Ok(Ret::Value(Value::from(hex::encode(Sha256::digest(
+                args.bytes(0)?,
+            )))))
         })
 }

@@ -15,7 +15,11 @@ pub(super) fn module() -> ModuleDef {
                     args.error(0, "table with a known kind (e.g. errors.INVALID)")
                 })?,
             };
-            let message = spec.get("message").and_then(|m| m.as_str()).unwrap_or("").to_owned();
+            let message = spec
+                .get("message")
+                .and_then(|m| m.as_str())
+                .unwrap_or("")
+                .to_owned();
             let mut err = Error::new(kind, message);
             if let Some(r) = spec.get("retryable").and_then(|r| r.as_bool()) {
                 err = err.retryable(r);

@@ -4,7 +4,11 @@ use crate::{Class, FnCx, ModuleDef, Ret};
 
 fn emit(level: tracing::Level, cx: &FnCx<'_>, msg: &str, fields: &Value) {
     let pid = cx.pid.to_string();
-    let fields = if fields.is_nil() { String::new() } else { fields.to_json() };
+    let fields = if fields.is_nil() {
+        String::new()
+    } else {
+        fields.to_json()
+    };
     match level {
         tracing::Level::DEBUG => tracing::debug!(target: "troupe::script", %pid, fields, "{msg}"),
         tracing::Level::INFO => tracing::info!(target: "troupe::script", %pid, fields, "{msg}"),

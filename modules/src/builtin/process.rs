@@ -4,7 +4,10 @@ use super::ids;
 use crate::{Class, ModuleDef, Ret};
 
 fn map(entries: Vec<(&str, Value)>) -> Value {
-    entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    entries
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
 }
 
 /// `process`: identity, spawning and messaging.
@@ -12,9 +15,13 @@ pub(super) fn module() -> ModuleDef {
     ModuleDef::new("process")
         .describe("Processes: identity, spawn, send, receive, exit")
         .class(Class::Process)
-        .function("pid", |cx, _args| Ok(Ret::Value(Value::from(cx.pid.to_string()))))
+        .function("pid", |cx, _args| {
+            Ok(Ret::Value(Value::from(cx.pid.to_string())))
+        })
         .function("parent", |cx, _args| {
-            Ok(Ret::Value(cx.parent.map_or(Value::Nil, |p| Value::from(p.to_string()))))
+            Ok(Ret::Value(
+                cx.parent.map_or(Value::Nil, |p| Value::from(p.to_string())),
+            ))
         })
         .command("spawn", |_cx, mut args| {
             let script = args.string(0)?;
@@ -25,7 +32,11 @@ pub(super) fn module() -> ModuleDef {
             let rest = Value::Array(args.rest(2));
             Ok(Ret::Call(Call::new(
                 ids::PROCESS_SPAWN,
-                map(vec![("script", Value::from(script)), ("opts", opts), ("args", rest)]),
+                map(vec![
+                    ("script", Value::from(script)),
+                    ("opts", opts),
+                    ("args", rest),
+                ]),
             )))
         })
         .command("send", |_cx, mut args| {
@@ -34,7 +45,11 @@ pub(super) fn module() -> ModuleDef {
             let payload = args.take(2);
             Ok(Ret::Call(Call::new(
                 ids::PROCESS_SEND,
-                map(vec![("to", Value::from(to)), ("topic", Value::from(topic)), ("payload", payload)]),
+                map(vec![
+                    ("to", Value::from(to)),
+                    ("topic", Value::from(topic)),
+                    ("payload", payload),
+                ]),
             )))
         })
         .command("receive", |_cx, args| {
@@ -45,11 +60,17 @@ pub(super) fn module() -> ModuleDef {
             }
             Ok(Ret::Call(Call::new(
                 ids::PROCESS_RECEIVE,
-                map(vec![("topic", Value::from(topic)), ("timeout_ms", Value::from(timeout))]),
+                map(vec![
+                    ("topic", Value::from(topic)),
+                    ("timeout_ms", Value::from(timeout)),
+                ]),
             )))
         })
         .command("exit", |_cx, mut args| {
             let reason = args.take(0);
-            Ok(Ret::Call(Call::new(ids::PROCESS_EXIT, map(vec![("reason", reason)]))))
+            Ok(Ret::Call(Call::new(
+                ids::PROCESS_EXIT,
+                map(vec![("reason", reason)]),
+            )))
         })
 }

@@ -24,16 +24,27 @@ pub fn parse_duration_ms(v: &Value) -> Result<f64, Error> {
                 "s" => 1_000.0,
                 "m" => 60_000.0,
                 "h" => 3_600_000.0,
-                other => return Err(Error::invalid(format!("bad duration unit {other:?} in {s:?}"))),
+                other => {
+                    return Err(Error::invalid(format!(
+                        "bad duration unit {other:?} in {s:?}"
+                    )));
+                }
             };
             n * scale
         }
-        other => return Err(Error::invalid(format!("expected a duration, got {}", other.type_name()))),
+        other => {
+            return Err(Error::invalid(format!(
+                "expected a duration, got {}",
+                other.type_name()
+            )));
+        }
     };
     if ms.is_finite() && ms >= 0.0 {
         Ok(ms)
     } else {
-        Err(Error::invalid(format!("duration must be a finite, non-negative number, got {ms}")))
+        Err(Error::invalid(format!(
+            "duration must be a finite, non-negative number, got {ms}"
+        )))
     }
 }
 
@@ -43,10 +54,15 @@ pub(super) fn module() -> ModuleDef {
     ModuleDef::new("time")
         .describe("Clocks and timers")
         .with_classes(&[Class::Time, Class::Nondeterministic])
-        .command("now", |_cx, _args| Ok(Ret::Call(Call::new(ids::TIME_NOW, ()))))
-        .command("monotonic", |_cx, _args| Ok(Ret::Call(Call::new(ids::TIME_MONOTONIC, ()))))
+        .command("now", |_cx, _args| {
+            Ok(Ret::Call(Call::new(ids::TIME_NOW, ())))
+        })
+        .command("monotonic", |_cx, _args| {
+            Ok(Ret::Call(Call::new(ids::TIME_MONOTONIC, ())))
+        })
         .command("sleep", |_cx, args| {
-            let ms = parse_duration_ms(args.get(0)).map_err(|_| args.error(0, "duration (ms or \"1.5s\")"))?;
+            let ms = parse_duration_ms(args.get(0))
+                .map_err(|_| args.error(0, "duration (ms or \"1.5s\")"))?;
             let mut m = BTreeMap::new();
             m.insert("ms".to_owned(), Value::Float(ms));
             Ok(Ret::Call(Call::new(ids::TIME_SLEEP, Value::Map(m))))
@@ -63,7 +79,12 @@ mod tests {
         assert_eq!(parse_duration_ms(&Value::from("1.5s")).unwrap(), 1500.0);
         assert_eq!(parse_duration_ms(&Value::from("250ms")).unwrap(), 250.0);
         assert_eq!(parse_duration_ms(&Value::from("2m")).unwrap(), 120_000.0);
-        for bad in [Value::from("soon"), Value::from("3 days"), Value::Float(-1.0), Value::Nil] {
+        for bad in [
+            Value::from("soon"),
+            Value::from("3 days"),
+            Value::Float(-1.0),
+            Value::Nil,
+        ] {
             assert!(parse_duration_ms(&bad).is_err(), "{bad:?}");
         }
     }

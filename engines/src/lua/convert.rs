@@ -1,0 +1,126 @@
+//! Conversions between Lua values and Troupe's neutral [`Value`].
+
+use std::collections::BTreeMap;
+
+use mlua::{Lua, Table};
+use troupe_dispatcher::{Error, Value};
+
+use super::error::{self, LuaError};
+
+/// Tables nested deeper than this are refused (this also catches cycles).
+const MAX_DEPTH: usize = 100;
+
+/// Converts a Lua value. Sequences (keys exactly `1..n`) become arrays, other
+/// tables maps with string keys (integer keys are written as text); error
+/// objects become `{kind, message, retryable, details?}`. Functions,
+/// coroutines, other userdata and cyclic tables are `INVALID`.
+pub(crate) fn to_value(v: &mlua::Value) -> Result<Value, Error> {
+    convert(v, 0)
+}
+
+fn convert(v: &mlua::Value, depth: usize) -> Result<Value, Error> {
+    Ok(match v {
+        mlua::Value::Nil => Value::Nil,
+        mlua::Value::Boolean(b) => Value::Bool(*b),
+        mlua::Value::Integer(i) => Value::Int(*i),
+        mlua::Value::Number(n) => Value::Float(*n),
+        mlua::Value::String(s) => match s.to_str() {
+            Ok(text) => Value::String(text.to_owned()),
+            Err(_) => Value::Bytes(s.as_bytes().to_vec()),
+        },
+        mlua::Value::Table(t) => table(t, depth)?,
+        mlua::Value::UserData(_) => match error::from_lua(v) {
+            Some(e) => e.to_value(),
+            None => return Err(Error::invalid("cannot convert userdata to a value")),
+        },
+        other => {
+            return Err(Error::invalid(format!(
+                "cannot convert {} to a value",
+                other.type_name()
+            )));
+        }
+    })
+}
+
+fn table(t: &Table, depth: usize) -> Result<Value, Error> {
+    if depth >= MAX_DEPTH {
+        return Err(Error::invalid(format!(
+            "table nested deeper than {MAX_DEPTH} levels (is it cyclic?)"
+        )));
+    }
+    let lua_err = |e: mlua::Error| Error::invalid(format!("cannot read table: {e}"));
+    let len = t.raw_len();
+    let mut array = Vec::with_capacity(len);
+    for i in 1..=len {
+        array.push(convert(
+            &t.raw_get::<mlua::Value>(i).map_err(lua_err)?,
+            depth + 1,
+        )?);
+    }
+    let mut map: Option<BTreeMap<String, Value>> = None;
+    for pair in t.pairs::<mlua::Value, mlua::Value>() {
+        let (k, v) = pair.map_err(lua_err)?;
+        if let mlua::Value::Integer(i) = k {
+            if i >= 1 && (i as usize) <= len {
+                continue;
+            }
+        }
+        let key = match &k {
+            mlua::Value::String(s) => s
+                .to_str()
+                .map_err(|_| Error::invalid("table key is not UTF-8"))?
+                .to_owned(),
+            mlua::Value::Integer(i) => i.to_string(),
+            mlua::Value::Number(n) => n.to_string(),
+            other => {
+                return Err(Error::invalid(format!(
+                    "cannot convert a table with {} keys",
+                    other.type_name()
+                )));
+            }
+        };
+        map.get_or_insert_with(BTreeMap::new)
+            .insert(key, convert(&v, depth + 1)?);
+    }
+    Ok(match map {
+        None if len > 0 => Value::Array(array),
+        None => Value::Map(BTreeMap::new()),
+        Some(mut m) => {
+            for (i, v) in array.into_iter().enumerate() {
+                m.insert((i + 1).to_string(), v);
+            }
+            Value::Map(m)
+        }
+    })
+}
+
+/// Converts a neutral value into a Lua value. Bytes become Lua strings.
+pub(crate) fn to_lua(lua: &Lua, v: &Value) -> mlua::Result<mlua::Value> {
+    Ok(match v {
+        Value::Nil => mlua::Value::Nil,
+        Value::Bool(b) => mlua::Value::Boolean(*b),
+        Value::Int(i) => mlua::Value::Integer(*i),
+        Value::Float(f) => mlua::Value::Number(*f),
+        Value::String(s) => mlua::Value::String(lua.create_string(s)?),
+        Value::Bytes(b) => mlua::Value::String(lua.create_string(b)?),
+        Value::Array(a) => {
+            let t = lua.create_table_with_capacity(a.len(), 0)?;
+            for (i, item) in a.iter().enumerate() {
+                t.raw_set(i + 1, to_lua(lua, item)?)?;
+            }
+            mlua::Value::Table(t)
+        }
+        Value::Map(m) => {
+            let t = lua.create_table_with_capacity(0, m.len())?;
+            for (k, item) in m {
+                t.raw_set(k.as_str(), to_lua(lua, item)?)?;
+            }
+            mlua::Value::Table(t)
+        }
+    })
+}
+
+/// Wraps an error as a Lua error object.
+pub(crate) fn error_to_lua(lua: &Lua, e: Error) -> mlua::Result<mlua::Value> {
+    lua.create_userdata(LuaError(e)).map(mlua::Value::UserData)
+}

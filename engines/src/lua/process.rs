@@ -1,0 +1,147 @@
+//! A Lua process: one coroutine in a Lua state it owns, stepped by the
+//! scheduler. Commands arrive as the prelude's sentinel with the command
+//! stored in [`ProcCtx::pending`]; a preemption is a yield with no values
+//! while the hook's `preempting` flag is set.
+
+use std::sync::Arc;
+
+use mlua::thread::ThreadStatus;
+use mlua::{Lua, MultiValue, Thread};
+use troupe_dispatcher::{Error, ErrorKind, Value};
+use troupe_runtime::{Process, Resume, Step, StepCx};
+
+use super::convert::{error_to_lua, to_lua, to_value};
+use super::state::{ProcCtx, is_sent};
+use super::{Pool, error};
+
+pub(crate) struct LuaProcess {
+    /// The state, returned to the pool on drop.
+    pub lua: Option<Lua>,
+    pub thread: Thread,
+    /// What the first resume passes to the prelude's `body`.
+    pub start: Option<MultiValue>,
+    pub pool: Arc<Pool>,
+    pub memory_limit: Option<usize>,
+}
+
+fn lua_failure(e: &mlua::Error, memory_limit: Option<usize>) -> Error {
+    match e {
+        mlua::Error::MemoryError(_) => Error::new(
+            ErrorKind::LimitExceeded,
+            format!(
+                "memory limit of {} bytes exceeded",
+                memory_limit.unwrap_or_default()
+            ),
+        ),
+        other => Error::internal(other.to_string()),
+    }
+}
+
+/// The value a finished script returned: nothing → nil, one value → that
+/// value, several → an array.
+fn result_value(values: &[mlua::Value]) -> Result<Value, Error> {
+    let convert = |v: &mlua::Value| {
+        to_value(v).map_err(|e| Error::invalid(format!("process result: {}", e.message())))
+    };
+    match values {
+        [] => Ok(Value::Nil),
+        [one] => convert(one),
+        many => many
+            .iter()
+            .map(convert)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array),
+    }
+}
+
+impl LuaProcess {
+    fn lua(&self) -> &Lua {
+        // Present from creation until drop.
+        self.lua
+            .as_ref()
+            .expect("Lua state present while the process lives")
+    }
+
+    fn resume_args(&mut self, input: Resume) -> Result<MultiValue, Error> {
+        let lua = self.lua();
+        let conv =
+            |e: mlua::Error| Error::internal(format!("cannot pass a value to the script: {e}"));
+        Ok(match input {
+            Resume::Start => self.start.take().unwrap_or_default(),
+            Resume::Continue => MultiValue::new(),
+            Resume::Return(Ok(v)) => MultiValue::from_vec(vec![to_lua(lua, &v).map_err(conv)?]),
+            Resume::Return(Err(e)) => {
+                MultiValue::from_vec(vec![mlua::Value::Nil, error_to_lua(lua, e).map_err(conv)?])
+            }
+        })
+    }
+
+    fn finished(&self, values: MultiValue) -> Step {
+        let values = values.into_vec();
+        match values.split_first() {
+            Some((mlua::Value::Boolean(true), rest)) => match result_value(rest) {
+                Ok(v) => Step::Done(v),
+                Err(e) => Step::Failed(e),
+            },
+            Some((_, [err, ..])) => Step::Failed(error::from_lua(err).unwrap_or_else(|| {
+                let text = err.to_string().unwrap_or_default();
+                if text.contains("not enough memory") {
+                    lua_failure(&mlua::Error::MemoryError(text), self.memory_limit)
+                } else {
+                    Error::internal(text)
+                }
+            })),
+            _ => Step::Failed(Error::internal("script ended without a status")),
+        }
+    }
+}
+
+impl Process for LuaProcess {
+    fn step(&mut self, _cx: &mut StepCx, input: Resume) -> Step {
+        let args = match self.resume_args(input) {
+            Ok(a) => a,
+            Err(e) => return Step::Failed(e),
+        };
+        let result = self.thread.resume::<MultiValue>(args);
+        let lua = self.lua();
+        let (preempted, terminate, pending) = match lua.app_data_mut::<ProcCtx>() {
+            Some(mut ctx) => {
+                let p = std::mem::take(&mut ctx.preempting);
+                (p, ctx.terminate.take(), ctx.pending.take())
+            }
+            None => (false, None, None),
+        };
+        if let Some(e) = terminate {
+            return Step::Failed(e);
+        }
+        match result {
+            Err(e) => Step::Failed(lua_failure(&e, self.memory_limit)),
+            Ok(values) => match self.thread.status() {
+                ThreadStatus::Resumable => match (values.front(), pending) {
+                    (Some(v), Some(call)) if is_sent(v) => Step::Yield(call),
+                    (Some(v), None) if is_sent(v) => {
+                        Step::Failed(Error::internal("command sentinel without a command"))
+                    }
+                    // A preemption, or the script yielding the CPU on purpose
+                    // with `coroutine.yield()` at its top level.
+                    _ => {
+                        let _ = preempted;
+                        Step::Preempted
+                    }
+                },
+                _ => self.finished(values),
+            },
+        }
+    }
+}
+
+impl Drop for LuaProcess {
+    fn drop(&mut self) {
+        if let Some(lua) = self.lua.take() {
+            lua.remove_app_data::<ProcCtx>();
+            let healthy = self.thread.status() != ThreadStatus::Running;
+            self.pool
+                .give_back(lua, healthy, self.memory_limit.is_some());
+        }
+    }
+}
