@@ -1,1 +1,384 @@
-fn main() {}
+//! `troupe`: the command-line front end of the Troupe runtime.
+//!
+//! ```text
+//! troupe run FILE [ARGS…] [--allow CLASS,…] [--allow-module M]… [--deny-module M]…
+//!            [--workers N] [--timeout D] [--max-memory B] [--max-instructions N]
+//! ```
+//!
+//! On success the result is printed as JSON on stdout (exit 0). A failure is
+//! one line `KIND: message` on stderr (exit 1); a usage error is one line
+//! `INVALID: …` on stderr (exit 2).
+
+use std::io::Write;
+use std::num::{NonZeroU64, NonZeroUsize};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::error::ErrorKind as ClapErrorKind;
+use clap::{Args, Parser, Subcommand};
+use troupe::{
+    Class, ClassSet, Error, FileSource, Limits, LuaEngine, Policy, Runtime, Spawn, Value,
+};
+
+/// Exit code of a failed script or runtime error.
+const EXIT_FAILURE: u8 = 1;
+/// Exit code of a usage error (clap's convention).
+const EXIT_USAGE: u8 = 2;
+
+/// Runs sandboxed scripts as lightweight processes.
+#[derive(Parser, Debug)]
+#[command(name = "troupe", version, about, arg_required_else_help = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Runs a script as a process and prints its result as JSON.
+    Run(RunArgs),
+}
+
+impl Command {
+    /// Executes the subcommand and returns the value to print.
+    fn execute(self) -> Result<Value, Error> {
+        match self {
+            Command::Run(args) => run(args),
+        }
+    }
+}
+
+/// Arguments of `troupe run`.
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// The script to run; its directory is the source other scripts are
+    /// spawned from.
+    file: PathBuf,
+
+    /// Spawn arguments (`...` in Lua): JSON when they parse as JSON,
+    /// otherwise strings. An argument starting with `{` or `[` must be valid JSON.
+    #[arg(allow_negative_numbers = true)]
+    args: Vec<String>,
+
+    /// Module classes to allow, comma-separated, replacing the default
+    /// (plugin preset + process); `all` allows everything.
+    #[arg(long, value_name = "CLASS,…")]
+    allow: Option<String>,
+
+    /// Also allow this module by name (repeatable).
+    #[arg(long = "allow-module", value_name = "MODULE")]
+    allow_modules: Vec<String>,
+
+    /// Deny this module by name; deny wins over any allow (repeatable).
+    #[arg(long = "deny-module", value_name = "MODULE")]
+    deny_modules: Vec<String>,
+
+    /// Scheduler worker threads (default: available cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    workers: Option<u16>,
+
+    /// Wall-clock limit, e.g. `10s`, `500ms`, `2m` (plain numbers are ms).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<Duration>,
+
+    /// Memory limit of the process, e.g. `10MB`, `512KiB`, `1GiB` (plain numbers are bytes).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    max_memory: Option<NonZeroUsize>,
+
+    /// Total VM instruction limit of the process.
+    #[arg(long, value_name = "N")]
+    max_instructions: Option<NonZeroU64>,
+}
+
+impl RunArgs {
+    /// The sandbox policy: plugin + process by default; `--allow` replaces
+    /// the classes; the module allow and deny lists apply on top.
+    fn policy(&self) -> Result<Policy, Error> {
+        let base = match self.allow.as_deref() {
+            None => Policy::plugin().allow_class(Class::Process),
+            Some(list) => {
+                let classes = ClassSet::parse_list(list)?;
+                if classes == ClassSet::all() {
+                    Policy::trusted()
+                } else {
+                    Policy::deny_all().allow_classes(classes)
+                }
+            }
+        };
+        let allowed = self
+            .allow_modules
+            .iter()
+            .fold(base, |p, m| p.allow_module(m.as_str()));
+        Ok(self
+            .deny_modules
+            .iter()
+            .fold(allowed, |p, m| p.deny_module(m.as_str())))
+    }
+
+    /// Per-process limits from the flags, defaults elsewhere.
+    fn limits(&self) -> Limits {
+        Limits {
+            max_instructions: self.max_instructions,
+            max_memory: self.max_memory,
+            timeout: self.timeout,
+            ..Limits::default()
+        }
+    }
+}
+
+/// `troupe run`: spawns FILE as a process, waits for its result, shuts down.
+fn run(args: RunArgs) -> Result<Value, Error> {
+    let (dir, key) = locate_script(&args.file)?;
+    let spawn_args = args
+        .args
+        .iter()
+        .enumerate()
+        .map(|(i, a)| parse_arg(i + 1, a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let spawn = Spawn::script(key)
+        .args(spawn_args)
+        .policy(args.policy()?)
+        .limits(args.limits());
+
+    let mut builder = Runtime::builder()
+        .source(FileSource::new(dir))
+        .engine(LuaEngine::new());
+    if let Some(n) = args.workers {
+        builder = builder.workers(usize::from(n));
+    }
+    let rt = builder.build()?;
+    let result = rt.spawn(spawn).and_then(|handle| handle.join_blocking());
+    rt.shutdown();
+    result
+}
+
+/// Splits FILE into the directory that becomes the script source and the
+/// script's key (its file name). A missing file is `NOT_FOUND`.
+fn locate_script(file: &Path) -> Result<(PathBuf, String), Error> {
+    let shown = file.display();
+    let real = std::fs::canonicalize(file)
+        .map_err(|e| Error::not_found(format!("cannot open script {shown}: {e}")))?;
+    if !real.is_file() {
+        return Err(Error::not_found(format!("{shown} is not a file")));
+    }
+    let key = real
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::invalid(format!("script name {shown} is not valid UTF-8")))?
+        .to_owned();
+    let dir = real
+        .parent()
+        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    Ok((dir, key))
+}
+
+/// Parses the `n`th (1-based) command-line argument: JSON when it parses,
+/// otherwise the string itself. Text that starts like a JSON object or array
+/// must be valid JSON, so a typo there is reported instead of silently
+/// becoming a string.
+fn parse_arg(n: usize, text: &str) -> Result<Value, Error> {
+    match Value::from_json(text) {
+        Ok(v) => Ok(v),
+        Err(e) if text.trim_start().starts_with(['{', '[']) => {
+            let why = e
+                .message()
+                .strip_prefix("bad JSON: ")
+                .unwrap_or(e.message());
+            Err(Error::invalid(format!(
+                "argument {n} is not valid JSON: {why}"
+            )))
+        }
+        Err(_) => Ok(Value::String(text.to_owned())),
+    }
+}
+
+/// Parses a duration flag: `10s`, `500ms`, `1.5s`, `2m`; a plain number is ms.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let ms = troupe_modules::builtin::parse_duration_ms(&Value::String(text.to_owned()))
+        .map_err(|e| e.message().to_owned())?;
+    if ms <= 0.0 {
+        return Err("must be greater than zero".to_owned());
+    }
+    Duration::try_from_secs_f64(ms / 1e3).map_err(|e| e.to_string())
+}
+
+/// Parses a byte size: plain bytes, or with a unit `B`, `KB`/`MB`/`GB`
+/// (powers of 1000) or `KiB`/`MiB`/`GiB` (powers of 1024), case-insensitive.
+fn parse_bytes(text: &str) -> Result<NonZeroUsize, String> {
+    let s = text.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("expected a size such as 10MB, got {text:?}"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1_000,
+        "mb" | "m" => 1_000_000,
+        "gb" | "g" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (use B, KB, MB, GB, KiB, MiB, GiB)"
+            ));
+        }
+    };
+    let bytes = n
+        .checked_mul(scale)
+        .and_then(|b| usize::try_from(b).ok())
+        .ok_or_else(|| format!("size {text:?} is too large"))?;
+    NonZeroUsize::new(bytes).ok_or_else(|| "must be greater than zero".to_owned())
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default: `warn`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Fails only if a subscriber is already set, which cannot happen here.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The first non-empty line of `text`, trimmed.
+fn first_line(text: &str) -> &str {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+}
+
+/// The first paragraph of `text` (up to the first blank line) as one line.
+fn first_paragraph(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| l.is_empty())
+        .take_while(|l| !l.is_empty())
+        .collect();
+    lines.join(" ")
+}
+
+/// Prints `err` as the single line `KIND: message`. A multi-line message (a
+/// traceback) is cut to its first line; the whole error is logged at debug
+/// level (`RUST_LOG=debug`).
+fn report(err: &Error) {
+    tracing::debug!(target: "troupe::cli", "{err}");
+    eprintln!("{}: {}", err.kind(), first_line(err.message()));
+}
+
+/// Handles a command-line parse failure: help and version are printed as
+/// usual; a usage error becomes one line `INVALID: …` and exit code 2.
+fn usage_error(err: &clap::Error) -> ExitCode {
+    match err.kind() {
+        ClapErrorKind::DisplayHelp
+        | ClapErrorKind::DisplayVersion
+        | ClapErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // Printing help only fails when stdout/stderr is closed.
+            let _ = err.print();
+            ExitCode::from(if err.use_stderr() { EXIT_USAGE } else { 0 })
+        }
+        _ => {
+            let rendered = err.render().to_string();
+            let paragraph = first_paragraph(&rendered);
+            let line = paragraph.strip_prefix("error: ").unwrap_or(&paragraph);
+            eprintln!("INVALID: {line} (see 'troupe --help')");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
+    init_tracing();
+    match cli.command.execute() {
+        Ok(value) => {
+            let mut out = std::io::stdout().lock();
+            // A closed stdout (`troupe run x.lua | head -0`) is not worth a panic.
+            if writeln!(out, "{}", value.to_json())
+                .and_then(|()| out.flush())
+                .is_err()
+            {
+                return ExitCode::from(EXIT_FAILURE);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            report(&e);
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        let b = |s| parse_bytes(s).map(NonZeroUsize::get);
+        assert_eq!(b("123"), Ok(123));
+        assert_eq!(b("10MB"), Ok(10_000_000));
+        assert_eq!(b("512KiB"), Ok(512 * 1024));
+        assert_eq!(b("1gib"), Ok(1 << 30));
+        assert!(b("0").is_err());
+        assert!(b("10XB").is_err());
+        assert!(b("MB").is_err());
+        assert!(b("-1").is_err());
+        assert!(b("99999999999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("250"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("1e300s").is_err());
+    }
+
+    #[test]
+    fn args_are_json_or_strings() {
+        assert_eq!(parse_arg(1, "42"), Ok(Value::Int(42)));
+        assert_eq!(parse_arg(1, "hello"), Ok(Value::String("hello".into())));
+        assert_eq!(
+            parse_arg(1, "\"quoted\""),
+            Ok(Value::String("quoted".into()))
+        );
+        assert!(matches!(parse_arg(1, "[1, 2]"), Ok(Value::Array(a)) if a.len() == 2));
+        let err = parse_arg(2, "{\"a\":").unwrap_err();
+        assert_eq!(err.kind(), troupe::ErrorKind::Invalid);
+        assert!(err.message().starts_with("argument 2"));
+    }
+
+    #[test]
+    fn policy_flags() {
+        let parse = |argv: &[&str]| match Cli::try_parse_from(argv) {
+            Ok(Cli {
+                command: Command::Run(a),
+            }) => a,
+            Err(e) => panic!("{e}"),
+        };
+        let a = parse(&["troupe", "run", "x.lua"]);
+        let p = a.policy().unwrap();
+        assert!(p.classes().contains(Class::Process) && p.classes().contains(Class::Time));
+        let a = parse(&["troupe", "run", "x.lua", "--allow", "deterministic"]);
+        assert!(!a.policy().unwrap().classes().contains(Class::Time));
+        let a = parse(&["troupe", "run", "x.lua", "--allow", "all"]);
+        assert_eq!(a.policy().unwrap().classes(), ClassSet::all());
+        let a = parse(&["troupe", "run", "x.lua", "--allow", "bogus"]);
+        assert_eq!(a.policy().unwrap_err().kind(), troupe::ErrorKind::Invalid);
+        let a = parse(&["troupe", "run", "x.lua", "-3", "x", "--timeout", "1s"]);
+        assert_eq!(a.args, ["-3", "x"]);
+        assert_eq!(a.timeout, Some(Duration::from_secs(1)));
+    }
+}

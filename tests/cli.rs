@@ -1,0 +1,309 @@
+//! End-to-end tests of the `troupe` binary: exit codes, JSON output and the
+//! one-line structured error on stderr.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value as Json, json};
+
+/// What one run of the binary produced.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Asserts a successful run and returns its stdout parsed as JSON.
+    fn json(&self) -> Json {
+        assert_eq!(self.code, Some(0), "expected success: {self:?}");
+        assert_eq!(
+            self.stdout.lines().count(),
+            1,
+            "one line of JSON expected: {self:?}"
+        );
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+
+    /// Asserts a failure with exit `code` and exactly one stderr line starting
+    /// with `prefix`; returns that line.
+    fn failure(&self, code: i32, prefix: &str) -> String {
+        assert_eq!(self.code, Some(code), "exit code: {self:?}");
+        assert!(
+            self.stdout.is_empty(),
+            "nothing on stdout on failure: {self:?}"
+        );
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "exactly one stderr line expected: {self:?}");
+        assert!(
+            lines[0].starts_with(prefix),
+            "expected {prefix:?}: {self:?}"
+        );
+        lines[0].to_owned()
+    }
+}
+
+/// How long one run may take before the test kills it and fails.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// Runs `troupe ARGS…` in `dir` with logging at its default level; a run
+/// that outlives [`DEADLINE`] is killed and the test fails instead of hanging.
+fn troupe(dir: &Path, args: &[&str]) -> Run {
+    let out_dir = tempfile::tempdir().expect("temp dir");
+    let (out_path, err_path) = (out_dir.path().join("stdout"), out_dir.path().join("stderr"));
+    let file = |p: &Path| std::fs::File::create(p).expect("capture file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_troupe"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(file(&out_path))
+        .stderr(file(&err_path))
+        .spawn()
+        .expect("the troupe binary runs");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for troupe") {
+            break status;
+        }
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("troupe {args:?} still running after {DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let read =
+        |p: &Path| String::from_utf8_lossy(&std::fs::read(p).expect("read capture")).into_owned();
+    Run {
+        code: status.code(),
+        stdout: read(&out_path),
+        stderr: read(&err_path),
+    }
+}
+
+/// A temp dir holding one script.
+fn with_script(name: &str, code: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join(name), code).expect("write script");
+    dir
+}
+
+/// `troupe run SCRIPT ARGS…` on a one-off script `main.lua`.
+fn run_script(code: &str, args: &[&str]) -> Run {
+    let dir = with_script("main.lua", code);
+    let mut argv = vec!["run", "main.lua"];
+    argv.extend_from_slice(args);
+    troupe(dir.path(), &argv)
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+/// Runs an example script by absolute path, from an unrelated directory.
+fn run_example(name: &str, args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = examples().join(name);
+    let mut argv = vec!["run", script.to_str().expect("UTF-8 path")];
+    argv.extend_from_slice(args);
+    troupe(dir.path(), &argv)
+}
+
+#[test]
+fn hello_prints_json_and_exits_zero() {
+    let out = run_example("hello.lua", &[]).json();
+    assert_eq!(out["greeting"], "hello, world");
+    assert_eq!(out["roundtrip"], json!([1, 2, 3]));
+    assert!(out["slept_ms"].as_i64().is_some_and(|ms| ms >= 9), "{out}");
+    assert_eq!(
+        run_example("hello.lua", &["Ada"]).json()["greeting"],
+        "hello, Ada"
+    );
+}
+
+#[test]
+fn relative_path_from_the_scripts_parent() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("scripts")).expect("mkdir");
+    std::fs::write(dir.path().join("scripts/child.lua"), "return 'from child'").expect("write");
+    std::fs::write(
+        dir.path().join("scripts/main.lua"),
+        "local process = require('process')\n\
+         process.spawn('child.lua')\n\
+         return process.pid() ~= nil",
+    )
+    .expect("write");
+    assert_eq!(
+        troupe(dir.path(), &["run", "scripts/main.lua"]).json(),
+        json!(true)
+    );
+}
+
+#[test]
+fn args_are_parsed_as_json_else_strings() {
+    let code = "local a, b, c, d, e = ...\n\
+                return {n = select('#', ...), a = a, b = b, c = c, d = d, e = e}";
+    let out = run_script(
+        code,
+        &["42", r#"{"k":[1,2.5,true]}"#, "hello world", r#""7""#, "-3"],
+    )
+    .json();
+    assert_eq!(
+        out,
+        json!({"n": 5, "a": 42, "b": {"k": [1, 2.5, true]}, "c": "hello world", "d": "7", "e": -3})
+    );
+}
+
+#[test]
+fn malformed_json_arg_is_invalid() {
+    let line = run_script("return 1", &[r#"{"k": "#]).failure(1, "INVALID: ");
+    assert!(line.contains("argument 1"), "{line}");
+}
+
+#[test]
+fn missing_file_is_not_found() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let line = troupe(dir.path(), &["run", "nope.lua"]).failure(1, "NOT_FOUND: ");
+    assert!(line.contains("nope.lua"), "{line}");
+}
+
+#[test]
+fn syntax_error_is_invalid_with_file_and_line() {
+    let line = run_script("local x = 1\n\nlocal = 3\n", &[]).failure(1, "INVALID: ");
+    assert!(line.contains("main.lua:3"), "{line}");
+}
+
+#[test]
+fn runtime_error_is_internal_one_line() {
+    let line = run_script("local t = {}\nerror('boom')\n", &[]).failure(1, "INTERNAL: ");
+    assert!(
+        line.contains("boom") && line.contains("main.lua:2"),
+        "{line}"
+    );
+    let line = run_script("local t = nil\nreturn t.x\n", &[]).failure(1, "INTERNAL: ");
+    assert!(line.contains("main.lua:2"), "{line}");
+}
+
+#[test]
+fn script_raised_errors_keep_their_kind() {
+    let code = "local errors = require('errors')\n\
+                error(errors.new{kind = errors.CONFLICT, message = 'taken'})";
+    assert_eq!(
+        run_script(code, &[]).failure(1, "CONFLICT: "),
+        "CONFLICT: taken"
+    );
+}
+
+#[test]
+fn usage_errors_exit_two_with_one_line() {
+    let dir = with_script("main.lua", "return 1");
+    troupe(dir.path(), &["run", "main.lua", "--bogus"]).failure(2, "INVALID: ");
+    troupe(dir.path(), &["run"]).failure(2, "INVALID: ");
+    troupe(dir.path(), &["frobnicate"]).failure(2, "INVALID: ");
+    troupe(dir.path(), &["run", "main.lua", "--timeout", "soon"]).failure(2, "INVALID: ");
+    troupe(dir.path(), &["run", "main.lua", "--max-memory", "10XB"]).failure(2, "INVALID: ");
+    troupe(dir.path(), &["run", "main.lua", "--workers", "0"]).failure(2, "INVALID: ");
+}
+
+#[test]
+fn unknown_class_is_invalid() {
+    let line = run_script("return 1", &["--allow", "time,telepathy"]).failure(1, "INVALID: ");
+    assert!(line.contains("telepathy"), "{line}");
+}
+
+#[test]
+fn default_policy_is_plugin_plus_process() {
+    let code = "local process = require('process')\n\
+                local time = require('time')\n\
+                local json = require('json')\n\
+                return type(process.pid()) == 'string'";
+    assert_eq!(run_script(code, &[]).json(), json!(true));
+}
+
+#[test]
+fn allow_replaces_the_default_classes() {
+    let line = run_script("require('time')", &["--allow", "deterministic"])
+        .failure(1, "PERMISSION_DENIED: ");
+    assert!(line.contains("time"), "{line}");
+    run_script(
+        "require('process')",
+        &["--allow", "deterministic,encoding,time"],
+    )
+    .failure(1, "PERMISSION_DENIED: ");
+    assert_eq!(
+        run_script(
+            "require('json') return 1",
+            &["--allow", "deterministic,encoding"]
+        )
+        .json(),
+        json!(1)
+    );
+    assert_eq!(
+        run_script("require('process') return 1", &["--allow", "all"]).json(),
+        json!(1)
+    );
+}
+
+#[test]
+fn module_flags_apply_on_top() {
+    let code = "require('time') return 'ok'";
+    assert_eq!(
+        run_script(
+            code,
+            &["--allow", "deterministic", "--allow-module", "time"]
+        )
+        .json(),
+        json!("ok")
+    );
+    run_script(code, &["--deny-module", "time"]).failure(1, "PERMISSION_DENIED: ");
+    run_script(code, &["--allow", "all", "--deny-module", "time"])
+        .failure(1, "PERMISSION_DENIED: ");
+}
+
+#[test]
+fn unknown_module_is_not_found() {
+    run_script("require('no_such_module')", &[]).failure(1, "NOT_FOUND: ");
+}
+
+#[test]
+fn timeout_stops_a_busy_loop() {
+    let started = Instant::now();
+    run_script("while true do end", &["--timeout", "200ms"]).failure(1, "TIMEOUT: ");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn instruction_limit_is_enforced() {
+    run_script(
+        "local n = 0 while true do n = n + 1 end",
+        &["--max-instructions", "100000"],
+    )
+    .failure(1, "LIMIT_EXCEEDED: ");
+}
+
+#[test]
+fn memory_limit_is_enforced() {
+    let code = "local t = {} for i = 1, 1e8 do t[i] = ('x'):rep(64) .. i end";
+    run_script(code, &["--max-memory", "4MiB"]).failure(1, "LIMIT_EXCEEDED: ");
+}
+
+#[test]
+fn ping_pong_exchanges_n_messages() {
+    let out = run_example("ping_pong.lua", &["500"]).json();
+    assert_eq!(out["round_trips"], 500, "{out}");
+}
+
+#[test]
+fn fan_out_completes_with_ten_thousand_processes() {
+    let out = run_example("fan_out.lua", &["10000"]).json();
+    assert_eq!(out["processes"], 10_000, "{out}");
+    assert_eq!(out["replies"], 10_000, "{out}");
+}
