@@ -1,0 +1,268 @@
+//! Core-loop benchmarks of Troupe, each beside a raw baseline measured in the
+//! same run, so the interesting figure is the ratio rather than the absolute
+//! time (the machine is shared and noisy).
+//!
+//! * `yield_roundtrip` — one command round trip (`time.now()`: yield a
+//!   command, inline handler, resume) inside a Troupe process, against a bare
+//!   mlua coroutine doing `coroutine.yield()` resumed from Rust in a loop.
+//!   Troupe time is per iteration of a script looping N times; the spawn and
+//!   join around the loop are a constant that criterion's linear-regression
+//!   slope removes. Target: ≤ 4× bare.
+//! * `spawn` — spawn + run + exit of `return 1` from the host in batches
+//!   (spawn K, then join all) on a single worker, so the throughput is per
+//!   core; against a fresh `Lua::new()` + load precompiled bytecode + call,
+//!   and against a new coroutine in one shared state. Target: ≥ 20,000
+//!   spawns/s per core.
+//! * `ping_pong` — one message round trip between two Troupe processes (a
+//!   script spawns a partner with `{entry = "pong"}`), on one and on two
+//!   workers; against two OS threads ping-ponging over `std::sync::mpsc`.
+//!   (Runs with preemption effectively off; see the workaround note there.)
+//!
+//! Run with `cargo bench --bench core`.
+
+use std::hint::black_box;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use mlua::chunk::ChunkMode;
+use mlua::{Function, Lua};
+use troupe::{Class, Limits, LuaEngine, MemorySource, Policy, Runtime, Spawn, Value};
+
+/// Scripts used by the Troupe side of every group.
+fn source() -> MemorySource {
+    MemorySource::new()
+        .with("noop.lua", "return 1")
+        .with(
+            "yield_loop.lua",
+            r#"
+local time = require("time")
+local n = ...
+local now = time.now
+for _ = 1, n do
+  now()
+end
+return n
+"#,
+        )
+        .with(
+            "ping_pong.lua",
+            r#"
+local process = require("process")
+local M = {}
+
+function M.pong()
+  while true do
+    local msg = process.receive()
+    if msg.topic == "stop" then
+      return true
+    end
+    process.send(msg.from, "pong", msg.payload)
+  end
+end
+
+function M.ping(n)
+  local peer = assert(process.spawn("ping_pong.lua", { entry = "pong" }))
+  for i = 1, n do
+    assert(process.send(peer, "ping", i))
+    local reply = assert(process.receive("pong"))
+    if reply.payload ~= i then
+      error("out of order pong")
+    end
+  end
+  assert(process.send(peer, "stop"))
+  return n
+end
+
+return M
+"#,
+        )
+}
+
+fn runtime(workers: usize) -> Runtime {
+    runtime_with(workers, Limits::default())
+}
+
+fn runtime_with(workers: usize, limits: Limits) -> Runtime {
+    Runtime::builder()
+        .workers(workers)
+        .default_limits(limits)
+        .source(source())
+        .engine(LuaEngine::new())
+        .default_policy(Policy::plugin().allow_class(Class::Process))
+        .build()
+        .expect("runtime builds")
+}
+
+/// Iteration count as a script argument.
+fn iters_arg(iters: u64) -> Value {
+    Value::Int(i64::try_from(iters).expect("iteration count fits i64"))
+}
+
+fn yield_roundtrip(c: &mut Criterion) {
+    let mut g = c.benchmark_group("yield_roundtrip");
+    g.sample_size(15)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements(1));
+
+    // Baseline: a bare mlua coroutine that yields forever, resumed from Rust.
+    let lua = Lua::new();
+    let body: Function = lua
+        .load("return function() while true do coroutine.yield() end end")
+        .eval()
+        .expect("coroutine body");
+    let co = lua.create_thread(body).expect("thread");
+    g.bench_function("bare_mlua_resume_yield", |b| {
+        b.iter(|| co.resume::<()>(()).expect("resume"));
+    });
+
+    // Troupe: `time.now()` N times in one process = N command round trips.
+    let rt = runtime(1);
+    g.bench_function("troupe_time_now", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            let h = rt
+                .spawn(Spawn::script("yield_loop.lua").args([iters_arg(iters)]))
+                .expect("spawn");
+            let v = h.join_blocking().expect("join");
+            let elapsed = start.elapsed();
+            assert_eq!(v, iters_arg(iters));
+            elapsed
+        });
+    });
+    g.finish();
+    rt.shutdown();
+}
+
+fn spawn(c: &mut Criterion) {
+    const BATCH: u64 = 1000;
+    let mut g = c.benchmark_group("spawn");
+    g.sample_size(15)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements(1));
+
+    // Baseline 1: a fresh state per "process", running precompiled bytecode.
+    let bytecode = {
+        let lua = Lua::new();
+        let f = lua.load("return 1").into_function().expect("compile");
+        f.dump(false)
+    };
+    g.bench_function("bare_mlua_new_state_load_call", |b| {
+        b.iter(|| {
+            let lua = Lua::new();
+            let f = lua
+                .load(&bytecode[..])
+                .set_mode(ChunkMode::Binary)
+                .into_function()
+                .expect("load");
+            let v: i64 = f.call(()).expect("call");
+            black_box(v);
+        });
+    });
+
+    // Baseline 2: a new coroutine per "process" in one shared state.
+    let lua = Lua::new();
+    let f = lua
+        .load(&bytecode[..])
+        .set_mode(ChunkMode::Binary)
+        .into_function()
+        .expect("load");
+    g.bench_function("bare_mlua_coroutine_shared_state", |b| {
+        b.iter(|| {
+            let co = lua.create_thread(f.clone()).expect("thread");
+            let v: i64 = co.resume(()).expect("resume");
+            black_box(v);
+        });
+    });
+
+    // Troupe: spawn a batch from the host on one worker, then join them all.
+    let rt = runtime(1);
+    let mut handles = Vec::with_capacity(BATCH as usize);
+    g.bench_function("troupe_spawn_run_exit_1_worker", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            let mut left = iters;
+            while left > 0 {
+                let k = left.min(BATCH);
+                for _ in 0..k {
+                    handles.push(rt.spawn(Spawn::script("noop.lua")).expect("spawn"));
+                }
+                for h in handles.drain(..) {
+                    assert_eq!(h.join_blocking().expect("join"), Value::Int(1));
+                }
+                left -= k;
+            }
+            start.elapsed()
+        });
+    });
+    g.finish();
+    rt.shutdown();
+}
+
+fn ping_pong(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ping_pong");
+    g.sample_size(15)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements(1));
+
+    // Baseline: two OS threads, one round trip = send + blocking receive.
+    let (to_echo, echo_rx) = mpsc::sync_channel::<u64>(1);
+    let (echo_tx, from_echo) = mpsc::sync_channel::<u64>(1);
+    let echo = thread::spawn(move || {
+        while let Ok(v) = echo_rx.recv() {
+            if echo_tx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    g.bench_function("os_threads_mpsc", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            to_echo.send(i).expect("send");
+            assert_eq!(from_echo.recv().expect("recv"), i);
+        });
+    });
+    drop(to_echo);
+    echo.join().expect("echo thread");
+
+    // Troupe: one script pings a partner it spawned N times.
+    //
+    // Workaround: with the default 20,000-instruction slice, a preemption
+    // that lands between a command function storing its call and yielding
+    // it fails the process with "command sentinel without a command" (the
+    // partner dies and the pinger blocks forever in `receive`). A slice
+    // larger than any run here keeps preemption out of this measurement.
+    let limits = Limits {
+        slice_instructions: std::num::NonZeroU64::new(u64::from(u32::MAX)).expect("non-zero"),
+        ..Limits::default()
+    };
+    for workers in [1, 2] {
+        let rt = runtime_with(workers, limits);
+        g.bench_function(format!("troupe_processes_{workers}_workers"), |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                let h = rt
+                    .spawn(
+                        Spawn::script("ping_pong.lua")
+                            .entry("ping")
+                            .args([iters_arg(iters)]),
+                    )
+                    .expect("spawn");
+                let v = h.join_blocking().expect("join");
+                let elapsed = start.elapsed();
+                assert_eq!(v, iters_arg(iters));
+                elapsed
+            });
+        });
+        rt.shutdown();
+    }
+    g.finish();
+}
+
+criterion_group!(benches, yield_roundtrip, spawn, ping_pong);
+criterion_main!(benches);
