@@ -1,0 +1,378 @@
+//! End-to-end behaviour of Lua processes through the host API: structured
+//! errors, the policy at `require`, failures that stay inside one process,
+//! messaging, async host handlers that never occupy a worker, shutdown, and
+//! many concurrent sleepers.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use troupe::{
+    Class, CommandId, Error, ErrorKind, LuaEngine, MemorySource, ModuleDef, Policy, Ret, Runtime,
+    Spawn, Value,
+};
+
+fn runtime_with(src: MemorySource, workers: usize) -> Runtime {
+    Runtime::builder()
+        .workers(workers)
+        .source(src)
+        .engine(LuaEngine::new())
+        .default_policy(Policy::plugin().allow_class(Class::Process))
+        .build()
+        .expect("runtime builds")
+}
+
+/// Runs one script to completion.
+fn run(code: &str) -> Result<Value, Error> {
+    let rt = runtime_with(MemorySource::new().with("main.lua", code), 2);
+    let r = rt.spawn(Spawn::script("main.lua"))?.join_blocking();
+    rt.shutdown();
+    r
+}
+
+#[test]
+fn fallible_functions_return_structured_errors() {
+    let v = run(r#"
+        local errors = require("errors")
+        local process = require("process")
+        local msg, err = process.receive(nil, 1)
+        assert(msg == nil, "no message expected")
+        assert(err:kind() == errors.TIMEOUT, "kind")
+        assert(err:message() == "receive timed out", "message")
+        assert(err:retryable() == true, "retryable")
+        assert(tostring(err) == "TIMEOUT: receive timed out", "tostring")
+        local json = require("json")
+        local bad, jerr = json.decode("{nope")
+        assert(bad == nil and jerr:kind() == errors.INVALID, "json error")
+        return "ok"
+    "#);
+    assert_eq!(v.unwrap(), Value::from("ok"));
+}
+
+#[test]
+fn scripts_raise_their_own_structured_errors() {
+    let v = run(r#"
+        local errors = require("errors")
+        local e = errors.new{kind = errors.CONFLICT, message = "taken", retryable = true, details = {id = 7}}
+        assert(e:kind() == "CONFLICT" and e:message() == "taken" and e:retryable())
+        assert(e:details().id == 7)
+        assert(tostring(e) == "CONFLICT: taken")
+        local ok, caught = pcall(error, e)
+        assert(not ok and caught:kind() == errors.CONFLICT)
+        return "ok"
+    "#);
+    assert_eq!(v.unwrap(), Value::from("ok"));
+    // Raised to the top, the error object becomes the process's error.
+    let e = run(r#"local errors = require("errors") error(errors.new{kind = "RATE_LIMITED", message = "slow down"})"#)
+        .unwrap_err();
+    assert_eq!(
+        (e.kind(), e.message()),
+        (ErrorKind::RateLimited, "slow down")
+    );
+    // An unknown kind is a wrong argument, raised as INVALID.
+    let e = run(r#"require("errors").new{kind = "NOPE"}"#).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Invalid);
+}
+
+#[test]
+fn require_goes_through_the_policy() {
+    let src = MemorySource::new().with(
+        "main.lua",
+        r#"
+        local ok1, denied = pcall(require, "time")
+        local ok2, unknown = pcall(require, "no_such_module")
+        local json = require("json")
+        return {ok1, denied:kind(), ok2, unknown:kind(), json.encode({1})}
+        "#,
+    );
+    let rt = runtime_with(src, 1);
+    let v = rt
+        .spawn(Spawn::script("main.lua").policy(Policy::deterministic()))
+        .unwrap()
+        .join_blocking();
+    assert_eq!(
+        v.unwrap(),
+        Value::Array(vec![
+            Value::Bool(false),
+            Value::from("PERMISSION_DENIED"),
+            Value::Bool(false),
+            Value::from("NOT_FOUND"),
+            Value::from("[1]"),
+        ])
+    );
+}
+
+#[test]
+fn module_tables_are_read_only() {
+    let v = run(r#"
+        local json = require("json")
+        local ok = pcall(function() json.encode = nil end)
+        local ok2 = pcall(function() string.upper = nil end)
+        local ok3 = pcall(setmetatable, json, {})
+        return {ok, ok2, ok3, getmetatable(json), type(json.encode)}
+    "#);
+    assert_eq!(
+        v.unwrap(),
+        Value::Array(vec![
+            Value::Bool(false),
+            Value::Bool(false),
+            Value::Bool(false),
+            Value::from("locked"),
+            Value::from("function"),
+        ])
+    );
+}
+
+#[test]
+fn dangerous_globals_are_absent() {
+    let v = run(r#"
+        local bin = string.dump and "dump" or load(string.char(27) .. "Lua") and "binary load" or nil
+        return {io == nil, os == nil, debug == nil, package == nil, dofile == nil,
+                loadfile == nil, string.dump == nil, ("x").dump == nil, bin == nil}
+    "#);
+    assert_eq!(v.unwrap(), Value::Array(vec![Value::Bool(true); 9]));
+}
+
+#[test]
+fn a_runtime_error_fails_only_that_process() {
+    let src = MemorySource::new()
+        .with("boom.lua", "local t = nil\n\nreturn t.field\n")
+        .with("calm.lua", "require('time').sleep(20) return 'still here'");
+    let rt = runtime_with(src, 1);
+    let calm = rt.spawn(Spawn::script("calm.lua")).unwrap();
+    let boom = rt.spawn(Spawn::script("boom.lua")).unwrap();
+    let e = boom.join_blocking().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Internal);
+    assert!(e.message().contains("boom.lua:3:"), "{e}");
+    let tb = e
+        .details()
+        .and_then(|d| d.get("traceback"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    assert!(tb.contains("boom.lua:3"), "traceback: {tb}");
+    assert_eq!(calm.join_blocking().unwrap(), Value::from("still here"));
+}
+
+#[test]
+fn messages_from_one_sender_arrive_in_order() {
+    let src = MemorySource::new().with(
+        "main.lua",
+        r#"
+        local process = require("process")
+        local M = {}
+        function M.sender(to, id, n)
+            for i = 1, n do
+                while true do
+                    local ok, err = process.send(to, "seq", {id = id, i = i})
+                    if ok then break end
+                    assert(err:kind() == "RATE_LIMITED")
+                    require("time").sleep(1)
+                end
+            end
+        end
+        local senders, n = ..., 2000
+        if senders == nil then return M end
+        for id = 1, senders do process.spawn("main.lua", {entry = "sender"}, process.pid(), id, n) end
+        local last = {}
+        for _ = 1, senders * n do
+            local m = process.receive("seq", 10000)
+            local p = m.payload
+            assert(p.i == (last[p.id] or 0) + 1, "out of order")
+            last[p.id] = p.i
+        end
+        return senders * n
+        "#,
+    );
+    let rt = runtime_with(src, 2);
+    let v = rt
+        .spawn(Spawn::script("main.lua").args([5]))
+        .unwrap()
+        .join_blocking();
+    assert_eq!(v.unwrap(), Value::Int(10_000));
+}
+
+#[test]
+fn sending_to_a_dead_process_is_not_found() {
+    let rt = runtime_with(MemorySource::new().with("quick.lua", "return 1"), 1);
+    let h = rt.spawn(Spawn::script("quick.lua")).unwrap();
+    assert_eq!(h.join_blocking().unwrap(), Value::Int(1));
+    assert_eq!(h.send("x", 1).unwrap_err().kind(), ErrorKind::NotFound);
+    let v = run(r#"
+        local ok, err = require("process").send("<0.987654>", "x", 1)
+        local ok2, err2 = pcall(require("process").send, "not a pid", "x", 1)
+        return {ok == nil, err:kind(), err2 and err2:kind() or "raised"}
+    "#);
+    assert_eq!(
+        v.unwrap(),
+        Value::Array(vec![
+            Value::Bool(true),
+            Value::from("NOT_FOUND"),
+            Value::from("INVALID")
+        ])
+    );
+}
+
+#[test]
+fn a_slow_async_handler_never_occupies_a_worker() {
+    const WAIT: CommandId = CommandId(4000);
+    let release = Arc::new(tokio::sync::Notify::new());
+    let handler_thread = Arc::new(Mutex::new(String::new()));
+    let (r, t) = (Arc::clone(&release), Arc::clone(&handler_thread));
+    let slow = ModuleDef::new("slow")
+        .class(Class::Deterministic)
+        .command("wait", |_cx, _args| {
+            Ok(Ret::Call(troupe::Call::new(WAIT, ())))
+        });
+    let src = MemorySource::new()
+        .with("waiter.lua", "return require('slow').wait()")
+        .with("quick.lua", "require('time').sleep(1) return 'quick'");
+    let rt = Runtime::builder()
+        .workers(1)
+        .source(src)
+        .engine(LuaEngine::new())
+        .module(slow)
+        .commands(move |d| {
+            d.asynchronous(WAIT, "slow.wait", move |_, _| {
+                let (r, t) = (Arc::clone(&r), Arc::clone(&t));
+                async move {
+                    *t.lock().unwrap() = std::thread::current().name().unwrap_or("").to_owned();
+                    r.notified().await;
+                    Ok(Value::from("released"))
+                }
+            })?;
+            Ok(())
+        })
+        .unwrap()
+        .build()
+        .unwrap();
+    let waiter = rt.spawn(Spawn::script("waiter.lua")).unwrap();
+    let quick = rt.spawn(Spawn::script("quick.lua")).unwrap();
+    // With one worker, `quick` can only finish if `waiter`'s pending call
+    // does not hold that worker.
+    let out = rt.io().block_on(async {
+        tokio::time::timeout(Duration::from_secs(60), async {
+            let q = quick.join().await;
+            release.notify_one();
+            (q, waiter.join().await)
+        })
+        .await
+    });
+    let (q, w) = out.expect("the quick process was not starved");
+    assert_eq!(q.unwrap(), Value::from("quick"));
+    assert_eq!(w.unwrap(), Value::from("released"));
+    let name = handler_thread.lock().unwrap().clone();
+    assert!(!name.starts_with("troupe-worker"), "handler ran on {name}");
+}
+
+#[test]
+fn shutdown_with_live_processes_terminates_cleanly() {
+    let src = MemorySource::new()
+        .with("wait.lua", "return require('process').receive()")
+        .with("spin.lua", "while true do end");
+    let rt = runtime_with(src, 2);
+    let waiting: Vec<_> = (0..100)
+        .map(|_| rt.spawn(Spawn::script("wait.lua")).unwrap())
+        .collect();
+    let spinner = rt.spawn(Spawn::script("spin.lua")).unwrap();
+    rt.shutdown();
+    for h in waiting.iter().chain([&spinner]) {
+        assert_eq!(h.join_blocking().unwrap_err().kind(), ErrorKind::Canceled);
+    }
+    assert_eq!(rt.process_count(), 0);
+    assert_eq!(
+        rt.spawn(Spawn::script("wait.lua")).err().map(|e| e.kind()),
+        Some(ErrorKind::Canceled)
+    );
+}
+
+#[test]
+fn a_spinning_process_does_not_starve_others() {
+    let src = MemorySource::new()
+        .with("spin.lua", "local n = 0 while true do n = n + 1 end")
+        .with("sleepy.lua", "require('time').sleep(5) return 'done'");
+    let rt = runtime_with(src, 1);
+    let spinner = rt.spawn(Spawn::script("spin.lua")).unwrap();
+    let sleepy = rt.spawn(Spawn::script("sleepy.lua")).unwrap();
+    assert_eq!(sleepy.join_blocking().unwrap(), Value::from("done"));
+    assert!(spinner.kill());
+    assert_eq!(
+        spinner.join_blocking().unwrap_err().kind(),
+        ErrorKind::Canceled
+    );
+}
+
+#[test]
+fn commands_yield_through_user_coroutines() {
+    let v = run(r#"
+        local time = require("time")
+        local co = coroutine.wrap(function(a)
+            time.sleep(1)
+            local b = coroutine.yield(a + 1)
+            time.sleep(1)
+            return b * 2
+        end)
+        local first = co(1)
+        local second = co(10)
+        local ok, slept = pcall(function() time.sleep(1) return "slept in pcall" end)
+        local t = setmetatable({}, {__index = function(_, k) time.sleep(1) return k end})
+        local okc, err = pcall(table.sort, {3, 1, 2}, function(a, b) time.sleep(1) return a < b end)
+        return {first, second, slept, t.key, okc, tostring(err):find("yield") ~= nil}
+    "#);
+    assert_eq!(
+        v.unwrap(),
+        Value::Array(vec![
+            Value::Int(2),
+            Value::Int(20),
+            Value::from("slept in pcall"),
+            Value::from("key"),
+            Value::Bool(false),
+            Value::Bool(true),
+        ])
+    );
+}
+
+#[test]
+fn spawn_args_and_entry_functions() {
+    let src = MemorySource::new()
+        .with(
+            "lib/child.lua",
+            "local M = {} function M.add(a, b) return a + b end return M",
+        )
+        .with(
+            "lib/main.lua",
+            r#"
+            local process = require("process")
+            local child = process.spawn("child.lua", {entry = "add"}, 0, 0)
+            local me = process.pid()
+            assert(type(child) == "string" and child:sub(1, 1) == "<")
+            local a, b = ...
+            return {a + b, me == process.pid(), process.parent() == nil}
+            "#,
+        );
+    let rt = runtime_with(src, 2);
+    let v = rt
+        .spawn(Spawn::script("lib/main.lua").args([40, 2]))
+        .unwrap()
+        .join_blocking();
+    assert_eq!(
+        v.unwrap(),
+        Value::Array(vec![Value::Int(42), Value::Bool(true), Value::Bool(true)])
+    );
+}
+
+#[test]
+fn one_hundred_thousand_concurrent_sleepers_complete() {
+    const N: usize = 100_000;
+    let rt = runtime_with(
+        MemorySource::new().with("sleep.lua", "require('time').sleep(20) return 1"),
+        2,
+    );
+    let handles: Vec<_> = (0..N)
+        .map(|_| rt.spawn(Spawn::script("sleep.lua")).unwrap())
+        .collect();
+    let mut total = 0;
+    for h in &handles {
+        total += h.join_blocking().unwrap().as_i64().unwrap();
+    }
+    assert_eq!(total, N as i64);
+    assert_eq!(rt.process_count(), 0);
+}
