@@ -599,13 +599,12 @@ fn exit_result(reason: Option<&Value>) -> Result<Value, Error> {
         None | Some(Value::Nil) => Ok(Value::Nil),
         Some(Value::String(s)) if s == "normal" => Ok(Value::Nil),
         Some(v) => {
-            if let (Some(kind), Some(msg)) =
-                (v.get("kind").and_then(Value::as_str), v.get("message"))
-            {
-                if let Some(kind) = ErrorKind::parse(kind) {
-                    let msg = msg.as_str().unwrap_or_default().to_owned();
-                    return Err(Error::new(kind, msg));
-                }
+            let kind = v
+                .get("kind")
+                .and_then(Value::as_str)
+                .and_then(ErrorKind::parse);
+            if let (Some(kind), Some(msg)) = (kind, v.get("message")) {
+                return Err(Error::new(kind, msg.as_str().unwrap_or_default()));
             }
             let text = v.as_str().map_or_else(|| v.to_json(), str::to_owned);
             Err(Error::new(ErrorKind::Unknown, format!("exit: {text}")).with_details(v.clone()))

@@ -3,11 +3,14 @@ use std::sync::{Arc, RwLock};
 
 use crate::{Script, Source, SourceError, content_hash, validate_key};
 
+/// Key → (code, content version).
+type Scripts = BTreeMap<String, (Arc<[u8]>, u64)>;
+
 /// Scripts held in memory, changeable at run time. Cheap to clone: clones
 /// share the same scripts.
 #[derive(Debug, Clone, Default)]
 pub struct MemorySource {
-    scripts: Arc<RwLock<BTreeMap<String, (Arc<[u8]>, u64)>>>,
+    scripts: Arc<RwLock<Scripts>>,
 }
 
 impl MemorySource {

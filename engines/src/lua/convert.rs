@@ -60,10 +60,11 @@ fn table(t: &Table, depth: usize) -> Result<Value, Error> {
     let mut map: Option<BTreeMap<String, Value>> = None;
     for pair in t.pairs::<mlua::Value, mlua::Value>() {
         let (k, v) = pair.map_err(lua_err)?;
-        if let mlua::Value::Integer(i) = k {
-            if i >= 1 && (i as usize) <= len {
-                continue;
-            }
+        if let mlua::Value::Integer(i) = k
+            && i >= 1
+            && (i as usize) <= len
+        {
+            continue;
         }
         let key = match &k {
             mlua::Value::String(s) => s

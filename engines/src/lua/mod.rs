@@ -201,7 +201,6 @@ impl Engine for LuaEngine {
             .set_environment(env.clone())
             .into_function()
             .map_err(internal)?;
-        let thread = lua.create_thread(body).map_err(internal)?;
         let limits = init.limits;
         let slice = limits.slice_instructions.get().min(u64::from(u32::MAX));
         lua.set_global_hook(
@@ -209,6 +208,9 @@ impl Engine for LuaEngine {
             |lua, _| hook(lua),
         )
         .map_err(internal)?;
+        // Hooks are per thread and copied when a thread is created: install
+        // the hook first so the process's thread (and its coroutines) get it.
+        let thread = lua.create_thread(body).map_err(internal)?;
         let memory_limit = limits.max_memory.map(|m| m.get());
         if let Some(m) = memory_limit {
             lua.set_memory_limit(lua.used_memory() + m)

@@ -155,7 +155,9 @@ end
 
 local function run_main(main, env, entry, ...)
   if entry == nil then return main(...) end
-  local r = main(...)
+  -- With an entry, the chunk is loaded like a module (no arguments) and the
+  -- entry function gets the spawn arguments.
+  local r = main()
   local f
   if type(r) == "table" then f = r[entry] end
   if f == nil then f = env[entry] end

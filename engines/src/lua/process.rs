@@ -104,12 +104,19 @@ impl Process for LuaProcess {
         };
         let result = self.thread.resume::<MultiValue>(args);
         let lua = self.lua();
-        let (preempted, terminate, pending) = match lua.app_data_mut::<ProcCtx>() {
+        let sent = matches!(&result, Ok(v) if v.front().is_some_and(is_sent));
+        let (terminate, pending) = match lua.app_data_mut::<ProcCtx>() {
             Some(mut ctx) => {
-                let p = std::mem::take(&mut ctx.preempting);
-                (p, ctx.terminate.take(), ctx.pending.take())
+                ctx.preempting = false;
+                // A preemption can land between a module storing its command
+                // and yielding the sentinel; the command then stays stored
+                // until the sentinel's own yield.
+                (
+                    ctx.terminate.take(),
+                    if sent { ctx.pending.take() } else { None },
+                )
             }
-            None => (false, None, None),
+            None => (None, None),
         };
         if let Some(e) = terminate {
             return Step::Failed(e);
@@ -124,10 +131,7 @@ impl Process for LuaProcess {
                     }
                     // A preemption, or the script yielding the CPU on purpose
                     // with `coroutine.yield()` at its top level.
-                    _ => {
-                        let _ = preempted;
-                        Step::Preempted
-                    }
+                    _ => Step::Preempted,
                 },
                 _ => self.finished(values),
             },

@@ -225,11 +225,11 @@ pub(crate) fn new_state(output: &Output) -> mlua::Result<Lua> {
             let e = if msg.ends_with("not enough memory") {
                 Error::new(ErrorKind::LimitExceeded, "memory limit exceeded")
             } else {
-                Error::internal(msg).with_details(Value::from(
+                Error::internal(msg).with_details(
                     [("traceback".to_owned(), tb.trim().to_owned())]
                         .into_iter()
                         .collect::<Value>(),
-                ))
+                )
             };
             error_to_lua(lua, e)
         })?,

@@ -55,7 +55,7 @@ pub(super) fn module() -> ModuleDef {
         .command("receive", |_cx, args| {
             let topic = args.opt_string(0)?;
             let timeout = args.opt_number(1)?;
-            if timeout.is_some_and(|t| !(t >= 0.0)) {
+            if timeout.is_some_and(|t| t.is_nan() || t < 0.0) {
                 return Err(args.error(1, "non-negative timeout in ms").into());
             }
             Ok(Ret::Call(Call::new(
