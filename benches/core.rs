@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mlua::chunk::ChunkMode;
 use mlua::{Function, Lua};
-use troupe::{Class, Limits, LuaEngine, MemorySource, Policy, Runtime, Spawn, Value};
+use troupe::{Class, LuaEngine, MemorySource, Policy, Runtime, Spawn, Value};
 
 /// Scripts used by the Troupe side of every group.
 fn source() -> MemorySource {
@@ -81,13 +81,8 @@ return M
 }
 
 fn runtime(workers: usize) -> Runtime {
-    runtime_with(workers, Limits::default())
-}
-
-fn runtime_with(workers: usize, limits: Limits) -> Runtime {
     Runtime::builder()
         .workers(workers)
-        .default_limits(limits)
         .source(source())
         .engine(LuaEngine::new())
         .default_policy(Policy::plugin().allow_class(Class::Process))
@@ -231,18 +226,8 @@ fn ping_pong(c: &mut Criterion) {
     echo.join().expect("echo thread");
 
     // Troupe: one script pings a partner it spawned N times.
-    //
-    // Workaround: with the default 20,000-instruction slice, a preemption
-    // that lands between a command function storing its call and yielding
-    // it fails the process with "command sentinel without a command" (the
-    // partner dies and the pinger blocks forever in `receive`). A slice
-    // larger than any run here keeps preemption out of this measurement.
-    let limits = Limits {
-        slice_instructions: std::num::NonZeroU64::new(u64::from(u32::MAX)).expect("non-zero"),
-        ..Limits::default()
-    };
     for workers in [1, 2] {
-        let rt = runtime_with(workers, limits);
+        let rt = runtime(workers);
         g.bench_function(format!("troupe_processes_{workers}_workers"), |b| {
             b.iter_custom(|iters| {
                 let start = Instant::now();
