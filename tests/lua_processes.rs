@@ -198,7 +198,7 @@ fn sending_to_a_dead_process_is_not_found() {
     assert_eq!(h.send("x", 1).unwrap_err().kind(), ErrorKind::NotFound);
     let v = run(r#"
         local ok, err = require("process").send("<0.987654>", "x", 1)
-        local ok2, err2 = require("process").send("not a pid", "x", 1)
+        local ok2, err2 = require("process").send("<not a pid>", "x", 1)
         return {ok == nil and ok2 == nil, err:kind(), err2:kind()}
     "#);
     assert_eq!(

@@ -1,6 +1,6 @@
 //! Handlers for the commands of the built-in `time` and `process` modules.
-//! They need the scheduler (timers, mailboxes, the process table), so they
-//! live here rather than beside the module definitions.
+//! They need the scheduler (timers, mailboxes, the process table, links and
+//! names), so they live here rather than beside the module definitions.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use troupe_dispatcher::{Dispatched, DispatcherBuilder, Error, ErrorKind, Pid, Value};
 use troupe_modules::builtin::ids;
 
+use crate::exit::Exit;
 use crate::mailbox::{Message, Waiter};
 use crate::scheduler::Scheduler;
 use crate::timers::TimerAction;
@@ -59,10 +60,7 @@ pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Re
     let s = sched.clone();
     b.inline(ids::PROCESS_SEND, "process.send", move |cx, args| {
         let s = upgrade(&s)?;
-        let to = field(&args, "to")
-            .as_str()
-            .unwrap_or_default()
-            .parse::<Pid>()?;
+        let to = s.resolve(field(&args, "to").as_str().unwrap_or_default())?;
         let Value::Map(mut m) = args else {
             return Err(Error::invalid("bad send arguments"));
         };
@@ -120,6 +118,91 @@ pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Re
             .ok_or_else(|| Error::new(ErrorKind::Canceled, "spawning process is gone"))?;
         let pid = s.spawn_child(&parent, args)?;
         Ok(Value::from(pid.to_string()))
+    })?;
+    register_links(b, sched)
+}
+
+/// The pid named by `args.pid`: a pid's text form or a registered name.
+fn target(s: &Scheduler, args: &Value) -> Result<Pid, Error> {
+    s.resolve(field(args, "pid").as_str().unwrap_or_default())
+}
+
+fn name(args: &Value) -> &str {
+    field(args, "name").as_str().unwrap_or_default()
+}
+
+/// Handlers of links, monitors, exits and the name registry.
+fn register_links(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<(), Error> {
+    let s = sched.clone();
+    b.inline(ids::PROCESS_LINK, "process.link", move |cx, args| {
+        let s = upgrade(&s)?;
+        s.link(cx.pid, target(&s, &args)?)?;
+        Ok(Value::Bool(true))
+    })?;
+
+    let s = sched.clone();
+    b.inline(ids::PROCESS_UNLINK, "process.unlink", move |cx, args| {
+        let s = upgrade(&s)?;
+        s.unlink(cx.pid, target(&s, &args)?);
+        Ok(Value::Bool(true))
+    })?;
+
+    let s = sched.clone();
+    b.inline(ids::PROCESS_MONITOR, "process.monitor", move |cx, args| {
+        let s = upgrade(&s)?;
+        Ok(Value::Int(s.monitor(cx.pid, target(&s, &args)?)?))
+    })?;
+
+    let s = sched.clone();
+    b.inline(
+        ids::PROCESS_DEMONITOR,
+        "process.demonitor",
+        move |cx, args| {
+            let r = field(&args, "ref").as_i64().unwrap_or_default();
+            Ok(Value::Bool(upgrade(&s)?.demonitor(cx.pid, r)))
+        },
+    )?;
+
+    let s = sched.clone();
+    b.inline(
+        ids::PROCESS_TRAP_EXITS,
+        "process.trap_exits",
+        move |cx, args| {
+            let on = field(&args, "on").as_bool().unwrap_or_default();
+            Ok(Value::Bool(upgrade(&s)?.trap_exits(cx.pid, on)?))
+        },
+    )?;
+
+    let s = sched.clone();
+    b.inline(ids::PROCESS_KILL, "process.kill", move |_cx, args| {
+        let s = upgrade(&s)?;
+        Ok(Value::Bool(s.stop(target(&s, &args)?, Exit::Killed)))
+    })?;
+
+    let s = sched.clone();
+    b.inline(
+        ids::PROCESS_REGISTER,
+        "process.register",
+        move |cx, args| {
+            upgrade(&s)?.register(cx.pid, name(&args))?;
+            Ok(Value::Bool(true))
+        },
+    )?;
+
+    let s = sched.clone();
+    b.inline(
+        ids::PROCESS_UNREGISTER,
+        "process.unregister",
+        move |cx, args| {
+            upgrade(&s)?.unregister(cx.pid, name(&args))?;
+            Ok(Value::Bool(true))
+        },
+    )?;
+
+    let s = sched.clone();
+    b.inline(ids::PROCESS_WHEREIS, "process.whereis", move |_cx, args| {
+        let pid = upgrade(&s)?.whereis(name(&args));
+        Ok(pid.map_or(Value::Nil, |p| Value::from(p.to_string())))
     })?;
     Ok(())
 }

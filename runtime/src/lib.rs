@@ -14,9 +14,13 @@
 
 mod builtins;
 mod engine;
+mod exit;
+mod host;
 mod limits;
+mod links;
 mod mailbox;
 mod process;
+mod registry;
 mod runtime;
 mod scheduler;
 mod spawn;
@@ -24,6 +28,7 @@ mod state;
 mod timers;
 
 pub use engine::{Engine, ProcessInit, Program};
+pub use host::HostMailbox;
 pub use limits::Limits;
 pub use mailbox::Message;
 pub use process::{Process, Resume, Step, StepCx};

@@ -1,6 +1,6 @@
 use std::collections::VecDeque;
 
-use troupe_dispatcher::{Pid, Tag, Value};
+use troupe_dispatcher::{Error, ErrorKind, Pid, Tag, Value};
 
 /// A message in a mailbox.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,6 +57,20 @@ impl Mailbox {
             capacity,
             waiter: None,
         }
+    }
+
+    /// Queues `msg` for `owner`. A `bounded` send to a full mailbox is
+    /// `RATE_LIMITED` (retryable); runtime notifications (`EXIT`, `DOWN`)
+    /// are not bounded, so they are never lost.
+    pub fn push(&mut self, owner: Pid, msg: Message, bounded: bool) -> Result<(), Error> {
+        if bounded && self.queue.len() >= self.capacity {
+            return Err(Error::new(
+                ErrorKind::RateLimited,
+                format!("mailbox of {owner} is full ({} messages)", self.capacity),
+            ));
+        }
+        self.queue.push_back(msg);
+        Ok(())
     }
 
     /// Removes and returns the first message on `topic` (any topic if `None`).

@@ -7,6 +7,8 @@ use troupe_modules::{ModuleDef, ModuleRegistry, Policy};
 use troupe_sources::{FileSource, Script, Source};
 
 use crate::engine::Engine;
+use crate::exit::Exit;
+use crate::host::{HostBox, HostMailbox};
 use crate::mailbox::Message;
 use crate::scheduler::{ExitCell, Scheduler, SchedulerParts, Signal, Sink};
 use crate::timers::Timers;
@@ -215,7 +217,7 @@ impl Runtime {
         }
     }
 
-    fn sched(&self) -> &Scheduler {
+    pub(crate) fn sched(&self) -> &Scheduler {
         &self.owner.sched
     }
 
@@ -264,9 +266,30 @@ impl Runtime {
         )
     }
 
-    /// Kills `pid`; false if it does not exist (any more).
+    /// Kills `pid` (untrappable; its exit reason is `"killed"`); false if
+    /// it does not exist (any more).
     pub fn kill(&self, pid: Pid) -> bool {
-        self.sched().signal(pid, Signal::Kill)
+        self.sched().stop(pid, Exit::Killed)
+    }
+
+    /// The pid registered under `name`, if any.
+    pub fn whereis(&self, name: &str) -> Option<Pid> {
+        self.sched().whereis(name)
+    }
+
+    /// A new host mailbox with the runtime's default capacity: a pid that
+    /// scripts can send to and the host reads from.
+    pub fn mailbox(&self) -> HostMailbox {
+        self.mailbox_with_capacity(self.sched().default_mailbox)
+    }
+
+    /// A new host mailbox holding at most `capacity` messages.
+    pub fn mailbox_with_capacity(&self, capacity: usize) -> HostMailbox {
+        let sched = self.sched();
+        let pid = sched.next_pid();
+        let inner = Arc::new(HostBox::new(capacity.max(1)));
+        sched.hosts.insert(pid, Arc::clone(&inner));
+        HostMailbox::new(pid, inner, self.clone())
     }
 
     /// How many processes are alive.
@@ -306,9 +329,16 @@ impl ProcessHandle {
         self.rt.send(self.pid, topic, payload)
     }
 
-    /// Kills it; its result becomes a `CANCELED` error.
+    /// Kills it; its result becomes a `CANCELED` error and its exit reason
+    /// `"killed"`.
     pub fn kill(&self) -> bool {
         self.rt.kill(self.pid)
+    }
+
+    /// Monitors it from `mailbox`: a `DOWN` message `{pid, reason, ref}`
+    /// arrives there when it ends. Returns the monitor's ref.
+    pub fn monitor(&self, mailbox: &HostMailbox) -> Result<i64, Error> {
+        mailbox.monitor(self.pid)
     }
 
     /// Waits for its result.

@@ -7,7 +7,7 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
@@ -22,6 +22,9 @@ use troupe_modules::{ModuleRegistry, Policy, builtin::ids};
 use troupe_sources::Source;
 
 use crate::engine::{Engine, Program};
+use crate::exit::{self, Exit};
+use crate::host::HostBox;
+use crate::links::{Endpoint, LinkState};
 use crate::mailbox::{Mailbox, Message};
 use crate::state::{Park, State, Wake};
 use crate::timers::{TimerAction, Timers};
@@ -35,7 +38,8 @@ const INLINE_BURST: u32 = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Signal {
     None = 0,
-    Kill = 1,
+    /// An exit signal: the exit waits in [`Entry::exit_signal`].
+    Exit = 1,
     Timeout = 2,
     Shutdown = 3,
 }
@@ -97,6 +101,10 @@ pub(crate) struct Entry {
     inbox: Mutex<Option<Result<Value, Error>>>,
     slot: Mutex<Slot>,
     pub mailbox: Mutex<Mailbox>,
+    /// Links, monitors, name, trap-exits flag.
+    pub links: Mutex<LinkState>,
+    /// How the process ends when [`Signal::Exit`] is raised.
+    exit_signal: Mutex<Option<Exit>>,
     exit: Option<Arc<ExitCell>>,
 }
 
@@ -128,13 +136,15 @@ impl Entry {
                 abort: None,
             }),
             mailbox: Mutex::new(Mailbox::new(n.mailbox)),
+            links: Mutex::new(LinkState::default()),
+            exit_signal: Mutex::new(None),
             exit: n.exit,
         })
     }
 
     fn signal(&self) -> Signal {
         match self.signal.load(Ordering::Acquire) {
-            1 => Signal::Kill,
+            1 => Signal::Exit,
             2 => Signal::Timeout,
             3 => Signal::Shutdown,
             _ => Signal::None,
@@ -172,6 +182,11 @@ pub(crate) struct Scheduler {
     pub default_policy: Arc<Policy>,
     pub default_limits: Limits,
     pub default_mailbox: usize,
+    /// Registered names.
+    pub names: DashMap<String, Pid>,
+    /// Host mailboxes by pid.
+    pub hosts: DashMap<Pid, Arc<HostBox>>,
+    pub next_ref: AtomicI64,
 }
 
 /// Parts the runtime builder hands to the scheduler.
@@ -213,6 +228,9 @@ impl Scheduler {
             default_policy: p.default_policy,
             default_limits: p.default_limits,
             default_mailbox: p.default_mailbox,
+            names: DashMap::new(),
+            hosts: DashMap::new(),
+            next_ref: AtomicI64::new(1),
         }
     }
 
@@ -281,11 +299,33 @@ impl Scheduler {
         }
     }
 
-    /// Stops a process from outside at its next step.
-    pub fn signal(&self, pid: Pid, signal: Signal) -> bool {
-        let Some(entry) = self.procs.get(&pid).map(|e| Arc::clone(&e)) else {
+    /// Ends `pid` with `exit` at its next step (an exit signal: a kill, or
+    /// a linked process's crash); false if it is not alive. The first
+    /// signal wins.
+    pub fn stop(&self, pid: Pid, exit: Exit) -> bool {
+        let Some(entry) = self.lookup(pid) else {
             return false;
         };
+        {
+            let mut slot = entry.exit_signal.lock();
+            if slot.is_none() {
+                *slot = Some(exit);
+            }
+        }
+        self.raise(entry, Signal::Exit);
+        true
+    }
+
+    /// Stops a process from outside at its next step.
+    pub fn signal(&self, pid: Pid, signal: Signal) -> bool {
+        let Some(entry) = self.lookup(pid) else {
+            return false;
+        };
+        self.raise(entry, signal);
+        true
+    }
+
+    fn raise(&self, entry: Arc<Entry>, signal: Signal) {
         let _ = entry.signal.compare_exchange(
             Signal::None as u8,
             signal as u8,
@@ -293,17 +333,26 @@ impl Scheduler {
             Ordering::Acquire,
         );
         self.wake(entry);
-        true
     }
 
     /// Delivers a message to `to`'s mailbox, or straight to its pending
     /// `receive`. A full mailbox is `RATE_LIMITED`; nothing is dropped.
     pub fn deliver(&self, to: Pid, msg: Message) -> Result<(), Error> {
-        let entry = self
-            .procs
-            .get(&to)
-            .map(|e| Arc::clone(&e))
-            .ok_or_else(|| Error::not_found(format!("process {to} does not exist")))?;
+        self.enqueue(to, msg, true)
+    }
+
+    /// Delivers a runtime notification (`EXIT`, `DOWN`): not bounded by the
+    /// mailbox capacity, and nothing to report if `to` is gone.
+    pub fn notify(&self, to: Pid, msg: Message) {
+        let _ = self.enqueue(to, msg, false);
+    }
+
+    fn enqueue(&self, to: Pid, msg: Message, bounded: bool) -> Result<(), Error> {
+        let entry = match self.endpoint(to) {
+            Some(Endpoint::Process(e)) => e,
+            Some(Endpoint::Host(h)) => return h.push(to, msg, bounded),
+            None => return Err(Error::not_found(format!("process {to} does not exist"))),
+        };
         let mut mb = entry.mailbox.lock();
         if let Some(w) = mb.waiter.take_if(|w| w.wants(&msg)) {
             drop(mb);
@@ -314,14 +363,7 @@ impl Scheduler {
             });
             return Ok(());
         }
-        if mb.queue.len() >= mb.capacity {
-            return Err(Error::new(
-                ErrorKind::RateLimited,
-                format!("mailbox of {to} is full ({} messages)", mb.capacity),
-            ));
-        }
-        mb.queue.push_back(msg);
-        Ok(())
+        mb.push(to, msg, bounded)
     }
 
     // ---- workers -------------------------------------------------------
@@ -432,20 +474,22 @@ impl Scheduler {
             match entry.signal() {
                 Signal::None => {}
                 s => {
-                    let err = match s {
-                        Signal::Timeout => Error::new(
+                    let exit = match s {
+                        Signal::Timeout => Exit::Failed(Error::new(
                             ErrorKind::Timeout,
                             format!(
                                 "process {} exceeded its wall-clock limit of {:?}",
                                 entry.pid,
                                 entry.limits.timeout.unwrap_or_default()
                             ),
-                        ),
-                        Signal::Shutdown => Error::new(ErrorKind::Canceled, "runtime shut down"),
-                        _ => Error::new(ErrorKind::Canceled, "killed"),
+                        )),
+                        Signal::Shutdown => {
+                            Exit::Failed(Error::new(ErrorKind::Canceled, "runtime shut down"))
+                        }
+                        _ => entry.exit_signal.lock().take().unwrap_or(Exit::Killed),
                     };
                     drop(slot);
-                    self.finish(&entry, Err(err));
+                    self.finish(&entry, exit);
                     return;
                 }
             }
@@ -456,7 +500,7 @@ impl Scheduler {
             match process.step(&mut cx, input) {
                 Step::Yield(call) if call.id == ids::PROCESS_EXIT => {
                     drop(slot);
-                    self.finish(&entry, exit_result(call.args.get("reason")));
+                    self.finish(&entry, exit::from_exit_call(call.args.get("reason")));
                     return;
                 }
                 Step::Yield(call) => {
@@ -501,12 +545,12 @@ impl Scheduler {
                 }
                 Step::Done(v) => {
                     drop(slot);
-                    self.finish(&entry, Ok(v));
+                    self.finish(&entry, Exit::Normal(v));
                     return;
                 }
                 Step::Failed(e) => {
                     drop(slot);
-                    self.finish(&entry, Err(e));
+                    self.finish(&entry, Exit::Failed(e));
                     return;
                 }
             }
@@ -521,8 +565,9 @@ impl Scheduler {
     }
 
     /// Ends a process: removes it, cancels its pending work, drops its
-    /// engine state and tells whoever joins it.
-    pub fn finish(&self, entry: &Arc<Entry>, result: Result<Value, Error>) {
+    /// engine state, frees its name, signals its links and monitors, and
+    /// tells whoever joins it.
+    pub fn finish(&self, entry: &Arc<Entry>, exit: Exit) {
         entry.state.finish();
         self.procs.remove(&entry.pid);
         let process = {
@@ -534,12 +579,14 @@ impl Scheduler {
         };
         drop(process);
         entry.mailbox.lock().queue.clear();
-        match &result {
-            Ok(_) => tracing::debug!(pid = %entry.pid, "process exited"),
-            Err(e) => tracing::debug!(pid = %entry.pid, error = %e, "process failed"),
+        match &exit {
+            Exit::Normal(_) => tracing::debug!(pid = %entry.pid, "process exited"),
+            Exit::Killed => tracing::debug!(pid = %entry.pid, "process killed"),
+            Exit::Failed(e) => tracing::debug!(pid = %entry.pid, error = %e, "process failed"),
         }
-        if let Some(exit) = &entry.exit {
-            exit.set(result);
+        self.release(entry.pid, &entry.links, &exit);
+        if let Some(cell) = &entry.exit {
+            cell.set(exit.into_result());
         }
     }
 
@@ -549,7 +596,7 @@ impl Scheduler {
         for entry in live {
             self.finish(
                 &entry,
-                Err(Error::new(ErrorKind::Canceled, "runtime shut down")),
+                Exit::Failed(Error::new(ErrorKind::Canceled, "runtime shut down")),
             );
         }
     }
@@ -588,26 +635,6 @@ impl Scheduler {
             TimerAction::Deadline { pid } => {
                 self.signal(pid, Signal::Timeout);
             }
-        }
-    }
-}
-
-/// The result of `process.exit(reason)`: `nil`/`"normal"` is a normal exit;
-/// an error is a failure with that error; anything else fails with `UNKNOWN`.
-fn exit_result(reason: Option<&Value>) -> Result<Value, Error> {
-    match reason {
-        None | Some(Value::Nil) => Ok(Value::Nil),
-        Some(Value::String(s)) if s == "normal" => Ok(Value::Nil),
-        Some(v) => {
-            let kind = v
-                .get("kind")
-                .and_then(Value::as_str)
-                .and_then(ErrorKind::parse);
-            if let (Some(kind), Some(msg)) = (kind, v.get("message")) {
-                return Err(Error::new(kind, msg.as_str().unwrap_or_default()));
-            }
-            let text = v.as_str().map_or_else(|| v.to_json(), str::to_owned);
-            Err(Error::new(ErrorKind::Unknown, format!("exit: {text}")).with_details(v.clone()))
         }
     }
 }

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use troupe_dispatcher::Value;
+use troupe_dispatcher::{Pid, Value};
 use troupe_modules::Policy;
 
 use crate::Limits;
@@ -21,6 +21,8 @@ pub struct Spawn {
     pub(crate) limits: Option<Limits>,
     pub(crate) entry: Option<String>,
     pub(crate) mailbox: Option<usize>,
+    /// Link the new process to this live process before it starts.
+    pub(crate) link: Option<Pid>,
 }
 
 impl Spawn {
@@ -33,6 +35,7 @@ impl Spawn {
             limits: None,
             entry: None,
             mailbox: None,
+            link: None,
         }
     }
 
@@ -173,7 +176,7 @@ mod spawning {
                     limits,
                 },
             )?;
-            self.start(Entry::new(NewEntry {
+            let entry = Entry::new(NewEntry {
                 pid,
                 key: script.key,
                 policy,
@@ -181,7 +184,11 @@ mod spawning {
                 mailbox: spec.mailbox.unwrap_or(self.default_mailbox),
                 process,
                 exit,
-            }));
+            });
+            if let Some(to) = spec.link {
+                self.link_at_spawn(&entry, to)?;
+            }
+            self.start(entry);
             Ok(pid)
         }
 
@@ -203,6 +210,9 @@ mod spawning {
             }
             if let Some(n) = opts.get("mailbox").and_then(Value::as_i64) {
                 spec.mailbox = Some(usize::try_from(n.max(1)).unwrap_or(1));
+            }
+            if opts.get("link").and_then(Value::as_bool) == Some(true) {
+                spec.link = Some(parent.pid);
             }
             if let Some(allow) = opts.get("allow") {
                 let list = match allow {

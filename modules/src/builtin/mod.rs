@@ -29,6 +29,24 @@ pub mod ids {
     pub const PROCESS_RECEIVE: CommandId = CommandId(12);
     /// `process.exit(reason?)`: `{reason}`.
     pub const PROCESS_EXIT: CommandId = CommandId(13);
+    /// `process.link(pid)`: `{pid}` (a pid or a registered name).
+    pub const PROCESS_LINK: CommandId = CommandId(14);
+    /// `process.unlink(pid)`: `{pid}`.
+    pub const PROCESS_UNLINK: CommandId = CommandId(15);
+    /// `process.monitor(pid)` → ref: `{pid}`.
+    pub const PROCESS_MONITOR: CommandId = CommandId(16);
+    /// `process.demonitor(ref)` → bool: `{ref}`.
+    pub const PROCESS_DEMONITOR: CommandId = CommandId(17);
+    /// `process.trap_exits(on)` → previous setting: `{on}`.
+    pub const PROCESS_TRAP_EXITS: CommandId = CommandId(18);
+    /// `process.kill(pid)` → bool (whether it was alive): `{pid}`.
+    pub const PROCESS_KILL: CommandId = CommandId(19);
+    /// `process.register(name)`: `{name}`.
+    pub const PROCESS_REGISTER: CommandId = CommandId(20);
+    /// `process.unregister(name)`: `{name}`.
+    pub const PROCESS_UNREGISTER: CommandId = CommandId(21);
+    /// `process.whereis(name)` → pid or nil: `{name}`.
+    pub const PROCESS_WHEREIS: CommandId = CommandId(22);
 }
 
 /// Every built-in module definition.

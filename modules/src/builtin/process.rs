@@ -1,4 +1,4 @@
-use troupe_dispatcher::{Call, Value};
+use troupe_dispatcher::{Call, CommandId, Value};
 
 use super::ids;
 use crate::{Class, ModuleDef, Ret};
@@ -10,10 +10,19 @@ fn map(entries: Vec<(&str, Value)>) -> Value {
         .collect()
 }
 
-/// `process`: identity, spawning and messaging.
+/// A command taking one string argument (a pid, a name) as `{field}`.
+fn one_string(def: ModuleDef, name: &str, id: CommandId, field: &'static str) -> ModuleDef {
+    def.command(name, move |_cx, args| {
+        let v = args.string(0)?;
+        Ok(Ret::Call(Call::new(id, map(vec![(field, Value::from(v))]))))
+    })
+}
+
+/// `process`: identity, spawning, messaging, links, monitors, exits and
+/// the name registry.
 pub(super) fn module() -> ModuleDef {
-    ModuleDef::new("process")
-        .describe("Processes: identity, spawn, send, receive, exit")
+    let def = ModuleDef::new("process")
+        .describe("Processes: identity, spawn, send, receive, links, monitors, exits, names")
         .class(Class::Process)
         .function("pid", |cx, _args| {
             Ok(Ret::Value(Value::from(cx.pid.to_string())))
@@ -73,4 +82,31 @@ pub(super) fn module() -> ModuleDef {
                 map(vec![("reason", reason)]),
             )))
         })
+        .command("demonitor", |_cx, args| {
+            let r = args.int(0)?;
+            Ok(Ret::Call(Call::new(
+                ids::PROCESS_DEMONITOR,
+                map(vec![("ref", Value::Int(r))]),
+            )))
+        })
+        .command("trap_exits", |_cx, args| {
+            let on = args.boolean(0)?;
+            Ok(Ret::Call(Call::new(
+                ids::PROCESS_TRAP_EXITS,
+                map(vec![("on", Value::Bool(on))]),
+            )))
+        });
+    [
+        ("link", ids::PROCESS_LINK, "pid"),
+        ("unlink", ids::PROCESS_UNLINK, "pid"),
+        ("monitor", ids::PROCESS_MONITOR, "pid"),
+        ("kill", ids::PROCESS_KILL, "pid"),
+        ("register", ids::PROCESS_REGISTER, "name"),
+        ("unregister", ids::PROCESS_UNREGISTER, "name"),
+        ("whereis", ids::PROCESS_WHEREIS, "name"),
+    ]
+    .into_iter()
+    .fold(def, |def, (name, id, field)| {
+        one_string(def, name, id, field)
+    })
 }
