@@ -16,13 +16,13 @@ local role, index = ...
 -- try again.
 if role == "child" then
   time.sleep(math.random(1, 5))
-  local parent = process.parent()
+  local parent = assert(process.parent(), "a child has a parent")
   while true do
     local ok, err = process.send(parent, "done", index)
     if ok then
       return index
     end
-    if err:kind() ~= "RATE_LIMITED" then
+    if not (err and err:kind() == "RATE_LIMITED") then
       error(err)
     end
     time.sleep(1)

@@ -17,7 +17,7 @@ if role == "pong" then
     if msg.topic == "stop" then
       return count
     end
-    assert(process.send(msg.from, "pong", msg.payload))
+    assert(process.send(assert(msg.from, "sent by a process"), "pong", msg.payload))
     count = count + 1
   end
 end

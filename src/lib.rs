@@ -25,6 +25,7 @@ pub use troupe_dispatcher::{
     Value, from_value, to_value, value,
 };
 pub use troupe_engines::lua::LuaEngine;
+pub use troupe_modules::types;
 pub use troupe_modules::{
     Args, CallError, Class, ClassSet, FnCx, ModuleDef, ModuleRegistry, Policy, Ret, RuleEffect,
 };

@@ -3,6 +3,8 @@
 //! ```text
 //! troupe run FILE [ARGS…] [--allow CLASS,…] [--allow-module M]… [--deny-module M]…
 //!            [--workers N] [--timeout D] [--max-memory B] [--max-instructions N]
+//! troupe types --out DIR [--allow CLASS,…] [--allow-module M]… [--deny-module M]…
+//! troupe docs
 //! ```
 //!
 //! On success the result is printed as JSON on stdout (exit 0). A failure is
@@ -17,8 +19,10 @@ use std::time::Duration;
 
 use clap::error::ErrorKind as ClapErrorKind;
 use clap::{Args, Parser, Subcommand};
+use troupe::types::{lua_definitions, markdown, shared_definitions};
 use troupe::{
-    Class, ClassSet, Error, FileSource, Limits, LuaEngine, Policy, Runtime, Spawn, Value,
+    Class, ClassSet, Error, ErrorKind, FileSource, Limits, LuaEngine, ModuleRegistry, Policy,
+    Runtime, Spawn, Value,
 };
 
 /// Exit code of a failed script or runtime error.
@@ -39,15 +43,91 @@ struct Cli {
 enum Command {
     /// Runs a script as a process and prints its result as JSON.
     Run(RunArgs),
+    /// Writes lua-language-server definition files (one per module the
+    /// policy allows, plus `troupe.lua`) so editors and `emmylua_check`
+    /// autocomplete and type-check scripts.
+    Types(TypesArgs),
+    /// Prints a Markdown reference of every module.
+    Docs,
+}
+
+/// What a subcommand prints on success.
+enum Output {
+    /// A script result, printed as one line of JSON.
+    Json(Value),
+    /// Text, printed as is.
+    Text(String),
 }
 
 impl Command {
-    /// Executes the subcommand and returns the value to print.
-    fn execute(self) -> Result<Value, Error> {
+    /// Executes the subcommand and returns what to print.
+    fn execute(self) -> Result<Output, Error> {
         match self {
-            Command::Run(args) => run(args),
+            Command::Run(args) => run(args).map(Output::Json),
+            Command::Types(args) => write_types(&args).map(Output::Text),
+            Command::Docs => Ok(Output::Text(markdown(cli_modules().iter().map(|m| &**m)))),
         }
     }
+}
+
+/// The modules the CLI's runtimes offer (what `types` and `docs` describe).
+fn cli_modules() -> ModuleRegistry {
+    ModuleRegistry::with_builtins()
+}
+
+/// The policy flags shared by `run` and `types`.
+#[derive(Args, Debug)]
+struct PolicyArgs {
+    /// Module classes to allow, comma-separated, replacing the default
+    /// (plugin preset + process); `all` allows everything.
+    #[arg(long, value_name = "CLASS,…")]
+    allow: Option<String>,
+
+    /// Also allow this module by name (repeatable).
+    #[arg(long = "allow-module", value_name = "MODULE")]
+    allow_modules: Vec<String>,
+
+    /// Deny this module by name; deny wins over any allow (repeatable).
+    #[arg(long = "deny-module", value_name = "MODULE")]
+    deny_modules: Vec<String>,
+}
+
+/// Arguments of `troupe types`.
+#[derive(Args, Debug)]
+struct TypesArgs {
+    /// The directory to write the definition files to (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+
+    #[command(flatten)]
+    policy: PolicyArgs,
+}
+
+/// `troupe types`: one `NAME.lua` per allowed module plus `troupe.lua`;
+/// returns the list of files written, one per line.
+fn write_types(args: &TypesArgs) -> Result<String, Error> {
+    let policy = args.policy.policy()?;
+    let write = |name: &str, text: String| {
+        let path = args.out.join(name);
+        std::fs::write(&path, text).map_err(|e| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("cannot write {}: {e}", path.display()),
+            )
+        })?;
+        Ok::<_, Error>(format!("{}\n", path.display()))
+    };
+    std::fs::create_dir_all(&args.out).map_err(|e| {
+        Error::new(
+            ErrorKind::Unavailable,
+            format!("cannot create {}: {e}", args.out.display()),
+        )
+    })?;
+    let mut written = write("troupe.lua", shared_definitions())?;
+    for m in cli_modules().iter().filter(|m| policy.allows(m)) {
+        written.push_str(&write(&format!("{}.lua", m.name()), lua_definitions(m))?);
+    }
+    Ok(written)
 }
 
 /// Arguments of `troupe run`.
@@ -62,18 +142,8 @@ struct RunArgs {
     #[arg(allow_negative_numbers = true)]
     args: Vec<String>,
 
-    /// Module classes to allow, comma-separated, replacing the default
-    /// (plugin preset + process); `all` allows everything.
-    #[arg(long, value_name = "CLASS,…")]
-    allow: Option<String>,
-
-    /// Also allow this module by name (repeatable).
-    #[arg(long = "allow-module", value_name = "MODULE")]
-    allow_modules: Vec<String>,
-
-    /// Deny this module by name; deny wins over any allow (repeatable).
-    #[arg(long = "deny-module", value_name = "MODULE")]
-    deny_modules: Vec<String>,
+    #[command(flatten)]
+    policy: PolicyArgs,
 
     /// Scheduler worker threads (default: available cores).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -92,7 +162,7 @@ struct RunArgs {
     max_instructions: Option<NonZeroU64>,
 }
 
-impl RunArgs {
+impl PolicyArgs {
     /// The sandbox policy: plugin + process by default; `--allow` replaces
     /// the classes; the module allow and deny lists apply on top.
     fn policy(&self) -> Result<Policy, Error> {
@@ -116,7 +186,9 @@ impl RunArgs {
             .iter()
             .fold(allowed, |p, m| p.deny_module(m.as_str())))
     }
+}
 
+impl RunArgs {
     /// Per-process limits from the flags, defaults elsewhere.
     fn limits(&self) -> Limits {
         Limits {
@@ -139,7 +211,7 @@ fn run(args: RunArgs) -> Result<Value, Error> {
         .collect::<Result<Vec<_>, _>>()?;
     let spawn = Spawn::script(key)
         .args(spawn_args)
-        .policy(args.policy()?)
+        .policy(args.policy.policy()?)
         .limits(args.limits());
 
     let mut builder = Runtime::builder()
@@ -300,13 +372,14 @@ fn main() -> ExitCode {
     };
     init_tracing();
     match cli.command.execute() {
-        Ok(value) => {
+        Ok(output) => {
             let mut out = std::io::stdout().lock();
+            let written = match output {
+                Output::Json(value) => writeln!(out, "{}", value.to_json()),
+                Output::Text(text) => write!(out, "{text}"),
+            };
             // A closed stdout (`troupe run x.lua | head -0`) is not worth a panic.
-            if writeln!(out, "{}", value.to_json())
-                .and_then(|()| out.flush())
-                .is_err()
-            {
+            if written.and_then(|()| out.flush()).is_err() {
                 return ExitCode::from(EXIT_FAILURE);
             }
             ExitCode::SUCCESS
@@ -366,17 +439,21 @@ mod tests {
             Ok(Cli {
                 command: Command::Run(a),
             }) => a,
+            Ok(other) => panic!("not a run: {other:?}"),
             Err(e) => panic!("{e}"),
         };
         let a = parse(&["troupe", "run", "x.lua"]);
-        let p = a.policy().unwrap();
+        let p = a.policy.policy().unwrap();
         assert!(p.classes().contains(Class::Process) && p.classes().contains(Class::Time));
         let a = parse(&["troupe", "run", "x.lua", "--allow", "deterministic"]);
-        assert!(!a.policy().unwrap().classes().contains(Class::Time));
+        assert!(!a.policy.policy().unwrap().classes().contains(Class::Time));
         let a = parse(&["troupe", "run", "x.lua", "--allow", "all"]);
-        assert_eq!(a.policy().unwrap().classes(), ClassSet::all());
+        assert_eq!(a.policy.policy().unwrap().classes(), ClassSet::all());
         let a = parse(&["troupe", "run", "x.lua", "--allow", "bogus"]);
-        assert_eq!(a.policy().unwrap_err().kind(), troupe::ErrorKind::Invalid);
+        assert_eq!(
+            a.policy.policy().unwrap_err().kind(),
+            troupe::ErrorKind::Invalid
+        );
         let a = parse(&["troupe", "run", "x.lua", "-3", "x", "--timeout", "1s"]);
         assert_eq!(a.args, ["-3", "x"]);
         assert_eq!(a.timeout, Some(Duration::from_secs(1)));

@@ -16,6 +16,7 @@ mod class;
 mod module;
 mod policy;
 mod registry;
+pub mod types;
 
 pub use args::{ArgError, Args};
 pub use class::{Class, ClassSet};

@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use troupe_dispatcher::{Call, Error, Pid, Value};
 
+use crate::types::Types;
 use crate::{ArgError, Args, Class, ClassSet, Policy};
 
 /// What a module function sees of its caller.
@@ -128,6 +129,7 @@ pub struct ModuleDef {
     classes: ClassSet,
     functions: Vec<FunctionDef>,
     constants: Vec<(String, Value)>,
+    types: Types,
 }
 
 impl ModuleDef {
@@ -140,6 +142,7 @@ impl ModuleDef {
             classes: ClassSet::EMPTY,
             functions: Vec::new(),
             constants: Vec::new(),
+            types: Types::new(),
         }
     }
 
@@ -204,6 +207,14 @@ impl ModuleDef {
         self
     }
 
+    /// Sets the type manifest: the signatures of the functions and the types
+    /// they mention, for `troupe types` (editor definitions) and `troupe docs`.
+    #[must_use]
+    pub fn types(mut self, types: Types) -> Self {
+        self.types = types;
+        self
+    }
+
     /// The module's name, as scripts `require` it.
     pub fn name(&self) -> &str {
         &self.name
@@ -227,5 +238,10 @@ impl ModuleDef {
     /// The constants.
     pub fn constants(&self) -> &[(String, Value)] {
         &self.constants
+    }
+
+    /// The type manifest.
+    pub fn manifest(&self) -> &Types {
+        &self.types
     }
 }

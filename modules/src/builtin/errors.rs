@@ -1,5 +1,6 @@
 use troupe_dispatcher::{Error, ErrorKind};
 
+use crate::types::{Decl, Field, Signature, Type, Types};
 use crate::{Class, ModuleDef, Ret};
 
 /// `errors`: the kind constants and `errors.new{kind, message, retryable, details}`.
@@ -7,6 +8,28 @@ pub(super) fn module() -> ModuleDef {
     let mut m = ModuleDef::new("errors")
         .describe("Structured errors: kind constants and constructors")
         .class(Class::Deterministic)
+        .types(
+            Types::new()
+                .function(
+                    "new",
+                    Signature::new(
+                        "Builds an error object to return as `nil, err` or raise with `error(err)`.",
+                    )
+                    .param("spec", Type::named("Spec"))
+                    .returns(Type::Error),
+                )
+                .decl(Decl::record(
+                    "Spec",
+                    "What `errors.new` builds an error from.",
+                    [
+                        Field::optional("kind", Type::String)
+                            .doc("one of the kind constants (default UNKNOWN)"),
+                        Field::optional("message", Type::String),
+                        Field::optional("retryable", Type::Boolean),
+                        Field::optional("details", Type::Any).doc("extra structured data"),
+                    ],
+                )),
+        )
         .function("new", |_cx, args| {
             let spec = args.map(0)?;
             let kind = match spec.get("kind").and_then(|k| k.as_str()) {

@@ -1,5 +1,6 @@
 use troupe_dispatcher::Value;
 
+use crate::types::{Signature, Type, Types};
 use crate::{Class, FnCx, ModuleDef, Ret};
 
 fn emit(level: tracing::Level, cx: &FnCx<'_>, msg: &str, fields: &Value) {
@@ -22,12 +23,21 @@ pub(super) fn module() -> ModuleDef {
     let mut m = ModuleDef::new("log")
         .describe("Structured logging through tracing")
         .class(Class::Deterministic);
+    let mut types = Types::new();
     for (name, level) in [
         ("debug", tracing::Level::DEBUG),
         ("info", tracing::Level::INFO),
         ("warn", tracing::Level::WARN),
         ("error", tracing::Level::ERROR),
     ] {
+        types = types.function(
+            name,
+            Signature::new(format!(
+                "Logs at {name} level with the process's pid; a non-string message is logged as JSON."
+            ))
+            .param("message", Type::Any)
+            .optional("fields", Type::map()),
+        );
         m = m.function(name, move |cx, args| {
             let msg = match args.get(0) {
                 Value::String(s) => s.clone(),
@@ -37,5 +47,5 @@ pub(super) fn module() -> ModuleDef {
             Ok(Ret::Values(Vec::new()))
         });
     }
-    m
+    m.types(types)
 }

@@ -1,6 +1,7 @@
 use troupe_dispatcher::{Call, CommandId, Value};
 
 use super::ids;
+use crate::types::{Decl, Field, Signature, Type, Types};
 use crate::{Class, ModuleDef, Ret};
 
 fn map(entries: Vec<(&str, Value)>) -> Value {
@@ -8,6 +9,155 @@ fn map(entries: Vec<(&str, Value)>) -> Value {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect()
+}
+
+/// The type manifest of `process`.
+fn types() -> Types {
+    Types::new()
+        .function(
+            "pid",
+            Signature::new("The calling process's pid.").returns(Type::String),
+        )
+        .function(
+            "parent",
+            Signature::new("The pid of the process that spawned this one; nil for one the host spawned.")
+                .returns(Type::optional(Type::String)),
+        )
+        .function(
+            "spawn",
+            Signature::new(
+                "Spawns a script (a path relative to the calling script) as a new process with the further arguments as its `...`; returns its pid. The child's policy is at most the caller's.",
+            )
+            .param("script", Type::String)
+            .optional("opts", Type::named("SpawnOptions"))
+            .variadic(Type::Any)
+            .returns(Type::String)
+            .fallible(),
+        )
+        .function(
+            "send",
+            Signature::new(
+                "Sends a message; `nil, err` with RATE_LIMITED (retryable) when the mailbox is full, NOT_FOUND when the process is gone.",
+            )
+            .param("to", Type::String)
+            .param("topic", Type::String)
+            .optional("payload", Type::Any)
+            .returns(Type::Boolean)
+            .fallible(),
+        )
+        .function(
+            "receive",
+            Signature::new(
+                "Waits for the next message (on `topic` only, if given); `nil, err` with TIMEOUT after `timeout_ms`.",
+            )
+            .optional("topic", Type::String)
+            .optional("timeout_ms", Type::Number)
+            .returns(Type::named("Message"))
+            .fallible(),
+        )
+        .function(
+            "link",
+            Signature::new(
+                "Links the caller and a process (pid or registered name): when one ends abnormally, the other ends too, unless it traps exits (then it gets an EXIT message). `nil, err` (NOT_FOUND, \"noproc\") for a dead process.",
+            )
+            .param("pid", Type::String)
+            .returns(Type::Boolean)
+            .fallible(),
+        )
+        .function(
+            "unlink",
+            Signature::new("Removes a link.")
+                .param("pid", Type::String)
+                .returns(Type::Boolean)
+                .fallible(),
+        )
+        .function(
+            "monitor",
+            Signature::new(
+                "Watches a process (pid or registered name): when it ends, the caller gets one DOWN message with payload `{pid, reason, ref}`. Returns the ref.",
+            )
+            .param("pid", Type::String)
+            .returns(Type::Integer)
+            .fallible(),
+        )
+        .function(
+            "demonitor",
+            Signature::new("Cancels a monitor; returns whether it was active.")
+                .param("ref", Type::Integer)
+                .returns(Type::Boolean)
+                .fallible(),
+        )
+        .function(
+            "trap_exits",
+            Signature::new(
+                "Turns exit signals from linked processes into EXIT messages (payload `{pid, reason}`); returns the previous setting.",
+            )
+            .param("on", Type::Boolean)
+            .returns(Type::Boolean)
+            .fallible(),
+        )
+        .function(
+            "kill",
+            Signature::new(
+                "Ends a process (pid or registered name) with reason \"killed\", which cannot be trapped; returns whether it was alive.",
+            )
+            .param("pid", Type::String)
+            .returns(Type::Boolean)
+            .fallible(),
+        )
+        .function(
+            "register",
+            Signature::new(
+                "Names the caller; `nil, err` with ALREADY_EXISTS if the name is taken or the caller has a name.",
+            )
+            .param("name", Type::String)
+            .returns(Type::Boolean)
+            .fallible(),
+        )
+        .function(
+            "unregister",
+            Signature::new("Frees the caller's own name.")
+                .param("name", Type::String)
+                .returns(Type::Boolean)
+                .fallible(),
+        )
+        .function(
+            "whereis",
+            Signature::new("The pid registered under a name, or nil.")
+                .param("name", Type::String)
+                .returns(Type::optional(Type::String)),
+        )
+        .function(
+            "exit",
+            Signature::new(
+                "Ends the calling process: with nil or \"normal\" as a success, with any other reason (an error object or a value) as a failure.",
+            )
+                .optional("reason", Type::Any),
+        )
+        .decl(Decl::record(
+            "SpawnOptions",
+            "Options of `process.spawn`.",
+            [
+                Field::optional("entry", Type::String)
+                    .doc("a function to call (from the chunk's returned table or its globals) with the arguments"),
+                Field::optional("link", Type::Boolean)
+                    .doc("link the child to the caller before it starts"),
+                Field::optional("mailbox", Type::Integer).doc("mailbox capacity in messages"),
+                Field::optional("allow", Type::union([Type::String, Type::array(Type::String)]))
+                    .doc("module classes the child may use (within the caller's)"),
+                Field::optional("timeout", Type::union([Type::Number, Type::String]))
+                    .doc("wall-clock limit (ms or \"1.5s\")"),
+            ],
+        ))
+        .decl(Decl::record(
+            "Message",
+            "A received message.",
+            [
+                Field::optional("from", Type::String).doc("the sender's pid (nil if the host sent it)"),
+                Field::new("topic", Type::String),
+                Field::new("payload", Type::Any),
+            ],
+        ))
 }
 
 /// A command taking one string argument (a pid, a name) as `{field}`.
@@ -24,6 +174,7 @@ pub(super) fn module() -> ModuleDef {
     let def = ModuleDef::new("process")
         .describe("Processes: identity, spawn, send, receive, links, monitors, exits, names")
         .class(Class::Process)
+        .types(types())
         .function("pid", |cx, _args| {
             Ok(Ret::Value(Value::from(cx.pid.to_string())))
         })

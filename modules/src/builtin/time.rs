@@ -3,6 +3,7 @@ use std::collections::BTreeMap;
 use troupe_dispatcher::{Call, Error, Value};
 
 use super::ids;
+use crate::types::{Signature, Type, Types};
 use crate::{Class, ModuleDef, Ret};
 
 /// Parses a duration: a number of milliseconds, or text such as `"250ms"`,
@@ -54,6 +55,26 @@ pub(super) fn module() -> ModuleDef {
     ModuleDef::new("time")
         .describe("Clocks and timers")
         .with_classes(&[Class::Time, Class::Nondeterministic])
+        .types(
+            Types::new()
+                .function(
+                    "now",
+                    Signature::new("Wall-clock time in milliseconds since the Unix epoch.")
+                        .returns(Type::Number),
+                )
+                .function(
+                    "monotonic",
+                    Signature::new("Milliseconds since the runtime started; never goes back.")
+                        .returns(Type::Number),
+                )
+                .function(
+                    "sleep",
+                    Signature::new(
+                        "Suspends the process (not a thread) for a duration: milliseconds or text such as \"250ms\", \"1.5s\", \"2m\".",
+                    )
+                    .param("duration", Type::union([Type::Number, Type::String])),
+                ),
+        )
         .command("now", |_cx, _args| {
             Ok(Ret::Call(Call::new(ids::TIME_NOW, ())))
         })
