@@ -17,14 +17,16 @@
 //!
 //! The crates behind this facade, bottom-up: `troupe-dispatcher` (values,
 //! errors, commands), `troupe-modules` (modules and policies),
-//! `troupe-runtime` (scheduler and host API), `troupe-engines` (Lua, …) and
-//! `troupe-sources` (where scripts come from).
+//! `troupe-runtime` (scheduler and host API), `troupe-engines` (Lua, …),
+//! `troupe-io` (the `fs`, `http` and `kv` modules) and `troupe-sources`
+//! (where scripts come from).
 
 pub use troupe_dispatcher::{
     Call, Command, CommandId, Dispatched, DispatcherBuilder, Error, ErrorKind, HandlerCx, Pid,
     Value, from_value, to_value, value,
 };
 pub use troupe_engines::lua::LuaEngine;
+pub use troupe_io::{Fs, HostModule, Http, Kv};
 pub use troupe_modules::types;
 pub use troupe_modules::{
     Args, CallError, Class, ClassSet, FnCx, ModuleDef, ModuleRegistry, Policy, Ret, RuleEffect,

@@ -3,6 +3,7 @@
 //! ```text
 //! troupe run FILE [ARGS…] [--allow CLASS,…] [--allow-module M]… [--deny-module M]…
 //!            [--workers N] [--timeout D] [--max-memory B] [--max-instructions N]
+//!            [--data DIR] [--fs-root DIR]
 //! troupe types --out DIR [--allow CLASS,…] [--allow-module M]… [--deny-module M]…
 //! troupe docs
 //! ```
@@ -21,8 +22,8 @@ use clap::error::ErrorKind as ClapErrorKind;
 use clap::{Args, Parser, Subcommand};
 use troupe::types::{lua_definitions, markdown, shared_definitions};
 use troupe::{
-    Class, ClassSet, Error, ErrorKind, FileSource, Limits, LuaEngine, ModuleRegistry, Policy,
-    Runtime, Spawn, Value,
+    Class, ClassSet, Error, ErrorKind, FileSource, Fs, HostModule, Http, Kv, Limits, LuaEngine,
+    ModuleRegistry, Policy, Runtime, Spawn, Value,
 };
 
 /// Exit code of a failed script or runtime error.
@@ -160,6 +161,15 @@ struct RunArgs {
     /// Total VM instruction limit of the process.
     #[arg(long, value_name = "N")]
     max_instructions: Option<NonZeroU64>,
+
+    /// Directory of the persistent `kv` store (created if missing); also
+    /// allows the `kv` module.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+
+    /// Directory the `fs` module is confined to; also allows the `fs` module.
+    #[arg(long = "fs-root", value_name = "DIR")]
+    fs_root: Option<PathBuf>,
 }
 
 impl PolicyArgs {
@@ -189,6 +199,20 @@ impl PolicyArgs {
 }
 
 impl RunArgs {
+    /// The policy flags, plus the modules whose directory was granted
+    /// (`--data` allows `kv`, `--fs-root` allows `fs`); a denied module
+    /// stays denied.
+    fn policy(&self) -> Result<Policy, Error> {
+        let mut policy = self.policy.policy()?;
+        if self.data.is_some() {
+            policy = policy.allow_module("kv");
+        }
+        if self.fs_root.is_some() {
+            policy = policy.allow_module("fs");
+        }
+        Ok(policy)
+    }
+
     /// Per-process limits from the flags, defaults elsewhere.
     fn limits(&self) -> Limits {
         Limits {
@@ -211,7 +235,7 @@ fn run(args: RunArgs) -> Result<Value, Error> {
         .collect::<Result<Vec<_>, _>>()?;
     let spawn = Spawn::script(key)
         .args(spawn_args)
-        .policy(args.policy.policy()?)
+        .policy(args.policy()?)
         .limits(args.limits());
 
     let mut builder = Runtime::builder()
@@ -219,6 +243,13 @@ fn run(args: RunArgs) -> Result<Value, Error> {
         .engine(LuaEngine::new());
     if let Some(n) = args.workers {
         builder = builder.workers(usize::from(n));
+    }
+    builder = Http::new()?.install(builder)?;
+    if let Some(dir) = &args.data {
+        builder = Kv::open(dir)?.install(builder)?;
+    }
+    if let Some(dir) = &args.fs_root {
+        builder = Fs::open(dir)?.install(builder)?;
     }
     let rt = builder.build()?;
     let result = rt.spawn(spawn).and_then(|handle| handle.join_blocking());

@@ -307,3 +307,37 @@ fn fan_out_completes_with_ten_thousand_processes() {
     assert_eq!(out["processes"], 10_000, "{out}");
     assert_eq!(out["replies"], 10_000, "{out}");
 }
+
+#[test]
+fn data_and_fs_root_grant_kv_and_fs_and_persist_across_runs() {
+    let dir = with_script(
+        "main.lua",
+        r#"
+        local kv = require("kv")
+        local fs = require("fs")
+        local n = (kv.get("runs") or 0) + 1
+        assert(kv.put("runs", n))
+        assert(fs.write("log.txt", "run " .. n))
+        return {runs = n, log = fs.read("log.txt")}
+        "#,
+    );
+    std::fs::create_dir(dir.path().join("files")).expect("mkdir");
+    let args = ["run", "main.lua", "--data", "data", "--fs-root", "files"];
+    assert_eq!(
+        troupe(dir.path(), &args).json(),
+        json!({"runs": 1, "log": "run 1"})
+    );
+    assert_eq!(
+        troupe(dir.path(), &args).json(),
+        json!({"runs": 2, "log": "run 2"})
+    );
+    assert!(dir.path().join("data/kv.redb").is_file());
+    // Without the flags the modules are not there, even with every class allowed.
+    troupe(dir.path(), &["run", "main.lua", "--allow", "all"]).failure(1, "NOT_FOUND: ");
+    // A denied module stays denied although its directory was granted.
+    troupe(
+        dir.path(),
+        &["run", "main.lua", "--data", "data", "--deny-module", "kv"],
+    )
+    .failure(1, "PERMISSION_DENIED: ");
+}
