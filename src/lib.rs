@@ -31,5 +31,8 @@ pub use troupe_modules::types;
 pub use troupe_modules::{
     Args, CallError, Class, ClassSet, FnCx, ModuleDef, ModuleRegistry, Policy, Ret, RuleEffect,
 };
-pub use troupe_runtime::{Engine, Limits, ProcessHandle, Runtime, RuntimeBuilder, Spawn};
+pub use troupe_runtime::{
+    ChildInfo, ChildSpec, Engine, HostMailbox, Limits, Message, ProcessHandle, Restart, Runtime,
+    RuntimeBuilder, Spawn, Strategy, Supervisor, SupervisorHandle,
+};
 pub use troupe_sources::{FileSource, MemorySource, Source, SourceError};

@@ -8,9 +8,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use troupe_dispatcher::{Dispatched, DispatcherBuilder, Error, ErrorKind, Pid, Value};
 use troupe_modules::builtin::ids;
 
+use crate::Supervisor;
 use crate::exit::Exit;
 use crate::mailbox::{Message, Waiter};
 use crate::scheduler::Scheduler;
+use crate::supervisor;
 use crate::timers::TimerAction;
 
 fn upgrade(s: &Weak<Scheduler>) -> Result<Arc<Scheduler>, Error> {
@@ -204,5 +206,37 @@ fn register_links(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<
         let pid = upgrade(&s)?.whereis(name(&args));
         Ok(pid.map_or(Value::Nil, |p| Value::from(p.to_string())))
     })?;
+
+    let s = sched.clone();
+    b.inline(
+        ids::SUPERVISOR_START,
+        "supervisor.start",
+        move |cx, args| {
+            let s = upgrade(&s)?;
+            let parent = s
+                .lookup(cx.pid)
+                .ok_or_else(|| Error::new(ErrorKind::Canceled, "calling process is gone"))?;
+            let sup = Supervisor::from_value(&parent, &args)?;
+            let (pid, _) = s.start_supervisor(sup, Some(&parent), None)?;
+            Ok(Value::from(pid.to_string()))
+        },
+    )?;
+
+    let s = sched.clone();
+    b.inline(
+        ids::SUPERVISOR_CHILDREN,
+        "supervisor.which_children",
+        move |_cx, args| {
+            let s = upgrade(&s)?;
+            let pid = target(&s, &args)?;
+            let children = s
+                .supervisors
+                .get(&pid)
+                .map(|c| Arc::clone(&c))
+                .ok_or_else(|| Error::not_found(format!("{pid} is not a live supervisor")))?;
+            let list = children.lock();
+            Ok(supervisor::children_value(&list))
+        },
+    )?;
     Ok(())
 }

@@ -25,6 +25,7 @@ mod runtime;
 mod scheduler;
 mod spawn;
 mod state;
+mod supervisor;
 mod timers;
 
 pub use engine::{Engine, ProcessInit, Program};
@@ -34,3 +35,4 @@ pub use mailbox::Message;
 pub use process::{Process, Resume, Step, StepCx};
 pub use runtime::{ProcessHandle, Runtime, RuntimeBuilder};
 pub use spawn::Spawn;
+pub use supervisor::{ChildInfo, ChildSpec, Restart, Strategy, Supervisor, SupervisorHandle};

@@ -12,7 +12,7 @@ use crate::host::{HostBox, HostMailbox};
 use crate::mailbox::Message;
 use crate::scheduler::{ExitCell, Scheduler, SchedulerParts, Signal, Sink};
 use crate::timers::Timers;
-use crate::{Limits, Spawn, builtins};
+use crate::{Limits, Spawn, Supervisor, SupervisorHandle, builtins};
 
 /// Configures and starts a [`Runtime`].
 pub struct RuntimeBuilder {
@@ -250,6 +250,24 @@ impl Runtime {
             pid,
             exit,
             rt: self.clone(),
+        })
+    }
+
+    /// Starts a supervisor (see [`Supervisor`]). Children without a policy
+    /// get the runtime's default policy.
+    pub fn supervise(&self, sup: Supervisor) -> Result<SupervisorHandle, Error> {
+        let exit = Arc::new(ExitCell::default());
+        let (pid, children) =
+            self.owner
+                .sched
+                .start_supervisor(sup, None, Some(Arc::clone(&exit)))?;
+        Ok(SupervisorHandle {
+            handle: ProcessHandle {
+                pid,
+                exit,
+                rt: self.clone(),
+            },
+            children,
         })
     }
 

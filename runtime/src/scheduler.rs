@@ -187,6 +187,8 @@ pub(crate) struct Scheduler {
     /// Host mailboxes by pid.
     pub hosts: DashMap<Pid, Arc<HostBox>>,
     pub next_ref: AtomicI64,
+    /// The children of live supervisors, for `which_children`.
+    pub supervisors: DashMap<Pid, crate::supervisor::Children>,
 }
 
 /// Parts the runtime builder hands to the scheduler.
@@ -231,6 +233,7 @@ impl Scheduler {
             names: DashMap::new(),
             hosts: DashMap::new(),
             next_ref: AtomicI64::new(1),
+            supervisors: DashMap::new(),
         }
     }
 

@@ -80,6 +80,15 @@ impl Spawn {
     }
 }
 
+/// What a process implemented in Rust starts with.
+pub(crate) struct Native {
+    pub key: String,
+    pub policy: Arc<Policy>,
+    pub limits: Limits,
+    pub link: Option<Pid>,
+    pub exit: Option<Arc<crate::scheduler::ExitCell>>,
+}
+
 /// Spawning: resolving the script, compiling it once per version, and
 /// creating the process entry.
 mod spawning {
@@ -89,7 +98,7 @@ mod spawning {
     use troupe_modules::{ClassSet, Policy};
     use troupe_sources::{Script, SourceError, resolve_relative};
 
-    use super::Spawn;
+    use super::{Native, Spawn};
     use crate::engine::{Engine, ProcessInit, Program};
     use crate::scheduler::{Entry, ExitCell, NewEntry, Scheduler};
 
@@ -133,6 +142,17 @@ mod spawning {
             Ok((idx, program))
         }
 
+        /// `CANCELED` once the runtime is shutting down.
+        fn admit(&self) -> Result<(), Error> {
+            if self
+                .shutting_down
+                .load(std::sync::atomic::Ordering::Acquire)
+            {
+                return Err(Error::new(ErrorKind::Canceled, "runtime is shutting down"));
+            }
+            Ok(())
+        }
+
         /// Starts a process. `parent` is the spawning process, if any.
         pub(crate) fn spawn(
             &self,
@@ -141,12 +161,22 @@ mod spawning {
             code: Option<Script>,
             exit: Option<Arc<ExitCell>>,
         ) -> Result<Pid, Error> {
-            if self
-                .shutting_down
-                .load(std::sync::atomic::Ordering::Acquire)
-            {
-                return Err(Error::new(ErrorKind::Canceled, "runtime is shutting down"));
-            }
+            let entry = self.prepare(spec, parent, code, exit)?;
+            let pid = entry.pid;
+            self.start(entry);
+            Ok(pid)
+        }
+
+        /// Creates (and links, for `spawn_link`) a process without starting
+        /// it, so the caller can record its pid before it runs.
+        pub(crate) fn prepare(
+            &self,
+            spec: Spawn,
+            parent: Option<&Entry>,
+            code: Option<Script>,
+            exit: Option<Arc<ExitCell>>,
+        ) -> Result<Arc<Entry>, Error> {
+            self.admit()?;
             let script = match code {
                 Some(s) => s,
                 None => self.source.get(&spec.key).map_err(source_error)?,
@@ -188,8 +218,7 @@ mod spawning {
             if let Some(to) = spec.link {
                 self.link_at_spawn(&entry, to)?;
             }
-            self.start(entry);
-            Ok(pid)
+            Ok(entry)
         }
 
         /// `process.spawn(script, opts, ...)` from a script: the key is
@@ -199,12 +228,28 @@ mod spawning {
                 .get("script")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
+            let spawn_args = match args.get("args") {
+                Some(Value::Array(a)) => a.clone(),
+                _ => Vec::new(),
+            };
+            let opts = args.get("opts").cloned().unwrap_or_default();
+            let spec = Self::child_spec(parent, script, spawn_args, &opts)?;
+            self.spawn(spec, Some(parent), None, None)
+        }
+
+        /// The spawn request `process.spawn(script, opts, ...)` stands for:
+        /// `script` relative to `parent`'s, and the options `entry`,
+        /// `mailbox`, `link`, `allow` (classes, at most the parent's) and
+        /// `timeout` (at most the parent's).
+        pub(crate) fn child_spec(
+            parent: &Entry,
+            script: &str,
+            args: Vec<Value>,
+            opts: &Value,
+        ) -> Result<Spawn, Error> {
             let key = resolve_relative(&parent.key, script).map_err(source_error)?;
             let mut spec = Spawn::script(key);
-            if let Some(Value::Array(a)) = args.get("args") {
-                spec.args = a.clone();
-            }
-            let opts = args.get("opts").cloned().unwrap_or_default();
+            spec.args = args;
             if let Some(entry) = opts.get("entry").and_then(Value::as_str) {
                 spec.entry = Some(entry.to_owned());
             }
@@ -239,7 +284,32 @@ mod spawning {
                 limits.timeout = Some(limits.timeout.map_or(asked, |own| own.min(asked)));
                 spec.limits = Some(limits);
             }
-            self.spawn(spec, Some(parent), None, None)
+            Ok(spec)
+        }
+
+        /// Starts a process implemented in Rust (a supervisor), made by
+        /// `make` once its pid is known.
+        pub(crate) fn spawn_native(
+            &self,
+            make: impl FnOnce(Pid) -> Box<dyn crate::Process>,
+            n: Native,
+        ) -> Result<Pid, Error> {
+            self.admit()?;
+            let pid = self.next_pid();
+            let entry = Entry::new(NewEntry {
+                pid,
+                key: n.key,
+                policy: n.policy,
+                limits: n.limits,
+                mailbox: self.default_mailbox,
+                process: make(pid),
+                exit: n.exit,
+            });
+            if let Some(to) = n.link {
+                self.link_at_spawn(&entry, to)?;
+            }
+            self.start(entry);
+            Ok(pid)
         }
     }
 }

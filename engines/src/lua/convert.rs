@@ -7,18 +7,21 @@ use troupe_dispatcher::{Error, Value};
 
 use super::error::{self, LuaError};
 
-/// Tables nested deeper than this are refused (this also catches cycles).
+/// Tables nested deeper than this are refused.
 const MAX_DEPTH: usize = 100;
 
 /// Converts a Lua value. Sequences (keys exactly `1..n`) become arrays, other
 /// tables maps with string keys (integer keys are written as text); error
 /// objects become `{kind, message, retryable, details?}`. Functions,
-/// coroutines, other userdata and cyclic tables are `INVALID`.
+/// coroutines, other userdata and cyclic tables are `INVALID`. The result
+/// is a deep copy: a table reached twice (not in a cycle) is copied twice.
 pub(crate) fn to_value(v: &mlua::Value) -> Result<Value, Error> {
-    convert(v, 0)
+    convert(v, &mut Vec::new())
 }
 
-fn convert(v: &mlua::Value, depth: usize) -> Result<Value, Error> {
+/// `path` holds the tables being converted, outermost first: meeting one of
+/// them again is a cycle.
+fn convert(v: &mlua::Value, path: &mut Vec<*const std::ffi::c_void>) -> Result<Value, Error> {
     Ok(match v {
         mlua::Value::Nil => Value::Nil,
         mlua::Value::Boolean(b) => Value::Bool(*b),
@@ -28,7 +31,18 @@ fn convert(v: &mlua::Value, depth: usize) -> Result<Value, Error> {
             Ok(text) => Value::String(text.to_owned()),
             Err(_) => Value::Bytes(s.as_bytes().to_vec()),
         },
-        mlua::Value::Table(t) => table(t, depth)?,
+        mlua::Value::Table(t) => {
+            let at = t.to_pointer();
+            if path.contains(&at) {
+                return Err(Error::invalid(
+                    "cannot convert a table that contains itself (a cycle)",
+                ));
+            }
+            path.push(at);
+            let v = table(t, path);
+            path.pop();
+            v?
+        }
         mlua::Value::UserData(_) => match error::from_lua(v) {
             Some(e) => e.to_value(),
             None => return Err(Error::invalid("cannot convert userdata to a value")),
@@ -42,8 +56,8 @@ fn convert(v: &mlua::Value, depth: usize) -> Result<Value, Error> {
     })
 }
 
-fn table(t: &Table, depth: usize) -> Result<Value, Error> {
-    if depth >= MAX_DEPTH {
+fn table(t: &Table, path: &mut Vec<*const std::ffi::c_void>) -> Result<Value, Error> {
+    if path.len() > MAX_DEPTH {
         return Err(Error::invalid(format!(
             "table nested deeper than {MAX_DEPTH} levels (is it cyclic?)"
         )));
@@ -54,7 +68,7 @@ fn table(t: &Table, depth: usize) -> Result<Value, Error> {
     for i in 1..=len {
         array.push(convert(
             &t.raw_get::<mlua::Value>(i).map_err(lua_err)?,
-            depth + 1,
+            path,
         )?);
     }
     let mut map: Option<BTreeMap<String, Value>> = None;
@@ -81,7 +95,7 @@ fn table(t: &Table, depth: usize) -> Result<Value, Error> {
             }
         };
         map.get_or_insert_with(BTreeMap::new)
-            .insert(key, convert(&v, depth + 1)?);
+            .insert(key, convert(&v, path)?);
     }
     Ok(match map {
         None if len > 0 => Value::Array(array),

@@ -1,10 +1,12 @@
 //! The modules every runtime offers: `errors`, `json`, `base64`, `hash`,
-//! `log` (pure), and `time`, `process` (commands handled by the runtime).
+//! `log` (pure), and `time`, `process`, `supervisor` (commands handled by
+//! the runtime).
 
 mod encoding;
 mod errors;
 mod log;
 mod process;
+mod supervisor;
 mod time;
 
 pub use time::parse_duration_ms;
@@ -47,6 +49,10 @@ pub mod ids {
     pub const PROCESS_UNREGISTER: CommandId = CommandId(21);
     /// `process.whereis(name)` → pid or nil: `{name}`.
     pub const PROCESS_WHEREIS: CommandId = CommandId(22);
+    /// `supervisor.start(spec)` → pid: the spec table as given.
+    pub const SUPERVISOR_START: CommandId = CommandId(50);
+    /// `supervisor.which_children(pid)` → `[{id, pid?}]`: `{pid}`.
+    pub const SUPERVISOR_CHILDREN: CommandId = CommandId(51);
 }
 
 /// Every built-in module definition.
@@ -59,6 +65,7 @@ pub fn all() -> Vec<ModuleDef> {
         log::module(),
         time::module(),
         process::module(),
+        supervisor::module(),
     ]
 }
 
