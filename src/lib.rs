@@ -28,8 +28,12 @@ pub use troupe_dispatcher::{
 pub use troupe_engines::lua::LuaEngine;
 pub use troupe_io::{Fs, HostModule, Http, Kv};
 pub use troupe_modules::types;
+
+pub mod testing;
 pub use troupe_modules::{
-    Args, CallError, Class, ClassSet, FnCx, ModuleDef, ModuleRegistry, Policy, Ret, RuleEffect,
+    Args, Bytes, CallError, Class, ClassSet, FnCx, FromArg, FromArgs, IntoRet, ModuleCommand,
+    ModuleDef, ModuleRegistry, Obj, Object, Policy, Rest, Ret, RuleEffect, UserData, UserType,
+    Yielded,
 };
 pub use troupe_runtime::{
     ChildInfo, ChildSpec, Engine, HostMailbox, Limits, Message, ProcessHandle, Restart, Runtime,

@@ -1,7 +1,10 @@
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use troupe_dispatcher::{Error, Value};
+
+use crate::Object;
 
 /// A wrong argument: which function, which position, what was expected and
 /// what came. Raised to the script as an `INVALID` error reading
@@ -10,7 +13,7 @@ use troupe_dispatcher::{Error, Value};
 pub struct ArgError {
     function: Arc<str>,
     position: usize,
-    expected: &'static str,
+    expected: Cow<'static, str>,
     got: String,
 }
 
@@ -30,6 +33,8 @@ impl ArgError {
 pub struct Args {
     function: Arc<str>,
     values: Vec<Value>,
+    /// Userdata objects by position (their place in `values` holds `nil`).
+    objects: Vec<(usize, Object)>,
 }
 
 fn lua_type(v: &Value) -> &'static str {
@@ -62,7 +67,27 @@ macro_rules! typed {
 impl Args {
     /// Arguments `values` of a call to `function` (qualified, `module.fn`).
     pub fn new(function: Arc<str>, values: Vec<Value>) -> Self {
-        Self { function, values }
+        Self {
+            function,
+            values,
+            objects: Vec::new(),
+        }
+    }
+
+    /// Adds userdata object `obj` as argument `i` (engines use this for
+    /// functions whose arguments take objects).
+    #[must_use]
+    pub fn with_object(mut self, i: usize, obj: Object) -> Self {
+        if self.values.len() <= i {
+            self.values.resize(i + 1, Value::Nil);
+        }
+        self.objects.push((i, obj));
+        self
+    }
+
+    /// The userdata object passed as argument `i`, if one was.
+    pub fn object(&self, i: usize) -> Option<&Object> {
+        self.objects.iter().find(|(p, _)| *p == i).map(|(_, o)| o)
     }
 
     /// How many arguments were passed.
@@ -98,12 +123,16 @@ impl Args {
     }
 
     /// A wrong-argument error for position `i`.
-    pub fn error(&self, i: usize, expected: &'static str) -> ArgError {
+    pub fn error(&self, i: usize, expected: impl Into<Cow<'static, str>>) -> ArgError {
+        let got = match self.object(i) {
+            Some(o) => o.type_name().to_owned(),
+            None => lua_type(self.get(i)).to_owned(),
+        };
         ArgError {
             function: Arc::clone(&self.function),
             position: i + 1,
-            expected,
-            got: lua_type(self.get(i)).to_owned(),
+            expected: expected.into(),
+            got,
         }
     }
 

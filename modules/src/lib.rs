@@ -16,10 +16,14 @@ mod class;
 mod module;
 mod policy;
 mod registry;
+mod typed;
 pub mod types;
+mod userdata;
 
 pub use args::{ArgError, Args};
 pub use class::{Class, ClassSet};
 pub use module::{CallError, FnCx, FunctionDef, ModuleDef, Ret};
 pub use policy::{Policy, Rule, RuleEffect};
 pub use registry::ModuleRegistry;
+pub use typed::{Bytes, FromArg, FromArgs, IntoRet, ModuleCommand, Rest, ResultHandler, Yielded};
+pub use userdata::{Method, Obj, Object, TypeKey, UserData, UserType};

@@ -2,8 +2,9 @@ use std::sync::Arc;
 
 use troupe_dispatcher::{Call, Error, Pid, Value};
 
+use crate::typed::{FromArgs, IntoRet, ModuleCommand, Yielded};
 use crate::types::Types;
-use crate::{ArgError, Args, Class, ClassSet, Policy};
+use crate::{ArgError, Args, Class, ClassSet, Object, Policy};
 
 /// What a module function sees of its caller.
 pub struct FnCx<'a> {
@@ -34,6 +35,12 @@ pub enum Ret {
     /// A command for the dispatcher: the engine yields it and the script
     /// receives the handler's result (`value` or `nil, err`).
     Call(Call),
+    /// A command for the dispatcher whose result goes through its own
+    /// handling ([`Yielded::then`], [`ModuleCommand::handle_result`]) before
+    /// the script sees it.
+    Yield(Yielded),
+    /// A userdata object.
+    Object(Object),
 }
 
 impl From<Value> for Ret {
@@ -71,6 +78,7 @@ pub struct FunctionDef {
     name: String,
     qualified: Arc<str>,
     yields: bool,
+    objects: bool,
     f: Arc<FnImpl>,
 }
 
@@ -91,9 +99,20 @@ impl FunctionDef {
         self.yields
     }
 
+    /// Whether its arguments take userdata objects (engines then pass them
+    /// in [`Args::object`] instead of refusing them).
+    pub fn takes_objects(&self) -> bool {
+        self.objects
+    }
+
     /// Calls the function.
     pub fn call(&self, cx: &FnCx<'_>, args: Vec<Value>) -> Result<Ret, CallError> {
         (self.f)(cx, Args::new(Arc::clone(&self.qualified), args))
+    }
+
+    /// Calls the function with prepared arguments (values and objects).
+    pub fn call_with(&self, cx: &FnCx<'_>, args: Args) -> Result<Ret, CallError> {
+        (self.f)(cx, args)
     }
 }
 
@@ -169,13 +188,14 @@ impl ModuleDef {
         self
     }
 
-    fn add(mut self, name: &str, yields: bool, f: Arc<FnImpl>) -> Self {
+    fn add(mut self, name: &str, yields: bool, objects: bool, f: Arc<FnImpl>) -> Self {
         let qualified: Arc<str> = format!("{}.{name}", self.name).into();
         self.functions.retain(|d| d.name != name);
         self.functions.push(FunctionDef {
             name: name.to_owned(),
             qualified,
             yields,
+            objects,
             f,
         });
         self
@@ -187,7 +207,7 @@ impl ModuleDef {
     where
         F: Fn(&FnCx<'_>, Args) -> Result<Ret, CallError> + Send + Sync + 'static,
     {
-        self.add(name, false, Arc::new(f))
+        self.add(name, false, false, Arc::new(f))
     }
 
     /// Adds a function that may return [`Ret::Call`]: the script yields the
@@ -197,7 +217,60 @@ impl ModuleDef {
     where
         F: Fn(&FnCx<'_>, Args) -> Result<Ret, CallError> + Send + Sync + 'static,
     {
-        self.add(name, true, Arc::new(f))
+        self.add(name, true, false, Arc::new(f))
+    }
+
+    /// Adds a function with typed arguments and result: the arguments are
+    /// read into a tuple of [`FromArg`](crate::FromArg) types (a wrong one is
+    /// an `INVALID` error such as `greet.hello: argument #1 expected string,
+    /// got nil`), and anything [`IntoRet`] comes back (a `String`, an
+    /// `Option<i64>`, a [`Value`], an [`Object`], a [`Ret`]).
+    ///
+    /// ```
+    /// use troupe_modules::{Class, ModuleDef};
+    ///
+    /// let greet = ModuleDef::new("greet").class(Class::Deterministic).typed_function(
+    ///     "hello",
+    ///     |_cx, (name, greeting): (String, Option<String>)| {
+    ///         Ok(format!("{}, {name}", greeting.as_deref().unwrap_or("hello")))
+    ///     },
+    /// );
+    /// # assert_eq!(greet.functions().len(), 1);
+    /// ```
+    #[must_use]
+    pub fn typed_function<A, R, F>(self, name: &str, f: F) -> Self
+    where
+        A: FromArgs,
+        R: IntoRet,
+        F: Fn(&FnCx<'_>, A) -> Result<R, CallError> + Send + Sync + 'static,
+    {
+        self.add(
+            name,
+            false,
+            A::OBJECTS,
+            Arc::new(move |cx: &FnCx<'_>, args: Args| Ok(f(cx, A::from_args(args)?)?.into_ret())),
+        )
+    }
+
+    /// Adds a function with typed arguments that yields the typed command
+    /// it returns: the script suspends until the command's handler answers,
+    /// then gets [`ModuleCommand::handle_result`] of the answer.
+    #[must_use]
+    pub fn typed_command<A, C, F>(self, name: &str, f: F) -> Self
+    where
+        A: FromArgs,
+        C: ModuleCommand,
+        F: Fn(&FnCx<'_>, A) -> Result<C, CallError> + Send + Sync + 'static,
+    {
+        self.add(
+            name,
+            true,
+            A::OBJECTS,
+            Arc::new(move |cx: &FnCx<'_>, args: Args| {
+                let cmd = f(cx, A::from_args(args)?)?;
+                Ok(Ret::Yield(Yielded::command(&cmd)?))
+            }),
+        )
     }
 
     /// Adds a constant field.

@@ -10,6 +10,7 @@
 
 mod convert;
 mod error;
+mod object;
 mod process;
 mod state;
 
@@ -21,7 +22,7 @@ use mlua::debug::HookTriggers;
 use mlua::{Lua, MultiValue, VmState};
 use parking_lot::Mutex;
 use troupe_dispatcher::{Error, ErrorKind, Value};
-use troupe_modules::Class;
+use troupe_modules::{Class, ResultHandler};
 use troupe_runtime::{Engine, Process, ProcessInit, Program};
 use troupe_sources::Script;
 
@@ -247,6 +248,7 @@ impl Engine for LuaEngine {
             start: Some(MultiValue::from_vec(start)),
             pool: Arc::clone(&self.pool),
             memory_limit,
+            awaiting: ResultHandler::default(),
         }))
     }
 }

@@ -10,6 +10,7 @@ local co_isyieldable = coroutine.isyieldable
 local select, error, tostring, setmetatable, next = select, error, tostring, setmetatable, next
 local type, pcall, xpcall, raw_load, collectgarbage = type, pcall, xpcall, load, collectgarbage
 local traceback, concat = debug.traceback, table.concat
+local raw_getmetatable, raw_rawset = debug.getmetatable, rawset
 
 local SENT, OK = R.SENT, R.OK
 local preempting, out = R.preempting, R.out
@@ -19,13 +20,17 @@ local is_error, runtime_error = R.is_error, R.runtime_error
 string.dump = nil
 getmetatable("").__metatable = "locked"
 
+-- Every metatable `readonly` made (weak keys): `rawset` refuses the tables
+-- that have one, so a read-only view stays read-only.
+local READONLY = setmetatable({}, { __mode = "k" })
+
 -- A metatable making an empty table a read-only view of `src` (minus `skip`).
 local function readonly(name, src, skip)
   local copy = {}
   for k, v in next, src do
     if not (skip and skip[k]) then copy[k] = v end
   end
-  return {
+  local mt = {
     __index = copy,
     __newindex = function() error("attempt to modify read-only table '" .. name .. "'", 2) end,
     __metatable = "locked",
@@ -38,6 +43,8 @@ local function readonly(name, src, skip)
       end
     end,
   }
+  READONLY[mt] = name
+  return mt
 end
 
 -- Commands and preemptions yielded inside a script's own coroutines travel
@@ -79,10 +86,11 @@ local CO = {
 }
 
 -- Module functions return OK plus values, SENT after storing a command, or
--- an error object to raise.
+-- an error object to raise. A command's answer comes back in the same form
+-- (OK plus the script's return values, or an error object to raise).
 local function finish(tag, ...)
   if tag == OK then return ... end
-  if tag == SENT then return co_yield(SENT) end
+  if tag == SENT then return finish(co_yield(SENT)) end
   error(tag, 2)
 end
 
@@ -102,7 +110,12 @@ local GC_ALLOWED = { collect = true, count = true, step = true }
 
 local BASE = {
   assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
-  rawequal = rawequal, rawget = rawget, rawlen = rawlen, rawset = rawset,
+  rawequal = rawequal, rawget = rawget, rawlen = rawlen,
+  rawset = function(t, k, v)
+    local ro = READONLY[raw_getmetatable(t)]
+    if ro then error("attempt to modify read-only table '" .. ro .. "'", 2) end
+    return raw_rawset(t, k, v)
+  end,
   select = select, setmetatable = setmetatable, getmetatable = getmetatable,
   tonumber = tonumber, tostring = tostring, type = type, _VERSION = _VERSION,
   require = wrap_fn(R.require),

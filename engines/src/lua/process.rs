@@ -8,10 +8,11 @@ use std::sync::Arc;
 use mlua::thread::ThreadStatus;
 use mlua::{Lua, MultiValue, Thread};
 use troupe_dispatcher::{Error, ErrorKind, Value};
+use troupe_modules::ResultHandler;
 use troupe_runtime::{Process, Resume, Step, StepCx};
 
-use super::convert::{error_to_lua, to_lua, to_value};
-use super::state::{ProcCtx, is_sent};
+use super::convert::to_value;
+use super::state::{ProcCtx, is_sent, resume_values};
 use super::{Pool, error};
 
 pub(crate) struct LuaProcess {
@@ -22,6 +23,8 @@ pub(crate) struct LuaProcess {
     pub start: Option<MultiValue>,
     pub pool: Arc<Pool>,
     pub memory_limit: Option<usize>,
+    /// How the result of the command the script waits for reaches it.
+    pub awaiting: ResultHandler,
 }
 
 fn lua_failure(e: &mlua::Error, memory_limit: Option<usize>) -> Error {
@@ -63,15 +66,14 @@ impl LuaProcess {
     }
 
     fn resume_args(&mut self, input: Resume) -> Result<MultiValue, Error> {
-        let lua = self.lua();
         let conv =
             |e: mlua::Error| Error::internal(format!("cannot pass a value to the script: {e}"));
         Ok(match input {
             Resume::Start => self.start.take().unwrap_or_default(),
             Resume::Continue => MultiValue::new(),
-            Resume::Return(Ok(v)) => MultiValue::from_vec(vec![to_lua(lua, &v).map_err(conv)?]),
-            Resume::Return(Err(e)) => {
-                MultiValue::from_vec(vec![mlua::Value::Nil, error_to_lua(lua, e).map_err(conv)?])
+            Resume::Return(result) => {
+                let handler = std::mem::take(&mut self.awaiting);
+                resume_values(self.lua(), &handler, result).map_err(conv)?
             }
         })
     }
@@ -125,7 +127,10 @@ impl Process for LuaProcess {
             Err(e) => Step::Failed(lua_failure(&e, self.memory_limit)),
             Ok(values) => match self.thread.status() {
                 ThreadStatus::Resumable => match (values.front(), pending) {
-                    (Some(v), Some(call)) if is_sent(v) => Step::Yield(call),
+                    (Some(v), Some((call, handler))) if is_sent(v) => {
+                        self.awaiting = handler;
+                        Step::Yield(call)
+                    }
                     (Some(v), None) if is_sent(v) => {
                         Step::Failed(Error::internal("command sentinel without a command"))
                     }

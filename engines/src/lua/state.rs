@@ -9,10 +9,14 @@ use std::time::Instant;
 
 use mlua::{Function, LightUserData, Lua, LuaOptions, MultiValue, StdLib, Table};
 use troupe_dispatcher::{Call, Error, ErrorKind, Pid, Value};
-use troupe_modules::{CallError, FnCx, FunctionDef, ModuleDef, ModuleRegistry, Policy, Ret};
+use troupe_modules::{
+    Args, CallError, FnCx, FunctionDef, ModuleDef, ModuleRegistry, Policy, ResultHandler, Ret,
+    TypeKey,
+};
 
 use super::convert::{error_to_lua, to_lua, to_value};
 use super::error;
+use super::object::{self, LuaObject};
 
 static SENT_TAG: u8 = 0;
 static OK_TAG: u8 = 0;
@@ -39,6 +43,8 @@ pub(crate) struct Prelude {
     wrap_fn: Function,
     readonly: Function,
     modules: HashMap<String, Table>,
+    /// Method functions of userdata types, built on first use.
+    methods: HashMap<(TypeKey, String), Function>,
 }
 
 /// Per-process context, stored in the state's app data while the process
@@ -49,8 +55,9 @@ pub(crate) struct ProcCtx {
     pub policy: Arc<Policy>,
     pub modules: Arc<ModuleRegistry>,
     pub loaded: Table,
-    /// The command a module function stored before yielding the sentinel.
-    pub pending: Option<Call>,
+    /// The command a module function stored before yielding the sentinel,
+    /// and what turns its result into the script's return values.
+    pub pending: Option<(Call, ResultHandler)>,
     /// The instruction hook asked for a yield that has not reached the
     /// scheduler yet.
     pub preempting: bool,
@@ -81,47 +88,146 @@ fn no_ctx() -> mlua::Error {
     mlua::Error::runtime("troupe: no process owns this Lua state")
 }
 
-/// Calls a module function with the current process's context.
-fn call_function(lua: &Lua, def: &FunctionDef, args: MultiValue) -> mlua::Result<MultiValue> {
-    let mut values = Vec::with_capacity(args.len());
-    for (i, a) in args.iter().enumerate() {
+/// Converts script arguments for a module function or method named
+/// `qualified`. Userdata objects are passed as objects when `objects` is
+/// set; otherwise, like any value without a neutral form, they are `INVALID`.
+pub(crate) fn args_from_lua<'a>(
+    qualified: &Arc<str>,
+    objects: bool,
+    args: impl Iterator<Item = &'a mlua::Value>,
+) -> Result<Args, Error> {
+    let mut values = Vec::new();
+    let mut objs = Vec::new();
+    for (i, a) in args.enumerate() {
+        if objects && let Some(obj) = object::from_lua(a) {
+            values.push(Value::Nil);
+            objs.push((i, obj));
+            continue;
+        }
         match to_value(a) {
             Ok(v) => values.push(v),
             Err(e) => {
-                let msg = format!("{}: argument #{}: {}", def.qualified(), i + 1, e.message());
-                return raise(lua, Error::invalid(msg));
+                let msg = format!("{qualified}: argument #{}: {}", i + 1, e.message());
+                return Err(Error::invalid(msg));
             }
         }
     }
-    let result = {
-        let ctx = lua.app_data_ref::<ProcCtx>().ok_or_else(no_ctx)?;
-        let cx = FnCx {
-            pid: ctx.pid,
-            parent: ctx.parent,
-            policy: &ctx.policy,
-        };
-        def.call(&cx, values)
+    Ok(objs
+        .into_iter()
+        .fold(Args::new(Arc::clone(qualified), values), |a, (i, o)| {
+            a.with_object(i, o)
+        }))
+}
+
+/// Runs `f` with the current process's [`FnCx`].
+pub(crate) fn with_cx<R>(lua: &Lua, f: impl FnOnce(&FnCx<'_>) -> R) -> mlua::Result<R> {
+    let ctx = lua.app_data_ref::<ProcCtx>().ok_or_else(no_ctx)?;
+    let cx = FnCx {
+        pid: ctx.pid,
+        parent: ctx.parent,
+        policy: &ctx.policy,
     };
-    match result {
-        Ok(Ret::Value(v)) => ok_values(lua, std::slice::from_ref(&v)),
-        Ok(Ret::Values(vs)) => ok_values(lua, &vs),
-        Ok(Ret::Error(e)) => Ok(MultiValue::from_vec(vec![
-            mlua::Value::LightUserData(ok_tag()),
-            error_to_lua(lua, e)?,
-        ])),
-        Ok(Ret::Call(call)) => {
-            lua.app_data_mut::<ProcCtx>().ok_or_else(no_ctx)?.pending = Some(call);
-            Ok(MultiValue::from_vec(vec![mlua::Value::LightUserData(
-                sent(),
-            )]))
+    Ok(f(&cx))
+}
+
+/// What a module function's result looks like to the prelude: `OK` and the
+/// values, the sentinel (the command waits in [`ProcCtx::pending`]), or an
+/// error object to raise. `can_yield` is false for a command's result
+/// handling, which must not yield again.
+pub(crate) fn ret_to_lua(
+    lua: &Lua,
+    result: Result<Ret, CallError>,
+    can_yield: bool,
+) -> mlua::Result<MultiValue> {
+    let pending = match result {
+        Ok(Ret::Value(v)) => return ok_values(lua, std::slice::from_ref(&v)),
+        Ok(Ret::Values(vs)) => return ok_values(lua, &vs),
+        Ok(Ret::Error(e)) => {
+            return Ok(MultiValue::from_vec(vec![
+                mlua::Value::LightUserData(ok_tag()),
+                error_to_lua(lua, e)?,
+            ]));
         }
-        Err(CallError::Fail(e)) => Ok(MultiValue::from_vec(vec![
-            mlua::Value::LightUserData(ok_tag()),
-            mlua::Value::Nil,
-            error_to_lua(lua, e)?,
-        ])),
-        Err(CallError::Raise(e)) => raise(lua, e),
+        Ok(Ret::Object(o)) => {
+            return Ok(MultiValue::from_vec(vec![
+                mlua::Value::LightUserData(ok_tag()),
+                mlua::Value::UserData(lua.create_userdata(LuaObject(o))?),
+            ]));
+        }
+        Err(CallError::Fail(e)) => {
+            return Ok(MultiValue::from_vec(vec![
+                mlua::Value::LightUserData(ok_tag()),
+                mlua::Value::Nil,
+                error_to_lua(lua, e)?,
+            ]));
+        }
+        Err(CallError::Raise(e)) => return raise(lua, e),
+        Ok(Ret::Call(call)) => (call, ResultHandler::default()),
+        Ok(Ret::Yield(y)) => y.into_parts(),
+    };
+    if !can_yield {
+        return raise(
+            lua,
+            Error::internal("a command's result handling returned another command"),
+        );
     }
+    lua.app_data_mut::<ProcCtx>().ok_or_else(no_ctx)?.pending = Some(pending);
+    Ok(MultiValue::from_vec(vec![mlua::Value::LightUserData(
+        sent(),
+    )]))
+}
+
+/// The prelude-protocol values that resume a script after its command
+/// completed: the handler's result through the command's result handling.
+pub(crate) fn resume_values(
+    lua: &Lua,
+    handler: &ResultHandler,
+    result: Result<Value, Error>,
+) -> mlua::Result<MultiValue> {
+    ret_to_lua(lua, handler.finish(result), false)
+}
+
+/// Calls a module function with the current process's context.
+fn call_function(lua: &Lua, def: &FunctionDef, args: MultiValue) -> mlua::Result<MultiValue> {
+    let args = match args_from_lua(def.qualified(), def.takes_objects(), args.iter()) {
+        Ok(a) => a,
+        Err(e) => return raise(lua, e),
+    };
+    let result = with_cx(lua, |cx| def.call_with(cx, args))?;
+    ret_to_lua(lua, result, true)
+}
+
+/// The prelude's wrapper that turns the `OK`/sentinel/error protocol into
+/// returns, yields and raises.
+pub(crate) fn wrap(lua: &Lua, raw: Function) -> mlua::Result<Function> {
+    let wrap_fn = lua
+        .app_data_ref::<Prelude>()
+        .ok_or_else(no_ctx)?
+        .wrap_fn
+        .clone();
+    wrap_fn.call(raw)
+}
+
+/// The cached method function `name` of userdata type `key`, built by
+/// `make` on first use in this state.
+pub(crate) fn cached_method(
+    lua: &Lua,
+    key: &TypeKey,
+    name: &str,
+    make: impl FnOnce() -> mlua::Result<Function>,
+) -> mlua::Result<Function> {
+    let cache_key = (key.clone(), name.to_owned());
+    if let Some(f) = lua
+        .app_data_ref::<Prelude>()
+        .and_then(|p| p.methods.get(&cache_key).cloned())
+    {
+        return Ok(f);
+    }
+    let f = make()?;
+    if let Some(mut p) = lua.app_data_mut::<Prelude>() {
+        p.methods.insert(cache_key, f.clone());
+    }
+    Ok(f)
 }
 
 /// The read-only metatable of module `def` in this state, built on first use.
@@ -252,6 +358,7 @@ pub(crate) fn new_state(output: &Output) -> mlua::Result<Lua> {
         wrap_fn: prelude.get("wrap_fn")?,
         readonly: prelude.get("readonly")?,
         modules: HashMap::new(),
+        methods: HashMap::new(),
     });
     Ok(lua)
 }
