@@ -304,7 +304,7 @@ impl Object {
     }
 
     /// `#self`, if the type defines a length.
-    pub fn len(&self) -> Option<i64> {
+    pub fn length(&self) -> Option<i64> {
         self.ty.len.as_ref().map(|f| f(self))
     }
 }

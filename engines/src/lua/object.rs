@@ -106,7 +106,7 @@ impl UserData for LuaObject {
         m.add_meta_method(MetaMethod::Eq, |_, this, other: mlua::Value| {
             Ok(from_lua(&other).is_some_and(|o| this.0.equals(&o)))
         });
-        m.add_meta_method(MetaMethod::Len, |_, this, ()| match this.0.len() {
+        m.add_meta_method(MetaMethod::Len, |_, this, ()| match this.0.length() {
             Some(n) => Ok(n),
             None => Err(mlua::Error::runtime(format!(
                 "attempt to get length of a {} value",
