@@ -73,7 +73,11 @@ impl Command {
 
 /// The modules the CLI's runtimes offer (what `types` and `docs` describe).
 fn cli_modules() -> ModuleRegistry {
-    ModuleRegistry::with_builtins()
+    let mut modules = ModuleRegistry::with_builtins();
+    for io in troupe_io::definitions() {
+        modules.insert(io);
+    }
+    modules
 }
 
 /// The policy flags shared by `run` and `types`.

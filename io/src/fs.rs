@@ -19,6 +19,7 @@ use std::time::UNIX_EPOCH;
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, Metadata};
 use troupe_dispatcher::{Command, DispatcherBuilder, Error, ErrorKind, Value};
+use troupe_modules::types::{Decl, Field, Signature, Type, Types};
 use troupe_modules::{Args, CallError, Class, FnCx, ModuleDef, Ret};
 
 use crate::{HostModule, blocking, check_action, ids, text_or_bytes};
@@ -292,24 +293,84 @@ where
     Ok(())
 }
 
+/// What `fs` exports, for editors and the module reference.
+fn types() -> Types {
+    let path_fn = |doc: &str| Signature::new(doc).param("path", Type::String);
+    Types::new()
+        .function(
+            "read",
+            path_fn("Reads a file under the root; NOT_FOUND if missing, LIMIT_EXCEEDED past the host's size limit.")
+                .returns(Type::String)
+                .fallible(),
+        )
+        .function(
+            "write",
+            path_fn("Creates or replaces a file under the root (its directory must exist).")
+                .param("data", Type::String)
+                .returns(Type::Boolean)
+                .fallible(),
+        )
+        .function(
+            "list",
+            Signature::new("The sorted names in a directory under the root (the root itself by default).")
+                .optional("path", Type::String)
+                .returns(Type::array(Type::String))
+                .fallible(),
+        )
+        .function(
+            "stat",
+            path_fn("Type, size and modification time of a file or directory.")
+                .returns(Type::named("Stat"))
+                .fallible(),
+        )
+        .function(
+            "remove",
+            path_fn("Removes a file or an empty directory.")
+                .returns(Type::Boolean)
+                .fallible(),
+        )
+        .function(
+            "mkdir",
+            path_fn("Creates a directory and any missing parents.")
+                .returns(Type::Boolean)
+                .fallible(),
+        )
+        .decl(Decl::record(
+            "Stat",
+            "What `fs.stat` returns.",
+            [
+                Field::new("type", Type::String).doc("\"file\", \"dir\" or \"other\""),
+                Field::new("size", Type::Integer).doc("in bytes"),
+                Field::optional("modified", Type::Number)
+                    .doc("last modification, ms since the Unix epoch"),
+            ],
+        ))
+}
+
+/// The `fs` module definition.
+pub(crate) fn definition() -> ModuleDef {
+    ModuleDef::new("fs")
+        .describe("Files under the directory the host granted; paths cannot leave it")
+        .class(Class::Io)
+        .types(types())
+        .command("read", path_fn::<ReadCmd>(false))
+        .command("write", |cx, args| {
+            let path = path_arg(cx, &args, 0, false)?;
+            let data = match args.get(1) {
+                d @ (Value::String(_) | Value::Bytes(_)) => d.clone(),
+                _ => return Err(args.error(1, "string").into()),
+            };
+            Ok(Ret::Call(WriteCmd { path, data }.to_call()?))
+        })
+        .command("list", path_fn::<ListCmd>(true))
+        .command("stat", path_fn::<StatCmd>(false))
+        .command("remove", path_fn::<RemoveCmd>(false))
+        .command("mkdir", path_fn::<MkdirCmd>(false))
+}
+
 impl HostModule for Fs {
     fn definition(&self) -> ModuleDef {
-        ModuleDef::new("fs")
-            .describe("Files under the directory the host granted")
-            .class(Class::Io)
-            .command("read", path_fn::<ReadCmd>(false))
-            .command("write", |cx, args| {
-                let path = path_arg(cx, &args, 0, false)?;
-                let data = match args.get(1) {
-                    d @ (Value::String(_) | Value::Bytes(_)) => d.clone(),
-                    _ => return Err(args.error(1, "string").into()),
-                };
-                Ok(Ret::Call(WriteCmd { path, data }.to_call()?))
-            })
-            .command("list", path_fn::<ListCmd>(true))
-            .command("stat", path_fn::<StatCmd>(false))
-            .command("remove", path_fn::<RemoveCmd>(false))
-            .command("mkdir", path_fn::<MkdirCmd>(false))
+        definition()
     }
 
     fn register(&self, d: &mut DispatcherBuilder) -> Result<(), Error> {

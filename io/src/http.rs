@@ -13,6 +13,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Client, Method, Url};
 use troupe_dispatcher::{Command, DispatcherBuilder, Error, ErrorKind, Value};
 use troupe_modules::builtin::parse_duration_ms;
+use troupe_modules::types::{Decl, Field, Signature, Type, Types};
 use troupe_modules::{Args, CallError, Class, FnCx, ModuleDef, Ret};
 
 use crate::{HostModule, check_action, ids, text_or_bytes};
@@ -260,30 +261,87 @@ impl Http {
     }
 }
 
+/// What `http` exports, for editors and the module reference.
+fn types() -> Types {
+    Types::new()
+        .function(
+            "get",
+            Signature::new("A GET request. Fails with TIMEOUT past the timeout and UNAVAILABLE when the server cannot be reached; redirects are returned, not followed.")
+                .param("url", Type::String)
+                .optional("opts", Type::named("Options"))
+                .returns(Type::named("Response"))
+                .fallible(),
+        )
+        .function(
+            "request",
+            Signature::new("A request with any method, headers and body.")
+                .param("request", Type::named("Request"))
+                .returns(Type::named("Response"))
+                .fallible(),
+        )
+        .decl(Decl::record(
+            "Options",
+            "Options of `http.get`.",
+            [
+                Field::optional("headers", Type::table(Type::String, Type::String)),
+                Field::optional("timeout", Type::union([Type::Number, Type::String]))
+                    .doc("ms or \"1.5s\"; the host's default otherwise"),
+            ],
+        ))
+        .decl(Decl::record(
+            "Request",
+            "What `http.request` takes.",
+            [
+                Field::new("url", Type::String),
+                Field::optional("method", Type::String).doc("GET by default"),
+                Field::optional("headers", Type::table(Type::String, Type::String)),
+                Field::optional("body", Type::String),
+                Field::optional("timeout", Type::union([Type::Number, Type::String]))
+                    .doc("ms or \"1.5s\"; the host's default otherwise"),
+            ],
+        ))
+        .decl(Decl::record(
+            "Response",
+            "What a request returns.",
+            [
+                Field::new("status", Type::Integer),
+                Field::new("headers", Type::table(Type::String, Type::String))
+                    .doc("lower-case names; repeated headers joined with \", \""),
+                Field::new("body", Type::String),
+            ],
+        ))
+}
+
+/// The `http` module definition.
+pub(crate) fn definition() -> ModuleDef {
+    ModuleDef::new("http")
+        .describe("HTTP requests")
+        .class(Class::Network)
+        .types(types())
+        .command("get", |cx, args| {
+            let url = args.string(0)?;
+            let opts = args.opt_map(1)?.unwrap_or_default();
+            yield_request(cx, &args, "GET".to_owned(), url, &opts)
+        })
+        .command("request", |cx, args| {
+            let opts = args.map(0)?;
+            let Some(url) = opts.get("url").and_then(Value::as_str) else {
+                return Err(args.error(0, "table with a url").into());
+            };
+            let method = match opts.get("method") {
+                None | Some(Value::Nil) => "GET".to_owned(),
+                Some(m) => match m.as_str() {
+                    Some(m) => m.to_ascii_uppercase(),
+                    None => return Err(args.error(0, "table with a string method").into()),
+                },
+            };
+            yield_request(cx, &args, method, url.to_owned(), &opts)
+        })
+}
+
 impl HostModule for Http {
     fn definition(&self) -> ModuleDef {
-        ModuleDef::new("http")
-            .describe("HTTP requests")
-            .class(Class::Network)
-            .command("get", |cx, args| {
-                let url = args.string(0)?;
-                let opts = args.opt_map(1)?.unwrap_or_default();
-                yield_request(cx, &args, "GET".to_owned(), url, &opts)
-            })
-            .command("request", |cx, args| {
-                let opts = args.map(0)?;
-                let Some(url) = opts.get("url").and_then(Value::as_str) else {
-                    return Err(args.error(0, "table with a url").into());
-                };
-                let method = match opts.get("method") {
-                    None | Some(Value::Nil) => "GET".to_owned(),
-                    Some(m) => match m.as_str() {
-                        Some(m) => m.to_ascii_uppercase(),
-                        None => return Err(args.error(0, "table with a string method").into()),
-                    },
-                };
-                yield_request(cx, &args, method, url.to_owned(), &opts)
-            })
+        definition()
     }
 
     fn register(&self, d: &mut DispatcherBuilder) -> Result<(), Error> {

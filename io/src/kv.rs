@@ -8,8 +8,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use parking_lot::RwLock;
 use redb::{Database, ReadableDatabase, TableDefinition};
 use troupe_dispatcher::{Command, DispatcherBuilder, Error, ErrorKind, Value};
+use troupe_modules::types::{Decl, Field, Signature, Type, Types};
 use troupe_modules::{CallError, Class, ModuleDef, Ret};
 
 use crate::{HostModule, blocking, check_action, ids};
@@ -28,7 +30,8 @@ const MAX_SCAN_LIMIT: i64 = 100_000;
 
 /// A key-value store in a directory. Cheap to clone; clones share the open
 /// database. The host may use it directly (the methods block on disk IO) and
-/// give it to scripts as the `kv` module.
+/// give it to scripts as the `kv` module. The file stays open until
+/// [`Kv::close`] or until the last clone is dropped.
 ///
 /// ```
 /// use troupe_dispatcher::Value;
@@ -44,7 +47,7 @@ const MAX_SCAN_LIMIT: i64 = 100_000;
 /// ```
 #[derive(Clone)]
 pub struct Kv {
-    db: Arc<Database>,
+    db: Arc<RwLock<Option<Database>>>,
     path: PathBuf,
 }
 
@@ -93,9 +96,30 @@ impl Kv {
         txn.open_table(TABLE).map_err(store_error)?;
         txn.commit().map_err(store_error)?;
         Ok(Self {
-            db: Arc::new(db),
+            db: Arc::new(RwLock::new(Some(db))),
             path,
         })
+    }
+
+    /// Closes the store for every clone, after the operations in flight;
+    /// later operations are `UNAVAILABLE`. A host restarting on the same
+    /// directory closes first: the runtime's handlers hold clones that may
+    /// outlive [`Runtime::shutdown`](troupe_runtime::Runtime::shutdown) by a
+    /// moment.
+    pub fn close(&self) {
+        self.db.write().take();
+    }
+
+    fn with_db<T>(&self, f: impl FnOnce(&Database) -> Result<T, Error>) -> Result<T, Error> {
+        let db = self.db.read();
+        let db = db.as_ref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("kv: store {} is closed", self.path.display()),
+            )
+            .retryable(false)
+        })?;
+        f(db)
     }
 
     /// The database file.
@@ -105,53 +129,61 @@ impl Kv {
 
     /// The value under `key`, if any.
     pub fn get(&self, key: &str) -> Result<Option<Value>, Error> {
-        let txn = self.db.begin_read().map_err(store_error)?;
-        let table = txn.open_table(TABLE).map_err(store_error)?;
-        match table.get(key).map_err(store_error)? {
-            Some(bytes) => decode(key, bytes.value()).map(Some),
-            None => Ok(None),
-        }
+        self.with_db(|db| {
+            let txn = db.begin_read().map_err(store_error)?;
+            let table = txn.open_table(TABLE).map_err(store_error)?;
+            match table.get(key).map_err(store_error)? {
+                Some(bytes) => decode(key, bytes.value()).map(Some),
+                None => Ok(None),
+            }
+        })
     }
 
     /// Stores `value` under `key`, durably.
     pub fn put(&self, key: &str, value: &Value) -> Result<(), Error> {
         let bytes = rmp_serde::to_vec(value)
             .map_err(|e| Error::invalid(format!("kv: cannot encode value of {key:?}: {e}")))?;
-        let txn = self.db.begin_write().map_err(store_error)?;
-        txn.open_table(TABLE)
-            .map_err(store_error)?
-            .insert(key, bytes.as_slice())
-            .map_err(store_error)?;
-        txn.commit().map_err(store_error)
+        self.with_db(|db| {
+            let txn = db.begin_write().map_err(store_error)?;
+            txn.open_table(TABLE)
+                .map_err(store_error)?
+                .insert(key, bytes.as_slice())
+                .map_err(store_error)?;
+            txn.commit().map_err(store_error)
+        })
     }
 
     /// Removes `key`; whether it existed.
     pub fn delete(&self, key: &str) -> Result<bool, Error> {
-        let txn = self.db.begin_write().map_err(store_error)?;
-        let existed = txn
-            .open_table(TABLE)
-            .map_err(store_error)?
-            .remove(key)
-            .map_err(store_error)?
-            .is_some();
-        txn.commit().map_err(store_error)?;
-        Ok(existed)
+        self.with_db(|db| {
+            let txn = db.begin_write().map_err(store_error)?;
+            let existed = txn
+                .open_table(TABLE)
+                .map_err(store_error)?
+                .remove(key)
+                .map_err(store_error)?
+                .is_some();
+            txn.commit().map_err(store_error)?;
+            Ok(existed)
+        })
     }
 
     /// Up to `limit` entries whose key starts with `prefix`, in key order.
     pub fn scan(&self, prefix: &str, limit: usize) -> Result<Vec<(String, Value)>, Error> {
-        let txn = self.db.begin_read().map_err(store_error)?;
-        let table = txn.open_table(TABLE).map_err(store_error)?;
-        let mut out = Vec::new();
-        for entry in table.range(prefix..).map_err(store_error)? {
-            let (k, v) = entry.map_err(store_error)?;
-            let key = k.value();
-            if !key.starts_with(prefix) || out.len() == limit {
-                break;
+        self.with_db(|db| {
+            let txn = db.begin_read().map_err(store_error)?;
+            let table = txn.open_table(TABLE).map_err(store_error)?;
+            let mut out = Vec::new();
+            for entry in table.range(prefix..).map_err(store_error)? {
+                let (k, v) = entry.map_err(store_error)?;
+                let key = k.value();
+                if !key.starts_with(prefix) || out.len() == limit {
+                    break;
+                }
+                out.push((key.to_owned(), decode(key, v.value())?));
             }
-            out.push((key.to_owned(), decode(key, v.value())?));
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 }
 
@@ -176,42 +208,86 @@ fn yield_call<C: Command>(c: &C) -> Result<Ret, CallError> {
     Ok(Ret::Call(c.to_call()?))
 }
 
+/// What `kv` exports, for editors and the module reference.
+fn types() -> Types {
+    let key = |doc: &str| Signature::new(doc).param("key", Type::String);
+    Types::new()
+        .function(
+            "get",
+            key("The value under `key`, or nil if there is none.")
+                .returns(Type::optional(Type::Any))
+                .fallible(),
+        )
+        .function(
+            "put",
+            key("Stores a value (not nil) under `key`, durably.")
+                .param("value", Type::Any)
+                .returns(Type::Boolean)
+                .fallible(),
+        )
+        .function(
+            "delete",
+            key("Removes `key`; true if it existed.")
+                .returns(Type::Boolean)
+                .fallible(),
+        )
+        .function(
+            "scan",
+            Signature::new("Entries whose key starts with `prefix`, in key order (at most `limit`, default 1000).")
+                .optional("prefix", Type::String)
+                .optional("limit", Type::Integer)
+                .returns(Type::array(Type::named("Entry")))
+                .fallible(),
+        )
+        .decl(Decl::record(
+            "Entry",
+            "One entry of `kv.scan`.",
+            [Field::new("key", Type::String), Field::new("value", Type::Any)],
+        ))
+}
+
+/// The `kv` module definition.
+pub(crate) fn definition() -> ModuleDef {
+    ModuleDef::new("kv")
+        .describe("A persistent key-value store")
+        .class(Class::Storage)
+        .types(types())
+        .command("get", |cx, args| {
+            let key = args.string(0)?;
+            check_action(cx, args.function(), &key)?;
+            yield_call(&GetCmd { key })
+        })
+        .command("put", |cx, mut args| {
+            let key = args.string(0)?;
+            check_action(cx, args.function(), &key)?;
+            if args.get(1).is_nil() {
+                return Err(args
+                    .error(1, "a value (use kv.delete to remove a key)")
+                    .into());
+            }
+            let value = args.take(1);
+            yield_call(&PutCmd { key, value })
+        })
+        .command("delete", |cx, args| {
+            let key = args.string(0)?;
+            check_action(cx, args.function(), &key)?;
+            yield_call(&DeleteCmd { key })
+        })
+        .command("scan", |cx, args| {
+            let prefix = args.opt_string(0)?.unwrap_or_default();
+            check_action(cx, args.function(), &prefix)?;
+            let limit = args.opt_int(1)?.unwrap_or(DEFAULT_SCAN_LIMIT);
+            if !(1..=MAX_SCAN_LIMIT).contains(&limit) {
+                return Err(args.error(1, "a limit from 1 to 100000").into());
+            }
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            yield_call(&ScanCmd { prefix, limit })
+        })
+}
+
 impl HostModule for Kv {
     fn definition(&self) -> ModuleDef {
-        ModuleDef::new("kv")
-            .describe("A persistent key-value store")
-            .class(Class::Storage)
-            .command("get", |cx, args| {
-                let key = args.string(0)?;
-                check_action(cx, args.function(), &key)?;
-                yield_call(&GetCmd { key })
-            })
-            .command("put", |cx, mut args| {
-                let key = args.string(0)?;
-                check_action(cx, args.function(), &key)?;
-                if args.get(1).is_nil() {
-                    return Err(args
-                        .error(1, "a value (use kv.delete to remove a key)")
-                        .into());
-                }
-                let value = args.take(1);
-                yield_call(&PutCmd { key, value })
-            })
-            .command("delete", |cx, args| {
-                let key = args.string(0)?;
-                check_action(cx, args.function(), &key)?;
-                yield_call(&DeleteCmd { key })
-            })
-            .command("scan", |cx, args| {
-                let prefix = args.opt_string(0)?.unwrap_or_default();
-                check_action(cx, args.function(), &prefix)?;
-                let limit = args.opt_int(1)?.unwrap_or(DEFAULT_SCAN_LIMIT);
-                if !(1..=MAX_SCAN_LIMIT).contains(&limit) {
-                    return Err(args.error(1, "a limit from 1 to 100000").into());
-                }
-                let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-                yield_call(&ScanCmd { prefix, limit })
-            })
+        definition()
     }
 
     fn register(&self, d: &mut DispatcherBuilder) -> Result<(), Error> {

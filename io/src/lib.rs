@@ -103,6 +103,12 @@ pub trait HostModule {
     }
 }
 
+/// The definitions of `fs`, `http` and `kv` (functions, classes, type
+/// manifests), for tools that describe modules without granting them.
+pub fn definitions() -> Vec<ModuleDef> {
+    vec![fs::definition(), http::definition(), kv::definition()]
+}
+
 /// Refuses the call unless the caller's policy allows `action` on
 /// `resource`; the action is the called function's qualified name.
 fn check_action(cx: &FnCx<'_>, action: &str, resource: &str) -> Result<(), CallError> {

@@ -82,7 +82,12 @@ fn data_survives_a_runtime_restart() {
         )
         .unwrap();
         assert_eq!(v, Value::Int(49));
-        // `run` shut the runtime down; dropping the last handle closes the file.
+        // The runtime is shut down; close the store as a restarting host does.
+        kv.close();
+        assert_eq!(
+            kv.get("greeting").unwrap_err().kind(),
+            ErrorKind::Unavailable
+        );
     }
     // A second open while the first is alive is refused, not corrupted.
     let kv = Kv::open(dir.path()).unwrap();
