@@ -4,7 +4,7 @@ use sha2::{Digest, Sha256};
 use troupe_dispatcher::{Error, Value};
 
 use crate::types::{Signature, Type, Types};
-use crate::{Class, ModuleDef, Ret};
+use crate::{Bytes, Class, ModuleDef};
 
 /// `json`: `encode(v)` and `decode(s)`.
 pub(super) fn json() -> ModuleDef {
@@ -29,12 +29,9 @@ pub(super) fn json() -> ModuleDef {
                         .fallible(),
                 ),
         )
-        .function("encode", |_cx, args| {
-            Ok(Ret::Value(Value::from(args.get(0).to_json())))
-        })
-        .function("decode", |_cx, args| {
-            let text = args.string(0)?;
-            Ok(Ret::Value(Value::from_json(&text)?))
+        .typed_function("encode", |_cx, (value,): (Value,)| Ok(value.to_json()))
+        .typed_function("decode", |_cx, (text,): (String,)| {
+            Ok(Value::from_json(&text)?)
         })
 }
 
@@ -61,17 +58,17 @@ pub(super) fn base64() -> ModuleDef {
                     .fallible(),
                 ),
         )
-        .function("encode", |_cx, args| {
-            Ok(Ret::Value(Value::from(STANDARD.encode(args.bytes(0)?))))
+        .typed_function("encode", |_cx, (data,): (Bytes,)| {
+            Ok(STANDARD.encode(data.0))
         })
-        .function("decode", |_cx, args| {
+        .typed_function("decode", |_cx, (text,): (Bytes,)| {
             let decoded = STANDARD
-                .decode(args.bytes(0)?)
+                .decode(text.0)
                 .map_err(|e| Error::invalid(format!("base64.decode: {e}")))?;
-            Ok(Ret::Value(match String::from_utf8(decoded) {
+            Ok(match String::from_utf8(decoded) {
                 Ok(s) => Value::String(s),
                 Err(e) => Value::Bytes(e.into_bytes()),
-            }))
+            })
         })
 }
 
@@ -88,9 +85,7 @@ pub(super) fn hash() -> ModuleDef {
                     .returns(Type::String),
             ),
         )
-        .function("sha256", |_cx, args| {
-            Ok(Ret::Value(Value::from(hex::encode(Sha256::digest(
-                args.bytes(0)?,
-            )))))
+        .typed_function("sha256", |_cx, (data,): (Bytes,)| {
+            Ok(hex::encode(Sha256::digest(data.0)))
         })
 }

@@ -38,12 +38,12 @@ pub(super) fn module() -> ModuleDef {
             .param("message", Type::Any)
             .optional("fields", Type::map()),
         );
-        m = m.function(name, move |cx, args| {
-            let msg = match args.get(0) {
-                Value::String(s) => s.clone(),
+        m = m.typed_function(name, move |cx, (message, fields): (Value, Value)| {
+            let msg = match message {
+                Value::String(s) => s,
                 other => other.to_json(),
             };
-            emit(level, cx, &msg, args.get(1));
+            emit(level, cx, &msg, &fields);
             Ok(Ret::Values(Vec::new()))
         });
     }

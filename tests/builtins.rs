@@ -1,0 +1,175 @@
+//! The built-in modules, tested the way module authors test theirs: through
+//! `troupe::testing`, one real process per script.
+
+use troupe::testing::TestRuntime;
+use troupe::{ErrorKind, Policy, Value, value};
+
+fn runtime() -> TestRuntime {
+    TestRuntime::builder()
+        .script(
+            "child.lua",
+            r#"
+            local process = require("process")
+            local n = ...
+            process.send(assert(process.parent()), "double", n * 2)
+            "#,
+        )
+        .build()
+        .expect("test runtime")
+}
+
+/// Asserts that `code` fails with `INVALID` and exactly `message`.
+fn assert_invalid(t: &TestRuntime, code: &str, message: &str) {
+    let err = t.run(code).unwrap_err();
+    assert_eq!(
+        (err.kind(), err.message()),
+        (ErrorKind::Invalid, message),
+        "{code}"
+    );
+}
+
+#[test]
+fn json_round_trips_and_reports_bad_text() {
+    let t = runtime();
+    let v = t
+        .run(
+            r#"
+        local json = require("json")
+        local text = json.encode({ n = 1, list = { 1, 2, 3 }, name = "x" })
+        local back = json.decode(text)
+        local bad, err = json.decode("{nope")
+        return { text, back.list[3], bad == nil, err:kind(), json.encode(nil) }
+    "#,
+        )
+        .unwrap();
+    assert_eq!(
+        v,
+        value!([
+            r#"{"list":[1,2,3],"n":1,"name":"x"}"#,
+            3,
+            true,
+            "INVALID",
+            "null"
+        ])
+    );
+    assert_invalid(
+        &t,
+        "return require('json').decode(5)",
+        "json.decode: argument #1 expected string, got integer",
+    );
+}
+
+#[test]
+fn base64_and_hash() {
+    let t = runtime();
+    let v = t
+        .run(
+            r#"
+        local base64, hash = require("base64"), require("hash")
+        local binary = "\0\255\1"
+        local bad, err = base64.decode("***")
+        return {
+          base64.encode("hello"), base64.decode("aGVsbG8="),
+          base64.decode(base64.encode(binary)) == binary,
+          bad == nil, err:kind(), hash.sha256("abc"),
+        }
+    "#,
+        )
+        .unwrap();
+    assert_eq!(
+        v,
+        value!([
+            "aGVsbG8=",
+            "hello",
+            true,
+            true,
+            "INVALID",
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        ])
+    );
+    assert_invalid(
+        &t,
+        "return require('hash').sha256({})",
+        "hash.sha256: argument #1 expected string, got table",
+    );
+    assert_invalid(
+        &t,
+        "return require('base64').encode()",
+        "base64.encode: argument #1 expected string, got nil",
+    );
+}
+
+#[test]
+fn errors_and_log() {
+    let t = runtime();
+    let v = t
+        .run(
+            r##"
+        local errors, log = require("errors"), require("log")
+        local e = errors.new{ kind = errors.CONFLICT, message = "taken", retryable = true }
+        local nothing = select("#", log.info("hello", { user = "ada" }))
+        log.debug({ any = "value" })
+        return { tostring(e), e:retryable(), errors.NOT_FOUND, nothing }
+    "##,
+        )
+        .unwrap();
+    assert_eq!(v, value!(["CONFLICT: taken", true, "NOT_FOUND", 0]));
+    assert_invalid(
+        &t,
+        "return require('errors').new('oops')",
+        "errors.new: argument #1 expected table, got string",
+    );
+}
+
+#[test]
+fn time_yields_and_checks_durations() {
+    let t = runtime();
+    let v = t
+        .run(
+            r#"
+        local time = require("time")
+        local a = time.monotonic()
+        time.sleep("5ms")
+        time.sleep(1)
+        return { time.monotonic() - a >= 6, time.now() > 1.7e12 }
+    "#,
+        )
+        .unwrap();
+    assert_eq!(v, value!([true, true]));
+    assert_invalid(
+        &t,
+        "return require('time').sleep('soon')",
+        "time.sleep: argument #1 expected duration (ms or \"1.5s\"), got string",
+    );
+}
+
+#[test]
+fn process_spawns_and_messages() {
+    let t = runtime();
+    let v = t
+        .run(
+            r#"
+        local process = require("process")
+        local child = assert(process.spawn("child.lua", nil, 21))
+        local msg = assert(process.receive("double", 30000))
+        return { msg.payload, msg.from == child, process.parent() == nil }
+    "#,
+        )
+        .unwrap();
+    assert_eq!(v, value!([42, true, true]));
+    assert_invalid(
+        &t,
+        "return require('process').send()",
+        "process.send: argument #1 expected string, got nil",
+    );
+    // A policy without the process class cannot load it.
+    let err = t
+        .run_as(Policy::deterministic(), "return require('process')")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    assert_eq!(
+        t.run_as(Policy::deterministic(), "return require('json').encode(1)")
+            .unwrap(),
+        Value::from("1")
+    );
+}
