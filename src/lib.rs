@@ -39,4 +39,8 @@ pub use troupe_runtime::{
     ChildInfo, ChildSpec, Engine, HostMailbox, Limits, Message, ProcessHandle, Restart, Runtime,
     RuntimeBuilder, Spawn, Strategy, Supervisor, SupervisorHandle,
 };
-pub use troupe_sources::{FileSource, MemorySource, Source, SourceError};
+pub use troupe_sources::{
+    CachedSource, Change, ChangeSink, EmbeddedSource, EtcdSource, FileSource, HttpSource,
+    LayerStrategy, LayeredSource, MemorySource, Script, Source, SourceError, TransformSource,
+    Watch, WatchGuard, embed_scripts,
+};

@@ -229,15 +229,7 @@ impl Runtime {
     /// Spawns a process running `code` given directly, under the name `key`
     /// (which picks the engine by extension and anchors relative spawns).
     pub fn spawn_code(&self, spawn: Spawn, code: impl AsRef<[u8]>) -> Result<ProcessHandle, Error> {
-        let code: Arc<[u8]> = code.as_ref().into();
-        let version = code.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
-        });
-        let script = Script {
-            key: spawn.key.clone(),
-            code,
-            version,
-        };
+        let script = Script::from_content(spawn.key.clone(), code.as_ref());
         self.spawn_with(spawn, Some(script))
     }
 

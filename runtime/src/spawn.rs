@@ -106,10 +106,16 @@ mod spawning {
     fn source_error(e: SourceError) -> Error {
         let kind = match &e {
             SourceError::NotFound { .. } => ErrorKind::NotFound,
-            SourceError::InvalidKey { .. } => ErrorKind::Invalid,
+            SourceError::InvalidKey { .. }
+            | SourceError::BadContent { .. }
+            | SourceError::Unsupported { .. } => ErrorKind::Invalid,
             _ => ErrorKind::Unavailable,
         };
-        Error::new(kind, e.to_string())
+        let err = Error::new(kind, e.to_string()).retryable(e.is_retryable());
+        match e.source_name() {
+            Some(name) => err.with_details(Value::from_iter([("source".to_owned(), name)])),
+            None => err,
+        }
     }
 
     impl Scheduler {

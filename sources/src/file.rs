@@ -1,30 +1,44 @@
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::{Script, Source, SourceError, content_hash, validate_key};
+use notify::RecursiveMode;
+use notify_debouncer_mini::DebounceEventResult;
+
+use crate::{Change, ChangeSink, Script, Source, SourceError, WatchGuard, validate_key};
+
+/// How long a file must be quiet before its change is reported by default.
+const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(50);
 
 /// Scripts in a directory; keys are paths relative to it. Symlinks that lead
-/// outside the directory are refused.
+/// outside the directory are refused. Watching uses the OS's file
+/// notifications (inotify, FSEvents, …), debounced so an editor's burst of
+/// writes is one change.
 #[derive(Debug, Clone)]
 pub struct FileSource {
     root: PathBuf,
+    debounce: Duration,
 }
 
 impl FileSource {
     /// A source rooted at `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            debounce: DEFAULT_DEBOUNCE,
+        }
+    }
+
+    /// How long a file must be quiet before a change is reported (default
+    /// 50 ms).
+    #[must_use]
+    pub fn debounce(mut self, quiet: Duration) -> Self {
+        self.debounce = quiet;
+        self
     }
 
     /// The root directory.
     pub fn root(&self) -> &Path {
         &self.root
-    }
-
-    fn unavailable(&self, reason: impl ToString) -> SourceError {
-        SourceError::Unavailable {
-            source_name: self.name(),
-            reason: reason.to_string(),
-        }
     }
 
     fn path_of(&self, key: &str) -> Result<PathBuf, SourceError> {
@@ -35,7 +49,10 @@ impl FileSource {
             source_name: self.name(),
         };
         let real = path.canonicalize().map_err(|_| not_found())?;
-        let root = self.root.canonicalize().map_err(|e| self.unavailable(e))?;
+        let root = self
+            .root
+            .canonicalize()
+            .map_err(|e| SourceError::unavailable(self.name(), e))?;
         if !real.starts_with(&root) {
             return Err(SourceError::InvalidKey {
                 key: key.to_owned(),
@@ -60,7 +77,7 @@ impl Source for FileSource {
                     source_name: self.name(),
                 }
             }
-            _ => self.unavailable(format!("{}: {e}", path.display())),
+            _ => SourceError::unavailable(self.name(), format!("{}: {e}", path.display())),
         })?;
         if path.is_dir() {
             return Err(SourceError::NotFound {
@@ -68,18 +85,15 @@ impl Source for FileSource {
                 source_name: self.name(),
             });
         }
-        Ok(Script {
-            key: key.to_owned(),
-            version: content_hash(&code),
-            code: code.into(),
-        })
+        Ok(Script::from_content(key, code))
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, SourceError> {
         let mut out = Vec::new();
         let mut stack = vec![self.root.clone()];
         while let Some(dir) = stack.pop() {
-            let entries = std::fs::read_dir(&dir).map_err(|e| self.unavailable(e))?;
+            let entries =
+                std::fs::read_dir(&dir).map_err(|e| SourceError::unavailable(self.name(), e))?;
             for entry in entries.flatten() {
                 let path = entry.path();
                 if entry.file_type().is_ok_and(|t| t.is_dir()) {
@@ -94,6 +108,56 @@ impl Source for FileSource {
         }
         out.sort();
         Ok(out)
+    }
+
+    fn subscribe(&self, prefix: &str, sink: ChangeSink) -> Result<WatchGuard, SourceError> {
+        let root = self
+            .root
+            .canonicalize()
+            .map_err(|e| SourceError::unavailable(self.name(), e))?;
+        let prefix = prefix.to_owned();
+        let events_root = root.clone();
+        let mut debouncer =
+            notify_debouncer_mini::new_debouncer(self.debounce, move |res: DebounceEventResult| {
+                match res {
+                    Ok(events) => {
+                        let mut seen = std::collections::BTreeSet::new();
+                        for ev in events {
+                            if let Some(change) = change_of(&events_root, &ev.path)
+                                && change.key().is_some_and(|k| k.starts_with(&prefix))
+                                && seen.insert(change.clone())
+                            {
+                                sink.send(change);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "file watch error; reporting a resync");
+                        sink.send(Change::Resync);
+                    }
+                }
+            })
+            .map_err(|e| SourceError::unavailable(self.name(), format!("cannot watch: {e}")))?;
+        debouncer
+            .watcher()
+            .watch(&root, RecursiveMode::Recursive)
+            .map_err(|e| SourceError::unavailable(self.name(), format!("cannot watch: {e}")))?;
+        Ok(WatchGuard::new(debouncer))
+    }
+}
+
+/// The change a notification about `path` (under the canonical `root`)
+/// means: an update if a file is there now, a removal if nothing is.
+/// Directories that still exist and paths that are not valid keys are
+/// ignored.
+fn change_of(root: &Path, path: &Path) -> Option<Change> {
+    let rel = path.strip_prefix(root).ok()?;
+    let key = rel.to_str()?.replace('\\', "/");
+    validate_key(&key).ok()?;
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Some(Change::Updated { key }),
+        Ok(_) => None,
+        Err(_) => Some(Change::Removed { key }),
     }
 }
 
@@ -139,5 +203,39 @@ mod tests {
         ));
         std::fs::write(dir.path().join("main.lua"), "return 3").unwrap();
         assert_ne!(src.get("main.lua").unwrap().version, s.version);
+    }
+
+    #[test]
+    fn watch_reports_edits_creations_and_removals() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("lib")).unwrap();
+        std::fs::write(dir.path().join("lib/a.lua"), "return 1").unwrap();
+        let src = FileSource::new(dir.path()).debounce(Duration::from_millis(20));
+        let watch = src.watch("lib/").unwrap();
+        // A write can span two debounce windows, so the same change may be
+        // reported twice; wait for the expected one, and check that nothing
+        // outside the prefix shows up meanwhile.
+        let expect = |want: Change| loop {
+            let got = watch.recv_timeout(Duration::from_secs(10));
+            let got = got.unwrap_or_else(|| panic!("no {want:?}"));
+            assert!(got.key().is_some_and(|k| k.starts_with("lib/")), "{got:?}");
+            if got == want {
+                break;
+            }
+        };
+
+        std::fs::write(dir.path().join("lib/a.lua"), "return 2").unwrap();
+        expect(Change::Updated {
+            key: "lib/a.lua".into(),
+        });
+        std::fs::write(dir.path().join("main.lua"), "outside the prefix").unwrap();
+        std::fs::write(dir.path().join("lib/b.lua"), "return 3").unwrap();
+        expect(Change::Updated {
+            key: "lib/b.lua".into(),
+        });
+        std::fs::remove_file(dir.path().join("lib/a.lua")).unwrap();
+        expect(Change::Removed {
+            key: "lib/a.lua".into(),
+        });
     }
 }

@@ -1,17 +1,45 @@
 //! Where scripts come from. A [`Source`] maps a key (a relative path such as
 //! `lib/util.lua`) to the script's bytes and a version, so a runtime can cache
-//! compiled code per `(key, version)` and notice changes.
+//! compiled code per `(key, version)` and notice changes; sources that can
+//! tell when scripts change [`watch`](Source::watch) them, which is what hot
+//! reload is built on.
+//!
+//! | source | scripts live in | watch |
+//! |---|---|---|
+//! | [`FileSource`] | a directory (traversal- and symlink-safe) | notify, debounced |
+//! | [`MemorySource`] | a map changed at run time | on every insert/remove |
+//! | [`EmbeddedSource`] | the binary ([`embed_scripts!`]) | never changes |
+//! | [`HttpSource`] | `GET base_url/key`, revalidated with ETags | no |
+//! | [`EtcdSource`] | etcd keys under a prefix | etcd watch, resumed by revision |
+//! | [`LayeredSource`] | several sources ([`LayerStrategy::Fallback`] / [`LayerStrategy::FirstOk`]) | all layers |
+//! | [`CachedSource`] | a copy of another source (TTL, size bound) | the inner source's |
+//! | [`TransformSource`] | another source, bytes rewritten | the inner source's |
 //!
 //! This crate depends on no other Troupe crate: sources know bytes and keys,
 //! not engines or processes.
 
+mod background;
+mod cached;
+mod embedded;
+mod etcd;
 mod file;
+mod http;
+mod layered;
 mod memory;
+mod transform;
+mod watch;
 
 use std::sync::Arc;
 
+pub use cached::CachedSource;
+pub use embedded::EmbeddedSource;
+pub use etcd::EtcdSource;
 pub use file::FileSource;
+pub use http::HttpSource;
+pub use layered::{LayerStrategy, LayeredSource};
 pub use memory::MemorySource;
+pub use transform::TransformSource;
+pub use watch::{Change, ChangeSink, Watch, WatchGuard};
 
 /// Why a source could not deliver a script.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,7 +61,7 @@ pub enum SourceError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The source could not be read (IO error, server down).
+    /// The source could not be read (IO error, server down). Retryable.
     #[error("{source_name} is unavailable: {reason}")]
     Unavailable {
         /// The source that failed.
@@ -41,6 +69,51 @@ pub enum SourceError {
         /// What went wrong.
         reason: String,
     },
+    /// The script was read but its content was rejected (e.g. by a
+    /// [`TransformSource`]).
+    #[error("script {key:?} from {source_name} was rejected: {reason}")]
+    BadContent {
+        /// The key asked for.
+        key: String,
+        /// The source that rejected it.
+        source_name: String,
+        /// Why.
+        reason: String,
+    },
+    /// The source cannot do this (e.g. watch, or list over HTTP).
+    #[error("{source_name} does not support {operation}")]
+    Unsupported {
+        /// The source asked.
+        source_name: String,
+        /// The operation, e.g. `watch`.
+        operation: &'static str,
+    },
+}
+
+impl SourceError {
+    /// `Unavailable` for `source_name`, because of `reason`.
+    pub fn unavailable(source_name: impl Into<String>, reason: impl ToString) -> Self {
+        SourceError::Unavailable {
+            source_name: source_name.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The source the error comes from, if it names one.
+    pub fn source_name(&self) -> Option<&str> {
+        match self {
+            SourceError::NotFound { source_name, .. }
+            | SourceError::Unavailable { source_name, .. }
+            | SourceError::BadContent { source_name, .. }
+            | SourceError::Unsupported { source_name, .. } => Some(source_name),
+            SourceError::InvalidKey { .. } => None,
+        }
+    }
+
+    /// True if asking again later may succeed (the source is down).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SourceError::Unavailable { .. })
+    }
 }
 
 /// A script's content and the version it was read at.
@@ -54,8 +127,21 @@ pub struct Script {
     pub version: u64,
 }
 
-/// A place scripts are read from. Implementations are cheap to share and
-/// answer without blocking for long: remote sources serve from a local copy.
+impl Script {
+    /// A script whose version is the hash of its content.
+    pub fn from_content(key: impl Into<String>, code: impl Into<Arc<[u8]>>) -> Self {
+        let code = code.into();
+        Self {
+            key: key.into(),
+            version: content_hash(&code),
+            code,
+        }
+    }
+}
+
+/// A place scripts are read from. Implementations are cheap to share. `get`
+/// and `list` are synchronous; remote sources wait for their server with a
+/// timeout, so put a [`CachedSource`] in front of them on hot paths.
 pub trait Source: Send + Sync + 'static {
     /// A short name for errors, e.g. `file:/srv/scripts`.
     fn name(&self) -> String;
@@ -65,6 +151,49 @@ pub trait Source: Send + Sync + 'static {
 
     /// The keys that start with `prefix`, sorted.
     fn list(&self, prefix: &str) -> Result<Vec<String>, SourceError>;
+
+    /// Delivers changes of keys starting with `prefix` to `sink` until the
+    /// returned guard is dropped. Sources that cannot watch return
+    /// [`SourceError::Unsupported`] (the default).
+    fn subscribe(&self, prefix: &str, sink: ChangeSink) -> Result<WatchGuard, SourceError> {
+        let _ = (prefix, sink);
+        Err(SourceError::Unsupported {
+            source_name: self.name(),
+            operation: "watch",
+        })
+    }
+
+    /// Changes of keys starting with `prefix` as a [`Watch`] stream, usable
+    /// from sync and async code.
+    fn watch(&self, prefix: &str) -> Result<Watch, SourceError> {
+        let (tx, rx) = flume::unbounded();
+        let guard = self.subscribe(
+            prefix,
+            ChangeSink::new(move |change| {
+                // Fails only once the Watch (and with it the guard) is gone.
+                let _ = tx.send(change);
+            }),
+        )?;
+        Ok(Watch::new(rx, guard))
+    }
+}
+
+impl Source for Arc<dyn Source> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+
+    fn get(&self, key: &str) -> Result<Script, SourceError> {
+        (**self).get(key)
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, SourceError> {
+        (**self).list(prefix)
+    }
+
+    fn subscribe(&self, prefix: &str, sink: ChangeSink) -> Result<WatchGuard, SourceError> {
+        (**self).subscribe(prefix, sink)
+    }
 }
 
 /// Checks a key: relative, `/`-separated, no empty, `.` or `..` segments, no

@@ -1,16 +1,38 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use crate::{Script, Source, SourceError, content_hash, validate_key};
+use crate::watch::Subscribers;
+use crate::{
+    Change, ChangeSink, Script, Source, SourceError, WatchGuard, content_hash, validate_key,
+};
 
 /// Key → (code, content version).
 type Scripts = BTreeMap<String, (Arc<[u8]>, u64)>;
 
-/// Scripts held in memory, changeable at run time. Cheap to clone: clones
-/// share the same scripts.
-#[derive(Debug, Clone, Default)]
+#[derive(Default)]
+struct Shared {
+    scripts: RwLock<Scripts>,
+    subscribers: Subscribers,
+}
+
+/// Scripts held in memory, changeable at run time; every change is reported
+/// to watchers. Cheap to clone: clones share the same scripts.
+#[derive(Clone, Default)]
 pub struct MemorySource {
-    scripts: Arc<RwLock<Scripts>>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for MemorySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let map = self
+            .shared
+            .scripts
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        f.debug_struct("MemorySource")
+            .field("keys", &map.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl MemorySource {
@@ -19,13 +41,25 @@ impl MemorySource {
         Self::default()
     }
 
-    /// Adds or replaces the script under `key`.
+    /// Adds or replaces the script under `key`; watchers see
+    /// [`Change::Updated`] when the content differs.
     pub fn insert(&self, key: &str, code: impl AsRef<[u8]>) -> Result<(), SourceError> {
         validate_key(key)?;
-        let mut map = self.scripts.write().unwrap_or_else(|p| p.into_inner());
         let code: Arc<[u8]> = code.as_ref().into();
         let version = content_hash(&code);
-        map.insert(key.to_owned(), (code, version));
+        let old = {
+            let mut map = self
+                .shared
+                .scripts
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            map.insert(key.to_owned(), (code, version))
+        };
+        if old.is_none_or(|(_, v)| v != version) {
+            self.shared.subscribers.emit(&Change::Updated {
+                key: key.to_owned(),
+            });
+        }
         Ok(())
     }
 
@@ -38,13 +72,22 @@ impl MemorySource {
         self
     }
 
-    /// Removes the script under `key`; true if it was there.
+    /// Removes the script under `key`; true if it was there (watchers then
+    /// see [`Change::Removed`]).
     pub fn remove(&self, key: &str) -> bool {
-        self.scripts
+        let removed = self
+            .shared
+            .scripts
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(key)
-            .is_some()
+            .is_some();
+        if removed {
+            self.shared.subscribers.emit(&Change::Removed {
+                key: key.to_owned(),
+            });
+        }
+        removed
     }
 }
 
@@ -55,7 +98,11 @@ impl Source for MemorySource {
 
     fn get(&self, key: &str) -> Result<Script, SourceError> {
         validate_key(key)?;
-        let map = self.scripts.read().unwrap_or_else(|p| p.into_inner());
+        let map = self
+            .shared
+            .scripts
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
         let (code, version) = map.get(key).ok_or_else(|| SourceError::NotFound {
             key: key.to_owned(),
             source_name: self.name(),
@@ -68,12 +115,20 @@ impl Source for MemorySource {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, SourceError> {
-        let map = self.scripts.read().unwrap_or_else(|p| p.into_inner());
+        let map = self
+            .shared
+            .scripts
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
         Ok(map
             .keys()
             .filter(|k| k.starts_with(prefix))
             .cloned()
             .collect())
+    }
+
+    fn subscribe(&self, prefix: &str, sink: ChangeSink) -> Result<WatchGuard, SourceError> {
+        Ok(self.shared.subscribers.add(prefix, sink))
     }
 }
 
@@ -93,5 +148,28 @@ mod tests {
             src.get("a.lua"),
             Err(SourceError::NotFound { .. })
         ));
+    }
+
+    #[test]
+    fn watchers_see_inserts_and_removals_under_their_prefix() {
+        let src = MemorySource::new().with("lib/a.lua", "return 1");
+        let watch = src.watch("lib/").unwrap();
+        src.insert("main.lua", "return 0").unwrap();
+        src.insert("lib/a.lua", "return 1").unwrap(); // same content: no event
+        src.insert("lib/a.lua", "return 2").unwrap();
+        src.remove("lib/a.lua");
+        assert_eq!(
+            watch.try_recv(),
+            Some(Change::Updated {
+                key: "lib/a.lua".into()
+            })
+        );
+        assert_eq!(
+            watch.try_recv(),
+            Some(Change::Removed {
+                key: "lib/a.lua".into()
+            })
+        );
+        assert_eq!(watch.try_recv(), None);
     }
 }

@@ -1,0 +1,231 @@
+//! `EtcdSource` against a real etcd server (Debian's `etcd-server`), started
+//! on 127.0.0.1 with free ports and a temporary data directory.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use troupe_sources::{Change, EtcdSource, Source, SourceError};
+
+const PREFIX: &str = "troupe/scripts/";
+
+/// An etcd process, killed when dropped.
+struct Etcd {
+    dir: tempfile::TempDir,
+    client_port: u16,
+    peer_port: u16,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+impl Etcd {
+    fn start() -> Self {
+        let mut etcd = Etcd {
+            dir: tempfile::tempdir().expect("temp dir"),
+            client_port: free_port(),
+            peer_port: free_port(),
+            child: None,
+        };
+        etcd.launch();
+        etcd
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    fn launch(&mut self) {
+        let client = self.endpoint();
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let log = std::fs::File::create(self.dir.path().join("etcd.log")).expect("log file");
+        let child = Command::new("etcd")
+            .arg("--name=troupe-test")
+            .arg(format!("--data-dir={}", self.data_dir().display()))
+            .arg(format!("--listen-client-urls={client}"))
+            .arg(format!("--advertise-client-urls={client}"))
+            .arg(format!("--listen-peer-urls={peer}"))
+            .arg(format!("--initial-advertise-peer-urls={peer}"))
+            .arg(format!("--initial-cluster=troupe-test={peer}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("etcd is installed (.ci/run installs Debian's etcd-server)");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let src = EtcdSource::connect(&[self.endpoint()], PREFIX).expect("client");
+        while src.list("").is_err() {
+            assert!(Instant::now() < deadline, "etcd did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Writes to etcd with a plain client, as an operator would.
+struct Writer {
+    rt: tokio::runtime::Runtime,
+    client: etcd_client::Client,
+}
+
+impl Writer {
+    fn new(etcd: &Etcd) -> Self {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let client = rt
+            .block_on(etcd_client::Client::connect([etcd.endpoint()], None))
+            .expect("connect");
+        Writer { rt, client }
+    }
+
+    fn put(&mut self, key: &str, code: &str) {
+        self.rt
+            .block_on(self.client.put(format!("{PREFIX}{key}"), code, None))
+            .expect("put");
+    }
+
+    fn delete(&mut self, key: &str) {
+        self.rt
+            .block_on(self.client.delete(format!("{PREFIX}{key}"), None))
+            .expect("delete");
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[test]
+fn get_list_and_watch_puts_and_deletes() {
+    let etcd = Etcd::start();
+    let mut w = Writer::new(&etcd);
+    w.put("main.lua", "return 1");
+    w.put("lib/util.lua", "return {}");
+    w.rt.block_on(w.client.put("elsewhere/x.lua", "not ours", None))
+        .expect("put");
+
+    let src = EtcdSource::connect(&[etcd.endpoint()], PREFIX).unwrap();
+    let v1 = src.get("main.lua").unwrap();
+    assert_eq!(&*v1.code, b"return 1");
+    assert_eq!(src.list("").unwrap(), vec!["lib/util.lua", "main.lua"]);
+    assert_eq!(src.list("lib/").unwrap(), vec!["lib/util.lua"]);
+    assert!(matches!(
+        src.get("missing.lua"),
+        Err(SourceError::NotFound { .. })
+    ));
+    assert!(matches!(
+        src.get("../x.lua"),
+        Err(SourceError::InvalidKey { .. })
+    ));
+
+    let watch = src.watch("").unwrap();
+    w.put("main.lua", "return 2");
+    assert_eq!(
+        watch.recv_timeout(WAIT),
+        Some(Change::Updated {
+            key: "main.lua".into()
+        })
+    );
+    let v2 = src.get("main.lua").unwrap();
+    assert_eq!(&*v2.code, b"return 2");
+    assert_ne!(v2.version, v1.version);
+
+    w.delete("lib/util.lua");
+    assert_eq!(
+        watch.recv_timeout(WAIT),
+        Some(Change::Removed {
+            key: "lib/util.lua".into()
+        })
+    );
+    assert!(matches!(
+        src.get("lib/util.lua"),
+        Err(SourceError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn watch_resumes_after_a_restart_without_losing_the_update_made_meanwhile() {
+    let mut etcd = Etcd::start();
+    let mut w = Writer::new(&etcd);
+    w.put("job.lua", "return 'v1'");
+    let src = EtcdSource::connect(&[etcd.endpoint()], PREFIX).unwrap();
+    let watch = src.watch("").unwrap();
+    w.put("job.lua", "return 'v2'");
+    assert_eq!(
+        watch.recv_timeout(WAIT),
+        Some(Change::Updated {
+            key: "job.lua".into()
+        })
+    );
+
+    etcd.restart();
+    // Written right after the restart, while the watch is still backing off:
+    // only resuming from the last delivered revision can report it.
+    let mut w = Writer::new(&etcd);
+    w.put("job.lua", "return 'v3'");
+    w.put("other.lua", "return 0");
+    assert_eq!(
+        watch.recv_timeout(WAIT),
+        Some(Change::Updated {
+            key: "job.lua".into()
+        })
+    );
+    assert_eq!(
+        watch.recv_timeout(WAIT),
+        Some(Change::Updated {
+            key: "other.lua".into()
+        })
+    );
+    assert_eq!(&*src.get("job.lua").unwrap().code, b"return 'v3'");
+}
+
+#[test]
+fn a_server_that_is_down_is_unavailable_and_named() {
+    let mut etcd = Etcd::start();
+    let mut w = Writer::new(&etcd);
+    w.put("a.lua", "return 1");
+    let src = EtcdSource::connect(&[etcd.endpoint()], PREFIX)
+        .unwrap()
+        .timeout(Duration::from_secs(2));
+    assert!(src.get("a.lua").is_ok());
+    etcd.stop();
+    for err in [src.get("a.lua").unwrap_err(), src.list("").unwrap_err()] {
+        assert!(err.is_retryable(), "{err}");
+        assert!(matches!(err, SourceError::Unavailable { .. }), "{err}");
+        assert!(
+            err.to_string().contains(&etcd.endpoint()),
+            "names the source: {err}"
+        );
+    }
+}

@@ -1,0 +1,1 @@
+return { twice = function(n) return n * 2 end }
