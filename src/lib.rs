@@ -21,6 +21,8 @@
 //! `troupe-io` (the `fs`, `http` and `kv` modules) and `troupe-sources`
 //! (where scripts come from).
 
+pub mod host;
+
 pub use troupe_dispatcher::{
     Call, Command, CommandId, Dispatched, DispatcherBuilder, Error, ErrorKind, HandlerCx, Pid,
     Value, from_value, to_value, value,

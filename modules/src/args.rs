@@ -17,6 +17,13 @@ pub struct ArgError {
     got: String,
 }
 
+/// So an async handler can use `args.string(0)?` and fail with `INVALID`.
+impl From<ArgError> for Error {
+    fn from(e: ArgError) -> Self {
+        e.into_error()
+    }
+}
+
 impl ArgError {
     /// The structured error scripts see.
     pub fn into_error(self) -> Error {

@@ -1,6 +1,8 @@
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use troupe_dispatcher::{Call, Error, Pid, Value};
+use troupe_dispatcher::{Call, CommandId, Error, Pid, Value};
 
 use crate::typed::{FromArgs, IntoRet, ModuleCommand, Yielded};
 use crate::types::Types;
@@ -149,6 +151,7 @@ pub struct ModuleDef {
     functions: Vec<FunctionDef>,
     constants: Vec<(String, Value)>,
     types: Types,
+    handlers: Vec<AsyncHandler>,
 }
 
 impl ModuleDef {
@@ -162,6 +165,7 @@ impl ModuleDef {
             functions: Vec::new(),
             constants: Vec::new(),
             types: Types::new(),
+            handlers: Vec::new(),
         }
     }
 
@@ -273,6 +277,38 @@ impl ModuleDef {
         )
     }
 
+    /// Adds a function answered by an async handler (a tokio future on the
+    /// runtime's IO pool): the script yields command `id` with its
+    /// arguments and resumes with the future's result (`value`, or
+    /// `nil, err` for an error) while other processes run. The runtime
+    /// registers the handler when the module is added with
+    /// `RuntimeBuilder::module`; `id` must be unique in the runtime (ids
+    /// below 1024 are Troupe's).
+    #[must_use]
+    pub fn async_function<F, Fut>(mut self, name: &str, id: CommandId, f: F) -> Self
+    where
+        F: Fn(Pid, Args) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, Error>> + Send + 'static,
+    {
+        let qualified: Arc<str> = format!("{}.{name}", self.name).into();
+        let q = Arc::clone(&qualified);
+        self.handlers.retain(|h| *h.name != *qualified);
+        self.handlers.push(AsyncHandler {
+            id,
+            name: qualified,
+            run: Arc::new(move |pid, args| {
+                let values = match args {
+                    Value::Array(a) => a,
+                    other => vec![other],
+                };
+                Box::pin(f(pid, Args::new(Arc::clone(&q), values)))
+            }),
+        });
+        self.command(name, move |_cx, mut args| {
+            Ok(Ret::Call(Call::new(id, Value::Array(args.rest(0)))))
+        })
+    }
+
     /// Adds a constant field.
     #[must_use]
     pub fn constant(mut self, name: &str, value: impl Into<Value>) -> Self {
@@ -316,5 +352,36 @@ impl ModuleDef {
     /// The type manifest.
     pub fn manifest(&self) -> &Types {
         &self.types
+    }
+
+    /// The async handlers of functions added with
+    /// [`ModuleDef::async_function`].
+    pub fn async_handlers(&self) -> &[AsyncHandler] {
+        &self.handlers
+    }
+}
+
+/// A boxed future of an async handler.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, Error>> + Send>>;
+
+/// The handler behind an [`ModuleDef::async_function`]: its command id, its
+/// qualified name, and the function from `(caller, arguments array)` to the
+/// future.
+#[derive(Clone)]
+pub struct AsyncHandler {
+    /// The command id.
+    pub id: CommandId,
+    /// `module.function`.
+    pub name: Arc<str>,
+    /// Starts the handler's future.
+    pub run: Arc<dyn Fn(Pid, Value) -> HandlerFuture + Send + Sync>,
+}
+
+impl std::fmt::Debug for AsyncHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncHandler")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish()
     }
 }

@@ -26,6 +26,9 @@ pub struct RuntimeBuilder {
     policy: Policy,
     limits: Limits,
     mailbox: usize,
+    /// The first failure to register a module's handlers, reported by
+    /// [`RuntimeBuilder::build`].
+    failed: Option<Error>,
 }
 
 impl RuntimeBuilder {
@@ -57,9 +60,21 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Adds a host module (replacing a built-in of the same name).
+    /// Adds a host module (replacing a built-in of the same name) and
+    /// registers the async handlers of its
+    /// [`async_function`](ModuleDef::async_function)s; a command id taken
+    /// twice makes [`RuntimeBuilder::build`] fail with `ALREADY_EXISTS`.
     #[must_use]
     pub fn module(mut self, module: ModuleDef) -> Self {
+        for h in module.async_handlers() {
+            let run = Arc::clone(&h.run);
+            let added = self
+                .dispatcher
+                .asynchronous(h.id, &h.name, move |pid, args| run(pid, args));
+            if let Err(e) = added {
+                self.failed.get_or_insert(e);
+            }
+        }
         self.modules.insert(module);
         self
     }
@@ -98,6 +113,9 @@ impl RuntimeBuilder {
 
     /// Starts the worker threads, the timer thread and the IO pool.
     pub fn build(mut self) -> Result<Runtime, Error> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         let unavailable = |what: &str, e: std::io::Error| {
             Error::new(ErrorKind::Unavailable, format!("cannot start {what}: {e}"))
         };
@@ -214,6 +232,7 @@ impl Runtime {
             policy: Policy::plugin(),
             limits: Limits::default(),
             mailbox: 1024,
+            failed: None,
         }
     }
 
