@@ -9,8 +9,9 @@
 //!   values kept as MessagePack.
 //!
 //! Every operation is a command: the script yields, the handler runs on the
-//! runtime's tokio IO pool (blocking file and database work on its blocking
-//! threads), and the result resumes the script. Workers never block on IO.
+//! runtime's tokio IO pool (file IO and database writes on its blocking
+//! threads; `kv.get`, a cached point read, on the IO thread itself), and the
+//! result resumes the script. The scheduler's workers never block on IO.
 //! Action-level policy rules (`fs.read` on `data/**`, `http.get` on
 //! `https://api.example.com/*`, `kv.put` on `users/*`) are checked before the
 //! command is yielded.
