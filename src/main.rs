@@ -3,7 +3,7 @@
 //! ```text
 //! troupe run FILE [ARGS…] [--allow CLASS,…] [--allow-module M]… [--deny-module M]…
 //!            [--workers N] [--timeout D] [--max-memory B] [--max-instructions N]
-//!            [--data DIR] [--fs-root DIR]
+//!            [--data DIR] [--fs-root DIR] [--watch]
 //! troupe types --out DIR [--allow CLASS,…] [--allow-module M]… [--deny-module M]…
 //! troupe docs
 //! ```
@@ -22,8 +22,8 @@ use clap::error::ErrorKind as ClapErrorKind;
 use clap::{Args, Parser, Subcommand};
 use troupe::types::{lua_definitions, markdown, shared_definitions};
 use troupe::{
-    Class, ClassSet, Error, ErrorKind, FileSource, Fs, HostModule, Http, Kv, Limits, LuaEngine,
-    ModuleRegistry, Policy, Runtime, Spawn, Value,
+    Change, Class, ClassSet, Error, ErrorKind, FileSource, Fs, HostModule, Http, Kv, Limits,
+    LuaEngine, ModuleRegistry, Policy, Runtime, Source, Spawn, Value,
 };
 
 /// Exit code of a failed script or runtime error.
@@ -174,6 +174,12 @@ struct RunArgs {
     /// Directory the `fs` module is confined to; also allows the `fs` module.
     #[arg(long = "fs-root", value_name = "DIR")]
     fs_root: Option<PathBuf>,
+
+    /// Rerun whenever a file under FILE's directory changes (a run still
+    /// going is killed); prints each run's result or error line. Runs until
+    /// interrupted.
+    #[arg(long)]
+    watch: bool,
 }
 
 impl PolicyArgs {
@@ -242,8 +248,10 @@ fn run(args: RunArgs) -> Result<Value, Error> {
         .policy(args.policy()?)
         .limits(args.limits());
 
+    let files = FileSource::new(dir);
     let mut builder = Runtime::builder()
-        .source(FileSource::new(dir))
+        .source(files.clone())
+        .hot_reload(args.watch)
         .engine(LuaEngine::new());
     if let Some(n) = args.workers {
         builder = builder.workers(usize::from(n));
@@ -256,9 +264,66 @@ fn run(args: RunArgs) -> Result<Value, Error> {
         builder = Fs::open(dir)?.install(builder)?;
     }
     let rt = builder.build()?;
+    if args.watch {
+        return run_watching(&rt, &files, &spawn);
+    }
     let result = rt.spawn(spawn).and_then(|handle| handle.join_blocking());
     rt.shutdown();
     result
+}
+
+/// `troupe run --watch`: runs `spawn`, prints its result (stdout) or error
+/// line (stderr), and runs it again after every change under the source's
+/// directory (hidden files such as editors' temporaries excepted); a run
+/// still going when a change arrives is killed first. Returns only if the
+/// directory cannot be watched.
+fn run_watching(rt: &Runtime, files: &FileSource, spawn: &Spawn) -> Result<Value, Error> {
+    let watch = files
+        .watch("")
+        .map_err(|e| Error::new(ErrorKind::Unavailable, format!("cannot watch: {e}")))?;
+    let relevant = |change: &Change| {
+        change
+            .key()
+            .is_none_or(|k| !k.rsplit('/').next().unwrap_or(k).starts_with('.'))
+    };
+    loop {
+        let finished = match rt.spawn(spawn.clone()) {
+            Ok(h) => rt.io().block_on(async {
+                loop {
+                    tokio::select! {
+                        result = h.join() => break Some(result),
+                        change = watch.next() => match change {
+                            Some(c) if relevant(&c) => {
+                                h.kill();
+                                break None;
+                            }
+                            Some(_) => {}
+                            None => break Some(h.join().await),
+                        },
+                    }
+                }
+            }),
+            Err(e) => Some(Err(e)),
+        };
+        if let Some(result) = finished {
+            match result {
+                Ok(value) => {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{}", value.to_json()).and_then(|()| out.flush());
+                }
+                Err(e) => report(&e),
+            }
+            loop {
+                match watch.recv() {
+                    Some(c) if relevant(&c) => break,
+                    Some(_) => {}
+                    None => return Err(Error::new(ErrorKind::Unavailable, "the file watch ended")),
+                }
+            }
+        }
+        // One rerun for a burst of changes.
+        while watch.try_recv().is_some() {}
+    }
 }
 
 /// Splits FILE into the directory that becomes the script source and the

@@ -21,6 +21,7 @@ mod links;
 mod mailbox;
 mod process;
 mod registry;
+mod reload;
 mod runtime;
 mod scheduler;
 mod spawn;

@@ -10,6 +10,7 @@ use crate::engine::Engine;
 use crate::exit::Exit;
 use crate::host::{HostBox, HostMailbox};
 use crate::mailbox::Message;
+use crate::reload::Reloader;
 use crate::scheduler::{ExitCell, Scheduler, SchedulerParts, Signal, Sink};
 use crate::timers::Timers;
 use crate::{Limits, Spawn, Supervisor, SupervisorHandle, builtins};
@@ -20,6 +21,7 @@ pub struct RuntimeBuilder {
     io_threads: usize,
     node: u32,
     source: Option<Arc<dyn Source>>,
+    hot_reload: bool,
     engines: Vec<Arc<dyn Engine>>,
     modules: ModuleRegistry,
     dispatcher: DispatcherBuilder,
@@ -50,6 +52,18 @@ impl RuntimeBuilder {
     #[must_use]
     pub fn source(mut self, source: impl Source) -> Self {
         self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// Watches the source (default: off): changed scripts are recompiled as
+    /// the changes arrive, a version that fails to compile is logged and
+    /// the previous one kept, and processes spawned with
+    /// [`Spawn::restart_on_change`] are stopped for their supervisors to
+    /// restart them on the new code. Without it, changes are still picked
+    /// up by the next spawn (each spawn asks the source for the version).
+    #[must_use]
+    pub fn hot_reload(mut self, on: bool) -> Self {
+        self.hot_reload = on;
         self
     }
 
@@ -165,8 +179,14 @@ impl RuntimeBuilder {
                 .map_err(|e| unavailable("worker thread", e))?;
             threads.push(t);
         }
+        let reloader = if self.hot_reload {
+            Reloader::start(&sched)
+        } else {
+            None
+        };
         Ok(Runtime {
             owner: Arc::new(Owner {
+                reloader: Mutex::new(reloader),
                 sched,
                 threads: Mutex::new(threads),
                 io,
@@ -176,6 +196,7 @@ impl RuntimeBuilder {
 }
 
 struct Owner {
+    reloader: Mutex<Option<Reloader>>,
     sched: Arc<Scheduler>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     io: IoPool,
@@ -183,6 +204,9 @@ struct Owner {
 
 impl Owner {
     fn shutdown(&self) {
+        if let Some(r) = self.reloader.lock().take() {
+            r.stop();
+        }
         let threads: Vec<_> = std::mem::take(&mut *self.threads.lock());
         if threads.is_empty() {
             return;
@@ -226,6 +250,7 @@ impl Runtime {
             io_threads: 2,
             node: 0,
             source: None,
+            hot_reload: false,
             engines: Vec::new(),
             modules: ModuleRegistry::with_builtins(),
             dispatcher: DispatcherBuilder::new(),

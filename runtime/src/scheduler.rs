@@ -21,11 +21,12 @@ use troupe_modules::{ModuleRegistry, Policy, builtin::ids};
 
 use troupe_sources::Source;
 
-use crate::engine::{Engine, Program};
+use crate::engine::Engine;
 use crate::exit::{self, Exit};
 use crate::host::HostBox;
 use crate::links::{Endpoint, LinkState};
 use crate::mailbox::{Mailbox, Message};
+use crate::reload::{CachedProgram, Services};
 use crate::state::{Park, State, Wake};
 use crate::timers::{TimerAction, Timers};
 use crate::{Limits, Process, Resume, Step, StepCx};
@@ -178,7 +179,9 @@ pub(crate) struct Scheduler {
     pub engines: Vec<Arc<dyn Engine>>,
     pub started: Instant,
     pub source: Arc<dyn Source>,
-    pub programs: DashMap<String, (u64, usize, Program)>,
+    pub programs: DashMap<String, CachedProgram>,
+    /// Processes that restart when their script changes.
+    pub services: Services,
     pub default_policy: Arc<Policy>,
     pub default_limits: Limits,
     pub default_mailbox: usize,
@@ -227,6 +230,7 @@ impl Scheduler {
             started: Instant::now(),
             source: p.source,
             programs: DashMap::new(),
+            services: Services::default(),
             default_policy: p.default_policy,
             default_limits: p.default_limits,
             default_mailbox: p.default_mailbox,

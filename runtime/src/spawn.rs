@@ -23,6 +23,8 @@ pub struct Spawn {
     pub(crate) mailbox: Option<usize>,
     /// Link the new process to this live process before it starts.
     pub(crate) link: Option<Pid>,
+    /// Stop the process when its script changes (see [`Spawn::restart_on_change`]).
+    pub(crate) restart_on_change: bool,
 }
 
 impl Spawn {
@@ -36,6 +38,7 @@ impl Spawn {
             entry: None,
             mailbox: None,
             link: None,
+            restart_on_change: false,
         }
     }
 
@@ -78,6 +81,18 @@ impl Spawn {
         self.mailbox = Some(capacity.max(1));
         self
     }
+
+    /// Opts a service in to hot reload: when its script changes and the new
+    /// version compiles, the process is stopped with a `CANCELED` error
+    /// (`"… changed; restarting on the new version"`) so its supervisor
+    /// starts it again on the new code. Needs
+    /// [`RuntimeBuilder::hot_reload`](crate::RuntimeBuilder::hot_reload).
+    /// Other processes keep running the version they started with.
+    #[must_use]
+    pub fn restart_on_change(mut self, on: bool) -> Self {
+        self.restart_on_change = on;
+        self
+    }
 }
 
 /// What a process implemented in Rust starts with.
@@ -100,6 +115,7 @@ mod spawning {
 
     use super::{Native, Spawn};
     use crate::engine::{Engine, ProcessInit, Program};
+    use crate::reload::CachedProgram;
     use crate::scheduler::{Entry, ExitCell, NewEntry, Scheduler};
 
     /// Converts a source failure into the error a script or host sees.
@@ -130,22 +146,51 @@ mod spawning {
                 })
         }
 
-        /// The compiled program for `script`, from the cache when its version
-        /// is unchanged.
-        fn program(&self, script: &Script) -> Result<(usize, Program), Error> {
-            if let Some(hit) = self.programs.get(&script.key) {
-                let (version, engine, program) = &*hit;
-                if *version == script.version {
-                    return Ok((*engine, Arc::clone(program)));
-                }
+        /// The compiled program for `script` and the version it was compiled
+        /// from: from the cache when the version is unchanged. With
+        /// `keep_previous` (scripts read from the source), a new version that
+        /// fails to compile is logged and remembered as rejected, and the
+        /// previous program keeps serving; without a previous one the
+        /// error is returned.
+        pub(crate) fn program(
+            &self,
+            script: &Script,
+            keep_previous: bool,
+        ) -> Result<(usize, u64, Program), Error> {
+            if let Some(hit) = self.programs.get(&script.key)
+                && (hit.version == script.version
+                    || (keep_previous && hit.rejected == Some(script.version)))
+            {
+                return Ok((hit.engine, hit.version, Arc::clone(&hit.program)));
             }
             let (idx, engine) = self.engine_for(&script.key)?;
-            let program = engine.compile(script)?;
-            self.programs.insert(
-                script.key.clone(),
-                (script.version, idx, Arc::clone(&program)),
-            );
-            Ok((idx, program))
+            match engine.compile(script) {
+                Ok(program) => {
+                    self.programs.insert(
+                        script.key.clone(),
+                        CachedProgram {
+                            version: script.version,
+                            engine: idx,
+                            program: Arc::clone(&program),
+                            rejected: None,
+                        },
+                    );
+                    Ok((idx, script.version, program))
+                }
+                Err(e) if keep_previous => {
+                    let Some(mut hit) = self.programs.get_mut(&script.key) else {
+                        return Err(e);
+                    };
+                    tracing::error!(
+                        key = %script.key,
+                        error = %e,
+                        "the new version does not compile; keeping the previous one"
+                    );
+                    hit.rejected = Some(script.version);
+                    Ok((hit.engine, hit.version, Arc::clone(&hit.program)))
+                }
+                Err(e) => Err(e),
+            }
         }
 
         /// `CANCELED` once the runtime is shutting down.
@@ -183,11 +228,12 @@ mod spawning {
             exit: Option<Arc<ExitCell>>,
         ) -> Result<Arc<Entry>, Error> {
             self.admit()?;
+            let from_source = code.is_none();
             let script = match code {
                 Some(s) => s,
                 None => self.source.get(&spec.key).map_err(source_error)?,
             };
-            let (idx, program) = self.program(&script)?;
+            let (idx, version, program) = self.program(&script, from_source)?;
             let policy = match (spec.policy, parent) {
                 (Some(p), Some(parent)) => Arc::new(Policy::clone(&p).within(&parent.policy)),
                 (Some(p), None) => p,
@@ -212,6 +258,9 @@ mod spawning {
                     limits,
                 },
             )?;
+            if spec.restart_on_change {
+                self.services.insert(pid, (script.key.clone(), version));
+            }
             let entry = Entry::new(NewEntry {
                 pid,
                 key: script.key,
@@ -245,7 +294,8 @@ mod spawning {
 
         /// The spawn request `process.spawn(script, opts, ...)` stands for:
         /// `script` relative to `parent`'s, and the options `entry`,
-        /// `mailbox`, `link`, `allow` (classes, at most the parent's) and
+        /// `mailbox`, `link`, `restart_on_change`, `allow` (classes, at most
+        /// the parent's) and
         /// `timeout` (at most the parent's).
         pub(crate) fn child_spec(
             parent: &Entry,
@@ -264,6 +314,9 @@ mod spawning {
             }
             if opts.get("link").and_then(Value::as_bool) == Some(true) {
                 spec.link = Some(parent.pid);
+            }
+            if opts.get("restart_on_change").and_then(Value::as_bool) == Some(true) {
+                spec.restart_on_change = true;
             }
             if let Some(allow) = opts.get("allow") {
                 let list = match allow {
