@@ -58,6 +58,18 @@ fn committed_module_reference_is_generated() {
 }
 
 #[test]
+fn every_module_the_cli_offers_has_a_true_manifest() {
+    let registry = troupe::ModuleRegistry::with_builtins();
+    let problems: Vec<String> = registry
+        .iter()
+        .map(|m| &**m)
+        .chain(troupe_io::definitions().iter())
+        .flat_map(troupe::types::check)
+        .collect();
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
 fn definitions_cover_exactly_what_the_policy_allows() {
     let dir = definitions(&["--allow", "deterministic,encoding", "--deny-module", "hash"]);
     let exists = |name: &str| dir.path().join(name).is_file();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use troupe_dispatcher::{Call, CommandId, Error, Pid, Value};
 
 use crate::typed::{FromArgs, IntoRet, ModuleCommand, Yielded};
-use crate::types::Types;
+use crate::types::{Signature, Types};
 use crate::{ArgError, Args, Class, ClassSet, Object, Policy};
 
 /// What a module function sees of its caller.
@@ -81,6 +81,7 @@ pub struct FunctionDef {
     qualified: Arc<str>,
     yields: bool,
     objects: bool,
+    params: Option<Signature>,
     f: Arc<FnImpl>,
 }
 
@@ -99,6 +100,13 @@ impl FunctionDef {
     /// from a context that can yield).
     pub fn yields(&self) -> bool {
         self.yields
+    }
+
+    /// The parameter types a typed function reads (named `arg1`, …), for
+    /// checking the type manifest against the code; `None` for a function
+    /// taking raw [`Args`].
+    pub fn params(&self) -> Option<&Signature> {
+        self.params.as_ref()
     }
 
     /// Whether its arguments take userdata objects (engines then pass them
@@ -192,7 +200,13 @@ impl ModuleDef {
         self
     }
 
-    fn add(mut self, name: &str, yields: bool, objects: bool, f: Arc<FnImpl>) -> Self {
+    fn add(
+        mut self,
+        name: &str,
+        yields: bool,
+        (objects, params): (bool, Option<Signature>),
+        f: Arc<FnImpl>,
+    ) -> Self {
         let qualified: Arc<str> = format!("{}.{name}", self.name).into();
         self.functions.retain(|d| d.name != name);
         self.functions.push(FunctionDef {
@@ -200,6 +214,7 @@ impl ModuleDef {
             qualified,
             yields,
             objects,
+            params,
             f,
         });
         self
@@ -211,7 +226,7 @@ impl ModuleDef {
     where
         F: Fn(&FnCx<'_>, Args) -> Result<Ret, CallError> + Send + Sync + 'static,
     {
-        self.add(name, false, false, Arc::new(f))
+        self.add(name, false, (false, None), Arc::new(f))
     }
 
     /// Adds a function that may return [`Ret::Call`]: the script yields the
@@ -221,7 +236,7 @@ impl ModuleDef {
     where
         F: Fn(&FnCx<'_>, Args) -> Result<Ret, CallError> + Send + Sync + 'static,
     {
-        self.add(name, true, false, Arc::new(f))
+        self.add(name, true, (false, None), Arc::new(f))
     }
 
     /// Adds a function with typed arguments and result: the arguments are
@@ -251,7 +266,7 @@ impl ModuleDef {
         self.add(
             name,
             false,
-            A::OBJECTS,
+            (A::OBJECTS, A::signature()),
             Arc::new(move |cx: &FnCx<'_>, args: Args| Ok(f(cx, A::from_args(args)?)?.into_ret())),
         )
     }
@@ -269,7 +284,7 @@ impl ModuleDef {
         self.add(
             name,
             true,
-            A::OBJECTS,
+            (A::OBJECTS, A::signature()),
             Arc::new(move |cx: &FnCx<'_>, args: Args| {
                 let cmd = f(cx, A::from_args(args)?)?;
                 Ok(Ret::Yield(Yielded::command(&cmd)?))

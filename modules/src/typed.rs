@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use troupe_dispatcher::{Call, Command, Error, Value, from_value, to_value};
 
+use crate::types::{Signature, Type};
 use crate::userdata::{Obj, Object, UserData};
 use crate::{ArgError, Args, CallError, Ret};
 
@@ -19,29 +20,53 @@ pub trait FromArg: Sized {
     /// argument is an `INVALID` error, as any unconvertible value is.
     const OBJECT: bool = false;
 
+    /// Whether this takes every remaining argument (Lua's `...`).
+    const VARIADIC: bool = false;
+
+    /// The argument's type in a type manifest.
+    fn manifest_type() -> Type {
+        Type::Any
+    }
+
     /// Reads argument `i` (0-based) of `args`.
     fn from_arg(args: &mut Args, i: usize) -> Result<Self, ArgError>;
 }
 
 impl FromArg for String {
+    fn manifest_type() -> Type {
+        Type::String
+    }
+
     fn from_arg(args: &mut Args, i: usize) -> Result<Self, ArgError> {
         args.string(i)
     }
 }
 
 impl FromArg for i64 {
+    fn manifest_type() -> Type {
+        Type::Integer
+    }
+
     fn from_arg(args: &mut Args, i: usize) -> Result<Self, ArgError> {
         args.int(i)
     }
 }
 
 impl FromArg for f64 {
+    fn manifest_type() -> Type {
+        Type::Number
+    }
+
     fn from_arg(args: &mut Args, i: usize) -> Result<Self, ArgError> {
         args.number(i)
     }
 }
 
 impl FromArg for bool {
+    fn manifest_type() -> Type {
+        Type::Boolean
+    }
+
     fn from_arg(args: &mut Args, i: usize) -> Result<Self, ArgError> {
         args.boolean(i)
     }
@@ -56,6 +81,10 @@ impl FromArg for Value {
 
 /// A table with string keys.
 impl FromArg for BTreeMap<String, Value> {
+    fn manifest_type() -> Type {
+        Type::map()
+    }
+
     fn from_arg(args: &mut Args, i: usize) -> Result<Self, ArgError> {
         args.map(i)
     }
@@ -63,6 +92,10 @@ impl FromArg for BTreeMap<String, Value> {
 
 /// A sequence (an empty table counts).
 impl FromArg for Vec<Value> {
+    fn manifest_type() -> Type {
+        Type::array(Type::Any)
+    }
+
     fn from_arg(args: &mut Args, i: usize) -> Result<Self, ArgError> {
         match args.get(i) {
             Value::Array(_) => match args.take(i) {
@@ -80,6 +113,10 @@ impl FromArg for Vec<Value> {
 pub struct Bytes(pub Vec<u8>);
 
 impl FromArg for Bytes {
+    fn manifest_type() -> Type {
+        Type::String
+    }
+
     fn from_arg(args: &mut Args, i: usize) -> Result<Self, ArgError> {
         args.bytes(i).map(Bytes)
     }
@@ -90,6 +127,8 @@ impl FromArg for Bytes {
 pub struct Rest(pub Vec<Value>);
 
 impl FromArg for Rest {
+    const VARIADIC: bool = true;
+
     fn from_arg(args: &mut Args, i: usize) -> Result<Self, ArgError> {
         Ok(Rest(args.rest(i)))
     }
@@ -98,6 +137,10 @@ impl FromArg for Rest {
 /// `nil` (or a missing argument) is `None`; anything else must convert.
 impl<T: FromArg> FromArg for Option<T> {
     const OBJECT: bool = T::OBJECT;
+
+    fn manifest_type() -> Type {
+        Type::optional(T::manifest_type())
+    }
 
     fn from_arg(args: &mut Args, i: usize) -> Result<Self, ArgError> {
         if args.get(i).is_nil() && args.object(i).is_none() {
@@ -112,6 +155,10 @@ impl<T: FromArg> FromArg for Option<T> {
 impl<T: UserData> FromArg for Obj<T> {
     const OBJECT: bool = true;
 
+    fn manifest_type() -> Type {
+        Type::named(T::NAME)
+    }
+
     fn from_arg(args: &mut Args, i: usize) -> Result<Self, ArgError> {
         args.object(i)
             .and_then(Obj::<T>::from_object)
@@ -125,6 +172,12 @@ pub trait FromArgs: Sized {
     /// Whether any argument is a userdata object (see [`FromArg::OBJECT`]).
     const OBJECTS: bool = false;
 
+    /// The parameters as a manifest signature (named `arg1`, `arg2`, …),
+    /// when they are typed; `None` for [`Args`].
+    fn signature() -> Option<Signature> {
+        None
+    }
+
     /// Reads the arguments.
     fn from_args(args: Args) -> Result<Self, ArgError>;
 }
@@ -136,6 +189,10 @@ impl FromArgs for Args {
 }
 
 impl FromArgs for () {
+    fn signature() -> Option<Signature> {
+        Some(Signature::default())
+    }
+
     fn from_args(_args: Args) -> Result<Self, ArgError> {
         Ok(())
     }
@@ -145,6 +202,18 @@ macro_rules! tuple_from_args {
     ($($t:ident $i:tt),+) => {
         impl<$($t: FromArg),+> FromArgs for ($($t,)+) {
             const OBJECTS: bool = $($t::OBJECT)||+;
+
+            fn signature() -> Option<Signature> {
+                let mut sig = Signature::default();
+                $(
+                    sig = if $t::VARIADIC {
+                        sig.variadic(Type::Any)
+                    } else {
+                        sig.param(format!("arg{}", $i + 1), $t::manifest_type())
+                    };
+                )+
+                Some(sig)
+            }
 
             fn from_args(mut args: Args) -> Result<Self, ArgError> {
                 Ok(($($t::from_arg(&mut args, $i)?,)+))

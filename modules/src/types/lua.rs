@@ -154,9 +154,17 @@ pub fn lua_definitions(module: &ModuleDef) -> String {
         let sig = match types.signature(f.name()) {
             Some(sig) => sig,
             None => {
-                untyped = Signature::new("(not described in the module's type manifest)")
-                    .variadic(super::Type::Any)
-                    .returns(super::Type::Any);
+                let doc = "(not described in the module's type manifest)";
+                untyped = match f.params() {
+                    Some(read) => Signature {
+                        doc: doc.to_owned(),
+                        ..read.clone()
+                    }
+                    .returns(super::Type::Any),
+                    None => Signature::new(doc)
+                        .variadic(super::Type::Any)
+                        .returns(super::Type::Any),
+                };
                 &untyped
             }
         };

@@ -21,8 +21,11 @@
 //! assert_eq!(types.signature("hello").unwrap().params.len(), 2);
 //! ```
 
+mod check;
 mod lua;
 mod markdown;
+
+pub use check::check;
 
 pub use lua::{ERROR_CLASS, lua_definitions, shared_definitions};
 pub use markdown::markdown;
