@@ -152,7 +152,9 @@ fn request_cmd(
 }
 
 /// Checks the URL (http or https, allowed by the policy) and yields the
-/// request.
+/// request. The policy sees the URL as it will be requested, normalized
+/// (`/public/../admin` is `/admin`, the host lower-cased), so a pattern
+/// cannot be dodged by spelling.
 fn yield_request(
     cx: &FnCx<'_>,
     args: &Args,
@@ -171,6 +173,7 @@ fn yield_request(
     }
     Method::from_bytes(method.as_bytes())
         .map_err(|_| invalid(function, format!("bad method {method:?}")))?;
+    let url = String::from(parsed);
     check_action(cx, function, &url)?;
     Ok(Ret::Call(
         request_cmd(function, method, url, opts)?.to_call()?,

@@ -202,19 +202,27 @@ fn forbidden_urls_are_never_requested() {
     let http = Http::new().unwrap();
     let rules = policy()
         .rule("http.get", &format!("{base}/hello"), RuleEffect::Allow)
+        .rule("http.get", &format!("{base}/public/**"), RuleEffect::Allow)
         .rule("http.request", "**", RuleEffect::Deny);
     let code = format!(
         r#"
         local http = require("http")
         local _, get_err = http.get("{base}/echo")
+        local _, dodge_err = http.get("{base}/public/../echo")
         local _, req_err = http.request{{url = "{base}/hello"}}
-        return {{http.get("{base}/hello").body, get_err:kind(), req_err:kind()}}
+        local hello = http.get("{base}/public/../hello")
+        return {{hello.body, get_err:kind(), dodge_err:kind(), req_err:kind()}}
         "#
     );
     let v = run(&[&http], rules, &code).unwrap();
     assert_eq!(
         json(&v),
-        json!(["hello", "PERMISSION_DENIED", "PERMISSION_DENIED"])
+        json!([
+            "hello",
+            "PERMISSION_DENIED",
+            "PERMISSION_DENIED",
+            "PERMISSION_DENIED"
+        ])
     );
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 
