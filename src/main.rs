@@ -6,12 +6,15 @@
 //!            [--data DIR] [--fs-root DIR] [--watch]
 //! troupe types --out DIR [--allow CLASS,…] [--allow-module M]… [--deny-module M]…
 //! troupe docs
+//! troupe eval [--lang expr|cel|lua] 'SRC' [--var NAME=VALUE]… [--timeout D]
+//!            [--max-memory B] [--max-instructions N]
 //! ```
 //!
 //! On success the result is printed as JSON on stdout (exit 0). A failure is
 //! one line `KIND: message` on stderr (exit 1); a usage error is one line
 //! `INVALID: …` on stderr (exit 2).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
@@ -22,8 +25,8 @@ use clap::error::ErrorKind as ClapErrorKind;
 use clap::{Args, Parser, Subcommand};
 use troupe::types::{lua_definitions, markdown, shared_definitions};
 use troupe::{
-    Change, Class, ClassSet, Error, ErrorKind, FileSource, Fs, HostModule, Http, Kv, Limits,
-    LuaEngine, ModuleRegistry, Policy, Runtime, Source, Spawn, Value,
+    Change, Class, ClassSet, Engine, Error, ErrorKind, FileSource, Fs, HostModule, Http, Kv,
+    Limits, LuaEngine, MemorySource, ModuleRegistry, Policy, Runtime, Source, Spawn, Value,
 };
 
 /// Exit code of a failed script or runtime error.
@@ -50,6 +53,8 @@ enum Command {
     Types(TypesArgs),
     /// Prints a Markdown reference of every module.
     Docs,
+    /// Evaluates an expression (or a Lua chunk) and prints its value as JSON.
+    Eval(EvalArgs),
 }
 
 /// What a subcommand prints on success.
@@ -67,6 +72,71 @@ impl Command {
             Command::Run(args) => run(args).map(Output::Json),
             Command::Types(args) => write_types(&args).map(Output::Text),
             Command::Docs => Ok(Output::Text(markdown(cli_modules().iter().map(|m| &**m)))),
+            Command::Eval(args) => eval(args).map(Output::Json),
+        }
+    }
+}
+
+/// The languages `troupe eval` takes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Lang {
+    /// The `expr` module's language (CEL syntax plus max, min, len).
+    Expr,
+    /// The same language under its own name.
+    Cel,
+    /// A Lua chunk run as a sandboxed process (deterministic classes).
+    Lua,
+}
+
+/// Arguments of `troupe eval`.
+#[derive(Args, Debug)]
+struct EvalArgs {
+    /// The expression (or chunk) to evaluate.
+    source: String,
+
+    /// The language of SOURCE.
+    #[arg(long, value_enum, default_value = "expr")]
+    lang: Lang,
+
+    /// A variable, `NAME=VALUE`; VALUE is JSON when it parses, otherwise a
+    /// string (repeatable). Lua sees the variables as the table `...`.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    vars: Vec<String>,
+
+    /// Limits of a Lua chunk (an expression needs none: it has no loops).
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// `troupe eval`: evaluates SOURCE with the variables.
+fn eval(args: EvalArgs) -> Result<Value, Error> {
+    let mut vars = BTreeMap::new();
+    for (i, var) in args.vars.iter().enumerate() {
+        let (name, text) = var
+            .split_once('=')
+            .ok_or_else(|| Error::invalid(format!("--var {var:?} must look like NAME=VALUE")))?;
+        if name.is_empty() {
+            return Err(Error::invalid(format!("--var {var:?} has no name")));
+        }
+        vars.insert(name.to_owned(), parse_arg(i + 1, text)?);
+    }
+    match args.lang {
+        Lang::Expr | Lang::Cel => troupe_modules::builtin::expr::eval(&args.source, &vars),
+        Lang::Lua => {
+            let rt = Runtime::builder()
+                .workers(1)
+                .source(MemorySource::new())
+                .engine(LuaEngine::new())
+                .build()?;
+            let spawn = Spawn::script("eval.lua")
+                .args([Value::Map(vars)])
+                .policy(Policy::deterministic())
+                .limits(args.limits.limits());
+            let result = rt
+                .spawn_code(spawn, args.source.as_bytes())
+                .and_then(|h| h.join_blocking());
+            rt.shutdown();
+            result
         }
     }
 }
@@ -76,6 +146,9 @@ fn cli_modules() -> ModuleRegistry {
     let mut modules = ModuleRegistry::with_builtins();
     for io in troupe_io::definitions() {
         modules.insert(io);
+    }
+    for m in LuaEngine::new().modules() {
+        modules.insert(m);
     }
     modules
 }
@@ -154,17 +227,8 @@ struct RunArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     workers: Option<u16>,
 
-    /// Wall-clock limit, e.g. `10s`, `500ms`, `2m` (plain numbers are ms).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    timeout: Option<Duration>,
-
-    /// Memory limit of the process, e.g. `10MB`, `512KiB`, `1GiB` (plain numbers are bytes).
-    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
-    max_memory: Option<NonZeroUsize>,
-
-    /// Total VM instruction limit of the process.
-    #[arg(long, value_name = "N")]
-    max_instructions: Option<NonZeroU64>,
+    #[command(flatten)]
+    limits: LimitArgs,
 
     /// Directory of the persistent `kv` store (created if missing); also
     /// allows the `kv` module.
@@ -222,7 +286,25 @@ impl RunArgs {
         }
         Ok(policy)
     }
+}
 
+/// The per-process limit flags of `run` and `eval`.
+#[derive(Args, Debug)]
+struct LimitArgs {
+    /// Wall-clock limit, e.g. `10s`, `500ms`, `2m` (plain numbers are ms).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<Duration>,
+
+    /// Memory limit of the process, e.g. `10MB`, `512KiB`, `1GiB` (plain numbers are bytes).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    max_memory: Option<NonZeroUsize>,
+
+    /// Total VM instruction limit of the process.
+    #[arg(long, value_name = "N")]
+    max_instructions: Option<NonZeroU64>,
+}
+
+impl LimitArgs {
     /// Per-process limits from the flags, defaults elsewhere.
     fn limits(&self) -> Limits {
         Limits {
@@ -246,7 +328,7 @@ fn run(args: RunArgs) -> Result<Value, Error> {
     let spawn = Spawn::script(key)
         .args(spawn_args)
         .policy(args.policy()?)
-        .limits(args.limits());
+        .limits(args.limits.limits());
 
     let files = FileSource::new(dir);
     let mut builder = Runtime::builder()
@@ -556,6 +638,7 @@ mod tests {
         );
         let a = parse(&["troupe", "run", "x.lua", "-3", "x", "--timeout", "1s"]);
         assert_eq!(a.args, ["-3", "x"]);
-        assert_eq!(a.timeout, Some(Duration::from_secs(1)));
+        assert_eq!(a.limits.timeout, Some(Duration::from_secs(1)));
+        assert!(Cli::try_parse_from(["troupe", "eval", "1", "--lang", "js"]).is_err());
     }
 }

@@ -341,3 +341,83 @@ fn data_and_fs_root_grant_kv_and_fs_and_persist_across_runs() {
     )
     .failure(1, "PERMISSION_DENIED: ");
 }
+
+#[test]
+fn a_string_bomb_under_max_memory_is_limit_exceeded() {
+    let dir = with_script("bomb.lua", "local s = 'x' while true do s = s .. s end");
+    let line = troupe(dir.path(), &["run", "--max-memory", "10MB", "bomb.lua"])
+        .failure(1, "LIMIT_EXCEEDED: ");
+    assert!(line.contains("memory"), "{line}");
+}
+
+#[test]
+fn eval_expr_with_variables() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = troupe(
+        dir.path(),
+        &["eval", "--lang", "expr", "2 + x", "--var", "x=3"],
+    );
+    assert_eq!((out.code, out.stdout.as_str()), (Some(0), "5\n"), "{out:?}");
+    let out = troupe(
+        dir.path(),
+        &["eval", "x > 0 ? 'positive' : 'negative'", "--var", "x=5"],
+    )
+    .json();
+    assert_eq!(out, json!("positive"));
+    let out = troupe(
+        dir.path(),
+        &[
+            "eval",
+            "--lang",
+            "cel",
+            "len(xs) + max(1, n)",
+            "--var",
+            "xs=[1,2]",
+            "--var",
+            "n=4",
+        ],
+    )
+    .json();
+    assert_eq!(out, json!(6));
+}
+
+#[test]
+fn eval_errors_are_one_line_with_the_position() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let line = troupe(dir.path(), &["eval", "1 +"]).failure(1, "INVALID: expr: 1:4: ");
+    assert!(line.contains("Syntax error"), "{line}");
+    troupe(dir.path(), &["eval", "nope + 1"]).failure(1, "INVALID: ");
+    troupe(dir.path(), &["eval", "1", "--var", "novalue"]).failure(1, "INVALID: ");
+    troupe(dir.path(), &["eval", "1", "--lang", "js"]).failure(2, "INVALID: ");
+}
+
+#[test]
+fn eval_lua_runs_sandboxed_with_the_variables() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = troupe(
+        dir.path(),
+        &[
+            "eval",
+            "--lang",
+            "lua",
+            "local v = ... return v.x * 2",
+            "--var",
+            "x=21",
+        ],
+    )
+    .json();
+    assert_eq!(out, json!(42));
+    troupe(dir.path(), &["eval", "--lang", "lua", "return os.exit(1)"]).failure(1, "INTERNAL: ");
+    troupe(
+        dir.path(),
+        &[
+            "eval",
+            "--lang",
+            "lua",
+            "while true do end",
+            "--max-instructions",
+            "100000",
+        ],
+    )
+    .failure(1, "LIMIT_EXCEEDED: ");
+}

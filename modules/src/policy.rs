@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use troupe_dispatcher::Error;
 
-use crate::{Class, ClassSet, ModuleDef};
+use crate::{Class, ClassSet, ModuleDef, ModuleRegistry};
 
 /// Whether a [`Rule`] grants or refuses.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -36,6 +36,7 @@ pub struct Policy {
     classes: ClassSet,
     allow_modules: BTreeSet<String>,
     deny_modules: BTreeSet<String>,
+    only_modules: Option<BTreeSet<String>>,
     rules: Vec<Rule>,
     parent: Option<Arc<Policy>>,
 }
@@ -131,6 +132,53 @@ impl Policy {
         self
     }
 
+    /// Restricts loading to the modules named here: any other module is
+    /// refused, and a listed one still needs its classes (or its name)
+    /// allowed. Calling it again narrows the list further.
+    #[must_use]
+    pub fn only_modules<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let names: BTreeSet<String> = names.into_iter().map(Into::into).collect();
+        self.only_modules = Some(match self.only_modules.take() {
+            Some(old) => old.intersection(&names).cloned().collect(),
+            None => names,
+        });
+        self
+    }
+
+    /// Checks that every module name the policy mentions (in its allow,
+    /// deny and only lists, its parents' included) exists in `modules`, and
+    /// that every rule has an action and a pattern: a typo in a policy is
+    /// `INVALID`, never a silent no-op.
+    pub fn validate(&self, modules: &ModuleRegistry) -> Result<(), Error> {
+        let named = self
+            .allow_modules
+            .iter()
+            .chain(&self.deny_modules)
+            .chain(self.only_modules.iter().flatten());
+        for name in named {
+            if modules.get(name).is_none() {
+                return Err(Error::invalid(format!(
+                    "policy names unknown module {name:?}"
+                )));
+            }
+        }
+        if let Some(r) = self
+            .rules
+            .iter()
+            .find(|r| r.action.is_empty() || r.pattern.is_empty())
+        {
+            return Err(Error::invalid(format!(
+                "policy rule needs an action and a pattern, got ({:?}, {:?})",
+                r.action, r.pattern
+            )));
+        }
+        self.parent.as_ref().map_or(Ok(()), |p| p.validate(modules))
+    }
+
     /// Adds an action-level rule.
     #[must_use]
     pub fn rule(mut self, action: &str, pattern: &str, effect: RuleEffect) -> Self {
@@ -167,7 +215,12 @@ impl Policy {
 
     fn allows_here(&self, module: &ModuleDef) -> bool {
         let name = module.name();
-        if self.deny_modules.contains(name) {
+        if self.deny_modules.contains(name)
+            || self
+                .only_modules
+                .as_ref()
+                .is_some_and(|o| !o.contains(name))
+        {
             return false;
         }
         self.allow_modules.contains(name) || self.classes.is_superset(module.classes())
@@ -285,6 +338,40 @@ mod tests {
         assert!(p.is_allowed("kv.get", "anything"));
         let child = Policy::trusted().within(&Arc::new(p));
         assert!(!child.is_allowed("fs.read", "data/secret/key"));
+    }
+
+    #[test]
+    fn only_modules_restricts_but_never_grants() {
+        let json = module("json", &[Class::Deterministic, Class::Encoding]);
+        let hash = module("hash", &[Class::Deterministic, Class::Encoding]);
+        let fs = module("fs", &[Class::Io]);
+        let p = Policy::deterministic().only_modules(["json", "fs"]);
+        assert!(p.allows(&json));
+        assert!(!p.allows(&hash));
+        assert!(!p.allows(&fs));
+        let narrowed = p.only_modules(["hash", "fs"]);
+        assert!(!narrowed.allows(&json) && !narrowed.allows(&hash));
+    }
+
+    #[test]
+    fn unknown_module_names_and_empty_rules_are_invalid() {
+        let registry = ModuleRegistry::with_builtins();
+        assert!(
+            Policy::plugin()
+                .allow_module("json")
+                .validate(&registry)
+                .is_ok()
+        );
+        for bad in [
+            Policy::plugin().allow_module("jsno"),
+            Policy::plugin().deny_module("nope"),
+            Policy::plugin().only_modules(["json", "xml"]),
+            Policy::plugin().rule("", "*", RuleEffect::Allow),
+            Policy::plugin().within(&Arc::new(Policy::plugin().deny_module("ghost"))),
+        ] {
+            let e = bad.validate(&registry).unwrap_err();
+            assert_eq!(e.kind(), troupe_dispatcher::ErrorKind::Invalid, "{bad:?}");
+        }
     }
 
     #[test]

@@ -50,6 +50,11 @@ impl ModuleRegistry {
         Ok(module)
     }
 
+    /// The module called `name`, whatever any policy says.
+    pub fn get(&self, name: &str) -> Option<&Arc<ModuleDef>> {
+        self.modules.get(name)
+    }
+
     /// Every module, by name.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<ModuleDef>> {
         self.modules.values()

@@ -1,6 +1,7 @@
 //! Handlers for the commands of the built-in `time` and `process` modules.
 //! They need the scheduler (timers, mailboxes, the process table, links and
-//! names), so they live here rather than beside the module definitions.
+//! names), so they live here rather than beside the module definitions. The self-contained
+//! `rand` and `uuid` handlers come from `troupe-modules`.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -26,6 +27,8 @@ fn field<'a>(args: &'a Value, name: &str) -> &'a Value {
 
 /// Registers the built-in command handlers.
 pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<(), Error> {
+    troupe_modules::builtin::register_handlers(b)?;
+
     b.inline(ids::TIME_NOW, "time.now", |_, _| {
         let ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)

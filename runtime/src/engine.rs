@@ -2,8 +2,8 @@ use std::any::Any;
 use std::sync::Arc;
 
 use troupe_dispatcher::{Error, Pid, Value};
-use troupe_modules::{ModuleRegistry, Policy};
-use troupe_sources::Script;
+use troupe_modules::{ModuleDef, ModuleRegistry, Policy};
+use troupe_sources::{Script, Source};
 
 use crate::{Limits, Process};
 
@@ -29,6 +29,9 @@ pub struct ProcessInit {
     pub modules: Arc<ModuleRegistry>,
     /// Per-process limits.
     pub limits: Limits,
+    /// The runtime's script source (for engines that load more scripts at
+    /// run time, e.g. `eval_runner` imports).
+    pub source: Arc<dyn Source>,
 }
 
 /// A script language. Engines compile scripts to [`Program`]s and turn
@@ -42,6 +45,13 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Compiles a script. Syntax errors are `INVALID` and name `key:line`.
     fn compile(&self, script: &Script) -> Result<Program, Error>;
+
+    /// Modules this engine implements itself (e.g. Lua's `eval_runner`).
+    /// The runtime adds them to its registry so policies see their classes;
+    /// only this engine's processes can load them.
+    fn modules(&self) -> Vec<ModuleDef> {
+        Vec::new()
+    }
 
     /// Starts a process running `program`.
     fn instantiate(&self, program: &Program, init: ProcessInit) -> Result<Box<dyn Process>, Error>;

@@ -67,9 +67,13 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Adds a script engine; the first one claiming an extension runs it.
+    /// Adds a script engine (and the modules it implements); the first one
+    /// claiming an extension runs it.
     #[must_use]
     pub fn engine(mut self, engine: impl Engine) -> Self {
+        for m in engine.modules() {
+            self.modules.insert(m);
+        }
         self.engines.push(Arc::new(engine));
         self
     }

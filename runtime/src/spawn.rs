@@ -234,6 +234,9 @@ mod spawning {
                 None => self.source.get(&spec.key).map_err(source_error)?,
             };
             let (idx, version, program) = self.program(&script, from_source)?;
+            if let Some(p) = &spec.policy {
+                p.validate(&self.modules)?;
+            }
             let policy = match (spec.policy, parent) {
                 (Some(p), Some(parent)) => Arc::new(Policy::clone(&p).within(&parent.policy)),
                 (Some(p), None) => p,
@@ -256,6 +259,7 @@ mod spawning {
                     policy: Arc::clone(&policy),
                     modules: Arc::clone(&self.modules),
                     limits,
+                    source: Arc::clone(&self.source),
                 },
             )?;
             if spec.restart_on_change {

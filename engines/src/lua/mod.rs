@@ -6,14 +6,23 @@
 //! `string`, `table`, `math` (no `random` unless the policy allows
 //! nondeterminism), `utf8` and a `coroutine` that relays commands, a
 //! text-only `load`, `require` through the policy, `print`. Not `io`, `os`,
-//! `debug`, `package`, `string.dump`, `dofile` or `loadfile`.
+//! `debug`, `package`, `string.dump`, `dofile` or `loadfile`. Read-only
+//! tables refuse `rawset` too, `setmetatable` refuses `__gc` (a finalizer
+//! could run while another process owns the pooled state), and a `pcall`
+//! or coroutine cannot swallow an exceeded limit.
+//!
+//! The engine also implements the `eval_runner` module (see `eval.rs`):
+//! Lua source run in a fresh state under at most the caller's policy and
+//! remaining limits.
 
 mod convert;
 mod error;
+mod eval;
 mod object;
 mod process;
 mod state;
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,7 +31,7 @@ use mlua::debug::HookTriggers;
 use mlua::{Lua, MultiValue, VmState};
 use parking_lot::Mutex;
 use troupe_dispatcher::{Error, ErrorKind, Value};
-use troupe_modules::{Class, ResultHandler};
+use troupe_modules::{Class, ModuleDef, ResultHandler};
 use troupe_runtime::{Engine, Process, ProcessInit, Program};
 use troupe_sources::Script;
 
@@ -38,7 +47,7 @@ struct LuaProgram {
     bytecode: Vec<u8>,
 }
 
-/// Prepared Lua states waiting for a process.
+/// Prepared Lua states waiting for a process (or an eval run).
 pub(crate) struct Pool {
     idle: Mutex<Vec<Lua>>,
     output: Output,
@@ -102,6 +111,138 @@ impl LuaEngine {
     }
 }
 
+/// Compiles `code` to bytecode (with debug info, for line numbers) in a
+/// pooled state. A syntax error is `INVALID`.
+fn compile_bytecode(pool: &Pool, key: &str, code: &[u8]) -> Result<Vec<u8>, Error> {
+    let lua = pool.take()?;
+    let compiled = lua
+        .load(code)
+        .set_name(format!("@{key}"))
+        .set_mode(ChunkMode::Text)
+        .into_function()
+        .map(|f| f.dump(false));
+    pool.give_back(lua, true, false);
+    compiled.map_err(|e| syntax_error(key, &e))
+}
+
+/// Source text or bytecode made by [`compile_bytecode`].
+pub(crate) enum Chunk<'a> {
+    Text(&'a [u8]),
+    Binary(&'a [u8]),
+}
+
+/// What an `eval_runner` run adds to a plain process.
+#[derive(Default)]
+pub(crate) struct EvalExtras {
+    /// Globals set before the chunk runs (`input`, `ctx`).
+    pub globals: BTreeMap<String, Value>,
+    /// Tables `require` returns by name (read-only).
+    pub custom: BTreeMap<String, Value>,
+    /// Scripts `require` loads by name, on first use.
+    pub imports: HashMap<String, Script>,
+    /// Nesting level below the process (1 for an eval run by a process).
+    pub depth: u8,
+}
+
+/// Starts `chunk` (called `name` in errors) in a state from `pool`: a fresh
+/// environment, the instruction hook, the memory limit, the context.
+pub(crate) fn launch(
+    pool: &Arc<Pool>,
+    name: &str,
+    chunk: Chunk<'_>,
+    init: ProcessInit,
+    extras: EvalExtras,
+) -> Result<LuaProcess, Error> {
+    let lua = pool.take()?;
+    let (new_env, body) = {
+        let p = lua
+            .app_data_ref::<Prelude>()
+            .ok_or_else(|| Error::internal("unprepared Lua state"))?;
+        (p.new_env.clone(), p.body.clone())
+    };
+    let nondeterministic = init.policy.classes().contains(Class::Nondeterministic);
+    let env: mlua::Table = new_env.call(nondeterministic).map_err(internal)?;
+    for (k, v) in &extras.globals {
+        env.raw_set(k.as_str(), convert::to_lua(&lua, v).map_err(internal)?)
+            .map_err(internal)?;
+    }
+    let (code, mode) = match chunk {
+        Chunk::Text(t) => (t, ChunkMode::Text),
+        Chunk::Binary(b) => (b, ChunkMode::Binary),
+    };
+    let main = lua
+        .load(code)
+        .set_name(format!("@{name}"))
+        .set_mode(mode)
+        .set_environment(env.clone())
+        .into_function()
+        .map_err(|e| match mode {
+            ChunkMode::Text => syntax_error(name, &e),
+            ChunkMode::Binary => internal(e),
+        })?;
+    let loaded = lua.create_table().map_err(internal)?;
+    state::custom_modules(&lua, &loaded, &extras.custom).map_err(internal)?;
+    let limits = init.limits;
+    let slice = limits.slice_instructions.get().min(u64::from(u32::MAX));
+    lua.set_global_hook(
+        HookTriggers::new().every_nth_instruction(slice as u32),
+        |lua, _| hook(lua),
+    )
+    .map_err(internal)?;
+    // Hooks are per thread and copied when a thread is created: install
+    // the hook first so the process's thread (and its coroutines) get it.
+    let thread = lua.create_thread(body).map_err(internal)?;
+    let memory_limit = match limits.max_memory {
+        Some(m) => {
+            let abs = lua.used_memory().saturating_add(m.get());
+            lua.set_memory_limit(abs).map_err(internal)?;
+            Some(abs)
+        }
+        None => None,
+    };
+    let mut start = Vec::with_capacity(init.args.len() + 3);
+    start.push(mlua::Value::Function(main));
+    start.push(mlua::Value::Table(env.clone()));
+    start.push(match &init.entry {
+        Some(e) => mlua::Value::String(lua.create_string(e).map_err(internal)?),
+        None => mlua::Value::Nil,
+    });
+    for a in &init.args {
+        start.push(convert::to_lua(&lua, a).map_err(internal)?);
+    }
+    lua.set_app_data(ProcCtx {
+        pid: init.pid,
+        parent: init.parent,
+        key: init.key,
+        source: init.source,
+        pool: Arc::clone(pool),
+        policy: init.policy,
+        modules: init.modules,
+        env,
+        loaded,
+        imports: extras.imports,
+        importing: HashSet::new(),
+        eval_depth: extras.depth,
+        memory_limit,
+        pending: None,
+        preempting: false,
+        instructions: 0,
+        max_instructions: limits.max_instructions.map(|m| m.get()),
+        slice,
+        deadline: limits.timeout.map(|t| Instant::now() + t),
+        timeout_ms: limits.timeout.map_or(0, |t| t.as_millis()),
+        terminate: None,
+    });
+    Ok(LuaProcess {
+        lua: Some(lua),
+        thread,
+        start: Some(MultiValue::from_vec(start)),
+        pool: Arc::clone(pool),
+        memory_limit: limits.max_memory.map(|m| m.get()),
+        awaiting: ResultHandler::default(),
+    })
+}
+
 fn syntax_error(key: &str, e: &mlua::Error) -> Error {
     let text = match e {
         mlua::Error::SyntaxError { message, .. } => message.clone(),
@@ -123,26 +264,9 @@ fn hook(lua: &Lua) -> mlua::Result<VmState> {
     let Some(mut ctx) = lua.app_data_mut::<ProcCtx>() else {
         return Ok(VmState::Continue);
     };
-    ctx.instructions += ctx.slice;
     if ctx.terminate.is_none() {
-        if ctx
-            .max_instructions
-            .is_some_and(|max| ctx.instructions > max)
-        {
-            let max = ctx.max_instructions.unwrap_or_default();
-            ctx.terminate = Some(Error::new(
-                ErrorKind::LimitExceeded,
-                format!("instruction limit of {max} exceeded"),
-            ));
-        } else if ctx.deadline.is_some_and(|d| Instant::now() >= d) {
-            ctx.terminate = Some(Error::new(
-                ErrorKind::Timeout,
-                format!(
-                    "process exceeded its wall-clock limit of {} ms",
-                    ctx.timeout_ms
-                ),
-            ));
-        }
+        let slice = ctx.slice;
+        ctx.charge(slice);
     } else if ctx.preempting {
         // The last yield request was ignored: we are where Lua cannot yield
         // (a gsub callback, a sort comparator). Unwind with an error instead.
@@ -167,88 +291,29 @@ impl Engine for LuaEngine {
     }
 
     fn compile(&self, script: &Script) -> Result<Program, Error> {
-        let lua = self.pool.take()?;
-        let compiled = lua
-            .load(&*script.code)
-            .set_name(format!("@{}", script.key))
-            .set_mode(ChunkMode::Text)
-            .into_function()
-            .map(|f| f.dump(false));
-        self.pool.give_back(lua, true, false);
-        let bytecode = compiled.map_err(|e| syntax_error(&script.key, &e))?;
+        let bytecode = compile_bytecode(&self.pool, &script.key, &script.code)?;
         Ok(Arc::new(LuaProgram {
             key: script.key.clone(),
             bytecode,
         }))
     }
 
+    fn modules(&self) -> Vec<ModuleDef> {
+        state::native_modules()
+    }
+
     fn instantiate(&self, program: &Program, init: ProcessInit) -> Result<Box<dyn Process>, Error> {
         let program = program
             .downcast_ref::<LuaProgram>()
             .ok_or_else(|| Error::internal("program was not compiled by the Lua engine"))?;
-        let lua = self.pool.take()?;
-        let (new_env, body) = {
-            let p = lua
-                .app_data_ref::<Prelude>()
-                .ok_or_else(|| Error::internal("unprepared Lua state"))?;
-            (p.new_env.clone(), p.body.clone())
-        };
-        let nondeterministic = init.policy.classes().contains(Class::Nondeterministic);
-        let env: mlua::Table = new_env.call(nondeterministic).map_err(internal)?;
-        let main = lua
-            .load(&program.bytecode[..])
-            .set_name(format!("@{}", program.key))
-            .set_mode(ChunkMode::Binary)
-            .set_environment(env.clone())
-            .into_function()
-            .map_err(internal)?;
-        let limits = init.limits;
-        let slice = limits.slice_instructions.get().min(u64::from(u32::MAX));
-        lua.set_global_hook(
-            HookTriggers::new().every_nth_instruction(slice as u32),
-            |lua, _| hook(lua),
-        )
-        .map_err(internal)?;
-        // Hooks are per thread and copied when a thread is created: install
-        // the hook first so the process's thread (and its coroutines) get it.
-        let thread = lua.create_thread(body).map_err(internal)?;
-        let memory_limit = limits.max_memory.map(|m| m.get());
-        if let Some(m) = memory_limit {
-            lua.set_memory_limit(lua.used_memory() + m)
-                .map_err(internal)?;
-        }
-        let mut start = Vec::with_capacity(init.args.len() + 3);
-        start.push(mlua::Value::Function(main));
-        start.push(mlua::Value::Table(env.clone()));
-        start.push(match &init.entry {
-            Some(e) => mlua::Value::String(lua.create_string(e).map_err(internal)?),
-            None => mlua::Value::Nil,
-        });
-        for a in &init.args {
-            start.push(convert::to_lua(&lua, a).map_err(internal)?);
-        }
-        lua.set_app_data(ProcCtx {
-            pid: init.pid,
-            parent: init.parent,
-            policy: init.policy,
-            modules: init.modules,
-            loaded: lua.create_table().map_err(internal)?,
-            pending: None,
-            preempting: false,
-            instructions: 0,
-            max_instructions: limits.max_instructions.map(|m| m.get()),
-            slice,
-            deadline: limits.timeout.map(|t| Instant::now() + t),
-            timeout_ms: limits.timeout.map_or(0, |t| t.as_millis()),
-            terminate: None,
-        });
-        Ok(Box::new(LuaProcess {
-            lua: Some(lua),
-            thread,
-            start: Some(MultiValue::from_vec(start)),
-            pool: Arc::clone(&self.pool),
-            memory_limit,
-            awaiting: ResultHandler::default(),
-        }))
+        let key = program.key.clone();
+        let process = launch(
+            &self.pool,
+            &key,
+            Chunk::Binary(&program.bytecode),
+            init,
+            EvalExtras::default(),
+        )?;
+        Ok(Box::new(process))
     }
 }

@@ -10,19 +10,22 @@ local co_isyieldable = coroutine.isyieldable
 local select, error, tostring, setmetatable, next = select, error, tostring, setmetatable, next
 local type, pcall, xpcall, raw_load, collectgarbage = type, pcall, xpcall, load, collectgarbage
 local traceback, concat = debug.traceback, table.concat
-local raw_getmetatable, raw_rawset = debug.getmetatable, rawset
 
-local SENT, OK = R.SENT, R.OK
-local preempting, out = R.preempting, R.out
-local is_error, runtime_error = R.is_error, R.runtime_error
+local SENT, OK, PREEMPT, IMPORT = R.SENT, R.OK, R.PREEMPT, R.IMPORT
+local preempting, terminating, out = R.preempting, R.terminating, R.out
+local is_error, runtime_error, denied = R.is_error, R.runtime_error, R.denied
+local getmetatable_raw, rawset_raw, rawget = debug.getmetatable, rawset, rawget
 
 -- `("x"):dump()` would reach string.dump through the string metatable.
 string.dump = nil
 getmetatable("").__metatable = "locked"
 
--- Every metatable `readonly` made (weak keys): `rawset` refuses the tables
--- that have one, so a read-only view stays read-only.
+-- Every read-only metatable, so `rawset` can refuse the tables using one.
 local READONLY = setmetatable({}, { __mode = "k" })
+
+local function refuse(name)
+  error(denied("read-only table '" .. name .. "' cannot be modified"), 3)
+end
 
 -- A metatable making an empty table a read-only view of `src` (minus `skip`).
 local function readonly(name, src, skip)
@@ -32,7 +35,7 @@ local function readonly(name, src, skip)
   end
   local mt = {
     __index = copy,
-    __newindex = function() error("attempt to modify read-only table '" .. name .. "'", 2) end,
+    __newindex = function() refuse(name) end,
     __metatable = "locked",
     __pairs = function()
       local k
@@ -51,6 +54,8 @@ end
 -- up to the scheduler, and the answer comes back down to the coroutine that
 -- asked; the script's `coroutine.resume` never sees them.
 local function relay(co, ok, ...)
+  -- A limit error caught by the script's own coroutine still ends the process.
+  if not ok and terminating() then error((...), 0) end
   if ok then
     if ... == SENT then
       return relay(co, co_resume(co, co_yield(SENT)))
@@ -94,15 +99,28 @@ local function finish(tag, ...)
   error(tag, 2)
 end
 
+-- `require`: a built-in or host module comes back ready (OK, table); an
+-- eval import comes back as its chunk (IMPORT, fn), run here so it can yield.
+local function require(name)
+  local tag, v = R.require(name)
+  if tag == IMPORT then
+    local r = v()
+    if r == nil then r = true end
+    R.imported(name, r)
+    return r
+  end
+  return finish(tag, v)
+end
+
 local function wrap_fn(f)
   return function(...) return finish(f(...)) end
 end
 
--- A memory error caught by the script's pcall is raised again: running out
--- of the memory limit ends the process.
+-- A memory error or an exceeded limit caught by the script's pcall is
+-- raised again: running out of a limit ends the process.
 local MEMERR = "not enough memory"
 local function recheck(ok, ...)
-  if not ok and ... == MEMERR then error(MEMERR, 0) end
+  if not ok and (... == MEMERR or terminating()) then error((...), 0) end
   return ok, ...
 end
 
@@ -112,13 +130,21 @@ local BASE = {
   assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
   rawequal = rawequal, rawget = rawget, rawlen = rawlen,
   rawset = function(t, k, v)
-    local ro = READONLY[raw_getmetatable(t)]
-    if ro then error("attempt to modify read-only table '" .. ro .. "'", 2) end
-    return raw_rawset(t, k, v)
+    local name = READONLY[getmetatable_raw(t)]
+    if name then refuse(name) end
+    return rawset_raw(t, k, v)
   end,
-  select = select, setmetatable = setmetatable, getmetatable = getmetatable,
+  -- Finalizers would run whenever the collector gets to them, possibly
+  -- while another process owns the state: the sandbox has none.
+  setmetatable = function(t, mt)
+    if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+      error(denied("__gc metamethods are not available in the sandbox"), 2)
+    end
+    return setmetatable(t, mt)
+  end,
+  select = select, getmetatable = getmetatable,
   tonumber = tonumber, tostring = tostring, type = type, _VERSION = _VERSION,
-  require = wrap_fn(R.require),
+  require = require,
   pcall = function(...) return recheck(pcall(...)) end,
   xpcall = function(...) return recheck(xpcall(...)) end,
   print = function(...)
@@ -145,6 +171,30 @@ local MT = {
   math_det = readonly("math", math, { random = true, randomseed = true }),
 }
 
+-- `eval_runner`: runs Lua in a fresh state of its own. The nested run's
+-- commands and preemptions travel up through this process (SENT / PREEMPT);
+-- a command's answer waits in the run for `eval_step` to pass down.
+local eval_step = R.eval_step
+local function drive(tag, run, ...)
+  if tag == SENT then
+    co_yield(SENT)
+    return drive(eval_step(run))
+  end
+  if tag == PREEMPT then
+    if co_isyieldable() then co_yield() end
+    return drive(eval_step(run))
+  end
+  return finish(tag, run, ...)
+end
+
+local EVAL = {
+  run = function(opts) return drive(R.eval_run(opts)) end,
+  compile = function(source, method, opts) return finish(R.eval_compile(source, method, opts)) end,
+}
+local PROGRAM = {
+  run = function(self, args) return drive(R.eval_program_run(self, args)) end,
+}
+
 -- A fresh global environment for one process.
 local function new_env(nondeterministic)
   local env = {}
@@ -163,7 +213,10 @@ end
 
 local function handler(e)
   if is_error(e) then return e end
-  return runtime_error(tostring(e), traceback("", 2))
+  -- A script's own __tostring may fail; the error still needs a message.
+  local ok, msg = pcall(tostring, e)
+  if not ok then msg = "(error object is a " .. type(e) .. " value)" end
+  return runtime_error(msg, traceback("", 2))
 end
 
 local function run_main(main, env, entry, ...)
@@ -186,4 +239,7 @@ local function body(main, env, entry, ...)
   return xpcall(run_main, handler, main, env, entry, ...)
 end
 
-return { new_env = new_env, body = body, wrap_fn = wrap_fn, readonly = readonly }
+return {
+  new_env = new_env, body = body, wrap_fn = wrap_fn, readonly = readonly,
+  eval_runner = readonly("eval_runner", EVAL), program_methods = PROGRAM,
+}

@@ -58,6 +58,14 @@ fn result_value(values: &[mlua::Value]) -> Result<Value, Error> {
 }
 
 impl LuaProcess {
+    /// Instructions run so far (counted a slice at a time).
+    pub(crate) fn instructions(&self) -> u64 {
+        self.lua
+            .as_ref()
+            .and_then(|l| l.app_data_ref::<ProcCtx>().map(|c| c.instructions))
+            .unwrap_or(0)
+    }
+
     fn lua(&self) -> &Lua {
         // Present from creation until drop.
         self.lua
@@ -66,8 +74,11 @@ impl LuaProcess {
     }
 
     fn resume_args(&mut self, input: Resume) -> Result<MultiValue, Error> {
-        let conv =
-            |e: mlua::Error| Error::internal(format!("cannot pass a value to the script: {e}"));
+        let limit = self.memory_limit;
+        let conv = |e: mlua::Error| match e {
+            mlua::Error::MemoryError(_) => lua_failure(&e, limit),
+            other => Error::internal(format!("cannot pass a value to the script: {other}")),
+        };
         Ok(match input {
             Resume::Start => self.start.take().unwrap_or_default(),
             Resume::Continue => MultiValue::new(),

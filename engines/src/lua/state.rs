@@ -2,7 +2,7 @@
 //! built from, the per-state module cache, and the per-process context that
 //! Rust callbacks (module functions, `require`, the instruction hook) read.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::c_void;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,22 +13,40 @@ use troupe_modules::{
     Args, CallError, FnCx, FunctionDef, ModuleDef, ModuleRegistry, Policy, ResultHandler, Ret,
     TypeKey,
 };
+use troupe_sources::{Script, Source};
 
 use super::convert::{error_to_lua, to_lua, to_value};
-use super::error;
 use super::object::{self, LuaObject};
+use super::{Pool, error, eval};
 
 static SENT_TAG: u8 = 0;
 static OK_TAG: u8 = 0;
+static PREEMPT_TAG: u8 = 0;
+static IMPORT_TAG: u8 = 0;
+
+fn tag(t: &'static u8) -> LightUserData {
+    LightUserData(std::ptr::from_ref(t).cast_mut().cast::<c_void>())
+}
 
 /// The sentinel a command function yields (the command itself waits in
 /// [`ProcCtx::pending`]).
-fn sent() -> LightUserData {
-    LightUserData(&raw const SENT_TAG as *mut c_void)
+pub(crate) fn sent() -> LightUserData {
+    tag(&SENT_TAG)
 }
 
-fn ok_tag() -> LightUserData {
-    LightUserData(&raw const OK_TAG as *mut c_void)
+/// Marks the values that follow as a module function's results.
+pub(crate) fn ok_tag() -> LightUserData {
+    tag(&OK_TAG)
+}
+
+/// A nested eval run was preempted: the caller should yield too.
+pub(crate) fn preempt_tag() -> LightUserData {
+    tag(&PREEMPT_TAG)
+}
+
+/// `require` of an eval import: the chunk follows, for the prelude to run.
+fn import_tag() -> LightUserData {
+    tag(&IMPORT_TAG)
 }
 
 /// Whether `v` is the command sentinel.
@@ -41,10 +59,18 @@ pub(crate) struct Prelude {
     pub new_env: Function,
     pub body: Function,
     wrap_fn: Function,
-    readonly: Function,
+    pub readonly: Function,
     modules: HashMap<String, Table>,
     /// Method functions of userdata types, built on first use.
     methods: HashMap<(TypeKey, String), Function>,
+    eval_runner: Table,
+    pub program_methods: Table,
+}
+
+/// Modules the Lua engine implements itself; the registry holds their
+/// declarations (name, classes) so the policy decides as for any other.
+pub(crate) fn native_modules() -> Vec<ModuleDef> {
+    vec![eval::declaration()]
 }
 
 /// Per-process context, stored in the state's app data while the process
@@ -52,9 +78,23 @@ pub(crate) struct Prelude {
 pub(crate) struct ProcCtx {
     pub pid: Pid,
     pub parent: Option<Pid>,
+    /// The script's key in the source (eval imports resolve against it).
+    pub key: String,
+    pub source: Arc<dyn Source>,
+    pub pool: Arc<Pool>,
     pub policy: Arc<Policy>,
     pub modules: Arc<ModuleRegistry>,
+    /// The process's global environment.
+    pub env: Table,
     pub loaded: Table,
+    /// Eval imports not loaded yet, by module name.
+    pub imports: HashMap<String, Script>,
+    /// Eval imports being loaded (a second `require` is a cycle).
+    pub importing: HashSet<String>,
+    /// How many `eval_runner` levels this state runs below a process.
+    pub eval_depth: u8,
+    /// The state's memory limit in bytes (absolute), if any.
+    pub memory_limit: Option<usize>,
     /// The command a module function stored before yielding the sentinel,
     /// and what turns its result into the script's return values.
     pub pending: Option<(Call, ResultHandler)>,
@@ -70,12 +110,38 @@ pub(crate) struct ProcCtx {
     pub terminate: Option<Error>,
 }
 
+impl ProcCtx {
+    /// Counts `n` more instructions and checks the instruction and
+    /// wall-clock limits: once one is exceeded, [`ProcCtx::terminate`] holds
+    /// the error that fails the process at its next yield.
+    pub fn charge(&mut self, n: u64) {
+        self.instructions = self.instructions.saturating_add(n);
+        if self.terminate.is_some() {
+            return;
+        }
+        if let Some(max) = self.max_instructions.filter(|max| self.instructions > *max) {
+            self.terminate = Some(Error::new(
+                ErrorKind::LimitExceeded,
+                format!("instruction limit of {max} exceeded"),
+            ));
+        } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.terminate = Some(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "process exceeded its wall-clock limit of {} ms",
+                    self.timeout_ms
+                ),
+            ));
+        }
+    }
+}
+
 /// Raises `e` to the script (through the prelude's `finish`).
-fn raise(lua: &Lua, e: Error) -> mlua::Result<MultiValue> {
+pub(crate) fn raise(lua: &Lua, e: Error) -> mlua::Result<MultiValue> {
     Ok(MultiValue::from_vec(vec![error_to_lua(lua, e)?]))
 }
 
-fn ok_values(lua: &Lua, values: &[Value]) -> mlua::Result<MultiValue> {
+pub(crate) fn ok_values(lua: &Lua, values: &[Value]) -> mlua::Result<MultiValue> {
     let mut out = Vec::with_capacity(values.len() + 1);
     out.push(mlua::Value::LightUserData(ok_tag()));
     for v in values {
@@ -84,7 +150,7 @@ fn ok_values(lua: &Lua, values: &[Value]) -> mlua::Result<MultiValue> {
     Ok(MultiValue::from_vec(out))
 }
 
-fn no_ctx() -> mlua::Error {
+pub(crate) fn no_ctx() -> mlua::Error {
     mlua::Error::runtime("troupe: no process owns this Lua state")
 }
 
@@ -259,6 +325,14 @@ fn module_metatable(lua: &Lua, def: &ModuleDef) -> mlua::Result<Table> {
     Ok(mt)
 }
 
+/// What `require(name)` finds, in order: a module loaded before, an eval
+/// import, a module of the registry the policy allows.
+enum Found {
+    Loaded(mlua::Value),
+    Import(Script, Table),
+    Module(Result<Arc<ModuleDef>, Error>),
+}
+
 /// `require(name)`: the single place scripts meet the policy.
 fn require(lua: &Lua, name: mlua::Value) -> mlua::Result<MultiValue> {
     let Some(name) = name
@@ -267,31 +341,88 @@ fn require(lua: &Lua, name: mlua::Value) -> mlua::Result<MultiValue> {
     else {
         return raise(lua, Error::invalid("require: argument #1 expected string"));
     };
-    let (loaded, resolved) = {
-        let ctx = lua.app_data_ref::<ProcCtx>().ok_or_else(no_ctx)?;
-        (
-            ctx.loaded.clone(),
-            ctx.modules.resolve(&name, &ctx.policy).map(Arc::clone),
-        )
+    let found = {
+        let mut ctx = lua.app_data_mut::<ProcCtx>().ok_or_else(no_ctx)?;
+        let cached: mlua::Value = ctx.loaded.raw_get(name.as_str())?;
+        if !cached.is_nil() {
+            Found::Loaded(cached)
+        } else if let Some(script) = ctx.imports.remove(&name) {
+            ctx.importing.insert(name.clone());
+            Found::Import(script, ctx.env.clone())
+        } else if ctx.importing.contains(&name) {
+            let msg = format!("import {name:?} requires itself (a require cycle)");
+            return raise(lua, Error::invalid(msg));
+        } else {
+            Found::Module(ctx.modules.resolve(&name, &ctx.policy).map(Arc::clone))
+        }
     };
-    let cached: mlua::Value = loaded.raw_get(name.as_str())?;
-    if !cached.is_nil() {
-        return Ok(MultiValue::from_vec(vec![
-            mlua::Value::LightUserData(ok_tag()),
-            cached,
-        ]));
-    }
-    let def = match resolved {
-        Ok(d) => d,
-        Err(e) => return raise(lua, e),
+    let ok = mlua::Value::LightUserData(ok_tag());
+    let def = match found {
+        Found::Loaded(v) => return Ok(MultiValue::from_vec(vec![ok, v])),
+        Found::Import(script, env) => {
+            let chunk = lua
+                .load(&*script.code)
+                .set_name(format!("@{}", script.key))
+                .set_mode(mlua::chunk::ChunkMode::Text)
+                .set_environment(env)
+                .into_function();
+            return match chunk {
+                Ok(f) => Ok(MultiValue::from_vec(vec![
+                    mlua::Value::LightUserData(import_tag()),
+                    mlua::Value::Function(f),
+                ])),
+                Err(e) => raise(lua, super::syntax_error(&script.key, &e)),
+            };
+        }
+        Found::Module(Ok(d)) => d,
+        Found::Module(Err(e)) => return raise(lua, e),
+    };
+    let mt = match lua
+        .app_data_ref::<Prelude>()
+        .filter(|_| def.name() == eval::MODULE)
+    {
+        Some(p) => p.eval_runner.clone(),
+        None => module_metatable(lua, &def)?,
     };
     let proxy = lua.create_table()?;
-    proxy.set_metatable(Some(module_metatable(lua, &def)?))?;
-    loaded.raw_set(name.as_str(), &proxy)?;
-    Ok(MultiValue::from_vec(vec![
-        mlua::Value::LightUserData(ok_tag()),
-        mlua::Value::Table(proxy),
-    ]))
+    proxy.set_metatable(Some(mt))?;
+    let ctx = lua.app_data_ref::<ProcCtx>().ok_or_else(no_ctx)?;
+    ctx.loaded.raw_set(name.as_str(), &proxy)?;
+    Ok(MultiValue::from_vec(vec![ok, mlua::Value::Table(proxy)]))
+}
+
+/// Records what an eval import's chunk returned, for later `require`s.
+fn imported(lua: &Lua, (name, value): (String, mlua::Value)) -> mlua::Result<()> {
+    let mut ctx = lua.app_data_mut::<ProcCtx>().ok_or_else(no_ctx)?;
+    ctx.importing.remove(&name);
+    ctx.loaded.raw_set(name, value)
+}
+
+/// Read-only module tables holding `custom` (eval's `custom_modules`),
+/// ready for `require`.
+pub(crate) fn custom_modules(
+    lua: &Lua,
+    loaded: &Table,
+    custom: &BTreeMap<String, Value>,
+) -> mlua::Result<()> {
+    let readonly = lua
+        .app_data_ref::<Prelude>()
+        .map(|p| p.readonly.clone())
+        .ok_or_else(no_ctx)?;
+    for (name, v) in custom {
+        let inner = match to_lua(lua, v)? {
+            mlua::Value::Table(t) => t,
+            other => {
+                let t = lua.create_table()?;
+                t.raw_set("value", other)?;
+                t
+            }
+        };
+        let proxy = lua.create_table()?;
+        proxy.set_metatable(Some(readonly.call::<Table>((name.as_str(), inner))?))?;
+        loaded.raw_set(name.as_str(), proxy)?;
+    }
+    Ok(())
 }
 
 /// Where `print` goes.
@@ -307,12 +438,28 @@ pub(crate) fn new_state(output: &Output) -> mlua::Result<Lua> {
     let r = lua.create_table()?;
     r.raw_set("SENT", sent())?;
     r.raw_set("OK", ok_tag())?;
+    r.raw_set("PREEMPT", preempt_tag())?;
+    r.raw_set("IMPORT", import_tag())?;
     r.raw_set(
         "preempting",
         lua.create_function(|lua, ()| {
             Ok(lua.app_data_ref::<ProcCtx>().is_some_and(|c| c.preempting))
         })?,
     )?;
+    r.raw_set(
+        "terminating",
+        lua.create_function(|lua, ()| {
+            Ok(lua
+                .app_data_ref::<ProcCtx>()
+                .is_some_and(|c| c.terminate.is_some()))
+        })?,
+    )?;
+    r.raw_set(
+        "denied",
+        lua.create_function(|lua, msg: String| error_to_lua(lua, Error::permission_denied(msg)))?,
+    )?;
+    r.raw_set("imported", lua.create_function(imported)?)?;
+    eval::register(&lua, &r)?;
     let out = Arc::clone(output);
     r.raw_set(
         "out",
@@ -330,6 +477,11 @@ pub(crate) fn new_state(output: &Output) -> mlua::Result<Lua> {
         lua.create_function(|lua, (msg, tb): (String, String)| {
             let e = if msg.ends_with("not enough memory") {
                 Error::new(ErrorKind::LimitExceeded, "memory limit exceeded")
+            } else if msg.contains("stack overflow") {
+                Error::new(
+                    ErrorKind::LimitExceeded,
+                    format!("stack limit exceeded: {msg}"),
+                )
             } else {
                 Error::internal(msg).with_details(
                     [("traceback".to_owned(), tb.trim().to_owned())]
@@ -359,6 +511,8 @@ pub(crate) fn new_state(output: &Output) -> mlua::Result<Lua> {
         readonly: prelude.get("readonly")?,
         modules: HashMap::new(),
         methods: HashMap::new(),
+        eval_runner: prelude.get("eval_runner")?,
+        program_methods: prelude.get("program_methods")?,
     });
     Ok(lua)
 }

@@ -1,14 +1,18 @@
 //! The modules every runtime offers: `errors`, `json`, `base64`, `hash`,
-//! `log` (pure), and `time`, `process`, `supervisor` (commands handled by
-//! the runtime).
+//! `log`, `expr` (pure), `rand`, `uuid` (commands handled here, in
+//! [`register_handlers`]), and `time`, `process`, `supervisor` (commands
+//! handled by the runtime).
 
 mod encoding;
 mod errors;
+pub mod expr;
 mod log;
 mod process;
+mod random;
 mod supervisor;
 mod time;
 
+pub use random::register as register_handlers;
 pub use time::parse_duration_ms;
 
 use crate::ModuleDef;
@@ -53,6 +57,16 @@ pub mod ids {
     pub const SUPERVISOR_START: CommandId = CommandId(50);
     /// `supervisor.which_children(pid)` → `[{id, pid?}]`: `{pid}`.
     pub const SUPERVISOR_CHILDREN: CommandId = CommandId(51);
+    /// `rand.int(a, b)`: `{lo, hi}`.
+    pub const RAND_INT: CommandId = CommandId(60);
+    /// `rand.float()`.
+    pub const RAND_FLOAT: CommandId = CommandId(61);
+    /// `rand.choice(list)`: the list.
+    pub const RAND_CHOICE: CommandId = CommandId(62);
+    /// `uuid.v4()`.
+    pub const UUID_V4: CommandId = CommandId(63);
+    /// `uuid.v7()`.
+    pub const UUID_V7: CommandId = CommandId(64);
 }
 
 /// Every built-in module definition.
@@ -66,6 +80,9 @@ pub fn all() -> Vec<ModuleDef> {
         time::module(),
         process::module(),
         supervisor::module(),
+        expr::module(),
+        random::rand_module(),
+        random::uuid_module(),
     ]
 }
 

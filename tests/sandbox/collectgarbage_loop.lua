@@ -1,0 +1,3 @@
+-- expect: TIMEOUT
+-- a collection loop still meets the wall clock
+while true do collectgarbage() end

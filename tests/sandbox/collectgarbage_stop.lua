@@ -1,0 +1,3 @@
+-- expect: INTERNAL
+-- the collector cannot be stopped
+collectgarbage("stop")

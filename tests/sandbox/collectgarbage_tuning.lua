@@ -1,0 +1,3 @@
+-- expect: INTERNAL
+-- nor tuned
+collectgarbage("generational", 100, 100)

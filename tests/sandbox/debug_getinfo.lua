@@ -1,0 +1,3 @@
+-- expect: INTERNAL
+-- the debug library is absent
+return debug.getinfo(1, "S")

@@ -1,0 +1,3 @@
+-- expect: INTERNAL
+-- no io
+return io.open("/etc/passwd"):read("a")

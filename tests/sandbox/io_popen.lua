@@ -1,0 +1,3 @@
+-- expect: INTERNAL
+-- no processes
+return io.popen("id"):read("a")

@@ -1,0 +1,3 @@
+-- expect: INTERNAL
+-- no os
+os.exit(1)

@@ -1,0 +1,3 @@
+-- expect: INTERNAL
+-- no package table
+package.loaded.json = {encode = function() return "pwned" end}

@@ -1,0 +1,3 @@
+-- expect: INTERNAL
+-- no native libraries
+return package.loadlib("libc.so.6", "system")("id")

@@ -1,0 +1,3 @@
+-- expect: PERMISSION_DENIED
+-- a module the policy refuses
+return require("vault").secret()

@@ -1,0 +1,3 @@
+-- expect: NOT_FOUND
+-- os is not a module
+return require("os").execute("id")

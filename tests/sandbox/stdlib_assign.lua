@@ -1,0 +1,3 @@
+-- expect: PERMISSION_DENIED
+-- assignment to a library table
+math.floor = function() return 42 end

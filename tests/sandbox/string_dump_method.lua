@@ -1,0 +1,3 @@
+-- expect: INTERNAL
+-- and not reachable as a string method
+return (""):dump()

@@ -1,0 +1,3 @@
+-- expect: INTERNAL
+-- the string metatable is not reachable
+getmetatable("").__index = {upper = function() return "pwned" end}

@@ -1,0 +1,3 @@
+-- expect: INTERNAL
+-- rawset cannot reach it either
+rawset(getmetatable(""), "__index", {})

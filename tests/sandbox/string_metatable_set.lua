@@ -1,0 +1,3 @@
+-- expect: INTERNAL
+-- strings get no new metatable
+setmetatable("", {__index = {}})
