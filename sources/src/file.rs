@@ -1,8 +1,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use notify::RecursiveMode;
-use notify_debouncer_mini::DebounceEventResult;
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Instant;
+
+use notify::event::{MetadataKind, ModifyKind};
+use notify::{Event, EventKind, RecursiveMode, Watcher};
 
 use crate::{Change, ChangeSink, Script, Source, SourceError, WatchGuard, validate_key};
 
@@ -115,35 +119,89 @@ impl Source for FileSource {
             .root
             .canonicalize()
             .map_err(|e| SourceError::unavailable(self.name(), e))?;
-        let prefix = prefix.to_owned();
-        let events_root = root.clone();
-        let mut debouncer =
-            notify_debouncer_mini::new_debouncer(self.debounce, move |res: DebounceEventResult| {
-                match res {
-                    Ok(events) => {
-                        let mut seen = std::collections::BTreeSet::new();
-                        for ev in events {
-                            if let Some(change) = change_of(&events_root, &ev.path)
-                                && change.key().is_some_and(|k| k.starts_with(&prefix))
-                                && seen.insert(change.clone())
-                            {
-                                sink.send(change);
-                            }
-                        }
+        let cannot =
+            |e: notify::Error| SourceError::unavailable(self.name(), format!("cannot watch: {e}"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut watcher = notify::recommended_watcher(tx).map_err(cannot)?;
+        watcher
+            .watch(&root, RecursiveMode::Recursive)
+            .map_err(cannot)?;
+        let debouncer = Debouncer {
+            root,
+            prefix: prefix.to_owned(),
+            quiet: self.debounce,
+            sink,
+        };
+        std::thread::Builder::new()
+            .name("troupe-file-watch".to_owned())
+            .spawn(move || debouncer.run(&rx))
+            .map_err(|e| SourceError::unavailable(self.name(), format!("cannot watch: {e}")))?;
+        // Dropping the watcher drops the channel's sender, which ends the thread.
+        Ok(WatchGuard::new(watcher))
+    }
+}
+
+/// Turns raw file notifications into one change per path once the path has
+/// been quiet for `quiet`. Reads (open/close without writing, access-time
+/// updates) are not changes: a source reading its own files must not
+/// report them as edited.
+struct Debouncer {
+    root: PathBuf,
+    prefix: String,
+    quiet: Duration,
+    sink: ChangeSink,
+}
+
+impl Debouncer {
+    fn run(self, rx: &Receiver<notify::Result<Event>>) {
+        let mut pending: HashMap<PathBuf, Instant> = HashMap::new();
+        loop {
+            let next_due = pending.values().min().map(|t| *t + self.quiet);
+            let received = match next_due {
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(due) => rx.recv_timeout(due.saturating_duration_since(Instant::now())),
+            };
+            match received {
+                Ok(Ok(event)) if is_change(&event.kind) => {
+                    if event.need_rescan() {
+                        self.sink.send(Change::Resync);
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "file watch error; reporting a resync");
-                        sink.send(Change::Resync);
+                    for path in event.paths {
+                        pending.insert(path, Instant::now());
                     }
                 }
-            })
-            .map_err(|e| SourceError::unavailable(self.name(), format!("cannot watch: {e}")))?;
-        debouncer
-            .watcher()
-            .watch(&root, RecursiveMode::Recursive)
-            .map_err(|e| SourceError::unavailable(self.name(), format!("cannot watch: {e}")))?;
-        Ok(WatchGuard::new(debouncer))
+                Ok(Ok(_)) | Err(RecvTimeoutError::Timeout) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "file watch error; reporting a resync");
+                    self.sink.send(Change::Resync);
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            let now = Instant::now();
+            let due: Vec<PathBuf> = pending
+                .iter()
+                .filter(|(_, t)| now.duration_since(**t) >= self.quiet)
+                .map(|(p, _)| p.clone())
+                .collect();
+            for path in due {
+                pending.remove(&path);
+                if let Some(change) = change_of(&self.root, &path)
+                    && change.key().is_some_and(|k| k.starts_with(&self.prefix))
+                {
+                    self.sink.send(change);
+                }
+            }
+        }
     }
+}
+
+/// False for notifications that do not change content: reads and
+/// access-time updates.
+fn is_change(kind: &EventKind) -> bool {
+    !matches!(
+        kind,
+        EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime))
+    )
 }
 
 /// The change a notification about `path` (under the canonical `root`)
@@ -237,5 +295,24 @@ mod tests {
         expect(Change::Removed {
             key: "lib/a.lua".into(),
         });
+    }
+
+    #[test]
+    fn reading_a_script_is_not_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.lua"), "return 1").unwrap();
+        let src = FileSource::new(dir.path()).debounce(Duration::from_millis(20));
+        let watch = src.watch("").unwrap();
+        for _ in 0..3 {
+            src.get("a.lua").unwrap();
+        }
+        std::fs::write(dir.path().join("b.lua"), "return 2").unwrap();
+        assert_eq!(
+            watch.recv_timeout(Duration::from_secs(10)),
+            Some(Change::Updated {
+                key: "b.lua".into()
+            }),
+            "the reads of a.lua were not reported"
+        );
     }
 }
