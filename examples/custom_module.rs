@@ -95,6 +95,7 @@ pub fn shop() -> ModuleDef {
     ModuleDef::new("shop")
         .describe("A tiny shop: prices, stock, carts and refunds")
         .with_classes(&[Class::Deterministic, Class::Nondeterministic])
+        .userdata(&cart)
         .typed_function("price", |_cx, (amount, tax): (f64, Option<f64>)| {
             Ok((amount * (1.0 + tax.unwrap_or(0.2)) * 100.0).round() / 100.0)
         })
@@ -271,11 +272,9 @@ mod tests {
     }
 
     #[test]
-    fn the_manifest_describes_every_function() {
+    fn the_manifest_is_true_to_the_code() {
         let m = shop();
-        for f in m.functions() {
-            assert!(m.manifest().signature(f.name()).is_some(), "{}", f.name());
-        }
+        assert_eq!(troupe::types::check(&m), Vec::<String>::new());
         let defs = lua_definitions(&m);
         assert!(defs.contains("---@param tax_rate? number\n---@return number\nfunction shop.price(amount, tax_rate) end"));
         assert!(defs.contains("---@class shop.Cart\n---@field count integer\nlocal Cart = {}"));

@@ -26,4 +26,4 @@ pub use module::{AsyncHandler, CallError, FnCx, FunctionDef, HandlerFuture, Modu
 pub use policy::{Policy, Rule, RuleEffect};
 pub use registry::ModuleRegistry;
 pub use typed::{Bytes, FromArg, FromArgs, IntoRet, ModuleCommand, Rest, ResultHandler, Yielded};
-pub use userdata::{Method, Obj, Object, TypeKey, UserData, UserType};
+pub use userdata::{Method, Obj, Object, TypeKey, UserData, UserType, UserTypeShape};

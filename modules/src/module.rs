@@ -6,7 +6,7 @@ use troupe_dispatcher::{Call, CommandId, Error, Pid, Value};
 
 use crate::typed::{FromArgs, IntoRet, ModuleCommand, Yielded};
 use crate::types::{Signature, Types};
-use crate::{ArgError, Args, Class, ClassSet, Object, Policy};
+use crate::{ArgError, Args, Class, ClassSet, Object, Policy, UserData, UserType, UserTypeShape};
 
 /// What a module function sees of its caller.
 pub struct FnCx<'a> {
@@ -160,6 +160,7 @@ pub struct ModuleDef {
     constants: Vec<(String, Value)>,
     types: Types,
     handlers: Vec<AsyncHandler>,
+    userdata: Vec<UserTypeShape>,
 }
 
 impl ModuleDef {
@@ -174,6 +175,7 @@ impl ModuleDef {
             constants: Vec::new(),
             types: Types::new(),
             handlers: Vec::new(),
+            userdata: Vec::new(),
         }
     }
 
@@ -337,6 +339,22 @@ impl ModuleDef {
     pub fn types(mut self, types: Types) -> Self {
         self.types = types;
         self
+    }
+
+    /// Records that the module's functions hand out objects of `ty`, so
+    /// [`crate::types::check`] compares the manifest's interface of the same
+    /// name with the type's methods and fields.
+    #[must_use]
+    pub fn userdata<T: UserData>(mut self, ty: &UserType<T>) -> Self {
+        let shape = ty.shape();
+        self.userdata.retain(|s| s.name != shape.name);
+        self.userdata.push(shape);
+        self
+    }
+
+    /// The userdata types recorded with [`ModuleDef::userdata`].
+    pub fn userdata_types(&self) -> &[UserTypeShape] {
+        &self.userdata
     }
 
     /// The module's name, as scripts `require` it.

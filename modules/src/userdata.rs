@@ -34,6 +34,7 @@ use std::sync::Arc;
 use troupe_dispatcher::Value;
 
 use crate::typed::{FromArgs, IntoRet};
+use crate::types::Signature;
 use crate::{Args, CallError, FnCx, Ret};
 
 /// A Rust type scripts can hold as a userdata object.
@@ -53,6 +54,7 @@ type LenFn = dyn Fn(&Object) -> i64 + Send + Sync;
 pub struct Method {
     qualified: Arc<str>,
     objects: bool,
+    params: Option<Signature>,
     f: Arc<MethodFn>,
 }
 
@@ -147,6 +149,7 @@ impl<T: UserData> UserType<T> {
         let method = Method {
             qualified,
             objects: A::OBJECTS,
+            params: A::signature(),
             f: Arc::new(move |cx, this, args| {
                 let this = data::<T>(this).ok_or_else(|| {
                     CallError::Raise(troupe_dispatcher::Error::invalid(format!(
@@ -217,10 +220,32 @@ impl<T: UserData> UserType<T> {
         }
     }
 
-    /// The method names, in the order added.
-    pub fn method_names(&self) -> impl Iterator<Item = &str> {
-        self.inner.methods.iter().map(|(n, _)| n.as_str())
+    /// What a type manifest can be checked against: the type's name, its
+    /// methods with the parameter types they read, and its field names.
+    pub fn shape(&self) -> UserTypeShape {
+        UserTypeShape {
+            name: T::NAME,
+            methods: self
+                .inner
+                .methods
+                .iter()
+                .map(|(n, m)| (n.clone(), m.params.clone()))
+                .collect(),
+            fields: self.inner.fields.iter().map(|(n, _)| n.clone()).collect(),
+        }
     }
+}
+
+/// The outline of a userdata type (names and parameter types, no code), as
+/// [`crate::ModuleDef::userdata`] records it for [`crate::types::check`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserTypeShape {
+    /// The type's name.
+    pub name: &'static str,
+    /// Methods with the parameter types they read.
+    pub methods: Vec<(String, Option<Signature>)>,
+    /// Field names.
+    pub fields: Vec<String>,
 }
 
 /// A userdata object: a shared handle to a Rust value and its type.

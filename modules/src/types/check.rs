@@ -1,7 +1,7 @@
 //! Keeping a manifest true to the code it describes.
 
 use super::{Decl, Signature, Type};
-use crate::ModuleDef;
+use crate::{ModuleDef, UserTypeShape};
 
 /// Whether a manifest type `described` may stand for what the code reads
 /// as `read`. Code that reads any value accepts every description; a table
@@ -48,6 +48,88 @@ fn sig_names<'a>(sig: &'a Signature, out: &mut Vec<&'a str>) {
     }
 }
 
+/// A problem if the parameters described for `qualified` differ from the
+/// ones its code reads.
+fn mismatch(
+    module: &ModuleDef,
+    qualified: &str,
+    described: &Signature,
+    read: &Signature,
+) -> Option<String> {
+    let namer = super::Namer::new(module.name(), module.manifest());
+    let shown = |s: &Signature| {
+        namer.fun(&Signature {
+            returns: Vec::new(),
+            ..s.clone()
+        })
+    };
+    let same_arity = described.params.len() == read.params.len()
+        && described.variadic.is_some() == read.variadic.is_some();
+    let same_types = described
+        .params
+        .iter()
+        .zip(&read.params)
+        .all(|(d, r)| compatible(&d.ty, &r.ty));
+    (!(same_arity && same_types)).then(|| {
+        format!(
+            "{qualified}: described as {} but its code reads {}",
+            shown(described),
+            shown(read)
+        )
+    })
+}
+
+/// Compares a userdata type with the manifest's interface of its name.
+fn check_userdata(module: &ModuleDef, shape: &UserTypeShape) -> Vec<String> {
+    let name = shape.name;
+    let found = module.manifest().decls().iter().find_map(|d| match d {
+        Decl::Interface {
+            name: n,
+            fields,
+            methods,
+            ..
+        } if n == name => Some((fields, methods)),
+        _ => None,
+    });
+    let Some((fields, methods)) = found else {
+        return vec![format!(
+            "{}: userdata type {name} has no Decl::interface(\"{name}\", ..) in the manifest",
+            module.name()
+        )];
+    };
+    let mut problems = Vec::new();
+    for (m, read) in &shape.methods {
+        let qualified = format!("{name}:{m}");
+        match methods.iter().find(|(n, _)| n == m) {
+            None => problems.push(format!("{qualified}: method not described")),
+            Some((_, sig)) => {
+                if let Some(read) = read {
+                    problems.extend(mismatch(module, &qualified, sig, read));
+                }
+            }
+        }
+    }
+    for (m, _) in methods {
+        if !shape.methods.iter().any(|(n, _)| n == m) {
+            problems.push(format!("{name}:{m}: described but not defined"));
+        }
+    }
+    for f in &shape.fields {
+        if !fields.iter().any(|d| d.name == *f) {
+            problems.push(format!("{name}.{f}: field not described"));
+        }
+    }
+    for d in fields {
+        if !shape.fields.contains(&d.name) {
+            problems.push(format!(
+                "{name}.{}: field described but not defined",
+                d.name
+            ));
+        }
+    }
+    problems
+}
+
 /// Where `module`'s type manifest disagrees with the module: a function
 /// not described or described but not defined, a typed function whose
 /// described parameters differ from the types its code reads, or a
@@ -63,28 +145,8 @@ pub fn check(module: &ModuleDef) -> Vec<String> {
             ));
             continue;
         };
-        let Some(read) = f.params() else { continue };
-        let shown = |s: &Signature| {
-            let namer = super::Namer::new(module.name(), types);
-            namer.fun(&Signature {
-                returns: Vec::new(),
-                ..s.clone()
-            })
-        };
-        let same_arity = sig.params.len() == read.params.len()
-            && sig.variadic.is_some() == read.variadic.is_some();
-        let same_types = sig
-            .params
-            .iter()
-            .zip(&read.params)
-            .all(|(d, r)| compatible(&d.ty, &r.ty));
-        if !(same_arity && same_types) {
-            problems.push(format!(
-                "{}: described as {} but its code reads {}",
-                f.qualified(),
-                shown(sig),
-                shown(read)
-            ));
+        if let Some(read) = f.params() {
+            problems.extend(mismatch(module, f.qualified(), sig, read));
         }
     }
     for (name, _) in types.functions() {
@@ -94,6 +156,9 @@ pub fn check(module: &ModuleDef) -> Vec<String> {
                 module.name()
             ));
         }
+    }
+    for shape in module.userdata_types() {
+        problems.extend(check_userdata(module, shape));
     }
     let mut names = Vec::new();
     for (_, sig) in types.functions() {
@@ -128,6 +193,11 @@ mod tests {
     use crate::types::Types;
     use crate::{Class, ModuleDef};
 
+    struct Card;
+    impl crate::UserData for Card {
+        const NAME: &'static str = "Card";
+    }
+
     #[test]
     fn a_manifest_that_drifts_from_the_code_is_reported() {
         let m = ModuleDef::new("greet")
@@ -136,6 +206,12 @@ mod tests {
                 Ok(format!("{name}{n:?}"))
             })
             .typed_function("quiet", |_cx, ()| Ok(1))
+            .userdata(
+                &crate::UserType::<Card>::new()
+                    .method("text", |_cx, _this, ()| Ok("hi"))
+                    .method("sign", |_cx, _this, (_by,): (String,)| Ok(true))
+                    .field("size", |_| 1.into()),
+            )
             .types(
                 Types::new()
                     .function(
@@ -145,13 +221,22 @@ mod tests {
                             .optional("n", Type::String),
                     )
                     .function("gone", Signature::new(""))
-                    .function("quiet", Signature::new("").returns(Type::named("Missing"))),
+                    .function("quiet", Signature::new("").returns(Type::named("Missing")))
+                    .decl(
+                        Decl::interface("Card", "")
+                            .method("text", Signature::new(""))
+                            .method("sign", Signature::new("").param("by", Type::Integer))
+                            .method("burn", Signature::new("")),
+                    ),
             );
         assert_eq!(
             check(&m),
             [
                 "greet.hello: described as fun(name: string, n?: string) but its code reads fun(arg1: string, arg2?: integer)",
                 "greet.gone: described in the manifest but not defined",
+                "Card:sign: described as fun(by: integer) but its code reads fun(arg1: string)",
+                "Card:burn: described but not defined",
+                "Card.size: field not described",
                 "greet: type \"Missing\" is used but not declared (add a Decl, or qualify it as module.Missing)",
             ]
         );
