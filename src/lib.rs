@@ -18,8 +18,8 @@
 //! The crates behind this facade, bottom-up: `troupe-dispatcher` (values,
 //! errors, commands), `troupe-modules` (modules and policies),
 //! `troupe-runtime` (scheduler and host API), `troupe-engines` (Lua, …),
-//! `troupe-io` (the `fs`, `http` and `kv` modules) and `troupe-sources`
-//! (where scripts come from).
+//! `troupe-io` (the `fs`, `http` and `kv` modules), `troupe-sources`
+//! (where scripts come from) and `troupe-workflow` (durable workflows).
 
 pub mod host;
 
@@ -46,3 +46,4 @@ pub use troupe_sources::{
     LayerStrategy, LayeredSource, MemorySource, Script, Source, SourceError, TransformSource,
     Watch, WatchGuard, embed_scripts,
 };
+pub use troupe_workflow::{Entry, Header, Status, Summary, WorkflowStore};

@@ -8,11 +8,15 @@
 //! troupe docs
 //! troupe eval [--lang expr|cel|lua] 'SRC' [--var NAME=VALUE]… [--timeout D]
 //!            [--max-memory B] [--max-instructions N]
+//! troupe workflow run ID FILE [ARGS…] | resume ID | replay ID | show ID [--json]
+//!                 | list [--json] | delete ID      [--data DIR]
 //! ```
 //!
 //! On success the result is printed as JSON on stdout (exit 0). A failure is
 //! one line `KIND: message` on stderr (exit 1); a usage error is one line
 //! `INVALID: …` on stderr (exit 2).
+
+mod workflow_cli;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -55,6 +59,8 @@ enum Command {
     Docs,
     /// Evaluates an expression (or a Lua chunk) and prints its value as JSON.
     Eval(EvalArgs),
+    /// Durable workflows: run, resume, replay, show, list, delete.
+    Workflow(workflow_cli::WorkflowArgs),
 }
 
 /// What a subcommand prints on success.
@@ -73,6 +79,7 @@ impl Command {
             Command::Types(args) => write_types(&args).map(Output::Text),
             Command::Docs => Ok(Output::Text(markdown(cli_modules().iter().map(|m| &**m)))),
             Command::Eval(args) => eval(args).map(Output::Json),
+            Command::Workflow(args) => args.execute(),
         }
     }
 }

@@ -16,6 +16,7 @@ mod builtins;
 mod engine;
 mod exit;
 mod host;
+mod journal;
 mod limits;
 mod links;
 mod mailbox;
@@ -31,6 +32,7 @@ mod timers;
 
 pub use engine::{Engine, ProcessInit, Program};
 pub use host::HostMailbox;
+pub use journal::{Before, Journal, JournalStore, StartMode, StoredWorkflow, WorkflowStart};
 pub use limits::Limits;
 pub use mailbox::Message;
 pub use process::{Process, Resume, Step, StepCx};

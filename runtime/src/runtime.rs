@@ -9,6 +9,7 @@ use troupe_sources::{FileSource, Script, Source};
 use crate::engine::Engine;
 use crate::exit::Exit;
 use crate::host::{HostBox, HostMailbox};
+use crate::journal::JournalStore;
 use crate::mailbox::Message;
 use crate::reload::Reloader;
 use crate::scheduler::{ExitCell, Scheduler, SchedulerParts, Signal, Sink};
@@ -31,6 +32,8 @@ pub struct RuntimeBuilder {
     /// The first failure to register a module's handlers, reported by
     /// [`RuntimeBuilder::build`].
     failed: Option<Error>,
+    journals: Option<Arc<dyn JournalStore>>,
+    recover: bool,
 }
 
 impl RuntimeBuilder {
@@ -129,7 +132,26 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Starts the worker threads, the timer thread and the IO pool.
+    /// Where workflow journals live (see [`Spawn::workflow`]).
+    #[must_use]
+    pub fn journal_store(mut self, store: impl JournalStore) -> Self {
+        self.journals = Some(Arc::new(store));
+        self
+    }
+
+    /// Whether [`build`](Self::build) resumes every unfinished workflow of
+    /// the journal store (default: no). Their handles are in
+    /// [`Runtime::recovered`].
+    #[must_use]
+    pub fn recover(mut self, on: bool) -> Self {
+        self.recover = on;
+        self
+    }
+
+    /// Starts the worker threads, the timer thread and the IO pool, then
+    /// (with [`recover`](Self::recover)) resumes unfinished workflows. A
+    /// workflow that cannot be resumed (a corrupt journal) is logged and
+    /// left alone; the others still run.
     pub fn build(mut self) -> Result<Runtime, Error> {
         if let Some(e) = self.failed.take() {
             return Err(e);
@@ -167,6 +189,7 @@ impl RuntimeBuilder {
                 default_policy: Arc::new(self.policy),
                 default_limits: self.limits,
                 default_mailbox: self.mailbox,
+                journals: self.journals.clone(),
             })
         });
         let _ = cell.set(Arc::downgrade(&sched));
@@ -188,22 +211,29 @@ impl RuntimeBuilder {
         } else {
             None
         };
-        Ok(Runtime {
+        let rt = Runtime {
             owner: Arc::new(Owner {
                 reloader: Mutex::new(reloader),
                 sched,
                 threads: Mutex::new(threads),
                 io,
+                recovered: Mutex::new(Vec::new()),
             }),
-        })
+        };
+        if self.recover {
+            rt.recover_all()?;
+        }
+        Ok(rt)
     }
 }
 
-struct Owner {
+pub(crate) struct Owner {
     reloader: Mutex<Option<Reloader>>,
     sched: Arc<Scheduler>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     io: IoPool,
+    /// Workflows resumed by `build`, until the host takes them.
+    pub(crate) recovered: Mutex<Vec<(String, Pid, Arc<ExitCell>)>>,
 }
 
 impl Owner {
@@ -243,7 +273,7 @@ impl Drop for Owner {
 /// [`Runtime::shutdown`].
 #[derive(Clone)]
 pub struct Runtime {
-    owner: Arc<Owner>,
+    pub(crate) owner: Arc<Owner>,
 }
 
 impl Runtime {
@@ -262,6 +292,8 @@ impl Runtime {
             limits: Limits::default(),
             mailbox: 1024,
             failed: None,
+            journals: None,
+            recover: false,
         }
     }
 
@@ -371,9 +403,9 @@ impl Runtime {
 /// A process the host spawned: its pid, a way to message and stop it, and
 /// its result.
 pub struct ProcessHandle {
-    pid: Pid,
-    exit: Arc<ExitCell>,
-    rt: Runtime,
+    pub(crate) pid: Pid,
+    pub(crate) exit: Arc<ExitCell>,
+    pub(crate) rt: Runtime,
 }
 
 impl ProcessHandle {

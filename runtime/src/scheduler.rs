@@ -24,6 +24,7 @@ use troupe_sources::Source;
 use crate::engine::Engine;
 use crate::exit::{self, Exit};
 use crate::host::HostBox;
+use crate::journal::{Before, Journal, JournalStore};
 use crate::links::{Endpoint, LinkState};
 use crate::mailbox::{Mailbox, Message};
 use crate::reload::{CachedProgram, Services};
@@ -88,6 +89,12 @@ pub(crate) struct Slot {
     process: Option<Box<dyn Process>>,
     next: Option<Resume>,
     abort: Option<AbortHandle>,
+    /// A workflow's journal (see `journal.rs`).
+    journal: Option<Box<dyn Journal>>,
+    /// The command in flight ran live: its result goes to the journal first.
+    recording: bool,
+    /// A result waiting for its journal record to become durable.
+    held: Option<Result<Value, Error>>,
 }
 
 /// One live process.
@@ -118,6 +125,7 @@ pub(crate) struct NewEntry {
     pub mailbox: usize,
     pub process: Box<dyn Process>,
     pub exit: Option<Arc<ExitCell>>,
+    pub journal: Option<Box<dyn Journal>>,
 }
 
 impl Entry {
@@ -135,6 +143,9 @@ impl Entry {
                 process: Some(n.process),
                 next: Some(Resume::Start),
                 abort: None,
+                journal: n.journal,
+                recording: false,
+                held: None,
             }),
             mailbox: Mutex::new(Mailbox::new(n.mailbox)),
             links: Mutex::new(LinkState::default()),
@@ -192,6 +203,8 @@ pub(crate) struct Scheduler {
     pub next_ref: AtomicI64,
     /// The children of live supervisors, for `which_children`.
     pub supervisors: DashMap<Pid, crate::supervisor::Children>,
+    /// Where workflow journals live.
+    pub journals: Option<Arc<dyn JournalStore>>,
 }
 
 /// Parts the runtime builder hands to the scheduler.
@@ -206,6 +219,7 @@ pub(crate) struct SchedulerParts {
     pub default_policy: Arc<Policy>,
     pub default_limits: Limits,
     pub default_mailbox: usize,
+    pub journals: Option<Arc<dyn JournalStore>>,
 }
 
 impl Scheduler {
@@ -238,6 +252,7 @@ impl Scheduler {
             hosts: DashMap::new(),
             next_ref: AtomicI64::new(1),
             supervisors: DashMap::new(),
+            journals: p.journals,
         }
     }
 
@@ -461,7 +476,21 @@ impl Scheduler {
             let input = match slot.next.take() {
                 Some(i) => i,
                 None => match entry.inbox.lock().take() {
-                    Some(r) => Resume::Return(r),
+                    Some(r) => match slot.held.take() {
+                        // The journal's answer: is the held result durable?
+                        Some(held) => match r {
+                            Ok(_) => Resume::Return(held),
+                            Err(e) => {
+                                drop(slot);
+                                self.finish(&entry, Exit::Failed(e));
+                                return;
+                            }
+                        },
+                        None => match self.journaled(&entry, &mut slot, r) {
+                            Some(resume) => resume,
+                            None => continue,
+                        },
+                    },
                     None => {
                         // Woken by a signal only: keep waiting unless signalled.
                         if entry.signal() == Signal::None {
@@ -511,6 +540,33 @@ impl Scheduler {
                     return;
                 }
                 Step::Yield(call) => {
+                    let call = match slot.journal.as_mut() {
+                        None => call,
+                        Some(journal) => {
+                            let name = self.dispatcher.name(call.id).unwrap_or("unknown command");
+                            match journal.before(name, call) {
+                                Ok(Before::Dispatch(call)) => {
+                                    slot.recording = true;
+                                    call
+                                }
+                                Ok(Before::Replay(r)) => {
+                                    slot.next = Some(Resume::Return(r));
+                                    burst += 1;
+                                    if burst >= INLINE_BURST {
+                                        drop(slot);
+                                        self.requeue(entry);
+                                        return;
+                                    }
+                                    continue;
+                                }
+                                Err(e) => {
+                                    drop(slot);
+                                    self.finish(&entry, Exit::Failed(e));
+                                    return;
+                                }
+                            }
+                        }
+                    };
                     let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
                     entry.expect.store(tag, Ordering::Release);
                     let hcx = HandlerCx {
@@ -521,7 +577,7 @@ impl Scheduler {
                     match self.dispatcher.dispatch(&hcx, call) {
                         Dispatched::Ready(r) => {
                             entry.expect.store(0, Ordering::Release);
-                            slot.next = Some(Resume::Return(r));
+                            slot.next = self.journaled(&entry, &mut slot, r);
                             burst += 1;
                             if burst >= INLINE_BURST {
                                 drop(slot);
@@ -564,6 +620,26 @@ impl Scheduler {
         }
     }
 
+    /// A command's result on its way to the process. A live result of a
+    /// workflow goes to its journal first: the process then waits (`None`)
+    /// for the journal to report it durable, and gets it after that.
+    fn journaled(&self, entry: &Entry, slot: &mut Slot, r: Result<Value, Error>) -> Option<Resume> {
+        let Some(journal) = slot.journal.as_mut().filter(|_| slot.recording) else {
+            return Some(Resume::Return(r));
+        };
+        slot.recording = false;
+        let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
+        entry.expect.store(tag, Ordering::Release);
+        let hcx = HandlerCx {
+            pid: entry.pid,
+            tag,
+            sink: &self.sink,
+        };
+        journal.record(&r, hcx.completer());
+        slot.held = Some(r);
+        None
+    }
+
     fn requeue(&self, entry: Arc<Entry>) {
         entry.state.requeue();
         // Behind everything else, so a busy process cannot starve the others.
@@ -577,14 +653,23 @@ impl Scheduler {
     pub fn finish(&self, entry: &Arc<Entry>, exit: Exit) {
         entry.state.finish();
         self.procs.remove(&entry.pid);
-        let process = {
+        let (process, journal) = {
             let mut slot = entry.slot.lock();
             if let Some(a) = slot.abort.take() {
                 a.abort();
             }
-            slot.process.take()
+            (slot.process.take(), slot.journal.take())
         };
         drop(process);
+        if let Some(mut journal) = journal {
+            let result = exit.clone().into_result();
+            // A workflow cancelled by a shutdown stays unfinished, to be resumed.
+            let abandoned = self.shutting_down.load(Ordering::Acquire)
+                && matches!(&result, Err(e) if e.kind() == ErrorKind::Canceled);
+            if !abandoned {
+                journal.finish(&result);
+            }
+        }
         entry.mailbox.lock().queue.clear();
         match &exit {
             Exit::Normal(_) => tracing::debug!(pid = %entry.pid, "process exited"),

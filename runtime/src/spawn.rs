@@ -4,6 +4,7 @@ use troupe_dispatcher::{Pid, Value};
 use troupe_modules::Policy;
 
 use crate::Limits;
+use crate::journal::StartMode;
 
 /// A request to start a process: which script, with what arguments, policy
 /// and limits.
@@ -25,6 +26,7 @@ pub struct Spawn {
     pub(crate) link: Option<Pid>,
     /// Stop the process when its script changes (see [`Spawn::restart_on_change`]).
     pub(crate) restart_on_change: bool,
+    pub(crate) workflow: Option<(String, StartMode)>,
 }
 
 impl Spawn {
@@ -39,7 +41,20 @@ impl Spawn {
             mailbox: None,
             link: None,
             restart_on_change: false,
+            workflow: None,
         }
+    }
+
+    /// Runs the script under `key` as the durable workflow `id`: every
+    /// command and its result is journaled in the runtime's journal store
+    /// (see [`RuntimeBuilder::journal_store`](crate::RuntimeBuilder::journal_store)),
+    /// so [`Runtime::resume`](crate::Runtime::resume) can pick it up after a
+    /// crash. The id must be new. Without a policy of its own it gets the
+    /// store's workflow policy.
+    pub fn workflow(id: impl Into<String>, key: impl Into<String>) -> Self {
+        let mut s = Self::script(key);
+        s.workflow = Some((id.into(), StartMode::New));
+        s
     }
 
     /// Sets the spawn arguments (`...` in Lua).
@@ -115,6 +130,7 @@ mod spawning {
 
     use super::{Native, Spawn};
     use crate::engine::{Engine, ProcessInit, Program};
+    use crate::journal::WorkflowStart;
     use crate::reload::CachedProgram;
     use crate::scheduler::{Entry, ExitCell, NewEntry, Scheduler};
 
@@ -237,11 +253,24 @@ mod spawning {
             if let Some(p) = &spec.policy {
                 p.validate(&self.modules)?;
             }
+            let journal = match &spec.workflow {
+                None => None,
+                Some((id, mode)) => Some(self.workflow_store()?.open(&WorkflowStart {
+                    id,
+                    script: &script,
+                    args: &spec.args,
+                    mode: *mode,
+                })?),
+            };
+            let default_policy = match (&spec.workflow, &self.journals) {
+                (Some(_), Some(store)) => Arc::new(store.policy()),
+                _ => Arc::clone(&self.default_policy),
+            };
             let policy = match (spec.policy, parent) {
                 (Some(p), Some(parent)) => Arc::new(Policy::clone(&p).within(&parent.policy)),
                 (Some(p), None) => p,
                 (None, Some(parent)) => Arc::clone(&parent.policy),
-                (None, None) => Arc::clone(&self.default_policy),
+                (None, None) => default_policy,
             };
             let limits = spec
                 .limits
@@ -273,11 +302,22 @@ mod spawning {
                 mailbox: spec.mailbox.unwrap_or(self.default_mailbox),
                 process,
                 exit,
+                journal,
             });
             if let Some(to) = spec.link {
                 self.link_at_spawn(&entry, to)?;
             }
             Ok(entry)
+        }
+
+        /// The journal store, for spawning workflows.
+        pub(crate) fn workflow_store(&self) -> Result<&Arc<dyn crate::JournalStore>, Error> {
+            self.journals.as_ref().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    "this runtime has no workflow store (RuntimeBuilder::journal_store)",
+                )
+            })
         }
 
         /// `process.spawn(script, opts, ...)` from a script: the key is
@@ -367,6 +407,7 @@ mod spawning {
                 mailbox: self.default_mailbox,
                 process: make(pid),
                 exit: n.exit,
+                journal: None,
             });
             if let Some(to) = n.link {
                 self.link_at_spawn(&entry, to)?;

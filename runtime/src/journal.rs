@@ -1,0 +1,159 @@
+//! The hook that makes workflows durable: a per-process [`Journal`] the
+//! scheduler consults before it dispatches a command and feeds every result
+//! before the process sees it, and the [`JournalStore`] that opens journals.
+//!
+//! The scheduler knows nothing about how or where a journal is kept (the
+//! `troupe-workflow` crate keeps it in an embedded database). Its side of the
+//! contract:
+//!
+//! - every command a workflow process yields goes through [`Journal::before`]
+//!   first, which either serves the journaled result (nothing is dispatched),
+//!   lets the command run (possibly rewritten, e.g. a durable sleep that only
+//!   waits for what is left), or fails the process (`NONDETERMINISM`);
+//! - the result of a command that ran goes to [`Journal::record`]; the process
+//!   stays parked until the journal reports the record durable through the
+//!   [`Completer`], so a script never acts on a result that a crash could
+//!   take back;
+//! - how the process ended goes to [`Journal::finish`], except when the
+//!   runtime shut down under it: then the workflow stays unfinished and is
+//!   resumed later.
+
+use troupe_dispatcher::{Call, Completer, Error, Value};
+use troupe_modules::Policy;
+use troupe_sources::Script;
+
+use crate::{ProcessHandle, Runtime, Spawn};
+
+/// What a journal decides about a command a workflow is about to run.
+#[derive(Debug)]
+pub enum Before {
+    /// Replaying: resume the process with this journaled result, dispatch nothing.
+    Replay(Result<Value, Error>),
+    /// Live: dispatch this call (the one yielded, or a rewritten one), then
+    /// [`Journal::record`] its result.
+    Dispatch(Call),
+}
+
+/// The journal of one workflow process. Called only by the worker stepping
+/// the process, one call at a time.
+pub trait Journal: Send + 'static {
+    /// Decides how to run `call`, named `name` by its handler registry.
+    /// An error fails the process with it.
+    fn before(&mut self, name: &str, call: Call) -> Result<Before, Error>;
+
+    /// Records the result of the command last dispatched, then calls
+    /// `durable.complete(Ok(Nil))` once the record is durable, or
+    /// `durable.complete(Err(e))` if it could not be written (which fails
+    /// the process with `e`).
+    fn record(&mut self, result: &Result<Value, Error>, durable: Completer);
+
+    /// Records how the process ended; returns once that is durable.
+    fn finish(&mut self, result: &Result<Value, Error>);
+}
+
+/// How a workflow process is started.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum StartMode {
+    /// A new workflow: its id must not exist yet.
+    New,
+    /// An unfinished workflow: replay its history, then continue live.
+    Resume,
+    /// Any workflow, replay only: the script must end exactly where its
+    /// history ends, without running anything live (a determinism check).
+    Replay,
+}
+
+/// What a [`JournalStore`] needs to open a workflow's journal.
+#[derive(Debug)]
+pub struct WorkflowStart<'a> {
+    /// The workflow id.
+    pub id: &'a str,
+    /// The script it runs, as read from the runtime's source now.
+    pub script: &'a Script,
+    /// The spawn arguments.
+    pub args: &'a [Value],
+    /// New, resume or replay.
+    pub mode: StartMode,
+}
+
+/// A workflow as its store remembers it: enough to start it again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredWorkflow {
+    /// The script's key in the runtime's source.
+    pub key: String,
+    /// The spawn arguments of its first run.
+    pub args: Vec<Value>,
+}
+
+/// Where workflow journals live. Set with
+/// [`RuntimeBuilder::journal_store`](crate::RuntimeBuilder::journal_store).
+pub trait JournalStore: Send + Sync + 'static {
+    /// Opens the journal of a workflow process about to start.
+    fn open(&self, start: &WorkflowStart<'_>) -> Result<Box<dyn Journal>, Error>;
+
+    /// The script and arguments of workflow `id` (`NOT_FOUND` if unknown).
+    fn load(&self, id: &str) -> Result<StoredWorkflow, Error>;
+
+    /// The ids of every workflow that has not finished, oldest first.
+    fn unfinished(&self) -> Result<Vec<String>, Error>;
+
+    /// The policy of workflow processes spawned without one of their own
+    /// (and of resumed ones).
+    fn policy(&self) -> Policy;
+}
+
+impl Runtime {
+    /// Resumes the unfinished workflow `id` from its journal store: the
+    /// script runs again from the start, journaled results are served
+    /// without running anything, and it continues live where the journal
+    /// ends. A script that diverges from its history fails with
+    /// `NONDETERMINISM`.
+    pub fn resume(&self, id: &str) -> Result<ProcessHandle, Error> {
+        self.restart(id, StartMode::Resume)
+    }
+
+    /// Replays workflow `id` (finished or not) against its history without
+    /// running anything live: the result is the script's result if it
+    /// follows its history exactly, `NONDETERMINISM` otherwise. For tests of
+    /// script changes.
+    pub fn replay(&self, id: &str) -> Result<ProcessHandle, Error> {
+        self.restart(id, StartMode::Replay)
+    }
+
+    fn restart(&self, id: &str, mode: StartMode) -> Result<ProcessHandle, Error> {
+        let stored = self.sched().workflow_store()?.load(id)?;
+        let mut spawn = Spawn::script(stored.key).args(stored.args);
+        spawn.workflow = Some((id.to_owned(), mode));
+        self.spawn(spawn)
+    }
+
+    /// Resumes every unfinished workflow (for `RuntimeBuilder::recover`).
+    pub(crate) fn recover_all(&self) -> Result<(), Error> {
+        let ids = self.sched().workflow_store()?.unfinished()?;
+        let mut recovered = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.resume(&id) {
+                Ok(h) => recovered.push((id, h.pid, h.exit)),
+                Err(e) => tracing::error!(workflow = %id, error = %e, "cannot resume workflow"),
+            }
+        }
+        *self.owner.recovered.lock() = recovered;
+        Ok(())
+    }
+
+    /// The workflows `RuntimeBuilder::recover` resumed, with their ids;
+    /// each call hands them over once.
+    pub fn recovered(&self) -> Vec<(String, ProcessHandle)> {
+        std::mem::take(&mut *self.owner.recovered.lock())
+            .into_iter()
+            .map(|(id, pid, exit)| {
+                let h = ProcessHandle {
+                    pid,
+                    exit,
+                    rt: self.clone(),
+                };
+                (id, h)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,369 @@
+//! `troupe workflow …`: run, resume, replay and inspect durable workflows
+//! kept in a store directory (`--data DIR`, default `.troupe`).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use troupe::{Error, FileSource, LuaEngine, ProcessHandle, Runtime, Spawn, Value};
+use troupe_workflow::{Entry, Header, WorkflowStore};
+
+use crate::{Output, locate_script, parse_arg};
+
+/// The store file inside the data directory.
+const STORE_FILE: &str = "workflows.redb";
+
+/// Arguments of `troupe workflow`.
+#[derive(Args, Debug)]
+pub struct WorkflowArgs {
+    /// The directory holding the workflow store.
+    #[arg(long, global = true, value_name = "DIR", default_value = ".troupe")]
+    data: PathBuf,
+
+    /// Scheduler worker threads (default: available cores).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    workers: Option<u16>,
+
+    #[command(subcommand)]
+    command: WorkflowCommand,
+}
+
+/// The workflow subcommands.
+#[derive(Subcommand, Debug)]
+enum WorkflowCommand {
+    /// Starts FILE as the new workflow ID and prints its result as JSON.
+    Run {
+        /// The workflow id (must be new).
+        id: String,
+        /// The script.
+        file: PathBuf,
+        /// Spawn arguments: JSON when they parse as JSON, otherwise strings.
+        #[arg(allow_negative_numbers = true)]
+        args: Vec<String>,
+    },
+    /// Resumes the unfinished workflow ID and prints its result as JSON.
+    Resume {
+        /// The workflow id.
+        id: String,
+    },
+    /// Replays workflow ID against its history without running anything
+    /// live; fails with NONDETERMINISM if its script no longer matches.
+    Replay {
+        /// The workflow id.
+        id: String,
+    },
+    /// Shows a workflow and its history.
+    Show {
+        /// The workflow id.
+        id: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lists the workflows: id, status, steps, started, script.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deletes a workflow and its history.
+    Delete {
+        /// The workflow id.
+        id: String,
+    },
+}
+
+impl WorkflowArgs {
+    /// Executes the subcommand.
+    pub fn execute(self) -> Result<Output, Error> {
+        let store = WorkflowStore::open(self.data.join(STORE_FILE))?;
+        match self.command {
+            WorkflowCommand::Run { id, file, args } => {
+                let key = script_key(&file)?;
+                let args = args
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| parse_arg(i + 1, a))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let spawn = Spawn::workflow(id, key).args(args);
+                run_to_end(store, self.workers, |rt| rt.spawn(spawn))
+            }
+            WorkflowCommand::Resume { id } => run_to_end(store, self.workers, |rt| rt.resume(&id)),
+            WorkflowCommand::Replay { id } => run_to_end(store, self.workers, |rt| rt.replay(&id)),
+            WorkflowCommand::Show { id, json } => {
+                let header = store.header(&id)?;
+                let history = store.history(&id)?;
+                Ok(if json {
+                    Output::Json(show_json(&header, &history))
+                } else {
+                    Output::Text(show_table(&header, &history))
+                })
+            }
+            WorkflowCommand::List { json } => list(&store, json),
+            WorkflowCommand::Delete { id } => {
+                store.delete(&id)?;
+                Ok(Output::Text(format!("deleted workflow {id}")))
+            }
+        }
+    }
+}
+
+/// Builds a runtime on `store` whose source is the whole file system, so a
+/// journaled script key (an absolute path) finds the script again on resume.
+fn run_to_end(
+    store: WorkflowStore,
+    workers: Option<u16>,
+    start: impl FnOnce(&Runtime) -> Result<ProcessHandle, Error>,
+) -> Result<Output, Error> {
+    let mut builder = Runtime::builder()
+        .source(FileSource::new("/"))
+        .engine(LuaEngine::new())
+        .journal_store(store);
+    if let Some(n) = workers {
+        builder = builder.workers(usize::from(n));
+    }
+    let rt = builder.build()?;
+    let result = start(&rt).and_then(|h| h.join_blocking());
+    rt.shutdown();
+    result.map(Output::Json)
+}
+
+/// The key of FILE in a source rooted at `/`: its absolute path without the
+/// leading slash.
+fn script_key(file: &Path) -> Result<String, Error> {
+    let (dir, name) = locate_script(file)?;
+    let path = dir.join(name);
+    let text = path.to_str().ok_or_else(|| {
+        Error::invalid(format!("script path {} is not valid UTF-8", path.display()))
+    })?;
+    Ok(text.trim_start_matches('/').to_owned())
+}
+
+/// A result or error as JSON-ready value: `{"ok": v}` or `{"error": {kind, message, …}}`.
+fn outcome(r: &Result<Value, Error>) -> Value {
+    let (k, v) = match r {
+        Ok(v) => ("ok", v.clone()),
+        Err(e) => ("error", e.to_value()),
+    };
+    Value::Map([(k.to_owned(), v)].into_iter().collect())
+}
+
+/// One line for a result: the JSON value, or `KIND: message`.
+fn outcome_text(r: &Result<Value, Error>) -> String {
+    match r {
+        Ok(v) => v.to_json(),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn show_json(h: &Header, history: &[Entry]) -> Value {
+    let steps: Vec<Value> = history
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let Entry::Command {
+                name,
+                call,
+                result,
+                at_ms,
+            } = e;
+            let mut m = std::collections::BTreeMap::new();
+            m.insert("step".to_owned(), Value::from(i + 1));
+            m.insert("command".to_owned(), Value::from(name.as_str()));
+            m.insert("args".to_owned(), call.args.clone());
+            m.insert("result".to_owned(), outcome(result));
+            m.insert("at_ms".to_owned(), Value::from(*at_ms));
+            Value::Map(m)
+        })
+        .collect();
+    let mut m = header_map(h);
+    m.insert("history".to_owned(), Value::Array(steps));
+    Value::Map(m)
+}
+
+fn header_map(h: &Header) -> std::collections::BTreeMap<String, Value> {
+    let mut m = std::collections::BTreeMap::new();
+    m.insert("id".to_owned(), Value::from(h.id.as_str()));
+    m.insert("status".to_owned(), Value::from(h.status.as_str()));
+    m.insert("script".to_owned(), Value::from(script_path(&h.key)));
+    m.insert("args".to_owned(), Value::Array(h.args.clone()));
+    m.insert(
+        "script_hash".to_owned(),
+        Value::from(format!("{:016x}", h.script_hash)),
+    );
+    m.insert("started_ms".to_owned(), Value::from(h.started_ms));
+    m.insert(
+        "finished_ms".to_owned(),
+        h.finished_ms.map_or(Value::Nil, Value::from),
+    );
+    m.insert(
+        "result".to_owned(),
+        h.result.as_ref().map_or(Value::Nil, outcome),
+    );
+    m
+}
+
+fn script_path(key: &str) -> String {
+    format!("/{key}")
+}
+
+fn show_table(h: &Header, history: &[Entry]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "workflow {}  {}", h.id, h.status.as_str());
+    let _ = writeln!(out, "script   {}", script_path(&h.key));
+    let _ = writeln!(out, "args     {}", Value::Array(h.args.clone()).to_json());
+    let _ = writeln!(out, "started  {}", utc(h.started_ms));
+    if let Some(f) = h.finished_ms {
+        let _ = writeln!(out, "finished {}", utc(f));
+    }
+    if let Some(r) = &h.result {
+        let _ = writeln!(out, "result   {}", outcome_text(r));
+    }
+    let rows: Vec<[String; 4]> = history
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let Entry::Command {
+                name, call, result, ..
+            } = e;
+            [
+                (i + 1).to_string(),
+                name.clone(),
+                if call.args.is_nil() {
+                    String::new()
+                } else {
+                    call.args.to_json()
+                },
+                outcome_text(result),
+            ]
+        })
+        .collect();
+    let _ = writeln!(out);
+    out.push_str(&table(&["STEP", "COMMAND", "ARGS", "RESULT"], &rows));
+    out
+}
+
+fn list(store: &WorkflowStore, json: bool) -> Result<Output, Error> {
+    let rows = store.list()?;
+    if json {
+        let items = rows
+            .iter()
+            .map(|s| match &s.header {
+                Ok(h) => {
+                    let mut m = header_map(h);
+                    m.insert("steps".to_owned(), Value::from(s.steps));
+                    Value::Map(m)
+                }
+                Err(e) => Value::Map(
+                    [
+                        ("id".to_owned(), Value::from(s.id.as_str())),
+                        ("status".to_owned(), Value::from("unreadable")),
+                        ("error".to_owned(), e.to_value()),
+                    ]
+                    .into_iter()
+                    .collect(),
+                ),
+            })
+            .collect();
+        return Ok(Output::Json(Value::Array(items)));
+    }
+    let rows: Vec<[String; 5]> = rows
+        .iter()
+        .map(|s| match &s.header {
+            Ok(h) => [
+                s.id.clone(),
+                h.status.as_str().to_owned(),
+                s.steps.to_string(),
+                utc(h.started_ms),
+                script_path(&h.key),
+            ],
+            Err(e) => [
+                s.id.clone(),
+                "unreadable".to_owned(),
+                s.steps.to_string(),
+                String::new(),
+                e.to_string(),
+            ],
+        })
+        .collect();
+    Ok(Output::Text(table(
+        &["ID", "STATUS", "STEPS", "STARTED", "SCRIPT"],
+        &rows,
+    )))
+}
+
+/// Left-aligned columns separated by two spaces.
+fn table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) -> String {
+    let mut width = head.map(str::len);
+    for r in rows {
+        for (w, cell) in width.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: [&str; N]| {
+        let mut l = String::new();
+        for (i, (cell, w)) in cells.iter().zip(width).enumerate() {
+            if i + 1 == N {
+                l.push_str(cell);
+            } else {
+                let _ = write!(l, "{cell:<w$}  ");
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(*head);
+    for r in rows {
+        line(std::array::from_fn(|i| r[i].as_str()));
+    }
+    out.trim_end().to_owned()
+}
+
+/// `ms` since the Unix epoch as `YYYY-MM-DD hh:mm:ss.mmm UTC`.
+fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00.000 UTC");
+        assert_eq!(utc(951_782_400_123), "2000-02-29 00:00:00.123 UTC");
+        assert_eq!(utc(1_795_000_000_000), "2026-11-18 11:06:40.000 UTC");
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let t = table(
+            &["A", "LONGER"],
+            &[
+                ["xyz".to_owned(), "1".to_owned()],
+                ["q".to_owned(), "22".to_owned()],
+            ],
+        );
+        assert_eq!(t, "A    LONGER\nxyz  1\nq    22");
+    }
+}

@@ -1,0 +1,263 @@
+//! End-to-end tests of `troupe workflow`: real subprocesses killed with
+//! SIGKILL mid-workflow and resumed from the store they left behind.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value as Json;
+
+/// How long any one wait may take before the test fails instead of hanging.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// A directory with scripts, a store (`data/`) and captured output.
+struct Scene {
+    dir: tempfile::TempDir,
+}
+
+/// What one finished run of the binary produced.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Json {
+        assert_eq!(self.code, Some(0), "expected success: {self:?}");
+        let last = self.stdout.lines().last().unwrap_or_default();
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+}
+
+impl Scene {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn script(&self, name: &str, code: &str) {
+        std::fs::write(self.path(name), code).expect("write script");
+    }
+
+    /// Starts `troupe workflow ARGS… --data data`, stdout and stderr into
+    /// files named after `tag`.
+    fn start(&self, tag: &str, args: &[&str]) -> Child {
+        let file = |p: PathBuf| std::fs::File::create(p).expect("capture file");
+        Command::new(env!("CARGO_BIN_EXE_troupe"))
+            .arg("workflow")
+            .args(args)
+            .args(["--data", "data"])
+            .current_dir(self.dir.path())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(file(self.path(&format!("{tag}.out"))))
+            .stderr(file(self.path(&format!("{tag}.err"))))
+            .spawn()
+            .expect("the troupe binary runs")
+    }
+
+    fn output(&self, tag: &str) -> String {
+        std::fs::read_to_string(self.path(&format!("{tag}.out"))).unwrap_or_default()
+    }
+
+    /// Waits for a started run to end.
+    fn finish(&self, tag: &str, mut child: Child) -> Run {
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for troupe") {
+                break status;
+            }
+            if started.elapsed() > DEADLINE {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("troupe {tag} still running after {DEADLINE:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Run {
+            code: status.code(),
+            stdout: self.output(tag),
+            stderr: std::fs::read_to_string(self.path(&format!("{tag}.err"))).unwrap_or_default(),
+        }
+    }
+
+    fn run(&self, tag: &str, args: &[&str]) -> Run {
+        let child = self.start(tag, args);
+        self.finish(tag, child)
+    }
+
+    /// Waits until the run's stdout has `n` lines containing `needle`.
+    fn wait_for(&self, tag: &str, needle: &str, n: usize) {
+        let started = Instant::now();
+        while self.output(tag).matches(needle).count() < n {
+            assert!(started.elapsed() < DEADLINE, "no {needle:?} from {tag}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// SIGKILLs a running troupe.
+    fn kill(&self, mut child: Child) {
+        child.kill().expect("SIGKILL troupe");
+        let status = child.wait().expect("reap troupe");
+        assert_eq!(status.code(), None, "killed by a signal, not exited");
+    }
+
+    fn show(&self, id: &str) -> Json {
+        self.run(&format!("show-{id}"), &["show", id, "--json"])
+            .json()
+    }
+}
+
+/// The commands of a `show --json` history, in order.
+fn commands(show: &Json) -> Vec<String> {
+    let history = show["history"].as_array().expect("a history");
+    for (i, step) in history.iter().enumerate() {
+        assert_eq!(step["step"], i + 1, "steps numbered once each, in order");
+    }
+    history
+        .iter()
+        .map(|s| s["command"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The example workflow: `n` sleeps of 200 ms, printing `step i` after each.
+fn steps_example() -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/workflow_steps.lua");
+    std::fs::read_to_string(path).expect("examples/workflow_steps.lua")
+}
+
+#[test]
+fn a_killed_workflow_resumes_to_the_result_of_an_uninterrupted_run() {
+    let s = Scene::new();
+    s.script("steps.lua", &steps_example());
+    let whole = s.run("whole", &["run", "whole", "steps.lua", "6"]).json();
+    assert_eq!(whole["squares"], serde_json::json!([1, 4, 9, 16, 25, 36]));
+    assert_eq!(whole["ok"], true);
+
+    let child = s.start("cut", &["run", "cut", "steps.lua", "6"]);
+    s.wait_for("cut", "step 2", 1);
+    s.kill(child);
+    let before = s.show("cut");
+    assert_eq!(before["status"], "running");
+    let done_before = commands(&before).len();
+    assert!(done_before < 8, "killed mid-workflow: {before}");
+
+    let resumed = s.run("resume", &["resume", "cut"]).json();
+    assert_eq!(resumed, whole);
+    let after = s.show("cut");
+    assert_eq!(after["status"], "completed");
+    assert_eq!(after["result"]["ok"], whole);
+    assert_eq!(commands(&after), commands(&s.show("whole")));
+    assert_eq!(commands(&after).len(), 8);
+
+    let list = s.run("list", &["list", "--json"]).json();
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["cut", "whole"]);
+    let resume_again = s.run("again", &["resume", "cut"]);
+    assert_eq!(resume_again.code, Some(1));
+    assert!(
+        resume_again.stderr.starts_with("CONFLICT: "),
+        "{resume_again:?}"
+    );
+    let replayed = s.run("replay", &["replay", "cut"]).json();
+    assert_eq!(replayed, whole);
+    assert_eq!(s.run("delete", &["delete", "cut"]).code, Some(0));
+    let gone = s.run("gone", &["show", "cut"]);
+    assert!(gone.stderr.starts_with("NOT_FOUND: "), "{gone:?}");
+}
+
+#[test]
+fn a_durable_sleep_waits_only_for_what_is_left_after_a_restart() {
+    const SLEEP_MS: u64 = 8_000;
+    let s = Scene::new();
+    s.script(
+        "nap.lua",
+        &format!(
+            r#"
+            local time = require("time")
+            local t0 = time.now()
+            print("sleeping")
+            time.sleep({SLEEP_MS})
+            return time.now() - t0
+            "#
+        ),
+    );
+    let child = s.start("nap", &["run", "nap", "nap.lua"]);
+    s.wait_for("nap", "sleeping", 1);
+    std::thread::sleep(Duration::from_millis(SLEEP_MS / 2));
+    s.kill(child);
+
+    let started = Instant::now();
+    let total = s.run("resume", &["resume", "nap"]).json();
+    let waited = started.elapsed();
+    // The whole sleep happened (across both processes)…
+    assert!(total.as_f64().unwrap() >= SLEEP_MS as f64, "{total}");
+    // …but the resumed process did not sleep all of it again.
+    assert!(
+        waited < Duration::from_millis(SLEEP_MS - 1_000),
+        "resume waited {waited:?}"
+    );
+}
+
+#[test]
+fn a_reordered_script_fails_to_resume_with_nondeterminism() {
+    let s = Scene::new();
+    let v1 = r#"
+        local time = require("time")
+        local t = time.now()
+        time.sleep(10)
+        print("ready")
+        time.sleep(60000)
+        return t
+    "#;
+    s.script("w.lua", v1);
+    let child = s.start("run", &["run", "w", "w.lua"]);
+    s.wait_for("run", "ready", 1);
+    s.kill(child);
+
+    s.script(
+        "w.lua",
+        &v1.replace(
+            "local t = time.now()\n        time.sleep(10)",
+            "time.sleep(10)\n        local t = time.now()",
+        ),
+    );
+    let run = s.run("resume", &["resume", "w"]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let line = run.stderr.trim();
+    assert!(
+        line.starts_with("NONDETERMINISM: workflow \"w\" step 1:"),
+        "{line}"
+    );
+    assert!(
+        line.contains("time.sleep") && line.contains("time.now"),
+        "{line}"
+    );
+    assert_eq!(s.show("w")["status"], "running");
+}
+
+#[test]
+fn workflow_usage_errors_are_one_line() {
+    let s = Scene::new();
+    let run = s.run("missing", &["resume", "nope"]);
+    assert_eq!(run.code, Some(1));
+    assert_eq!(
+        run.stderr.trim(),
+        "NOT_FOUND: workflow \"nope\" does not exist"
+    );
+    let run = s.run("nofile", &["run", "x", "absent.lua"]);
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.starts_with("NOT_FOUND: "), "{run:?}");
+}

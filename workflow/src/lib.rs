@@ -1,0 +1,268 @@
+//! Durable, deterministic workflows for Troupe, with no server: a process
+//! spawned as a workflow journals every command it yields and the result it
+//! got in an embedded database ([redb](https://docs.rs/redb)), durably,
+//! before the script sees the result. After a crash, the workflow is resumed
+//! by running its script again from the start: journaled results are served
+//! without running anything, a script that yields something else than its
+//! history fails with `NONDETERMINISM`, and where the history ends the script
+//! continues live. `time.now`, `process.receive` and any other command
+//! replay exactly; `time.sleep` is a durable timer that, after a restart,
+//! waits only for what is left.
+//!
+//! ```no_run
+//! use troupe_runtime::{Runtime, Spawn};
+//! use troupe_workflow::WorkflowStore;
+//! # fn engine() -> troupe_engines::lua::LuaEngine { troupe_engines::lua::LuaEngine::new() }
+//!
+//! let rt = Runtime::builder()
+//!     .engine(engine())
+//!     .journal_store(WorkflowStore::open("data/workflows.redb")?)
+//!     .recover(true) // resume every unfinished workflow
+//!     .build()?;
+//! let h = rt.spawn(Spawn::workflow("order-42", "order.lua").args([42]))?;
+//! let result = h.join_blocking()?;
+//! # Ok::<(), troupe_dispatcher::Error>(())
+//! ```
+//!
+//! **Guarantee.** A command's result is durable before the script sees it,
+//! so nothing the script did *after* a command is ever based on a result a
+//! crash could take back. A command that was running when the process died
+//! has no journaled result and runs again on resume: commands with outside
+//! effects (an HTTP call, a host module) run **at least once**. Make them
+//! idempotent where that matters.
+//!
+//! This crate knows the runtime only through its journal hook
+//! (`troupe_runtime::Journal`); it knows nothing of engines.
+
+mod journal;
+pub mod record;
+mod store;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
+use troupe_dispatcher::{Error, ErrorKind};
+use troupe_modules::Policy;
+use troupe_runtime::{Journal, JournalStore, StartMode, StoredWorkflow, WorkflowStart};
+
+use crate::journal::WorkflowJournal;
+pub use crate::record::{Entry, FORMAT_VERSION, Header, Status};
+use crate::store::{Db, Op, now_ms};
+
+/// One row of [`WorkflowStore::list`].
+#[derive(Debug)]
+pub struct Summary {
+    /// The workflow id.
+    pub id: String,
+    /// Its header, or why it cannot be read.
+    pub header: Result<Header, Error>,
+    /// How many steps its history holds.
+    pub steps: u64,
+}
+
+struct Inner {
+    path: PathBuf,
+    db: OnceLock<Result<Db, Error>>,
+    policy: Mutex<Policy>,
+    /// Workflows with a live process in this runtime.
+    running: Mutex<HashSet<Arc<str>>>,
+}
+
+/// A workflow store: an embedded database file holding workflow journals.
+/// Cheap to clone. Hand it to a runtime with
+/// `RuntimeBuilder::journal_store`; read it with [`list`](Self::list),
+/// [`header`](Self::header) and [`history`](Self::history).
+///
+/// One OS process at a time may open a store file.
+#[derive(Clone)]
+pub struct WorkflowStore {
+    inner: Arc<Inner>,
+}
+
+impl WorkflowStore {
+    /// A store in the database file `path` (created with its directory if
+    /// missing), opened on first use.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                path: path.into(),
+                db: OnceLock::new(),
+                policy: Mutex::new(Self::default_policy()),
+                running: Mutex::new(HashSet::new()),
+            }),
+        }
+    }
+
+    /// Opens the store in `path` now, reporting any failure (`UNAVAILABLE`
+    /// if another process has it open).
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, Error> {
+        let s = Self::new(path);
+        s.db()?;
+        Ok(s)
+    }
+
+    /// Sets the policy of workflow processes spawned without one (and of
+    /// resumed ones). Default: [`WorkflowStore::default_policy`].
+    #[must_use]
+    pub fn with_policy(self, policy: Policy) -> Self {
+        *self.inner.policy.lock() = policy;
+        self
+    }
+
+    /// The workflow preset plus the `time` module by name: clocks and
+    /// timers are journaled, so they are deterministic in a workflow,
+    /// while the rest of the `nondeterministic` class (and `math.random`)
+    /// stays out.
+    pub fn default_policy() -> Policy {
+        Policy::workflow().allow_module("time")
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    pub(crate) fn db(&self) -> Result<&Db, Error> {
+        self.inner
+            .db
+            .get_or_init(|| Db::open(&self.inner.path))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The header of workflow `id` (`NOT_FOUND` if unknown).
+    pub fn header(&self, id: &str) -> Result<Header, Error> {
+        self.db()?.header(id)
+    }
+
+    /// The history of workflow `id`, step 1 first.
+    pub fn history(&self, id: &str) -> Result<Vec<Entry>, Error> {
+        Ok(self.db()?.history(id)?.entries)
+    }
+
+    /// Every workflow, ordered by id.
+    pub fn list(&self) -> Result<Vec<Summary>, Error> {
+        self.db()?.list()
+    }
+
+    /// Deletes workflow `id` and its history. A workflow running in this
+    /// process cannot be deleted (`CONFLICT`).
+    pub fn delete(&self, id: &str) -> Result<(), Error> {
+        if self.inner.running.lock().contains(id) {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("workflow {id:?} is running"),
+            ));
+        }
+        self.db()?.delete(id)
+    }
+
+    /// Marks `id` as running in this process; `ALREADY_EXISTS` if it is.
+    fn claim(&self, id: &str) -> Result<Arc<str>, Error> {
+        let id: Arc<str> = id.into();
+        if !self.inner.running.lock().insert(Arc::clone(&id)) {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("workflow {id:?} is already running"),
+            ));
+        }
+        Ok(id)
+    }
+
+    pub(crate) fn release(&self, id: &str) {
+        self.inner.running.lock().remove(id);
+    }
+
+    fn start(&self, id: Arc<str>, w: &WorkflowStart<'_>) -> Result<WorkflowJournal, Error> {
+        let db = self.db()?;
+        let mut journal = WorkflowJournal {
+            id: Arc::clone(&id),
+            store: self.clone(),
+            history: Vec::new(),
+            cursor: 0,
+            timers: Default::default(),
+            mode: w.mode,
+            next_step: 1,
+            live: None,
+        };
+        if w.mode == StartMode::New {
+            let header = Header {
+                id: id.to_string(),
+                key: w.script.key.clone(),
+                args: w.args.to_vec(),
+                script_hash: w.script.version,
+                status: Status::Running,
+                started_ms: now_ms(),
+                finished_ms: None,
+                result: None,
+            };
+            let bytes = record::encode(&header)?;
+            db.call(|reply| Op::Create {
+                id,
+                header: bytes,
+                reply,
+            })?;
+            return Ok(journal);
+        }
+        // Records a previous process of this workflow queued must be in.
+        db.call(|reply| Op::Flush { reply })?;
+        let header = db.header(&id)?;
+        if w.mode == StartMode::Resume && header.status != Status::Running {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "workflow {id:?} has already {} (see its history, or replay it)",
+                    header.status.as_str()
+                ),
+            ));
+        }
+        if header.script_hash != w.script.version {
+            tracing::info!(workflow = %id, key = %header.key, "the script changed since the workflow started");
+        }
+        let stored = db.history(&id)?;
+        journal.next_step = stored.entries.len() as u64 + 1;
+        journal.history = stored.entries;
+        journal.timers = stored.deadlines.into_iter().collect();
+        Ok(journal)
+    }
+}
+
+impl JournalStore for WorkflowStore {
+    fn open(&self, w: &WorkflowStart<'_>) -> Result<Box<dyn Journal>, Error> {
+        let id = self.claim(w.id)?;
+        match self.start(Arc::clone(&id), w) {
+            Ok(j) => Ok(Box::new(j)),
+            Err(e) => {
+                self.release(&id);
+                Err(e)
+            }
+        }
+    }
+
+    fn load(&self, id: &str) -> Result<StoredWorkflow, Error> {
+        let h = self.header(id)?;
+        Ok(StoredWorkflow {
+            key: h.key,
+            args: h.args,
+        })
+    }
+
+    fn unfinished(&self) -> Result<Vec<String>, Error> {
+        let mut rows: Vec<(u64, String)> = Vec::new();
+        for s in self.list()? {
+            match s.header {
+                Ok(h) if h.status == Status::Running => rows.push((h.started_ms, s.id)),
+                Ok(_) => {}
+                Err(e) => tracing::error!(workflow = %s.id, error = %e, "cannot recover workflow"),
+            }
+        }
+        rows.sort();
+        Ok(rows.into_iter().map(|(_, id)| id).collect())
+    }
+
+    fn policy(&self) -> Policy {
+        self.inner.policy.lock().clone()
+    }
+}
