@@ -121,7 +121,14 @@ impl Drop for Db {
     /// closed (and can be opened again) when the store is dropped.
     fn drop(&mut self) {
         self.writer = None;
-        if let Some(t) = self.thread.take() {
+        // The last owner may be the writer itself (a completion it delivered
+        // held the runtime): it then ends on its own once its loop sees the
+        // channel closed.
+        if let Some(t) = self
+            .thread
+            .take()
+            .filter(|t| t.thread().id() != std::thread::current().id())
+        {
             let _ = t.join();
         }
     }

@@ -59,6 +59,26 @@ fn runtime(
         .unwrap()
 }
 
+/// Opens the store file behind the workflow store's back, once the last
+/// runtime thread holding the store (a completion in flight can keep a
+/// dropped runtime alive for a moment) has let go of it.
+fn open_when_released(path: &std::path::Path) -> redb::Database {
+    let started = std::time::Instant::now();
+    loop {
+        match redb::Database::create(path) {
+            Ok(db) => return db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "store never released"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 fn ints(v: &[i64]) -> Value {
     Value::Array(v.iter().copied().map(Value::Int).collect())
 }
@@ -246,7 +266,7 @@ fn a_corrupt_journal_entry_fails_only_its_workflow_with_internal() {
     {
         // Damage two histories behind the store's back.
         use redb::ReadableTable;
-        let db = redb::Database::create(&path).unwrap();
+        let db = open_when_released(&path);
         let history: redb::TableDefinition<(&str, u64), &[u8]> =
             redb::TableDefinition::new("history");
         let txn = db.begin_write().unwrap();
