@@ -111,12 +111,15 @@ impl WorkflowStore {
         self
     }
 
-    /// The workflow preset plus the `time` module by name: clocks and
-    /// timers are journaled, so they are deterministic in a workflow,
-    /// while the rest of the `nondeterministic` class (and `math.random`)
-    /// stays out.
+    /// The workflow preset plus the `time`, `rand` and `uuid` modules by
+    /// name: their results are journaled commands, so they replay exactly,
+    /// while the rest of the `nondeterministic` class (and `math.random`,
+    /// which is not a command) stays out.
     pub fn default_policy() -> Policy {
-        Policy::workflow().allow_module("time")
+        Policy::workflow()
+            .allow_module("time")
+            .allow_module("rand")
+            .allow_module("uuid")
     }
 
     /// The database file.

@@ -300,3 +300,37 @@ fn a_corrupt_journal_entry_fails_only_its_workflow_with_internal() {
     h.send("go", 5).unwrap();
     assert_eq!(h.join_blocking().unwrap(), ints(&[10, 50]));
 }
+
+#[test]
+fn random_numbers_and_uuids_replay_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_at(&dir);
+    let (tx, _rx) = channel();
+    let script = r#"
+        local rand, uuid, process = require("rand"), require("uuid"), require("process")
+        local drawn = { rand.int(1, 1000000000), rand.float(), uuid.v4() }
+        process.receive("go")
+        return drawn
+    "#;
+    let src = || MemorySource::new().with("r.lua", script);
+    let rt = runtime(&store, src(), &tx, false);
+    rt.spawn(Spawn::workflow("r", "r.lua")).unwrap();
+    // Wait until the three draws are journaled (and the script waits).
+    let started = std::time::Instant::now();
+    while store.history("r").unwrap().len() < 3 {
+        assert!(started.elapsed() < Duration::from_secs(30), "no draws");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    rt.shutdown();
+    let drawn: Vec<Value> = store
+        .history("r")
+        .unwrap()
+        .into_iter()
+        .map(|Entry::Command { result, .. }| result.unwrap())
+        .collect();
+
+    let rt = runtime(&store, src(), &tx, false);
+    let h = rt.resume("r").unwrap();
+    h.send("go", 0).unwrap();
+    assert_eq!(h.join_blocking().unwrap(), Value::Array(drawn));
+}
