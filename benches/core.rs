@@ -90,6 +90,17 @@ fn runtime(workers: usize) -> Runtime {
         .expect("runtime builds")
 }
 
+/// Runs `spawn` with the iteration count as its argument and returns how
+/// long it took; the script must return that count.
+fn timed_run(rt: &Runtime, spawn: Spawn, iters: u64) -> Duration {
+    let start = Instant::now();
+    let h = rt.spawn(spawn.args([iters_arg(iters)])).expect("spawn");
+    let v = h.join_blocking().expect("join");
+    let elapsed = start.elapsed();
+    assert_eq!(v, iters_arg(iters));
+    elapsed
+}
+
 /// Iteration count as a script argument.
 fn iters_arg(iters: u64) -> Value {
     Value::Int(i64::try_from(iters).expect("iteration count fits i64"))
@@ -116,16 +127,7 @@ fn yield_roundtrip(c: &mut Criterion) {
     // Troupe: `time.now()` N times in one process = N command round trips.
     let rt = runtime(1);
     g.bench_function("troupe_time_now", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            let h = rt
-                .spawn(Spawn::script("yield_loop.lua").args([iters_arg(iters)]))
-                .expect("spawn");
-            let v = h.join_blocking().expect("join");
-            let elapsed = start.elapsed();
-            assert_eq!(v, iters_arg(iters));
-            elapsed
-        });
+        b.iter_custom(|iters| timed_run(&rt, Spawn::script("yield_loop.lua"), iters));
     });
     g.finish();
     rt.shutdown();
@@ -230,18 +232,7 @@ fn ping_pong(c: &mut Criterion) {
         let rt = runtime(workers);
         g.bench_function(format!("troupe_processes_{workers}_workers"), |b| {
             b.iter_custom(|iters| {
-                let start = Instant::now();
-                let h = rt
-                    .spawn(
-                        Spawn::script("ping_pong.lua")
-                            .entry("ping")
-                            .args([iters_arg(iters)]),
-                    )
-                    .expect("spawn");
-                let v = h.join_blocking().expect("join");
-                let elapsed = start.elapsed();
-                assert_eq!(v, iters_arg(iters));
-                elapsed
+                timed_run(&rt, Spawn::script("ping_pong.lua").entry("ping"), iters)
             });
         });
         rt.shutdown();

@@ -2,18 +2,12 @@
 //! one-line structured error on stderr.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
+use support::Run;
 
-/// What one run of the binary produced.
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
+mod support;
 
 impl Run {
     /// Asserts a successful run and returns its stdout parsed as JSON.
@@ -46,46 +40,14 @@ impl Run {
     }
 }
 
-/// How long one run may take before the test kills it and fails.
-const DEADLINE: Duration = Duration::from_secs(120);
-
-/// Runs `troupe ARGS…` in `dir` with logging at its default level; a run
-/// that outlives [`DEADLINE`] is killed and the test fails instead of hanging.
+/// Runs `troupe ARGS…` in `dir`; see [`support::finish`] for the deadline.
 fn troupe(dir: &Path, args: &[&str]) -> Run {
     let out_dir = tempfile::tempdir().expect("temp dir");
-    let (out_path, err_path) = (out_dir.path().join("stdout"), out_dir.path().join("stderr"));
-    let file = |p: &Path| std::fs::File::create(p).expect("capture file");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_troupe"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(file(&out_path))
-        .stderr(file(&err_path))
-        .spawn()
-        .expect("the troupe binary runs");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for troupe") {
-            break status;
-        }
-        if started.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("troupe {args:?} still running after {DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let read =
-        |p: &Path| String::from_utf8_lossy(&std::fs::read(p).expect("read capture")).into_owned();
-    Run {
-        code: status.code(),
-        stdout: read(&out_path),
-        stderr: read(&err_path),
-    }
+    let (out, err) = (out_dir.path().join("stdout"), out_dir.path().join("stderr"));
+    let child = support::start(dir, args, &out, &err);
+    support::finish(&format!("{args:?}"), child, &out, &err)
 }
 
-/// A temp dir holding one script.
 fn with_script(name: &str, code: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join(name), code).expect("write script");

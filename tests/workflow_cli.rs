@@ -2,25 +2,17 @@
 //! SIGKILL mid-workflow and resumed from the store they left behind.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
+use support::{DEADLINE, Run};
 
-/// How long any one wait may take before the test fails instead of hanging.
-const DEADLINE: Duration = Duration::from_secs(120);
+mod support;
 
 /// A directory with scripts, a store (`data/`) and captured output.
 struct Scene {
     dir: tempfile::TempDir,
-}
-
-/// What one finished run of the binary produced.
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
 }
 
 impl Run {
@@ -49,43 +41,30 @@ impl Scene {
     /// Starts `troupe workflow ARGS… --data data`, stdout and stderr into
     /// files named after `tag`.
     fn start(&self, tag: &str, args: &[&str]) -> Child {
-        let file = |p: PathBuf| std::fs::File::create(p).expect("capture file");
-        Command::new(env!("CARGO_BIN_EXE_troupe"))
-            .arg("workflow")
-            .args(args)
-            .args(["--data", "data"])
-            .current_dir(self.dir.path())
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(file(self.path(&format!("{tag}.out"))))
-            .stderr(file(self.path(&format!("{tag}.err"))))
-            .spawn()
-            .expect("the troupe binary runs")
+        let args: Vec<&str> = ["workflow"]
+            .into_iter()
+            .chain(args.iter().copied())
+            .chain(["--data", "data"])
+            .collect();
+        let (out, err) = self.captures(tag);
+        support::start(self.dir.path(), &args, &out, &err)
+    }
+
+    fn captures(&self, tag: &str) -> (PathBuf, PathBuf) {
+        (
+            self.path(&format!("{tag}.out")),
+            self.path(&format!("{tag}.err")),
+        )
     }
 
     fn output(&self, tag: &str) -> String {
-        std::fs::read_to_string(self.path(&format!("{tag}.out"))).unwrap_or_default()
+        std::fs::read_to_string(self.captures(tag).0).unwrap_or_default()
     }
 
     /// Waits for a started run to end.
-    fn finish(&self, tag: &str, mut child: Child) -> Run {
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait for troupe") {
-                break status;
-            }
-            if started.elapsed() > DEADLINE {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("troupe {tag} still running after {DEADLINE:?}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        Run {
-            code: status.code(),
-            stdout: self.output(tag),
-            stderr: std::fs::read_to_string(self.path(&format!("{tag}.err"))).unwrap_or_default(),
-        }
+    fn finish(&self, tag: &str, child: Child) -> Run {
+        let (out, err) = self.captures(tag);
+        support::finish(tag, child, &out, &err)
     }
 
     fn run(&self, tag: &str, args: &[&str]) -> Run {
