@@ -56,3 +56,27 @@ pub trait Engine: Send + Sync + 'static {
     /// Starts a process running `program`.
     fn instantiate(&self, program: &Program, init: ProcessInit) -> Result<Box<dyn Process>, Error>;
 }
+
+/// A shared engine is an engine (for registries such as
+/// `troupe_engines::EngineFactory` that hand out `Arc<dyn Engine>`s).
+impl<E: Engine + ?Sized> Engine for Arc<E> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
+    fn extensions(&self) -> &[&str] {
+        (**self).extensions()
+    }
+
+    fn compile(&self, script: &Script) -> Result<Program, Error> {
+        (**self).compile(script)
+    }
+
+    fn modules(&self) -> Vec<ModuleDef> {
+        (**self).modules()
+    }
+
+    fn instantiate(&self, program: &Program, init: ProcessInit) -> Result<Box<dyn Process>, Error> {
+        (**self).instantiate(program, init)
+    }
+}

@@ -465,6 +465,7 @@ fn start(caller: &Caller, plan: &Plan, args: Vec<Value>) -> Result<EvalRun, Erro
         custom: plan.custom.clone(),
         imports: plan.imports.clone(),
         depth: caller.depth + 1,
+        env: None,
     };
     let process = launch(&caller.pool, CHUNK_NAME, chunk, init, extras)?;
     Ok(EvalRun {

@@ -18,6 +18,7 @@
 mod convert;
 mod error;
 mod eval;
+mod interpreter;
 mod object;
 mod process;
 mod state;
@@ -35,6 +36,7 @@ use troupe_modules::{Class, ModuleDef, ResultHandler};
 use troupe_runtime::{Engine, Process, ProcessInit, Program};
 use troupe_sources::Script;
 
+pub use self::interpreter::LuaInterpreter;
 use self::process::LuaProcess;
 use self::state::{Output, Prelude, ProcCtx, new_state};
 
@@ -142,6 +144,10 @@ pub(crate) struct EvalExtras {
     pub imports: HashMap<String, Script>,
     /// Nesting level below the process (1 for an eval run by a process).
     pub depth: u8,
+    /// An environment and `require` cache to run in instead of fresh ones
+    /// (an embedded interpreter keeps its globals between runs). They must
+    /// belong to the state the pool hands out.
+    pub env: Option<(mlua::Table, mlua::Table)>,
 }
 
 /// Starts `chunk` (called `name` in errors) in a state from `pool`: a fresh
@@ -161,7 +167,13 @@ pub(crate) fn launch(
         (p.new_env.clone(), p.body.clone())
     };
     let nondeterministic = init.policy.classes().contains(Class::Nondeterministic);
-    let env: mlua::Table = new_env.call(nondeterministic).map_err(internal)?;
+    let (env, loaded) = match extras.env {
+        Some((env, loaded)) => (env, loaded),
+        None => (
+            new_env.call(nondeterministic).map_err(internal)?,
+            lua.create_table().map_err(internal)?,
+        ),
+    };
     for (k, v) in &extras.globals {
         env.raw_set(k.as_str(), convert::to_lua(&lua, v).map_err(internal)?)
             .map_err(internal)?;
@@ -180,7 +192,6 @@ pub(crate) fn launch(
             ChunkMode::Text => syntax_error(name, &e),
             ChunkMode::Binary => internal(e),
         })?;
-    let loaded = lua.create_table().map_err(internal)?;
     state::custom_modules(&lua, &loaded, &extras.custom).map_err(internal)?;
     let limits = init.limits;
     let slice = limits.slice_instructions.get().min(u64::from(u32::MAX));
