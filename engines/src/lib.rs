@@ -12,14 +12,19 @@
 //!
 //! [`EngineFactory::builtin`] knows every engine compiled in, one cargo
 //! feature each: `lua` (default; mlua, Lua 5.4), `js`, `python`, `wasm`,
-//! `starlark`, `cel`, `expr`.
+//! `starlark`, `cel`, `expr`. [`EnginePool`], [`AutoGrowPool`] and
+//! [`Manager`] share instances between tasks, threads and tenants.
 
 pub mod capability;
 pub mod factory;
 #[cfg(feature = "lua")]
 pub mod lua;
+pub mod manager;
+pub mod pool;
 
 pub use capability::{
     Executor, Functions, Globals, HostFunction, Loader, Modules, ScriptEngine, Watcher, unsupported,
 };
 pub use factory::EngineFactory;
+pub use manager::Manager;
+pub use pool::{AutoGrowPool, EnginePool, PooledEngine};

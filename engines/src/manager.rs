@@ -1,0 +1,136 @@
+//! [`Manager`]: named engines and pools per namespace (one namespace per
+//! tenant), with graceful close.
+//!
+//! ```
+//! # #[cfg(feature = "lua")] {
+//! use std::time::Duration;
+//! use troupe_engines::{EngineFactory, Manager};
+//! use troupe_dispatcher::Value;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let manager = Manager::new(EngineFactory::builtin());
+//! manager.add_engine("tenant-a", "rules", "lua")?;
+//! let mut rules = manager.get("tenant-a", "rules").await?;
+//! assert_eq!(rules.as_executor()?.execute_string("return 6 * 7")?, Value::Int(42));
+//! drop(rules);
+//! manager.close(Duration::from_secs(1)).await?;
+//! # Ok::<(), troupe_dispatcher::Error>(())
+//! # }).unwrap();
+//! # }
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use troupe_dispatcher::{Error, ErrorKind};
+
+use crate::factory::EngineFactory;
+use crate::pool::{EnginePool, PooledEngine};
+
+/// Named pools by namespace. A named *engine* is a pool of one instance,
+/// so users of the same engine take turns.
+pub struct Manager {
+    factory: EngineFactory,
+    namespaces: Mutex<BTreeMap<String, BTreeMap<String, EnginePool>>>,
+}
+
+impl Manager {
+    /// A manager whose [`add_engine`](Manager::add_engine) makes instances
+    /// with `factory`.
+    pub fn new(factory: EngineFactory) -> Self {
+        Self {
+            factory,
+            namespaces: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Adds `pool` as `name` in `namespace`; `ALREADY_EXISTS` if the name is
+    /// taken there.
+    pub fn add_pool(&self, namespace: &str, name: &str, pool: EnginePool) -> Result<(), Error> {
+        let mut namespaces = self.namespaces.lock();
+        let ns = namespaces.entry(namespace.to_owned()).or_default();
+        if ns.contains_key(name) {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("{namespace}/{name} already exists"),
+            ));
+        }
+        ns.insert(name.to_owned(), pool);
+        Ok(())
+    }
+
+    /// Adds one instance of engine `kind` (from the factory) as `name` in
+    /// `namespace`.
+    pub fn add_engine(&self, namespace: &str, name: &str, kind: &str) -> Result<(), Error> {
+        self.factory.create(kind)?;
+        let factory = self.factory.clone();
+        let kind = kind.to_owned();
+        let pool = EnginePool::new(1, move || factory.create(&kind))?;
+        self.add_pool(namespace, name, pool)
+    }
+
+    /// The pool `name` in `namespace`; `NOT_FOUND` if there is none.
+    pub fn pool(&self, namespace: &str, name: &str) -> Result<EnginePool, Error> {
+        self.namespaces
+            .lock()
+            .get(namespace)
+            .and_then(|ns| ns.get(name))
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("no engine {namespace}/{name}")))
+    }
+
+    /// An instance of `name` in `namespace` (see [`EnginePool::get`]).
+    pub async fn get(&self, namespace: &str, name: &str) -> Result<PooledEngine, Error> {
+        self.pool(namespace, name)?.get().await
+    }
+
+    /// [`get`](Manager::get) for threads outside an async context.
+    pub fn get_blocking(&self, namespace: &str, name: &str) -> Result<PooledEngine, Error> {
+        self.pool(namespace, name)?.get_blocking()
+    }
+
+    /// The namespaces, sorted.
+    pub fn namespaces(&self) -> Vec<String> {
+        self.namespaces.lock().keys().cloned().collect()
+    }
+
+    /// The engine and pool names in `namespace`, sorted.
+    pub fn names(&self, namespace: &str) -> Vec<String> {
+        self.namespaces
+            .lock()
+            .get(namespace)
+            .map(|ns| ns.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Removes `namespace` and closes its pools, waiting up to `timeout`
+    /// for checked-out instances (see [`EnginePool::close`]).
+    pub async fn close_namespace(&self, namespace: &str, timeout: Duration) -> Result<(), Error> {
+        let pools = self.namespaces.lock().remove(namespace);
+        let pools = pools.ok_or_else(|| Error::not_found(format!("no namespace {namespace}")))?;
+        close_all(pools.into_values(), timeout).await
+    }
+
+    /// Closes every namespace, waiting up to `timeout` for checked-out
+    /// instances; the first error (e.g. `TIMEOUT`) after all were closed.
+    pub async fn close(&self, timeout: Duration) -> Result<(), Error> {
+        let all = std::mem::take(&mut *self.namespaces.lock());
+        close_all(all.into_values().flat_map(BTreeMap::into_values), timeout).await
+    }
+}
+
+async fn close_all(
+    pools: impl Iterator<Item = EnginePool>,
+    timeout: Duration,
+) -> Result<(), Error> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut first = None;
+    for pool in pools {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if let Err(e) = pool.close(left).await {
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), Err)
+}

@@ -1,0 +1,240 @@
+//! Pools and the manager, with the Lua interpreter.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use troupe_dispatcher::{Error, ErrorKind, Value};
+use troupe_engines::lua::LuaInterpreter;
+use troupe_engines::{AutoGrowPool, EngineFactory, EnginePool, Manager, ScriptEngine};
+use troupe_modules::{ModuleRegistry, Policy};
+use troupe_runtime::Limits;
+
+fn lua() -> Result<Box<dyn ScriptEngine>, Error> {
+    Ok(Box::new(LuaInterpreter::with_output(|_| {})))
+}
+
+/// Runs `x * 2` with `x = i` on a pooled instance.
+fn double(e: &mut dyn ScriptEngine, i: i64) -> Result<Value, Error> {
+    e.as_globals()?.set_global("x", Value::Int(i))?;
+    e.as_executor()?.execute_string("return x * 2")
+}
+
+#[test]
+fn thousand_concurrent_executions_on_auto_grow_pool_lose_none() {
+    let pool = AutoGrowPool::new(2, 8, lua)
+        .and_then(|p| p.with_wait(Duration::from_secs(600)))
+        .unwrap();
+    assert_eq!(pool.size(), 2);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let ok = Arc::new(AtomicUsize::new(0));
+    // 800 from tokio tasks, 200 from plain threads.
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let (pool, ok) = (pool.clone(), Arc::clone(&ok));
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    let n = 10_000 + t * 50 + i;
+                    let mut e = pool.get_blocking().unwrap();
+                    assert_eq!(double(&mut *e, n).unwrap(), Value::Int(n * 2));
+                    ok.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..800)
+            .map(|i| {
+                let (pool, ok) = (pool.clone(), Arc::clone(&ok));
+                tokio::spawn(async move {
+                    let mut e = pool.get().await.unwrap();
+                    assert_eq!(double(&mut *e, i).unwrap(), Value::Int(i * 2));
+                    ok.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(ok.load(Ordering::SeqCst), 1000);
+    assert!(pool.size() >= 2 && pool.size() <= 8, "size {}", pool.size());
+    assert_eq!(pool.in_use(), 0);
+    assert_eq!(pool.idle(), pool.size());
+}
+
+#[test]
+fn a_returned_engine_carries_nothing_from_its_previous_user() {
+    let pool = EnginePool::new(1, lua).unwrap();
+    {
+        let mut e = pool.get_blocking().unwrap();
+        e.as_globals()
+            .unwrap()
+            .set_global("secret", Value::from("s3"))
+            .unwrap();
+        e.as_functions()
+            .unwrap()
+            .register_function("host", Arc::new(|_| Ok(Value::Int(1))))
+            .unwrap();
+        e.as_loader()
+            .unwrap()
+            .load_string("lib", "return 7")
+            .unwrap();
+        e.as_executor()
+            .unwrap()
+            .execute_string("function mine() return 1 end")
+            .unwrap();
+    }
+    let mut e = pool.get_blocking().unwrap();
+    let g = e.as_globals().unwrap();
+    for name in ["secret", "host", "mine"] {
+        assert_eq!(g.get_global(name).unwrap(), Value::Nil, "{name}");
+    }
+    let gone = e.as_executor().unwrap().execute("lib").unwrap_err();
+    assert_eq!(gone.kind(), ErrorKind::NotFound);
+    assert_eq!(pool.size(), 1);
+}
+
+#[test]
+fn over_max_waits_then_rate_limited() {
+    let pool = EnginePool::new(1, lua)
+        .and_then(|p| p.with_wait(Duration::from_millis(20)))
+        .unwrap();
+    let held = pool.get_blocking().unwrap();
+    let blocked = pool.get_blocking().err().map(|e| e.kind());
+    assert_eq!(blocked, Some(ErrorKind::RateLimited));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let waited = rt.block_on(pool.get()).err().map(|e| e.kind());
+    assert_eq!(waited, Some(ErrorKind::RateLimited));
+    drop(held);
+    assert!(pool.get_blocking().is_ok());
+}
+
+/// An engine whose reset always fails.
+struct Broken;
+
+impl ScriptEngine for Broken {
+    fn kind(&self) -> &'static str {
+        "broken"
+    }
+    fn init(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+    fn close(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+    fn last_error(&self) -> Option<&Error> {
+        None
+    }
+    fn reset(&mut self) -> Result<(), Error> {
+        Err(Error::internal("cannot reset"))
+    }
+    fn set_policy(&mut self, _: Arc<Policy>, _: Arc<ModuleRegistry>) -> Result<(), Error> {
+        Ok(())
+    }
+    fn set_limits(&mut self, _: Limits) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+#[test]
+fn an_engine_whose_reset_fails_is_replaced() {
+    let made = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&made);
+    let pool = EnginePool::new(1, move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Ok(Box::new(Broken) as Box<dyn ScriptEngine>)
+    })
+    .unwrap();
+    drop(pool.get_blocking().unwrap());
+    assert_eq!(pool.size(), 0);
+    drop(pool.get_blocking().unwrap());
+    assert_eq!(made.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn manager_keeps_namespaces_apart_and_closes_gracefully() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let m = Arc::new(Manager::new(EngineFactory::builtin()));
+        m.add_engine("a", "rules", "lua").unwrap();
+        m.add_engine("b", "rules", "lua").unwrap();
+        let dup = m.add_engine("a", "rules", "lua").unwrap_err();
+        assert_eq!(dup.kind(), ErrorKind::AlreadyExists);
+        let unknown = m.add_engine("a", "x", "cobol").unwrap_err();
+        assert_eq!(unknown.kind(), ErrorKind::NotFound);
+        m.add_pool(
+            "a",
+            "workers",
+            AutoGrowPool::new(0, 4, lua).unwrap().into_pool(),
+        )
+        .unwrap();
+        assert_eq!(m.namespaces(), vec!["a", "b"]);
+        assert_eq!(m.names("a"), vec!["rules", "workers"]);
+
+        let mut a = m.get("a", "rules").await.unwrap();
+        a.as_globals()
+            .unwrap()
+            .set_global("tenant", Value::from("a"))
+            .unwrap();
+        let mut b = m.get_blocking("b", "rules").unwrap();
+        assert_eq!(
+            b.as_globals().unwrap().get_global("tenant").unwrap(),
+            Value::Nil
+        );
+        drop(b);
+        m.close_namespace("b", Duration::from_secs(1))
+            .await
+            .unwrap();
+        let gone = m.get("b", "rules").await.err().map(|e| e.kind());
+        assert_eq!(gone, Some(ErrorKind::NotFound));
+
+        // Close waits for the checked-out instance to come back.
+        let pool = m.pool("a", "rules").unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let user = tokio::spawn(async move {
+            rx.await.unwrap();
+            drop(a);
+        });
+        let closing = {
+            let m = Arc::clone(&m);
+            tokio::spawn(async move { m.close(Duration::from_secs(600)).await })
+        };
+        tx.send(()).unwrap();
+        user.await.unwrap();
+        closing.await.unwrap().unwrap();
+        assert!(m.namespaces().is_empty());
+        assert_eq!(pool.size(), 0);
+        let closed = pool.get().await.err().map(|e| e.kind());
+        assert_eq!(closed, Some(ErrorKind::Unavailable));
+    });
+}
+
+#[test]
+fn close_times_out_while_an_engine_is_held() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = EnginePool::new(2, lua).unwrap();
+    let held = pool.get_blocking().unwrap();
+    let r = rt.block_on(pool.close(Duration::from_millis(10)));
+    assert_eq!(r.err().map(|e| e.kind()), Some(ErrorKind::Timeout));
+    assert_eq!(pool.size(), 1);
+    drop(held);
+    assert_eq!(pool.size(), 0);
+}
