@@ -39,7 +39,7 @@ pub use troupe_modules::{
 };
 pub use troupe_runtime::{
     ChildInfo, ChildSpec, Engine, HostMailbox, Limits, Message, ProcessHandle, Restart, Runtime,
-    RuntimeBuilder, Spawn, Strategy, Supervisor, SupervisorHandle,
+    RuntimeBuilder, Spawn, Strategy, Supervisor, SupervisorHandle, WORKERS_ENV,
 };
 pub use troupe_sources::{
     CachedSource, Change, ChangeSink, EmbeddedSource, EtcdSource, FileSource, HttpSource,

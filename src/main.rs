@@ -16,6 +16,7 @@
 //! one line `KIND: message` on stderr (exit 1); a usage error is one line
 //! `INVALID: …` on stderr (exit 2).
 
+mod bench;
 mod workflow_cli;
 
 use std::collections::BTreeMap;
@@ -61,6 +62,9 @@ enum Command {
     Eval(EvalArgs),
     /// Durable workflows: run, resume, replay, show, list, delete.
     Workflow(workflow_cli::WorkflowArgs),
+    /// Runs the side-by-side benchmark (Erlang/OTP when `erl` is installed,
+    /// raw mlua, Troupe) and prints one Markdown table with the ratios.
+    Bench(bench::BenchArgs),
 }
 
 /// What a subcommand prints on success.
@@ -80,6 +84,7 @@ impl Command {
             Command::Docs => Ok(Output::Text(markdown(cli_modules().iter().map(|m| &**m)))),
             Command::Eval(args) => eval(args).map(Output::Json),
             Command::Workflow(args) => args.execute(),
+            Command::Bench(args) => bench::bench(&args).map(Output::Text),
         }
     }
 }

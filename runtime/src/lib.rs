@@ -36,6 +36,6 @@ pub use journal::{Before, Journal, JournalStore, StartMode, StoredWorkflow, Work
 pub use limits::Limits;
 pub use mailbox::Message;
 pub use process::{Process, Resume, Step, StepCx};
-pub use runtime::{ProcessHandle, Runtime, RuntimeBuilder};
+pub use runtime::{ProcessHandle, Runtime, RuntimeBuilder, WORKERS_ENV};
 pub use spawn::Spawn;
 pub use supervisor::{ChildInfo, ChildSpec, Restart, Strategy, Supervisor, SupervisorHandle};

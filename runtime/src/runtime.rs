@@ -37,7 +37,10 @@ pub struct RuntimeBuilder {
 }
 
 impl RuntimeBuilder {
-    /// Number of scheduler worker threads (default: available cores).
+    /// Number of scheduler worker threads (default: available cores). The
+    /// environment variable [`WORKERS_ENV`] (`TROUPE_WORKERS=N`), when set,
+    /// overrides this for every runtime of the process, e.g. to run a whole
+    /// test suite with one worker.
     #[must_use]
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = n.max(1);
@@ -156,6 +159,7 @@ impl RuntimeBuilder {
         if let Some(e) = self.failed.take() {
             return Err(e);
         }
+        let workers = workers_from_env()?.unwrap_or(self.workers);
         let unavailable = |what: &str, e: std::io::Error| {
             Error::new(ErrorKind::Unavailable, format!("cannot start {what}: {e}"))
         };
@@ -197,8 +201,8 @@ impl RuntimeBuilder {
             sched.timers.stop();
             return Err(e);
         }
-        let mut threads = Vec::with_capacity(self.workers);
-        for i in 0..self.workers {
+        let mut threads = Vec::with_capacity(workers);
+        for i in 0..workers {
             let s = Arc::clone(&sched);
             let t = std::thread::Builder::new()
                 .name(format!("troupe-worker-{i}"))
@@ -224,6 +228,24 @@ impl RuntimeBuilder {
             rt.recover_all()?;
         }
         Ok(rt)
+    }
+}
+
+/// The environment variable that overrides the worker count of every runtime
+/// (see [`RuntimeBuilder::workers`]).
+pub const WORKERS_ENV: &str = "TROUPE_WORKERS";
+
+/// `TROUPE_WORKERS` as a worker count: `None` when unset, `INVALID_ARGUMENT`
+/// when it is not a positive integer.
+fn workers_from_env() -> Result<Option<usize>, Error> {
+    let Some(text) = std::env::var_os(WORKERS_ENV) else {
+        return Ok(None);
+    };
+    match text.to_str().and_then(|t| t.trim().parse::<usize>().ok()) {
+        Some(n) if n > 0 => Ok(Some(n)),
+        _ => Err(Error::invalid(format!(
+            "{WORKERS_ENV}={text:?} must be a positive integer"
+        ))),
     }
 }
 

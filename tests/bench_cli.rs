@@ -1,0 +1,50 @@
+//! `troupe bench`'s child-process protocol and the `TROUPE_WORKERS`
+//! override, through the `troupe` binary. (The full side-by-side run takes
+//! minutes and measures time: it is not a test.)
+
+use std::process::{Command, Output};
+
+fn troupe(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_troupe"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("troupe runs")
+}
+
+/// A memory job runs in a child process and prints bytes per idle unit: a
+/// Troupe process blocked in `receive`, and a raw mlua coroutine.
+#[test]
+fn memory_jobs_print_bytes_per_process() {
+    for job in ["troupe", "mlua-coroutine"] {
+        let out = troupe(&["bench", "--quick", "--child", job], &[]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{job}: {out:?}");
+        let bytes: f64 = stdout.trim().parse().expect("one number");
+        assert!(bytes > 0.0, "{job}: an idle unit takes memory, got {bytes}");
+    }
+}
+
+/// `TROUPE_WORKERS` is read by every runtime: one worker runs a chunk; a
+/// value that is not a positive integer is an error naming the variable.
+#[test]
+fn troupe_workers_is_read_by_every_runtime() {
+    let ok = troupe(
+        &["eval", "--lang", "lua", "return 6 * 7"],
+        &[("TROUPE_WORKERS", "1")],
+    );
+    assert!(ok.status.success(), "{ok:?}");
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "42");
+    for bad in ["0", "many", ""] {
+        let out = troupe(
+            &["eval", "--lang", "lua", "return 1"],
+            &[("TROUPE_WORKERS", bad)],
+        );
+        assert_eq!(out.status.code(), Some(1), "{bad:?}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.starts_with("INVALID: ") && stderr.contains("TROUPE_WORKERS"),
+            "{bad:?}: {stderr}"
+        );
+    }
+}
