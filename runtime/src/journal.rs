@@ -32,6 +32,10 @@ pub enum Before {
     /// Live: dispatch this call (the one yielded, or a rewritten one), then
     /// [`Journal::record`] its result.
     Dispatch(Call),
+    /// Live but not journaled: dispatch this call and hand its result
+    /// straight to the process (the commands a `workflow.side_effect`
+    /// function runs: only the function's value is journaled).
+    Passthrough(Call),
 }
 
 /// The journal of one workflow process. Called only by the worker stepping

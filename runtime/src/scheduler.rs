@@ -549,6 +549,7 @@ impl Scheduler {
                                     slot.recording = true;
                                     call
                                 }
+                                Ok(Before::Passthrough(call)) => call,
                                 Ok(Before::Replay(r)) => {
                                     slot.next = Some(Resume::Return(r));
                                     burst += 1;

@@ -1,12 +1,21 @@
 //! The journal of one workflow process: serves its history while the script
 //! replays it, checks that the script yields the same commands in the same
 //! order, then records every live result through the group-commit writer.
+//!
+//! It also answers the `workflow` module's commands itself, without
+//! dispatching them: `workflow.id()`; `workflow.version(change, min, max)`
+//! from the version markers of the history (recording one, without waiting
+//! for it, when a new execution reaches a change); and the steps of
+//! `workflow.side_effect(fn)`: on replay the journaled value, live a go-ahead,
+//! after which the commands `fn` runs are dispatched unjournaled and only
+//! `fn`'s value is journaled, as one step.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use troupe_dispatcher::{Call, Completer, Error, ErrorKind, Value};
 use troupe_modules::builtin::ids;
+use troupe_modules::builtin::workflow::{DEFAULT_VERSION, side_effect_begin, side_effect_result};
 use troupe_runtime::{Before, Journal, StartMode};
 
 use crate::WorkflowStore;
@@ -28,6 +37,31 @@ pub(crate) struct WorkflowJournal {
     pub next_step: u64,
     /// The command running live: its name and the call as the script yielded it.
     pub live: Option<(String, Call)>,
+    /// The version of every change the history recorded or this run decided.
+    pub versions: HashMap<String, i64>,
+    /// Where the commands of the history end (markers may follow).
+    pub replay_end: usize,
+    /// How deep the script is in live `workflow.side_effect` functions.
+    pub side_effects: usize,
+}
+
+/// Whether a history entry is a `workflow.version` marker rather than a
+/// command the script replays in order.
+pub(crate) fn is_marker(e: &Entry) -> bool {
+    let Entry::Command { call, .. } = e;
+    call.id == ids::WORKFLOW_VERSION
+}
+
+/// The versions a history's markers recorded, by change id.
+pub(crate) fn recorded_versions(history: &[Entry]) -> HashMap<String, i64> {
+    history
+        .iter()
+        .filter(|e| is_marker(e))
+        .filter_map(|Entry::Command { call, result, .. }| {
+            let change = call.args.get("change_id")?.as_str()?.to_owned();
+            Some((change, result.as_ref().ok()?.as_i64()?))
+        })
+        .collect()
 }
 
 impl WorkflowJournal {
@@ -71,14 +105,116 @@ impl WorkflowJournal {
     }
 }
 
+impl WorkflowJournal {
+    /// `workflow.version(change, min, max)`, Temporal's `GetVersion`.
+    fn version(&mut self, call: &Call) -> Result<i64, Error> {
+        let arg = |k: &str| call.args.get(k).and_then(Value::as_i64).unwrap_or(0);
+        let (min, max) = (arg("min"), arg("max"));
+        let change = call
+            .args
+            .get("change_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let version = match self.versions.get(&change) {
+            Some(v) => *v,
+            // Replaying a history that ran past this point before the change.
+            None if self.mode == StartMode::Replay || self.cursor < self.replay_end => {
+                DEFAULT_VERSION
+            }
+            None => {
+                self.mark(call, max)?;
+                max
+            }
+        };
+        self.versions.insert(change.clone(), version);
+        if version < min || version > max {
+            return Err(Error::new(
+                ErrorKind::Nondeterminism,
+                format!(
+                    "workflow {:?}: change {change:?} has version {version} in the history{} but the script allows only {min}..={max}",
+                    self.id,
+                    if version == DEFAULT_VERSION {
+                        " (DEFAULT_VERSION: the history predates the change)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        Ok(version)
+    }
+
+    /// Records a version marker. Nothing waits for it: every later record
+    /// of this workflow goes through the same writer queue behind it, so no
+    /// result the script acts on is durable without it.
+    fn mark(&mut self, call: &Call, version: i64) -> Result<(), Error> {
+        let entry = Entry::Command {
+            name: "workflow.version".to_owned(),
+            call: call.clone(),
+            result: Ok(Value::Int(version)),
+            at_ms: now_ms(),
+        };
+        let bytes = encode(&entry)?;
+        self.store.db()?.send(Op::Mark {
+            id: Arc::clone(&self.id),
+            step: self.next_step,
+            entry: bytes,
+        });
+        self.next_step += 1;
+        Ok(())
+    }
+
+    /// A command yielded while a live side-effect function runs.
+    fn in_side_effect(&mut self, name: &str, call: Call) -> Before {
+        match call.id {
+            ids::WORKFLOW_SIDE_EFFECT_BEGIN => {
+                self.side_effects += 1;
+                Before::Replay(Ok(side_effect_begin(None)))
+            }
+            ids::WORKFLOW_SIDE_EFFECT if self.side_effects > 1 => {
+                self.side_effects -= 1;
+                Before::Replay(side_effect_result(&call.args))
+            }
+            ids::WORKFLOW_SIDE_EFFECT => {
+                self.side_effects = 0;
+                self.live = Some((name.to_owned(), call.clone()));
+                Before::Dispatch(call)
+            }
+            _ => Before::Passthrough(call),
+        }
+    }
+}
+
 impl Journal for WorkflowJournal {
     fn before(&mut self, name: &str, call: Call) -> Result<Before, Error> {
+        match call.id {
+            ids::WORKFLOW_ID => return Ok(Before::Replay(Ok(Value::from(&*self.id)))),
+            ids::WORKFLOW_VERSION => {
+                return self
+                    .version(&call)
+                    .map(|v| Before::Replay(Ok(Value::Int(v))));
+            }
+            _ if self.side_effects > 0 => return Ok(self.in_side_effect(name, call)),
+            _ => {}
+        }
+        while self.history.get(self.cursor).is_some_and(is_marker) {
+            self.cursor += 1;
+        }
         if let Some(entry) = self.history.get(self.cursor) {
             let Entry::Command {
                 call: journaled,
                 result,
                 ..
             } = entry;
+            if call.id == ids::WORKFLOW_SIDE_EFFECT_BEGIN
+                && journaled.id == ids::WORKFLOW_SIDE_EFFECT
+            {
+                self.cursor += 1;
+                return Ok(Before::Replay(
+                    result.clone().map(|v| side_effect_begin(Some(v))),
+                ));
+            }
             if *journaled != call {
                 return Err(self.nondeterminism(self.cursor, name, &call));
             }
@@ -96,6 +232,10 @@ impl Journal for WorkflowJournal {
                     describe(name, &call)
                 ),
             ));
+        }
+        if call.id == ids::WORKFLOW_SIDE_EFFECT_BEGIN {
+            self.side_effects = 1;
+            return Ok(Before::Replay(Ok(side_effect_begin(None))));
         }
         let dispatch = if call.id == ids::TIME_SLEEP {
             self.sleep(&call)

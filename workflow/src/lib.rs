@@ -189,6 +189,9 @@ impl WorkflowStore {
             mode: w.mode,
             next_step: 1,
             live: None,
+            versions: Default::default(),
+            replay_end: 0,
+            side_effects: 0,
         };
         if w.mode == StartMode::New {
             let header = Header {
@@ -226,6 +229,12 @@ impl WorkflowStore {
         }
         let stored = db.history(&id)?;
         journal.next_step = stored.entries.len() as u64 + 1;
+        journal.versions = journal::recorded_versions(&stored.entries);
+        journal.replay_end = stored
+            .entries
+            .iter()
+            .rposition(|e| !journal::is_marker(e))
+            .map_or(0, |i| i + 1);
         journal.history = stored.entries;
         journal.timers = stored.deadlines.into_iter().collect();
         Ok(journal)

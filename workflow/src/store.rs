@@ -80,6 +80,13 @@ pub(crate) enum Op {
         clear_timer: bool,
         durable: Completer,
     },
+    /// A history entry nobody waits for (a `workflow.version` marker):
+    /// every later record of the workflow commits with it or after it.
+    Mark {
+        id: Arc<str>,
+        step: u64,
+        entry: Vec<u8>,
+    },
     /// A sleep started: its deadline, for resuming after a crash.
     Timer {
         id: Arc<str>,
@@ -103,7 +110,7 @@ impl Op {
                 let _ = reply.send(Err(e.clone()));
             }
             Op::Append { durable, .. } => durable.complete(Err(e.clone())),
-            Op::Timer { .. } => {}
+            Op::Timer { .. } | Op::Mark { .. } => {}
         }
     }
 }
@@ -318,7 +325,7 @@ impl Writer {
                             | Op::Flush { reply: tx } => {
                                 let _ = tx.send(reply);
                             }
-                            Op::Timer { .. } => {}
+                            Op::Timer { .. } | Op::Mark { .. } => {}
                         }
                     }
                 }
@@ -373,6 +380,12 @@ impl Writer {
                         Ok(())
                     }
                     Op::Flush { .. } => Ok(()),
+                    Op::Mark { id, step, entry } => {
+                        history
+                            .insert((&**id, *step), entry.as_slice())
+                            .map_err(|e| err(e.into()))?;
+                        Ok(())
+                    }
                     Op::Timer { id, step, deadline } => {
                         timers
                             .insert((&**id, *step), *deadline)

@@ -7,7 +7,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use troupe_dispatcher::{Call, CommandId, ErrorKind, Value};
+use troupe_dispatcher::{Call, CommandId, Error, ErrorKind, Value};
 use troupe_engines::lua::LuaEngine;
 use troupe_modules::{Class, ModuleDef, Ret};
 use troupe_runtime::{Runtime, Spawn};
@@ -17,7 +17,8 @@ use troupe_workflow::{Entry, Status, WorkflowStore};
 const CHARGE: CommandId = CommandId(2000);
 
 /// A host module with an outside effect: `bank.charge(n)` returns `n * 10`
-/// and reports `n` on the channel.
+/// and reports `n` on the channel. A negative `n` is refused after it is
+/// reported: `UNAVAILABLE` (retryable), or `INVALID` from -100 down.
 fn bank() -> ModuleDef {
     ModuleDef::new("bank")
         .class(Class::Network)
@@ -48,7 +49,11 @@ fn runtime(
             b.inline(CHARGE, "bank.charge", move |_, v| {
                 let n = v.as_i64().unwrap_or_default();
                 let _ = charges.lock().send(n);
-                Ok(Value::Int(n * 10))
+                match n {
+                    ..=-100 => Err(Error::invalid("refused")),
+                    -99..=-1 => Err(Error::new(ErrorKind::Unavailable, "try again")),
+                    _ => Ok(Value::Int(n * 10)),
+                }
             })?;
             Ok(())
         })
@@ -333,4 +338,249 @@ fn random_numbers_and_uuids_replay_exactly() {
     let h = rt.resume("r").unwrap();
     h.send("go", 0).unwrap();
     assert_eq!(h.join_blocking().unwrap(), Value::Array(drawn));
+}
+
+fn names(store: &WorkflowStore, id: &str) -> Vec<String> {
+    store
+        .history(id)
+        .unwrap()
+        .into_iter()
+        .map(|Entry::Command { name, .. }| name)
+        .collect()
+}
+
+#[test]
+fn workflow_version_lets_a_changed_script_resume_old_histories() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_at(&dir);
+    let (tx, rx) = channel();
+    let old = r#"
+        local bank, time, process = require("bank"), require("time"), require("process")
+        bank.charge(1)
+        time.sleep(1)
+        bank.charge(2)
+        process.receive("go")
+        return "old"
+    "#;
+    // The same reordering the NONDETERMINISM test makes, guarded.
+    let guarded = |min: i64| {
+        format!(
+            r#"
+        local bank, time, process = require("bank"), require("time"), require("process")
+        local workflow = require("workflow")
+        bank.charge(1)
+        local v = workflow.version("charge-first", {min}, 1)
+        if v == workflow.DEFAULT_VERSION then
+            time.sleep(1)
+            bank.charge(2)
+        else
+            bank.charge(2)
+            time.sleep(1)
+        end
+        process.receive("go")
+        -- Asked again, the same change has the same version.
+        return workflow.version("charge-first", {min}, 1)
+    "#
+        )
+    };
+    let rt = runtime(&store, MemorySource::new().with("w.lua", old), &tx, false);
+    rt.spawn(Spawn::workflow("old", "w.lua")).unwrap();
+    assert_eq!((next(&rx), next(&rx)), (1, 2));
+    rt.shutdown();
+
+    let rt = runtime(
+        &store,
+        MemorySource::new().with("w.lua", guarded(-1)),
+        &tx,
+        false,
+    );
+    // The old history takes the old branch: nothing diverges, nothing reruns.
+    let h = rt.resume("old").unwrap();
+    h.send("go", 0).unwrap();
+    assert_eq!(h.join_blocking().unwrap(), Value::Int(-1));
+    assert!(rx.try_recv().is_err());
+    // A new run records the newest version and takes the new branch.
+    let h = rt.spawn(Spawn::workflow("new", "w.lua")).unwrap();
+    assert_eq!((next(&rx), next(&rx)), (1, 2));
+    h.send("go", 0).unwrap();
+    assert_eq!(h.join_blocking().unwrap(), Value::Int(1));
+    assert_eq!(
+        names(&store, "new"),
+        [
+            "bank.charge",
+            "workflow.version",
+            "bank.charge",
+            "time.sleep",
+            "process.receive"
+        ]
+    );
+    assert_eq!(
+        names(&store, "old"),
+        [
+            "bank.charge",
+            "time.sleep",
+            "bank.charge",
+            "process.receive"
+        ]
+    );
+    // Both histories replay under the guarded script.
+    assert_eq!(
+        rt.replay("new").unwrap().join_blocking().unwrap(),
+        Value::Int(1)
+    );
+    assert_eq!(
+        rt.replay("old").unwrap().join_blocking().unwrap(),
+        Value::Int(-1)
+    );
+    rt.shutdown();
+
+    // A script that no longer supports the old history says so by change id.
+    let rt = runtime(
+        &store,
+        MemorySource::new().with("w.lua", guarded(0)),
+        &tx,
+        false,
+    );
+    let err = rt.replay("old").unwrap().join_blocking().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Nondeterminism, "{err}");
+    assert!(err.message().contains("\"charge-first\""), "{err}");
+    assert!(err.message().contains("DEFAULT_VERSION"), "{err}");
+    assert_eq!(
+        rt.replay("new").unwrap().join_blocking().unwrap(),
+        Value::Int(1)
+    );
+    rt.shutdown();
+    let newer = guarded(0).replace("0, 1)", "2, 3)");
+    let rt = runtime(
+        &store,
+        MemorySource::new().with("w.lua", &*newer),
+        &tx,
+        false,
+    );
+    let err = rt.replay("new").unwrap().join_blocking().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Nondeterminism, "{err}");
+    assert!(
+        err.message().contains("\"charge-first\" has version 1"),
+        "{err}"
+    );
+    assert!(rx.try_recv().is_err());
+}
+
+const SIDE_EFFECTS: &str = r#"
+    local workflow, bank, errors = require("workflow"), require("bank"), require("errors")
+    local process = require("process")
+    local id = workflow.id()
+    -- Commands inside the function run, unjournaled; only its value is.
+    local total = workflow.side_effect(function()
+        return bank.charge(5) + bank.charge(6)
+    end)
+    local ok, err = pcall(workflow.side_effect, function()
+        bank.charge(7)
+        error(errors.new({ kind = "INVALID", message = "no" }))
+    end)
+    process.receive("go")
+    return { id = id, total = total, failed = err:kind() }
+"#;
+
+#[test]
+fn side_effects_run_once_and_replay_their_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_at(&dir);
+    let (tx, rx) = channel();
+    let src = || MemorySource::new().with("se.lua", SIDE_EFFECTS);
+    let rt = runtime(&store, src(), &tx, false);
+    rt.spawn(Spawn::workflow("se", "se.lua")).unwrap();
+    assert_eq!((next(&rx), next(&rx), next(&rx)), (5, 6, 7));
+    rt.shutdown();
+
+    let rt = runtime(&store, src(), &tx, true);
+    let (_, h) = rt.recovered().remove(0);
+    h.send("go", 0).unwrap();
+    let expected: Value = [
+        ("id", Value::from("se")),
+        ("total", Value::Int(110)),
+        ("failed", Value::from("INVALID")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    assert_eq!(h.join_blocking().unwrap(), expected);
+    // Neither function ran again.
+    assert!(rx.try_recv().is_err());
+    assert_eq!(
+        names(&store, "se"),
+        [
+            "workflow.side_effect",
+            "workflow.side_effect",
+            "process.receive"
+        ]
+    );
+
+    // Outside a workflow the same script runs as is: no id, effects run.
+    let h = rt
+        .spawn(Spawn::script("se.lua").policy(WorkflowStore::default_policy().allow_module("bank")))
+        .unwrap();
+    assert_eq!((next(&rx), next(&rx), next(&rx)), (5, 6, 7));
+    h.send("go", 0).unwrap();
+    let Value::Map(mut plain) = expected else {
+        unreachable!()
+    };
+    plain.remove("id");
+    assert_eq!(h.join_blocking().unwrap(), Value::Map(plain));
+}
+
+#[test]
+fn retries_are_journaled_and_not_run_again_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_at(&dir);
+    let (tx, rx) = channel();
+    let script = r#"
+        local workflow, bank, process = require("workflow"), require("bank"), require("process")
+        local opts = { attempts = 5, backoff_ms = 1, multiplier = 2, non_retryable = { "INVALID" } }
+        -- Refused twice (UNAVAILABLE), then accepted.
+        local paid = workflow.retry(opts, function(attempt)
+            return bank.charge(attempt < 3 and -attempt or attempt)
+        end)
+        -- INVALID is not retried; three attempts in all are not enough.
+        local _, invalid = workflow.retry(opts, function() return bank.charge(-100) end)
+        local _, busy = workflow.retry({ attempts = 2, backoff_ms = 1 }, function()
+            return bank.charge(-9)
+        end)
+        process.receive("go")
+        return { paid, invalid:kind(), busy:kind() }
+    "#;
+    let src = || MemorySource::new().with("r.lua", script);
+    let rt = runtime(&store, src(), &tx, false);
+    rt.spawn(Spawn::workflow("r", "r.lua")).unwrap();
+    let attempts: Vec<i64> = (0..6).map(|_| next(&rx)).collect();
+    assert_eq!(attempts, [-1, -2, 3, -100, -9, -9]);
+    rt.shutdown();
+
+    let rt = runtime(&store, src(), &tx, true);
+    let (_, h) = rt.recovered().remove(0);
+    h.send("go", 0).unwrap();
+    assert_eq!(
+        h.join_blocking().unwrap(),
+        Value::Array(vec![
+            Value::Int(30),
+            Value::from("INVALID"),
+            Value::from("UNAVAILABLE")
+        ])
+    );
+    assert!(rx.try_recv().is_err(), "no attempt ran again");
+    assert_eq!(
+        names(&store, "r"),
+        [
+            "bank.charge",
+            "time.sleep",
+            "bank.charge",
+            "time.sleep",
+            "bank.charge",
+            "bank.charge",
+            "bank.charge",
+            "time.sleep",
+            "bank.charge",
+            "process.receive"
+        ]
+    );
 }

@@ -195,6 +195,68 @@ local PROGRAM = {
   run = function(self, args) return drive(R.eval_program_run(self, args)) end,
 }
 
+-- `workflow.side_effect(fn)` and `workflow.retry(opts, fn)` take script
+-- functions, so they are written here around the module's command steps
+-- (see modules/src/builtin/workflow.rs): the journal answers
+-- `side_effect("begin")` with the journaled value on replay, so `fn` runs
+-- only once; `retry`'s backoff is a durable, journaled sleep.
+local function raise_same(err) error(err, 0) end
+
+local function workflow_module(W)
+  local step, backoff = W.side_effect, W.retry
+  W.side_effect = function(fn)
+    if type(fn) ~= "function" then
+      error(R.invalid("workflow.side_effect: argument #1 expected function, got " .. type(fn)), 2)
+    end
+    local r, err = step("begin")
+    if err ~= nil then raise_same(err) end
+    if r.done then return r.value end
+    local ok, v = BASE.pcall(fn)
+    if ok then
+      local value, e = step("end", v)
+      if e ~= nil then raise_same(e) end
+      return value
+    end
+    if not is_error(v) then v = runtime_error(tostring(v), "") end
+    local _, e = step("fail", v)
+    raise_same(e or v)
+  end
+  W.retry = function(opts, fn)
+    if type(opts) ~= "table" or type(fn) ~= "function" then
+      error(R.invalid("workflow.retry: expected (options table, function)"), 2)
+    end
+    local attempts = opts.attempts or 3
+    local delay = opts.backoff_ms or 100
+    local multiplier = opts.multiplier or 2
+    local max_delay = opts.max_backoff_ms or 60000
+    if type(attempts) ~= "number" or attempts < 1 or type(delay) ~= "number" or delay < 0
+      or type(multiplier) ~= "number" or multiplier < 1 or type(max_delay) ~= "number" then
+      error(R.invalid("workflow.retry: attempts >= 1, backoff_ms >= 0, multiplier >= 1 and max_backoff_ms must be numbers"), 2)
+    end
+    local stop = {}
+    for _, kind in ipairs(opts.non_retryable or {}) do stop[kind] = true end
+    local attempt = 1
+    while true do
+      local r = table.pack(BASE.pcall(fn, attempt))
+      local err
+      if r[1] then
+        if r[2] ~= nil or r[3] == nil then return table.unpack(r, 2, r.n) end
+        err = r[3]
+      else
+        err = r[2]
+      end
+      local kind = is_error(err) and err:kind() or nil
+      if attempt >= attempts or (kind ~= nil and stop[kind]) then
+        if r[1] then return table.unpack(r, 2, r.n) end
+        raise_same(err)
+      end
+      backoff(math.min(delay, max_delay))
+      delay = delay * multiplier
+      attempt = attempt + 1
+    end
+  end
+end
+
 -- A fresh global environment for one process.
 local function new_env(nondeterministic)
   local env = {}
@@ -242,4 +304,5 @@ end
 return {
   new_env = new_env, body = body, wrap_fn = wrap_fn, readonly = readonly,
   eval_runner = readonly("eval_runner", EVAL), program_methods = PROGRAM,
+  workflow_module = workflow_module,
 }

@@ -65,6 +65,9 @@ pub(crate) struct Prelude {
     methods: HashMap<(TypeKey, String), Function>,
     eval_runner: Table,
     pub program_methods: Table,
+    /// Adds `workflow.side_effect(fn)` and `workflow.retry(opts, fn)`,
+    /// which take script functions, around the module's command steps.
+    workflow_module: Function,
 }
 
 /// Modules the Lua engine implements itself; the registry holds their
@@ -304,9 +307,13 @@ fn module_metatable(lua: &Lua, def: &ModuleDef) -> mlua::Result<Table> {
     {
         return Ok(mt);
     }
-    let (wrap_fn, readonly) = {
+    let (wrap_fn, readonly, workflow_module) = {
         let p = lua.app_data_ref::<Prelude>().ok_or_else(no_ctx)?;
-        (p.wrap_fn.clone(), p.readonly.clone())
+        (
+            p.wrap_fn.clone(),
+            p.readonly.clone(),
+            p.workflow_module.clone(),
+        )
     };
     let inner = lua.create_table()?;
     for f in def.functions() {
@@ -317,6 +324,9 @@ fn module_metatable(lua: &Lua, def: &ModuleDef) -> mlua::Result<Table> {
     }
     for (name, v) in def.constants() {
         inner.raw_set(name.as_str(), to_lua(lua, v)?)?;
+    }
+    if def.name() == "workflow" {
+        workflow_module.call::<()>(&inner)?;
     }
     let mt: Table = readonly.call((def.name(), inner))?;
     if let Some(mut p) = lua.app_data_mut::<Prelude>() {
@@ -513,6 +523,7 @@ pub(crate) fn new_state(output: &Output) -> mlua::Result<Lua> {
         methods: HashMap::new(),
         eval_runner: prelude.get("eval_runner")?,
         program_methods: prelude.get("program_methods")?,
+        workflow_module: prelude.get("workflow_module")?,
     });
     Ok(lua)
 }

@@ -1,7 +1,8 @@
 //! The modules every runtime offers: `errors`, `json`, `base64`, `hash`,
-//! `log`, `expr` (pure), `rand`, `uuid` (commands handled here, in
-//! [`register_handlers`]), and `time`, `process`, `supervisor` (commands
-//! handled by the runtime).
+//! `log`, `expr` (pure), `rand`, `uuid`, `workflow` (commands handled here,
+//! in [`register_handlers`]; a workflow's journal answers `workflow`'s
+//! first), and `time`, `process`, `supervisor` (commands handled by the
+//! runtime).
 
 mod encoding;
 mod errors;
@@ -11,11 +12,20 @@ mod process;
 mod random;
 mod supervisor;
 mod time;
+pub mod workflow;
 
-pub use random::register as register_handlers;
 pub use time::parse_duration_ms;
 
+use troupe_dispatcher::{DispatcherBuilder, Error};
+
 use crate::ModuleDef;
+
+/// Registers the handlers of the commands answered here: `rand`, `uuid`,
+/// and `workflow` outside a workflow.
+pub fn register_handlers(b: &mut DispatcherBuilder) -> Result<(), Error> {
+    random::register(b)?;
+    workflow::register(b)
+}
 
 /// Command ids of the built-in modules (below 1024, reserved for Troupe).
 pub mod ids {
@@ -67,6 +77,14 @@ pub mod ids {
     pub const UUID_V4: CommandId = CommandId(63);
     /// `uuid.v7()`.
     pub const UUID_V7: CommandId = CommandId(64);
+    /// `workflow.id()`.
+    pub const WORKFLOW_ID: CommandId = CommandId(70);
+    /// `workflow.version(change_id, min, max)`: `{change_id, min, max}`.
+    pub const WORKFLOW_VERSION: CommandId = CommandId(71);
+    /// The start of `workflow.side_effect(fn)`: answers `{done, value}`.
+    pub const WORKFLOW_SIDE_EFFECT_BEGIN: CommandId = CommandId(72);
+    /// The value of `workflow.side_effect(fn)`: `{value}` or `{error}`.
+    pub const WORKFLOW_SIDE_EFFECT: CommandId = CommandId(73);
 }
 
 /// Every built-in module definition.
@@ -83,6 +101,7 @@ pub fn all() -> Vec<ModuleDef> {
         expr::module(),
         random::rand_module(),
         random::uuid_module(),
+        workflow::module(),
     ]
 }
 

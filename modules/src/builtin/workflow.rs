@@ -1,0 +1,165 @@
+//! `workflow`: `id()`, `version(change_id, min, max)`, `side_effect(fn)`,
+//! `retry(opts, fn)`. Every function is a command: in a workflow process the
+//! journal answers it (see the `troupe-workflow` crate); the handlers here
+//! answer it anywhere else, trivially, so a workflow script also runs as a
+//! plain process (`troupe run`): `id()` is nil, `version` returns `max`,
+//! `side_effect(fn)` returns `fn()`, `retry` retries without a journal.
+//!
+//! `side_effect` and `retry` take a script function, which no command can
+//! carry: the engine wraps them (the Lua prelude's `workflow_module`). The
+//! Rust functions are their steps: `side_effect("begin")`,
+//! `side_effect("end", value)`, `side_effect("fail", err)` and
+//! `retry(ms)` (the durable backoff sleep between attempts).
+
+use std::collections::BTreeMap;
+
+use troupe_dispatcher::{Call, DispatcherBuilder, Error, ErrorKind, Value};
+
+use super::ids;
+use crate::types::{Field, Signature, Type, Types};
+use crate::{Class, ModuleDef, Ret};
+
+/// The version `workflow.version` returns for a history recorded before the
+/// change (Temporal's `DefaultVersion`).
+pub const DEFAULT_VERSION: i64 = -1;
+
+fn map(entries: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
+    Value::Map(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect::<BTreeMap<_, _>>(),
+    )
+}
+
+/// The `workflow` module definition.
+pub(super) fn module() -> ModuleDef {
+    ModuleDef::new("workflow")
+        .describe("Durable workflow primitives: id, versions, side effects, retries")
+        .class(Class::Workflow)
+        .constant("DEFAULT_VERSION", DEFAULT_VERSION)
+        .types(
+            Types::new()
+                .function(
+                    "id",
+                    Signature::new("The id of the running workflow; nil outside a workflow.")
+                        .returns(Type::optional(Type::String)),
+                )
+                .function(
+                    "version",
+                    Signature::new(
+                        "The version of a code change: a new execution records and returns `max`; a replayed history returns the version it recorded, or DEFAULT_VERSION (-1) if it predates the change. A recorded version outside [min, max] fails with NONDETERMINISM. Outside a workflow: `max`.",
+                    )
+                    .param("change_id", Type::String)
+                    .param("min", Type::Integer)
+                    .param("max", Type::Integer)
+                    .returns(Type::Integer),
+                )
+                .function(
+                    "side_effect",
+                    Signature::new(
+                        "Runs `fn` once and journals its value (or error): a replay returns the journaled value without calling `fn`. Commands `fn` runs are not journaled one by one.",
+                    )
+                    .param("fn", Type::function(Signature::new("The side effect.").returns(Type::Any)))
+                    .returns(Type::Any),
+                )
+                .function(
+                    "retry",
+                    Signature::new(
+                        "Calls `fn(attempt)` until it succeeds (no error raised, no `nil, err` returned), at most `attempts` times, sleeping a durable, journaled backoff between attempts; an error whose kind is in `non_retryable` ends at once. Returns what the last attempt returned (or raises what it raised).",
+                    )
+                    .param(
+                        "opts",
+                        Type::record([
+                            Field::optional("attempts", Type::Integer).doc("attempts in all (default 3)"),
+                            Field::optional("backoff_ms", Type::Number).doc("first backoff (default 100)"),
+                            Field::optional("multiplier", Type::Number).doc("backoff growth (default 2)"),
+                            Field::optional("max_backoff_ms", Type::Number).doc("backoff cap (default 60000)"),
+                            Field::optional("non_retryable", Type::array(Type::String)).doc("error kinds never retried, e.g. {\"INVALID\"}"),
+                        ]),
+                    )
+                    .param("fn", Type::function(Signature::new("One attempt.").param("attempt", Type::Integer).returns(Type::Any)))
+                    .returns(Type::Any),
+                ),
+        )
+        .command("id", |_cx, _args| {
+            Ok(Ret::Call(Call::new(ids::WORKFLOW_ID, ())))
+        })
+        .command("version", |_cx, args| {
+            let change = args.string(0)?;
+            let (min, max) = (args.int(1)?, args.int(2)?);
+            if min > max {
+                return Err(args.error(2, "integer >= argument #2 (min)").into());
+            }
+            let a = map([
+                ("change_id", Value::from(change)),
+                ("min", Value::Int(min)),
+                ("max", Value::Int(max)),
+            ]);
+            Ok(Ret::Call(Call::new(ids::WORKFLOW_VERSION, a)))
+        })
+        .command("side_effect", |_cx, mut args| {
+            let phase = args.string(0)?;
+            let call = match phase.as_str() {
+                "begin" => Call::new(ids::WORKFLOW_SIDE_EFFECT_BEGIN, ()),
+                "end" => Call::new(ids::WORKFLOW_SIDE_EFFECT, map([("value", args.take(1))])),
+                "fail" => Call::new(ids::WORKFLOW_SIDE_EFFECT, map([("error", args.take(1))])),
+                _ => return Err(args.error(0, "function").into()),
+            };
+            Ok(Ret::Call(call))
+        })
+        .command("retry", |_cx, args| {
+            let ms = args.number(0)?;
+            Ok(Ret::Call(Call::new(
+                ids::TIME_SLEEP,
+                map([("ms", Value::Float(ms.max(0.0)))]),
+            )))
+        })
+}
+
+/// The error a side effect failed with, from its journaled form.
+pub fn side_effect_error(v: &Value) -> Error {
+    let text = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default();
+    let kind = ErrorKind::parse(text("kind")).unwrap_or(ErrorKind::Internal);
+    let mut e = Error::new(kind, text("message"));
+    if let Some(r) = v.get("retryable").and_then(Value::as_bool) {
+        e = e.retryable(r);
+    }
+    e
+}
+
+/// The answer to `side_effect("end"|"fail", …)`: its value, or its error.
+pub fn side_effect_result(args: &Value) -> Result<Value, Error> {
+    match args.get("error") {
+        Some(e) if !e.is_nil() => Err(side_effect_error(e)),
+        _ => Ok(args.get("value").cloned().unwrap_or(Value::Nil)),
+    }
+}
+
+/// What `side_effect("begin")` answers: `{done = true, value = v}` when the
+/// value is known (replayed), `{done = false}` when `fn` must run.
+pub fn side_effect_begin(done: Option<Value>) -> Value {
+    match done {
+        Some(v) => map([("done", Value::Bool(true)), ("value", v)]),
+        None => map([("done", Value::Bool(false))]),
+    }
+}
+
+/// Registers the handlers that answer `workflow` commands outside a workflow.
+pub(super) fn register(b: &mut DispatcherBuilder) -> Result<(), Error> {
+    b.inline(ids::WORKFLOW_ID, "workflow.id", |_, _| Ok(Value::Nil))?;
+    b.inline(ids::WORKFLOW_VERSION, "workflow.version", |_, args| {
+        Ok(args.get("max").cloned().unwrap_or(Value::Nil))
+    })?;
+    b.inline(
+        ids::WORKFLOW_SIDE_EFFECT_BEGIN,
+        "workflow.side_effect.begin",
+        |_, _| Ok(side_effect_begin(None)),
+    )?;
+    b.inline(
+        ids::WORKFLOW_SIDE_EFFECT,
+        "workflow.side_effect",
+        |_, args| side_effect_result(&args),
+    )?;
+    Ok(())
+}
