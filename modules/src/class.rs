@@ -84,7 +84,9 @@ impl fmt::Display for Class {
 }
 
 /// A set of classes, as a bitmask.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct ClassSet(u16);
 
 impl ClassSet {

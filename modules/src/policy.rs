@@ -1,12 +1,13 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use troupe_dispatcher::Error;
 
 use crate::{Class, ClassSet, ModuleDef, ModuleRegistry};
 
 /// Whether a [`Rule`] grants or refuses.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RuleEffect {
     /// Grants the action on matching resources.
     Allow,
@@ -17,7 +18,7 @@ pub enum RuleEffect {
 /// An action-level rule: `(action, resource pattern) → allow | deny`, e.g.
 /// `http.get` on `https://api.example.com/*`. In patterns `*` matches within
 /// one path segment (no `/`) and `**` matches anything.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rule {
     /// The action, e.g. `fs.read`; `*` matches every action.
     pub action: String,
@@ -31,7 +32,10 @@ pub struct Rule {
 /// allowed by name, or every one of its classes is allowed; a denied name
 /// always loses. A policy restricted by a parent ([`Policy::within`]) allows
 /// only what both allow, so a child never gets more than its parent.
-#[derive(Clone, Debug, Default)]
+///
+/// A policy serializes (a workflow's journal keeps the policy it started
+/// with, so a resume cannot widen it).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
     classes: ClassSet,
     allow_modules: BTreeSet<String>,

@@ -78,6 +78,9 @@ pub struct WorkflowStart<'a> {
     pub args: &'a [Value],
     /// New, resume or replay.
     pub mode: StartMode,
+    /// The policy the process runs with (for a resume or a replay: the one
+    /// [`StoredWorkflow::policy`] gave).
+    pub policy: &'a Policy,
 }
 
 /// A workflow as its store remembers it: enough to start it again.
@@ -87,6 +90,10 @@ pub struct StoredWorkflow {
     pub key: String,
     /// The spawn arguments of its first run.
     pub args: Vec<Value>,
+    /// The policy it started with: a resume runs with it, never a wider
+    /// one. `None` for a history recorded before policies were journaled
+    /// (it then gets the store's policy).
+    pub policy: Option<Policy>,
 }
 
 /// Where workflow journals live. Set with
@@ -127,6 +134,9 @@ impl Runtime {
     fn restart(&self, id: &str, mode: StartMode) -> Result<ProcessHandle, Error> {
         let stored = self.sched().workflow_store()?.load(id)?;
         let mut spawn = Spawn::script(stored.key).args(stored.args);
+        if let Some(p) = stored.policy {
+            spawn = spawn.policy(p);
+        }
         spawn.workflow = Some((id.to_owned(), mode));
         self.spawn(spawn)
     }

@@ -253,15 +253,6 @@ mod spawning {
             if let Some(p) = &spec.policy {
                 p.validate(&self.modules)?;
             }
-            let journal = match &spec.workflow {
-                None => None,
-                Some((id, mode)) => Some(self.workflow_store()?.open(&WorkflowStart {
-                    id,
-                    script: &script,
-                    args: &spec.args,
-                    mode: *mode,
-                })?),
-            };
             let default_policy = match (&spec.workflow, &self.journals) {
                 (Some(_), Some(store)) => Arc::new(store.policy()),
                 _ => Arc::clone(&self.default_policy),
@@ -271,6 +262,16 @@ mod spawning {
                 (Some(p), None) => p,
                 (None, Some(parent)) => Arc::clone(&parent.policy),
                 (None, None) => default_policy,
+            };
+            let journal = match &spec.workflow {
+                None => None,
+                Some((id, mode)) => Some(self.workflow_store()?.open(&WorkflowStart {
+                    id,
+                    script: &script,
+                    args: &spec.args,
+                    mode: *mode,
+                    policy: &policy,
+                })?),
             };
             let limits = spec
                 .limits

@@ -203,6 +203,7 @@ impl WorkflowStore {
                 started_ms: now_ms(),
                 finished_ms: None,
                 result: None,
+                policy: Some(w.policy.clone()),
             };
             let bytes = record::encode(&header)?;
             db.call(|reply| Op::Create {
@@ -258,6 +259,7 @@ impl JournalStore for WorkflowStore {
         Ok(StoredWorkflow {
             key: h.key,
             args: h.args,
+            policy: h.policy,
         })
     }
 

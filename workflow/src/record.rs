@@ -5,6 +5,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use troupe_dispatcher::{Call, Error, Value};
+use troupe_modules::Policy;
 
 /// The journal format this build writes and reads.
 pub const FORMAT_VERSION: u8 = 1;
@@ -51,6 +52,10 @@ pub struct Header {
     pub finished_ms: Option<u64>,
     /// The final result, if finished.
     pub result: Option<Result<Value, Error>>,
+    /// The sandbox policy it started with; resumes and replays run with it.
+    /// Absent in histories written before policies were journaled.
+    #[serde(default)]
+    pub policy: Option<Policy>,
 }
 
 /// One step of a workflow's history.

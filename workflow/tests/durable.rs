@@ -584,3 +584,44 @@ fn retries_are_journaled_and_not_run_again_on_resume() {
         ]
     );
 }
+
+#[test]
+fn a_resume_runs_with_the_policy_the_workflow_started_with() {
+    let dir = tempfile::tempdir().unwrap();
+    // The store's policy allows `bank`; this workflow was started without it.
+    let store = store_at(&dir);
+    let (tx, rx) = channel();
+    let script = r#"
+        local process = require("process")
+        process.receive("go")
+        local ok, err = pcall(require, "bank")
+        return ok and "allowed" or err:kind()
+    "#;
+    let src = || MemorySource::new().with("p.lua", script);
+    let rt = runtime(&store, src(), &tx, false);
+    rt.spawn(Spawn::workflow("narrow", "p.lua").policy(WorkflowStore::default_policy()))
+        .unwrap();
+    rt.spawn(Spawn::workflow("wide", "p.lua")).unwrap();
+    rt.shutdown();
+
+    let rt = runtime(&store, src(), &tx, true);
+    for (id, h) in rt.recovered() {
+        h.send("go", 0).unwrap();
+        let expected = if id == "narrow" {
+            "PERMISSION_DENIED"
+        } else {
+            "allowed"
+        };
+        assert_eq!(h.join_blocking().unwrap(), Value::from(expected), "{id}");
+    }
+    assert_eq!(
+        store.header("narrow").unwrap().policy.unwrap().classes(),
+        WorkflowStore::default_policy().classes()
+    );
+    // A replay checks the history under the same policy.
+    assert_eq!(
+        rt.replay("narrow").unwrap().join_blocking().unwrap(),
+        Value::from("PERMISSION_DENIED")
+    );
+    assert!(rx.try_recv().is_err());
+}
