@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use troupe::{Error, FileSource, LuaEngine, ProcessHandle, Runtime, Spawn, Value};
+use troupe::{
+    Error, FileSource, Fs, HostModule, Http, LuaEngine, ProcessHandle, Runtime, Spawn, Value,
+};
 use troupe_workflow::{Entry, Header, WorkflowStore};
 
 use crate::{Output, locate_script, parse_arg};
@@ -23,6 +25,17 @@ pub struct WorkflowArgs {
     /// Scheduler worker threads (default: available cores).
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     workers: Option<u16>,
+
+    /// Also allow this module in new workflows, e.g. `http` (repeatable).
+    /// A workflow keeps the policy it started with: resume and replay use
+    /// that one, so this flag cannot widen it.
+    #[arg(long = "allow-module", global = true, value_name = "MODULE")]
+    allow_modules: Vec<String>,
+
+    /// Directory the `fs` module is confined to; also allows `fs` in new
+    /// workflows. Give it again to resume a workflow that uses `fs`.
+    #[arg(long, global = true, value_name = "DIR")]
+    fs_root: Option<PathBuf>,
 
     #[command(subcommand)]
     command: WorkflowCommand,
@@ -76,7 +89,20 @@ enum WorkflowCommand {
 impl WorkflowArgs {
     /// Executes the subcommand.
     pub fn execute(self) -> Result<Output, Error> {
-        let store = WorkflowStore::open(self.data.join(STORE_FILE))?;
+        let mut policy = self
+            .allow_modules
+            .iter()
+            .fold(WorkflowStore::default_policy(), |p, m| {
+                p.allow_module(m.as_str())
+            });
+        if self.fs_root.is_some() {
+            policy = policy.allow_module("fs");
+        }
+        let store = WorkflowStore::open(self.data.join(STORE_FILE))?.with_policy(policy);
+        let host = Host {
+            workers: self.workers,
+            fs_root: self.fs_root,
+        };
         match self.command {
             WorkflowCommand::Run { id, file, args } => {
                 let key = script_key(&file)?;
@@ -86,10 +112,10 @@ impl WorkflowArgs {
                     .map(|(i, a)| parse_arg(i + 1, a))
                     .collect::<Result<Vec<_>, _>>()?;
                 let spawn = Spawn::workflow(id, key).args(args);
-                run_to_end(store, self.workers, |rt| rt.spawn(spawn))
+                host.run_to_end(store, |rt| rt.spawn(spawn))
             }
-            WorkflowCommand::Resume { id } => run_to_end(store, self.workers, |rt| rt.resume(&id)),
-            WorkflowCommand::Replay { id } => run_to_end(store, self.workers, |rt| rt.replay(&id)),
+            WorkflowCommand::Resume { id } => host.run_to_end(store, |rt| rt.resume(&id)),
+            WorkflowCommand::Replay { id } => host.run_to_end(store, |rt| rt.replay(&id)),
             WorkflowCommand::Show { id, json } => {
                 let header = store.header(&id)?;
                 let history = store.history(&id)?;
@@ -108,24 +134,37 @@ impl WorkflowArgs {
     }
 }
 
-/// Builds a runtime on `store` whose source is the whole file system, so a
-/// journaled script key (an absolute path) finds the script again on resume.
-fn run_to_end(
-    store: WorkflowStore,
+/// How the runtime that runs a workflow is built.
+struct Host {
     workers: Option<u16>,
-    start: impl FnOnce(&Runtime) -> Result<ProcessHandle, Error>,
-) -> Result<Output, Error> {
-    let mut builder = Runtime::builder()
-        .source(FileSource::new("/"))
-        .engine(LuaEngine::new())
-        .journal_store(store);
-    if let Some(n) = workers {
-        builder = builder.workers(usize::from(n));
+    fs_root: Option<PathBuf>,
+}
+
+impl Host {
+    /// Builds a runtime on `store` whose source is the whole file system, so
+    /// a journaled script key (an absolute path) finds the script again on
+    /// resume, with the `http` module (and `fs` with `--fs-root`) installed.
+    fn run_to_end(
+        &self,
+        store: WorkflowStore,
+        start: impl FnOnce(&Runtime) -> Result<ProcessHandle, Error>,
+    ) -> Result<Output, Error> {
+        let mut builder = Runtime::builder()
+            .source(FileSource::new("/"))
+            .engine(LuaEngine::new())
+            .journal_store(store);
+        if let Some(n) = self.workers {
+            builder = builder.workers(usize::from(n));
+        }
+        builder = Http::new()?.install(builder)?;
+        if let Some(dir) = &self.fs_root {
+            builder = Fs::open(dir)?.install(builder)?;
+        }
+        let rt = builder.build()?;
+        let result = start(&rt).and_then(|h| h.join_blocking());
+        rt.shutdown();
+        result.map(Output::Json)
     }
-    let rt = builder.build()?;
-    let result = start(&rt).and_then(|h| h.join_blocking());
-    rt.shutdown();
-    result.map(Output::Json)
 }
 
 /// The key of FILE in a source rooted at `/`: its absolute path without the

@@ -1,8 +1,12 @@
 //! End-to-end tests of `troupe workflow`: real subprocesses killed with
 //! SIGKILL mid-workflow and resumed from the store they left behind.
 
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Child;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
@@ -155,6 +159,115 @@ fn a_killed_workflow_resumes_to_the_result_of_an_uninterrupted_run() {
     assert_eq!(s.run("delete", &["delete", "cut"]).code, Some(0));
     let gone = s.run("gone", &["show", "cut"]);
     assert!(gone.stderr.starts_with("NOT_FOUND: "), "{gone:?}");
+}
+
+/// A loopback HTTP server counting the requests for each path; every
+/// answer is `paid PATH`.
+fn counting_server() -> (String, Arc<Mutex<BTreeMap<String, u32>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let hits = Arc::new(Mutex::new(BTreeMap::new()));
+    let counted = Arc::clone(&hits);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(&stream);
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line.split(' ').nth(1).unwrap_or_default().to_owned();
+            // The rest of the head, up to the blank line.
+            let mut header = String::new();
+            while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                header.clear();
+            }
+            *counted.lock().unwrap().entry(path.clone()).or_insert(0) += 1;
+            let body = format!("paid {path}");
+            let _ = write!(
+                &stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (base, hits)
+}
+
+#[test]
+fn effects_done_before_a_kill_are_not_repeated_by_the_resume() {
+    const N: usize = 5;
+    let (base, hits) = counting_server();
+    let s = Scene::new();
+    // One charge per step; a pause after the second gives the test time to
+    // kill the run between two charges, never during one (a charge in
+    // flight at the kill would run again: effects are at least once).
+    s.script(
+        "charges.lua",
+        r#"
+        local http, time = require("http"), require("time")
+        local base, n = ...
+        local receipts = {}
+        for i = 1, n do
+          receipts[i] = http.get(base .. "/charge/" .. i).body
+          print("charged " .. i)
+          if i == 2 then time.sleep(3000) end
+        end
+        return receipts
+        "#,
+    );
+    let run = |tag: &str, id: &str| -> Vec<String> {
+        vec![
+            "run".into(),
+            id.into(),
+            "charges.lua".into(),
+            format!("{base}/{tag}"),
+            N.to_string(),
+            "--allow-module".into(),
+            "http".into(),
+        ]
+    };
+    let args = run("whole", "whole");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let whole = s.run("whole", &args).json();
+
+    let args = run("cut", "cut");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let child = s.start("cut", &args);
+    s.wait_for("cut", "charged 2", 1);
+    s.kill(child);
+    assert_eq!(
+        hits.lock()
+            .unwrap()
+            .keys()
+            .filter(|p| p.starts_with("/cut"))
+            .count(),
+        2
+    );
+    // Resuming needs no flag: the workflow keeps the policy it started with.
+    let resumed = s.run("resume", &["resume", "cut"]).json();
+
+    let paid = |tag: &str| -> Json {
+        (1..=N)
+            .map(|i| Json::from(format!("paid /{tag}/charge/{i}")))
+            .collect()
+    };
+    assert_eq!(whole, paid("whole"));
+    assert_eq!(
+        resumed,
+        paid("cut"),
+        "the same result as an uninterrupted run"
+    );
+    let counts = hits.lock().unwrap().clone();
+    assert_eq!(counts.len(), 2 * N, "{counts:?}");
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "no charge repeated: {counts:?}"
+    );
+    let steps = commands(&s.show("cut"));
+    assert_eq!(steps, commands(&s.show("whole")), "every step once");
+    let mut expected = vec!["http.request"; N];
+    expected.insert(2, "time.sleep");
+    assert_eq!(steps, expected);
 }
 
 #[test]
