@@ -6,7 +6,7 @@
 //!            [--data DIR] [--fs-root DIR] [--watch]
 //! troupe types --out DIR [--allow CLASS,…] [--allow-module M]… [--deny-module M]…
 //! troupe docs
-//! troupe eval [--lang expr|cel|lua] 'SRC' [--var NAME=VALUE]… [--timeout D]
+//! troupe eval [--lang expr|cel|lua|starlark|js|python] 'SRC' [--var NAME=VALUE]… [--timeout D]
 //!            [--max-memory B] [--max-instructions N]
 //! troupe workflow run ID FILE [ARGS…] | resume ID | replay ID | show ID [--json]
 //!                 | list [--json] | delete ID      [--data DIR]
@@ -24,14 +24,16 @@ use std::io::Write;
 use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::error::ErrorKind as ClapErrorKind;
 use clap::{Args, Parser, Subcommand};
 use troupe::types::{lua_definitions, markdown, shared_definitions};
 use troupe::{
-    Change, Class, ClassSet, Engine, Error, ErrorKind, FileSource, Fs, HostModule, Http, Kv,
-    Limits, LuaEngine, MemorySource, ModuleRegistry, Policy, Runtime, Source, Spawn, Value,
+    Change, Class, ClassSet, Engine, EngineFactory, Error, ErrorKind, FileSource, Fs, HostModule,
+    Http, Kv, Limits, LuaEngine, MemorySource, ModuleRegistry, Policy, Runtime, Source, Spawn,
+    Value,
 };
 
 /// Exit code of a failed script or runtime error.
@@ -89,15 +91,29 @@ impl Command {
     }
 }
 
-/// The languages `troupe eval` takes.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-enum Lang {
-    /// The `expr` module's language (CEL syntax plus max, min, len).
-    Expr,
-    /// The same language under its own name.
-    Cel,
-    /// A Lua chunk run as a sandboxed process (deterministic classes).
-    Lua,
+/// The languages `troupe eval` takes: `expr` and `cel` (the `expr`
+/// module's language) and every engine compiled in.
+fn eval_langs() -> Vec<String> {
+    let mut langs = vec!["expr".to_owned(), "cel".to_owned()];
+    for name in EngineFactory::builtin().names() {
+        if !langs.iter().any(|l| l == name) {
+            langs.push(name.to_owned());
+        }
+    }
+    langs
+}
+
+/// Checks `--lang` against [`eval_langs`].
+fn parse_lang(s: &str) -> Result<String, String> {
+    let langs = eval_langs();
+    if langs.iter().any(|l| l == s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "unknown language (compiled in: {})",
+            langs.join(", ")
+        ))
+    }
 }
 
 /// Arguments of `troupe eval`.
@@ -106,12 +122,14 @@ struct EvalArgs {
     /// The expression (or chunk) to evaluate.
     source: String,
 
-    /// The language of SOURCE.
-    #[arg(long, value_enum, default_value = "expr")]
-    lang: Lang,
+    /// The language of SOURCE: expr, cel, or an engine compiled in (lua,
+    /// and with their features starlark, js, python, …).
+    #[arg(long, default_value = "expr", value_parser = parse_lang)]
+    lang: String,
 
     /// A variable, `NAME=VALUE`; VALUE is JSON when it parses, otherwise a
-    /// string (repeatable). Lua sees the variables as the table `...`.
+    /// string (repeatable). Lua sees the variables as the table `...`; the
+    /// other engines as globals.
     #[arg(long = "var", value_name = "NAME=VALUE")]
     vars: Vec<String>,
 
@@ -132,9 +150,9 @@ fn eval(args: EvalArgs) -> Result<Value, Error> {
         }
         vars.insert(name.to_owned(), parse_arg(i + 1, text)?);
     }
-    match args.lang {
-        Lang::Expr | Lang::Cel => troupe_modules::builtin::expr::eval(&args.source, &vars),
-        Lang::Lua => {
+    let factory = EngineFactory::builtin();
+    match args.lang.as_str() {
+        "lua" => {
             let rt = Runtime::builder()
                 .workers(1)
                 .source(MemorySource::new())
@@ -150,6 +168,23 @@ fn eval(args: EvalArgs) -> Result<Value, Error> {
             rt.shutdown();
             result
         }
+        lang if factory.names().contains(&lang) => {
+            let mut engine = factory.create(lang)?;
+            engine.init()?;
+            engine.set_policy(
+                Arc::new(Policy::deterministic()),
+                Arc::new(ModuleRegistry::with_builtins()),
+            )?;
+            engine.set_limits(args.limits.limits())?;
+            let globals = engine.as_globals()?;
+            for (name, value) in vars {
+                globals.set_global(&name, value)?;
+            }
+            let result = engine.as_executor()?.execute_string(&args.source);
+            engine.close()?;
+            result
+        }
+        _ => troupe_modules::builtin::expr::eval(&args.source, &vars),
     }
 }
 
@@ -345,8 +380,10 @@ fn run(args: RunArgs) -> Result<Value, Error> {
     let files = FileSource::new(dir);
     let mut builder = Runtime::builder()
         .source(files.clone())
-        .hot_reload(args.watch)
-        .engine(LuaEngine::new());
+        .hot_reload(args.watch);
+    for engine in EngineFactory::builtin().process_engines() {
+        builder = builder.engine(engine);
+    }
     if let Some(n) = args.workers {
         builder = builder.workers(usize::from(n));
     }
@@ -614,6 +651,18 @@ mod tests {
     }
 
     #[test]
+    fn eval_takes_expr_cel_and_every_compiled_in_engine() {
+        let langs = eval_langs();
+        for lang in ["expr", "cel", "lua"] {
+            assert!(langs.iter().any(|l| l == lang), "{lang}");
+        }
+        for name in EngineFactory::builtin().names() {
+            assert_eq!(parse_lang(name), Ok(name.to_owned()));
+        }
+        assert!(parse_lang("cobol").is_err());
+    }
+
+    #[test]
     fn args_are_json_or_strings() {
         assert_eq!(parse_arg(1, "42"), Ok(Value::Int(42)));
         assert_eq!(parse_arg(1, "hello"), Ok(Value::String("hello".into())));
@@ -651,6 +700,6 @@ mod tests {
         let a = parse(&["troupe", "run", "x.lua", "-3", "x", "--timeout", "1s"]);
         assert_eq!(a.args, ["-3", "x"]);
         assert_eq!(a.limits.timeout, Some(Duration::from_secs(1)));
-        assert!(Cli::try_parse_from(["troupe", "eval", "1", "--lang", "js"]).is_err());
+        assert!(Cli::try_parse_from(["troupe", "eval", "1", "--lang", "cobol"]).is_err());
     }
 }

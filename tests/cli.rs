@@ -350,7 +350,7 @@ fn eval_errors_are_one_line_with_the_position() {
     assert!(line.contains("Syntax error"), "{line}");
     troupe(dir.path(), &["eval", "nope + 1"]).failure(1, "INVALID: ");
     troupe(dir.path(), &["eval", "1", "--var", "novalue"]).failure(1, "INVALID: ");
-    troupe(dir.path(), &["eval", "1", "--lang", "js"]).failure(2, "INVALID: ");
+    troupe(dir.path(), &["eval", "1", "--lang", "cobol"]).failure(2, "INVALID: ");
 }
 
 #[test]
@@ -382,4 +382,28 @@ fn eval_lua_runs_sandboxed_with_the_variables() {
         ],
     )
     .failure(1, "LIMIT_EXCEEDED: ");
+}
+
+#[test]
+fn the_polyglot_job_runs_in_every_compiled_in_engine() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/polyglot");
+    let factory = troupe::EngineFactory::builtin();
+    let mut ran = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("examples/polyglot") {
+        let path = entry.expect("dir entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !name.starts_with("job.") || factory.name_for_path(&path).is_err() {
+            continue;
+        }
+        let out = troupe(&dir, &["run", name, "1", "2", "3"]).json();
+        assert_eq!(out["sum"], json!(6), "{name}: {out}");
+        assert!(
+            out["greeting"]
+                .as_str()
+                .is_some_and(|g| g.starts_with("hello")),
+            "{name}: {out}"
+        );
+        ran.push(name.to_owned());
+    }
+    assert!(ran.iter().any(|n| n == "job.lua"), "{ran:?}");
 }
