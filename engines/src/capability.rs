@@ -32,7 +32,7 @@ use std::sync::Arc;
 use troupe_dispatcher::{Error, ErrorKind, Value};
 use troupe_modules::{ModuleDef, ModuleRegistry, Policy};
 use troupe_runtime::Limits;
-use troupe_sources::Source;
+use troupe_sources::{Source, SourceError};
 
 /// A host function scripts can call: values in, a value or an error out.
 pub type HostFunction = Arc<dyn Fn(Vec<Value>) -> Result<Value, Error> + Send + Sync>;
@@ -163,4 +163,15 @@ pub fn closed(engine: &str) -> Error {
         ErrorKind::Unavailable,
         format!("the {engine} interpreter is closed"),
     )
+}
+
+/// A source's error as the error a [`Loader`] gives: a missing key is
+/// `NOT_FOUND`, a bad key or content `INVALID`, anything else `UNAVAILABLE`.
+pub fn source_error(e: SourceError) -> Error {
+    let kind = match &e {
+        SourceError::NotFound { .. } => ErrorKind::NotFound,
+        SourceError::InvalidKey { .. } | SourceError::BadContent { .. } => ErrorKind::Invalid,
+        _ => ErrorKind::Unavailable,
+    };
+    Error::new(kind, e.to_string())
 }

@@ -53,6 +53,8 @@ impl EngineFactory {
         // One line per engine: its process engine and its interpreter.
         #[cfg(feature = "lua")]
         f.add::<crate::lua::LuaEngine, crate::lua::LuaInterpreter>();
+        #[cfg(feature = "js")]
+        f.add::<crate::js::JsEngine, crate::js::JsInterpreter>();
         f
     }
 

@@ -17,6 +17,8 @@
 
 pub mod capability;
 pub mod factory;
+#[cfg(feature = "js")]
+pub mod js;
 #[cfg(feature = "lua")]
 pub mod lua;
 pub mod manager;

@@ -17,6 +17,9 @@ use troupe_modules::{ModuleRegistry, Policy};
 use troupe_runtime::{Limits, Runtime, Spawn};
 use troupe_sources::MemorySource;
 
+#[cfg(feature = "js")]
+#[path = "conformance/js.rs"]
+mod js;
 #[cfg(feature = "lua")]
 #[path = "conformance/lua.rs"]
 mod lua;
@@ -36,6 +39,12 @@ const ENGINES: &[Lang] = &[
         name: "lua",
         case: lua::case,
         sleepers: 1_000,
+    },
+    #[cfg(feature = "js")]
+    Lang {
+        name: "js",
+        case: js::case,
+        sleepers: 10_000,
     },
 ];
 

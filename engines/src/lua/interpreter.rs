@@ -10,17 +10,17 @@ use std::sync::Arc;
 
 use mlua::{Lua, MultiValue, Table};
 use parking_lot::Mutex;
-use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
+use troupe_dispatcher::{Error, Pid, Value};
 use troupe_modules::{Class, ModuleDef, ModuleRegistry, Policy};
 use troupe_runtime::{Limits, Process, ProcessInit, Resume, Step, StepCx};
-use troupe_sources::{MemorySource, Source, SourceError, Watch};
+use troupe_sources::{MemorySource, Source, Watch};
 
 use super::convert::{to_lua, to_value};
 use super::state::{Output, Prelude, new_state, ok_values, raise, wrap};
 use super::{Chunk, EvalExtras, Pool, compile_bytecode, internal, launch};
 use crate::capability::{
     Executor, Functions, Globals, HostFunction, Loader, Modules, ScriptEngine, Watcher, closed,
-    commands_need_a_process,
+    commands_need_a_process, source_error,
 };
 
 /// The kind every Lua interpreter reports.
@@ -235,17 +235,6 @@ fn fresh_env(lua: &Lua, policy: &Policy) -> Result<(Table, Table), Error> {
     let env: Table = new_env.call(nondeterministic).map_err(internal)?;
     let loaded = lua.create_table().map_err(internal)?;
     Ok((env, loaded))
-}
-
-/// Converts a source failure into the error the caller sees (a source that
-/// cannot watch is `UNAVAILABLE`).
-fn source_error(e: SourceError) -> Error {
-    let kind = match &e {
-        SourceError::NotFound { .. } => ErrorKind::NotFound,
-        SourceError::InvalidKey { .. } | SourceError::BadContent { .. } => ErrorKind::Invalid,
-        _ => ErrorKind::Unavailable,
-    };
-    Error::new(kind, e.to_string())
 }
 
 impl ScriptEngine for LuaInterpreter {

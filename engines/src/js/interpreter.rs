@@ -1,0 +1,403 @@
+//! [`JsInterpreter`]: an embeddable JS instance. Its context lives on a JS
+//! thread (see `threads.rs`); the handle forwards every call there. Scripts
+//! run to completion: a script's value is its completion value (or the
+//! settled value of the Promise it ends with); module commands are
+//! `UNAVAILABLE` here (they need a process).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use boa_engine::{Context, JsString, JsValue};
+use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
+use troupe_modules::{ModuleDef, ModuleRegistry, Policy};
+use troupe_runtime::Limits;
+use troupe_sources::Source;
+
+use super::Output;
+use super::convert::{from_js, from_js_error, to_js};
+use super::host::{Host, host, new_context, register_host_function, set_global};
+use super::run::{Main, Outcome, Parsed, apply_limits, parse, poll, start};
+use super::threads::{Worker, next_id, pick};
+use crate::capability::{
+    Executor, Functions, Globals, HostFunction, Loader, Modules, ScriptEngine, closed, source_error,
+};
+
+thread_local! {
+    /// The interpreters living on this JS thread, by id.
+    static INSTANCES: RefCell<HashMap<u64, Instance>> = RefCell::new(HashMap::new());
+}
+
+/// An interpreter's state on its JS thread.
+struct Instance {
+    ctx: Context,
+    host: Rc<Host>,
+    limits: Limits,
+    /// Loaded scripts, parsed, by key.
+    scripts: HashMap<String, Parsed>,
+}
+
+impl Instance {
+    fn new(
+        policy: Arc<Policy>,
+        modules: Arc<ModuleRegistry>,
+        limits: Limits,
+    ) -> Result<Self, Error> {
+        let output: Output = Arc::new(|line| println!("{line}"));
+        let host = Host::new(Pid::new(0, 0), None, policy, modules, false, output);
+        let mut ctx = new_context(Rc::clone(&host))?;
+        apply_limits(&mut ctx, &limits);
+        Ok(Self {
+            ctx,
+            host,
+            limits,
+            scripts: HashMap::new(),
+        })
+    }
+
+    fn run(&mut self, key: &str, parsed: &Parsed) -> Result<Value, Error> {
+        let deadline = self.limits.timeout.map(|t| std::time::Instant::now() + t);
+        let mut main = start(parsed, key, &mut self.ctx)?;
+        let outcome = poll(&mut main, key, &mut self.ctx);
+        self.finish(outcome, key, deadline)
+    }
+
+    fn finish(
+        &mut self,
+        outcome: Outcome,
+        key: &str,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Value, Error> {
+        if deadline.is_some_and(|d| std::time::Instant::now() > d) {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                format!("{key}: time limit exceeded"),
+            ));
+        }
+        match outcome {
+            Outcome::Done(v) => Ok(v),
+            Outcome::Failed(e) => Err(e),
+            Outcome::Waiting => Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "{key}: the script awaits a Promise; commands need a process (spawn the script)"
+                ),
+            )),
+        }
+    }
+
+    fn call(&mut self, name: &str, args: Vec<Value>) -> Result<Value, Error> {
+        let deadline = self.limits.timeout.map(|t| std::time::Instant::now() + t);
+        let ctx = &mut self.ctx;
+        let f = ctx
+            .global_object()
+            .get(JsString::from(name), ctx)
+            .map_err(|e| from_js_error(e, name, ctx))?;
+        let Some(f) = f.as_callable() else {
+            return Err(Error::not_found(format!("no function {name:?}")));
+        };
+        let mut js_args = Vec::with_capacity(args.len());
+        for a in &args {
+            js_args.push(to_js(a, ctx).map_err(|e| Error::invalid(e.to_string()))?);
+        }
+        let value = f
+            .call(&JsValue::undefined(), &js_args, ctx)
+            .map_err(|e| from_js_error(e, name, ctx))?;
+        let outcome = poll(&mut Main::Value(value), name, ctx);
+        self.finish(outcome, name, deadline)
+    }
+}
+
+/// The embeddable JavaScript interpreter (boa). `Send`: a handle on a
+/// context kept on a JS thread.
+pub struct JsInterpreter {
+    worker: Option<&'static Worker>,
+    id: u64,
+    /// Set by `init`, cleared by `close`.
+    live: bool,
+    closed: bool,
+    policy: Arc<Policy>,
+    modules: Arc<ModuleRegistry>,
+    limits: Limits,
+    source: Option<Arc<dyn Source>>,
+    last_error: Option<Error>,
+}
+
+impl Default for JsInterpreter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JsInterpreter {
+    /// A new, uninitialised instance (deny-all policy, default limits).
+    pub fn new() -> Self {
+        Self {
+            worker: None,
+            id: next_id(),
+            live: false,
+            closed: false,
+            policy: Arc::new(Policy::deny_all()),
+            modules: Arc::new(ModuleRegistry::with_builtins()),
+            limits: Limits::default(),
+            source: None,
+            last_error: None,
+        }
+    }
+
+    /// Runs `f` on the instance's thread, initialising it first; records
+    /// the error it returns.
+    fn with<R: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut Instance) -> Result<R, Error> + Send + 'static,
+    ) -> Result<R, Error> {
+        let result = self.init().and_then(|()| {
+            let id = self.id;
+            let worker = self.worker.ok_or_else(|| closed("js"))?;
+            worker.call(move || {
+                let taken = INSTANCES.with(|i| i.borrow_mut().remove(&id));
+                let Some(mut inst) = taken else {
+                    return Err(closed("js"));
+                };
+                let r = f(&mut inst);
+                INSTANCES.with(|i| i.borrow_mut().insert(id, inst));
+                r
+            })?
+        });
+        if let Err(e) = &result {
+            self.last_error = Some(e.clone());
+        }
+        result
+    }
+
+    fn drop_instance(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            let id = self.id;
+            worker.post(move || {
+                let inst = INSTANCES.with(|i| i.borrow_mut().remove(&id));
+                drop(inst);
+            });
+        }
+        self.live = false;
+    }
+}
+
+impl Drop for JsInterpreter {
+    fn drop(&mut self) {
+        self.drop_instance();
+    }
+}
+
+impl ScriptEngine for JsInterpreter {
+    fn kind(&self) -> &'static str {
+        "js"
+    }
+
+    fn init(&mut self) -> Result<(), Error> {
+        if self.closed {
+            return Err(closed("js"));
+        }
+        if self.live {
+            return Ok(());
+        }
+        let worker = pick()?;
+        let (id, policy, modules, limits) = (
+            self.id,
+            Arc::clone(&self.policy),
+            Arc::clone(&self.modules),
+            self.limits,
+        );
+        worker.call(move || {
+            let inst = Instance::new(policy, modules, limits)?;
+            INSTANCES.with(|i| i.borrow_mut().insert(id, inst));
+            Ok::<_, Error>(())
+        })??;
+        self.worker = Some(worker);
+        self.live = true;
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), Error> {
+        self.drop_instance();
+        self.closed = true;
+        Ok(())
+    }
+
+    fn last_error(&self) -> Option<&Error> {
+        self.last_error.as_ref()
+    }
+
+    fn reset(&mut self) -> Result<(), Error> {
+        if self.closed {
+            return Err(closed("js"));
+        }
+        self.with(|inst| {
+            let extra = inst.host.extra.borrow().clone();
+            let policy = inst.host.policy.borrow().clone();
+            let modules = inst.host.modules.borrow().clone();
+            let fresh = Instance::new(policy, modules, inst.limits)?;
+            *fresh.host.extra.borrow_mut() = extra;
+            *inst = fresh;
+            Ok(())
+        })?;
+        self.last_error = None;
+        Ok(())
+    }
+
+    fn set_policy(
+        &mut self,
+        policy: Arc<Policy>,
+        modules: Arc<ModuleRegistry>,
+    ) -> Result<(), Error> {
+        self.policy = Arc::clone(&policy);
+        self.modules = Arc::clone(&modules);
+        if !self.live {
+            return Ok(());
+        }
+        self.with(move |inst| {
+            *inst.host.policy.borrow_mut() = policy;
+            *inst.host.modules.borrow_mut() = modules;
+            inst.host.forget_loaded();
+            Ok(())
+        })
+    }
+
+    fn set_limits(&mut self, limits: Limits) -> Result<(), Error> {
+        self.limits = limits;
+        if !self.live {
+            return Ok(());
+        }
+        self.with(move |inst| {
+            inst.limits = limits;
+            apply_limits(&mut inst.ctx, &limits);
+            Ok(())
+        })
+    }
+
+    fn as_loader(&mut self) -> Result<&mut dyn Loader, Error> {
+        Ok(self)
+    }
+
+    fn as_executor(&mut self) -> Result<&mut dyn Executor, Error> {
+        Ok(self)
+    }
+
+    fn as_globals(&mut self) -> Result<&mut dyn Globals, Error> {
+        Ok(self)
+    }
+
+    fn as_functions(&mut self) -> Result<&mut dyn Functions, Error> {
+        Ok(self)
+    }
+
+    fn as_modules(&mut self) -> Result<&mut dyn Modules, Error> {
+        Ok(self)
+    }
+}
+
+impl Loader for JsInterpreter {
+    fn bind_source(&mut self, source: Arc<dyn Source>) {
+        self.source = Some(source);
+    }
+
+    fn load(&mut self, key: &str) -> Result<(), Error> {
+        let script = match &self.source {
+            Some(source) => source.get(key).map_err(source_error),
+            None => Err(Error::new(
+                ErrorKind::Unavailable,
+                "no source bound (bind_source first)",
+            )),
+        };
+        let script = script.inspect_err(|e| self.last_error = Some(e.clone()))?;
+        let key = key.to_owned();
+        self.with(move |inst| {
+            let parsed = parse(&key, &script.code, &mut inst.ctx)?;
+            inst.scripts.insert(key, parsed);
+            Ok(())
+        })
+    }
+
+    fn load_many(&mut self, keys: &[&str]) -> Result<(), Error> {
+        keys.iter().try_for_each(|k| self.load(k))
+    }
+
+    fn load_string(&mut self, name: &str, code: &str) -> Result<(), Error> {
+        let (name, code) = (name.to_owned(), code.to_owned());
+        self.with(move |inst| {
+            let parsed = parse(&name, code.as_bytes(), &mut inst.ctx)?;
+            inst.scripts.insert(name, parsed);
+            Ok(())
+        })
+    }
+}
+
+impl Executor for JsInterpreter {
+    fn execute(&mut self, key: &str) -> Result<Value, Error> {
+        let key = key.to_owned();
+        self.with(move |inst| {
+            let parsed = inst
+                .scripts
+                .get(&key)
+                .cloned()
+                .ok_or_else(|| Error::not_found(format!("script {key:?} is not loaded")))?;
+            inst.run(&key, &parsed)
+        })
+    }
+
+    fn execute_many(&mut self, keys: &[&str]) -> Result<Vec<Value>, Error> {
+        keys.iter().map(|k| self.execute(k)).collect()
+    }
+
+    fn execute_string(&mut self, code: &str) -> Result<Value, Error> {
+        let code = code.to_owned();
+        self.with(move |inst| {
+            let parsed = parse("<string>", code.as_bytes(), &mut inst.ctx)?;
+            inst.run("<string>", &parsed)
+        })
+    }
+}
+
+impl Globals for JsInterpreter {
+    fn set_global(&mut self, name: &str, value: Value) -> Result<(), Error> {
+        let name = name.to_owned();
+        self.with(move |inst| set_global(&mut inst.ctx, &name, &value))
+    }
+
+    fn get_global(&mut self, name: &str) -> Result<Value, Error> {
+        let name = name.to_owned();
+        self.with(move |inst| {
+            let ctx = &mut inst.ctx;
+            let v = ctx
+                .global_object()
+                .get(JsString::from(name.as_str()), ctx)
+                .map_err(|e| from_js_error(e, &name, ctx))?;
+            from_js(&v, ctx)
+        })
+    }
+}
+
+impl Functions for JsInterpreter {
+    fn register_function(&mut self, name: &str, f: HostFunction) -> Result<(), Error> {
+        let name = name.to_owned();
+        self.with(move |inst| register_host_function(&mut inst.ctx, &name, f))
+    }
+
+    fn call_function(&mut self, name: &str, args: Vec<Value>) -> Result<Value, Error> {
+        let name = name.to_owned();
+        self.with(move |inst| inst.call(&name, args))
+    }
+}
+
+impl Modules for JsInterpreter {
+    fn register_module(&mut self, def: ModuleDef) -> Result<(), Error> {
+        self.with(move |inst| {
+            let h = host(&inst.ctx).map_err(|e| Error::internal(e.to_string()))?;
+            h.extra
+                .borrow_mut()
+                .insert(def.name().to_owned(), Arc::new(def));
+            h.forget_loaded();
+            Ok(())
+        })
+    }
+}
