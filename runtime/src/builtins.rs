@@ -98,7 +98,7 @@ pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Re
         let timeout = field(&args, "timeout_ms").as_f64();
         let mut mb = entry.mailbox.lock();
         if let Some(msg) = mb.take(topic.as_deref()) {
-            return Dispatched::Ready(Ok(msg.to_value()));
+            return Dispatched::Ready(Ok(msg.into_value()));
         }
         if timeout == Some(0.0) {
             return Dispatched::Ready(Err(Error::new(ErrorKind::Timeout, "receive timed out")));

@@ -16,13 +16,19 @@ pub struct Message {
 impl Message {
     /// The `{from, topic, payload}` map scripts receive.
     pub fn to_value(&self) -> Value {
+        self.clone().into_value()
+    }
+
+    /// The `{from, topic, payload}` map scripts receive, moving the payload
+    /// (a delivered message is not copied again).
+    pub fn into_value(self) -> Value {
         [
             (
                 "from".to_owned(),
                 self.from.map_or(Value::Nil, |p| Value::from(p.to_string())),
             ),
-            ("topic".to_owned(), Value::from(self.topic.as_str())),
-            ("payload".to_owned(), self.payload.clone()),
+            ("topic".to_owned(), Value::String(self.topic)),
+            ("payload".to_owned(), self.payload),
         ]
         .into_iter()
         .collect()

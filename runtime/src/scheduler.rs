@@ -1,9 +1,15 @@
 //! Workers, run queues and the process table.
 //!
-//! Each worker thread owns a FIFO deque; processes it wakes go there, others
-//! (timer, IO completions, the host) go to the global injector. An idle worker
-//! steals from the injector, then from its peers, then parks on a condition
-//! variable. Workers never block on IO: every wait is a parked process.
+//! Each worker thread owns a FIFO deque and a "next" slot; processes it wakes
+//! go there, others (timer, IO completions, the host) go to the global
+//! injector. The slot holds the process woken last: the worker runs it as
+//! soon as the current one waits, without waking a parked peer (a message
+//! round trip between two processes stays on one worker and one cache);
+//! the one it displaces goes to the deque, where peers can steal it. After
+//! [`MAX_NEXT_RUNS`] slot runs in a row the slot goes behind the deque, so a
+//! ping-ponging pair cannot starve it. An idle worker steals from the
+//! injector, then from its peers, then parks on a condition variable.
+//! Workers never block on IO: every wait is a parked process.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -35,6 +41,10 @@ use crate::{Limits, Process, Resume, Step, StepCx};
 /// How many inline command results a process may consume in a row before it
 /// goes to the back of the run queue (fairness).
 const INLINE_BURST: u32 = 64;
+
+/// How many processes a worker takes from its "next" slot in a row before it
+/// serves its deque (fairness).
+const MAX_NEXT_RUNS: u32 = 16;
 
 /// Why a process is being stopped from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,10 +174,21 @@ impl Entry {
     }
 }
 
+/// A worker's own run queue.
+struct Local {
+    /// The address of the scheduler the worker belongs to, so another
+    /// runtime's process never lands here.
+    id: usize,
+    queue: Worker<Arc<Entry>>,
+    /// The process woken last by this worker, run next.
+    next: Option<Arc<Entry>>,
+    /// Slot runs in a row (see [`MAX_NEXT_RUNS`]).
+    next_runs: u32,
+}
+
 thread_local! {
-    /// The local run queue of the worker running on this thread, tagged with
-    /// its scheduler's address so another runtime's worker never uses it.
-    static LOCAL: RefCell<Option<(usize, Worker<Arc<Entry>>)>> = const { RefCell::new(None) };
+    /// The run queue of the worker running on this thread.
+    static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
 }
 
 /// The scheduler: process table, run queues, workers' parking lot.
@@ -264,21 +285,30 @@ impl Scheduler {
         Pid::new(self.node, self.next_pid.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// Pushes a scheduled process on this thread's local queue if this is one
-    /// of our workers, else on the injector, and wakes a parked worker.
+    /// Schedules a process: on one of our workers, into its "next" slot
+    /// (the process there before moves to its deque, and a parked worker is
+    /// woken to steal it); elsewhere, on the injector, waking a parked
+    /// worker.
     pub fn push(&self, entry: Arc<Entry>) {
         let me = self.id();
-        let entry = LOCAL.with(|l| match &*l.borrow() {
-            Some((id, w)) if *id == me => {
-                w.push(entry);
-                None
-            }
-            _ => Some(entry),
+        let elsewhere = LOCAL.with(|l| match &mut *l.borrow_mut() {
+            Some(local) if local.id == me => match local.next.replace(entry) {
+                None => Ok(false),
+                Some(displaced) => {
+                    local.queue.push(displaced);
+                    Ok(true)
+                }
+            },
+            _ => Err(entry),
         });
-        if let Some(entry) = entry {
-            self.injector.push(entry);
+        match elsewhere {
+            Ok(false) => {}
+            Ok(true) => self.notify_one(),
+            Err(entry) => {
+                self.injector.push(entry);
+                self.notify_one();
+            }
         }
-        self.notify_one();
     }
 
     fn notify_one(&self) {
@@ -381,7 +411,7 @@ impl Scheduler {
             self.complete(Completion {
                 pid: to,
                 tag: w.tag,
-                result: Ok(msg.to_value()),
+                result: Ok(msg.into_value()),
             });
             return Ok(());
         }
@@ -392,17 +422,36 @@ impl Scheduler {
 
     /// Registers a worker's local queue; call on the worker thread.
     pub fn register_worker(&self) {
-        let w = Worker::new_fifo();
+        let queue = Worker::new_fifo();
         let mut all = self.stealers.lock();
-        all.push(w.stealer());
+        all.push(queue.stealer());
         *self.stealers_snapshot.write() = Arc::from(all.clone());
-        LOCAL.with(|l| *l.borrow_mut() = Some((self.id(), w)));
+        LOCAL.with(|l| {
+            *l.borrow_mut() = Some(Local {
+                id: self.id(),
+                queue,
+                next: None,
+                next_runs: 0,
+            });
+        });
     }
 
+    /// The next process for this worker: its slot (unless it ran
+    /// [`MAX_NEXT_RUNS`] in a row), its deque, the injector, its peers.
     fn find_work(&self) -> Option<Arc<Entry>> {
         let me = self.id();
-        let local = LOCAL.with(|l| match &*l.borrow() {
-            Some((id, w)) if *id == me => w.pop(),
+        let local = LOCAL.with(|l| match &mut *l.borrow_mut() {
+            Some(local) if local.id == me => {
+                if let Some(next) = local.next.take() {
+                    if local.next_runs < MAX_NEXT_RUNS {
+                        local.next_runs += 1;
+                        return Some(next);
+                    }
+                    local.queue.push(next);
+                }
+                local.next_runs = 0;
+                local.queue.pop()
+            }
             _ => None,
         });
         if local.is_some() {
@@ -411,7 +460,7 @@ impl Scheduler {
         loop {
             let mut retry = false;
             let stolen = LOCAL.with(|l| match &*l.borrow() {
-                Some((id, w)) if *id == me => self.injector.steal_batch_and_pop(w),
+                Some(local) if local.id == me => self.injector.steal_batch_and_pop(&local.queue),
                 _ => self.injector.steal(),
             });
             match stolen {
@@ -457,8 +506,12 @@ impl Scheduler {
         }
         LOCAL.with(|l| {
             // Hand anything left on our local queue to the others.
-            if let Some((_, w)) = l.borrow_mut().take() {
-                while let Some(e) = w.pop() {
+            if let Some(local) = l.borrow_mut().take() {
+                for e in local
+                    .next
+                    .into_iter()
+                    .chain(std::iter::from_fn(|| local.queue.pop()))
+                {
                     self.injector.push(e);
                 }
             }
