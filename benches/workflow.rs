@@ -1,0 +1,178 @@
+//! Durable workflows against plain processes and raw redb, in the same run
+//! and on the same disk.
+//!
+//! * `workflow_roundtrip` — the same no-op command (`time.now()`) yielded
+//!   by a plain process and by a workflow, whose result is journaled
+//!   durably before the script sees it. Sequentially, one workflow pays one
+//!   fsync per command (beside it: one raw redb durable commit); with many
+//!   workflows at once the group-commit writer shares each fsync, which is
+//!   where the ≤ 3× target applies (`plain_256` vs `journaled_256`: 256
+//!   processes, spawned and parked in `receive` before the clock starts,
+//!   then each looping; time per command, the journaled `receive` and each
+//!   workflow's durable end record included).
+//! * `workflow_replay` — `Runtime::replay` of a 10,000-step history (read
+//!   it, run the script, serve every step from it), beside a raw redb range
+//!   read and MessagePack decode of the same 10,000 records.
+//!
+//! Run with `cargo bench --bench workflow`.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use redb::{Database, ReadableDatabase, TableDefinition};
+use troupe::{Entry, LuaEngine, MemorySource, Runtime, Spawn, Value, WorkflowStore};
+
+const RAW: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("raw");
+
+const LOOP: &str = r#"
+local time, process = require("time"), require("process")
+local n, parked = ...
+if parked then process.receive("go") end
+for _ = 1, n do time.now() end
+return n
+"#;
+
+/// Processes running at once in the concurrent groups.
+const WIDE: u64 = 256;
+
+/// Commands each of them runs.
+const EACH: u64 = 100;
+
+/// Steps of the replayed history.
+const STEPS: u64 = 10_000;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+fn count(n: u64) -> Value {
+    Value::Int(i64::try_from(n).expect("count fits i64"))
+}
+
+/// Spawns `procs` processes (workflows if `journaled`) parked in
+/// `receive`, then releases them to loop `each` times and returns the wall
+/// time from the release until all of them ended.
+fn loops(rt: &Runtime, journaled: bool, procs: u64, each: u64) -> Duration {
+    let handles: Vec<_> = (0..procs)
+        .map(|_| {
+            let spawn = if journaled {
+                let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+                Spawn::workflow(format!("bench-{id}"), "loop.lua")
+            } else {
+                Spawn::script("loop.lua").policy(WorkflowStore::default_policy())
+            };
+            rt.spawn(spawn.args([count(each), Value::Bool(true)]))
+                .expect("spawn")
+        })
+        .collect();
+    let start = Instant::now();
+    for h in &handles {
+        h.send("go", Value::Nil).expect("release");
+    }
+    for h in handles {
+        assert_eq!(h.join_blocking().expect("join"), count(each));
+    }
+    start.elapsed()
+}
+
+/// The time of `iters` commands: `procs` processes looping `each` times,
+/// scaled to `iters` commands.
+fn per_command(rt: &Runtime, journaled: bool, (procs, each): (u64, u64), iters: u64) -> Duration {
+    let took = loops(rt, journaled, procs, each);
+    took.mul_f64(iters as f64 / (procs * each) as f64)
+}
+
+fn workflow_bench(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let raw = Database::create(dir.path().join("raw.redb")).expect("raw db");
+    let store = WorkflowStore::open(dir.path().join("wf.redb")).expect("store");
+    let rt = Runtime::builder()
+        .workers(2)
+        .source(MemorySource::new().with("loop.lua", LOOP))
+        .engine(LuaEngine::new())
+        .journal_store(store.clone())
+        .build()
+        .expect("runtime builds");
+
+    let mut g = c.benchmark_group("workflow_roundtrip");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2))
+        .throughput(Throughput::Elements(1));
+    let mut step = 0u64;
+    g.bench_function("raw_redb_durable_commit", |b| {
+        b.iter(|| {
+            step += 1;
+            let txn = raw.begin_write().expect("write txn");
+            txn.open_table(RAW)
+                .expect("table")
+                .insert(("bench", step), [1u8; 40].as_slice())
+                .expect("insert");
+            txn.commit().expect("commit");
+        });
+    });
+    g.bench_function("plain_1", |b| {
+        b.iter_custom(|iters| per_command(&rt, false, (1, iters), iters));
+    });
+    g.bench_function("journaled_1", |b| {
+        b.iter_custom(|iters| per_command(&rt, true, (1, iters), iters));
+    });
+    g.bench_function("plain_256", |b| {
+        b.iter_custom(|iters| per_command(&rt, false, (WIDE, EACH), iters));
+    });
+    g.bench_function("journaled_256", |b| {
+        b.iter_custom(|iters| per_command(&rt, true, (WIDE, EACH), iters));
+    });
+    g.finish();
+
+    // One 10,000-step history, and the same records written raw.
+    let h = rt
+        .spawn(Spawn::workflow("long", "loop.lua").args([count(STEPS)]))
+        .expect("spawn");
+    h.join_blocking().expect("the long workflow runs");
+    let history = store.history("long").expect("history");
+    assert_eq!(history.len() as u64, STEPS);
+    {
+        let txn = raw.begin_write().expect("write txn");
+        {
+            let mut t = txn.open_table(RAW).expect("table");
+            for (i, e) in history.iter().enumerate() {
+                let bytes = rmp_serde::to_vec_named(e).expect("encode");
+                t.insert(("long", i as u64 + 1), bytes.as_slice())
+                    .expect("insert");
+            }
+        }
+        txn.commit().expect("commit");
+    }
+
+    let mut g = c.benchmark_group("workflow_replay");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2))
+        .throughput(Throughput::Elements(STEPS));
+    g.bench_function("raw_redb_read_10k", |b| {
+        b.iter(|| {
+            let txn = raw.begin_read().expect("read txn");
+            let t = txn.open_table(RAW).expect("table");
+            let mut n = 0;
+            for row in t.range(("long", 1)..=("long", u64::MAX)).expect("range") {
+                let (_, v) = row.expect("row");
+                let e: Entry = rmp_serde::from_slice(v.value()).expect("decode");
+                black_box(e);
+                n += 1;
+            }
+            assert_eq!(n, STEPS);
+        });
+    });
+    g.bench_function("replay_10k_steps", |b| {
+        b.iter(|| {
+            let h = rt.replay("long").expect("replay");
+            assert_eq!(h.join_blocking().expect("replays"), count(STEPS));
+        });
+    });
+    g.finish();
+    rt.shutdown();
+}
+
+criterion_group!(benches, workflow_bench);
+criterion_main!(benches);
