@@ -55,6 +55,8 @@ impl EngineFactory {
         f.add::<crate::lua::LuaEngine, crate::lua::LuaInterpreter>();
         #[cfg(feature = "js")]
         f.add::<crate::js::JsEngine, crate::js::JsInterpreter>();
+        #[cfg(feature = "wasm")]
+        f.add::<crate::wasm::WasmEngine, crate::wasm::WasmInterpreter>();
         f
     }
 

@@ -23,6 +23,8 @@ pub mod js;
 pub mod lua;
 pub mod manager;
 pub mod pool;
+#[cfg(feature = "wasm")]
+pub mod wasm;
 
 pub use capability::{
     Executor, Functions, Globals, HostFunction, Loader, Modules, ScriptEngine, Watcher, unsupported,

@@ -1,0 +1,324 @@
+//! [`WasmInterpreter`]: the embeddable face of the WebAssembly engine.
+//!
+//! Each loaded script is an instance of its own that keeps its memory and
+//! globals between calls; the last one loaded is the *current* instance,
+//! whose exports `call_function` reaches. There is no `Globals` capability:
+//! wasm globals hold only numbers, not every `Value`.
+//! `execute` calls a loaded instance's `run`; `execute_string` compiles and
+//! runs a throwaway instance. Guests run to completion on the calling
+//! thread; module commands fail `UNAVAILABLE` (they need a process).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
+use troupe_modules::{ModuleDef, ModuleRegistry, Policy};
+use troupe_runtime::Limits;
+use troupe_sources::{MemorySource, Source};
+use wasmtime::{Instance, Module, Store};
+
+use super::Shared;
+use super::abi::{self, DEFAULT_ENTRY};
+use super::error::from_wasmtime;
+use super::host::{Ctx, Host};
+use super::process::{new_store, run_to_end};
+use crate::capability::{
+    Executor, Functions, HostFunction, Loader, Modules, ScriptEngine, closed, source_error,
+};
+
+const KIND: &str = "wasm";
+
+/// A loaded script: its own store and instance.
+struct Loaded {
+    store: Store<Host>,
+    instance: Instance,
+}
+
+/// One WebAssembly interpreter instance (see the module docs).
+pub struct WasmInterpreter {
+    shared: Result<Arc<Shared>, Error>,
+    closed: bool,
+    policy: Arc<Policy>,
+    modules: Arc<ModuleRegistry>,
+    limits: Limits,
+    source: Arc<dyn Source>,
+    functions: HashMap<String, HostFunction>,
+    loaded: HashMap<String, Loaded>,
+    current: Option<String>,
+    last_error: Option<Error>,
+}
+
+impl Default for WasmInterpreter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WasmInterpreter {
+    /// An interpreter with a deny-all policy, the built-in modules, default
+    /// limits and an empty source.
+    pub fn new() -> Self {
+        Self {
+            shared: Shared::new().map(Arc::new),
+            closed: false,
+            policy: Arc::new(Policy::deny_all()),
+            modules: Arc::new(ModuleRegistry::with_builtins()),
+            limits: Limits::default(),
+            source: Arc::new(MemorySource::new()),
+            functions: HashMap::new(),
+            loaded: HashMap::new(),
+            current: None,
+            last_error: None,
+        }
+    }
+
+    /// Records the outcome of a call for [`ScriptEngine::last_error`].
+    fn record<T>(&mut self, r: Result<T, Error>) -> Result<T, Error> {
+        if let Err(e) = &r {
+            self.last_error = Some(e.clone());
+        }
+        r
+    }
+
+    fn shared(&self) -> Result<Arc<Shared>, Error> {
+        if self.closed {
+            return Err(closed(KIND));
+        }
+        self.shared.clone()
+    }
+
+    /// What the host functions of this interpreter's guests see.
+    fn ctx(&self, key: &str) -> Arc<Ctx> {
+        Arc::new(Ctx {
+            pid: Pid::new(0, 0),
+            parent: None,
+            key: key.to_owned(),
+            policy: Arc::clone(&self.policy),
+            modules: Arc::clone(&self.modules),
+            functions: self.functions.clone(),
+            exchange: None,
+        })
+    }
+
+    /// Gives every loaded instance the current policy, modules, functions
+    /// and memory limit.
+    fn refresh(&mut self) {
+        let contexts: Vec<(String, Arc<Ctx>)> = self
+            .loaded
+            .keys()
+            .map(|k| (k.clone(), self.ctx(k)))
+            .collect();
+        for (key, ctx) in contexts {
+            if let Some(l) = self.loaded.get_mut(&key) {
+                let host = l.store.data_mut();
+                host.ctx = ctx;
+                host.limiter.max_memory = self.limits.max_memory.map(|m| m.get());
+            }
+        }
+    }
+
+    fn deadline(&self) -> Option<(Instant, std::time::Duration)> {
+        self.limits.timeout.map(|t| (Instant::now() + t, t))
+    }
+
+    /// Compiles `code` and instantiates it under `key`.
+    fn instantiate(&self, key: &str, code: &[u8]) -> Result<Loaded, Error> {
+        let shared = self.shared()?;
+        let module: Module = shared.compile(key, code)?;
+        let mut store = new_store(&shared, self.ctx(key), &self.limits)?;
+        let max = self.limits.max_instructions.map(|m| m.get());
+        let instantiated = run_to_end(
+            async {
+                shared
+                    .linker
+                    .instantiate_async(&mut store, &module)
+                    .await
+                    .map_err(|e| (from_wasmtime(&e, store.data(), max), e))
+            },
+            self.deadline(),
+        );
+        match instantiated? {
+            Ok(instance) => Ok(Loaded { store, instance }),
+            Err((err, e)) if err.kind() == ErrorKind::Internal => {
+                Err(Error::invalid(format!("cannot instantiate {key}: {e:#}")))
+            }
+            Err((err, _)) => Err(err),
+        }
+    }
+
+    /// Calls export `name` of `loaded` with fresh fuel.
+    fn call(&self, loaded: &mut Loaded, name: &str, args: Vec<Value>) -> Result<Value, Error> {
+        let max = self.limits.max_instructions.map(|m| m.get());
+        let Loaded { store, instance } = loaded;
+        store
+            .set_fuel(max.unwrap_or(u64::MAX))
+            .map_err(|e| Error::internal(format!("wasmtime: {e:#}")))?;
+        run_to_end(
+            async {
+                match abi::invoke(store, instance, name, args).await {
+                    Ok(r) => r,
+                    Err(e) => Err(from_wasmtime(&e, store.data(), max)),
+                }
+            },
+            self.deadline(),
+        )?
+    }
+
+    /// Calls export `name` of the loaded script `key`.
+    fn call_loaded(&mut self, key: &str, name: &str, args: Vec<Value>) -> Result<Value, Error> {
+        let mut loaded = self
+            .loaded
+            .remove(key)
+            .ok_or_else(|| Error::not_found(format!("script {key:?} is not loaded")))?;
+        let r = self.call(&mut loaded, name, args);
+        self.loaded.insert(key.to_owned(), loaded);
+        r
+    }
+
+    fn keep(&mut self, key: &str, code: &[u8]) -> Result<(), Error> {
+        let loaded = self.instantiate(key, code)?;
+        self.loaded.insert(key.to_owned(), loaded);
+        self.current = Some(key.to_owned());
+        Ok(())
+    }
+}
+
+impl ScriptEngine for WasmInterpreter {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn init(&mut self) -> Result<(), Error> {
+        let r = self.shared().map(|_| ());
+        self.record(r)
+    }
+
+    fn close(&mut self) -> Result<(), Error> {
+        self.loaded.clear();
+        self.current = None;
+        self.closed = true;
+        Ok(())
+    }
+
+    fn last_error(&self) -> Option<&Error> {
+        self.last_error.as_ref()
+    }
+
+    fn reset(&mut self) -> Result<(), Error> {
+        if self.closed {
+            return Err(closed(KIND));
+        }
+        self.loaded.clear();
+        self.current = None;
+        self.functions.clear();
+        self.last_error = None;
+        Ok(())
+    }
+
+    fn set_policy(
+        &mut self,
+        policy: Arc<Policy>,
+        modules: Arc<ModuleRegistry>,
+    ) -> Result<(), Error> {
+        self.policy = policy;
+        self.modules = modules;
+        self.refresh();
+        Ok(())
+    }
+
+    fn set_limits(&mut self, limits: Limits) -> Result<(), Error> {
+        self.limits = limits;
+        self.refresh();
+        Ok(())
+    }
+
+    fn as_loader(&mut self) -> Result<&mut dyn Loader, Error> {
+        Ok(self)
+    }
+
+    fn as_executor(&mut self) -> Result<&mut dyn Executor, Error> {
+        Ok(self)
+    }
+
+    fn as_functions(&mut self) -> Result<&mut dyn Functions, Error> {
+        Ok(self)
+    }
+
+    fn as_modules(&mut self) -> Result<&mut dyn Modules, Error> {
+        Ok(self)
+    }
+}
+
+impl Loader for WasmInterpreter {
+    fn bind_source(&mut self, source: Arc<dyn Source>) {
+        self.source = source;
+    }
+
+    fn load(&mut self, key: &str) -> Result<(), Error> {
+        let r = self
+            .source
+            .get(key)
+            .map_err(source_error)
+            .and_then(|script| self.keep(key, &script.code));
+        self.record(r)
+    }
+
+    fn load_many(&mut self, keys: &[&str]) -> Result<(), Error> {
+        keys.iter().try_for_each(|k| self.load(k))
+    }
+
+    fn load_string(&mut self, name: &str, code: &str) -> Result<(), Error> {
+        let r = self.keep(name, code.as_bytes());
+        self.record(r)
+    }
+}
+
+impl Executor for WasmInterpreter {
+    fn execute(&mut self, key: &str) -> Result<Value, Error> {
+        let r = self.call_loaded(key, DEFAULT_ENTRY, Vec::new());
+        self.record(r)
+    }
+
+    fn execute_many(&mut self, keys: &[&str]) -> Result<Vec<Value>, Error> {
+        keys.iter().map(|k| self.execute(k)).collect()
+    }
+
+    fn execute_string(&mut self, code: &str) -> Result<Value, Error> {
+        let r = self
+            .instantiate("<string>", code.as_bytes())
+            .and_then(|mut l| self.call(&mut l, DEFAULT_ENTRY, Vec::new()));
+        self.record(r)
+    }
+}
+
+impl Functions for WasmInterpreter {
+    /// Makes `f` callable from guests as `call("host", name, args)`.
+    fn register_function(&mut self, name: &str, f: HostFunction) -> Result<(), Error> {
+        if self.closed {
+            return Err(closed(KIND));
+        }
+        self.functions.insert(name.to_owned(), f);
+        self.refresh();
+        Ok(())
+    }
+
+    /// Calls export `name` of the current instance (see `docs/wasm-abi.md`
+    /// for how arguments and results cross).
+    fn call_function(&mut self, name: &str, args: Vec<Value>) -> Result<Value, Error> {
+        let r = self
+            .current
+            .clone()
+            .ok_or_else(|| Error::not_found("no WebAssembly module is loaded"))
+            .and_then(|key| self.call_loaded(&key, name, args));
+        self.record(r)
+    }
+}
+
+impl Modules for WasmInterpreter {
+    fn register_module(&mut self, def: ModuleDef) -> Result<(), Error> {
+        Arc::make_mut(&mut self.modules).insert(def);
+        self.refresh();
+        Ok(())
+    }
+}
