@@ -522,6 +522,8 @@ fn step(lua: &Lua, ud: AnyUserData, resume: Resume) -> mlua::Result<MultiValue> 
         }
         Step::Preempted => {
             ctx.preempting = true;
+            // From one of the script's coroutines, the relay passes it up.
+            ctx.nested_preempt = lua.current_thread().state() as usize != ctx.main_thread;
             (preempt_tag(), Awaiting::Slice)
         }
         Step::Done(v) => {

@@ -22,6 +22,7 @@ mod interpreter;
 mod object;
 mod process;
 mod state;
+mod watchdog;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -203,6 +204,21 @@ pub(crate) fn launch(
     // Hooks are per thread and copied when a thread is created: install
     // the hook first so the process's thread (and its coroutines) get it.
     let thread = lua.create_thread(body).map_err(internal)?;
+    // Without an instruction limit (and outside eval runs, which count for
+    // their caller), the process's own thread runs without a hook and the
+    // watchdog preempts it by time: a hook costs on every instruction.
+    let timed = limits.max_instructions.is_none() && extras.depth == 0;
+    let hook_fn = if timed {
+        // SAFETY: the thread was just created by this state and is not
+        // running; its hook is mlua's global hook procedure.
+        unsafe {
+            let hook = mlua::ffi::lua_gethook(thread.state());
+            mlua::ffi::lua_sethook(thread.state(), None, 0, 0);
+            hook
+        }
+    } else {
+        None
+    };
     let memory_limit = match limits.max_memory {
         Some(m) => {
             let abs = lua.used_memory().saturating_add(m.get());
@@ -237,9 +253,13 @@ pub(crate) fn launch(
         memory_limit,
         pending: None,
         preempting: false,
+        nested_preempt: false,
+        main_thread: thread.state() as usize,
         instructions: 0,
         max_instructions: limits.max_instructions.map(|m| m.get()),
         slice,
+        timed,
+        hook_fn,
         deadline: limits.timeout.map(|t| Instant::now() + t),
         timeout_ms: limits.timeout.map_or(0, |t| t.as_millis()),
         terminate: None,
@@ -251,6 +271,7 @@ pub(crate) fn launch(
         pool: Arc::clone(pool),
         memory_limit: limits.max_memory.map(|m| m.get()),
         awaiting: ResultHandler::default(),
+        hook: hook_fn,
     })
 }
 
@@ -276,7 +297,8 @@ fn hook(lua: &Lua) -> mlua::Result<VmState> {
         return Ok(VmState::Continue);
     };
     if ctx.terminate.is_none() {
-        let slice = ctx.slice;
+        // A timed process counts no instructions (its slices are timed).
+        let slice = if ctx.timed { 0 } else { ctx.slice };
         ctx.charge(slice);
     } else if ctx.preempting {
         // The last yield request was ignored: we are where Lua cannot yield
@@ -289,6 +311,9 @@ fn hook(lua: &Lua) -> mlua::Result<VmState> {
         return Err(mlua::Error::runtime(msg));
     }
     ctx.preempting = true;
+    if lua.current_thread().state() as usize != ctx.main_thread {
+        ctx.nested_preempt = true;
+    }
     Ok(VmState::Yield)
 }
 

@@ -12,7 +12,7 @@ local type, pcall, xpcall, raw_load, collectgarbage = type, pcall, xpcall, load,
 local traceback, concat = debug.traceback, table.concat
 
 local SENT, OK, PREEMPT, IMPORT = R.SENT, R.OK, R.PREEMPT, R.IMPORT
-local preempting, terminating, out = R.preempting, R.terminating, R.out
+local preempting, terminating, out, arm = R.preempting, R.terminating, R.out, R.arm
 local is_error, runtime_error, denied = R.is_error, R.runtime_error, R.denied
 local getmetatable_raw, rawset_raw, rawget = debug.getmetatable, rawset, rawget
 
@@ -76,8 +76,14 @@ local function unwrap(ok, ...)
   error((...), 0)
 end
 
+-- Coroutines get the counting hook when the process itself is preempted by
+-- the watchdog (which only watches the process's own thread).
+local function create(f)
+  return arm(co_create(f))
+end
+
 local CO = {
-  create = co_create,
+  create = create,
   resume = resume,
   yield = co_yield,
   status = coroutine.status,
@@ -85,7 +91,7 @@ local CO = {
   isyieldable = co_isyieldable,
   close = coroutine.close,
   wrap = function(f)
-    local co = co_create(f)
+    local co = create(f)
     return function(...) return unwrap(relay(co, co_resume(co, ...))) end
   end,
 }

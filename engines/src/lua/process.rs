@@ -13,7 +13,7 @@ use troupe_runtime::{Process, Resume, Step, StepCx};
 
 use super::convert::to_value;
 use super::state::{ProcCtx, is_sent, resume_values};
-use super::{Pool, error};
+use super::{Pool, error, watchdog};
 
 pub(crate) struct LuaProcess {
     /// The state, returned to the pool on drop.
@@ -25,6 +25,9 @@ pub(crate) struct LuaProcess {
     pub memory_limit: Option<usize>,
     /// How the result of the command the script waits for reaches it.
     pub awaiting: ResultHandler,
+    /// The hook the watchdog installs when a step runs too long; `None`
+    /// when the thread has the counting hook instead.
+    pub hook: Option<mlua::ffi::lua_Hook>,
 }
 
 fn lua_failure(e: &mlua::Error, memory_limit: Option<usize>) -> Error {
@@ -115,12 +118,27 @@ impl Process for LuaProcess {
             Ok(a) => a,
             Err(e) => return Step::Failed(e),
         };
-        let result = self.thread.resume::<MultiValue>(args);
+        let thread = &self.thread;
+        let result = match self.hook {
+            Some(hook) => {
+                let (result, armed) =
+                    watchdog::watched(thread.state(), hook, || thread.resume::<MultiValue>(args));
+                if armed {
+                    thread.remove_hook();
+                }
+                result
+            }
+            None => thread.resume::<MultiValue>(args),
+        };
         let lua = self.lua();
         let sent = matches!(&result, Ok(v) if v.front().is_some_and(is_sent));
         let (terminate, pending) = match lua.app_data_mut::<ProcCtx>() {
             Some(mut ctx) => {
                 ctx.preempting = false;
+                if ctx.timed && ctx.deadline.is_some() {
+                    // No hook ran if the step was short: check the clock.
+                    ctx.charge(0);
+                }
                 // A preemption can land between a module storing its command
                 // and yielding the sentinel; the command then stays stored
                 // until the sentinel's own yield.

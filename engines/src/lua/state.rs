@@ -104,9 +104,22 @@ pub(crate) struct ProcCtx {
     /// The instruction hook asked for a yield that has not reached the
     /// scheduler yet.
     pub preempting: bool,
+    /// The hook asked one of the script's own coroutines to yield: the
+    /// prelude's relay takes this to pass the preemption up (the process's
+    /// thread can be preempted itself before it does, which clears
+    /// [`ProcCtx::preempting`] but not this).
+    pub nested_preempt: bool,
+    /// The process's own thread (its `lua_State` address).
+    pub main_thread: usize,
     pub instructions: u64,
     pub max_instructions: Option<u64>,
     pub slice: u64,
+    /// Preempted by the watchdog (no instruction limit): the process
+    /// thread runs without a hook; coroutines get [`ProcCtx::hook_fn`]
+    /// every `slice` instructions.
+    pub timed: bool,
+    /// The state's hook procedure, for the coroutines of a timed process.
+    pub hook_fn: Option<mlua::ffi::lua_Hook>,
     pub deadline: Option<Instant>,
     pub timeout_ms: u128,
     /// Set when a limit is exceeded: the next yield fails the process.
@@ -408,6 +421,21 @@ fn imported(lua: &Lua, (name, value): (String, mlua::Value)) -> mlua::Result<()>
     ctx.loaded.raw_set(name, value)
 }
 
+/// Gives a coroutine created by a timed process the counting hook (the
+/// watchdog only watches the process's own thread).
+fn arm(lua: &Lua, co: mlua::Thread) -> mlua::Result<mlua::Thread> {
+    if let Some(ctx) = lua.app_data_ref::<ProcCtx>()
+        && ctx.timed
+        && let Some(hook) = ctx.hook_fn
+    {
+        let count = std::os::raw::c_int::try_from(ctx.slice).unwrap_or(std::os::raw::c_int::MAX);
+        // SAFETY: `co` is a live thread of this state and `hook` is the
+        // state's own hook procedure.
+        unsafe { mlua::ffi::lua_sethook(co.state(), Some(hook), mlua::ffi::LUA_MASKCOUNT, count) };
+    }
+    Ok(co)
+}
+
 /// Read-only module tables holding `custom` (eval's `custom_modules`),
 /// ready for `require`.
 pub(crate) fn custom_modules(
@@ -453,7 +481,9 @@ pub(crate) fn new_state(output: &Output) -> mlua::Result<Lua> {
     r.raw_set(
         "preempting",
         lua.create_function(|lua, ()| {
-            Ok(lua.app_data_ref::<ProcCtx>().is_some_and(|c| c.preempting))
+            Ok(lua
+                .app_data_mut::<ProcCtx>()
+                .is_some_and(|mut c| std::mem::take(&mut c.nested_preempt)))
         })?,
     )?;
     r.raw_set(
@@ -469,6 +499,7 @@ pub(crate) fn new_state(output: &Output) -> mlua::Result<Lua> {
         lua.create_function(|lua, msg: String| error_to_lua(lua, Error::permission_denied(msg)))?,
     )?;
     r.raw_set("imported", lua.create_function(imported)?)?;
+    r.raw_set("arm", lua.create_function(arm)?)?;
     eval::register(&lua, &r)?;
     let out = Arc::clone(output);
     r.raw_set(
