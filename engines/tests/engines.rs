@@ -11,32 +11,8 @@ use troupe_modules::{Class, ModuleDef, ModuleRegistry, Policy, Ret};
 use troupe_runtime::Limits;
 use troupe_sources::MemorySource;
 
-/// An engine with no optional capability.
-struct Bare;
-
-impl ScriptEngine for Bare {
-    fn kind(&self) -> &'static str {
-        "bare"
-    }
-    fn init(&mut self) -> Result<(), Error> {
-        Ok(())
-    }
-    fn close(&mut self) -> Result<(), Error> {
-        Ok(())
-    }
-    fn last_error(&self) -> Option<&Error> {
-        None
-    }
-    fn reset(&mut self) -> Result<(), Error> {
-        Ok(())
-    }
-    fn set_policy(&mut self, _: Arc<Policy>, _: Arc<ModuleRegistry>) -> Result<(), Error> {
-        Ok(())
-    }
-    fn set_limits(&mut self, _: Limits) -> Result<(), Error> {
-        Ok(())
-    }
-}
+mod support;
+use support::Stub;
 
 fn kind_of<T>(r: Result<T, Error>) -> ErrorKind {
     match r {
@@ -47,10 +23,10 @@ fn kind_of<T>(r: Result<T, Error>) -> ErrorKind {
 
 #[test]
 fn missing_capabilities_are_unavailable_not_panics() {
-    let mut bare = Bare;
+    let mut bare = Stub { reset_fails: false };
     let e = bare.as_loader().err().expect("no loader");
     assert_eq!(e.kind(), ErrorKind::Unavailable);
-    assert_eq!(e.message(), "capability not supported by bare: loader");
+    assert_eq!(e.message(), "capability not supported by stub: loader");
     assert_eq!(
         kind_of(bare.as_executor().map(|_| ())),
         ErrorKind::Unavailable

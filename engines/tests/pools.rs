@@ -7,8 +7,9 @@ use std::time::Duration;
 use troupe_dispatcher::{Error, ErrorKind, Value};
 use troupe_engines::lua::LuaInterpreter;
 use troupe_engines::{AutoGrowPool, EngineFactory, EnginePool, Manager, ScriptEngine};
-use troupe_modules::{ModuleRegistry, Policy};
-use troupe_runtime::Limits;
+
+mod support;
+use support::Stub;
 
 fn lua() -> Result<Box<dyn ScriptEngine>, Error> {
     Ok(Box::new(LuaInterpreter::with_output(|_| {})))
@@ -120,40 +121,13 @@ fn over_max_waits_then_rate_limited() {
     assert!(pool.get_blocking().is_ok());
 }
 
-/// An engine whose reset always fails.
-struct Broken;
-
-impl ScriptEngine for Broken {
-    fn kind(&self) -> &'static str {
-        "broken"
-    }
-    fn init(&mut self) -> Result<(), Error> {
-        Ok(())
-    }
-    fn close(&mut self) -> Result<(), Error> {
-        Ok(())
-    }
-    fn last_error(&self) -> Option<&Error> {
-        None
-    }
-    fn reset(&mut self) -> Result<(), Error> {
-        Err(Error::internal("cannot reset"))
-    }
-    fn set_policy(&mut self, _: Arc<Policy>, _: Arc<ModuleRegistry>) -> Result<(), Error> {
-        Ok(())
-    }
-    fn set_limits(&mut self, _: Limits) -> Result<(), Error> {
-        Ok(())
-    }
-}
-
 #[test]
 fn an_engine_whose_reset_fails_is_replaced() {
     let made = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&made);
     let pool = EnginePool::new(1, move || {
         counter.fetch_add(1, Ordering::SeqCst);
-        Ok(Box::new(Broken) as Box<dyn ScriptEngine>)
+        Ok(Box::new(Stub { reset_fails: true }) as Box<dyn ScriptEngine>)
     })
     .unwrap();
     drop(pool.get_blocking().unwrap());
