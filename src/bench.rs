@@ -342,7 +342,7 @@ fn table(rows: &[Row], notes: &[String], workers: Option<usize>) -> String {
         out.push_str(&format!("| {} |\n", r.cells().join(" | ")));
     }
     out.push_str(&format!(
-        "\nTroupe: workers = {workers}, default limits (preempted every {SLICE} instructions), \
+        "\nTroupe: workers = {workers}, default limits and preemption, \
          plugin policy + process. raw mlua: spawn = fresh `Lua::new()` + precompiled bytecode \
          + call; ping-pong and command = one coroutine resume/yield from Rust; idle memory = a \
          fresh state kept alive. Lightweight processes are not built yet (n/a).\n"
