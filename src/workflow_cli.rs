@@ -79,6 +79,18 @@ enum WorkflowCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Sends the unfinished workflow ID a signal: its next `process.receive`
+    /// after the next resume gets `{topic, payload}` (journaled). Needs the
+    /// store free: no troupe process may have it open.
+    Signal {
+        /// The workflow id.
+        id: String,
+        /// The message topic.
+        topic: String,
+        /// The payload: JSON when it parses as JSON, otherwise a string.
+        #[arg(allow_negative_numbers = true)]
+        payload: String,
+    },
     /// Deletes a workflow and its history.
     Delete {
         /// The workflow id.
@@ -126,6 +138,12 @@ impl WorkflowArgs {
                 })
             }
             WorkflowCommand::List { json } => list(&store, json),
+            WorkflowCommand::Signal { id, topic, payload } => {
+                store.signal(&id, &topic, parse_arg(3, &payload)?)?;
+                Ok(Output::Text(format!(
+                    "signal {topic:?} queued for workflow {id}: delivered on its next resume"
+                )))
+            }
             WorkflowCommand::Delete { id } => {
                 store.delete(&id)?;
                 Ok(Output::Text(format!("deleted workflow {id}")))

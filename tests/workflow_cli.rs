@@ -341,6 +341,30 @@ fn a_reordered_script_fails_to_resume_with_nondeterminism() {
 }
 
 #[test]
+fn a_signal_sent_from_the_cli_reaches_a_killed_workflow_on_resume() {
+    let s = Scene::new();
+    s.script(
+        "wait.lua",
+        r#"
+        local process = require("process")
+        print("waiting")
+        local m = process.receive("approve")
+        return { approved_by = m.payload.who }
+        "#,
+    );
+    let child = s.start("wait", &["run", "w", "wait.lua"]);
+    s.wait_for("wait", "waiting", 1);
+    s.kill(child);
+    let sent = s.run("signal", &["signal", "w", "approve", r#"{"who":"ada"}"#]);
+    assert_eq!(sent.code, Some(0), "{sent:?}");
+    let resumed = s.run("resume", &["resume", "w"]).json();
+    assert_eq!(resumed, serde_json::json!({"approved_by": "ada"}));
+    assert_eq!(commands(&s.show("w")), ["process.receive"]);
+    let late = s.run("late", &["signal", "w", "approve", "1"]);
+    assert!(late.stderr.starts_with("CONFLICT: "), "{late:?}");
+}
+
+#[test]
 fn workflow_usage_errors_are_one_line() {
     let s = Scene::new();
     let run = s.run("missing", &["resume", "nope"]);

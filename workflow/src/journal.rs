@@ -43,6 +43,11 @@ pub(crate) struct WorkflowJournal {
     pub replay_end: usize,
     /// How deep the script is in live `workflow.side_effect` functions.
     pub side_effects: usize,
+    /// Signals sent while no process ran the workflow, oldest first:
+    /// `(seq, {topic, payload})`, received before the mailbox.
+    pub inbox: std::collections::VecDeque<(u64, Value)>,
+    /// The inbox signal the live command receives.
+    pub consume: Option<u64>,
 }
 
 /// Whether a history entry is a `workflow.version` marker rather than a
@@ -165,6 +170,27 @@ impl WorkflowJournal {
         Ok(())
     }
 
+    /// For a live `process.receive`, the oldest inbox signal it takes, as
+    /// the message `{from = nil, topic, payload}` (marked for removal when
+    /// its journal entry is written).
+    fn signal_for(&mut self, call: &Call) -> Option<Value> {
+        if call.id != ids::PROCESS_RECEIVE {
+            return None;
+        }
+        let wanted = call.args.get("topic").and_then(Value::as_str);
+        let at = self.inbox.iter().position(|(_, m)| {
+            wanted.is_none_or(|t| m.get("topic").and_then(Value::as_str) == Some(t))
+        })?;
+        let (seq, message) = self.inbox.remove(at)?;
+        self.consume = Some(seq);
+        let mut m = match message {
+            Value::Map(m) => m,
+            _ => Default::default(),
+        };
+        m.insert("from".to_owned(), Value::Nil);
+        Some(Value::Map(m))
+    }
+
     /// A command yielded while a live side-effect function runs.
     fn in_side_effect(&mut self, name: &str, call: Call) -> Before {
         match call.id {
@@ -239,6 +265,12 @@ impl Journal for WorkflowJournal {
         }
         let dispatch = if call.id == ids::TIME_SLEEP {
             self.sleep(&call)
+        } else if let Some(signal) = self.signal_for(&call) {
+            // Served from the inbox: journaled as the `receive` it answers.
+            Call::new(
+                ids::WORKFLOW_SIDE_EFFECT,
+                Value::Map([("value".to_owned(), signal)].into_iter().collect()),
+            )
         } else {
             call.clone()
         };
@@ -272,6 +304,7 @@ impl Journal for WorkflowJournal {
                     step: self.next_step,
                     entry: bytes,
                     clear_timer,
+                    consume: self.consume.take(),
                     durable,
                 });
                 self.next_step += 1;

@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
-use troupe_dispatcher::{Error, ErrorKind};
+use troupe_dispatcher::{Error, ErrorKind, Value};
 use troupe_modules::Policy;
 use troupe_runtime::{Journal, JournalStore, StartMode, StoredWorkflow, WorkflowStart};
 
@@ -162,6 +162,36 @@ impl WorkflowStore {
         self.db()?.delete(id)
     }
 
+    /// Sends the unfinished workflow `id` a signal, durably: the next
+    /// `process.receive` (of any topic, or of `topic`) of its next resume
+    /// gets `{from = nil, topic, payload}`, ahead of its mailbox, and the
+    /// journal records it like any received message. For a workflow not
+    /// running in this process (`troupe workflow signal`); one running here
+    /// gets messages through its process (`ProcessHandle::send`), so this
+    /// is `CONFLICT` then. `NOT_FOUND` if unknown, `CONFLICT` if finished.
+    pub fn signal(&self, id: &str, topic: &str, payload: Value) -> Result<(), Error> {
+        if self.inner.running.lock().contains(id) {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("workflow {id:?} is running here: send to its process"),
+            ));
+        }
+        let message = Value::Map(
+            [
+                ("topic".to_owned(), Value::from(topic)),
+                ("payload".to_owned(), payload),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        self.db()?.signal(id, &message)
+    }
+
+    /// The signals waiting for workflow `id`: `(seq, {topic, payload})`.
+    pub fn inbox(&self, id: &str) -> Result<Vec<(u64, Value)>, Error> {
+        self.db()?.inbox(id)
+    }
+
     /// Marks `id` as running in this process; `ALREADY_EXISTS` if it is.
     fn claim(&self, id: &str) -> Result<Arc<str>, Error> {
         let id: Arc<str> = id.into();
@@ -192,6 +222,8 @@ impl WorkflowStore {
             versions: Default::default(),
             replay_end: 0,
             side_effects: 0,
+            inbox: Default::default(),
+            consume: None,
         };
         if w.mode == StartMode::New {
             let header = Header {
@@ -238,6 +270,9 @@ impl WorkflowStore {
             .map_or(0, |i| i + 1);
         journal.history = stored.entries;
         journal.timers = stored.deadlines.into_iter().collect();
+        if w.mode == StartMode::Resume {
+            journal.inbox = db.inbox(&id)?.into();
+        }
         Ok(journal)
     }
 }

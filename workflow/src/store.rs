@@ -8,6 +8,7 @@
 //! | `workflows` | id | [`Header`] |
 //! | `history` | (id, step) | [`Entry`], steps counted from 1 |
 //! | `timers` | (id, step) | deadline of a sleep in flight, ms since the epoch |
+//! | `inbox` | (id, seq) | a signal not yet received: `{topic, payload}` |
 //!
 //! Every write of a running workflow goes through one writer thread: it
 //! takes whatever records are queued, writes them in one transaction, makes
@@ -28,6 +29,7 @@ use crate::record::{Entry, Header, Status, decode, encode};
 pub(crate) const WORKFLOWS: TableDefinition<&str, &[u8]> = TableDefinition::new("workflows");
 pub(crate) const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("history");
 pub(crate) const TIMERS: TableDefinition<(&str, u64), u64> = TableDefinition::new("timers");
+pub(crate) const INBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("inbox");
 
 /// Records a writer transaction can hold at most.
 const MAX_BATCH: usize = 4096;
@@ -78,6 +80,8 @@ pub(crate) enum Op {
         step: u64,
         entry: Vec<u8>,
         clear_timer: bool,
+        /// The inbox signal this entry received, removed with it.
+        consume: Option<u64>,
         durable: Completer,
     },
     /// A history entry nobody waits for (a `workflow.version` marker):
@@ -156,6 +160,7 @@ impl Db {
         txn.open_table(WORKFLOWS).map_err(|e| db_error(path, e))?;
         txn.open_table(HISTORY).map_err(|e| db_error(path, e))?;
         txn.open_table(TIMERS).map_err(|e| db_error(path, e))?;
+        txn.open_table(INBOX).map_err(|e| db_error(path, e))?;
         txn.commit().map_err(|e| db_error(path, e))?;
         let db = Arc::new(db);
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -294,8 +299,61 @@ impl Db {
             timers
                 .retain_in((id, 1)..=(id, u64::MAX), |_, _| false)
                 .map_err(|e| self.err(e))?;
+            let mut inbox = txn.open_table(INBOX).map_err(|e| self.err(e))?;
+            inbox
+                .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)
+                .map_err(|e| self.err(e))?;
         }
         txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// Appends a signal `{topic, payload}` to the inbox of the unfinished
+    /// workflow `id`, durably.
+    pub fn signal(&self, id: &str, message: &Value) -> Result<(), Error> {
+        let header = self.header(id)?;
+        if header.status != Status::Running {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("workflow {id:?} has already {}", header.status.as_str()),
+            ));
+        }
+        let bytes = encode(message)?;
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut inbox = txn.open_table(INBOX).map_err(|e| self.err(e))?;
+            let seq = inbox
+                .range((id, 0)..=(id, u64::MAX))
+                .map_err(|e| self.err(e))?
+                .next_back()
+                .transpose()
+                .map_err(|e| self.err(e))?
+                .map_or(0, |(k, _)| k.value().1 + 1);
+            inbox
+                .insert((id, seq), bytes.as_slice())
+                .map_err(|e| self.err(e))?;
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// The signals waiting in the inbox of `id`, oldest first.
+    pub fn inbox(&self, id: &str) -> Result<Vec<(u64, Value)>, Error> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let inbox = txn.open_table(INBOX).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in inbox
+            .range((id, 0)..=(id, u64::MAX))
+            .map_err(|e| self.err(e))?
+        {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            let seq = k.value().1;
+            let message = decode(v.value()).map_err(|e| {
+                Error::internal(format!(
+                    "workflow {id:?}: inbox signal {seq} is unreadable: {e}"
+                ))
+            })?;
+            out.push((seq, message));
+        }
+        Ok(out)
     }
 }
 
@@ -349,6 +407,7 @@ impl Writer {
             let mut workflows = txn.open_table(WORKFLOWS).map_err(|e| err(e.into()))?;
             let mut history = txn.open_table(HISTORY).map_err(|e| err(e.into()))?;
             let mut timers = txn.open_table(TIMERS).map_err(|e| err(e.into()))?;
+            let mut inbox = txn.open_table(INBOX).map_err(|e| err(e.into()))?;
             for op in batch.iter() {
                 let reply = match op {
                     Op::Create { id, header, .. } => {
@@ -369,6 +428,7 @@ impl Writer {
                         step,
                         entry,
                         clear_timer,
+                        consume,
                         ..
                     } => {
                         history
@@ -376,6 +436,9 @@ impl Writer {
                             .map_err(|e| err(e.into()))?;
                         if *clear_timer {
                             timers.remove((&**id, *step)).map_err(|e| err(e.into()))?;
+                        }
+                        if let Some(seq) = consume {
+                            inbox.remove((&**id, *seq)).map_err(|e| err(e.into()))?;
                         }
                         Ok(())
                     }

@@ -340,6 +340,48 @@ fn random_numbers_and_uuids_replay_exactly() {
     assert_eq!(h.join_blocking().unwrap(), Value::Array(drawn));
 }
 
+#[test]
+fn signals_sent_while_a_workflow_is_down_are_received_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_at(&dir);
+    let (tx, rx) = channel();
+    let script = r#"
+        local process = require("process")
+        local a = process.receive("approve")
+        local b = process.receive()
+        return { a.payload, b.topic, b.payload }
+    "#;
+    let src = || MemorySource::new().with("s.lua", script);
+    let rt = runtime(&store, src(), &tx, false);
+    let h = rt.spawn(Spawn::workflow("s", "s.lua")).unwrap();
+    let busy = store.signal("s", "approve", Value::Int(1)).unwrap_err();
+    assert_eq!(busy.kind(), ErrorKind::Conflict, "{busy}");
+    rt.shutdown();
+    assert!(h.join_blocking().is_err());
+
+    // Sent while no process runs it; the topic filter skips the first.
+    store.signal("s", "note", Value::from("hi")).unwrap();
+    store.signal("s", "approve", Value::Int(7)).unwrap();
+    assert_eq!(store.inbox("s").unwrap().len(), 2);
+    let rt = runtime(&store, src(), &tx, true);
+    let (_, h) = rt.recovered().remove(0);
+    let expected = Value::Array(vec![Value::Int(7), Value::from("note"), Value::from("hi")]);
+    assert_eq!(h.join_blocking().unwrap(), expected);
+    assert!(
+        store.inbox("s").unwrap().is_empty(),
+        "received signals leave the inbox"
+    );
+    assert_eq!(names(&store, "s"), ["process.receive", "process.receive"]);
+    assert_eq!(rt.replay("s").unwrap().join_blocking().unwrap(), expected);
+    let done = store.signal("s", "late", Value::Nil).unwrap_err();
+    assert_eq!(done.kind(), ErrorKind::Conflict);
+    assert_eq!(
+        store.signal("nope", "x", Value::Nil).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert!(rx.try_recv().is_err());
+}
+
 fn names(store: &WorkflowStore, id: &str) -> Vec<String> {
     store
         .history(id)
