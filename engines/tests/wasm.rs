@@ -288,8 +288,18 @@ fn a_trap_ends_the_process_with_its_location() {
 #[test]
 fn the_polyglot_job_runs() {
     let job = include_str!("../../examples/polyglot/job.wat");
-    let spawn = Spawn::script("main.wat").args([3, 4]);
-    assert_eq!(run_spawn(job, spawn).unwrap(), Value::Int(11));
-    let small = Spawn::script("main.wat").args([2, 3]);
-    assert_eq!(run_spawn(job, small).unwrap(), Value::Int(6));
+    let spawn = Spawn::script("main.wat").args([1, 2, 3]);
+    let want: Value = [
+        ("greeting".to_owned(), Value::from("hello from wasm")),
+        ("sum".to_owned(), Value::Int(6)),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(run_spawn(job, spawn).unwrap(), want);
+    let big = Spawn::script("main.wat").args([200]);
+    let e = run_spawn(job, big).unwrap_err();
+    assert_eq!(
+        (e.kind(), e.message()),
+        (ErrorKind::Invalid, "only small integers")
+    );
 }
