@@ -57,6 +57,8 @@ impl EngineFactory {
         f.add::<crate::js::JsEngine, crate::js::JsInterpreter>();
         #[cfg(feature = "wasm")]
         f.add::<crate::wasm::WasmEngine, crate::wasm::WasmInterpreter>();
+        #[cfg(feature = "python")]
+        f.add::<crate::python::PythonEngine, crate::python::PythonInterpreter>();
         f
     }
 

@@ -23,6 +23,8 @@ pub mod js;
 pub mod lua;
 pub mod manager;
 pub mod pool;
+#[cfg(feature = "python")]
+pub mod python;
 #[cfg(feature = "wasm")]
 pub mod wasm;
 

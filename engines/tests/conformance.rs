@@ -23,6 +23,9 @@ mod js;
 #[cfg(feature = "lua")]
 #[path = "conformance/lua.rs"]
 mod lua;
+#[cfg(feature = "python")]
+#[path = "conformance/python.rs"]
+mod python;
 #[cfg(feature = "wasm")]
 #[path = "conformance/wasm.rs"]
 mod wasm;
@@ -54,6 +57,12 @@ const ENGINES: &[Lang] = &[
         name: "wasm",
         case: wasm::case,
         sleepers: 1_000,
+    },
+    #[cfg(feature = "python")]
+    Lang {
+        name: "python",
+        case: python::case,
+        sleepers: 100,
     },
 ];
 

@@ -1,0 +1,436 @@
+//! [`PythonInterpreter`]: the Python engine as an embeddable
+//! [`ScriptEngine`]. The RustPython interpreter is `!Send`, so it lives on a
+//! dedicated thread and this type is a `Send` handle that hands each call
+//! over and waits for its answer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Sender};
+
+use rustpython_vm::compiler::{CodeObject, Mode};
+use rustpython_vm::scope::Scope;
+use rustpython_vm::{Interpreter, VirtualMachine};
+use troupe_dispatcher::{Error, ErrorKind, Value};
+use troupe_modules::{ModuleDef, ModuleRegistry, Policy};
+use troupe_runtime::Limits;
+use troupe_sources::{MemorySource, Source, SourceError};
+
+use super::STACK_SIZE;
+use super::vm::{self, Host, Output};
+use crate::capability::{
+    Executor, Functions, Globals, HostFunction, Loader, Modules, ScriptEngine, closed,
+};
+
+/// The kind every Python interpreter reports.
+const KIND: &str = "python";
+
+/// The interpreter and its globals, on the interpreter thread.
+#[derive(Default)]
+struct Live {
+    interp: Option<(Interpreter, Scope)>,
+}
+
+impl Live {
+    /// Runs `f` with the VM and the global scope (made on first use).
+    /// Limits apply per call; a script ended by a limit takes the
+    /// interpreter (and its globals) with it: the next call starts afresh.
+    fn run<T>(
+        &mut self,
+        f: impl FnOnce(&VirtualMachine, &Scope) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        vm::with_host(Host::start_budget);
+        let r = vm::guarded(|| {
+            if self.interp.is_none() {
+                let (interp, scope) = vm::new_interpreter()?;
+                let names: Vec<String> =
+                    vm::with_host(|h| h.functions.keys().cloned().collect()).unwrap_or_default();
+                interp.enter(|vm| {
+                    names.iter().try_for_each(|n| {
+                        let f = vm::host_function(vm, n)
+                            .map_err(|e| vm::describe(vm, &e, "host function"))?;
+                        scope
+                            .globals
+                            .set_item(n.as_str(), f, vm)
+                            .map_err(|e| vm::describe(vm, &e, "host function"))
+                    })
+                })?;
+                self.interp = Some((interp, scope));
+            }
+            let (interp, scope) = self
+                .interp
+                .as_ref()
+                .ok_or_else(|| Error::internal("no interpreter"))?;
+            interp.enter(|vm| f(vm, scope))
+        });
+        match r {
+            Ok(r) => r,
+            Err(e) => {
+                self.clear();
+                Err(e)
+            }
+        }
+    }
+
+    /// Drops the interpreter and everything the host kept of it.
+    fn clear(&mut self) {
+        vm::with_host(|h| {
+            h.loaded.clear();
+            h.objs = None;
+        });
+        self.interp = None;
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut Live) + Send>;
+
+/// A Python interpreter instance: globals, loaded scripts and host
+/// functions persist between calls until [`reset`](ScriptEngine::reset).
+///
+/// `execute_string` returns the value of an expression, or after
+/// statements the global `result`; loaded scripts return `result`.
+/// Commands fail `UNAVAILABLE` (they need a process). Exceeding a limit
+/// discards the instance's globals.
+///
+/// ```
+/// use troupe_engines::python::PythonInterpreter;
+/// use troupe_engines::ScriptEngine;
+/// use troupe_dispatcher::Value;
+///
+/// let mut py = PythonInterpreter::new();
+/// py.as_loader()?.load_string("lib", "def double(n):\n    return n * 2")?;
+/// py.as_executor()?.execute("lib")?;
+/// let r = py.as_functions()?.call_function("double", vec![Value::Int(21)])?;
+/// assert_eq!(r, Value::Int(42));
+/// # Ok::<(), troupe_dispatcher::Error>(())
+/// ```
+pub struct PythonInterpreter {
+    output: Output,
+    jobs: Option<Sender<Job>>,
+    closed: bool,
+    policy: Arc<Policy>,
+    modules: Arc<ModuleRegistry>,
+    limits: Limits,
+    functions: HashMap<String, HostFunction>,
+    source: Arc<dyn Source>,
+    scripts: HashMap<String, CodeObject>,
+    last_error: Option<Error>,
+}
+
+impl Default for PythonInterpreter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PythonInterpreter {
+    /// An interpreter whose `print` writes lines to stdout, with a deny-all
+    /// policy, default limits and an empty source.
+    pub fn new() -> Self {
+        Self::with_output(|line| println!("{line}"))
+    }
+
+    /// An interpreter whose `print` hands each line to `output`.
+    pub fn with_output(output: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Self {
+            output: Arc::new(output),
+            jobs: None,
+            closed: false,
+            policy: Arc::new(Policy::deny_all()),
+            modules: Arc::new(ModuleRegistry::new()),
+            limits: Limits::default(),
+            functions: HashMap::new(),
+            source: Arc::new(MemorySource::new()),
+            scripts: HashMap::new(),
+            last_error: None,
+        }
+    }
+
+    /// Records the outcome of a call for [`ScriptEngine::last_error`].
+    fn record<T>(&mut self, r: Result<T, Error>) -> Result<T, Error> {
+        if let Err(e) = &r {
+            self.last_error = Some(e.clone());
+        }
+        r
+    }
+
+    /// Makes the host context a fresh interpreter thread starts with.
+    fn host(&self) -> impl FnOnce() -> Host + Send + 'static {
+        let output = Arc::clone(&self.output);
+        let policy = Arc::clone(&self.policy);
+        let modules = Arc::clone(&self.modules);
+        let limits = self.limits;
+        let functions = self.functions.clone();
+        move || {
+            let mut host = Host::new(output);
+            host.policy = policy;
+            host.modules = modules;
+            host.limits = limits;
+            host.functions = functions;
+            host
+        }
+    }
+
+    /// Starts the interpreter thread if it is not running.
+    fn start(&mut self) -> Result<&Sender<Job>, Error> {
+        if self.closed {
+            return Err(closed(KIND));
+        }
+        if self.jobs.is_none() {
+            let (tx, rx) = mpsc::channel::<Job>();
+            let host = self.host();
+            std::thread::Builder::new()
+                .name("python interpreter".to_owned())
+                .stack_size(STACK_SIZE)
+                .spawn(move || {
+                    vm::install(host());
+                    let mut live = Live::default();
+                    while let Ok(job) = rx.recv() {
+                        job(&mut live);
+                    }
+                    live.clear();
+                    vm::uninstall();
+                })
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::Unavailable,
+                        format!("cannot start a Python thread: {e}"),
+                    )
+                })?;
+            self.jobs = Some(tx);
+        }
+        self.jobs.as_ref().ok_or_else(|| closed(KIND))
+    }
+
+    /// Runs `f` on the interpreter thread and waits for its answer.
+    fn call<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut Live) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let r = (|| {
+            let (tx, rx) = mpsc::sync_channel(1);
+            let job: Job = Box::new(move |live| {
+                let _ = tx.send(f(live));
+            });
+            self.start()?
+                .send(job)
+                .map_err(|_| Error::internal("the Python interpreter thread ended"))?;
+            rx.recv()
+                .map_err(|_| Error::internal("the Python interpreter thread ended"))?
+        })();
+        self.record(r)
+    }
+
+    /// Changes the host context on the interpreter thread (if running).
+    fn update(&mut self, f: impl FnOnce(&mut Live) + Send + 'static) -> Result<(), Error> {
+        if self.jobs.is_none() {
+            return if self.closed {
+                Err(closed(KIND))
+            } else {
+                Ok(())
+            };
+        }
+        self.call(move |live| {
+            f(live);
+            Ok(())
+        })
+    }
+}
+
+fn source_error(e: SourceError) -> Error {
+    let kind = match &e {
+        SourceError::NotFound { .. } => ErrorKind::NotFound,
+        _ => ErrorKind::Unavailable,
+    };
+    Error::new(kind, e.to_string())
+}
+
+impl ScriptEngine for PythonInterpreter {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn init(&mut self) -> Result<(), Error> {
+        self.call(|live| live.run(|_, _| Ok(())))
+    }
+
+    fn close(&mut self) -> Result<(), Error> {
+        self.closed = true;
+        self.jobs = None;
+        self.scripts.clear();
+        Ok(())
+    }
+
+    fn last_error(&self) -> Option<&Error> {
+        self.last_error.as_ref()
+    }
+
+    fn reset(&mut self) -> Result<(), Error> {
+        self.scripts.clear();
+        self.functions.clear();
+        self.last_error = None;
+        self.update(|live| {
+            vm::with_host(|h| h.functions.clear());
+            live.clear();
+        })
+    }
+
+    fn set_policy(
+        &mut self,
+        policy: Arc<Policy>,
+        modules: Arc<ModuleRegistry>,
+    ) -> Result<(), Error> {
+        self.policy = Arc::clone(&policy);
+        self.modules = Arc::clone(&modules);
+        self.update(move |_| {
+            vm::with_host(|h| {
+                h.policy = policy;
+                h.modules = modules;
+                h.loaded.clear();
+            });
+        })
+    }
+
+    fn set_limits(&mut self, limits: Limits) -> Result<(), Error> {
+        self.limits = limits;
+        self.update(move |_| {
+            vm::with_host(|h| h.limits = limits);
+        })
+    }
+
+    fn as_loader(&mut self) -> Result<&mut dyn Loader, Error> {
+        Ok(self)
+    }
+
+    fn as_executor(&mut self) -> Result<&mut dyn Executor, Error> {
+        Ok(self)
+    }
+
+    fn as_globals(&mut self) -> Result<&mut dyn Globals, Error> {
+        Ok(self)
+    }
+
+    fn as_functions(&mut self) -> Result<&mut dyn Functions, Error> {
+        Ok(self)
+    }
+
+    fn as_modules(&mut self) -> Result<&mut dyn Modules, Error> {
+        Ok(self)
+    }
+}
+
+impl Loader for PythonInterpreter {
+    fn bind_source(&mut self, source: Arc<dyn Source>) {
+        self.source = source;
+    }
+
+    fn load(&mut self, key: &str) -> Result<(), Error> {
+        let r = self.source.get(key).map_err(source_error).and_then(|s| {
+            let text = std::str::from_utf8(&s.code)
+                .map_err(|_| Error::invalid(format!("{key} is not UTF-8")))?;
+            vm::compile(key, text, Mode::Exec)
+        });
+        let r = r.map(|code| drop(self.scripts.insert(key.to_owned(), code)));
+        self.record(r)
+    }
+
+    fn load_many(&mut self, keys: &[&str]) -> Result<(), Error> {
+        keys.iter().try_for_each(|k| self.load(k))
+    }
+
+    fn load_string(&mut self, name: &str, code: &str) -> Result<(), Error> {
+        let r = vm::compile(name, code, Mode::Exec)
+            .map(|code| drop(self.scripts.insert(name.to_owned(), code)));
+        self.record(r)
+    }
+}
+
+impl Executor for PythonInterpreter {
+    fn execute(&mut self, key: &str) -> Result<Value, Error> {
+        let code = self
+            .scripts
+            .get(key)
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("script {key:?} is not loaded")));
+        let code = self.record(code)?;
+        self.call(move |live| {
+            live.run(|vm, scope| {
+                let obj = vm::run_code(vm, vm.ctx.new_code(code), scope)
+                    .map_err(|e| vm::describe(vm, &e, "script failed"))?;
+                vm::to_value(vm, &obj)
+                    .map_err(|e| Error::invalid(format!("script result: {}", e.message())))
+            })
+        })
+    }
+
+    fn execute_many(&mut self, keys: &[&str]) -> Result<Vec<Value>, Error> {
+        keys.iter().map(|k| self.execute(k)).collect()
+    }
+
+    fn execute_string(&mut self, code: &str) -> Result<Value, Error> {
+        let code = code.to_owned();
+        self.call(move |live| live.run(|vm, scope| vm::run_embedded(vm, "<string>", &code, scope)))
+    }
+}
+
+impl Globals for PythonInterpreter {
+    fn set_global(&mut self, name: &str, value: Value) -> Result<(), Error> {
+        let name = name.to_owned();
+        self.call(move |live| {
+            live.run(|vm, scope| {
+                scope
+                    .globals
+                    .set_item(name.as_str(), vm::to_py(vm, &value), vm)
+                    .map_err(|e| vm::describe(vm, &e, "set_global"))
+            })
+        })
+    }
+
+    fn get_global(&mut self, name: &str) -> Result<Value, Error> {
+        let name = name.to_owned();
+        self.call(move |live| {
+            live.run(|vm, scope| {
+                match scope
+                    .globals
+                    .get_item_opt(name.as_str(), vm)
+                    .map_err(|e| vm::describe(vm, &e, "get_global"))?
+                {
+                    Some(obj) => vm::to_value(vm, &obj),
+                    None => Ok(Value::Nil),
+                }
+            })
+        })
+    }
+}
+
+impl Functions for PythonInterpreter {
+    fn register_function(&mut self, name: &str, f: HostFunction) -> Result<(), Error> {
+        self.functions.insert(name.to_owned(), Arc::clone(&f));
+        let name = name.to_owned();
+        self.call(move |live| {
+            vm::with_host(|h| h.functions.insert(name.clone(), f));
+            live.run(|vm, scope| {
+                let wrapper =
+                    vm::host_function(vm, &name).map_err(|e| vm::describe(vm, &e, "register"))?;
+                scope
+                    .globals
+                    .set_item(name.as_str(), wrapper, vm)
+                    .map_err(|e| vm::describe(vm, &e, "register"))
+            })
+        })
+    }
+
+    fn call_function(&mut self, name: &str, args: Vec<Value>) -> Result<Value, Error> {
+        let name = name.to_owned();
+        self.call(move |live| live.run(|vm, scope| vm::call_global(vm, scope, &name, &args)))
+    }
+}
+
+impl Modules for PythonInterpreter {
+    fn register_module(&mut self, def: ModuleDef) -> Result<(), Error> {
+        Arc::make_mut(&mut self.modules).insert(def);
+        let modules = Arc::clone(&self.modules);
+        self.update(move |_| {
+            vm::with_host(|h| h.modules = modules);
+        })
+    }
+}
