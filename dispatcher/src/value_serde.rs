@@ -89,10 +89,29 @@ impl<'de> Visitor<'de> for ValueVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = BTreeMap::new();
         while let Some(k) = map.next_key::<MapKey>()? {
+            if out.is_empty() && k.0 == JSON_NUMBER_TOKEN {
+                let text: String = map.next_value()?;
+                return json_number(&text);
+            }
             out.insert(k.0, map.next_value()?);
         }
         Ok(Value::Map(out))
     }
+}
+
+/// The map key serde_json's `arbitrary_precision` feature wraps a number's
+/// text in. A dependency (starlark) turns the feature on for the whole
+/// build, so `Value` reads such numbers back as numbers.
+const JSON_NUMBER_TOKEN: &str = "$serde_json::private::Number";
+
+/// A number's JSON text: an integer when it fits, else a float.
+fn json_number<E: de::Error>(text: &str) -> Result<Value, E> {
+    if let Ok(i) = text.parse::<i64>() {
+        return Ok(Value::Int(i));
+    }
+    text.parse::<f64>()
+        .map(Value::Float)
+        .map_err(|_| E::custom(format!("bad JSON number {text:?}")))
 }
 
 /// A map key: text, or a number/bool rendered as text (MessagePack allows

@@ -53,6 +53,12 @@ impl EngineFactory {
         // One line per engine: its process engine and its interpreter.
         #[cfg(feature = "lua")]
         f.add::<crate::lua::LuaEngine, crate::lua::LuaInterpreter>();
+        #[cfg(feature = "starlark")]
+        f.add::<crate::starlark::StarlarkEngine, crate::starlark::StarlarkInterpreter>();
+        #[cfg(feature = "cel")]
+        f.add::<crate::cel::CelEngine, crate::cel::CelInterpreter>();
+        #[cfg(feature = "expr")]
+        f.add::<crate::expr::ExprEngine, crate::expr::ExprInterpreter>();
         #[cfg(feature = "js")]
         f.add::<crate::js::JsEngine, crate::js::JsInterpreter>();
         #[cfg(feature = "wasm")]

@@ -16,6 +16,12 @@
 //! [`Manager`] share instances between tasks, threads and tenants.
 
 pub mod capability;
+#[cfg(feature = "cel")]
+pub mod cel;
+#[cfg(any(feature = "cel", feature = "expr", feature = "starlark"))]
+mod deterministic;
+#[cfg(feature = "expr")]
+pub mod expr;
 pub mod factory;
 #[cfg(feature = "js")]
 pub mod js;
@@ -25,6 +31,8 @@ pub mod manager;
 pub mod pool;
 #[cfg(feature = "python")]
 pub mod python;
+#[cfg(feature = "starlark")]
+pub mod starlark;
 #[cfg(feature = "wasm")]
 pub mod wasm;
 

@@ -17,6 +17,12 @@ use troupe_modules::{ModuleRegistry, Policy};
 use troupe_runtime::{Limits, Runtime, Spawn};
 use troupe_sources::MemorySource;
 
+#[cfg(feature = "cel")]
+#[path = "conformance/cel.rs"]
+mod cel;
+#[cfg(feature = "expr")]
+#[path = "conformance/expr.rs"]
+mod expr;
 #[cfg(feature = "js")]
 #[path = "conformance/js.rs"]
 mod js;
@@ -26,6 +32,9 @@ mod lua;
 #[cfg(feature = "python")]
 #[path = "conformance/python.rs"]
 mod python;
+#[cfg(feature = "starlark")]
+#[path = "conformance/starlark.rs"]
+mod starlark;
 #[cfg(feature = "wasm")]
 #[path = "conformance/wasm.rs"]
 mod wasm;
@@ -63,6 +72,24 @@ const ENGINES: &[Lang] = &[
         name: "python",
         case: python::case,
         sleepers: 100,
+    },
+    #[cfg(feature = "cel")]
+    Lang {
+        name: "cel",
+        case: cel::case,
+        sleepers: 0,
+    },
+    #[cfg(feature = "expr")]
+    Lang {
+        name: "expr",
+        case: expr::case,
+        sleepers: 0,
+    },
+    #[cfg(feature = "starlark")]
+    Lang {
+        name: "starlark",
+        case: starlark::case,
+        sleepers: 0,
     },
 ];
 

@@ -19,7 +19,12 @@ pub const MAX_SOURCE_LEN: usize = 64 * 1024;
 
 /// The root context: the CEL standard library plus `max`, `min`, `len`.
 /// Shared by every evaluation; variables live in a child scope per run.
-static ROOT: LazyLock<Context<'static, 'static>> = LazyLock::new(|| {
+static ROOT: LazyLock<Context<'static, 'static>> = LazyLock::new(root_context);
+
+/// A new root context: the CEL standard library plus `max`, `min`, `len`.
+/// Embedders add their own functions to it (only a root context takes
+/// functions) and run expressions in it with [`Expression::run_in`].
+pub fn root_context() -> Context<'static, 'static> {
     let mut ctx = Context::default();
     // These names are not declared by the standard library, so adding them
     // cannot conflict; a failure would only hide the function.
@@ -27,7 +32,7 @@ static ROOT: LazyLock<Context<'static, 'static>> = LazyLock::new(|| {
     let _ = ctx.add_function("min", cel::functions::min);
     let _ = ctx.add_function("len", len);
     ctx
-});
+}
 
 /// `len(x)`: characters of a string, bytes of bytes, items of a list or map.
 fn len(Arguments(args): Arguments) -> Result<cel::Value, ExecutionError> {
@@ -107,9 +112,15 @@ impl Expression {
         for (name, v) in vars {
             ctx.add_variable_from_value(name.as_str(), to_cel(v));
         }
+        self.run_in(&ctx)
+    }
+
+    /// Evaluates the expression in `ctx` (its variables and functions), with
+    /// the same errors as [`Expression::run`].
+    pub fn run_in(&self, ctx: &Context) -> Result<Value, Error> {
         let out = self
             .program
-            .execute(&ctx)
+            .execute(ctx)
             .map_err(|e| Error::invalid(format!("expr: {e}")))?;
         from_cel(&out)
     }
@@ -120,7 +131,8 @@ pub fn eval(src: &str, vars: &BTreeMap<String, Value>) -> Result<Value, Error> {
     compile(src)?.run(vars)
 }
 
-fn to_cel(v: &Value) -> cel::Value {
+/// A Troupe value as a CEL value (`Nil` is `null`, maps have string keys).
+pub fn to_cel(v: &Value) -> cel::Value {
     match v {
         Value::Nil => cel::Value::Null,
         Value::Bool(b) => cel::Value::Bool(*b),
@@ -139,7 +151,10 @@ fn to_cel(v: &Value) -> cel::Value {
     }
 }
 
-fn from_cel(v: &cel::Value) -> Result<Value, Error> {
+/// A CEL value as a Troupe value: unsigned integers become integers (floats
+/// past `i64::MAX`), map keys become strings; durations, timestamps and
+/// functions cannot leave an expression (`INVALID`).
+pub fn from_cel(v: &cel::Value) -> Result<Value, Error> {
     Ok(match v {
         cel::Value::Null => Value::Nil,
         cel::Value::Bool(b) => Value::Bool(*b),

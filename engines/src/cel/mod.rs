@@ -1,0 +1,276 @@
+//! The CEL engine: `.cel` files hold one Common Expression Language
+//! expression (the `expr` module's dialect: the CEL standard library plus
+//! `max`, `min` and `len`), run by the `cel` crate.
+//!
+//! As a process, a `.cel` script runs to completion in its first step and
+//! its value is the process's result. It sees the variable `args` (the
+//! spawn arguments as a list) and, for every map argument, each entry as a
+//! variable of its own: `spawn("total.cel", {price = 2, qty = 3})` can say
+//! `price * qty`. CEL has no loops, so a script always ends; it has no
+//! imports either (no modules to load).
+//!
+//! As an interpreter ([`CelInterpreter`]) it loads and executes
+//! expressions, keeps globals (variables of every expression it runs) and
+//! calls host functions registered by name.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cel::extractors::Arguments;
+use cel::{Context, ExecutionError};
+use parking_lot::Mutex;
+use troupe_dispatcher::{Error, Value};
+use troupe_modules::builtin::expr::{self, Expression, from_cel, root_context, to_cel};
+use troupe_modules::{ModuleRegistry, Policy};
+use troupe_runtime::{Engine, Limits, Process, ProcessInit, Program};
+use troupe_sources::Script;
+
+use crate::capability::{Executor, Functions, Globals, HostFunction, Loader, ScriptEngine};
+use crate::deterministic::{OneShot, Shell, downcast, loader_and_executor, text, variables};
+
+/// The engine's name and file extension.
+const KIND: &str = "cel";
+
+/// Compiles a `.cel` script. Syntax errors are `INVALID` naming
+/// `key:line:column` (also in the details as `line`, `column`).
+fn compile(script: &Script) -> Result<Arc<Expression>, Error> {
+    let src = text(KIND, script)?;
+    expr::compile(src).map(Arc::new).map_err(|e| {
+        let position = e.message().strip_prefix("expr: ").unwrap_or(e.message());
+        let located = Error::invalid(format!("{}:{position}", script.key));
+        match e.details() {
+            Some(details) => located.with_details(details.clone()),
+            None => located,
+        }
+    })
+}
+
+/// A runtime error, prefixed with the script's key (CEL reports no position
+/// at run time).
+fn runtime_error(key: &str, e: Error) -> Error {
+    let message = e.message().strip_prefix("expr: ").unwrap_or(e.message());
+    Error::new(e.kind(), format!("{key}: {message}"))
+}
+
+/// The CEL process engine: runs `.cel` files (see the module docs).
+#[derive(Debug, Default)]
+pub struct CelEngine;
+
+impl CelEngine {
+    /// The engine.
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+impl Engine for CelEngine {
+    fn name(&self) -> &str {
+        KIND
+    }
+
+    fn extensions(&self) -> &[&str] {
+        &[KIND]
+    }
+
+    fn compile(&self, script: &Script) -> Result<Program, Error> {
+        Ok(Arc::new((script.key.clone(), compile(script)?)))
+    }
+
+    fn instantiate(&self, program: &Program, init: ProcessInit) -> Result<Box<dyn Process>, Error> {
+        let (key, expression) = downcast::<(String, Arc<Expression>)>(KIND, program)?.clone();
+        if let Some(entry) = init.entry {
+            return Err(Error::invalid(format!(
+                "{key}: a CEL script has no function {entry:?} to enter"
+            )));
+        }
+        let vars = variables(&init.args);
+        Ok(OneShot::boxed(move || {
+            expression.run(&vars).map_err(|e| runtime_error(&key, e))
+        }))
+    }
+}
+
+/// An embeddable CEL interpreter: `Loader`, `Executor`, `Globals` (the
+/// variables every expression sees) and `Functions` (host functions
+/// expressions call; `call_function` calls a host or built-in function by
+/// name). CEL has no modules and no loops, so the policy and limits have
+/// nothing to act on.
+pub struct CelInterpreter {
+    shell: Shell<Arc<Expression>>,
+    root: Context<'static, 'static>,
+    globals: BTreeMap<String, Value>,
+    /// The error a host function returned during the current run, so its
+    /// kind reaches the caller (CEL itself only carries a message).
+    host_error: Arc<Mutex<Option<Error>>>,
+}
+
+impl Default for CelInterpreter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CelInterpreter {
+    /// A closed interpreter; `init` opens it.
+    pub fn new() -> Self {
+        Self {
+            shell: Shell::new(KIND),
+            root: root_context(),
+            globals: BTreeMap::new(),
+            host_error: Arc::default(),
+        }
+    }
+
+    fn compile(script: &Script) -> Result<Arc<Expression>, Error> {
+        compile(script)
+    }
+
+    fn run(&self, expression: &Expression) -> Result<Value, Error> {
+        self.evaluate(expression, &self.globals)
+    }
+
+    /// Runs `expression` with `vars`; a failing host function's error wins
+    /// over CEL's report of it.
+    fn evaluate(
+        &self,
+        expression: &Expression,
+        vars: &BTreeMap<String, Value>,
+    ) -> Result<Value, Error> {
+        let mut ctx = self.root.new_inner_scope();
+        for (name, value) in vars {
+            ctx.add_variable_from_value(name.as_str(), to_cel(value));
+        }
+        self.host_error.lock().take();
+        expression
+            .run_in(&ctx)
+            .map_err(|e| self.host_error.lock().take().unwrap_or(e))
+    }
+}
+
+impl ScriptEngine for CelInterpreter {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn init(&mut self) -> Result<(), Error> {
+        self.shell.open();
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), Error> {
+        self.shell.close();
+        self.root = root_context();
+        self.globals.clear();
+        Ok(())
+    }
+
+    fn last_error(&self) -> Option<&Error> {
+        self.shell.last_error()
+    }
+
+    fn reset(&mut self) -> Result<(), Error> {
+        self.shell.check()?;
+        self.shell.reset();
+        self.root = root_context();
+        self.globals.clear();
+        Ok(())
+    }
+
+    fn set_policy(
+        &mut self,
+        _policy: Arc<Policy>,
+        _modules: Arc<ModuleRegistry>,
+    ) -> Result<(), Error> {
+        self.shell.check()
+    }
+
+    fn set_limits(&mut self, _limits: Limits) -> Result<(), Error> {
+        self.shell.check()
+    }
+
+    fn as_loader(&mut self) -> Result<&mut dyn Loader, Error> {
+        Ok(self)
+    }
+
+    fn as_executor(&mut self) -> Result<&mut dyn Executor, Error> {
+        Ok(self)
+    }
+
+    fn as_globals(&mut self) -> Result<&mut dyn Globals, Error> {
+        Ok(self)
+    }
+
+    fn as_functions(&mut self) -> Result<&mut dyn Functions, Error> {
+        Ok(self)
+    }
+}
+
+loader_and_executor!(CelInterpreter);
+
+impl Globals for CelInterpreter {
+    fn set_global(&mut self, name: &str, value: Value) -> Result<(), Error> {
+        self.shell.check()?;
+        self.globals.insert(name.to_owned(), value);
+        Ok(())
+    }
+
+    fn get_global(&mut self, name: &str) -> Result<Value, Error> {
+        self.shell.check()?;
+        Ok(self.globals.get(name).cloned().unwrap_or_default())
+    }
+}
+
+impl Functions for CelInterpreter {
+    /// Registers `f` as the CEL function `name(args…)`. A name the standard
+    /// library declares is `ALREADY_EXISTS`. An error `f` returns fails the
+    /// expression with that error.
+    fn register_function(&mut self, name: &str, f: HostFunction) -> Result<(), Error> {
+        self.shell.check()?;
+        let slot = Arc::clone(&self.host_error);
+        let fname = name.to_owned();
+        let handler = move |Arguments(args): Arguments| -> Result<cel::Value, ExecutionError> {
+            let args = args
+                .iter()
+                .map(from_cel)
+                .collect::<Result<Vec<_>, _>>()
+                .and_then(|args| f(args));
+            match args {
+                Ok(value) => Ok(to_cel(&value)),
+                Err(e) => {
+                    let message = e.to_string();
+                    *slot.lock() = Some(e);
+                    Err(ExecutionError::function_error(fname.as_str(), message))
+                }
+            }
+        };
+        let r = self.root.add_function(name, handler).map_err(|e| {
+            Error::new(
+                troupe_dispatcher::ErrorKind::AlreadyExists,
+                format!("cel: cannot register {name:?}: {e}"),
+            )
+        });
+        self.shell.record(r)
+    }
+
+    /// Calls the host or built-in function `name` with `args`.
+    fn call_function(&mut self, name: &str, args: Vec<Value>) -> Result<Value, Error> {
+        let r = self.shell.check().and_then(|()| call(self, name, args));
+        self.shell.record(r)
+    }
+}
+
+/// `name(_0, _1, …)` with the arguments as variables.
+fn call(cel: &CelInterpreter, name: &str, args: Vec<Value>) -> Result<Value, Error> {
+    let identifier = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if !identifier {
+        return Err(Error::invalid(format!(
+            "cel: {name:?} is not a function name"
+        )));
+    }
+    let names: Vec<String> = (0..args.len()).map(|i| format!("_{i}")).collect();
+    let params: BTreeMap<String, Value> = names.iter().cloned().zip(args).collect();
+    let expression = expr::compile(&format!("{name}({})", names.join(", ")))?;
+    cel.evaluate(&expression, &params)
+}
