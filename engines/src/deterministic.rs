@@ -201,11 +201,83 @@ fn source_error(e: SourceError) -> Error {
     Error::new(kind, e.to_string())
 }
 
-/// Implements `Loader` and `Executor` for an interpreter whose `shell`
-/// field is a [`Shell`], given its `compile(&Script)` and
-/// `run(&self, &P)` methods.
-macro_rules! loader_and_executor {
-    ($interpreter:ty) => {
+/// Implements `ScriptEngine` (with the `Loader`, `Executor`, `Globals` and
+/// `Functions` capabilities), `Loader` and `Executor` for an interpreter
+/// whose `shell` field is a [`Shell`], given its `compile(&Script)`,
+/// `run(&self, &P)`, `clear(&mut self)` (forget what users set) and
+/// `apply_limits(&mut self, Limits)` methods.
+macro_rules! interpreter {
+    ($interpreter:ty, $kind:expr) => {
+        impl $crate::capability::ScriptEngine for $interpreter {
+            fn kind(&self) -> &'static str {
+                $kind
+            }
+
+            fn init(&mut self) -> Result<(), ::troupe_dispatcher::Error> {
+                self.shell.open();
+                Ok(())
+            }
+
+            fn close(&mut self) -> Result<(), ::troupe_dispatcher::Error> {
+                self.shell.close();
+                self.clear();
+                Ok(())
+            }
+
+            fn last_error(&self) -> Option<&::troupe_dispatcher::Error> {
+                self.shell.last_error()
+            }
+
+            fn reset(&mut self) -> Result<(), ::troupe_dispatcher::Error> {
+                self.shell.check()?;
+                self.shell.reset();
+                self.clear();
+                Ok(())
+            }
+
+            /// The language loads no modules: the policy has nothing to act on.
+            fn set_policy(
+                &mut self,
+                _policy: ::std::sync::Arc<::troupe_modules::Policy>,
+                _modules: ::std::sync::Arc<::troupe_modules::ModuleRegistry>,
+            ) -> Result<(), ::troupe_dispatcher::Error> {
+                self.shell.check()
+            }
+
+            fn set_limits(
+                &mut self,
+                limits: ::troupe_runtime::Limits,
+            ) -> Result<(), ::troupe_dispatcher::Error> {
+                self.shell.check()?;
+                self.apply_limits(limits);
+                Ok(())
+            }
+
+            fn as_loader(
+                &mut self,
+            ) -> Result<&mut dyn $crate::capability::Loader, ::troupe_dispatcher::Error> {
+                Ok(self)
+            }
+
+            fn as_executor(
+                &mut self,
+            ) -> Result<&mut dyn $crate::capability::Executor, ::troupe_dispatcher::Error> {
+                Ok(self)
+            }
+
+            fn as_globals(
+                &mut self,
+            ) -> Result<&mut dyn $crate::capability::Globals, ::troupe_dispatcher::Error> {
+                Ok(self)
+            }
+
+            fn as_functions(
+                &mut self,
+            ) -> Result<&mut dyn $crate::capability::Functions, ::troupe_dispatcher::Error> {
+                Ok(self)
+            }
+        }
+
         impl $crate::capability::Loader for $interpreter {
             fn bind_source(&mut self, source: ::std::sync::Arc<dyn ::troupe_sources::Source>) {
                 self.shell.bind(source);
@@ -264,7 +336,7 @@ macro_rules! loader_and_executor {
         }
     };
 }
-pub(crate) use loader_and_executor;
+pub(crate) use interpreter;
 
 #[cfg(test)]
 mod tests {

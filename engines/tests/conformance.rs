@@ -81,7 +81,7 @@ const ENGINES: &[Lang] = &[
     },
     #[cfg(feature = "expr")]
     Lang {
-        name: "expr",
+        name: "evalexpr",
         case: expr::case,
         sleepers: 0,
     },

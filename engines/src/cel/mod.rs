@@ -21,12 +21,11 @@ use cel::{Context, ExecutionError};
 use parking_lot::Mutex;
 use troupe_dispatcher::{Error, Value};
 use troupe_modules::builtin::expr::{self, Expression, from_cel, root_context, to_cel};
-use troupe_modules::{ModuleRegistry, Policy};
 use troupe_runtime::{Engine, Limits, Process, ProcessInit, Program};
 use troupe_sources::Script;
 
-use crate::capability::{Executor, Functions, Globals, HostFunction, Loader, ScriptEngine};
-use crate::deterministic::{OneShot, Shell, downcast, loader_and_executor, text, variables};
+use crate::capability::{Functions, Globals, HostFunction};
+use crate::deterministic::{OneShot, Shell, downcast, interpreter, text, variables};
 
 /// The engine's name and file extension.
 const KIND: &str = "cel";
@@ -125,6 +124,16 @@ impl CelInterpreter {
         compile(script)
     }
 
+    /// Forgets globals and host functions.
+    fn clear(&mut self) {
+        self.root = root_context();
+        self.globals.clear();
+    }
+
+    /// CEL cannot loop: an expression's work is bounded by its length, so
+    /// there is nothing to limit.
+    fn apply_limits(&mut self, _limits: Limits) {}
+
     fn run(&self, expression: &Expression) -> Result<Value, Error> {
         self.evaluate(expression, &self.globals)
     }
@@ -147,65 +156,7 @@ impl CelInterpreter {
     }
 }
 
-impl ScriptEngine for CelInterpreter {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn init(&mut self) -> Result<(), Error> {
-        self.shell.open();
-        Ok(())
-    }
-
-    fn close(&mut self) -> Result<(), Error> {
-        self.shell.close();
-        self.root = root_context();
-        self.globals.clear();
-        Ok(())
-    }
-
-    fn last_error(&self) -> Option<&Error> {
-        self.shell.last_error()
-    }
-
-    fn reset(&mut self) -> Result<(), Error> {
-        self.shell.check()?;
-        self.shell.reset();
-        self.root = root_context();
-        self.globals.clear();
-        Ok(())
-    }
-
-    fn set_policy(
-        &mut self,
-        _policy: Arc<Policy>,
-        _modules: Arc<ModuleRegistry>,
-    ) -> Result<(), Error> {
-        self.shell.check()
-    }
-
-    fn set_limits(&mut self, _limits: Limits) -> Result<(), Error> {
-        self.shell.check()
-    }
-
-    fn as_loader(&mut self) -> Result<&mut dyn Loader, Error> {
-        Ok(self)
-    }
-
-    fn as_executor(&mut self) -> Result<&mut dyn Executor, Error> {
-        Ok(self)
-    }
-
-    fn as_globals(&mut self) -> Result<&mut dyn Globals, Error> {
-        Ok(self)
-    }
-
-    fn as_functions(&mut self) -> Result<&mut dyn Functions, Error> {
-        Ok(self)
-    }
-}
-
-loader_and_executor!(CelInterpreter);
+interpreter!(CelInterpreter, KIND);
 
 impl Globals for CelInterpreter {
     fn set_global(&mut self, name: &str, value: Value) -> Result<(), Error> {

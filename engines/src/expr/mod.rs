@@ -8,7 +8,9 @@
 //! bytes → a tuple of integers, and a map bound as a variable becomes one
 //! variable per entry named with dots (`{age = 3}` bound as `u` is `u.age`,
 //! since evalexpr identifiers may contain dots); a map inside a list
-//! becomes a tuple of `(key, value)` tuples.
+//! becomes a tuple of `(key, value)` tuples, and a non-empty tuple of
+//! `(string, value)` tuples comes back as a map (how a script returns a
+//! record: `(("sum", 6), ("ok", true))`).
 //!
 //! As a process, a `.expr` script runs to completion in its first step and
 //! its value is the process's result. It sees `args` (the spawn arguments
@@ -29,15 +31,18 @@ use evalexpr::{
 };
 use parking_lot::Mutex;
 use troupe_dispatcher::{Error, ErrorKind, Value};
-use troupe_modules::{ModuleRegistry, Policy};
 use troupe_runtime::{Engine, Limits, Process, ProcessInit, Program};
 use troupe_sources::Script;
 
-use crate::capability::{Executor, Functions, Globals, HostFunction, Loader, ScriptEngine};
-use crate::deterministic::{ARGS, OneShot, Shell, downcast, loader_and_executor, text, variables};
+use crate::capability::{Functions, Globals, HostFunction};
+use crate::deterministic::{ARGS, OneShot, Shell, downcast, interpreter, text, variables};
 
-/// The engine's name and file extension.
-const KIND: &str = "expr";
+/// The engine's name (`expr` names the CEL-based `expr` module and
+/// `troupe eval --lang expr`).
+const KIND: &str = "evalexpr";
+
+/// The engine's file extension.
+const EXTENSION: &str = "expr";
 
 /// Scripts longer than this are refused (`INVALID`): without loops, the
 /// source length bounds the work and memory of a run.
@@ -94,7 +99,9 @@ fn to_expr(value: &Value) -> evalexpr::Value {
     }
 }
 
-/// An evalexpr value as a Troupe value.
+/// An evalexpr value as a Troupe value. A non-empty tuple of
+/// `(string, value)` pairs is a map (evalexpr has no maps: this is how a
+/// script returns a record, and how a map it was given comes back).
 fn from_expr(value: &evalexpr::Value) -> Value {
     match value {
         evalexpr::Value::Empty => Value::Nil,
@@ -102,7 +109,19 @@ fn from_expr(value: &evalexpr::Value) -> Value {
         evalexpr::Value::Int(i) => Value::Int(*i),
         evalexpr::Value::Float(f) => Value::Float(*f),
         evalexpr::Value::String(s) => Value::String(s.clone()),
-        evalexpr::Value::Tuple(items) => Value::Array(items.iter().map(from_expr).collect()),
+        evalexpr::Value::Tuple(items) => {
+            let entry = |item: &evalexpr::Value| match item {
+                evalexpr::Value::Tuple(pair) => match pair.as_slice() {
+                    [evalexpr::Value::String(k), v] => Some((k.clone(), from_expr(v))),
+                    _ => None,
+                },
+                _ => None,
+            };
+            match items.iter().map(entry).collect::<Option<_>>() {
+                Some(map) if !items.is_empty() => Value::Map(map),
+                _ => Value::Array(items.iter().map(from_expr).collect()),
+            }
+        }
     }
 }
 
@@ -143,7 +162,7 @@ impl Engine for ExprEngine {
     }
 
     fn extensions(&self) -> &[&str] {
-        &[KIND]
+        &[EXTENSION]
     }
 
     fn compile(&self, script: &Script) -> Result<Program, Error> {
@@ -210,6 +229,15 @@ impl ExprInterpreter {
         compile(script)
     }
 
+    /// Forgets variables and host functions.
+    fn clear(&mut self) {
+        self.ctx = HashMapContext::new();
+    }
+
+    /// evalexpr cannot loop: a run's work is bounded by the script's
+    /// length, so there is nothing to limit.
+    fn apply_limits(&mut self, _limits: Limits) {}
+
     fn run(&mut self, compiled: &Compiled) -> Result<Value, Error> {
         self.host_error.lock().take();
         compiled
@@ -225,63 +253,7 @@ impl ExprInterpreter {
     }
 }
 
-impl ScriptEngine for ExprInterpreter {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn init(&mut self) -> Result<(), Error> {
-        self.shell.open();
-        Ok(())
-    }
-
-    fn close(&mut self) -> Result<(), Error> {
-        self.shell.close();
-        self.ctx = HashMapContext::new();
-        Ok(())
-    }
-
-    fn last_error(&self) -> Option<&Error> {
-        self.shell.last_error()
-    }
-
-    fn reset(&mut self) -> Result<(), Error> {
-        self.shell.check()?;
-        self.shell.reset();
-        self.ctx = HashMapContext::new();
-        Ok(())
-    }
-
-    fn set_policy(
-        &mut self,
-        _policy: Arc<Policy>,
-        _modules: Arc<ModuleRegistry>,
-    ) -> Result<(), Error> {
-        self.shell.check()
-    }
-
-    fn set_limits(&mut self, _limits: Limits) -> Result<(), Error> {
-        self.shell.check()
-    }
-
-    fn as_loader(&mut self) -> Result<&mut dyn Loader, Error> {
-        Ok(self)
-    }
-
-    fn as_executor(&mut self) -> Result<&mut dyn Executor, Error> {
-        Ok(self)
-    }
-
-    fn as_globals(&mut self) -> Result<&mut dyn Globals, Error> {
-        Ok(self)
-    }
-
-    fn as_functions(&mut self) -> Result<&mut dyn Functions, Error> {
-        Ok(self)
-    }
-}
-
-loader_and_executor!(ExprInterpreter);
+interpreter!(ExprInterpreter, KIND);
 
 impl Globals for ExprInterpreter {
     fn set_global(&mut self, name: &str, value: Value) -> Result<(), Error> {

@@ -42,14 +42,11 @@ use starlark::values::{
     starlark_value,
 };
 use troupe_dispatcher::{Error, ErrorKind, Value};
-use troupe_modules::{ModuleRegistry, Policy};
 use troupe_runtime::{Engine, Limits, Process, ProcessInit, Program};
 use troupe_sources::Script;
 
-use crate::capability::{
-    Executor, Functions, Globals as GlobalsCap, HostFunction, Loader, ScriptEngine,
-};
-use crate::deterministic::{OneShot, Shell, downcast, loader_and_executor, text, variables};
+use crate::capability::{Functions, Globals as GlobalsCap, HostFunction};
+use crate::deterministic::{OneShot, Shell, downcast, interpreter, text, variables};
 
 /// The engine's name.
 const KIND: &str = "starlark";
@@ -488,72 +485,19 @@ impl StarlarkInterpreter {
     }
 }
 
-impl ScriptEngine for StarlarkInterpreter {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn init(&mut self) -> Result<(), Error> {
-        self.shell.open();
-        Ok(())
-    }
-
-    fn close(&mut self) -> Result<(), Error> {
-        self.shell.close();
-        self.clear();
-        Ok(())
-    }
-
-    fn last_error(&self) -> Option<&Error> {
-        self.shell.last_error()
-    }
-
-    fn reset(&mut self) -> Result<(), Error> {
-        self.shell.check()?;
-        self.shell.reset();
-        self.clear();
-        Ok(())
-    }
-
-    fn set_policy(
-        &mut self,
-        _policy: Arc<Policy>,
-        _modules: Arc<ModuleRegistry>,
-    ) -> Result<(), Error> {
-        self.shell.check()
-    }
-
-    fn set_limits(&mut self, limits: Limits) -> Result<(), Error> {
-        self.shell.check()?;
-        self.limits = limits;
-        Ok(())
-    }
-
-    fn as_loader(&mut self) -> Result<&mut dyn Loader, Error> {
-        Ok(self)
-    }
-
-    fn as_executor(&mut self) -> Result<&mut dyn Executor, Error> {
-        Ok(self)
-    }
-
-    fn as_globals(&mut self) -> Result<&mut dyn GlobalsCap, Error> {
-        Ok(self)
-    }
-
-    fn as_functions(&mut self) -> Result<&mut dyn Functions, Error> {
-        Ok(self)
-    }
-}
-
 impl StarlarkInterpreter {
     /// Forgets globals, host functions and definitions.
     fn clear(&mut self) {
         self.scope.clear();
     }
+
+    /// Limits for each later execution.
+    fn apply_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
 }
 
-loader_and_executor!(StarlarkInterpreter);
+interpreter!(StarlarkInterpreter, KIND);
 
 impl GlobalsCap for StarlarkInterpreter {
     fn set_global(&mut self, name: &str, value: Value) -> Result<(), Error> {
