@@ -382,6 +382,20 @@ fn signals_sent_while_a_workflow_is_down_are_received_on_resume() {
     assert!(rx.try_recv().is_err());
 }
 
+/// Waits until workflow `id` has journaled `n` steps: a charge reported on
+/// the channel may not be journaled yet when the test restarts the runtime
+/// (effects are at least once), so tests that check none is repeated wait.
+fn wait_steps(store: &WorkflowStore, id: &str, n: usize) {
+    let started = std::time::Instant::now();
+    while store.history(id).unwrap().len() < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{id}: {n} steps never journaled"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn names(store: &WorkflowStore, id: &str) -> Vec<String> {
     store
         .history(id)
@@ -428,6 +442,7 @@ fn workflow_version_lets_a_changed_script_resume_old_histories() {
     let rt = runtime(&store, MemorySource::new().with("w.lua", old), &tx, false);
     rt.spawn(Spawn::workflow("old", "w.lua")).unwrap();
     assert_eq!((next(&rx), next(&rx)), (1, 2));
+    wait_steps(&store, "old", 3);
     rt.shutdown();
 
     let rt = runtime(
@@ -533,6 +548,7 @@ fn side_effects_run_once_and_replay_their_value() {
     let rt = runtime(&store, src(), &tx, false);
     rt.spawn(Spawn::workflow("se", "se.lua")).unwrap();
     assert_eq!((next(&rx), next(&rx), next(&rx)), (5, 6, 7));
+    wait_steps(&store, "se", 2);
     rt.shutdown();
 
     let rt = runtime(&store, src(), &tx, true);
@@ -596,6 +612,7 @@ fn retries_are_journaled_and_not_run_again_on_resume() {
     rt.spawn(Spawn::workflow("r", "r.lua")).unwrap();
     let attempts: Vec<i64> = (0..6).map(|_| next(&rx)).collect();
     assert_eq!(attempts, [-1, -2, 3, -100, -9, -9]);
+    wait_steps(&store, "r", 9);
     rt.shutdown();
 
     let rt = runtime(&store, src(), &tx, true);
