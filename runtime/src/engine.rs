@@ -55,6 +55,13 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Starts a process running `program`.
     fn instantiate(&self, program: &Program, init: ProcessInit) -> Result<Box<dyn Process>, Error>;
+
+    /// Sets how many idle interpreter states the engine keeps for reuse by
+    /// later isolated processes (0: a fresh state for every process).
+    /// Engines without reusable states ignore it.
+    fn set_state_pool(&self, capacity: usize) {
+        let _ = capacity;
+    }
 }
 
 /// A shared engine is an engine (for registries such as
@@ -78,5 +85,9 @@ impl<E: Engine + ?Sized> Engine for Arc<E> {
 
     fn instantiate(&self, program: &Program, init: ProcessInit) -> Result<Box<dyn Process>, Error> {
         (**self).instantiate(program, init)
+    }
+
+    fn set_state_pool(&self, capacity: usize) {
+        (**self).set_state_pool(capacity);
     }
 }

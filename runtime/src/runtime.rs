@@ -34,6 +34,7 @@ pub struct RuntimeBuilder {
     failed: Option<Error>,
     journals: Option<Arc<dyn JournalStore>>,
     recover: bool,
+    state_pool: Option<usize>,
 }
 
 impl RuntimeBuilder {
@@ -135,6 +136,17 @@ impl RuntimeBuilder {
         self
     }
 
+    /// How many idle interpreter states each engine keeps for reuse by
+    /// isolated processes (0: a fresh state per process; default: the
+    /// engine's own, 256 for Lua). A state is reused only after its process
+    /// finished normally, and is reset first. The size belongs to the
+    /// engine, so engine clones shared with other runtimes get it too.
+    #[must_use]
+    pub fn state_pool(mut self, capacity: usize) -> Self {
+        self.state_pool = Some(capacity);
+        self
+    }
+
     /// Where workflow journals live (see [`Spawn::workflow`]).
     #[must_use]
     pub fn journal_store(mut self, store: impl JournalStore) -> Self {
@@ -160,6 +172,11 @@ impl RuntimeBuilder {
             return Err(e);
         }
         let workers = workers_from_env()?.unwrap_or(self.workers);
+        if let Some(capacity) = self.state_pool {
+            for engine in &self.engines {
+                engine.set_state_pool(capacity);
+            }
+        }
         let unavailable = |what: &str, e: std::io::Error| {
             Error::new(ErrorKind::Unavailable, format!("cannot start {what}: {e}"))
         };
@@ -316,6 +333,7 @@ impl Runtime {
             failed: None,
             journals: None,
             recover: false,
+            state_pool: None,
         }
     }
 

@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use mlua::{Lua, MultiValue, Table};
-use parking_lot::Mutex;
 use troupe_dispatcher::{Error, Pid, Value};
 use troupe_modules::{Class, ModuleDef, ModuleRegistry, Policy};
 use troupe_runtime::{Limits, Process, ProcessInit, Resume, Step, StepCx};
@@ -107,10 +106,7 @@ impl LuaInterpreter {
         let lua = new_state(&self.output)
             .map_err(|e| Error::internal(format!("cannot create a Lua state: {e}")))?;
         let (env, loaded) = fresh_env(&lua, &self.policy)?;
-        let pool = Arc::new(Pool {
-            idle: Mutex::new(vec![lua]),
-            output: Arc::clone(&self.output),
-        });
+        let pool = Arc::new(Pool::persistent(Arc::clone(&self.output), lua));
         Ok(Live { pool, env, loaded })
     }
 
@@ -130,10 +126,7 @@ impl LuaInterpreter {
         let live = self.live()?;
         let lua = live
             .pool
-            .idle
-            .lock()
-            .last()
-            .cloned()
+            .peek()
             .ok_or_else(|| Error::internal("the Lua interpreter lost its state"))?;
         Ok((lua, live.env.clone()))
     }
@@ -179,7 +172,7 @@ impl LuaInterpreter {
         args: Vec<Value>,
     ) -> Result<Value, Error> {
         self.apply_changes();
-        if self.live()?.pool.idle.lock().is_empty() {
+        if self.live()?.pool.is_empty() {
             // A run died in a way that made its state unusable: start over.
             tracing::warn!("the Lua interpreter lost its state; starting a fresh one");
             self.live = Some(self.start()?);

@@ -20,6 +20,7 @@ mod error;
 mod eval;
 mod interpreter;
 mod object;
+mod pool;
 mod process;
 mod state;
 mod watchdog;
@@ -31,58 +32,21 @@ use std::time::Instant;
 use mlua::chunk::ChunkMode;
 use mlua::debug::HookTriggers;
 use mlua::{Lua, MultiValue, VmState};
-use parking_lot::Mutex;
 use troupe_dispatcher::{Error, ErrorKind, Value};
 use troupe_modules::{Class, ModuleDef, ResultHandler};
 use troupe_runtime::{Engine, Process, ProcessInit, Program};
 use troupe_sources::Script;
 
 pub use self::interpreter::LuaInterpreter;
+pub use self::pool::{DEFAULT_STATE_POOL, StatePoolStats};
+use self::pool::{Ending, Pool};
 use self::process::LuaProcess;
-use self::state::{Output, Prelude, ProcCtx, new_state};
-
-/// Idle states kept for reuse.
-const MAX_IDLE_STATES: usize = 256;
+use self::state::{Prelude, ProcCtx};
 
 /// A compiled Lua script: bytecode with debug info (for line numbers).
 struct LuaProgram {
     key: String,
     bytecode: Vec<u8>,
-}
-
-/// Prepared Lua states waiting for a process (or an eval run).
-pub(crate) struct Pool {
-    idle: Mutex<Vec<Lua>>,
-    output: Output,
-}
-
-impl Pool {
-    fn take(&self) -> Result<Lua, Error> {
-        if let Some(lua) = self.idle.lock().pop() {
-            return Ok(lua);
-        }
-        new_state(&self.output)
-            .map_err(|e| Error::internal(format!("cannot create a Lua state: {e}")))
-    }
-
-    /// Returns a state after its process ended. Everything the process made
-    /// is unreachable now (its environment, thread and module proxies were
-    /// its own); a full collection runs only when it left garbage behind.
-    fn give_back(&self, lua: Lua, healthy: bool, had_limit: bool) {
-        if !healthy {
-            return;
-        }
-        if had_limit {
-            let _ = lua.set_memory_limit(0);
-        }
-        if lua.used_memory() > 256 * 1024 {
-            let _ = lua.gc_collect();
-        }
-        let mut idle = self.idle.lock();
-        if idle.len() < MAX_IDLE_STATES {
-            idle.push(lua);
-        }
-    }
 }
 
 /// The Lua engine. Cheap to clone.
@@ -106,11 +70,14 @@ impl LuaEngine {
     /// A Lua engine whose `print` hands each line to `output`.
     pub fn with_output(output: impl Fn(&str) + Send + Sync + 'static) -> Self {
         Self {
-            pool: Arc::new(Pool {
-                idle: Mutex::new(Vec::new()),
-                output: Arc::new(output),
-            }),
+            pool: Arc::new(Pool::new(Arc::new(output), DEFAULT_STATE_POOL)),
         }
+    }
+
+    /// The counters of the engine's isolated-state pool (shared by clones
+    /// of this engine).
+    pub fn pool_stats(&self) -> StatePoolStats {
+        self.pool.stats()
     }
 }
 
@@ -124,7 +91,7 @@ fn compile_bytecode(pool: &Pool, key: &str, code: &[u8]) -> Result<Vec<u8>, Erro
         .set_mode(ChunkMode::Text)
         .into_function()
         .map(|f| f.dump(false));
-    pool.give_back(lua, true, false);
+    pool.give_back(lua, Ending::Clean);
     compiled.map_err(|e| syntax_error(key, &e))
 }
 
@@ -250,6 +217,7 @@ pub(crate) fn launch(
         imports: extras.imports,
         importing: HashSet::new(),
         eval_depth: extras.depth,
+        random: nondeterministic,
         memory_limit,
         pending: None,
         preempting: false,
@@ -272,6 +240,7 @@ pub(crate) fn launch(
         memory_limit: limits.max_memory.map(|m| m.get()),
         awaiting: ResultHandler::default(),
         hook: hook_fn,
+        clean: false,
     })
 }
 
@@ -336,6 +305,10 @@ impl Engine for LuaEngine {
 
     fn modules(&self) -> Vec<ModuleDef> {
         state::native_modules()
+    }
+
+    fn set_state_pool(&self, capacity: usize) {
+        self.pool.set_capacity(capacity);
     }
 
     fn instantiate(&self, program: &Program, init: ProcessInit) -> Result<Box<dyn Process>, Error> {

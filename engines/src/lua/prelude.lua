@@ -28,10 +28,15 @@ local function refuse(name)
 end
 
 -- A metatable making an empty table a read-only view of `src` (minus `skip`).
+-- `src` itself stays unreachable to scripts (the metatable is locked), so it
+-- is shared, not copied, unless some keys are skipped.
 local function readonly(name, src, skip)
-  local copy = {}
-  for k, v in next, src do
-    if not (skip and skip[k]) then copy[k] = v end
+  local copy = src
+  if skip then
+    copy = {}
+    for k, v in next, src do
+      if not skip[k] then copy[k] = v end
+    end
   end
   local mt = {
     __index = copy,

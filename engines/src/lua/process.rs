@@ -12,6 +12,7 @@ use troupe_modules::ResultHandler;
 use troupe_runtime::{Process, Resume, Step, StepCx};
 
 use super::convert::to_value;
+use super::pool::Ending;
 use super::state::{ProcCtx, is_sent, resume_values};
 use super::{Pool, error, watchdog};
 
@@ -28,6 +29,8 @@ pub(crate) struct LuaProcess {
     /// The hook the watchdog installs when a step runs too long; `None`
     /// when the thread has the counting hook instead.
     pub hook: Option<mlua::ffi::lua_Hook>,
+    /// The script returned: the state may be reset and pooled again.
+    pub clean: bool,
 }
 
 fn lua_failure(e: &mlua::Error, memory_limit: Option<usize>) -> Error {
@@ -92,11 +95,14 @@ impl LuaProcess {
         })
     }
 
-    fn finished(&self, values: MultiValue) -> Step {
+    fn finished(&mut self, values: MultiValue) -> Step {
         let values = values.into_vec();
         match values.split_first() {
             Some((mlua::Value::Boolean(true), rest)) => match result_value(rest) {
-                Ok(v) => Step::Done(v),
+                Ok(v) => {
+                    self.clean = true;
+                    Step::Done(v)
+                }
                 Err(e) => Step::Failed(e),
             },
             Some((_, [err, ..])) => Step::Failed(error::from_lua(err).unwrap_or_else(|| {
@@ -176,10 +182,14 @@ impl Process for LuaProcess {
 impl Drop for LuaProcess {
     fn drop(&mut self) {
         if let Some(lua) = self.lua.take() {
-            lua.remove_app_data::<ProcCtx>();
-            let healthy = self.thread.status() != ThreadStatus::Running;
-            self.pool
-                .give_back(lua, healthy, self.memory_limit.is_some());
+            let ending = if self.clean {
+                Ending::Clean
+            } else if self.thread.status() == ThreadStatus::Running {
+                Ending::Broken
+            } else {
+                Ending::Failed
+            };
+            self.pool.give_back(lua, ending);
         }
     }
 }

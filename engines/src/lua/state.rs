@@ -4,9 +4,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::c_void;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use mlua::chunk::ChunkMode;
 use mlua::{Function, LightUserData, Lua, LuaOptions, MultiValue, StdLib, Table};
 use troupe_dispatcher::{Call, Error, ErrorKind, Pid, Value};
 use troupe_modules::{
@@ -68,6 +69,8 @@ pub(crate) struct Prelude {
     /// Adds `workflow.side_effect(fn)` and `workflow.retry(opts, fn)`,
     /// which take script functions, around the module's command steps.
     workflow_module: Function,
+    /// The real `math.randomseed`, for the pool's reset.
+    pub reseed: Function,
 }
 
 /// Modules the Lua engine implements itself; the registry holds their
@@ -96,6 +99,9 @@ pub(crate) struct ProcCtx {
     pub importing: HashSet<String>,
     /// How many `eval_runner` levels this state runs below a process.
     pub eval_depth: u8,
+    /// The policy lets the process use `math.random` (the pool reseeds
+    /// the generator after it).
+    pub random: bool,
     /// The state's memory limit in bytes (absolute), if any.
     pub memory_limit: Option<usize>,
     /// The command a module function stored before yielding the sentinel,
@@ -541,10 +547,8 @@ pub(crate) fn new_state(output: &Output) -> mlua::Result<Lua> {
         "require",
         lua.create_function(|lua, name: mlua::Value| require(lua, name))?,
     )?;
-    let prelude: Table = lua
-        .load(include_str!("prelude.lua"))
-        .set_name("=troupe.prelude")
-        .call(r)?;
+    let reseed = lua.globals().get::<Table>("math")?.get("randomseed")?;
+    let prelude: Table = prelude_chunk(&lua)?.call(r)?;
     lua.set_app_data(Prelude {
         new_env: prelude.get("new_env")?,
         body: prelude.get("body")?,
@@ -555,6 +559,33 @@ pub(crate) fn new_state(output: &Output) -> mlua::Result<Lua> {
         eval_runner: prelude.get("eval_runner")?,
         program_methods: prelude.get("program_methods")?,
         workflow_module: prelude.get("workflow_module")?,
+        reseed,
     });
     Ok(lua)
+}
+
+/// The prelude, compiled once per OS process without debug info: with
+/// line information its functions would take about half of every state's
+/// memory (and its frames in a traceback are the engine's, not the
+/// script's).
+static PRELUDE: OnceLock<Vec<u8>> = OnceLock::new();
+
+/// The prelude's chunk, loaded into `lua`.
+fn prelude_chunk(lua: &Lua) -> mlua::Result<Function> {
+    const NAME: &str = "=troupe.prelude";
+    let code = match PRELUDE.get() {
+        Some(code) => code,
+        None => {
+            let code = lua
+                .load(include_str!("prelude.lua"))
+                .set_name(NAME)
+                .into_function()?
+                .dump(true);
+            PRELUDE.get_or_init(|| code)
+        }
+    };
+    lua.load(code.as_slice())
+        .set_name(NAME)
+        .set_mode(ChunkMode::Binary)
+        .into_function()
 }

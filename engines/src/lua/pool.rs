@@ -1,0 +1,209 @@
+//! The isolated-state pool: prepared, sandboxed Lua states reused across
+//! processes, with a reset between two owners.
+//!
+//! # Why the reset is complete
+//!
+//! A state is pooled again only after its process **finished normally**
+//! (its script returned); a process that failed, hit a limit, was killed or
+//! is dropped mid-run takes its state with it. What a finished process can
+//! have left behind, and what happens to it:
+//!
+//! * **Globals and `package.loaded`**: every process runs in its own `_ENV`
+//!   made by the prelude's `new_env`, and `require` caches in its own
+//!   table; both hang off the per-process context, which the reset removes.
+//!   The state's real globals are reachable from the trusted prelude only,
+//!   and sandboxed code has no `package` library.
+//! * **Library and module tables**: `string`, `table`, `math`, `utf8`,
+//!   `coroutine` and every module are per-process empty proxies whose
+//!   locked metatables refuse writes (`rawset` too); `getmetatable` on them
+//!   gives `"locked"`, so the shared tables behind them are unreachable.
+//! * **Shared metatables**: the string metatable is locked
+//!   (`getmetatable("")` is a string, `setmetatable` takes tables only),
+//!   userdata metatables (objects, errors, programs) are mlua's protected
+//!   ones (`getmetatable(obj)` is `false`), and functions, numbers and
+//!   booleans have no metatable a script can set without `debug`.
+//! * **Registry**: unreachable from scripts (no `debug`); what the engine
+//!   itself stored for the process (its environment, `require` cache,
+//!   thread) is released with the context and the process.
+//! * **Hooks, limits, counters**: the reset removes the instruction hook
+//!   and the memory limit; instruction counts, deadlines and pending
+//!   commands live in the per-process context.
+//! * **Random generator**: a process allowed `math.random` may have seeded
+//!   it; the reset reseeds it unpredictably.
+//! * **Garbage**: what the process allocated is unreachable; finalizers
+//!   (`__gc`) are refused by the sandbox, so nothing runs when it is
+//!   collected. A state that holds much of it is collected before reuse.
+//!
+//! Reusing a state costs the reset above (a few hash-map removals and a
+//! Lua call at most); a new one costs `lua_newstate`, five libraries and
+//! running the prelude (see the `spawn` group of `benches/core.rs`).
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use mlua::Lua;
+use parking_lot::Mutex;
+use troupe_dispatcher::Error;
+
+use super::state::{Output, Prelude, ProcCtx, new_state};
+
+/// Idle states kept for reuse unless configured otherwise.
+pub const DEFAULT_STATE_POOL: usize = 256;
+
+/// A state holding more than this after its process is collected before
+/// it is pooled again.
+const COLLECT_ABOVE: usize = 256 * 1024;
+
+/// How the last user of a state ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// The script returned (or the state only compiled a chunk).
+    Clean,
+    /// The script failed or was stopped at a yield.
+    Failed,
+    /// The state was dropped while Lua code ran in it.
+    Broken,
+}
+
+/// Counters of a state pool, for metrics and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatePoolStats {
+    /// States made from scratch (a new Lua state plus the prelude).
+    pub created: u64,
+    /// Times a process (or compilation, or eval run) got a pooled state.
+    pub reused: u64,
+    /// States reset and put back after a clean finish.
+    pub recycled: u64,
+    /// States thrown away: their process did not finish cleanly, or the
+    /// pool was full.
+    pub discarded: u64,
+    /// States waiting in the pool now.
+    pub idle: usize,
+}
+
+/// Prepared Lua states waiting for a process (or an eval run).
+pub(crate) struct Pool {
+    idle: Mutex<Vec<Lua>>,
+    capacity: AtomicUsize,
+    /// Keeps states whose last run failed (an embedded interpreter whose
+    /// globals outlive a failed run); process pools never do.
+    persistent: bool,
+    pub(crate) output: Output,
+    created: AtomicU64,
+    reused: AtomicU64,
+    recycled: AtomicU64,
+    discarded: AtomicU64,
+}
+
+impl Pool {
+    /// An empty pool keeping up to `capacity` idle states.
+    pub(crate) fn new(output: Output, capacity: usize) -> Self {
+        Self {
+            idle: Mutex::new(Vec::new()),
+            capacity: AtomicUsize::new(capacity),
+            persistent: false,
+            output,
+            created: AtomicU64::new(0),
+            reused: AtomicU64::new(0),
+            recycled: AtomicU64::new(0),
+            discarded: AtomicU64::new(0),
+        }
+    }
+
+    /// A pool holding the one state of an embedded interpreter, kept after
+    /// failed runs too (their globals are the interpreter's).
+    pub(crate) fn persistent(output: Output, lua: Lua) -> Self {
+        let mut pool = Self::new(output, 1);
+        pool.persistent = true;
+        pool.idle.get_mut().push(lua);
+        pool
+    }
+
+    /// Sets how many idle states the pool keeps; extra ones are dropped.
+    pub(crate) fn set_capacity(&self, capacity: usize) {
+        self.capacity.store(capacity, Ordering::Relaxed);
+        let mut idle = self.idle.lock();
+        while idle.len() > capacity {
+            idle.pop();
+        }
+    }
+
+    /// Whether no state waits in the pool.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.idle.lock().is_empty()
+    }
+
+    /// A handle to the last idle state, left in the pool (the embedded
+    /// interpreter's state between runs).
+    pub(crate) fn peek(&self) -> Option<Lua> {
+        self.idle.lock().last().cloned()
+    }
+
+    /// The pool's counters.
+    pub(crate) fn stats(&self) -> StatePoolStats {
+        StatePoolStats {
+            created: self.created.load(Ordering::Relaxed),
+            reused: self.reused.load(Ordering::Relaxed),
+            recycled: self.recycled.load(Ordering::Relaxed),
+            discarded: self.discarded.load(Ordering::Relaxed),
+            idle: self.idle.lock().len(),
+        }
+    }
+
+    /// A pooled state, or a new one.
+    pub(crate) fn take(&self) -> Result<Lua, Error> {
+        if let Some(lua) = self.idle.lock().pop() {
+            self.reused.fetch_add(1, Ordering::Relaxed);
+            return Ok(lua);
+        }
+        let lua = new_state(&self.output)
+            .map_err(|e| Error::internal(format!("cannot create a Lua state: {e}")))?;
+        self.created.fetch_add(1, Ordering::Relaxed);
+        Ok(lua)
+    }
+
+    /// Returns a state after its process ended: reset and pooled after a
+    /// clean finish (see the module docs), dropped otherwise.
+    pub(crate) fn give_back(&self, lua: Lua, ending: Ending) {
+        let keep = match ending {
+            Ending::Clean => true,
+            Ending::Failed => self.persistent,
+            Ending::Broken => false,
+        };
+        if !keep || reset(&lua, !self.persistent).is_err() {
+            self.discarded.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let mut idle = self.idle.lock();
+        if idle.len() < self.capacity.load(Ordering::Relaxed) {
+            idle.push(lua);
+            drop(idle);
+            self.recycled.fetch_add(1, Ordering::Relaxed);
+        } else {
+            drop(idle);
+            self.discarded.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Clears what a finished process left in `lua` outside its own
+/// environment: its context (counters, limits, `require` cache), the
+/// instruction hook, the memory limit and, when `reseed` is set and the
+/// process could use `math.random`, the generator's seed.
+fn reset(lua: &Lua, reseed: bool) -> mlua::Result<()> {
+    let reseed = lua
+        .remove_app_data::<ProcCtx>()
+        .is_some_and(|ctx| ctx.random)
+        && reseed;
+    lua.remove_global_hook();
+    lua.set_memory_limit(0)?;
+    if reseed {
+        let f = lua.app_data_ref::<Prelude>().map(|p| p.reseed.clone());
+        if let Some(f) = f {
+            f.call::<()>(())?;
+        }
+    }
+    if lua.used_memory() > COLLECT_ABOVE {
+        lua.gc_collect()?;
+    }
+    Ok(())
+}
