@@ -81,8 +81,14 @@ return M
 }
 
 fn runtime(workers: usize) -> Runtime {
+    runtime_with_pool(workers, troupe::DEFAULT_STATE_POOL)
+}
+
+/// A runtime whose Lua engine keeps `pool` idle states for reuse.
+fn runtime_with_pool(workers: usize, pool: usize) -> Runtime {
     Runtime::builder()
         .workers(workers)
+        .state_pool(pool)
         .source(source())
         .engine(LuaEngine::new())
         .default_policy(Policy::plugin().allow_class(Class::Process))
@@ -175,28 +181,35 @@ fn spawn(c: &mut Criterion) {
         });
     });
 
-    // Troupe: spawn a batch from the host on one worker, then join them all.
-    let rt = runtime(1);
-    let mut handles = Vec::with_capacity(BATCH as usize);
-    g.bench_function("troupe_spawn_run_exit_1_worker", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            let mut left = iters;
-            while left > 0 {
-                let k = left.min(BATCH);
-                for _ in 0..k {
-                    handles.push(rt.spawn(Spawn::script("noop.lua")).expect("spawn"));
+    // Troupe: spawn a batch from the host on one worker, then join them all;
+    // with the default state pool, and with none (a fresh state, five
+    // libraries and the prelude per process).
+    for (name, pool) in [
+        ("troupe_spawn_run_exit_1_worker", troupe::DEFAULT_STATE_POOL),
+        ("troupe_spawn_run_exit_1_worker_no_pool", 0),
+    ] {
+        let rt = runtime_with_pool(1, pool);
+        let mut handles = Vec::with_capacity(BATCH as usize);
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                let mut left = iters;
+                while left > 0 {
+                    let k = left.min(BATCH);
+                    for _ in 0..k {
+                        handles.push(rt.spawn(Spawn::script("noop.lua")).expect("spawn"));
+                    }
+                    for h in handles.drain(..) {
+                        assert_eq!(h.join_blocking().expect("join"), Value::Int(1));
+                    }
+                    left -= k;
                 }
-                for h in handles.drain(..) {
-                    assert_eq!(h.join_blocking().expect("join"), Value::Int(1));
-                }
-                left -= k;
-            }
-            start.elapsed()
+                start.elapsed()
+            });
         });
-    });
+        rt.shutdown();
+    }
     g.finish();
-    rt.shutdown();
 }
 
 fn ping_pong(c: &mut Criterion) {

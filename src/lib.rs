@@ -27,7 +27,7 @@ pub use troupe_dispatcher::{
     Call, Command, CommandId, Dispatched, DispatcherBuilder, Error, ErrorKind, HandlerCx, Pid,
     Value, from_value, to_value, value,
 };
-pub use troupe_engines::lua::{LuaEngine, LuaInterpreter, StatePoolStats};
+pub use troupe_engines::lua::{DEFAULT_STATE_POOL, LuaEngine, LuaInterpreter, StatePoolStats};
 pub use troupe_engines::{
     AutoGrowPool, EngineFactory, EnginePool, Executor, Functions, Globals, HostFunction, Loader,
     Manager, Modules, PooledEngine, ScriptEngine, Watcher,

@@ -74,6 +74,16 @@ for i = 1, 200000 do t[i] = i end
 return #t
 "#;
 
+/// Run twice on one state: its main function is loaded once per state and
+/// must still start from a fresh environment every time.
+const SAME: &str = r#"
+local n = ...
+local first = seen == nil
+seen = n
+local function get() return seen end
+return { first, get() == n }
+"#;
+
 fn scripts() -> MemorySource {
     MemorySource::new()
         .with("polluter.lua", POLLUTER)
@@ -81,6 +91,7 @@ fn scripts() -> MemorySource {
         .with("seeded.lua", SEEDED)
         .with("hungry.lua", HUNGRY)
         .with("ok.lua", "return 1")
+        .with("same.lua", SAME)
         .with("fails.lua", "error('boom')")
         .with("waits.lua", "require('process').receive()")
 }
@@ -120,6 +131,18 @@ fn nothing_leaks_from_one_process_to_the_next() {
     // Compiling and running all three used one state, over and over.
     assert_eq!(stats.created, 1, "{stats:?}");
     assert!(stats.reused >= 5, "{stats:?}");
+    rt.shutdown();
+}
+
+#[test]
+fn the_same_program_starts_from_a_fresh_environment_each_time() {
+    let (rt, engine) = runtime(1);
+    for n in 1..=3 {
+        let v = run(&rt, Spawn::script("same.lua").args([n])).expect("same.lua");
+        assert_eq!(v, Value::Array(vec![Value::Bool(true), Value::Bool(true)]));
+    }
+    let stats = engine.pool_stats();
+    assert_eq!(stats.created, 1, "{stats:?}");
     rt.shutdown();
 }
 

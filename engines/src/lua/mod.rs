@@ -27,6 +27,7 @@ mod watchdog;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use mlua::chunk::ChunkMode;
@@ -45,9 +46,15 @@ use self::state::{Prelude, ProcCtx};
 
 /// A compiled Lua script: bytecode with debug info (for line numbers).
 struct LuaProgram {
+    /// Unique in this OS process: the key of the program's main function
+    /// in each state's cache.
+    id: u64,
     key: String,
     bytecode: Vec<u8>,
 }
+
+/// The next [`LuaProgram::id`].
+static NEXT_PROGRAM: AtomicU64 = AtomicU64::new(0);
 
 /// The Lua engine. Cheap to clone.
 #[derive(Clone)]
@@ -99,6 +106,9 @@ fn compile_bytecode(pool: &Pool, key: &str, code: &[u8]) -> Result<Vec<u8>, Erro
 pub(crate) enum Chunk<'a> {
     Text(&'a [u8]),
     Binary(&'a [u8]),
+    /// The bytecode of a compiled program, loaded once per state (see
+    /// [`pool::program_main`]).
+    Program(u64, &'a [u8]),
 }
 
 /// What an `eval_runner` run adds to a plain process.
@@ -149,17 +159,21 @@ pub(crate) fn launch(
     let (code, mode) = match chunk {
         Chunk::Text(t) => (t, ChunkMode::Text),
         Chunk::Binary(b) => (b, ChunkMode::Binary),
+        Chunk::Program(_, b) => (b, ChunkMode::Binary),
     };
-    let main = lua
-        .load(code)
-        .set_name(format!("@{name}"))
-        .set_mode(mode)
-        .set_environment(env.clone())
-        .into_function()
-        .map_err(|e| match mode {
-            ChunkMode::Text => syntax_error(name, &e),
-            ChunkMode::Binary => internal(e),
-        })?;
+    let main = match chunk {
+        Chunk::Program(id, _) => pool::program_main(&lua, id, name, code, &env),
+        _ => lua
+            .load(code)
+            .set_name(format!("@{name}"))
+            .set_mode(mode)
+            .set_environment(env.clone())
+            .into_function(),
+    }
+    .map_err(|e| match mode {
+        ChunkMode::Text => syntax_error(name, &e),
+        ChunkMode::Binary => internal(e),
+    })?;
     state::custom_modules(&lua, &loaded, &extras.custom).map_err(internal)?;
     let limits = init.limits;
     let slice = limits.slice_instructions.get().min(u64::from(u32::MAX));
@@ -298,6 +312,7 @@ impl Engine for LuaEngine {
     fn compile(&self, script: &Script) -> Result<Program, Error> {
         let bytecode = compile_bytecode(&self.pool, &script.key, &script.code)?;
         Ok(Arc::new(LuaProgram {
+            id: NEXT_PROGRAM.fetch_add(1, Ordering::Relaxed),
             key: script.key.clone(),
             bytecode,
         }))
@@ -319,7 +334,7 @@ impl Engine for LuaEngine {
         let process = launch(
             &self.pool,
             &key,
-            Chunk::Binary(&program.bytecode),
+            Chunk::Program(program.id, &program.bytecode),
             init,
             EvalExtras::default(),
         )?;

@@ -30,6 +30,9 @@
 //!   commands live in the per-process context.
 //! * **Random generator**: a process allowed `math.random` may have seeded
 //!   it; the reset reseeds it unpredictably.
+//! * **Program main functions**: a state keeps the main function of each
+//!   program it ran (see [`program_main`]); the next process of the same
+//!   program gets it with its own `_ENV`, and no script can reach it.
 //! * **Garbage**: what the process allocated is unreachable; finalizers
 //!   (`__gc`) are refused by the sandbox, so nothing runs when it is
 //!   collected. A state that holds much of it is collected before reuse.
@@ -38,9 +41,11 @@
 //! Lua call at most); a new one costs `lua_newstate`, five libraries and
 //! running the prelude (see the `spawn` group of `benches/core.rs`).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use mlua::Lua;
+use mlua::chunk::ChunkMode;
+use mlua::{Function, Lua, Table};
 use parking_lot::Mutex;
 use troupe_dispatcher::Error;
 
@@ -52,6 +57,9 @@ pub const DEFAULT_STATE_POOL: usize = 256;
 /// A state holding more than this after its process is collected before
 /// it is pooled again.
 const COLLECT_ABOVE: usize = 256 * 1024;
+
+/// Programs whose main function a state keeps (then it starts over).
+const MAX_MAINS: usize = 16;
 
 /// How the last user of a state ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,4 +214,54 @@ fn reset(lua: &Lua, reseed: bool) -> mlua::Result<()> {
         lua.gc_collect()?;
     }
     Ok(())
+}
+
+/// Main functions of the programs a state loaded, by program id (app data
+/// of every prepared state).
+#[derive(Default)]
+pub(crate) struct Mains(HashMap<u64, Function>);
+
+/// The main function of program `id` (`bytecode`, called `name`) in `lua`,
+/// with `env` as its `_ENV`. Loaded on the program's first process in this
+/// state; later processes get the same function with their own environment
+/// instead of loading the bytecode again. Sharing it is safe because a
+/// state serves one process at a time and is reused only after a clean
+/// finish: the previous process's closures, which still share the old
+/// `_ENV` upvalue, are unreachable by then, and a script has no way to reach
+/// its own main function or its upvalues (no `debug`).
+pub(crate) fn program_main(
+    lua: &Lua,
+    id: u64,
+    name: &str,
+    bytecode: &[u8],
+    env: &Table,
+) -> mlua::Result<Function> {
+    let cached = lua
+        .app_data_ref::<Mains>()
+        .and_then(|m| m.0.get(&id).cloned());
+    let Some(main) = cached else {
+        let main = lua
+            .load(bytecode)
+            .set_name(format!("@{name}"))
+            .set_mode(ChunkMode::Binary)
+            .set_environment(env.clone())
+            .into_function()?;
+        if let Some(mut mains) = lua.app_data_mut::<Mains>() {
+            if mains.0.len() >= MAX_MAINS {
+                mains.0.clear();
+            }
+            mains.0.insert(id, main.clone());
+        }
+        return Ok(main);
+    };
+    // SAFETY: `main` is a Lua function of this state made by `load` from a
+    // main chunk, whose only upvalue (number 1) is `_ENV`; the closure runs
+    // with `main` and `env` at stack slots 1 and 2 and pops what it pushed.
+    unsafe {
+        lua.exec_raw::<()>((main.clone(), env.clone()), |state| {
+            mlua::ffi::lua_setupvalue(state, 1, 1);
+            mlua::ffi::lua_settop(state, 0);
+        })?;
+    }
+    Ok(main)
 }

@@ -18,6 +18,7 @@ use troupe_sources::{Script, Source};
 
 use super::convert::{error_to_lua, to_lua, to_value};
 use super::object::{self, LuaObject};
+use super::pool::Mains;
 use super::{Pool, error, eval};
 
 static SENT_TAG: u8 = 0;
@@ -561,6 +562,10 @@ pub(crate) fn new_state(output: &Output) -> mlua::Result<Lua> {
         workflow_module: prelude.get("workflow_module")?,
         reseed,
     });
+    lua.set_app_data(Mains::default());
+    // Running the prelude left garbage that would otherwise stay in every
+    // idle state until the collector's next cycle.
+    lua.gc_collect()?;
     Ok(lua)
 }
 
