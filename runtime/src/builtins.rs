@@ -3,6 +3,7 @@
 //! names), so they live here rather than beside the module definitions. The self-contained
 //! `rand` and `uuid` handlers come from `troupe-modules`.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,6 +20,11 @@ use crate::timers::TimerAction;
 fn upgrade(s: &Weak<Scheduler>) -> Result<Arc<Scheduler>, Error> {
     s.upgrade()
         .ok_or_else(|| Error::new(ErrorKind::Canceled, "runtime shut down"))
+}
+
+/// A script's milliseconds as a duration; too large for one is forever.
+fn millis(ms: f64) -> Duration {
+    Duration::try_from_secs_f64(ms / 1e3).unwrap_or(Duration::MAX)
 }
 
 fn field<'a>(args: &'a Value, name: &str) -> &'a Value {
@@ -46,20 +52,23 @@ pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Re
     let s = sched.clone();
     b.deferred(ids::TIME_SLEEP, "time.sleep", move |cx, args| {
         let ms = field(&args, "ms").as_f64().unwrap_or(0.0);
-        if ms <= 0.0 {
+        if ms.is_nan() || ms <= 0.0 {
             return Dispatched::Ready(Ok(Value::Nil));
         }
-        match upgrade(&s) {
-            Ok(s) => {
-                let action = TimerAction::Wake {
-                    pid: cx.pid,
-                    tag: cx.tag,
-                };
-                s.timers.add(Duration::from_secs_f64(ms / 1e3), action);
-                Dispatched::Pending(None)
-            }
-            Err(e) => Dispatched::Ready(Err(e)),
-        }
+        let s = match upgrade(&s) {
+            Ok(s) => s,
+            Err(e) => return Dispatched::Ready(Err(e)),
+        };
+        let Some(entry) = s.lookup(cx.pid) else {
+            return Dispatched::Ready(Err(Error::new(ErrorKind::Canceled, "process is gone")));
+        };
+        let action = TimerAction::Wake {
+            pid: cx.pid,
+            tag: cx.tag,
+        };
+        let key = s.add_timer(millis(ms), action);
+        entry.sleep_timer.store(key.to_bits(), Ordering::Release);
+        Dispatched::Pending(None)
     })?;
 
     let s = sched.clone();
@@ -100,18 +109,24 @@ pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Re
         if let Some(msg) = mb.take(topic.as_deref()) {
             return Dispatched::Ready(Ok(msg.into_value()));
         }
-        if timeout == Some(0.0) {
+        if timeout.is_some_and(|ms| ms.is_nan() || ms <= 0.0) {
             return Dispatched::Ready(Err(Error::new(ErrorKind::Timeout, "receive timed out")));
         }
-        mb.waiter = Some(Waiter { topic, tag: cx.tag });
-        drop(mb);
-        if let Some(ms) = timeout {
+        // The timer starts under the mailbox lock: a message cannot take
+        // the waiter before it knows the timer to cancel, and the timer
+        // cannot fire before the waiter is in place.
+        let timer = timeout.map(|ms| {
             let action = TimerAction::ReceiveTimeout {
                 pid: cx.pid,
                 tag: cx.tag,
             };
-            s.timers.add(Duration::from_secs_f64(ms / 1e3), action);
-        }
+            s.add_timer(millis(ms), action)
+        });
+        mb.waiter = Some(Waiter {
+            topic,
+            tag: cx.tag,
+            timer,
+        });
         Dispatched::Pending(None)
     })?;
 

@@ -2,6 +2,8 @@ use std::collections::VecDeque;
 
 use troupe_dispatcher::{Error, ErrorKind, Pid, Tag, Value};
 
+use crate::timers::TimerKey;
+
 /// A message in a mailbox.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Message {
@@ -40,6 +42,8 @@ impl Message {
 pub(crate) struct Waiter {
     pub topic: Option<String>,
     pub tag: Tag,
+    /// The receive's timeout, cancelled when a message comes first.
+    pub timer: Option<TimerKey>,
 }
 
 impl Waiter {

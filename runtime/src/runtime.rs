@@ -1,4 +1,4 @@
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 
 use parking_lot::Mutex;
@@ -13,7 +13,6 @@ use crate::journal::JournalStore;
 use crate::mailbox::Message;
 use crate::reload::Reloader;
 use crate::scheduler::{ExitCell, Scheduler, SchedulerParts, Signal, Sink};
-use crate::timers::Timers;
 use crate::{Limits, Spawn, Supervisor, SupervisorHandle, builtins};
 
 /// Configures and starts a [`Runtime`].
@@ -163,7 +162,7 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Starts the worker threads, the timer thread and the IO pool, then
+    /// Starts the worker threads (which also drive the timers) and the IO pool, then
     /// (with [`recover`](Self::recover)) resumes unfinished workflows. A
     /// workflow that cannot be resumed (a corrupt journal) is logged and
     /// left alone; the others still run.
@@ -181,16 +180,6 @@ impl RuntimeBuilder {
             Error::new(ErrorKind::Unavailable, format!("cannot start {what}: {e}"))
         };
         let io = IoPool::new(self.io_threads)?;
-        let cell: Arc<OnceLock<Weak<Scheduler>>> = Arc::new(OnceLock::new());
-        let timers = {
-            let cell = Arc::clone(&cell);
-            Timers::start(move |action| {
-                if let Some(s) = cell.get().and_then(Weak::upgrade) {
-                    s.handle_timer(action);
-                }
-            })
-            .map_err(|e| unavailable("timer thread", e))?
-        };
         let mut registered = Ok(());
         let source = self
             .source
@@ -203,7 +192,6 @@ impl RuntimeBuilder {
                 node: self.node,
                 dispatcher,
                 sink: Arc::new(Sink(weak.clone())),
-                timers,
                 modules: Arc::new(self.modules),
                 engines: self.engines,
                 source,
@@ -213,11 +201,7 @@ impl RuntimeBuilder {
                 journals: self.journals.clone(),
             })
         });
-        let _ = cell.set(Arc::downgrade(&sched));
-        if let Err(e) = registered {
-            sched.timers.stop();
-            return Err(e);
-        }
+        registered?;
         let mut threads = Vec::with_capacity(workers);
         for i in 0..workers {
             let s = Arc::clone(&sched);
@@ -296,7 +280,7 @@ impl Owner {
         for t in threads {
             let _ = t.join();
         }
-        self.sched.timers.stop();
+        self.sched.timers.clear();
         self.sched.drain();
     }
 }
@@ -433,8 +417,16 @@ impl Runtime {
         &self.owner.io
     }
 
+    /// How many timers are pending: sleeps, `receive` timeouts and
+    /// wall-clock limits of live processes. A timer is cancelled as soon as
+    /// what it waits for is over (the process ended, the message came), so
+    /// this never grows with finished work.
+    pub fn pending_timers(&self) -> usize {
+        self.owner.sched.timers.len()
+    }
+
     /// Stops every process (they fail with `CANCELED`), then joins the worker
-    /// and timer threads. Idempotent.
+    /// threads and drops the pending timers. Idempotent.
     pub fn shutdown(&self) {
         self.owner.shutdown();
     }

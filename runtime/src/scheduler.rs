@@ -10,11 +10,18 @@
 //! ping-ponging pair cannot starve it. An idle worker steals from the
 //! injector, then from its peers, then parks on a condition variable.
 //! Workers never block on IO: every wait is a parked process.
+//!
+//! The workers also drive the timers (`timers.rs`, a hierarchical wheel):
+//! each pass of a worker's loop fires the timers that are due (one atomic
+//! load when none is), and a worker with nothing to run parks until the
+//! earliest deadline at the latest. There is no timer thread. Timers are
+//! cancelled when what they wait for is over: a process's sleep and its
+//! wall-clock limit when it ends, a `receive` timeout when a message comes.
 
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use dashmap::DashMap;
@@ -35,7 +42,7 @@ use crate::links::{Endpoint, LinkState};
 use crate::mailbox::{Mailbox, Message};
 use crate::reload::{CachedProgram, Services};
 use crate::state::{Park, State, Wake};
-use crate::timers::{TimerAction, Timers};
+use crate::timers::{TimerAction, TimerKey, Timers};
 use crate::{Limits, Process, Resume, Step, StepCx};
 
 /// How many inline command results a process may consume in a row before it
@@ -124,6 +131,10 @@ pub(crate) struct Entry {
     /// How the process ends when [`Signal::Exit`] is raised.
     exit_signal: Mutex<Option<Exit>>,
     exit: Option<Arc<ExitCell>>,
+    /// The timer of the `time.sleep` in flight ([`TimerKey`] bits, 0: none).
+    pub sleep_timer: AtomicU64,
+    /// The timer of the wall-clock limit ([`TimerKey`] bits, 0: none).
+    deadline_timer: AtomicU64,
 }
 
 /// Everything an entry is made from.
@@ -161,6 +172,8 @@ impl Entry {
             links: Mutex::new(LinkState::default()),
             exit_signal: Mutex::new(None),
             exit: n.exit,
+            sleep_timer: AtomicU64::new(0),
+            deadline_timer: AtomicU64::new(0),
         })
     }
 
@@ -233,7 +246,6 @@ pub(crate) struct SchedulerParts {
     pub node: u32,
     pub dispatcher: Dispatcher,
     pub sink: Arc<dyn CompletionSink>,
-    pub timers: Timers,
     pub modules: Arc<ModuleRegistry>,
     pub engines: Vec<Arc<dyn Engine>>,
     pub source: Arc<dyn Source>,
@@ -259,7 +271,7 @@ impl Scheduler {
             next_tag: AtomicU64::new(1),
             dispatcher: p.dispatcher,
             sink: p.sink,
-            timers: p.timers,
+            timers: Timers::new(),
             modules: p.modules,
             engines: p.engines,
             started: Instant::now(),
@@ -327,9 +339,39 @@ impl Scheduler {
     pub fn start(&self, entry: Arc<Entry>) {
         self.procs.insert(entry.pid, Arc::clone(&entry));
         if let Some(t) = entry.limits.timeout {
-            self.timers.add(t, TimerAction::Deadline { pid: entry.pid });
+            let key = self.add_timer(t, TimerAction::Deadline { pid: entry.pid });
+            entry.deadline_timer.store(key.to_bits(), Ordering::Release);
         }
         self.push(entry);
+    }
+
+    /// Starts a timer. If it is now the earliest, parked workers wake to
+    /// re-arm their wake-up.
+    pub fn add_timer(&self, delay: Duration, action: TimerAction) -> TimerKey {
+        let (key, earliest) = self.timers.add(delay, action);
+        if earliest && self.sleepers.load(Ordering::SeqCst) > 0 {
+            self.notify_all();
+        }
+        key
+    }
+
+    /// Cancels the timer whose key `cell` holds, if any, and empties it.
+    pub fn cancel_timer(&self, cell: &AtomicU64) {
+        if let Some(key) = TimerKey::from_bits(cell.swap(0, Ordering::AcqRel)) {
+            self.timers.cancel(key);
+        }
+    }
+
+    /// Fires the timers that are due (a worker calls this on every pass).
+    fn fire_timers(&self) {
+        if !self.timers.is_due() {
+            return;
+        }
+        let mut due = Vec::new();
+        self.timers.poll(&mut due);
+        for action in due {
+            self.handle_timer(action);
+        }
     }
 
     /// Delivers a completion: if the process waits for this tag, stores the
@@ -338,10 +380,15 @@ impl Scheduler {
         let Some(entry) = self.procs.get(&c.pid).map(|e| Arc::clone(&e)) else {
             return;
         };
-        if entry.expect.load(Ordering::Acquire) != c.tag {
+        self.complete_entry(entry, c.tag, c.result);
+    }
+
+    /// [`Scheduler::complete`] for a process already looked up.
+    fn complete_entry(&self, entry: Arc<Entry>, tag: u64, result: Result<Value, Error>) {
+        if entry.expect.load(Ordering::Acquire) != tag {
             return;
         }
-        *entry.inbox.lock() = Some(c.result);
+        *entry.inbox.lock() = Some(result);
         self.wake(entry);
     }
 
@@ -408,11 +455,10 @@ impl Scheduler {
         let mut mb = entry.mailbox.lock();
         if let Some(w) = mb.waiter.take_if(|w| w.wants(&msg)) {
             drop(mb);
-            self.complete(Completion {
-                pid: to,
-                tag: w.tag,
-                result: Ok(msg.into_value()),
-            });
+            if let Some(key) = w.timer {
+                self.timers.cancel(key);
+            }
+            self.complete_entry(entry, w.tag, Ok(msg.into_value()));
             return Ok(());
         }
         mb.push(to, msg, bounded)
@@ -490,6 +536,7 @@ impl Scheduler {
     pub fn work(&self) {
         self.register_worker();
         loop {
+            self.fire_timers();
             if let Some(entry) = self.find_work() {
                 self.run(entry);
                 continue;
@@ -499,8 +546,19 @@ impl Scheduler {
             }
             let mut g = self.park_lock.lock();
             self.sleepers.fetch_add(1, Ordering::SeqCst);
-            if !self.has_work() && !self.shutting_down.load(Ordering::Acquire) {
-                self.park_cv.wait(&mut g);
+            // `add_timer` reads `sleepers` after it publishes an earlier
+            // deadline and then notifies under `park_lock`: either the
+            // deadline read here is the new one, or the notify comes.
+            if !self.has_work()
+                && !self.shutting_down.load(Ordering::Acquire)
+                && !self.timers.is_due()
+            {
+                match self.timers.next_due() {
+                    Some(at) => {
+                        self.park_cv.wait_until(&mut g, at);
+                    }
+                    None => self.park_cv.wait(&mut g),
+                }
             }
             self.sleepers.fetch_sub(1, Ordering::SeqCst);
         }
@@ -714,6 +772,8 @@ impl Scheduler {
             }
             (slot.process.take(), slot.journal.take())
         };
+        self.cancel_timer(&entry.sleep_timer);
+        self.cancel_timer(&entry.deadline_timer);
         drop(process);
         if let Some(mut journal) = journal {
             let result = exit.clone().into_result();
@@ -724,7 +784,14 @@ impl Scheduler {
                 journal.finish(&result);
             }
         }
-        entry.mailbox.lock().queue.clear();
+        let waiter = {
+            let mut mb = entry.mailbox.lock();
+            mb.queue.clear();
+            mb.waiter.take()
+        };
+        if let Some(key) = waiter.and_then(|w| w.timer) {
+            self.timers.cancel(key);
+        }
         match &exit {
             Exit::Normal(_) => tracing::debug!(pid = %entry.pid, "process exited"),
             Exit::Killed => tracing::debug!(pid = %entry.pid, "process killed"),
@@ -754,11 +821,12 @@ impl Scheduler {
     pub fn handle_timer(&self, action: TimerAction) {
         match action {
             TimerAction::Wake { pid, tag } => {
-                self.complete(Completion {
-                    pid,
-                    tag,
-                    result: Ok(Value::Nil),
-                });
+                if let Some(entry) = self.lookup(pid) {
+                    // Fired: nothing left to cancel (the process sleeps
+                    // again only after this completion).
+                    entry.sleep_timer.store(0, Ordering::Release);
+                    self.complete_entry(entry, tag, Ok(Value::Nil));
+                }
             }
             TimerAction::ReceiveTimeout { pid, tag } => {
                 let Some(entry) = self.lookup(pid) else {
@@ -771,15 +839,15 @@ impl Scheduler {
                     .take_if(|w| w.tag == tag)
                     .is_some();
                 if waiting {
-                    self.complete(Completion {
-                        pid,
-                        tag,
-                        result: Err(Error::new(ErrorKind::Timeout, "receive timed out")),
-                    });
+                    let timeout = Error::new(ErrorKind::Timeout, "receive timed out");
+                    self.complete_entry(entry, tag, Err(timeout));
                 }
             }
             TimerAction::Deadline { pid } => {
-                self.signal(pid, Signal::Timeout);
+                if let Some(entry) = self.lookup(pid) {
+                    entry.deadline_timer.store(0, Ordering::Release);
+                    self.raise(entry, Signal::Timeout);
+                }
             }
         }
     }
