@@ -170,7 +170,7 @@ impl Host {
         let mut builder = Runtime::builder()
             .source(FileSource::new("/"))
             .engine(LuaEngine::new())
-            .journal_store(store);
+            .journal_store(store.clone());
         if let Some(n) = self.workers {
             builder = builder.workers(usize::from(n));
         }
@@ -181,6 +181,9 @@ impl Host {
         let rt = builder.build()?;
         let result = start(&rt).and_then(|h| h.join_blocking());
         rt.shutdown();
+        // The end record is queued when the result arrives: write it
+        // before this process exits.
+        store.flush()?;
         result.map(Output::Json)
     }
 }

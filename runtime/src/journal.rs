@@ -14,7 +14,8 @@
 //!   stays parked until the journal reports the record durable through the
 //!   [`Completer`], so a script never acts on a result that a crash could
 //!   take back;
-//! - how the process ended goes to [`Journal::finish`], except when the
+//! - how the process ended goes to [`Journal::finish`] (which may queue it
+//!   without waiting for the disk), except when the
 //!   runtime shut down under it: then the workflow stays unfinished and is
 //!   resumed later.
 
@@ -51,7 +52,9 @@ pub trait Journal: Send + 'static {
     /// the process with `e`).
     fn record(&mut self, result: &Result<Value, Error>, durable: Completer);
 
-    /// Records how the process ended; returns once that is durable.
+    /// Records how the process ended. Called on the worker that ended the
+    /// process, so it should not wait for a disk: a journal may queue the
+    /// record, as long as its store's readers (and a later resume) see it.
     fn finish(&mut self, result: &Result<Value, Error>);
 }
 

@@ -325,15 +325,17 @@ impl Journal for WorkflowJournal {
             tracing::info!(workflow = %self.id, error = %e, "workflow left unfinished");
             return;
         }
-        let written = self.store.db().and_then(|db| {
-            db.call(|reply| Op::Finish {
+        // Queued, not waited for: the result the host joins is the
+        // script's, computed from durable results only, so a crash before
+        // this record commits just runs the workflow to the same end again.
+        match self.store.db() {
+            Ok(db) => db.send(Op::Finish {
                 id: Arc::clone(&self.id),
                 result: result.clone(),
-                reply,
-            })
-        });
-        if let Err(e) = written {
-            tracing::error!(workflow = %self.id, error = %e, "cannot journal the workflow's end");
+            }),
+            Err(e) => {
+                tracing::error!(workflow = %self.id, error = %e, "cannot journal the workflow's end");
+            }
         }
     }
 }

@@ -49,7 +49,7 @@ use troupe_runtime::{Journal, JournalStore, StartMode, StoredWorkflow, WorkflowS
 
 use crate::journal::WorkflowJournal;
 pub use crate::record::{Entry, FORMAT_VERSION, Header, Status};
-use crate::store::{Db, Op, now_ms};
+use crate::store::{Db, now_ms};
 
 /// One row of [`WorkflowStore::list`].
 #[derive(Debug)]
@@ -135,19 +135,35 @@ impl WorkflowStore {
             .map_err(Clone::clone)
     }
 
+    /// The open database, once every record queued so far is written:
+    /// what the read side starts from, so it sees every step, header and
+    /// end record journaled before the call.
+    fn flushed(&self) -> Result<&Db, Error> {
+        let db = self.db()?;
+        db.flush()?;
+        Ok(db)
+    }
+
+    /// Waits until every record queued so far is durable (returns at once
+    /// if none is). Reads do this themselves; a host that exits right after
+    /// a workflow ended can call it to be sure its end record is written.
+    pub fn flush(&self) -> Result<(), Error> {
+        self.flushed().map(|_| ())
+    }
+
     /// The header of workflow `id` (`NOT_FOUND` if unknown).
     pub fn header(&self, id: &str) -> Result<Header, Error> {
-        self.db()?.header(id)
+        self.flushed()?.header(id)
     }
 
     /// The history of workflow `id`, step 1 first.
     pub fn history(&self, id: &str) -> Result<Vec<Entry>, Error> {
-        Ok(self.db()?.history(id)?.entries)
+        Ok(self.flushed()?.history(id)?.entries)
     }
 
     /// Every workflow, ordered by id.
     pub fn list(&self) -> Result<Vec<Summary>, Error> {
-        self.db()?.list()
+        self.flushed()?.list()
     }
 
     /// Deletes workflow `id` and its history. A workflow running in this
@@ -159,7 +175,7 @@ impl WorkflowStore {
                 format!("workflow {id:?} is running"),
             ));
         }
-        self.db()?.delete(id)
+        self.flushed()?.delete(id)
     }
 
     /// Sends the unfinished workflow `id` a signal, durably: the next
@@ -184,12 +200,12 @@ impl WorkflowStore {
             .into_iter()
             .collect(),
         );
-        self.db()?.signal(id, &message)
+        self.flushed()?.signal(id, &message)
     }
 
     /// The signals waiting for workflow `id`: `(seq, {topic, payload})`.
     pub fn inbox(&self, id: &str) -> Result<Vec<(u64, Value)>, Error> {
-        self.db()?.inbox(id)
+        self.flushed()?.inbox(id)
     }
 
     /// Marks `id` as running in this process; `ALREADY_EXISTS` if it is.
@@ -237,16 +253,11 @@ impl WorkflowStore {
                 result: None,
                 policy: Some(w.policy.clone()),
             };
-            let bytes = record::encode(&header)?;
-            db.call(|reply| Op::Create {
-                id,
-                header: bytes,
-                reply,
-            })?;
+            db.create(id, record::encode(&header)?)?;
             return Ok(journal);
         }
         // Records a previous process of this workflow queued must be in.
-        db.call(|reply| Op::Flush { reply })?;
+        db.flush()?;
         let header = db.header(&id)?;
         if w.mode == StartMode::Resume && header.status != Status::Running {
             return Err(Error::new(

@@ -10,16 +10,24 @@
 //! | `timers` | (id, step) | deadline of a sleep in flight, ms since the epoch |
 //! | `inbox` | (id, seq) | a signal not yet received: `{topic, payload}` |
 //!
-//! Every write of a running workflow goes through one writer thread: it
+//! Every write of a running workflow — its header, each history entry,
+//! timer and marker, its end record — goes through one writer thread: it
 //! takes whatever records are queued, writes them in one transaction, makes
 //! it durable with one `fsync`, then wakes every process whose record it
-//! holds. Many concurrent workflows therefore share each commit.
+//! holds. Many concurrent workflows therefore share each commit, and no
+//! worker thread ever waits for an `fsync`: only a process waiting for its
+//! own command's record is parked until that record is durable. Readers
+//! call [`Db::flush`] first, which waits only if something is queued, so
+//! they see every record sent before them.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender};
+use parking_lot::{Condvar, Mutex};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use troupe_dispatcher::{Completer, Error, ErrorKind, Value};
 
@@ -33,6 +41,14 @@ pub(crate) const INBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::n
 
 /// Records a writer transaction can hold at most.
 const MAX_BATCH: usize = 4096;
+
+/// How long the writer waits for the next record of a batch it expects to
+/// grow (see `Writer::collect`).
+const LINGER_GAP: Duration = Duration::from_micros(200);
+
+/// How long the writer waits for a batch to grow in all: a fraction of an
+/// `fsync`.
+const LINGER_MAX: Duration = Duration::from_millis(1);
 
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> u64 {
@@ -68,12 +84,8 @@ pub(crate) struct Stored {
 
 /// One write for the writer thread.
 pub(crate) enum Op {
-    /// A new workflow's header; fails with `ALREADY_EXISTS` if the id is taken.
-    Create {
-        id: Arc<str>,
-        header: Vec<u8>,
-        reply: Sender<Result<(), Error>>,
-    },
+    /// A new workflow's header ([`Db::create`] checked that its id is free).
+    Create { id: Arc<str>, header: Vec<u8> },
     /// A history entry; the process waits on `durable`.
     Append {
         id: Arc<str>,
@@ -97,25 +109,54 @@ pub(crate) enum Op {
         step: u64,
         deadline: u64,
     },
-    /// Nothing: answered once everything queued before it is durable.
-    Flush { reply: Sender<Result<(), Error>> },
     /// The workflow ended.
     Finish {
         id: Arc<str>,
         result: Result<Value, Error>,
-        reply: Sender<Result<(), Error>>,
     },
 }
 
 impl Op {
     fn fail(self, e: &Error) {
         match self {
-            Op::Create { reply, .. } | Op::Finish { reply, .. } | Op::Flush { reply } => {
-                let _ = reply.send(Err(e.clone()));
-            }
             Op::Append { durable, .. } => durable.complete(Err(e.clone())),
+            Op::Create { id, .. } | Op::Finish { id, .. } => {
+                tracing::error!(workflow = %id, error = %e, "cannot journal the workflow's header or end");
+            }
             Op::Timer { .. } | Op::Mark { .. } => {}
         }
+    }
+}
+
+/// What the writer and its senders share: how far the writer got, for
+/// [`Db::flush`], and the ids whose header is queued but not yet written,
+/// for [`Db::create`].
+#[derive(Default)]
+struct Shared {
+    /// Ops handed to the writer.
+    sent: AtomicU64,
+    /// Ops the writer has finished (written or failed), and whether it stopped.
+    done: Mutex<Progress>,
+    /// Signalled when `done` moves.
+    moved: Condvar,
+    /// New workflows whose header is queued.
+    creating: Mutex<HashSet<Arc<str>>>,
+}
+
+#[derive(Default)]
+struct Progress {
+    ops: u64,
+    stopped: bool,
+}
+
+/// Marks the writer stopped when its thread ends, even by a panic, so no
+/// [`Db::flush`] waits for it forever.
+struct StopGuard(Arc<Shared>);
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        self.0.done.lock().stopped = true;
+        self.0.moved.notify_all();
     }
 }
 
@@ -123,6 +164,7 @@ impl Op {
 pub(crate) struct Db {
     pub path: PathBuf,
     pub db: Arc<Database>,
+    shared: Arc<Shared>,
     writer: Option<Sender<Op>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -163,10 +205,12 @@ impl Db {
         txn.open_table(INBOX).map_err(|e| db_error(path, e))?;
         txn.commit().map_err(|e| db_error(path, e))?;
         let db = Arc::new(db);
+        let shared = Arc::new(Shared::default());
         let (tx, rx) = crossbeam_channel::unbounded();
         let writer = Writer {
             path: path.to_owned(),
             db: Arc::clone(&db),
+            shared: Arc::clone(&shared),
         };
         let thread = std::thread::Builder::new()
             .name("troupe-journal".into())
@@ -180,13 +224,19 @@ impl Db {
         Ok(Self {
             path: path.to_owned(),
             db,
+            shared,
             writer: Some(tx),
             thread: Some(thread),
         })
     }
 
-    /// Hands `op` to the writer; if it is gone, fails the op at once.
+    /// Hands `op` to the writer without waiting; if it is gone, fails the
+    /// op at once.
     pub fn send(&self, op: Op) {
+        // Counted before it is queued: an op a flush must wait for (one
+        // whose send returned before the flush began) is then always
+        // among the first `sent` ops the writer takes from the queue.
+        self.shared.sent.fetch_add(1, Ordering::SeqCst);
         let stopped = match &self.writer {
             Some(w) => w.send(op).err().map(|e| e.0),
             None => Some(op),
@@ -196,12 +246,43 @@ impl Db {
         }
     }
 
-    /// Sends `op`, built around a reply channel, and waits for the reply.
-    pub fn call(&self, op: impl FnOnce(Sender<Result<(), Error>>) -> Op) -> Result<(), Error> {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        self.send(op(tx));
-        rx.recv()
-            .unwrap_or_else(|_| Err(Error::internal("the journal writer has stopped")))
+    /// Waits until every op sent before this call is written and durable;
+    /// returns at once when nothing is queued.
+    pub fn flush(&self) -> Result<(), Error> {
+        let target = self.shared.sent.load(Ordering::SeqCst);
+        let mut done = self.shared.done.lock();
+        while done.ops < target {
+            if done.stopped {
+                return Err(Error::internal("the journal writer has stopped"));
+            }
+            self.shared.moved.wait(&mut done);
+        }
+        Ok(())
+    }
+
+    /// Queues the header of the new workflow `id`, without waiting for it:
+    /// its first history entry commits with it or after it, so no script
+    /// acts on a result whose workflow is not durable. `ALREADY_EXISTS` if
+    /// the id is stored or queued.
+    pub fn create(&self, id: Arc<str>, header: Vec<u8>) -> Result<(), Error> {
+        let mut creating = self.shared.creating.lock();
+        // The writer forgets a queued id only after its commit, so an id
+        // not queued any more is in the table.
+        if creating.contains(&id) || self.exists(&id)? {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("workflow {id:?} already exists"),
+            ));
+        }
+        creating.insert(Arc::clone(&id));
+        self.send(Op::Create { id, header });
+        Ok(())
+    }
+
+    fn exists(&self, id: &str) -> Result<bool, Error> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(WORKFLOWS).map_err(|e| self.err(e))?;
+        Ok(table.get(id).map_err(|e| self.err(e))?.is_some())
     }
 
     fn err(&self, e: impl Into<redb::Error>) -> Error {
@@ -361,29 +442,37 @@ impl Db {
 struct Writer {
     path: PathBuf,
     db: Arc<Database>,
+    shared: Arc<Shared>,
 }
 
 impl Writer {
     fn run(&self, rx: &Receiver<Op>) {
+        let _stopped = StopGuard(Arc::clone(&self.shared));
+        // Processes the last commit woke: most of them write again soon.
+        let mut woken = 0;
         while let Ok(first) = rx.recv() {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(op) => batch.push(op),
-                    Err(_) => break,
-                }
-            }
+            let mut batch = Self::collect(rx, first, woken);
+            woken = batch
+                .iter()
+                .filter(|op| matches!(op, Op::Append { .. }))
+                .count();
+            let n = batch.len() as u64;
+            let created: Vec<Arc<str>> = batch
+                .iter()
+                .filter_map(|op| match op {
+                    Op::Create { id, .. } => Some(Arc::clone(id)),
+                    _ => None,
+                })
+                .collect();
             match self.commit(&mut batch) {
                 Ok(replies) => {
                     for (op, reply) in batch.into_iter().zip(replies) {
-                        match op {
-                            Op::Append { durable, .. } => durable.complete(Ok(Value::Nil)),
-                            Op::Create { reply: tx, .. }
-                            | Op::Finish { reply: tx, .. }
-                            | Op::Flush { reply: tx } => {
-                                let _ = tx.send(reply);
+                        match (op, reply) {
+                            (Op::Append { durable, .. }, Ok(())) => {
+                                durable.complete(Ok(Value::Nil));
                             }
-                            Op::Timer { .. } | Op::Mark { .. } => {}
+                            (op, Err(e)) => op.fail(&e),
+                            (_, Ok(())) => {}
                         }
                     }
                 }
@@ -394,7 +483,40 @@ impl Writer {
                     }
                 }
             }
+            if !created.is_empty() {
+                let mut creating = self.shared.creating.lock();
+                for id in &created {
+                    creating.remove(id);
+                }
+            }
+            self.shared.done.lock().ops += n;
+            self.shared.moved.notify_all();
         }
+    }
+
+    /// The ops of the next commit: `first`, whatever is queued behind it
+    /// and, while fewer ops than the `woken` processes of the last commit
+    /// have arrived, what comes in close behind (each within
+    /// [`LINGER_GAP`], all within [`LINGER_MAX`]). Without that wait, the
+    /// first process a commit woke would get a commit of its own, and the
+    /// others would wait for it to end: two `fsync`s a round instead of one.
+    fn collect(rx: &Receiver<Op>, first: Op, woken: usize) -> Vec<Op> {
+        let mut batch = vec![first];
+        let until = Instant::now() + LINGER_MAX;
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) if batch.len() >= woken => break,
+                Err(_) => {
+                    let left = until.saturating_duration_since(Instant::now());
+                    match rx.recv_timeout(left.min(LINGER_GAP)) {
+                        Ok(op) => batch.push(op),
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+        batch
     }
 
     /// Writes a batch in one durable transaction. Each op gets its own
@@ -442,7 +564,6 @@ impl Writer {
                         }
                         Ok(())
                     }
-                    Op::Flush { .. } => Ok(()),
                     Op::Mark { id, step, entry } => {
                         history
                             .insert((&**id, *step), entry.as_slice())

@@ -114,8 +114,9 @@ fn resume_serves_journaled_results_without_running_them_again() {
         .spawn(Spawn::workflow("order-1", "order.lua").args([3]))
         .unwrap();
     assert_eq!(next(&rx), 3);
-    // The first charge is journaled before the script reaches `receive`;
-    // a restart now leaves the workflow waiting there, unfinished.
+    // Once the first charge is journaled, a restart leaves the workflow
+    // waiting in `receive`, unfinished.
+    wait_steps(&store, "order-1", 1);
     rt.shutdown();
     assert_eq!(h.join_blocking().unwrap_err().kind(), ErrorKind::Canceled);
     assert_eq!(store.header("order-1").unwrap().status, Status::Running);
@@ -180,6 +181,9 @@ fn reordered_commands_fail_with_nondeterminism_naming_the_step() {
     let rt = runtime(&store, MemorySource::new().with("w.lua", v1), &tx, false);
     rt.spawn(Spawn::workflow("w", "w.lua")).unwrap();
     assert_eq!((next(&rx), next(&rx)), (1, 2));
+    // The second charge ran; wait until it is journaled too, or the old
+    // script's resume below would make it again (at least once).
+    wait_steps(&store, "w", 3);
     rt.shutdown();
 
     let rt = runtime(&store, MemorySource::new().with("w.lua", v2), &tx, false);
@@ -266,6 +270,9 @@ fn a_corrupt_journal_entry_fails_only_its_workflow_with_internal() {
         let mut seen = [next(&rx), next(&rx), next(&rx)];
         seen.sort();
         assert_eq!(seen, [1, 2, 3]);
+        for id in ["good", "truncated", "garbage"] {
+            wait_steps(&store, id, 1);
+        }
         rt.shutdown();
     }
     {
