@@ -33,6 +33,7 @@ for name, lib in pairs({ string = string, table = table, math = math, utf8 = utf
                          coroutine = coroutine }) do
   assert(not pcall(function() lib.leak = "A" end), name .. " writable")
   assert(not pcall(rawset, lib, "leak", "A"), name .. " rawset")
+  assert(not pcall(table.insert, lib, "A"), name .. " table.insert")
   assert(getmetatable(lib) == "locked", name .. " metatable reachable")
 end
 assert(getmetatable("") == "locked", "string metatable reachable")
@@ -59,7 +60,7 @@ local json = require("json")
 assert(rawget(json, "leak") == nil and json.leak == nil, "module state leaked")
 assert(string.leak == nil and ("x").leak == nil, "string library leaked")
 for _, lib in ipairs({ table, math, utf8, coroutine }) do
-  assert(lib.leak == nil, "library leaked")
+  assert(lib.leak == nil and lib[1] == nil, "library leaked")
 end
 return math.random(1, 1 << 40)
 "#;

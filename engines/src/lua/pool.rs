@@ -13,10 +13,12 @@
 //!   table; both hang off the per-process context, which the reset removes.
 //!   The state's real globals are reachable from the trusted prelude only,
 //!   and sandboxed code has no `package` library.
-//! * **Library and module tables**: `string`, `table`, `math`, `utf8`,
-//!   `coroutine` and every module are per-process empty proxies whose
-//!   locked metatables refuse writes (`rawset` too); `getmetatable` on them
-//!   gives `"locked"`, so the shared tables behind them are unreachable.
+//! * **Library and module tables**: `string`, `table`, `math`, `utf8` and
+//!   `coroutine` are empty views shared by the state's processes, every
+//!   module an empty per-process proxy; their locked metatables refuse
+//!   writes (`rawset` and `table.insert` too) and `getmetatable` on them
+//!   gives `"locked"`, so nothing can be stored in them and the tables
+//!   behind them are unreachable.
 //! * **Shared metatables**: the string metatable is locked
 //!   (`getmetatable("")` is a string, `setmetatable` takes tables only),
 //!   userdata metatables (objects, errors, programs) are mlua's protected

@@ -268,15 +268,30 @@ local function workflow_module(W)
   end
 end
 
+-- The library views are shared by the processes of a state: they are empty,
+-- their metatables locked and `rawset` refuses them, so no process can store
+-- anything in them for the next one.
+local VIEWS = {
+  string = setmetatable({}, MT.string),
+  table = setmetatable({}, MT.table),
+  utf8 = setmetatable({}, MT.utf8),
+  coroutine = setmetatable({}, MT.coroutine),
+  math = setmetatable({}, MT.math),
+  math_det = setmetatable({}, MT.math_det),
+}
+
+-- A new environment holding BASE and the views: one table constructor made
+-- from BASE's keys, so the table is sized once instead of grown key by key.
+local fields = {}
+for k in next, BASE do fields[#fields + 1] = k .. " = B." .. k end
+local fresh_env = raw_load("local B, V = ... return function(math) return { "
+  .. concat(fields, ", ") .. ", string = V.string, table = V.table, utf8 = V.utf8,"
+  .. " coroutine = V.coroutine, math = math, load = false, _G = false } end",
+  "=troupe.env", "t")(BASE, VIEWS)
+
 -- A fresh global environment for one process.
 local function new_env(nondeterministic)
-  local env = {}
-  for k, v in next, BASE do env[k] = v end
-  env.string = setmetatable({}, MT.string)
-  env.table = setmetatable({}, MT.table)
-  env.utf8 = setmetatable({}, MT.utf8)
-  env.coroutine = setmetatable({}, MT.coroutine)
-  env.math = setmetatable({}, nondeterministic and MT.math or MT.math_det)
+  local env = fresh_env(nondeterministic and VIEWS.math or VIEWS.math_det)
   env.load = function(chunk, name, _, e)
     return raw_load(chunk, name, "t", e or env)
   end
