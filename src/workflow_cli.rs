@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use troupe::{
-    Error, FileSource, Fs, HostModule, Http, LuaEngine, ProcessHandle, Runtime, Spawn, Value,
+    Error, ErrorKind, FileSource, Fs, HostModule, Http, LuaEngine, ProcessHandle, Runtime, Spawn,
+    Value,
 };
 use troupe_workflow::{Entry, Header, WorkflowStore};
 
@@ -79,9 +80,12 @@ enum WorkflowCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Sends the unfinished workflow ID a signal: its next `process.receive`
-    /// after the next resume gets `{topic, payload}` (journaled). Needs the
-    /// store free: no troupe process may have it open.
+    /// Sends the unfinished workflow ID a signal `{topic, payload}`, durably:
+    /// its next `process.receive` (of TOPIC or any topic) gets it, journaled.
+    /// If another troupe process holds the store (a `run` or `resume` of any
+    /// workflow), the signal goes through the store's spool directory and
+    /// that process delivers it; otherwise it waits in the store for the
+    /// workflow's next resume.
     Signal {
         /// The workflow id.
         id: String,
@@ -110,7 +114,19 @@ impl WorkflowArgs {
         if self.fs_root.is_some() {
             policy = policy.allow_module("fs");
         }
-        let store = WorkflowStore::open(self.data.join(STORE_FILE))?.with_policy(policy);
+        let path = self.data.join(STORE_FILE);
+        let store = match (WorkflowStore::open(&path), &self.command) {
+            (Ok(store), _) => store.with_policy(policy),
+            (Err(e), WorkflowCommand::Signal { id, topic, payload })
+                if e.kind() == ErrorKind::Unavailable =>
+            {
+                WorkflowStore::post(&path, id, topic, parse_arg(3, payload)?)?;
+                return Ok(Output::Text(format!(
+                    "signal {topic:?} spooled for workflow {id}: the troupe process holding the store delivers it"
+                )));
+            }
+            (Err(e), _) => return Err(e),
+        };
         let host = Host {
             workers: self.workers,
             fs_root: self.fs_root,

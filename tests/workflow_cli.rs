@@ -340,18 +340,18 @@ fn a_reordered_script_fails_to_resume_with_nondeterminism() {
     assert_eq!(s.show("w")["status"], "running");
 }
 
+/// A workflow that waits for an `approve` signal.
+const WAIT_FOR_APPROVAL: &str = r#"
+local process = require("process")
+print("waiting")
+local m = process.receive("approve")
+return { approved_by = m.payload.who }
+"#;
+
 #[test]
 fn a_signal_sent_from_the_cli_reaches_a_killed_workflow_on_resume() {
     let s = Scene::new();
-    s.script(
-        "wait.lua",
-        r#"
-        local process = require("process")
-        print("waiting")
-        local m = process.receive("approve")
-        return { approved_by = m.payload.who }
-        "#,
-    );
+    s.script("wait.lua", WAIT_FOR_APPROVAL);
     let child = s.start("wait", &["run", "w", "wait.lua"]);
     s.wait_for("wait", "waiting", 1);
     s.kill(child);
@@ -362,6 +362,25 @@ fn a_signal_sent_from_the_cli_reaches_a_killed_workflow_on_resume() {
     assert_eq!(commands(&s.show("w")), ["process.receive"]);
     let late = s.run("late", &["signal", "w", "approve", "1"]);
     assert!(late.stderr.starts_with("CONFLICT: "), "{late:?}");
+}
+
+#[test]
+fn a_signal_from_another_process_reaches_a_running_workflow_through_the_spool() {
+    let s = Scene::new();
+    s.script("wait.lua", WAIT_FOR_APPROVAL);
+    let child = s.start("wait", &["run", "w", "wait.lua"]);
+    s.wait_for("wait", "waiting", 1);
+    // The running troupe holds the store file: this one spools the signal.
+    let sent = s.run("signal", &["signal", "w", "approve", r#"{"who":"ada"}"#]);
+    assert_eq!(sent.code, Some(0), "{sent:?}");
+    assert!(sent.stdout.contains("spooled"), "{sent:?}");
+    let run = s.finish("wait", child);
+    assert_eq!(run.json(), serde_json::json!({"approved_by": "ada"}));
+    assert_eq!(commands(&s.show("w")), ["process.receive"]);
+    let spool = std::fs::read_dir(s.path("data/workflows.redb.signals"))
+        .expect("the spool directory")
+        .count();
+    assert_eq!(spool, 0, "a delivered signal leaves the spool");
 }
 
 #[test]

@@ -19,7 +19,9 @@
 //!   runtime shut down under it: then the workflow stays unfinished and is
 //!   resumed later.
 
-use troupe_dispatcher::{Call, Completer, Error, Value};
+use std::sync::Arc;
+
+use troupe_dispatcher::{Call, Completer, Error, Pid, Value};
 use troupe_modules::Policy;
 use troupe_sources::Script;
 
@@ -75,6 +77,8 @@ pub enum StartMode {
 pub struct WorkflowStart<'a> {
     /// The workflow id.
     pub id: &'a str,
+    /// The process that will run it.
+    pub pid: Pid,
     /// The script it runs, as read from the runtime's source now.
     pub script: &'a Script,
     /// The spawn arguments.
@@ -114,7 +118,25 @@ pub trait JournalStore: Send + Sync + 'static {
     /// The policy of workflow processes spawned without one of their own
     /// (and of resumed ones).
     fn policy(&self) -> Policy;
+
+    /// Sends the unfinished workflow `id` the message `{topic, payload}`
+    /// durably: kept in the store until the workflow journals receiving
+    /// it, handed to its process's mailbox (through the function given to
+    /// [`attach`](Self::attach)) if it runs in this runtime, and to the
+    /// first matching `process.receive` of its next resume otherwise.
+    /// `NOT_FOUND` if unknown, `CONFLICT` if finished.
+    fn signal(&self, id: &str, topic: &str, payload: Value) -> Result<(), Error>;
+
+    /// Called once by [`RuntimeBuilder::build`](crate::RuntimeBuilder::build)
+    /// with the way to reach the runtime's processes, for signals to
+    /// running workflows (also ones arriving from other OS processes).
+    fn attach(&self, deliver: Deliver);
 }
+
+/// Delivers a signal `(topic, payload)` from no process (`from = nil`) to
+/// the mailbox of process `pid` of a runtime; `UNAVAILABLE` once that
+/// runtime is gone.
+pub type Deliver = Arc<dyn Fn(Pid, &str, Value) -> Result<(), Error> + Send + Sync>;
 
 impl Runtime {
     /// Resumes the unfinished workflow `id` from its journal store: the
@@ -142,6 +164,18 @@ impl Runtime {
         }
         spawn.workflow = Some((id.to_owned(), mode));
         self.spawn(spawn)
+    }
+
+    /// Sends workflow `id` a signal, by id, from the host: the message
+    /// `{from = nil, topic, payload}`, durable before this returns. A
+    /// workflow running in this runtime gets it in its mailbox and journals
+    /// it when its `process.receive` takes it (a restart before that hands
+    /// it over again); one not running (yet) gets it on its next resume,
+    /// ahead of its mailbox. `NOT_FOUND` if unknown, `CONFLICT` if finished.
+    pub fn signal(&self, id: &str, topic: &str, payload: impl Into<Value>) -> Result<(), Error> {
+        self.sched()
+            .workflow_store()?
+            .signal(id, topic, payload.into())
     }
 
     /// Resumes every unfinished workflow (for `RuntimeBuilder::recover`).

@@ -32,7 +32,9 @@ mod timers;
 
 pub use engine::{Engine, ProcessInit, Program};
 pub use host::HostMailbox;
-pub use journal::{Before, Journal, JournalStore, StartMode, StoredWorkflow, WorkflowStart};
+pub use journal::{
+    Before, Deliver, Journal, JournalStore, StartMode, StoredWorkflow, WorkflowStart,
+};
 pub use limits::Limits;
 pub use mailbox::Message;
 pub use process::{Process, Resume, Step, StepCx};

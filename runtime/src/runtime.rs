@@ -216,6 +216,24 @@ impl RuntimeBuilder {
         } else {
             None
         };
+        if let Some(store) = &self.journals {
+            let sched = Arc::downgrade(&sched);
+            store.attach(Arc::new(move |pid, topic: &str, payload| {
+                let sched = sched.upgrade().ok_or_else(|| {
+                    Error::new(ErrorKind::Unavailable, "the runtime has shut down")
+                })?;
+                let from = None;
+                let topic = topic.to_owned();
+                sched.deliver(
+                    pid,
+                    Message {
+                        from,
+                        topic,
+                        payload,
+                    },
+                )
+            }));
+        }
         let rt = Runtime {
             owner: Arc::new(Owner {
                 reloader: Mutex::new(reloader),

@@ -263,10 +263,12 @@ mod spawning {
                 (None, Some(parent)) => Arc::clone(&parent.policy),
                 (None, None) => default_policy,
             };
+            let pid = self.next_pid();
             let journal = match &spec.workflow {
                 None => None,
                 Some((id, mode)) => Some(self.workflow_store()?.open(&WorkflowStart {
                     id,
+                    pid,
                     script: &script,
                     args: &spec.args,
                     mode: *mode,
@@ -277,7 +279,6 @@ mod spawning {
                 .limits
                 .or(parent.map(|p| p.limits))
                 .unwrap_or(self.default_limits);
-            let pid = self.next_pid();
             let process = self.engines[idx].instantiate(
                 &program,
                 ProcessInit {

@@ -18,9 +18,9 @@ use troupe_modules::builtin::ids;
 use troupe_modules::builtin::workflow::{DEFAULT_VERSION, side_effect_begin, side_effect_result};
 use troupe_runtime::{Before, Journal, StartMode};
 
-use crate::WorkflowStore;
 use crate::record::{Entry, describe, encode};
 use crate::store::{Op, now_ms};
+use crate::{Posted, WorkflowStore};
 
 /// The journal the scheduler consults for one workflow process.
 pub(crate) struct WorkflowJournal {
@@ -48,6 +48,9 @@ pub(crate) struct WorkflowJournal {
     pub inbox: std::collections::VecDeque<(u64, Value)>,
     /// The inbox signal the live command receives.
     pub consume: Option<u64>,
+    /// Signals sent to this process's mailbox while it runs, until it
+    /// journals receiving them.
+    pub posted: Posted,
 }
 
 /// Whether a history entry is a `workflow.version` marker rather than a
@@ -191,6 +194,24 @@ impl WorkflowJournal {
         Some(Value::Map(m))
     }
 
+    /// For a live `process.receive` that took a message of no process from
+    /// the mailbox, the posted signal it is (same topic and payload): the
+    /// inbox copy to remove with its journal entry.
+    fn received(&self, call: &Call, result: &Result<Value, Error>) -> Option<u64> {
+        let message = result
+            .as_ref()
+            .ok()
+            .filter(|_| call.id == ids::PROCESS_RECEIVE)?;
+        if !message.get("from").is_none_or(Value::is_nil) {
+            return None;
+        }
+        let mut posted = self.posted.lock();
+        let at = posted.iter().position(|(_, p)| {
+            p.get("topic") == message.get("topic") && p.get("payload") == message.get("payload")
+        })?;
+        posted.remove(at).map(|(seq, _)| seq)
+    }
+
     /// A command yielded while a live side-effect function runs.
     fn in_side_effect(&mut self, name: &str, call: Call) -> Before {
         match call.id {
@@ -287,6 +308,7 @@ impl Journal for WorkflowJournal {
             return;
         };
         let clear_timer = call.id == ids::TIME_SLEEP;
+        let consume = self.consume.take().or_else(|| self.received(&call, result));
         let entry = Entry::Command {
             name,
             call,
@@ -304,7 +326,7 @@ impl Journal for WorkflowJournal {
                     step: self.next_step,
                     entry: bytes,
                     clear_timer,
-                    consume: self.consume.take(),
+                    consume,
                     durable,
                 });
                 self.next_step += 1;

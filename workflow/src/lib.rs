@@ -36,19 +36,21 @@
 
 mod journal;
 pub mod record;
+mod spool;
 mod store;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Once, OnceLock};
 
 use parking_lot::Mutex;
-use troupe_dispatcher::{Error, ErrorKind, Value};
+use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
 use troupe_modules::Policy;
-use troupe_runtime::{Journal, JournalStore, StartMode, StoredWorkflow, WorkflowStart};
+use troupe_runtime::{Deliver, Journal, JournalStore, StartMode, StoredWorkflow, WorkflowStart};
 
 use crate::journal::WorkflowJournal;
 pub use crate::record::{Entry, FORMAT_VERSION, Header, Status};
+pub use crate::spool::SPOOL_POLL;
 use crate::store::{Db, now_ms};
 
 /// One row of [`WorkflowStore::list`].
@@ -62,12 +64,26 @@ pub struct Summary {
     pub steps: u64,
 }
 
-struct Inner {
+/// Signals handed to a running workflow's mailbox that it has not
+/// journaled receiving yet: `(inbox seq, {topic, payload})`.
+pub(crate) type Posted = Arc<Mutex<VecDeque<(u64, Value)>>>;
+
+/// A workflow with a live process in this runtime.
+struct Live {
+    pid: Pid,
+    posted: Posted,
+}
+
+pub(crate) struct Inner {
     path: PathBuf,
     db: OnceLock<Result<Db, Error>>,
     policy: Mutex<Policy>,
     /// Workflows with a live process in this runtime.
-    running: Mutex<HashSet<Arc<str>>>,
+    running: Mutex<HashMap<Arc<str>, Live>>,
+    /// How to reach the processes of the runtime using the store.
+    deliver: Mutex<Option<Deliver>>,
+    /// Starts the spool watcher once.
+    spool: Once,
 }
 
 /// A workflow store: an embedded database file holding workflow journals.
@@ -90,7 +106,9 @@ impl WorkflowStore {
                 path: path.into(),
                 db: OnceLock::new(),
                 policy: Mutex::new(Self::default_policy()),
-                running: Mutex::new(HashSet::new()),
+                running: Mutex::new(HashMap::new()),
+                deliver: Mutex::new(None),
+                spool: Once::new(),
             }),
         }
     }
@@ -169,7 +187,7 @@ impl WorkflowStore {
     /// Deletes workflow `id` and its history. A workflow running in this
     /// process cannot be deleted (`CONFLICT`).
     pub fn delete(&self, id: &str) -> Result<(), Error> {
-        if self.inner.running.lock().contains(id) {
+        if self.inner.running.lock().contains_key(id) {
             return Err(Error::new(
                 ErrorKind::Conflict,
                 format!("workflow {id:?} is running"),
@@ -178,29 +196,51 @@ impl WorkflowStore {
         self.flushed()?.delete(id)
     }
 
-    /// Sends the unfinished workflow `id` a signal, durably: the next
-    /// `process.receive` (of any topic, or of `topic`) of its next resume
-    /// gets `{from = nil, topic, payload}`, ahead of its mailbox, and the
-    /// journal records it like any received message. For a workflow not
-    /// running in this process (`troupe workflow signal`); one running here
-    /// gets messages through its process (`ProcessHandle::send`), so this
-    /// is `CONFLICT` then. `NOT_FOUND` if unknown, `CONFLICT` if finished.
+    /// Sends the unfinished workflow `id` the message `{topic, payload}`,
+    /// durably (in the store's inbox) before it returns. If a runtime using
+    /// this store runs the workflow, its process gets it in its mailbox and
+    /// journals it when a `process.receive` takes it, which also removes it
+    /// from the inbox. Otherwise the next resume hands it to the first
+    /// matching `process.receive`, ahead of the mailbox, as `{from = nil,
+    /// topic, payload}`. `NOT_FOUND` if unknown, `CONFLICT` if finished.
+    /// Another OS process holding the store file: see [`post`](Self::post).
     pub fn signal(&self, id: &str, topic: &str, payload: Value) -> Result<(), Error> {
-        if self.inner.running.lock().contains(id) {
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                format!("workflow {id:?} is running here: send to its process"),
-            ));
+        let message = signal_message(topic, payload.clone());
+        // Held across the write, so a workflow starting meanwhile either
+        // reads this signal from its inbox or is found running here.
+        let running = self.inner.running.lock();
+        let seq = self.flushed()?.signal(id, &message)?;
+        let Some(live) = running.get(id) else {
+            return Ok(());
+        };
+        live.posted.lock().push_back((seq, message));
+        let pid = live.pid;
+        drop(running);
+        let deliver = self.inner.deliver.lock().clone();
+        let delivered = match deliver {
+            Some(deliver) => deliver(pid, topic, payload),
+            None => Err(Error::new(
+                ErrorKind::Unavailable,
+                "no runtime uses the store",
+            )),
+        };
+        if let Err(e) = delivered {
+            // It stays in the inbox: the next resume receives it.
+            tracing::warn!(workflow = %id, %pid, error = %e, "signal kept for the next resume");
         }
-        let message = Value::Map(
-            [
-                ("topic".to_owned(), Value::from(topic)),
-                ("payload".to_owned(), payload),
-            ]
-            .into_iter()
-            .collect(),
-        );
-        self.flushed()?.signal(id, &message)
+        Ok(())
+    }
+
+    /// Leaves the message `{topic, payload}` for workflow `id` in the
+    /// spool directory of the store file `path` (`PATH.signals/`, one file
+    /// per signal, written to a temporary name and renamed), for when
+    /// another OS process holds the store: the runtime using it picks the
+    /// file up within [`SPOOL_POLL`], signals the workflow with it (see
+    /// [`signal`](Self::signal)) and then removes it. A file it cannot
+    /// deliver (an unknown or finished workflow, unreadable bytes) is
+    /// renamed to `*.rejected` and logged. Returns the file's path.
+    pub fn post(path: &Path, id: &str, topic: &str, payload: Value) -> Result<PathBuf, Error> {
+        spool::post(path, id, topic, payload)
     }
 
     /// The signals waiting for workflow `id`: `(seq, {topic, payload})`.
@@ -208,23 +248,41 @@ impl WorkflowStore {
         self.flushed()?.inbox(id)
     }
 
-    /// Marks `id` as running in this process; `ALREADY_EXISTS` if it is.
-    fn claim(&self, id: &str) -> Result<Arc<str>, Error> {
-        let id: Arc<str> = id.into();
-        if !self.inner.running.lock().insert(Arc::clone(&id)) {
+    /// Marks `id` as running in this process as `pid`; `ALREADY_EXISTS`
+    /// if it is.
+    fn claim(&self, id: &str, pid: Pid) -> Result<(Arc<str>, Posted), Error> {
+        let mut running = self.inner.running.lock();
+        if running.contains_key(id) {
             return Err(Error::new(
                 ErrorKind::AlreadyExists,
                 format!("workflow {id:?} is already running"),
             ));
         }
-        Ok(id)
+        let id: Arc<str> = id.into();
+        let posted = Posted::default();
+        let live = Live {
+            pid,
+            posted: Arc::clone(&posted),
+        };
+        running.insert(Arc::clone(&id), live);
+        Ok((id, posted))
+    }
+
+    /// Delivers the signals other OS processes left in the spool.
+    pub(crate) fn ingest_spool(&self) {
+        spool::ingest(self);
     }
 
     pub(crate) fn release(&self, id: &str) {
         self.inner.running.lock().remove(id);
     }
 
-    fn start(&self, id: Arc<str>, w: &WorkflowStart<'_>) -> Result<WorkflowJournal, Error> {
+    fn start(
+        &self,
+        id: Arc<str>,
+        posted: Posted,
+        w: &WorkflowStart<'_>,
+    ) -> Result<WorkflowJournal, Error> {
         let db = self.db()?;
         let mut journal = WorkflowJournal {
             id: Arc::clone(&id),
@@ -240,6 +298,7 @@ impl WorkflowStore {
             side_effects: 0,
             inbox: Default::default(),
             consume: None,
+            posted,
         };
         if w.mode == StartMode::New {
             let header = Header {
@@ -290,8 +349,8 @@ impl WorkflowStore {
 
 impl JournalStore for WorkflowStore {
     fn open(&self, w: &WorkflowStart<'_>) -> Result<Box<dyn Journal>, Error> {
-        let id = self.claim(w.id)?;
-        match self.start(Arc::clone(&id), w) {
+        let (id, posted) = self.claim(w.id, w.pid)?;
+        match self.start(Arc::clone(&id), posted, w) {
             Ok(j) => Ok(Box::new(j)),
             Err(e) => {
                 self.release(&id);
@@ -325,4 +384,29 @@ impl JournalStore for WorkflowStore {
     fn policy(&self) -> Policy {
         self.inner.policy.lock().clone()
     }
+
+    fn signal(&self, id: &str, topic: &str, payload: Value) -> Result<(), Error> {
+        WorkflowStore::signal(self, id, topic, payload)
+    }
+
+    /// Also starts watching the store's spool directory (see
+    /// [`WorkflowStore::post`]).
+    fn attach(&self, deliver: Deliver) {
+        *self.inner.deliver.lock() = Some(deliver);
+        self.inner
+            .spool
+            .call_once(|| spool::watch(Arc::downgrade(&self.inner)));
+    }
+}
+
+/// A signal as the inbox keeps it: `{topic, payload}`.
+fn signal_message(topic: &str, payload: Value) -> Value {
+    Value::Map(
+        [
+            ("topic".to_owned(), Value::from(topic)),
+            ("payload".to_owned(), payload),
+        ]
+        .into_iter()
+        .collect(),
+    )
 }

@@ -57,6 +57,13 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// Nanoseconds since the Unix epoch.
+pub(crate) fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 /// A failure of the embedded database, as scripts and hosts see it.
 pub(crate) fn db_error(path: &Path, e: impl Into<redb::Error>) -> Error {
     let e: redb::Error = e.into();
@@ -389,8 +396,8 @@ impl Db {
     }
 
     /// Appends a signal `{topic, payload}` to the inbox of the unfinished
-    /// workflow `id`, durably.
-    pub fn signal(&self, id: &str, message: &Value) -> Result<(), Error> {
+    /// workflow `id`, durably; returns its sequence number there.
+    pub fn signal(&self, id: &str, message: &Value) -> Result<u64, Error> {
         let header = self.header(id)?;
         if header.status != Status::Running {
             return Err(Error::new(
@@ -400,7 +407,7 @@ impl Db {
         }
         let bytes = encode(message)?;
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        {
+        let seq = {
             let mut inbox = txn.open_table(INBOX).map_err(|e| self.err(e))?;
             let seq = inbox
                 .range((id, 0)..=(id, u64::MAX))
@@ -408,12 +415,17 @@ impl Db {
                 .next_back()
                 .transpose()
                 .map_err(|e| self.err(e))?
-                .map_or(0, |(k, _)| k.value().1 + 1);
+                .map_or(0, |(k, _)| k.value().1 + 1)
+                // Never the number of a signal just received: its removal
+                // may still be queued behind this write.
+                .max(now_ns());
             inbox
                 .insert((id, seq), bytes.as_slice())
                 .map_err(|e| self.err(e))?;
-        }
-        txn.commit().map_err(|e| self.err(e))
+            seq
+        };
+        txn.commit().map_err(|e| self.err(e))?;
+        Ok(seq)
     }
 
     /// The signals waiting in the inbox of `id`, oldest first.

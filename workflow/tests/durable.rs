@@ -361,8 +361,6 @@ fn signals_sent_while_a_workflow_is_down_are_received_on_resume() {
     let src = || MemorySource::new().with("s.lua", script);
     let rt = runtime(&store, src(), &tx, false);
     let h = rt.spawn(Spawn::workflow("s", "s.lua")).unwrap();
-    let busy = store.signal("s", "approve", Value::Int(1)).unwrap_err();
-    assert_eq!(busy.kind(), ErrorKind::Conflict, "{busy}");
     rt.shutdown();
     assert!(h.join_blocking().is_err());
 
@@ -386,6 +384,62 @@ fn signals_sent_while_a_workflow_is_down_are_received_on_resume() {
         store.signal("nope", "x", Value::Nil).unwrap_err().kind(),
         ErrorKind::NotFound
     );
+    assert!(rx.try_recv().is_err());
+}
+
+#[test]
+fn signals_by_id_reach_a_running_workflow_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_at(&dir);
+    let (tx, rx) = channel();
+    let script = r#"
+        local process = require("process")
+        local a = process.receive("approve")
+        process.receive("go")
+        local b = process.receive("ship")
+        return { a.payload, b.payload }
+    "#;
+    let src = || MemorySource::new().with("r.lua", script);
+    let rt = runtime(&store, src(), &tx, false);
+    let h = rt.spawn(Spawn::workflow("r", "r.lua")).unwrap();
+    rt.signal("r", "approve", 1).unwrap();
+    // Received and journaled: it leaves the inbox in the same commit.
+    wait_steps(&store, "r", 1);
+    assert!(store.inbox("r").unwrap().is_empty());
+    // Sent to the mailbox but not received before the restart: kept.
+    rt.signal("r", "ship", 2).unwrap();
+    assert_eq!(store.inbox("r").unwrap().len(), 1);
+    rt.shutdown();
+    assert!(h.join_blocking().is_err());
+
+    let rt = runtime(&store, src(), &tx, true);
+    let (_, h) = rt.recovered().remove(0);
+    // From another OS process's point of view: through the spool.
+    WorkflowStore::post(store.path(), "r", "go", Value::Nil).unwrap();
+    assert_eq!(h.join_blocking().unwrap(), ints(&[1, 2]));
+    assert_eq!(
+        names(&store, "r"),
+        ["process.receive", "process.receive", "process.receive"]
+    );
+    assert!(store.inbox("r").unwrap().is_empty());
+    let done = rt.signal("r", "late", 3).unwrap_err();
+    assert_eq!(done.kind(), ErrorKind::Conflict, "{done}");
+    assert_eq!(
+        rt.signal("nope", "x", 0).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    // A spooled signal no workflow can take is set aside, not retried.
+    let file = WorkflowStore::post(store.path(), "nope", "x", Value::Nil).unwrap();
+    let rejected = file.with_extension("rejected");
+    let started = std::time::Instant::now();
+    while !rejected.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never rejected"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(!file.exists());
     assert!(rx.try_recv().is_err());
 }
 
