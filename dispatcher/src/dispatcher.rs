@@ -10,6 +10,7 @@
 //!   event happens (a timer fires, a message arrives); it may also answer at
 //!   once (`process.receive` with a message already queued).
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -76,6 +77,12 @@ pub struct HandlerCx<'a> {
     pub tag: Tag,
     /// Where a later completion goes.
     pub sink: &'a Arc<dyn CompletionSink>,
+    /// The dispatching runtime, for the handlers it registered itself
+    /// (they downcast it to the runtime's own type and skip looking it up);
+    /// opaque to the dispatcher, `None` where there is none.
+    pub runtime: Option<&'a (dyn Any + Send + Sync)>,
+    /// The yielding process as the runtime keeps it, likewise.
+    pub process: Option<&'a (dyn Any + Send + Sync)>,
 }
 
 impl HandlerCx<'_> {
@@ -203,10 +210,17 @@ impl DispatcherBuilder {
         })
     }
 
-    /// Freezes the registry.
+    /// Freezes the registry into a table indexed by command id, so a
+    /// dispatch is one bounds-checked index, not a hash lookup.
     pub fn build(self, io: IoPool) -> Dispatcher {
+        let len = self.handlers.keys().map(|id| usize::from(id.0) + 1).max();
+        let mut table: Vec<Option<Registered>> = Vec::new();
+        table.resize_with(len.unwrap_or(0), || None);
+        for (id, reg) in self.handlers {
+            table[usize::from(id.0)] = Some(reg);
+        }
         Dispatcher {
-            handlers: Arc::new(self.handlers),
+            handlers: table.into(),
             io,
         }
     }
@@ -215,14 +229,15 @@ impl DispatcherBuilder {
 /// The frozen handler registry. Cheap to clone.
 #[derive(Clone)]
 pub struct Dispatcher {
-    handlers: Arc<HashMap<CommandId, Registered>>,
+    /// Handlers by command id.
+    handlers: Arc<[Option<Registered>]>,
     io: IoPool,
 }
 
 impl Dispatcher {
     /// Routes `call` to its handler.
     pub fn dispatch(&self, cx: &HandlerCx<'_>, call: Call) -> Dispatched {
-        let Some(reg) = self.handlers.get(&call.id) else {
+        let Some(reg) = self.registered(call.id) else {
             return Dispatched::Ready(Err(Error::not_found(format!(
                 "no handler registered for command {}",
                 call.id
@@ -240,9 +255,15 @@ impl Dispatcher {
         }
     }
 
+    fn registered(&self, id: CommandId) -> Option<&Registered> {
+        self.handlers
+            .get(usize::from(id.0))
+            .and_then(Option::as_ref)
+    }
+
     /// The registered name of a command id.
     pub fn name(&self, id: CommandId) -> Option<&str> {
-        self.handlers.get(&id).map(|r| r.name.as_str())
+        self.registered(id).map(|r| r.name.as_str())
     }
 
     /// The IO pool async handlers run on.
@@ -292,6 +313,8 @@ mod tests {
             pid: Pid::new(0, 1),
             tag: 5,
             sink: &sink,
+            runtime: None,
+            process: None,
         };
 
         let call = Double { n: 21 }.to_call().unwrap();

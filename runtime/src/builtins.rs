@@ -7,19 +7,64 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use troupe_dispatcher::{Dispatched, DispatcherBuilder, Error, ErrorKind, Pid, Value};
+use troupe_dispatcher::{Dispatched, DispatcherBuilder, Error, ErrorKind, HandlerCx, Pid, Value};
 use troupe_modules::builtin::ids;
 
 use crate::Supervisor;
 use crate::exit::Exit;
 use crate::mailbox::{Message, Waiter};
-use crate::scheduler::Scheduler;
+use crate::scheduler::{Entry, Scheduler};
 use crate::supervisor;
 use crate::timers::TimerAction;
+
+/// The scheduler a handler serves: the dispatching one, borrowed (no
+/// reference count touched on the hot path), or the weak link upgraded.
+enum Sched<'a> {
+    Dispatching(&'a Scheduler),
+    Upgraded(Arc<Scheduler>),
+}
+
+impl std::ops::Deref for Sched<'_> {
+    type Target = Scheduler;
+
+    fn deref(&self) -> &Scheduler {
+        match self {
+            Sched::Dispatching(s) => s,
+            Sched::Upgraded(s) => s,
+        }
+    }
+}
+
+fn scheduler<'a>(cx: &HandlerCx<'a>, s: &Weak<Scheduler>) -> Result<Sched<'a>, Error> {
+    if let Some(s) = cx.runtime.and_then(|r| r.downcast_ref::<Scheduler>()) {
+        return Ok(Sched::Dispatching(s));
+    }
+    upgrade(s).map(Sched::Upgraded)
+}
 
 fn upgrade(s: &Weak<Scheduler>) -> Result<Arc<Scheduler>, Error> {
     s.upgrade()
         .ok_or_else(|| Error::new(ErrorKind::Canceled, "runtime shut down"))
+}
+
+/// Runs `f` on the yielding process's entry: the one the scheduler passed
+/// along, else looked up. `CANCELED` if it is gone.
+fn with_process<R>(
+    cx: &HandlerCx<'_>,
+    s: &Scheduler,
+    f: impl FnOnce(&Arc<Entry>) -> R,
+) -> Result<R, Error> {
+    let passed = cx
+        .process
+        .and_then(|p| p.downcast_ref::<Arc<Entry>>())
+        .filter(|e| e.pid == cx.pid);
+    match passed {
+        Some(entry) => Ok(f(entry)),
+        None => s
+            .lookup(cx.pid)
+            .map(|entry| f(&entry))
+            .ok_or_else(|| Error::new(ErrorKind::Canceled, "process is gone")),
+    }
 }
 
 /// A script's milliseconds as a duration; too large for one is forever.
@@ -43,9 +88,9 @@ pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Re
     })?;
 
     let s = sched.clone();
-    b.inline(ids::TIME_MONOTONIC, "time.monotonic", move |_, _| {
+    b.inline(ids::TIME_MONOTONIC, "time.monotonic", move |cx, _| {
         Ok(Value::Float(
-            upgrade(&s)?.started.elapsed().as_secs_f64() * 1e3,
+            scheduler(cx, &s)?.started.elapsed().as_secs_f64() * 1e3,
         ))
     })?;
 
@@ -55,25 +100,27 @@ pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Re
         if ms.is_nan() || ms <= 0.0 {
             return Dispatched::Ready(Ok(Value::Nil));
         }
-        let s = match upgrade(&s) {
+        let s = match scheduler(cx, &s) {
             Ok(s) => s,
             Err(e) => return Dispatched::Ready(Err(e)),
-        };
-        let Some(entry) = s.lookup(cx.pid) else {
-            return Dispatched::Ready(Err(Error::new(ErrorKind::Canceled, "process is gone")));
         };
         let action = TimerAction::Wake {
             pid: cx.pid,
             tag: cx.tag,
         };
-        let key = s.add_timer(millis(ms), action);
-        entry.sleep_timer.store(key.to_bits(), Ordering::Release);
-        Dispatched::Pending(None)
+        let slept = with_process(cx, &s, |entry| {
+            let key = s.add_timer(millis(ms), action);
+            entry.sleep_timer.store(key.to_bits(), Ordering::Release);
+        });
+        match slept {
+            Ok(()) => Dispatched::Pending(None),
+            Err(e) => Dispatched::Ready(Err(e)),
+        }
     })?;
 
     let s = sched.clone();
     b.inline(ids::PROCESS_SEND, "process.send", move |cx, args| {
-        let s = upgrade(&s)?;
+        let s = scheduler(cx, &s)?;
         let to = s.resolve(field(&args, "to").as_str().unwrap_or_default())?;
         let Value::Map(mut m) = args else {
             return Err(Error::invalid("bad send arguments"));
@@ -96,47 +143,44 @@ pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Re
 
     let s = sched.clone();
     b.deferred(ids::PROCESS_RECEIVE, "process.receive", move |cx, args| {
-        let s = match upgrade(&s) {
+        let s = match scheduler(cx, &s) {
             Ok(s) => s,
             Err(e) => return Dispatched::Ready(Err(e)),
         };
-        let Some(entry) = s.lookup(cx.pid) else {
-            return Dispatched::Ready(Err(Error::new(ErrorKind::Canceled, "process is gone")));
-        };
         let topic = field(&args, "topic").as_str().map(str::to_owned);
         let timeout = field(&args, "timeout_ms").as_f64();
-        let mut mb = entry.mailbox.lock();
-        if let Some(msg) = mb.take(topic.as_deref()) {
-            return Dispatched::Ready(Ok(msg.into_value()));
-        }
-        if timeout.is_some_and(|ms| ms.is_nan() || ms <= 0.0) {
-            return Dispatched::Ready(Err(Error::new(ErrorKind::Timeout, "receive timed out")));
-        }
-        // The timer starts under the mailbox lock: a message cannot take
-        // the waiter before it knows the timer to cancel, and the timer
-        // cannot fire before the waiter is in place.
-        let timer = timeout.map(|ms| {
-            let action = TimerAction::ReceiveTimeout {
-                pid: cx.pid,
+        let received = with_process(cx, &s, |entry| {
+            let mut mb = entry.mailbox.lock();
+            if let Some(msg) = mb.take(topic.as_deref()) {
+                return Dispatched::Ready(Ok(msg.into_value()));
+            }
+            if timeout.is_some_and(|ms| ms.is_nan() || ms <= 0.0) {
+                return Dispatched::Ready(Err(Error::new(ErrorKind::Timeout, "receive timed out")));
+            }
+            // The timer starts under the mailbox lock: a message cannot take
+            // the waiter before it knows the timer to cancel, and the timer
+            // cannot fire before the waiter is in place.
+            let timer = timeout.map(|ms| {
+                let action = TimerAction::ReceiveTimeout {
+                    pid: cx.pid,
+                    tag: cx.tag,
+                };
+                s.add_timer(millis(ms), action)
+            });
+            mb.waiter = Some(Waiter {
+                topic,
                 tag: cx.tag,
-            };
-            s.add_timer(millis(ms), action)
+                timer,
+            });
+            Dispatched::Pending(None)
         });
-        mb.waiter = Some(Waiter {
-            topic,
-            tag: cx.tag,
-            timer,
-        });
-        Dispatched::Pending(None)
+        received.unwrap_or_else(|e| Dispatched::Ready(Err(e)))
     })?;
 
     let s = sched.clone();
     b.inline(ids::PROCESS_SPAWN, "process.spawn", move |cx, args| {
-        let s = upgrade(&s)?;
-        let parent = s
-            .lookup(cx.pid)
-            .ok_or_else(|| Error::new(ErrorKind::Canceled, "spawning process is gone"))?;
-        let pid = s.spawn_child(&parent, args)?;
+        let s = scheduler(cx, &s)?;
+        let pid = with_process(cx, &s, |parent| s.spawn_child(parent, args))??;
         Ok(Value::from(pid.to_string()))
     })?;
     register_links(b, sched)
@@ -155,21 +199,21 @@ fn name(args: &Value) -> &str {
 fn register_links(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<(), Error> {
     let s = sched.clone();
     b.inline(ids::PROCESS_LINK, "process.link", move |cx, args| {
-        let s = upgrade(&s)?;
+        let s = scheduler(cx, &s)?;
         s.link(cx.pid, target(&s, &args)?)?;
         Ok(Value::Bool(true))
     })?;
 
     let s = sched.clone();
     b.inline(ids::PROCESS_UNLINK, "process.unlink", move |cx, args| {
-        let s = upgrade(&s)?;
+        let s = scheduler(cx, &s)?;
         s.unlink(cx.pid, target(&s, &args)?);
         Ok(Value::Bool(true))
     })?;
 
     let s = sched.clone();
     b.inline(ids::PROCESS_MONITOR, "process.monitor", move |cx, args| {
-        let s = upgrade(&s)?;
+        let s = scheduler(cx, &s)?;
         Ok(Value::Int(s.monitor(cx.pid, target(&s, &args)?)?))
     })?;
 
@@ -179,7 +223,7 @@ fn register_links(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<
         "process.demonitor",
         move |cx, args| {
             let r = field(&args, "ref").as_i64().unwrap_or_default();
-            Ok(Value::Bool(upgrade(&s)?.demonitor(cx.pid, r)))
+            Ok(Value::Bool(scheduler(cx, &s)?.demonitor(cx.pid, r)))
         },
     )?;
 
@@ -189,13 +233,13 @@ fn register_links(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<
         "process.trap_exits",
         move |cx, args| {
             let on = field(&args, "on").as_bool().unwrap_or_default();
-            Ok(Value::Bool(upgrade(&s)?.trap_exits(cx.pid, on)?))
+            Ok(Value::Bool(scheduler(cx, &s)?.trap_exits(cx.pid, on)?))
         },
     )?;
 
     let s = sched.clone();
-    b.inline(ids::PROCESS_KILL, "process.kill", move |_cx, args| {
-        let s = upgrade(&s)?;
+    b.inline(ids::PROCESS_KILL, "process.kill", move |cx, args| {
+        let s = scheduler(cx, &s)?;
         Ok(Value::Bool(s.stop(target(&s, &args)?, Exit::Killed)))
     })?;
 
@@ -204,7 +248,7 @@ fn register_links(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<
         ids::PROCESS_REGISTER,
         "process.register",
         move |cx, args| {
-            upgrade(&s)?.register(cx.pid, name(&args))?;
+            scheduler(cx, &s)?.register(cx.pid, name(&args))?;
             Ok(Value::Bool(true))
         },
     )?;
@@ -214,14 +258,14 @@ fn register_links(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<
         ids::PROCESS_UNREGISTER,
         "process.unregister",
         move |cx, args| {
-            upgrade(&s)?.unregister(cx.pid, name(&args))?;
+            scheduler(cx, &s)?.unregister(cx.pid, name(&args))?;
             Ok(Value::Bool(true))
         },
     )?;
 
     let s = sched.clone();
-    b.inline(ids::PROCESS_WHEREIS, "process.whereis", move |_cx, args| {
-        let pid = upgrade(&s)?.whereis(name(&args));
+    b.inline(ids::PROCESS_WHEREIS, "process.whereis", move |cx, args| {
+        let pid = scheduler(cx, &s)?.whereis(name(&args));
         Ok(pid.map_or(Value::Nil, |p| Value::from(p.to_string())))
     })?;
 
@@ -244,8 +288,8 @@ fn register_links(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<
     b.inline(
         ids::SUPERVISOR_CHILDREN,
         "supervisor.which_children",
-        move |_cx, args| {
-            let s = upgrade(&s)?;
+        move |cx, args| {
+            let s = scheduler(cx, &s)?;
             let pid = target(&s, &args)?;
             let children = s
                 .supervisors

@@ -112,6 +112,17 @@ pub(crate) struct Slot {
     recording: bool,
     /// A result waiting for its journal record to become durable.
     held: Option<Result<Value, Error>>,
+    /// The tag of the last yield. Tags are per process (a completion names
+    /// its pid too), so making one touches no shared counter.
+    tag: u64,
+}
+
+impl Slot {
+    /// The tag of a new yield.
+    fn next_tag(&mut self) -> u64 {
+        self.tag += 1;
+        self.tag
+    }
 }
 
 /// One live process.
@@ -167,6 +178,7 @@ impl Entry {
                 journal: n.journal,
                 recording: false,
                 held: None,
+                tag: 0,
             }),
             mailbox: Mutex::new(Mailbox::new(n.mailbox)),
             links: Mutex::new(LinkState::default()),
@@ -216,7 +228,6 @@ pub(crate) struct Scheduler {
     park_cv: Condvar,
     pub shutting_down: AtomicBool,
     next_pid: AtomicU64,
-    next_tag: AtomicU64,
     pub dispatcher: Dispatcher,
     pub sink: Arc<dyn CompletionSink>,
     pub timers: Timers,
@@ -268,7 +279,6 @@ impl Scheduler {
             park_cv: Condvar::new(),
             shutting_down: AtomicBool::new(false),
             next_pid: AtomicU64::new(1),
-            next_tag: AtomicU64::new(1),
             dispatcher: p.dispatcher,
             sink: p.sink,
             timers: Timers::new(),
@@ -679,12 +689,14 @@ impl Scheduler {
                             }
                         }
                     };
-                    let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
+                    let tag = slot.next_tag();
                     entry.expect.store(tag, Ordering::Release);
                     let hcx = HandlerCx {
                         pid: entry.pid,
                         tag,
                         sink: &self.sink,
+                        runtime: Some(self),
+                        process: Some(&entry),
                     };
                     match self.dispatcher.dispatch(&hcx, call) {
                         Dispatched::Ready(r) => {
@@ -736,16 +748,19 @@ impl Scheduler {
     /// workflow goes to its journal first: the process then waits (`None`)
     /// for the journal to report it durable, and gets it after that.
     fn journaled(&self, entry: &Entry, slot: &mut Slot, r: Result<Value, Error>) -> Option<Resume> {
-        let Some(journal) = slot.journal.as_mut().filter(|_| slot.recording) else {
+        if !slot.recording || slot.journal.is_none() {
             return Some(Resume::Return(r));
-        };
+        }
         slot.recording = false;
-        let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
+        let tag = slot.next_tag();
         entry.expect.store(tag, Ordering::Release);
+        let journal = slot.journal.as_mut()?;
         let hcx = HandlerCx {
             pid: entry.pid,
             tag,
             sink: &self.sink,
+            runtime: None,
+            process: None,
         };
         journal.record(&r, hcx.completer());
         slot.held = Some(r);
