@@ -9,7 +9,10 @@
 //!   where the ≤ 3× target applies (`plain_256` vs `journaled_256`: 256
 //!   processes, spawned and parked in `receive` before the clock starts,
 //!   then each looping; time per command, the journaled `receive` and each
-//!   workflow's durable end record included).
+//!   workflow's end record, queued to the same writer, included). Every
+//!   command of a workflow waits for its own commit, so the floor is one
+//!   durable commit (`raw_redb_durable_commit`) per step of a workflow,
+//!   shared by the 256 of them.
 //! * `workflow_replay` — `Runtime::replay` of a 10,000-step history (read
 //!   it, run the script, serve every step from it), beside a raw redb range
 //!   read and MessagePack decode of the same 10,000 records.

@@ -1,14 +1,23 @@
 //! The embedded store (redb): tables, the group-commit writer thread, and
 //! the read side (`list`, `history`, `delete`).
 //!
-//! Tables, all keyed by workflow id:
+//! Tables:
 //!
 //! | table | key | value |
 //! |---|---|---|
 //! | `workflows` | id | [`Header`] |
 //! | `history` | (id, step) | [`Entry`], steps counted from 1 |
+//! | `log` | commit order | (id, step, [`Entry`]): history entries not yet moved to `history` |
 //! | `timers` | (id, step) | deadline of a sleep in flight, ms since the epoch |
 //! | `inbox` | (id, seq) | a signal not yet received: `{topic, payload}` |
+//!
+//! History entries are first appended to `log`, keyed in commit order, so a
+//! commit of entries of many workflows writes a few pages at the end of one
+//! tree instead of a page of `history` per workflow (a copy-on-write B-tree
+//! rewrites every page it touches). Every [`SETTLE_ROWS`] rows, and whenever
+//! a reader asks ([`Db::flush`]), a commit moves the log into `history`,
+//! where each workflow's entries are together: a workflow's page is then
+//! rewritten once per settle, not once per step.
 //!
 //! Every write of a running workflow — its header, each history entry,
 //! timer and marker, its end record — goes through one writer thread: it
@@ -27,8 +36,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender};
-use parking_lot::{Condvar, Mutex};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use parking_lot::Mutex;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use troupe_dispatcher::{Completer, Error, ErrorKind, Value};
 
 use crate::Summary;
@@ -38,6 +47,24 @@ pub(crate) const WORKFLOWS: TableDefinition<&str, &[u8]> = TableDefinition::new(
 pub(crate) const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("history");
 pub(crate) const TIMERS: TableDefinition<(&str, u64), u64> = TableDefinition::new("timers");
 pub(crate) const INBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("inbox");
+pub(crate) const LOG: TableDefinition<u64, (&str, u64, &[u8])> = TableDefinition::new("log");
+
+/// Moves every `log` row into `history`.
+fn settle_log(
+    log: &mut redb::Table<'_, u64, (&str, u64, &[u8])>,
+    history: &mut redb::Table<'_, (&str, u64), &[u8]>,
+) -> Result<(), redb::Error> {
+    for row in log.iter()? {
+        let (_, v) = row?;
+        let (id, step, entry) = v.value();
+        history.insert((id, step), entry)?;
+    }
+    log.retain(|_, _| false)?;
+    Ok(())
+}
+
+/// Rows the `log` table collects before a commit moves them to `history`.
+const SETTLE_ROWS: u64 = 8192;
 
 /// Records a writer transaction can hold at most.
 const MAX_BATCH: usize = 4096;
@@ -121,6 +148,9 @@ pub(crate) enum Op {
         id: Arc<str>,
         result: Result<Value, Error>,
     },
+    /// Moves the `log` into `history`; answered once that and everything
+    /// queued before it is durable.
+    Settle { reply: Sender<Result<(), Error>> },
 }
 
 impl Op {
@@ -129,6 +159,9 @@ impl Op {
             Op::Append { durable, .. } => durable.complete(Err(e.clone())),
             Op::Create { id, .. } | Op::Finish { id, .. } => {
                 tracing::error!(workflow = %id, error = %e, "cannot journal the workflow's header or end");
+            }
+            Op::Settle { reply } => {
+                let _ = reply.send(Err(e.clone()));
             }
             Op::Timer { .. } | Op::Mark { .. } => {}
         }
@@ -142,29 +175,12 @@ impl Op {
 struct Shared {
     /// Ops handed to the writer.
     sent: AtomicU64,
-    /// Ops the writer has finished (written or failed), and whether it stopped.
-    done: Mutex<Progress>,
-    /// Signalled when `done` moves.
-    moved: Condvar,
+    /// Ops the writer has finished (written or failed).
+    done: AtomicU64,
+    /// Rows in the `log` table, not yet moved to `history`.
+    logged: AtomicU64,
     /// New workflows whose header is queued.
     creating: Mutex<HashSet<Arc<str>>>,
-}
-
-#[derive(Default)]
-struct Progress {
-    ops: u64,
-    stopped: bool,
-}
-
-/// Marks the writer stopped when its thread ends, even by a panic, so no
-/// [`Db::flush`] waits for it forever.
-struct StopGuard(Arc<Shared>);
-
-impl Drop for StopGuard {
-    fn drop(&mut self) {
-        self.0.done.lock().stopped = true;
-        self.0.moved.notify_all();
-    }
 }
 
 /// The open database and its writer.
@@ -210,14 +226,24 @@ impl Db {
         txn.open_table(HISTORY).map_err(|e| db_error(path, e))?;
         txn.open_table(TIMERS).map_err(|e| db_error(path, e))?;
         txn.open_table(INBOX).map_err(|e| db_error(path, e))?;
+        let (next_log, logged) = {
+            let log = txn.open_table(LOG).map_err(|e| db_error(path, e))?;
+            let last = log.last().map_err(|e| db_error(path, e))?;
+            let next = last.map_or(0, |(k, _)| k.value() + 1);
+            (next, log.len().map_err(|e| db_error(path, e))?)
+        };
         txn.commit().map_err(|e| db_error(path, e))?;
         let db = Arc::new(db);
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            logged: AtomicU64::new(logged),
+            ..Shared::default()
+        });
         let (tx, rx) = crossbeam_channel::unbounded();
         let writer = Writer {
             path: path.to_owned(),
             db: Arc::clone(&db),
             shared: Arc::clone(&shared),
+            next_log,
         };
         let thread = std::thread::Builder::new()
             .name("troupe-journal".into())
@@ -253,18 +279,22 @@ impl Db {
         }
     }
 
-    /// Waits until every op sent before this call is written and durable;
-    /// returns at once when nothing is queued.
+    /// Waits until every op sent before this call is written and durable,
+    /// with every history entry in the `history` table; returns at once
+    /// when nothing is queued or logged.
     pub fn flush(&self) -> Result<(), Error> {
-        let target = self.shared.sent.load(Ordering::SeqCst);
-        let mut done = self.shared.done.lock();
-        while done.ops < target {
-            if done.stopped {
-                return Err(Error::internal("the journal writer has stopped"));
-            }
-            self.shared.moved.wait(&mut done);
+        // `done` first: if it has reached `sent` read after it, every op
+        // sent before this call is done.
+        let done = self.shared.done.load(Ordering::SeqCst);
+        if done >= self.shared.sent.load(Ordering::SeqCst)
+            && self.shared.logged.load(Ordering::SeqCst) == 0
+        {
+            return Ok(());
         }
-        Ok(())
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.send(Op::Settle { reply: tx });
+        rx.recv()
+            .unwrap_or_else(|_| Err(Error::internal("the journal writer has stopped")))
     }
 
     /// Queues the header of the new workflow `id`, without waiting for it:
@@ -455,11 +485,12 @@ struct Writer {
     path: PathBuf,
     db: Arc<Database>,
     shared: Arc<Shared>,
+    /// The key of the next `log` row.
+    next_log: u64,
 }
 
 impl Writer {
-    fn run(&self, rx: &Receiver<Op>) {
-        let _stopped = StopGuard(Arc::clone(&self.shared));
+    fn run(mut self, rx: &Receiver<Op>) {
         // Processes the last commit woke: most of them write again soon.
         let mut woken = 0;
         while let Ok(first) = rx.recv() {
@@ -483,6 +514,9 @@ impl Writer {
                             (Op::Append { durable, .. }, Ok(())) => {
                                 durable.complete(Ok(Value::Nil));
                             }
+                            (Op::Settle { reply }, Ok(())) => {
+                                let _ = reply.send(Ok(()));
+                            }
                             (op, Err(e)) => op.fail(&e),
                             (_, Ok(())) => {}
                         }
@@ -501,8 +535,7 @@ impl Writer {
                     creating.remove(id);
                 }
             }
-            self.shared.done.lock().ops += n;
-            self.shared.moved.notify_all();
+            self.shared.done.fetch_add(n, Ordering::SeqCst);
         }
     }
 
@@ -533,7 +566,7 @@ impl Writer {
 
     /// Writes a batch in one durable transaction. Each op gets its own
     /// outcome (a `Create` of a taken id fails alone).
-    fn commit(&self, batch: &mut [Op]) -> Result<Vec<Result<(), Error>>, Error> {
+    fn commit(&mut self, batch: &mut [Op]) -> Result<Vec<Result<(), Error>>, Error> {
         let err = |e: redb::Error| db_error(&self.path, e);
         let txn = self.db.begin_write().map_err(|e| err(e.into()))?;
         let mut replies = Vec::with_capacity(batch.len());
@@ -542,6 +575,9 @@ impl Writer {
             let mut history = txn.open_table(HISTORY).map_err(|e| err(e.into()))?;
             let mut timers = txn.open_table(TIMERS).map_err(|e| err(e.into()))?;
             let mut inbox = txn.open_table(INBOX).map_err(|e| err(e.into()))?;
+            let mut log = txn.open_table(LOG).map_err(|e| err(e.into()))?;
+            let mut logged = self.shared.logged.load(Ordering::SeqCst);
+            let mut settle = false;
             for op in batch.iter() {
                 let reply = match op {
                     Op::Create { id, header, .. } => {
@@ -565,9 +601,10 @@ impl Writer {
                         consume,
                         ..
                     } => {
-                        history
-                            .insert((&**id, *step), entry.as_slice())
+                        log.insert(self.next_log, (&**id, *step, entry.as_slice()))
                             .map_err(|e| err(e.into()))?;
+                        self.next_log += 1;
+                        logged += 1;
                         if *clear_timer {
                             timers.remove((&**id, *step)).map_err(|e| err(e.into()))?;
                         }
@@ -577,9 +614,14 @@ impl Writer {
                         Ok(())
                     }
                     Op::Mark { id, step, entry } => {
-                        history
-                            .insert((&**id, *step), entry.as_slice())
+                        log.insert(self.next_log, (&**id, *step, entry.as_slice()))
                             .map_err(|e| err(e.into()))?;
+                        self.next_log += 1;
+                        logged += 1;
+                        Ok(())
+                    }
+                    Op::Settle { .. } => {
+                        settle = true;
                         Ok(())
                     }
                     Op::Timer { id, step, deadline } => {
@@ -619,6 +661,11 @@ impl Writer {
                 };
                 replies.push(reply);
             }
+            if settle || logged >= SETTLE_ROWS {
+                settle_log(&mut log, &mut history).map_err(err)?;
+                logged = 0;
+            }
+            self.shared.logged.store(logged, Ordering::SeqCst);
         }
         txn.commit().map_err(|e| err(e.into()))?;
         Ok(replies)
