@@ -1,4 +1,4 @@
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use troupe_dispatcher::{Error, ErrorKind, Pid, Tag, Value};
 
@@ -24,16 +24,14 @@ impl Message {
     /// The `{from, topic, payload}` map scripts receive, moving the payload
     /// (a delivered message is not copied again).
     pub fn into_value(self) -> Value {
-        [
-            (
-                "from".to_owned(),
-                self.from.map_or(Value::Nil, |p| Value::from(p.to_string())),
-            ),
-            ("topic".to_owned(), Value::String(self.topic)),
-            ("payload".to_owned(), self.payload),
-        ]
-        .into_iter()
-        .collect()
+        // Three inserts into one leaf: cheaper than collecting, which sorts
+        // and bulk-builds.
+        let mut m = BTreeMap::new();
+        let from = self.from.map_or(Value::Nil, |p| Value::from(p.to_string()));
+        m.insert("from".to_owned(), from);
+        m.insert("payload".to_owned(), self.payload);
+        m.insert("topic".to_owned(), Value::String(self.topic));
+        Value::Map(m)
     }
 }
 
