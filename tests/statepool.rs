@@ -93,6 +93,14 @@ fn scripts() -> MemorySource {
         .with("hungry.lua", HUNGRY)
         .with("ok.lua", "return 1")
         .with("same.lua", SAME)
+        .with(
+            "litter.lua",
+            "local t = {} for i = 1, 1500 do t[i] = {i} end return #t",
+        )
+        .with(
+            "needs_88k.lua",
+            "local t = {} for i = 1, 1000 do t[i] = {i} end return #t",
+        )
         .with("fails.lua", "error('boom')")
         .with("waits.lua", "require('process').receive()")
 }
@@ -180,6 +188,30 @@ fn limits_and_counters_do_not_carry_over() {
     assert_eq!(v, Value::Int(200_000));
     let stats = engine.pool_stats();
     assert_eq!(stats.created, 1, "{stats:?}");
+    rt.shutdown();
+}
+
+#[test]
+fn a_memory_limit_counts_the_process_own_allocations_only() {
+    let (rt, engine) = runtime(1);
+    let limit = |kb: usize| Limits {
+        max_memory: NonZeroUsize::new(kb * 1024),
+        ..Limits::default()
+    };
+    // ~140 KB of garbage left in the state (too little to be collected
+    // when it goes back to the pool), then a process needing ~88 KB under a
+    // 64 KB limit: the predecessor's garbage must not serve as headroom.
+    for _ in 0..2 {
+        assert_eq!(run_ok(&rt, "litter.lua"), Value::Int(1500));
+        let over = run(&rt, Spawn::script("needs_88k.lua").limits(limit(64)));
+        assert!(over.is_err(), "{over:?}");
+    }
+    assert_eq!(run_ok(&rt, "litter.lua"), Value::Int(1500));
+    let v = run(&rt, Spawn::script("needs_88k.lua").limits(limit(256)));
+    assert_eq!(v.expect("within 256 KB"), Value::Int(1000));
+    let stats = engine.pool_stats();
+    // The over-limit runs took their states with them.
+    assert_eq!((stats.created, stats.discarded), (3, 2), "{stats:?}");
     rt.shutdown();
 }
 

@@ -29,7 +29,9 @@
 //!   thread) is released with the context and the process.
 //! * **Hooks, limits, counters**: the reset removes the instruction hook
 //!   and the memory limit; instruction counts, deadlines and pending
-//!   commands live in the per-process context.
+//!   commands live in the per-process context. A memory-limited process
+//!   starts after the previous owners' garbage is collected (within
+//!   16 KB), so its limit counts its own allocations.
 //! * **Random generator**: a process allowed `math.random` may have seeded
 //!   it; the reset reseeds it unpredictably.
 //! * **Program main functions**: a state keeps the main function of each
@@ -59,6 +61,10 @@ pub const DEFAULT_STATE_POOL: usize = 256;
 /// A state holding more than this after its process is collected before
 /// it is pooled again.
 const COLLECT_ABOVE: usize = 256 * 1024;
+
+/// Garbage a memory-limited process may find in its state before it is
+/// collected (see [`settle`]).
+const LIMIT_SLACK: usize = 16 * 1024;
 
 /// Programs whose main function a state keeps (then it starts over).
 const MAX_MAINS: usize = 16;
@@ -213,7 +219,29 @@ fn reset(lua: &Lua, reseed: bool) -> mlua::Result<()> {
         }
     }
     if lua.used_memory() > COLLECT_ABOVE {
-        lua.gc_collect()?;
+        collect(lua)?;
+    }
+    Ok(())
+}
+
+/// What a state held right after its last full collection.
+struct Settled(usize);
+
+/// A full collection of `lua`, remembered by [`settle`].
+pub(crate) fn collect(lua: &Lua) -> mlua::Result<()> {
+    lua.gc_collect()?;
+    lua.set_app_data(Settled(lua.used_memory()));
+    Ok(())
+}
+
+/// Collects what earlier owners of `lua` left behind when it exceeds
+/// [`LIMIT_SLACK`], before a memory limit is set relative to the memory in
+/// use: the limit then counts the new process's own allocations, not its
+/// predecessors' garbage (which the collector could free at any moment).
+pub(crate) fn settle(lua: &Lua) -> mlua::Result<()> {
+    let settled = lua.app_data_ref::<Settled>().map_or(0, |s| s.0);
+    if lua.used_memory() > settled.saturating_add(LIMIT_SLACK) {
+        collect(lua)?;
     }
     Ok(())
 }

@@ -18,7 +18,7 @@ use troupe_sources::{Script, Source};
 
 use super::convert::{error_to_lua, to_lua, to_value};
 use super::object::{self, LuaObject};
-use super::pool::Mains;
+use super::pool::{self, Mains};
 use super::{Pool, error, eval};
 
 static SENT_TAG: u8 = 0;
@@ -565,7 +565,7 @@ pub(crate) fn new_state(output: &Output) -> mlua::Result<Lua> {
     lua.set_app_data(Mains::default());
     // Running the prelude left garbage that would otherwise stay in every
     // idle state until the collector's next cycle.
-    lua.gc_collect()?;
+    pool::collect(&lua)?;
     Ok(lua)
 }
 
