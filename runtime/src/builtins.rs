@@ -119,6 +119,21 @@ pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Re
     })?;
 
     let s = sched.clone();
+    b.asynchronous(ids::WORKFLOW_SIGNAL, "workflow.signal", move |_, args| {
+        let store = upgrade(&s).and_then(|s| s.workflow_store().map(Arc::clone));
+        async move {
+            let text = |k: &str| field(&args, k).as_str().unwrap_or_default().to_owned();
+            let (id, topic) = (text("id"), text("topic"));
+            let payload = field(&args, "payload").clone();
+            // A durable write: off the IO threads.
+            tokio::task::spawn_blocking(move || store?.signal(&id, &topic, payload))
+                .await
+                .map_err(|e| Error::internal(format!("workflow.signal: {e}")))??;
+            Ok(Value::Bool(true))
+        }
+    })?;
+
+    let s = sched.clone();
     b.inline(ids::PROCESS_SEND, "process.send", move |cx, args| {
         let s = scheduler(cx, &s)?;
         let to = s.resolve(field(&args, "to").as_str().unwrap_or_default())?;

@@ -443,6 +443,57 @@ fn signals_by_id_reach_a_running_workflow_and_survive_a_restart() {
     assert!(rx.try_recv().is_err());
 }
 
+#[test]
+fn processes_signal_workflows_by_id_within_their_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_at(&dir);
+    let (tx, rx) = channel();
+    let waiter = r#"
+        local m = require("process").receive("go")
+        return m.payload
+    "#;
+    let sender = r#"
+        local workflow = require("workflow")
+        local id, payload = ...
+        local ok, err = workflow.signal(id, "go", payload)
+        if ok then return ok end
+        return err:kind()
+    "#;
+    let src = MemorySource::new()
+        .with("waiter.lua", waiter)
+        .with("sender.lua", sender);
+    let rt = runtime(&store, src, &tx, false);
+    let h = rt.spawn(Spawn::workflow("wf", "waiter.lua")).unwrap();
+    let send = |id: &str, policy: troupe_modules::Policy| {
+        rt.spawn(
+            Spawn::script("sender.lua")
+                .args([Value::from(id), Value::Int(5)])
+                .policy(policy),
+        )
+        .unwrap()
+        .join_blocking()
+        .unwrap()
+    };
+    let denied = WorkflowStore::default_policy().rule(
+        "workflow.signal",
+        "w*",
+        troupe_modules::RuleEffect::Deny,
+    );
+    assert_eq!(send("wf", denied), Value::from("PERMISSION_DENIED"));
+    assert_eq!(
+        send("nope", WorkflowStore::default_policy()),
+        Value::from("NOT_FOUND")
+    );
+    assert_eq!(
+        send("wf", WorkflowStore::default_policy()),
+        Value::Bool(true)
+    );
+    assert_eq!(h.join_blocking().unwrap(), Value::Int(5));
+    assert_eq!(names(&store, "wf"), ["process.receive"]);
+    assert!(store.inbox("wf").unwrap().is_empty());
+    assert!(rx.try_recv().is_err());
+}
+
 /// Waits until workflow `id` has journaled `n` steps: a charge reported on
 /// the channel may not be journaled yet when the test restarts the runtime
 /// (effects are at least once), so tests that check none is repeated wait.

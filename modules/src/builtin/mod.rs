@@ -85,6 +85,9 @@ pub mod ids {
     pub const WORKFLOW_SIDE_EFFECT_BEGIN: CommandId = CommandId(72);
     /// The value of `workflow.side_effect(fn)`: `{value}` or `{error}`.
     pub const WORKFLOW_SIDE_EFFECT: CommandId = CommandId(73);
+    /// `workflow.signal(id, topic, payload)`: `{id, topic, payload}`,
+    /// answered by the runtime (it needs the workflow store).
+    pub const WORKFLOW_SIGNAL: CommandId = CommandId(74);
 }
 
 /// Every built-in module definition.

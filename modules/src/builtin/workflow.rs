@@ -1,5 +1,6 @@
 //! `workflow`: `id()`, `version(change_id, min, max)`, `side_effect(fn)`,
-//! `retry(opts, fn)`. Every function is a command: in a workflow process the
+//! `retry(opts, fn)`, `signal(id, topic, payload)` (answered by the runtime,
+//! which holds the workflow store). Every function is a command: in a workflow process the
 //! journal answers it (see the `troupe-workflow` crate); the handlers here
 //! answer it anywhere else, trivially, so a workflow script also runs as a
 //! plain process (`troupe run`): `id()` is nil, `version` returns `max`,
@@ -56,6 +57,16 @@ pub(super) fn module() -> ModuleDef {
                     .returns(Type::Integer),
                 )
                 .function(
+                    "signal",
+                    Signature::new(
+                        "Sends the unfinished workflow `id` the message `{from = nil, topic, payload}`, durably, like `Runtime::signal`: a running one gets it in its mailbox, one not running on its next resume. Returns true; NOT_FOUND if unknown, CONFLICT if finished, PERMISSION_DENIED if the policy's `workflow.signal` rules deny `id`. In a workflow, the call is a journaled step.",
+                    )
+                    .param("id", Type::String)
+                    .param("topic", Type::String)
+                    .param("payload", Type::Any)
+                    .returns(Type::Boolean),
+                )
+                .function(
                     "side_effect",
                     Signature::new(
                         "Runs `fn` once and journals its value (or error): a replay returns the journaled value without calling `fn`. Commands `fn` runs are not journaled one by one.",
@@ -107,6 +118,22 @@ pub(super) fn module() -> ModuleDef {
                 _ => return Err(args.error(0, "function").into()),
             };
             Ok(Ret::Call(call))
+        })
+        .command("signal", |cx, mut args| {
+            let id = args.string(0)?;
+            let topic = args.string(1)?;
+            if !cx.is_allowed("workflow.signal", &id) {
+                return Err(Error::permission_denied(format!(
+                    "workflow.signal to workflow {id:?} is denied by the policy"
+                ))
+                .into());
+            }
+            let a = map([
+                ("id", Value::from(id)),
+                ("topic", Value::from(topic)),
+                ("payload", args.take(2)),
+            ]);
+            Ok(Ret::Call(Call::new(ids::WORKFLOW_SIGNAL, a)))
         })
         .command("retry", |_cx, args| {
             let ms = args.number(0)?;
