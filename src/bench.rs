@@ -39,11 +39,13 @@ function M.cpu(n)
   return x
 end
 
--- Spawns n linked children running `entry` and waits for their n EXITs.
-function M.fan_out(n, entry)
+-- Spawns n linked children running `entry` (lightweight ones with
+-- `light`) and waits for their n EXITs.
+function M.fan_out(n, entry, light)
   process.trap_exits(true)
+  local opts = { entry = entry, link = true, lightweight = light }
   for _ = 1, n do
-    process.spawn("bench.lua", { entry = entry, link = true })
+    process.spawn("bench.lua", opts)
   end
   for _ = 1, n do
     local m = process.receive("EXIT")
@@ -59,8 +61,8 @@ function M.pong()
   end
 end
 
-function M.ping(n)
-  local peer = assert(process.spawn("bench.lua", { entry = "pong" }))
+function M.ping(n, light)
+  local peer = assert(process.spawn("bench.lua", { entry = "pong", lightweight = light }))
   for i = 1, n do
     process.send(peer, "ping", i)
     if process.receive("pong").payload ~= i then error("out of order pong") end
@@ -113,6 +115,8 @@ enum MemoryJob {
     MluaCoroutine,
     /// A Troupe process blocked in `process.receive()`.
     Troupe,
+    /// A lightweight Troupe process blocked in `process.receive()`.
+    TroupeLightweight,
 }
 
 /// The sizes of the jobs.
@@ -173,6 +177,7 @@ struct Row {
     erlang: Option<f64>,
     mlua: Option<f64>,
     troupe: Option<f64>,
+    light: Option<f64>,
 }
 
 impl Row {
@@ -183,12 +188,13 @@ impl Row {
             erlang: None,
             mlua: None,
             troupe: None,
+            light: None,
         }
     }
 
-    fn cells(&self) -> [String; 7] {
+    fn cells(&self) -> [String; 8] {
         let show = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| self.unit.show(v));
-        let ratio = |base: Option<f64>| match (self.troupe, base) {
+        let ratio = |ours: Option<f64>, base: Option<f64>| match (ours, base) {
             (Some(t), Some(b)) if b > 0.0 => format!("{:.2}×", t / b),
             _ => "".to_owned(),
         };
@@ -197,9 +203,10 @@ impl Row {
             show(self.erlang),
             show(self.mlua),
             show(self.troupe),
-            "n/a".to_owned(),
-            ratio(self.erlang),
-            ratio(self.mlua),
+            show(self.light),
+            ratio(self.troupe, self.erlang),
+            ratio(self.light, self.erlang),
+            ratio(self.troupe, self.mlua),
         ]
     }
 }
@@ -223,15 +230,23 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<String, Error> {
         notes.push(format!("Erlang: {why}."));
     }
     let rt = troupe_runtime(workers)?;
-    let run = |entry: &str, args: Vec<Value>| -> Result<f64, Error> {
-        let spawn = Spawn::script("bench.lua")
+    // Runs `entry` in an isolated process; with `light`, in a lightweight
+    // one whose children (the last argument says so) are lightweight too.
+    let run_as = |light: bool, entry: &str, mut args: Vec<Value>| -> Result<f64, Error> {
+        let mut spawn = Spawn::script("bench.lua")
             .entry(entry)
-            .args(args)
             .policy(Policy::plugin().allow_class(Class::Process));
+        if light {
+            spawn = spawn.lightweight();
+            args.push(Value::Bool(true));
+        }
+        let spawn = spawn.args(args);
         let t0 = Instant::now();
         rt.spawn(spawn)?.join_blocking()?;
         Ok(t0.elapsed().as_secs_f64())
     };
+    let run = |entry: &str, args: Vec<Value>| run_as(false, entry, args);
+    let light = |entry: &str, args: Vec<Value>| run_as(true, entry, args);
     let count = |n: usize| Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
     let per = |secs: f64, n: usize| secs * 1e9 / n as f64;
 
@@ -250,6 +265,10 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<String, Error> {
         run("fan_out", vec![count(sizes.spawns), "child".into()])?,
         sizes.spawns,
     ));
+    r.light = Some(per(
+        light("fan_out", vec![count(sizes.spawns), "child".into()])?,
+        sizes.spawns,
+    ));
     rows.push(r);
     let mut r = Row::new("spawn + run + exit, coroutine in one state", Unit::Nanos);
     r.mlua = Some(mlua_coroutine_spawn(sizes.spawns)?);
@@ -263,6 +282,7 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<String, Error> {
     r.erlang = erl("ping_pong");
     r.mlua = Some(yield_ns);
     r.troupe = Some(per(run("ping", vec![count(sizes.rounds)])?, sizes.rounds));
+    r.light = Some(per(light("ping", vec![count(sizes.rounds)])?, sizes.rounds));
     rows.push(r);
     let mut r = Row::new(
         format!("yielded no-op command `time.now()` ({})", sizes.commands),
@@ -271,6 +291,10 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<String, Error> {
     r.mlua = Some(yield_ns);
     r.troupe = Some(per(
         run("commands", vec![count(sizes.commands)])?,
+        sizes.commands,
+    ));
+    r.light = Some(per(
+        light("commands", vec![count(sizes.commands)])?,
         sizes.commands,
     ));
     rows.push(r);
@@ -283,6 +307,7 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<String, Error> {
     r.erlang = erl("memory");
     r.mlua = Some(child(MemoryJob::MluaState)?);
     r.troupe = Some(child(MemoryJob::Troupe)?);
+    r.light = Some(child(MemoryJob::TroupeLightweight)?);
     rows.push(r);
     let mut r = Row::new("idle memory, coroutine in one state", Unit::Bytes);
     r.mlua = Some(child(MemoryJob::MluaCoroutine)?);
@@ -296,12 +321,18 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<String, Error> {
         );
         r.erlang = erl(&format!("sleepers{i}"));
         r.troupe = Some(run("fan_out", vec![count(n), "sleeper".into()])?);
-        fan_outs.push((r.erlang, r.troupe));
+        r.light = Some(light("fan_out", vec![count(n), "sleeper".into()])?);
+        fan_outs.push((r.erlang, r.troupe, r.light));
         rows.push(r);
     }
     let [small, large] = sizes.sleepers;
-    if let [(e0, t0), (e1, t1)] = fan_outs[..] {
-        for (name, a, b) in [("Erlang", e0, e1), ("Troupe", t0, t1)] {
+    if let [(e0, t0, l0), (e1, t1, l1)] = fan_outs[..] {
+        let runs = [
+            ("Erlang", e0, e1),
+            ("Troupe isolated", t0, t1),
+            ("Troupe lightweight", l0, l1),
+        ];
+        for (name, a, b) in runs {
             if let (Some(a), Some(b)) = (a, b) {
                 notes.push(format!(
                     "{name}: {large} sleepers took {:.1}× the time of {small} (linear: {:.0}×).",
@@ -319,6 +350,7 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<String, Error> {
     r.erlang = erl("cpu");
     r.mlua = Some(mlua_cpu(sizes.cpu, false)? * 1e3);
     r.troupe = Some(run("cpu", vec![count(sizes.cpu)])? * 1e3);
+    r.light = Some(light("cpu", vec![count(sizes.cpu)])? * 1e3);
     rows.push(r);
     let mut r = Row::new(
         format!("CPU-bound loop, count hook every {SLICE} instructions"),
@@ -336,7 +368,8 @@ fn table(rows: &[Row], notes: &[String], workers: Option<usize>) -> String {
     let workers = workers.map_or_else(|| "one per core".to_owned(), |n| n.to_string());
     let mut out = String::from(
         "| job | Erlang/OTP | raw mlua | Troupe isolated | Troupe lightweight \
-         | isolated ÷ Erlang | isolated ÷ mlua |\n|---|---|---|---|---|---|---|\n",
+         | isolated ÷ Erlang | lightweight ÷ Erlang | isolated ÷ mlua |\n\
+         |---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         out.push_str(&format!("| {} |\n", r.cells().join(" | ")));
@@ -345,7 +378,8 @@ fn table(rows: &[Row], notes: &[String], workers: Option<usize>) -> String {
         "\nTroupe: workers = {workers}, default limits and preemption, \
          plugin policy + process. raw mlua: spawn = fresh `Lua::new()` + precompiled bytecode \
          + call; ping-pong and command = one coroutine resume/yield from Rust; idle memory = a \
-         fresh state kept alive. Lightweight processes are not built yet (n/a).\n"
+         fresh state kept alive. Lightweight: the same jobs in lightweight processes \
+         (coroutines in shared states), their children lightweight too.\n"
     ));
     for n in notes {
         out.push_str(&format!("{n}\n"));
@@ -440,6 +474,7 @@ fn memory_in_child(job: MemoryJob, args: &BenchArgs) -> Result<f64, Error> {
         MemoryJob::MluaState => "mlua-state",
         MemoryJob::MluaCoroutine => "mlua-coroutine",
         MemoryJob::Troupe => "troupe",
+        MemoryJob::TroupeLightweight => "troupe-lightweight",
     });
     if args.quick {
         cmd.arg("--quick");
@@ -495,14 +530,17 @@ fn memory_child(job: MemoryJob, n: usize, workers: Option<usize>) -> Result<f64,
             drop(threads);
             after
         }
-        MemoryJob::Troupe => {
+        MemoryJob::Troupe | MemoryJob::TroupeLightweight => {
             let rt = troupe_runtime(workers)?;
             for _ in 0..n {
-                rt.spawn(
-                    Spawn::script("bench.lua")
-                        .entry("idle")
-                        .policy(Policy::plugin().allow_class(Class::Process)),
-                )?;
+                let spawn = Spawn::script("bench.lua")
+                    .entry("idle")
+                    .policy(Policy::plugin().allow_class(Class::Process));
+                rt.spawn(if job == MemoryJob::TroupeLightweight {
+                    spawn.lightweight()
+                } else {
+                    spawn
+                })?;
             }
             let after = settled_rss()?;
             rt.shutdown();

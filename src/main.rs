@@ -291,6 +291,12 @@ struct RunArgs {
     /// interrupted.
     #[arg(long)]
     watch: bool,
+
+    /// Run the script as a lightweight process (a coroutine in a shared
+    /// Lua state; cannot be combined with --max-memory). See the README's
+    /// "Process kinds".
+    #[arg(long)]
+    lightweight: bool,
 }
 
 impl PolicyArgs {
@@ -372,10 +378,13 @@ fn run(args: RunArgs) -> Result<Value, Error> {
         .enumerate()
         .map(|(i, a)| parse_arg(i + 1, a))
         .collect::<Result<Vec<_>, _>>()?;
-    let spawn = Spawn::script(key)
+    let mut spawn = Spawn::script(key)
         .args(spawn_args)
         .policy(args.policy()?)
         .limits(args.limits.limits());
+    if args.lightweight {
+        spawn = spawn.lightweight();
+    }
 
     let files = FileSource::new(dir);
     let mut builder = Runtime::builder()

@@ -13,10 +13,11 @@ fn troupe(args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 /// A memory job runs in a child process and prints bytes per idle unit: a
-/// Troupe process blocked in `receive`, and a raw mlua coroutine.
+/// Troupe process (isolated and lightweight) blocked in `receive`, and a raw
+/// mlua coroutine.
 #[test]
 fn memory_jobs_print_bytes_per_process() {
-    for job in ["troupe", "mlua-coroutine"] {
+    for job in ["troupe", "troupe-lightweight", "mlua-coroutine"] {
         let out = troupe(&["bench", "--quick", "--child", job], &[]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{job}: {out:?}");

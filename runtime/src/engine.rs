@@ -32,6 +32,10 @@ pub struct ProcessInit {
     /// The runtime's script source (for engines that load more scripts at
     /// run time, e.g. `eval_runner` imports).
     pub source: Arc<dyn Source>,
+    /// Run as a lightweight process (a coroutine in a state shared with
+    /// other processes) instead of an isolated one. Only asked of engines
+    /// whose [`Engine::lightweight`] is true.
+    pub lightweight: bool,
 }
 
 /// A script language. Engines compile scripts to [`Program`]s and turn
@@ -55,6 +59,13 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Starts a process running `program`.
     fn instantiate(&self, program: &Program, init: ProcessInit) -> Result<Box<dyn Process>, Error>;
+
+    /// Whether the engine runs lightweight processes
+    /// ([`ProcessInit::lightweight`]); the runtime refuses a lightweight
+    /// spawn with `INVALID` otherwise.
+    fn lightweight(&self) -> bool {
+        false
+    }
 
     /// Sets how many idle interpreter states the engine keeps for reuse by
     /// later isolated processes (0: a fresh state for every process).
@@ -85,6 +96,10 @@ impl<E: Engine + ?Sized> Engine for Arc<E> {
 
     fn instantiate(&self, program: &Program, init: ProcessInit) -> Result<Box<dyn Process>, Error> {
         (**self).instantiate(program, init)
+    }
+
+    fn lightweight(&self) -> bool {
+        (**self).lightweight()
     }
 
     fn set_state_pool(&self, capacity: usize) {

@@ -27,6 +27,8 @@ pub struct Spawn {
     /// Stop the process when its script changes (see [`Spawn::restart_on_change`]).
     pub(crate) restart_on_change: bool,
     pub(crate) workflow: Option<(String, StartMode)>,
+    /// Run as a lightweight process (see [`Spawn::lightweight`]).
+    pub(crate) lightweight: bool,
 }
 
 impl Spawn {
@@ -42,6 +44,7 @@ impl Spawn {
             link: None,
             restart_on_change: false,
             workflow: None,
+            lightweight: false,
         }
     }
 
@@ -94,6 +97,21 @@ impl Spawn {
     #[must_use]
     pub fn mailbox(mut self, capacity: usize) -> Self {
         self.mailbox = Some(capacity.max(1));
+        self
+    }
+
+    /// Runs the script as a *lightweight* process: a coroutine in a Lua
+    /// state shared with other lightweight processes, with its own globals
+    /// and module instances, instead of a Lua state of its own. Far cheaper
+    /// to start and to keep; the policy and the instruction, time-slice
+    /// and wall-clock limits apply as for an isolated process, but memory
+    /// is shared (a lightweight spawn with `max_memory` is `INVALID`), and
+    /// a fault of the interpreter itself affects every process of the
+    /// state. Meant for trusted code at massive scale; see the README's
+    /// "Process kinds".
+    #[must_use]
+    pub fn lightweight(mut self) -> Self {
+        self.lightweight = true;
         self
     }
 
@@ -250,6 +268,12 @@ mod spawning {
                 None => self.source.get(&spec.key).map_err(source_error)?,
             };
             let (idx, version, program) = self.program(&script, from_source)?;
+            if spec.lightweight && !self.engines[idx].lightweight() {
+                return Err(Error::invalid(format!(
+                    "the {} engine has no lightweight processes",
+                    self.engines[idx].name()
+                )));
+            }
             if let Some(p) = &spec.policy {
                 p.validate(&self.modules)?;
             }
@@ -291,6 +315,7 @@ mod spawning {
                     modules: Arc::clone(&self.modules),
                     limits,
                     source: Arc::clone(&self.source),
+                    lightweight: spec.lightweight,
                 },
             )?;
             if spec.restart_on_change {
@@ -340,8 +365,8 @@ mod spawning {
 
         /// The spawn request `process.spawn(script, opts, ...)` stands for:
         /// `script` relative to `parent`'s, and the options `entry`,
-        /// `mailbox`, `link`, `restart_on_change`, `allow` (classes, at most
-        /// the parent's) and
+        /// `mailbox`, `link`, `restart_on_change`, `lightweight`, `allow`
+        /// (classes, at most the parent's) and
         /// `timeout` (at most the parent's).
         pub(crate) fn child_spec(
             parent: &Entry,
@@ -363,6 +388,14 @@ mod spawning {
             }
             if opts.get("restart_on_change").and_then(Value::as_bool) == Some(true) {
                 spec.restart_on_change = true;
+            }
+            match opts.get("lightweight") {
+                None | Some(Value::Nil) => {}
+                Some(v) => {
+                    spec.lightweight = v.as_bool().ok_or_else(|| {
+                        Error::invalid("process.spawn: opts.lightweight must be a boolean")
+                    })?;
+                }
             }
             if let Some(allow) = opts.get("allow") {
                 let list = match allow {

@@ -459,6 +459,7 @@ fn start(caller: &Caller, plan: &Plan, args: Vec<Value>) -> Result<EvalRun, Erro
         modules: Arc::clone(&caller.modules),
         limits,
         source: Arc::clone(&caller.source),
+        lightweight: false,
     };
     let extras = EvalExtras {
         globals,

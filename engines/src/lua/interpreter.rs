@@ -189,6 +189,7 @@ impl LuaInterpreter {
             modules: Arc::clone(&self.modules),
             limits: self.limits,
             source: Arc::clone(&self.source),
+            lightweight: false,
         };
         let extras = EvalExtras {
             env: Some((live.env.clone(), live.loaded.clone())),

@@ -19,6 +19,7 @@ mod convert;
 mod error;
 mod eval;
 mod interpreter;
+mod lightweight;
 mod object;
 mod pool;
 mod process;
@@ -39,6 +40,7 @@ use troupe_runtime::{Engine, Process, ProcessInit, Program};
 use troupe_sources::Script;
 
 pub use self::interpreter::LuaInterpreter;
+use self::lightweight::Lightweight;
 pub use self::pool::{DEFAULT_STATE_POOL, StatePoolStats};
 use self::pool::{Ending, Pool};
 use self::process::LuaProcess;
@@ -60,6 +62,8 @@ static NEXT_PROGRAM: AtomicU64 = AtomicU64::new(0);
 #[derive(Clone)]
 pub struct LuaEngine {
     pool: Arc<Pool>,
+    /// The states lightweight processes share.
+    light: Arc<Lightweight>,
 }
 
 impl Default for LuaEngine {
@@ -78,6 +82,7 @@ impl LuaEngine {
     pub fn with_output(output: impl Fn(&str) + Send + Sync + 'static) -> Self {
         Self {
             pool: Arc::new(Pool::new(Arc::new(output), DEFAULT_STATE_POOL)),
+            light: Arc::new(Lightweight::default()),
         }
     }
 
@@ -138,11 +143,35 @@ pub(crate) fn launch(
     extras: EvalExtras,
 ) -> Result<LuaProcess, Error> {
     let lua = pool.take()?;
+    let (mut process, ctx) = prepare(&lua, pool, name, chunk, init, extras, true)?;
+    lua.set_app_data(ctx);
+    process.lua = Some(lua);
+    Ok(process)
+}
+
+/// Makes the thread that runs `chunk` in `lua` and its context (for the
+/// caller to install as the state's app data while the thread runs). With
+/// `set_hook`, installs the state's instruction hook for this process's
+/// slice first; without, the state has it already.
+pub(crate) fn prepare(
+    lua: &Lua,
+    pool: &Arc<Pool>,
+    name: &str,
+    chunk: Chunk<'_>,
+    init: ProcessInit,
+    extras: EvalExtras,
+    set_hook: bool,
+) -> Result<(LuaProcess, ProcCtx), Error> {
     let (new_env, body) = {
         let p = lua
             .app_data_ref::<Prelude>()
             .ok_or_else(|| Error::internal("unprepared Lua state"))?;
-        (p.new_env.clone(), p.body.clone())
+        let new_env = if init.lightweight {
+            &p.new_light_env
+        } else {
+            &p.new_env
+        };
+        (new_env.clone(), p.body.clone())
     };
     let nondeterministic = init.policy.classes().contains(Class::Nondeterministic);
     let (env, loaded) = match extras.env {
@@ -153,7 +182,7 @@ pub(crate) fn launch(
         ),
     };
     for (k, v) in &extras.globals {
-        env.raw_set(k.as_str(), convert::to_lua(&lua, v).map_err(internal)?)
+        env.raw_set(k.as_str(), convert::to_lua(lua, v).map_err(internal)?)
             .map_err(internal)?;
     }
     let (code, mode) = match chunk {
@@ -162,7 +191,7 @@ pub(crate) fn launch(
         Chunk::Program(_, b) => (b, ChunkMode::Binary),
     };
     let main = match chunk {
-        Chunk::Program(id, _) => pool::program_main(&lua, id, name, code, &env),
+        Chunk::Program(id, _) => pool::program_main(lua, id, name, code, &env),
         _ => lua
             .load(code)
             .set_name(format!("@{name}"))
@@ -174,14 +203,16 @@ pub(crate) fn launch(
         ChunkMode::Text => syntax_error(name, &e),
         ChunkMode::Binary => internal(e),
     })?;
-    state::custom_modules(&lua, &loaded, &extras.custom).map_err(internal)?;
+    state::custom_modules(lua, &loaded, &extras.custom).map_err(internal)?;
     let limits = init.limits;
     let slice = limits.slice_instructions.get().min(u64::from(u32::MAX));
-    lua.set_global_hook(
-        HookTriggers::new().every_nth_instruction(slice as u32),
-        |lua, _| hook(lua),
-    )
-    .map_err(internal)?;
+    if set_hook {
+        lua.set_global_hook(
+            HookTriggers::new().every_nth_instruction(slice as u32),
+            |lua, _| hook(lua),
+        )
+        .map_err(internal)?;
+    }
     // Hooks are per thread and copied when a thread is created: install
     // the hook first so the process's thread (and its coroutines) get it.
     let thread = lua.create_thread(body).map_err(internal)?;
@@ -217,9 +248,9 @@ pub(crate) fn launch(
         None => mlua::Value::Nil,
     });
     for a in &init.args {
-        start.push(convert::to_lua(&lua, a).map_err(internal)?);
+        start.push(convert::to_lua(lua, a).map_err(internal)?);
     }
-    lua.set_app_data(ProcCtx {
+    let ctx = ProcCtx {
         pid: init.pid,
         parent: init.parent,
         key: init.key,
@@ -246,9 +277,9 @@ pub(crate) fn launch(
         deadline: limits.timeout.map(|t| Instant::now() + t),
         timeout_ms: limits.timeout.map_or(0, |t| t.as_millis()),
         terminate: None,
-    });
-    Ok(LuaProcess {
-        lua: Some(lua),
+    };
+    let process = LuaProcess {
+        lua: None,
         thread,
         start: Some(MultiValue::from_vec(start)),
         pool: Arc::clone(pool),
@@ -256,7 +287,8 @@ pub(crate) fn launch(
         awaiting: ResultHandler::default(),
         hook: hook_fn,
         clean: false,
-    })
+    };
+    Ok((process, ctx))
 }
 
 fn syntax_error(key: &str, e: &mlua::Error) -> Error {
@@ -327,11 +359,19 @@ impl Engine for LuaEngine {
         self.pool.set_capacity(capacity);
     }
 
+    fn lightweight(&self) -> bool {
+        true
+    }
+
     fn instantiate(&self, program: &Program, init: ProcessInit) -> Result<Box<dyn Process>, Error> {
         let program = program
             .downcast_ref::<LuaProgram>()
             .ok_or_else(|| Error::internal("program was not compiled by the Lua engine"))?;
         let key = program.key.clone();
+        if init.lightweight {
+            let chunk = Chunk::Binary(&program.bytecode);
+            return Ok(Box::new(self.light.launch(&self.pool, &key, chunk, init)?));
+        }
         let process = launch(
             &self.pool,
             &key,

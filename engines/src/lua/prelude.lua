@@ -289,14 +289,34 @@ local fresh_env = raw_load("local B, V = ... return function(math) return { "
   .. " coroutine = V.coroutine, math = math, load = false, _G = false } end",
   "=troupe.env", "t")(BASE, VIEWS)
 
--- A fresh global environment for one process.
-local function new_env(nondeterministic)
-  local env = fresh_env(nondeterministic and VIEWS.math or VIEWS.math_det)
+-- Gives `env` its own `load` (defaulting to `env`) and `_G`.
+local function own(env)
   env.load = function(chunk, name, _, e)
     return raw_load(chunk, name, "t", e or env)
   end
   env._G = env
   return env
+end
+
+-- A fresh global environment for one process.
+local function new_env(nondeterministic)
+  return own(fresh_env(nondeterministic and VIEWS.math or VIEWS.math_det))
+end
+
+-- Lightweight processes share one state: what `new_env` copies into each
+-- environment is read through a locked `__index` instead, from a table no
+-- script can reach (`getmetatable(_G)` is "locked", there is no `debug`),
+-- one per `math` variant. A process's own globals are its env's own keys.
+local function light_meta(math)
+  local lib = fresh_env(math)
+  lib.load, lib._G = nil, nil
+  return { __index = lib, __metatable = "locked" }
+end
+local LIGHT = { [true] = light_meta(VIEWS.math), [false] = light_meta(VIEWS.math_det) }
+
+-- A fresh global environment for one lightweight process.
+local function new_light_env(nondeterministic)
+  return own(setmetatable({}, LIGHT[nondeterministic == true]))
 end
 
 local function handler(e)
@@ -328,7 +348,8 @@ local function body(main, env, entry, ...)
 end
 
 return {
-  new_env = new_env, body = body, wrap_fn = wrap_fn, readonly = readonly,
+  new_env = new_env, new_light_env = new_light_env, body = body, wrap_fn = wrap_fn,
+  readonly = readonly,
   eval_runner = readonly("eval_runner", EVAL), program_methods = PROGRAM,
   workflow_module = workflow_module,
 }

@@ -17,7 +17,8 @@ use super::state::{ProcCtx, is_sent, resume_values};
 use super::{Pool, error, watchdog};
 
 pub(crate) struct LuaProcess {
-    /// The state, returned to the pool on drop.
+    /// The state, returned to the pool on drop; `None` for a lightweight
+    /// process, whose state is shared (see `lightweight.rs`).
     pub lua: Option<Lua>,
     pub thread: Thread,
     /// What the first resume passes to the prelude's `body`.
@@ -72,14 +73,7 @@ impl LuaProcess {
             .unwrap_or(0)
     }
 
-    fn lua(&self) -> &Lua {
-        // Present from creation until drop.
-        self.lua
-            .as_ref()
-            .expect("Lua state present while the process lives")
-    }
-
-    fn resume_args(&mut self, input: Resume) -> Result<MultiValue, Error> {
+    fn resume_args(&mut self, lua: &Lua, input: Resume) -> Result<MultiValue, Error> {
         let limit = self.memory_limit;
         let conv = |e: mlua::Error| match e {
             mlua::Error::MemoryError(_) => lua_failure(&e, limit),
@@ -90,7 +84,7 @@ impl LuaProcess {
             Resume::Continue => MultiValue::new(),
             Resume::Return(result) => {
                 let handler = std::mem::take(&mut self.awaiting);
-                resume_values(self.lua(), &handler, result).map_err(conv)?
+                resume_values(lua, &handler, result).map_err(conv)?
             }
         })
     }
@@ -120,7 +114,21 @@ impl LuaProcess {
 
 impl Process for LuaProcess {
     fn step(&mut self, _cx: &mut StepCx, input: Resume) -> Step {
-        let args = match self.resume_args(input) {
+        // Present from creation until drop.
+        let Some(lua) = self.lua.take() else {
+            return Step::Failed(Error::internal("the process has no Lua state"));
+        };
+        let step = self.step_in(&lua, input);
+        self.lua = Some(lua);
+        step
+    }
+}
+
+impl LuaProcess {
+    /// One step of the process's thread in `lua`, its state, where its
+    /// [`ProcCtx`] is the app data.
+    pub(crate) fn step_in(&mut self, lua: &Lua, input: Resume) -> Step {
+        let args = match self.resume_args(lua, input) {
             Ok(a) => a,
             Err(e) => return Step::Failed(e),
         };
@@ -136,7 +144,6 @@ impl Process for LuaProcess {
             }
             None => thread.resume::<MultiValue>(args),
         };
-        let lua = self.lua();
         let sent = matches!(&result, Ok(v) if v.front().is_some_and(is_sent));
         let (terminate, pending) = match lua.app_data_mut::<ProcCtx>() {
             Some(mut ctx) => {

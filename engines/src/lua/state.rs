@@ -59,6 +59,8 @@ pub(crate) fn is_sent(v: &mlua::Value) -> bool {
 /// What the prelude gave us, kept per state.
 pub(crate) struct Prelude {
     pub new_env: Function,
+    /// Makes a lightweight process's environment (see `lightweight.rs`).
+    pub new_light_env: Function,
     pub body: Function,
     wrap_fn: Function,
     pub readonly: Function,
@@ -552,6 +554,7 @@ pub(crate) fn new_state(output: &Output) -> mlua::Result<Lua> {
     let prelude: Table = prelude_chunk(&lua)?.call(r)?;
     lua.set_app_data(Prelude {
         new_env: prelude.get("new_env")?,
+        new_light_env: prelude.get("new_light_env")?,
         body: prelude.get("body")?,
         wrap_fn: prelude.get("wrap_fn")?,
         readonly: prelude.get("readonly")?,

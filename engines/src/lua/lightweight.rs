@@ -1,0 +1,165 @@
+//! Lightweight processes: each is one coroutine in a Lua state shared with
+//! other lightweight processes, instead of a state of its own.
+//!
+//! The engine keeps a small set of shared states ([`SHARED_PER_CORE`] per
+//! core) and places each new lightweight process in the next one, round
+//! robin. A shared state is behind a mutex: a step locks the state of its
+//! process, installs the process's context ([`ProcCtx`], which the module
+//! functions, `require` and the instruction hook read) as the state's app
+//! data, resumes the coroutine and takes the context back. The scheduler
+//! may run any process on any worker; two workers stepping processes of the
+//! same state take turns on the mutex (with several states per core, that
+//! is the exception), and a process never runs on two workers at once.
+//!
+//! What a process can reach is its own: its environment (made by the
+//! prelude's `new_light_env`: its own globals, with the shared base library
+//! read through a locked `__index` whose table no script can reach), its
+//! `require` cache and the module proxies in it, its thread, its context.
+//! The library and module tables behind the proxies are shared and
+//! read-only (the same sandbox as for isolated processes, which already
+//! share a pooled state with the processes before and after them). Memory
+//! is the state's: a lightweight process has no memory limit of its own.
+
+use std::cell::Cell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use mlua::Lua;
+use parking_lot::Mutex;
+use troupe_dispatcher::Error;
+use troupe_runtime::{Process, ProcessInit, Resume, Step, StepCx};
+
+use super::pool::Pool;
+use super::process::LuaProcess;
+use super::state::ProcCtx;
+use super::{Chunk, EvalExtras, prepare};
+
+/// Shared states per core (more states, fewer workers waiting on the same
+/// state's mutex).
+const SHARED_PER_CORE: usize = 4;
+
+thread_local! {
+    /// The shared state whose mutex this OS thread holds (its address; 0
+    /// for none): a process spawning a lightweight child from a step must
+    /// not wait for its own state.
+    static HELD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// One shared state and the instruction slice its hook counts.
+struct SharedState {
+    lua: Lua,
+    /// The slice the state's global hook was installed with, if any (new
+    /// threads copy it; a process with another slice reinstalls it).
+    slice: Option<u64>,
+}
+
+/// A state shared by lightweight processes.
+struct Shared {
+    state: Mutex<SharedState>,
+}
+
+/// The engine's shared states, made on first use. There are at least four,
+/// so the next one after the state a spawning process holds is another.
+pub(crate) struct Lightweight {
+    states: Vec<std::sync::OnceLock<Arc<Shared>>>,
+    next: AtomicUsize,
+}
+
+impl Default for Lightweight {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Self {
+            states: (0..cores * SHARED_PER_CORE)
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Lightweight {
+    /// The shared state the next process goes to (a prepared state from
+    /// `pool`, never given back).
+    fn pick(&self, pool: &Pool) -> Result<Arc<Shared>, Error> {
+        let mut i = self.next.fetch_add(1, Ordering::Relaxed) % self.states.len();
+        let held = HELD.get();
+        if held != 0
+            && self.states[i]
+                .get()
+                .is_some_and(|s| Arc::as_ptr(s) as usize == held)
+        {
+            i = (i + 1) % self.states.len();
+        }
+        let cell = &self.states[i];
+        if let Some(s) = cell.get() {
+            return Ok(Arc::clone(s));
+        }
+        let lua = pool.take()?;
+        Ok(Arc::clone(cell.get_or_init(|| {
+            Arc::new(Shared {
+                state: Mutex::new(SharedState { lua, slice: None }),
+            })
+        })))
+    }
+
+    /// Starts `chunk` as a lightweight process. A memory limit is
+    /// `INVALID`: memory is accounted per shared state.
+    pub(crate) fn launch(
+        &self,
+        pool: &Arc<Pool>,
+        name: &str,
+        chunk: Chunk<'_>,
+        init: ProcessInit,
+    ) -> Result<LightProcess, Error> {
+        if init.limits.max_memory.is_some() {
+            return Err(Error::invalid(
+                "a lightweight process cannot have a memory limit of its own \
+                 (memory is shared by the processes of a state); spawn it isolated",
+            ));
+        }
+        let shared = self.pick(pool)?;
+        let slice = init.limits.slice_instructions.get();
+        let (inner, ctx) = {
+            let mut st = shared.state.lock();
+            let set_hook = st.slice != Some(slice);
+            let made = prepare(
+                &st.lua,
+                pool,
+                name,
+                chunk,
+                init,
+                EvalExtras::default(),
+                set_hook,
+            )?;
+            st.slice = Some(slice);
+            made
+        };
+        Ok(LightProcess {
+            shared,
+            inner,
+            ctx: Some(ctx),
+        })
+    }
+}
+
+/// A lightweight process: its thread (in `inner`, which has no state of
+/// its own) and its context while it does not run.
+pub(crate) struct LightProcess {
+    shared: Arc<Shared>,
+    inner: LuaProcess,
+    ctx: Option<ProcCtx>,
+}
+
+impl Process for LightProcess {
+    fn step(&mut self, _cx: &mut StepCx, input: Resume) -> Step {
+        let st = self.shared.state.lock();
+        let outer = HELD.replace(Arc::as_ptr(&self.shared) as usize);
+        if let Some(ctx) = self.ctx.take() {
+            st.lua.set_app_data(ctx);
+        }
+        let step = self.inner.step_in(&st.lua, input);
+        self.ctx = st.lua.remove_app_data::<ProcCtx>();
+        HELD.set(outer);
+        step
+    }
+}
