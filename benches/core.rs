@@ -14,7 +14,7 @@
 //!   and against a new coroutine in one shared state. Target: ≥ 20,000
 //!   spawns/s per core.
 //! * `ping_pong` — one message round trip between two Troupe processes (a
-//!   script spawns a partner with `{entry = "pong"}`), on one and on two
+//!   script spawns a `pong.lua` partner), on one and on two
 //!   workers; against two OS threads ping-ponging over `std::sync::mpsc`.
 //!   (Runs with preemption effectively off; see the workaround note there.)
 //!
@@ -29,6 +29,14 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mlua::chunk::ChunkMode;
 use mlua::{Function, Lua};
 use troupe::{Class, LuaEngine, MemorySource, Policy, Runtime, Spawn, Value};
+
+#[path = "support/lua.rs"]
+mod lua_support;
+#[path = "support/spawn.rs"]
+mod spawn_support;
+
+use lua_support::{PONG, count};
+use spawn_support::spawn_batches;
 
 /// Scripts used by the Troupe side of every group.
 fn source() -> MemorySource {
@@ -46,36 +54,22 @@ end
 return n
 "#,
         )
+        .with("pong.lua", PONG)
         .with(
-            "ping_pong.lua",
+            "ping.lua",
             r#"
 local process = require("process")
-local M = {}
-
-function M.pong()
-  while true do
-    local msg = process.receive()
-    if msg.topic == "stop" then
-      return true
-    end
-    process.send(msg.from, "pong", msg.payload)
+local n = ...
+local peer = assert(process.spawn("pong.lua"))
+for i = 1, n do
+  assert(process.send(peer, "ping", i))
+  local reply = assert(process.receive("pong"))
+  if reply.payload ~= i then
+    error("out of order pong")
   end
 end
-
-function M.ping(n)
-  local peer = assert(process.spawn("ping_pong.lua", { entry = "pong" }))
-  for i = 1, n do
-    assert(process.send(peer, "ping", i))
-    local reply = assert(process.receive("pong"))
-    if reply.payload ~= i then
-      error("out of order pong")
-    end
-  end
-  assert(process.send(peer, "stop"))
-  return n
-end
-
-return M
+assert(process.send(peer, "stop"))
+return n
 "#,
         )
 }
@@ -100,16 +94,11 @@ fn runtime_with_pool(workers: usize, pool: usize) -> Runtime {
 /// long it took; the script must return that count.
 fn timed_run(rt: &Runtime, spawn: Spawn, iters: u64) -> Duration {
     let start = Instant::now();
-    let h = rt.spawn(spawn.args([iters_arg(iters)])).expect("spawn");
+    let h = rt.spawn(spawn.args([count(iters)])).expect("spawn");
     let v = h.join_blocking().expect("join");
     let elapsed = start.elapsed();
-    assert_eq!(v, iters_arg(iters));
+    assert_eq!(v, count(iters));
     elapsed
-}
-
-/// Iteration count as a script argument.
-fn iters_arg(iters: u64) -> Value {
-    Value::Int(i64::try_from(iters).expect("iteration count fits i64"))
 }
 
 fn yield_roundtrip(c: &mut Criterion) {
@@ -189,23 +178,8 @@ fn spawn(c: &mut Criterion) {
         ("troupe_spawn_run_exit_1_worker_no_pool", 0),
     ] {
         let rt = runtime_with_pool(1, pool);
-        let mut handles = Vec::with_capacity(BATCH as usize);
         g.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                let mut left = iters;
-                while left > 0 {
-                    let k = left.min(BATCH);
-                    for _ in 0..k {
-                        handles.push(rt.spawn(Spawn::script("noop.lua")).expect("spawn"));
-                    }
-                    for h in handles.drain(..) {
-                        assert_eq!(h.join_blocking().expect("join"), Value::Int(1));
-                    }
-                    left -= k;
-                }
-                start.elapsed()
-            });
+            b.iter_custom(|iters| spawn_batches(&rt, "noop.lua", BATCH, iters, &Value::Int(1)));
         });
         rt.shutdown();
     }
@@ -244,9 +218,7 @@ fn ping_pong(c: &mut Criterion) {
     for workers in [1, 2] {
         let rt = runtime(workers);
         g.bench_function(format!("troupe_processes_{workers}_workers"), |b| {
-            b.iter_custom(|iters| {
-                timed_run(&rt, Spawn::script("ping_pong.lua").entry("ping"), iters)
-            });
+            b.iter_custom(|iters| timed_run(&rt, Spawn::script("ping.lua"), iters));
         });
         rt.shutdown();
     }

@@ -13,13 +13,18 @@
 //! Run with `cargo bench --features wasm --bench engine_wasm`.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group};
 use troupe::{Class, MemorySource, Policy, Runtime, Spawn, Value};
 use troupe_engines::ScriptEngine;
 use troupe_engines::wasm::{WasmEngine, WasmInterpreter};
 use wasmtime::{Engine, Instance, Module, Store};
+
+#[path = "support/spawn.rs"]
+mod spawn_support;
+
+use spawn_support::spawn_batches;
 
 const TRIVIAL: &str = r#"(module (func (export "run") (result i32) (i32.const 1)))"#;
 const ADD: &str = r#"(module (func (export "add") (param i64 i64) (result i64)
@@ -116,23 +121,8 @@ fn spawn(c: &mut Criterion) {
     });
 
     let rt = runtime(1);
-    let mut handles = Vec::with_capacity(BATCH as usize);
     g.bench_function("troupe_spawn_run_exit", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            let mut left = iters;
-            while left > 0 {
-                let k = left.min(BATCH);
-                for _ in 0..k {
-                    handles.push(rt.spawn(Spawn::script("noop.wat")).expect("spawn"));
-                }
-                for h in handles.drain(..) {
-                    assert_eq!(h.join_blocking().expect("join"), Value::Int(1));
-                }
-                left -= k;
-            }
-            start.elapsed()
-        });
+        b.iter_custom(|iters| spawn_batches(&rt, "noop.wat", BATCH, iters, &Value::Int(1)));
     });
     g.finish();
     rt.shutdown();

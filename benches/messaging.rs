@@ -20,6 +20,11 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use troupe::{Class, LuaEngine, MemorySource, Policy, Runtime, Spawn, Value};
 
+#[path = "support/lua.rs"]
+mod lua_support;
+
+use lua_support::{PONG, count};
+
 const SCRIPT: &str = r#"
 local process = require("process")
 local M = {}
@@ -39,29 +44,21 @@ function M.producer(to, n)
   end
 end
 
-function M.echo()
-  while true do
-    local m = process.receive()
-    if m.topic == "stop" then return end
-    process.send(m.from, "pong", m.payload)
-  end
-end
-
 return M
 "#;
 
 fn runtime() -> Runtime {
     Runtime::builder()
         .workers(2)
-        .source(MemorySource::new().with("bench.lua", SCRIPT))
+        .source(
+            MemorySource::new()
+                .with("bench.lua", SCRIPT)
+                .with("pong.lua", PONG),
+        )
         .engine(LuaEngine::new())
         .default_policy(Policy::plugin().allow_class(Class::Process))
         .build()
         .expect("runtime builds")
-}
-
-fn count(iters: u64) -> Value {
-    Value::Int(i64::try_from(iters).expect("iteration count fits i64"))
 }
 
 fn send_receive(c: &mut Criterion) {
@@ -143,9 +140,7 @@ fn host_round_trip(c: &mut Criterion) {
 
     let rt = runtime();
     let inbox = rt.mailbox();
-    let echo = rt
-        .spawn(Spawn::script("bench.lua").entry("echo"))
-        .expect("echo");
+    let echo = rt.spawn(Spawn::script("pong.lua")).expect("echo");
     g.bench_function("troupe_host_mailbox_to_process", |b| {
         b.iter_custom(|iters| {
             rt.io().block_on(async {

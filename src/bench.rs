@@ -21,6 +21,9 @@ use troupe::{Class, Error, ErrorKind, LuaEngine, MemorySource, Policy, Runtime, 
 /// The Erlang half of the jobs, compiled with `erlc` at run time.
 const ERLANG_SOURCE: &str = include_str!("../benches/erlang/troupe_bench.erl");
 
+/// The ping-pong partner, the same script the criterion benches run.
+const PONG: &str = include_str!("../benches/support/pong.lua");
+
 /// The Troupe half of the jobs: one script, an entry function per job.
 const TROUPE_SCRIPT: &str = r#"
 local process = require("process")
@@ -53,16 +56,8 @@ function M.fan_out(n, entry, light)
   end
 end
 
-function M.pong()
-  while true do
-    local m = process.receive()
-    if m.topic == "stop" then return end
-    process.send(m.from, "pong", m.payload)
-  end
-end
-
 function M.ping(n, light)
-  local peer = assert(process.spawn("bench.lua", { entry = "pong", lightweight = light }))
+  local peer = assert(process.spawn("pong.lua", { lightweight = light }))
   for i = 1, n do
     process.send(peer, "ping", i)
     if process.receive("pong").payload ~= i then error("out of order pong") end
@@ -390,7 +385,11 @@ fn table(rows: &[Row], notes: &[String], workers: Option<usize>) -> String {
 /// A runtime with the bench script, as `troupe run` builds it.
 fn troupe_runtime(workers: Option<usize>) -> Result<Runtime, Error> {
     let mut b = Runtime::builder()
-        .source(MemorySource::new().with("bench.lua", TROUPE_SCRIPT))
+        .source(
+            MemorySource::new()
+                .with("bench.lua", TROUPE_SCRIPT)
+                .with("pong.lua", PONG),
+        )
         .engine(LuaEngine::new());
     if let Some(n) = workers {
         b = b.workers(n);

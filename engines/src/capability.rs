@@ -102,7 +102,9 @@ pub trait Loader {
     /// Reads `key` from the bound source, compiles it and keeps it.
     fn load(&mut self, key: &str) -> Result<(), Error>;
     /// [`load`](Loader::load)s every key; stops at the first error.
-    fn load_many(&mut self, keys: &[&str]) -> Result<(), Error>;
+    fn load_many(&mut self, keys: &[&str]) -> Result<(), Error> {
+        keys.iter().try_for_each(|key| self.load(key))
+    }
     /// Compiles `code` and keeps it under `name`.
     fn load_string(&mut self, name: &str, code: &str) -> Result<(), Error>;
 }
@@ -112,7 +114,9 @@ pub trait Executor {
     /// Runs the loaded script `key` (`NOT_FOUND` if it was not loaded).
     fn execute(&mut self, key: &str) -> Result<Value, Error>;
     /// Runs loaded scripts in order; stops at the first error.
-    fn execute_many(&mut self, keys: &[&str]) -> Result<Vec<Value>, Error>;
+    fn execute_many(&mut self, keys: &[&str]) -> Result<Vec<Value>, Error> {
+        keys.iter().map(|key| self.execute(key)).collect()
+    }
     /// Compiles and runs `code` once.
     fn execute_string(&mut self, code: &str) -> Result<Value, Error>;
 }

@@ -1,21 +1,18 @@
 //! What the deterministic engines (Starlark, CEL, expressions) share: a
 //! process that evaluates its script on its first step and ends with the
 //! value, the variables a script sees, the checks around a compiled
-//! program, and the bookkeeping of their interpreters (open/closed, last
-//! error, loaded scripts).
+//! program, and the [`interpreter!`] macro that makes an interpreter of
+//! them around a [`Shell`](crate::shell::Shell).
 //!
 //! A script of these languages cannot wait for anything (no receive, no
 //! commands), so its process never yields: it runs to completion in one
 //! step and its result is the process's result.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
-use troupe_dispatcher::{Error, ErrorKind, Value};
+use troupe_dispatcher::{Error, Value};
 use troupe_runtime::{Process, Program, Resume, Step, StepCx};
-use troupe_sources::{Script, Source, SourceError};
-
-use crate::capability::closed;
+use troupe_sources::Script;
 
 /// The variable holding the spawn arguments as a list.
 pub(crate) const ARGS: &str = "args";
@@ -80,138 +77,17 @@ where
     }
 }
 
-/// The interpreter side: whether the instance is open, the last error a
-/// call returned, the bound source and the scripts loaded from it (or from
-/// strings), compiled to `P`.
-pub(crate) struct Shell<P> {
-    kind: &'static str,
-    open: bool,
-    last_error: Option<Error>,
-    source: Option<Arc<dyn Source>>,
-    loaded: HashMap<String, P>,
-}
-
-impl<P> Shell<P> {
-    /// A closed shell for an engine of `kind` (`init` opens it).
-    pub(crate) fn new(kind: &'static str) -> Self {
-        Self {
-            kind,
-            open: false,
-            last_error: None,
-            source: None,
-            loaded: HashMap::new(),
-        }
-    }
-
-    /// Opens the instance (idempotent).
-    pub(crate) fn open(&mut self) {
-        self.open = true;
-    }
-
-    /// Closes the instance and drops what it loaded.
-    pub(crate) fn close(&mut self) {
-        self.open = false;
-        self.loaded.clear();
-    }
-
-    /// `UNAVAILABLE` once closed (or before `init`).
-    pub(crate) fn check(&self) -> Result<(), Error> {
-        if self.open {
-            Ok(())
-        } else {
-            Err(closed(self.kind))
-        }
-    }
-
-    /// The last error [`Shell::record`] saw.
-    pub(crate) fn last_error(&self) -> Option<&Error> {
-        self.last_error.as_ref()
-    }
-
-    /// Remembers `result`'s error as the last error and passes it on.
-    pub(crate) fn record<T>(&mut self, result: Result<T, Error>) -> Result<T, Error> {
-        if let Err(e) = &result {
-            self.last_error = Some(e.clone());
-        }
-        result
-    }
-
-    /// Drops the loaded scripts and the last error (the source stays bound).
-    pub(crate) fn reset(&mut self) {
-        self.loaded.clear();
-        self.last_error = None;
-    }
-
-    /// Binds the source [`Shell::load`] reads from.
-    pub(crate) fn bind(&mut self, source: Arc<dyn Source>) {
-        self.source = Some(source);
-    }
-
-    /// Reads `key` from the bound source and keeps it compiled.
-    pub(crate) fn load(
-        &mut self,
-        key: &str,
-        compile: impl FnOnce(&Script) -> Result<P, Error>,
-    ) -> Result<(), Error> {
-        self.check()?;
-        let source = self.source.as_ref().ok_or_else(|| {
-            Error::invalid(format!(
-                "{}: no source bound to load {key:?} from",
-                self.kind
-            ))
-        })?;
-        let script = source.get(key).map_err(source_error)?;
-        let program = compile(&script)?;
-        self.loaded.insert(key.to_owned(), program);
-        Ok(())
-    }
-
-    /// Keeps `code` compiled under `name`.
-    pub(crate) fn load_string(
-        &mut self,
-        name: &str,
-        code: &str,
-        compile: impl FnOnce(&Script) -> Result<P, Error>,
-    ) -> Result<(), Error> {
-        self.check()?;
-        let program = compile(&Script::from_content(name, code.as_bytes()))?;
-        self.loaded.insert(name.to_owned(), program);
-        Ok(())
-    }
-
-    /// A loaded script; `NOT_FOUND` when `key` was not loaded.
-    pub(crate) fn loaded(&self, key: &str) -> Result<&P, Error> {
-        self.check()?;
-        self.loaded.get(key).ok_or_else(|| {
-            Error::new(
-                ErrorKind::NotFound,
-                format!("{}: script {key:?} is not loaded", self.kind),
-            )
-        })
-    }
-}
-
-/// A source's error as a script-visible error.
-fn source_error(e: SourceError) -> Error {
-    let kind = match &e {
-        SourceError::NotFound { .. } => ErrorKind::NotFound,
-        _ if e.is_retryable() => ErrorKind::Unavailable,
-        _ => ErrorKind::Invalid,
-    };
-    Error::new(kind, e.to_string())
-}
-
 /// Implements `ScriptEngine` (with the `Loader`, `Executor`, `Globals` and
 /// `Functions` capabilities), `Loader` and `Executor` for an interpreter
-/// whose `shell` field is a [`Shell`], given its `compile(&Script)`,
+/// whose `shell` field is a [`Shell`](crate::shell::Shell) made with
+/// `Shell::new` (closed until `init`), given its `compile(&Script)`,
 /// `run(&self, &P)`, `clear(&mut self)` (forget what users set) and
 /// `apply_limits(&mut self, Limits)` methods.
 macro_rules! interpreter {
-    ($interpreter:ty, $kind:expr) => {
+    ($interpreter:ty) => {
         impl $crate::capability::ScriptEngine for $interpreter {
-            fn kind(&self) -> &'static str {
-                $kind
-            }
+            $crate::shell::shell_methods!(as_loader: Loader, as_executor: Executor,
+                as_globals: Globals, as_functions: Functions);
 
             fn init(&mut self) -> Result<(), ::troupe_dispatcher::Error> {
                 self.shell.open();
@@ -222,10 +98,6 @@ macro_rules! interpreter {
                 self.shell.close();
                 self.clear();
                 Ok(())
-            }
-
-            fn last_error(&self) -> Option<&::troupe_dispatcher::Error> {
-                self.shell.last_error()
             }
 
             fn reset(&mut self) -> Result<(), ::troupe_dispatcher::Error> {
@@ -252,30 +124,6 @@ macro_rules! interpreter {
                 self.apply_limits(limits);
                 Ok(())
             }
-
-            fn as_loader(
-                &mut self,
-            ) -> Result<&mut dyn $crate::capability::Loader, ::troupe_dispatcher::Error> {
-                Ok(self)
-            }
-
-            fn as_executor(
-                &mut self,
-            ) -> Result<&mut dyn $crate::capability::Executor, ::troupe_dispatcher::Error> {
-                Ok(self)
-            }
-
-            fn as_globals(
-                &mut self,
-            ) -> Result<&mut dyn $crate::capability::Globals, ::troupe_dispatcher::Error> {
-                Ok(self)
-            }
-
-            fn as_functions(
-                &mut self,
-            ) -> Result<&mut dyn $crate::capability::Functions, ::troupe_dispatcher::Error> {
-                Ok(self)
-            }
         }
 
         impl $crate::capability::Loader for $interpreter {
@@ -284,12 +132,13 @@ macro_rules! interpreter {
             }
 
             fn load(&mut self, key: &str) -> Result<(), ::troupe_dispatcher::Error> {
-                let r = self.shell.load(key, Self::compile);
+                let r = self
+                    .shell
+                    .check()
+                    .and_then(|()| self.shell.read(key))
+                    .and_then(|script| Self::compile(&script))
+                    .map(|program| self.shell.keep(key, program));
                 self.shell.record(r)
-            }
-
-            fn load_many(&mut self, keys: &[&str]) -> Result<(), ::troupe_dispatcher::Error> {
-                keys.iter().try_for_each(|key| self.load(key))
             }
 
             fn load_string(
@@ -297,7 +146,16 @@ macro_rules! interpreter {
                 name: &str,
                 code: &str,
             ) -> Result<(), ::troupe_dispatcher::Error> {
-                let r = self.shell.load_string(name, code, Self::compile);
+                let r = self
+                    .shell
+                    .check()
+                    .and_then(|()| {
+                        Self::compile(&::troupe_sources::Script::from_content(
+                            name,
+                            code.as_bytes(),
+                        ))
+                    })
+                    .map(|program| self.shell.keep(name, program));
                 self.shell.record(r)
             }
         }
@@ -309,17 +167,10 @@ macro_rules! interpreter {
             ) -> Result<::troupe_dispatcher::Value, ::troupe_dispatcher::Error> {
                 let r = self
                     .shell
-                    .loaded(key)
-                    .cloned()
+                    .check()
+                    .and_then(|()| self.shell.loaded(key).cloned())
                     .and_then(|program| self.run(&program));
                 self.shell.record(r)
-            }
-
-            fn execute_many(
-                &mut self,
-                keys: &[&str],
-            ) -> Result<Vec<::troupe_dispatcher::Value>, ::troupe_dispatcher::Error> {
-                keys.iter().map(|key| self.execute(key)).collect()
             }
 
             fn execute_string(

@@ -31,6 +31,16 @@ pub mod manager;
 pub mod pool;
 #[cfg(feature = "python")]
 pub mod python;
+#[cfg(any(
+    feature = "lua",
+    feature = "js",
+    feature = "python",
+    feature = "wasm",
+    feature = "starlark",
+    feature = "cel",
+    feature = "expr"
+))]
+mod shell;
 #[cfg(feature = "starlark")]
 pub mod starlark;
 #[cfg(feature = "wasm")]

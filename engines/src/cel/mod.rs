@@ -25,7 +25,8 @@ use troupe_runtime::{Engine, Limits, Process, ProcessInit, Program};
 use troupe_sources::Script;
 
 use crate::capability::{Functions, Globals, HostFunction};
-use crate::deterministic::{OneShot, Shell, downcast, interpreter, text, variables};
+use crate::deterministic::{OneShot, downcast, interpreter, text, variables};
+use crate::shell::Shell;
 
 /// The engine's name and file extension.
 const KIND: &str = "cel";
@@ -156,7 +157,7 @@ impl CelInterpreter {
     }
 }
 
-interpreter!(CelInterpreter, KIND);
+interpreter!(CelInterpreter);
 
 impl Globals for CelInterpreter {
     fn set_global(&mut self, name: &str, value: Value) -> Result<(), Error> {

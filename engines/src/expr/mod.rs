@@ -35,7 +35,8 @@ use troupe_runtime::{Engine, Limits, Process, ProcessInit, Program};
 use troupe_sources::Script;
 
 use crate::capability::{Functions, Globals, HostFunction};
-use crate::deterministic::{ARGS, OneShot, Shell, downcast, interpreter, text, variables};
+use crate::deterministic::{ARGS, OneShot, downcast, interpreter, text, variables};
+use crate::shell::Shell;
 
 /// The engine's name (`expr` names the CEL-based `expr` module and
 /// `troupe eval --lang expr`).
@@ -253,7 +254,7 @@ impl ExprInterpreter {
     }
 }
 
-interpreter!(ExprInterpreter, KIND);
+interpreter!(ExprInterpreter);
 
 impl Globals for ExprInterpreter {
     fn set_global(&mut self, name: &str, value: Value) -> Result<(), Error> {

@@ -43,9 +43,9 @@ pub(crate) struct Host {
     /// Module objects `require` made, by name.
     loaded: RefCell<HashMap<String, JsObject>>,
     /// Module functions, by the index their native function captured.
-    functions: RefCell<Vec<FunctionDef>>,
+    functions: Table<FunctionDef>,
     /// Host functions, by the index their native function captured.
-    host_functions: RefCell<Vec<HostFunction>>,
+    host_functions: Table<HostFunction>,
     /// Whether commands can run (a process), or fail UNAVAILABLE.
     process: bool,
     /// Commands started and not yet handed to the scheduler, in order.
@@ -69,8 +69,8 @@ impl Host {
             modules: RefCell::new(modules),
             extra: RefCell::new(BTreeMap::new()),
             loaded: RefCell::new(HashMap::new()),
-            functions: RefCell::new(Vec::new()),
-            host_functions: RefCell::new(Vec::new()),
+            functions: Table::default(),
+            host_functions: Table::default(),
             process,
             commands: RefCell::new(VecDeque::new()),
             output,
@@ -96,6 +96,32 @@ impl Host {
     /// Forgets the module objects made so far (after a policy change).
     pub(crate) fn forget_loaded(&self) {
         self.loaded.borrow_mut().clear();
+    }
+}
+
+/// Functions native functions reach by the index they captured (a
+/// native function may capture only `Copy` data).
+struct Table<T>(RefCell<Vec<T>>);
+
+impl<T> Default for Table<T> {
+    fn default() -> Self {
+        Self(RefCell::new(Vec::new()))
+    }
+}
+
+impl<T: Clone> Table<T> {
+    /// Adds `f`; its index.
+    fn push(&self, f: T) -> usize {
+        let mut fns = self.0.borrow_mut();
+        fns.push(f);
+        fns.len() - 1
+    }
+
+    /// Function `index`; an `INTERNAL` error naming `what` when there is
+    /// none.
+    fn get(&self, index: usize, what: &str, ctx: &mut Context) -> JsResult<T> {
+        let f = self.0.borrow().get(index).cloned();
+        f.ok_or_else(|| throw(&Error::internal(format!("unknown {what}")), ctx))
     }
 }
 
@@ -177,11 +203,7 @@ fn require(_this: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsV
     let def = host.resolve(&name).map_err(|e| throw(&e, ctx))?;
     let mut init = ObjectInitializer::new(ctx);
     for f in def.functions() {
-        let index = {
-            let mut fns = host.functions.borrow_mut();
-            fns.push(f.clone());
-            fns.len() - 1
-        };
+        let index = host.functions.push(f.clone());
         let native = NativeFunction::from_copy_closure_with_captures(call_module_fn, index);
         init.function(native.clone(), JsString::from(f.name()), 0);
         // `process.self()` as the issue writes it, beside `process.pid()`.
@@ -206,10 +228,7 @@ fn call_module_fn(
     ctx: &mut Context,
 ) -> JsResult<JsValue> {
     let host = host(ctx)?;
-    let def = host.functions.borrow().get(*index).cloned();
-    let Some(def) = def else {
-        return Err(throw(&Error::internal("unknown module function"), ctx));
-    };
+    let def = host.functions.get(*index, "module function", ctx)?;
     let values = values_of(args, def.qualified(), ctx)?;
     let result = {
         let policy = host.policy.borrow();
@@ -297,11 +316,7 @@ pub(crate) fn register_host_function(
     f: HostFunction,
 ) -> Result<(), Error> {
     let host = host(ctx).map_err(|e| Error::internal(e.to_string()))?;
-    let index = {
-        let mut fns = host.host_functions.borrow_mut();
-        fns.push(f);
-        fns.len() - 1
-    };
+    let index = host.host_functions.push(f);
     let native = NativeFunction::from_copy_closure_with_captures(call_host_fn, index);
     ctx.register_global_builtin_callable(JsString::from(name), 0, native)
         .map_err(|e| Error::invalid(e.to_string()))
@@ -313,11 +328,9 @@ fn call_host_fn(
     index: &usize,
     ctx: &mut Context,
 ) -> JsResult<JsValue> {
-    let host = host(ctx)?;
-    let f = host.host_functions.borrow().get(*index).cloned();
-    let Some(f) = f else {
-        return Err(throw(&Error::internal("unknown host function"), ctx));
-    };
+    let f = host(ctx)?
+        .host_functions
+        .get(*index, "host function", ctx)?;
     match f(values_of(args, "host function", ctx)?) {
         Ok(v) => to_js(&v, ctx),
         Err(e) => Err(throw(&e, ctx)),

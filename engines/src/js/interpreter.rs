@@ -21,8 +21,12 @@ use super::host::{Host, host, new_context, register_host_function, set_global};
 use super::run::{Main, Outcome, Parsed, apply_limits, parse, poll, start};
 use super::threads::{Worker, next_id, pick};
 use crate::capability::{
-    Executor, Functions, Globals, HostFunction, Loader, Modules, ScriptEngine, closed, source_error,
+    Executor, Functions, Globals, HostFunction, Loader, Modules, ScriptEngine, closed,
 };
+use crate::shell::{Shell, not_loaded, shell_methods};
+
+/// The kind every JS interpreter reports.
+const KIND: &str = "js";
 
 thread_local! {
     /// The interpreters living on this JS thread, by id.
@@ -112,16 +116,15 @@ impl Instance {
 /// The embeddable JavaScript interpreter (boa). `Send`: a handle on a
 /// context kept on a JS thread.
 pub struct JsInterpreter {
+    /// The loaded scripts live on the JS thread, in the [`Instance`].
+    shell: Shell,
     worker: Option<&'static Worker>,
     id: u64,
     /// Set by `init`, cleared by `close`.
     live: bool,
-    closed: bool,
     policy: Arc<Policy>,
     modules: Arc<ModuleRegistry>,
     limits: Limits,
-    source: Option<Arc<dyn Source>>,
-    last_error: Option<Error>,
 }
 
 impl Default for JsInterpreter {
@@ -134,15 +137,13 @@ impl JsInterpreter {
     /// A new, uninitialised instance (deny-all policy, default limits).
     pub fn new() -> Self {
         Self {
+            shell: Shell::opened(KIND),
             worker: None,
             id: next_id(),
             live: false,
-            closed: false,
             policy: Arc::new(Policy::deny_all()),
             modules: Arc::new(ModuleRegistry::with_builtins()),
             limits: Limits::default(),
-            source: None,
-            last_error: None,
         }
     }
 
@@ -154,21 +155,18 @@ impl JsInterpreter {
     ) -> Result<R, Error> {
         let result = self.init().and_then(|()| {
             let id = self.id;
-            let worker = self.worker.ok_or_else(|| closed("js"))?;
+            let worker = self.worker.ok_or_else(|| closed(KIND))?;
             worker.call(move || {
                 let taken = INSTANCES.with(|i| i.borrow_mut().remove(&id));
                 let Some(mut inst) = taken else {
-                    return Err(closed("js"));
+                    return Err(closed(KIND));
                 };
                 let r = f(&mut inst);
                 INSTANCES.with(|i| i.borrow_mut().insert(id, inst));
                 r
             })?
         });
-        if let Err(e) = &result {
-            self.last_error = Some(e.clone());
-        }
-        result
+        self.shell.record(result)
     }
 
     fn drop_instance(&mut self) {
@@ -190,14 +188,11 @@ impl Drop for JsInterpreter {
 }
 
 impl ScriptEngine for JsInterpreter {
-    fn kind(&self) -> &'static str {
-        "js"
-    }
+    shell_methods!(as_loader: Loader, as_executor: Executor, as_globals: Globals,
+        as_functions: Functions, as_modules: Modules);
 
     fn init(&mut self) -> Result<(), Error> {
-        if self.closed {
-            return Err(closed("js"));
-        }
+        self.shell.check()?;
         if self.live {
             return Ok(());
         }
@@ -220,18 +215,12 @@ impl ScriptEngine for JsInterpreter {
 
     fn close(&mut self) -> Result<(), Error> {
         self.drop_instance();
-        self.closed = true;
+        self.shell.close();
         Ok(())
     }
 
-    fn last_error(&self) -> Option<&Error> {
-        self.last_error.as_ref()
-    }
-
     fn reset(&mut self) -> Result<(), Error> {
-        if self.closed {
-            return Err(closed("js"));
-        }
+        self.shell.check()?;
         self.with(|inst| {
             let extra = inst.host.extra.borrow().clone();
             let policy = inst.host.policy.borrow().clone();
@@ -241,7 +230,7 @@ impl ScriptEngine for JsInterpreter {
             *inst = fresh;
             Ok(())
         })?;
-        self.last_error = None;
+        self.shell.reset();
         Ok(())
     }
 
@@ -274,52 +263,22 @@ impl ScriptEngine for JsInterpreter {
             Ok(())
         })
     }
-
-    fn as_loader(&mut self) -> Result<&mut dyn Loader, Error> {
-        Ok(self)
-    }
-
-    fn as_executor(&mut self) -> Result<&mut dyn Executor, Error> {
-        Ok(self)
-    }
-
-    fn as_globals(&mut self) -> Result<&mut dyn Globals, Error> {
-        Ok(self)
-    }
-
-    fn as_functions(&mut self) -> Result<&mut dyn Functions, Error> {
-        Ok(self)
-    }
-
-    fn as_modules(&mut self) -> Result<&mut dyn Modules, Error> {
-        Ok(self)
-    }
 }
 
 impl Loader for JsInterpreter {
     fn bind_source(&mut self, source: Arc<dyn Source>) {
-        self.source = Some(source);
+        self.shell.bind(source);
     }
 
     fn load(&mut self, key: &str) -> Result<(), Error> {
-        let script = match &self.source {
-            Some(source) => source.get(key).map_err(source_error),
-            None => Err(Error::new(
-                ErrorKind::Unavailable,
-                "no source bound (bind_source first)",
-            )),
-        };
-        let script = script.inspect_err(|e| self.last_error = Some(e.clone()))?;
+        let script = self.shell.read(key);
+        let script = self.shell.record(script)?;
         let key = key.to_owned();
         self.with(move |inst| {
             let parsed = parse(&key, &script.code, &mut inst.ctx)?;
             inst.scripts.insert(key, parsed);
             Ok(())
         })
-    }
-
-    fn load_many(&mut self, keys: &[&str]) -> Result<(), Error> {
-        keys.iter().try_for_each(|k| self.load(k))
     }
 
     fn load_string(&mut self, name: &str, code: &str) -> Result<(), Error> {
@@ -340,13 +299,9 @@ impl Executor for JsInterpreter {
                 .scripts
                 .get(&key)
                 .cloned()
-                .ok_or_else(|| Error::not_found(format!("script {key:?} is not loaded")))?;
+                .ok_or_else(|| not_loaded(&key))?;
             inst.run(&key, &parsed)
         })
-    }
-
-    fn execute_many(&mut self, keys: &[&str]) -> Result<Vec<Value>, Error> {
-        keys.iter().map(|k| self.execute(k)).collect()
     }
 
     fn execute_string(&mut self, code: &str) -> Result<Value, Error> {

@@ -12,7 +12,7 @@ use mlua::{Lua, MultiValue, Table};
 use troupe_dispatcher::{Error, Pid, Value};
 use troupe_modules::{Class, ModuleDef, ModuleRegistry, Policy};
 use troupe_runtime::{Limits, Process, ProcessInit, Resume, Step, StepCx};
-use troupe_sources::{MemorySource, Source, Watch};
+use troupe_sources::{Source, Watch};
 
 use super::convert::{to_lua, to_value};
 use super::state::{Output, Prelude, new_state, ok_values, raise, wrap};
@@ -21,6 +21,7 @@ use crate::capability::{
     Executor, Functions, Globals, HostFunction, Loader, Modules, ScriptEngine, Watcher, closed,
     commands_need_a_process, source_error,
 };
+use crate::shell::{Shell, shell_methods};
 
 /// The kind every Lua interpreter reports.
 const KIND: &str = "lua";
@@ -51,17 +52,14 @@ struct Live {
 /// # Ok::<(), troupe_dispatcher::Error>(())
 /// ```
 pub struct LuaInterpreter {
+    /// Loaded scripts: bytecode by key.
+    shell: Shell<Vec<u8>>,
     output: Output,
     live: Option<Live>,
-    closed: bool,
     policy: Arc<Policy>,
     modules: Arc<ModuleRegistry>,
     limits: Limits,
-    source: Arc<dyn Source>,
-    /// Loaded scripts: bytecode by key.
-    scripts: HashMap<String, Vec<u8>>,
     watches: HashMap<String, Watch>,
-    last_error: Option<Error>,
 }
 
 impl Default for LuaInterpreter {
@@ -80,25 +78,14 @@ impl LuaInterpreter {
     /// An interpreter whose `print` hands each line to `output`.
     pub fn with_output(output: impl Fn(&str) + Send + Sync + 'static) -> Self {
         Self {
+            shell: Shell::opened(KIND),
             output: Arc::new(output),
             live: None,
-            closed: false,
             policy: Arc::new(Policy::deny_all()),
             modules: Arc::new(ModuleRegistry::with_builtins()),
             limits: Limits::default(),
-            source: Arc::new(MemorySource::new()),
-            scripts: HashMap::new(),
             watches: HashMap::new(),
-            last_error: None,
         }
-    }
-
-    /// Records the outcome of a call for [`ScriptEngine::last_error`].
-    fn record<T>(&mut self, r: Result<T, Error>) -> Result<T, Error> {
-        if let Err(e) = &r {
-            self.last_error = Some(e.clone());
-        }
-        r
     }
 
     /// A fresh state with an empty environment and `require` cache.
@@ -112,9 +99,7 @@ impl LuaInterpreter {
 
     /// The live state, starting it on first use.
     fn live(&mut self) -> Result<&Live, Error> {
-        if self.closed {
-            return Err(closed(KIND));
-        }
+        self.shell.check()?;
         if self.live.is_none() {
             self.live = Some(self.start()?);
         }
@@ -145,11 +130,11 @@ impl LuaInterpreter {
             match self.compile_key(&key) {
                 Ok(bytecode) => {
                     tracing::debug!(key, "reloaded a watched Lua script");
-                    self.scripts.insert(key, bytecode);
+                    self.shell.keep(&key, bytecode);
                 }
                 Err(e) => {
                     tracing::warn!(key, error = %e, "keeping the old version of a watched Lua script");
-                    self.last_error = Some(e);
+                    let _ = self.shell.record::<()>(Err(e));
                 }
             }
         }
@@ -157,7 +142,7 @@ impl LuaInterpreter {
 
     /// Reads `key` from the source and compiles it.
     fn compile_key(&mut self, key: &str) -> Result<Vec<u8>, Error> {
-        let script = self.source.get(key).map_err(source_error)?;
+        let script = self.shell.read(key)?;
         let pool = Arc::clone(&self.live()?.pool);
         compile_bytecode(&pool, key, &script.code)
     }
@@ -188,7 +173,7 @@ impl LuaInterpreter {
             policy: Arc::clone(&self.policy),
             modules: Arc::clone(&self.modules),
             limits: self.limits,
-            source: Arc::clone(&self.source),
+            source: Arc::clone(self.shell.source()),
             lightweight: false,
         };
         let extras = EvalExtras {
@@ -209,14 +194,6 @@ impl LuaInterpreter {
             }
         }
     }
-
-    /// The bytecode of loaded script `key`.
-    fn loaded(&self, key: &str) -> Result<Vec<u8>, Error> {
-        self.scripts
-            .get(key)
-            .cloned()
-            .ok_or_else(|| Error::not_found(format!("script {key:?} is not loaded")))
-    }
 }
 
 /// A new global environment (and `require` cache) in `lua`.
@@ -232,31 +209,24 @@ fn fresh_env(lua: &Lua, policy: &Policy) -> Result<(Table, Table), Error> {
 }
 
 impl ScriptEngine for LuaInterpreter {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
+    shell_methods!(as_loader: Loader, as_executor: Executor, as_globals: Globals,
+        as_functions: Functions, as_modules: Modules, as_watcher: Watcher);
 
     fn init(&mut self) -> Result<(), Error> {
         let r = self.live().map(|_| ());
-        self.record(r)
+        self.shell.record(r)
     }
 
     fn close(&mut self) -> Result<(), Error> {
-        self.closed = true;
+        self.shell.close();
         self.live = None;
-        self.scripts.clear();
         self.watches.clear();
         Ok(())
     }
 
-    fn last_error(&self) -> Option<&Error> {
-        self.last_error.as_ref()
-    }
-
     fn reset(&mut self) -> Result<(), Error> {
-        self.scripts.clear();
+        self.shell.reset();
         self.watches.clear();
-        self.last_error = None;
         let r = (|| {
             let (lua, _) = self.state()?;
             let fresh = fresh_env(&lua, &self.policy)?;
@@ -266,7 +236,7 @@ impl ScriptEngine for LuaInterpreter {
             }
             Ok(())
         })();
-        self.record(r)
+        self.shell.record(r)
     }
 
     fn set_policy(
@@ -291,61 +261,30 @@ impl ScriptEngine for LuaInterpreter {
             })(),
             None => Ok(()),
         };
-        self.record(r)
+        self.shell.record(r)
     }
 
     fn set_limits(&mut self, limits: Limits) -> Result<(), Error> {
         self.limits = limits;
         Ok(())
     }
-
-    fn as_loader(&mut self) -> Result<&mut dyn Loader, Error> {
-        Ok(self)
-    }
-
-    fn as_executor(&mut self) -> Result<&mut dyn Executor, Error> {
-        Ok(self)
-    }
-
-    fn as_globals(&mut self) -> Result<&mut dyn Globals, Error> {
-        Ok(self)
-    }
-
-    fn as_functions(&mut self) -> Result<&mut dyn Functions, Error> {
-        Ok(self)
-    }
-
-    fn as_modules(&mut self) -> Result<&mut dyn Modules, Error> {
-        Ok(self)
-    }
-
-    fn as_watcher(&mut self) -> Result<&mut dyn Watcher, Error> {
-        Ok(self)
-    }
 }
 
 impl Loader for LuaInterpreter {
     fn bind_source(&mut self, source: Arc<dyn Source>) {
-        self.source = source;
+        self.shell.bind(source);
     }
 
     fn load(&mut self, key: &str) -> Result<(), Error> {
-        let r = self
-            .compile_key(key)
-            .map(|b| drop(self.scripts.insert(key.to_owned(), b)));
-        self.record(r)
-    }
-
-    fn load_many(&mut self, keys: &[&str]) -> Result<(), Error> {
-        keys.iter().try_for_each(|k| self.load(k))
+        let r = self.compile_key(key).map(|b| self.shell.keep(key, b));
+        self.shell.record(r)
     }
 
     fn load_string(&mut self, name: &str, code: &str) -> Result<(), Error> {
         let r = self.live().map(|l| Arc::clone(&l.pool)).and_then(|pool| {
-            compile_bytecode(&pool, name, code.as_bytes())
-                .map(|b| drop(self.scripts.insert(name.to_owned(), b)))
+            compile_bytecode(&pool, name, code.as_bytes()).map(|b| self.shell.keep(name, b))
         });
-        self.record(r)
+        self.shell.record(r)
     }
 }
 
@@ -353,18 +292,16 @@ impl Executor for LuaInterpreter {
     fn execute(&mut self, key: &str) -> Result<Value, Error> {
         self.apply_changes();
         let r = self
+            .shell
             .loaded(key)
+            .cloned()
             .and_then(|b| self.run(key, Chunk::Binary(&b), None, Vec::new()));
-        self.record(r)
-    }
-
-    fn execute_many(&mut self, keys: &[&str]) -> Result<Vec<Value>, Error> {
-        keys.iter().map(|k| self.execute(k)).collect()
+        self.shell.record(r)
     }
 
     fn execute_string(&mut self, code: &str) -> Result<Value, Error> {
         let r = self.run("string", Chunk::Text(code.as_bytes()), None, Vec::new());
-        self.record(r)
+        self.shell.record(r)
     }
 }
 
@@ -374,7 +311,7 @@ impl Globals for LuaInterpreter {
             let v = to_lua(&lua, &value).map_err(internal)?;
             env.raw_set(name, v).map_err(internal)
         });
-        self.record(r)
+        self.shell.record(r)
     }
 
     fn get_global(&mut self, name: &str) -> Result<Value, Error> {
@@ -382,7 +319,7 @@ impl Globals for LuaInterpreter {
             let v: mlua::Value = env.raw_get(name).map_err(internal)?;
             to_value(&v)
         });
-        self.record(r)
+        self.shell.record(r)
     }
 }
 
@@ -405,12 +342,12 @@ impl Functions for LuaInterpreter {
             let wrapped = wrap(&lua, raw).map_err(internal)?;
             env.raw_set(name, wrapped).map_err(internal)
         });
-        self.record(r)
+        self.shell.record(r)
     }
 
     fn call_function(&mut self, name: &str, args: Vec<Value>) -> Result<Value, Error> {
         let r = self.run(name, Chunk::Text(b""), Some(name.to_owned()), args);
-        self.record(r)
+        self.shell.record(r)
     }
 }
 
@@ -424,11 +361,12 @@ impl Modules for LuaInterpreter {
 impl Watcher for LuaInterpreter {
     fn watch(&mut self, key: &str) -> Result<(), Error> {
         let r = self
-            .source
+            .shell
+            .source()
             .watch(key)
             .map_err(source_error)
             .map(|w| drop(self.watches.insert(key.to_owned(), w)));
-        self.record(r)
+        self.shell.record(r)
     }
 
     fn unwatch(&mut self, key: &str) -> Result<(), Error> {

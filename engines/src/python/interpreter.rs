@@ -13,13 +13,14 @@ use rustpython_vm::{Interpreter, VirtualMachine};
 use troupe_dispatcher::{Error, ErrorKind, Value};
 use troupe_modules::{ModuleDef, ModuleRegistry, Policy};
 use troupe_runtime::Limits;
-use troupe_sources::{MemorySource, Source, SourceError};
+use troupe_sources::Source;
 
 use super::STACK_SIZE;
 use super::vm::{self, Host, Output};
 use crate::capability::{
     Executor, Functions, Globals, HostFunction, Loader, Modules, ScriptEngine, closed,
 };
+use crate::shell::{Shell, shell_methods};
 
 /// The kind every Python interpreter reports.
 const KIND: &str = "python";
@@ -104,16 +105,14 @@ type Job = Box<dyn FnOnce(&mut Live) + Send>;
 /// # Ok::<(), troupe_dispatcher::Error>(())
 /// ```
 pub struct PythonInterpreter {
+    /// Loaded scripts, compiled.
+    shell: Shell<CodeObject>,
     output: Output,
     jobs: Option<Sender<Job>>,
-    closed: bool,
     policy: Arc<Policy>,
     modules: Arc<ModuleRegistry>,
     limits: Limits,
     functions: HashMap<String, HostFunction>,
-    source: Arc<dyn Source>,
-    scripts: HashMap<String, CodeObject>,
-    last_error: Option<Error>,
 }
 
 impl Default for PythonInterpreter {
@@ -132,25 +131,14 @@ impl PythonInterpreter {
     /// An interpreter whose `print` hands each line to `output`.
     pub fn with_output(output: impl Fn(&str) + Send + Sync + 'static) -> Self {
         Self {
+            shell: Shell::opened(KIND),
             output: Arc::new(output),
             jobs: None,
-            closed: false,
             policy: Arc::new(Policy::deny_all()),
             modules: Arc::new(ModuleRegistry::new()),
             limits: Limits::default(),
             functions: HashMap::new(),
-            source: Arc::new(MemorySource::new()),
-            scripts: HashMap::new(),
-            last_error: None,
         }
-    }
-
-    /// Records the outcome of a call for [`ScriptEngine::last_error`].
-    fn record<T>(&mut self, r: Result<T, Error>) -> Result<T, Error> {
-        if let Err(e) = &r {
-            self.last_error = Some(e.clone());
-        }
-        r
     }
 
     /// Makes the host context a fresh interpreter thread starts with.
@@ -172,9 +160,7 @@ impl PythonInterpreter {
 
     /// Starts the interpreter thread if it is not running.
     fn start(&mut self) -> Result<&Sender<Job>, Error> {
-        if self.closed {
-            return Err(closed(KIND));
-        }
+        self.shell.check()?;
         if self.jobs.is_none() {
             let (tx, rx) = mpsc::channel::<Job>();
             let host = self.host();
@@ -217,17 +203,13 @@ impl PythonInterpreter {
             rx.recv()
                 .map_err(|_| Error::internal("the Python interpreter thread ended"))?
         })();
-        self.record(r)
+        self.shell.record(r)
     }
 
     /// Changes the host context on the interpreter thread (if running).
     fn update(&mut self, f: impl FnOnce(&mut Live) + Send + 'static) -> Result<(), Error> {
         if self.jobs.is_none() {
-            return if self.closed {
-                Err(closed(KIND))
-            } else {
-                Ok(())
-            };
+            return self.shell.check();
         }
         self.call(move |live| {
             f(live);
@@ -236,38 +218,23 @@ impl PythonInterpreter {
     }
 }
 
-fn source_error(e: SourceError) -> Error {
-    let kind = match &e {
-        SourceError::NotFound { .. } => ErrorKind::NotFound,
-        _ => ErrorKind::Unavailable,
-    };
-    Error::new(kind, e.to_string())
-}
-
 impl ScriptEngine for PythonInterpreter {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
+    shell_methods!(as_loader: Loader, as_executor: Executor, as_globals: Globals,
+        as_functions: Functions, as_modules: Modules);
 
     fn init(&mut self) -> Result<(), Error> {
         self.call(|live| live.run(|_, _| Ok(())))
     }
 
     fn close(&mut self) -> Result<(), Error> {
-        self.closed = true;
+        self.shell.close();
         self.jobs = None;
-        self.scripts.clear();
         Ok(())
     }
 
-    fn last_error(&self) -> Option<&Error> {
-        self.last_error.as_ref()
-    }
-
     fn reset(&mut self) -> Result<(), Error> {
-        self.scripts.clear();
+        self.shell.reset();
         self.functions.clear();
-        self.last_error = None;
         self.update(|live| {
             vm::with_host(|h| h.functions.clear());
             live.clear();
@@ -296,62 +263,33 @@ impl ScriptEngine for PythonInterpreter {
             vm::with_host(|h| h.limits = limits);
         })
     }
-
-    fn as_loader(&mut self) -> Result<&mut dyn Loader, Error> {
-        Ok(self)
-    }
-
-    fn as_executor(&mut self) -> Result<&mut dyn Executor, Error> {
-        Ok(self)
-    }
-
-    fn as_globals(&mut self) -> Result<&mut dyn Globals, Error> {
-        Ok(self)
-    }
-
-    fn as_functions(&mut self) -> Result<&mut dyn Functions, Error> {
-        Ok(self)
-    }
-
-    fn as_modules(&mut self) -> Result<&mut dyn Modules, Error> {
-        Ok(self)
-    }
 }
 
 impl Loader for PythonInterpreter {
     fn bind_source(&mut self, source: Arc<dyn Source>) {
-        self.source = source;
+        self.shell.bind(source);
     }
 
     fn load(&mut self, key: &str) -> Result<(), Error> {
-        let r = self.source.get(key).map_err(source_error).and_then(|s| {
+        let r = self.shell.read(key).and_then(|s| {
             let text = std::str::from_utf8(&s.code)
                 .map_err(|_| Error::invalid(format!("{key} is not UTF-8")))?;
             vm::compile(key, text, Mode::Exec)
         });
-        let r = r.map(|code| drop(self.scripts.insert(key.to_owned(), code)));
-        self.record(r)
-    }
-
-    fn load_many(&mut self, keys: &[&str]) -> Result<(), Error> {
-        keys.iter().try_for_each(|k| self.load(k))
+        let r = r.map(|code| self.shell.keep(key, code));
+        self.shell.record(r)
     }
 
     fn load_string(&mut self, name: &str, code: &str) -> Result<(), Error> {
-        let r = vm::compile(name, code, Mode::Exec)
-            .map(|code| drop(self.scripts.insert(name.to_owned(), code)));
-        self.record(r)
+        let r = vm::compile(name, code, Mode::Exec).map(|code| self.shell.keep(name, code));
+        self.shell.record(r)
     }
 }
 
 impl Executor for PythonInterpreter {
     fn execute(&mut self, key: &str) -> Result<Value, Error> {
-        let code = self
-            .scripts
-            .get(key)
-            .cloned()
-            .ok_or_else(|| Error::not_found(format!("script {key:?} is not loaded")));
-        let code = self.record(code)?;
+        let code = self.shell.loaded(key).cloned();
+        let code = self.shell.record(code)?;
         self.call(move |live| {
             live.run(|vm, scope| {
                 let obj = vm::run_code(vm, vm.ctx.new_code(code), scope)
@@ -360,10 +298,6 @@ impl Executor for PythonInterpreter {
                     .map_err(|e| Error::invalid(format!("script result: {}", e.message())))
             })
         })
-    }
-
-    fn execute_many(&mut self, keys: &[&str]) -> Result<Vec<Value>, Error> {
-        keys.iter().map(|k| self.execute(k)).collect()
     }
 
     fn execute_string(&mut self, code: &str) -> Result<Value, Error> {

@@ -46,7 +46,8 @@ use troupe_runtime::{Engine, Limits, Process, ProcessInit, Program};
 use troupe_sources::Script;
 
 use crate::capability::{Functions, Globals as GlobalsCap, HostFunction};
-use crate::deterministic::{OneShot, Shell, downcast, interpreter, text, variables};
+use crate::deterministic::{OneShot, downcast, interpreter, text, variables};
+use crate::shell::Shell;
 
 /// The engine's name.
 const KIND: &str = "starlark";
@@ -497,7 +498,7 @@ impl StarlarkInterpreter {
     }
 }
 
-interpreter!(StarlarkInterpreter, KIND);
+interpreter!(StarlarkInterpreter);
 
 impl GlobalsCap for StarlarkInterpreter {
     fn set_global(&mut self, name: &str, value: Value) -> Result<(), Error> {

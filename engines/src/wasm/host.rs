@@ -177,7 +177,7 @@ fn finished(result: Result<Ret, CallError>) -> Result<Value, Error> {
 async fn call_and_respond(
     caller: &mut Caller<'_, Host>,
     out: i32,
-    request: Result<(String, String, Vec<Value>), Error>,
+    request: Request,
 ) -> wasmtime::Result<i32> {
     let result = match request {
         Ok((module, function, args)) => {
@@ -218,76 +218,100 @@ fn guest_error(v: &Value) -> Result<Error, Error> {
     Ok(e)
 }
 
+/// A call a guest asks for: module, function, arguments; or why its
+/// request could not be read.
+type Request = Result<(String, String, Vec<Value>), Error>;
+
+/// Defines the async import `name`, whose parameters `P` end with the
+/// guest's `out` pointer: `request` reads what the guest asks for from
+/// them (and says where `out` is), the call runs like [`dispatch`] and its
+/// outcome is written at `out`.
+fn define_call<P>(
+    linker: &mut Linker<Host>,
+    name: &str,
+    request: fn(&mut Caller<'_, Host>, P) -> wasmtime::Result<(Request, i32)>,
+) -> wasmtime::Result<()>
+where
+    P: wasmtime::WasmTyList + Send + 'static,
+{
+    linker.func_wrap_async(
+        NAMESPACE,
+        name,
+        move |mut caller: Caller<'_, Host>, params: P| {
+            Box::new(async move {
+                let (request, out) = request(&mut caller, params)?;
+                call_and_respond(&mut caller, out, request).await
+            })
+        },
+    )?;
+    Ok(())
+}
+
+/// Two texts and a value the guest passed as three `(ptr, len)` pairs, the
+/// value read by `third`. A buffer outside the guest's memory traps; the
+/// first bad one of the three is the error for the guest.
+fn read_two_texts_and<T>(
+    caller: &mut Caller<'_, Host>,
+    [first, second, last]: [(i32, i32); 3],
+    third: fn(&mut Caller<'_, Host>, i32, i32) -> wasmtime::Result<Result<T, Error>>,
+) -> wasmtime::Result<Result<(String, String, T), Error>> {
+    let a = abi::read_str(caller, first.0, first.1)?;
+    let b = abi::read_str(caller, second.0, second.1)?;
+    let c = third(caller, last.0, last.1)?;
+    Ok(a.and_then(|a| Ok((a, b?, c?))))
+}
+
 /// Defines the `troupe` imports in `linker`.
 pub(crate) fn define(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
-    linker.func_wrap_async(
-        NAMESPACE,
+    define_call(
+        linker,
         "call",
-        |mut caller: Caller<'_, Host>,
-         (mp, ml, fp, fl, ap, al, out): (i32, i32, i32, i32, i32, i32, i32)| {
-            Box::new(async move {
-                let module = abi::read_str(&mut caller, mp, ml)?;
-                let function = abi::read_str(&mut caller, fp, fl)?;
-                let args = abi::read_args(&mut caller, ap, al)?;
-                let request = module.and_then(|m| Ok((m, function?, args?)));
-                call_and_respond(&mut caller, out, request).await
-            })
+        |caller, (mp, ml, fp, fl, ap, al, out): (i32, i32, i32, i32, i32, i32, i32)| {
+            let request =
+                read_two_texts_and(caller, [(mp, ml), (fp, fl), (ap, al)], abi::read_args)?;
+            Ok((request, out))
         },
     )?;
-    linker.func_wrap_async(
-        NAMESPACE,
+    define_call(
+        linker,
         "send",
-        |mut caller: Caller<'_, Host>,
-         (tp, tl, sp, sl, pp, pl, out): (i32, i32, i32, i32, i32, i32, i32)| {
-            Box::new(async move {
-                let to = abi::read_str(&mut caller, tp, tl)?;
-                let topic = abi::read_str(&mut caller, sp, sl)?;
-                let payload = abi::read_value(&mut caller, pp, pl)?;
-                let request = to.and_then(|to| {
-                    let args = vec![Value::from(to), Value::from(topic?), payload?];
-                    Ok(("process".to_owned(), "send".to_owned(), args))
-                });
-                call_and_respond(&mut caller, out, request).await
-            })
+        |caller, (tp, tl, sp, sl, pp, pl, out): (i32, i32, i32, i32, i32, i32, i32)| {
+            let read = read_two_texts_and(caller, [(tp, tl), (sp, sl), (pp, pl)], abi::read_value)?;
+            let request = read.map(|(to, topic, payload)| {
+                let args = vec![Value::from(to), Value::from(topic), payload];
+                ("process".to_owned(), "send".to_owned(), args)
+            });
+            Ok((request, out))
         },
     )?;
-    linker.func_wrap_async(
-        NAMESPACE,
+    define_call(
+        linker,
         "receive",
-        |mut caller: Caller<'_, Host>, (tp, tl, timeout, out): (i32, i32, i64, i32)| {
-            Box::new(async move {
-                let topic = abi::read_str(&mut caller, tp, tl)?;
-                let request = topic.map(|t| {
-                    let topic = if t.is_empty() {
-                        Value::Nil
-                    } else {
-                        Value::from(t)
-                    };
-                    let timeout = if timeout < 0 {
-                        Value::Nil
-                    } else {
-                        Value::Int(timeout)
-                    };
-                    (
-                        "process".to_owned(),
-                        "receive".to_owned(),
-                        vec![topic, timeout],
-                    )
-                });
-                call_and_respond(&mut caller, out, request).await
-            })
+        |caller, (tp, tl, timeout, out): (i32, i32, i64, i32)| {
+            let request = abi::read_str(caller, tp, tl)?.map(|t| {
+                let topic = if t.is_empty() {
+                    Value::Nil
+                } else {
+                    Value::from(t)
+                };
+                let timeout = if timeout < 0 {
+                    Value::Nil
+                } else {
+                    Value::Int(timeout)
+                };
+                (
+                    "process".to_owned(),
+                    "receive".to_owned(),
+                    vec![topic, timeout],
+                )
+            });
+            Ok((request, out))
         },
     )?;
-    linker.func_wrap_async(
-        NAMESPACE,
-        "sleep",
-        |mut caller: Caller<'_, Host>, (ms, out): (i64, i32)| {
-            Box::new(async move {
-                let request = Ok(("time".to_owned(), "sleep".to_owned(), vec![Value::Int(ms)]));
-                call_and_respond(&mut caller, out, request).await
-            })
-        },
-    )?;
+    define_call(linker, "sleep", |_, (ms, out): (i64, i32)| {
+        let request = Ok(("time".to_owned(), "sleep".to_owned(), vec![Value::Int(ms)]));
+        Ok((request, out))
+    })?;
     linker.func_wrap_async(
         NAMESPACE,
         "self",

@@ -15,7 +15,7 @@ use std::time::Instant;
 use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
 use troupe_modules::{ModuleDef, ModuleRegistry, Policy};
 use troupe_runtime::Limits;
-use troupe_sources::{MemorySource, Source};
+use troupe_sources::Source;
 use wasmtime::{Instance, Module, Store};
 
 use super::Shared;
@@ -23,9 +23,8 @@ use super::abi::{self, DEFAULT_ENTRY};
 use super::error::from_wasmtime;
 use super::host::{Ctx, Host};
 use super::process::{new_store, run_to_end};
-use crate::capability::{
-    Executor, Functions, HostFunction, Loader, Modules, ScriptEngine, closed, source_error,
-};
+use crate::capability::{Executor, Functions, HostFunction, Loader, Modules, ScriptEngine};
+use crate::shell::{Shell, shell_methods};
 
 const KIND: &str = "wasm";
 
@@ -37,16 +36,14 @@ struct Loaded {
 
 /// One WebAssembly interpreter instance (see the module docs).
 pub struct WasmInterpreter {
+    /// The loaded scripts, instantiated.
+    shell: Shell<Loaded>,
     shared: Result<Arc<Shared>, Error>,
-    closed: bool,
     policy: Arc<Policy>,
     modules: Arc<ModuleRegistry>,
     limits: Limits,
-    source: Arc<dyn Source>,
     functions: HashMap<String, HostFunction>,
-    loaded: HashMap<String, Loaded>,
     current: Option<String>,
-    last_error: Option<Error>,
 }
 
 impl Default for WasmInterpreter {
@@ -60,31 +57,18 @@ impl WasmInterpreter {
     /// limits and an empty source.
     pub fn new() -> Self {
         Self {
+            shell: Shell::opened(KIND),
             shared: Shared::new().map(Arc::new),
-            closed: false,
             policy: Arc::new(Policy::deny_all()),
             modules: Arc::new(ModuleRegistry::with_builtins()),
             limits: Limits::default(),
-            source: Arc::new(MemorySource::new()),
             functions: HashMap::new(),
-            loaded: HashMap::new(),
             current: None,
-            last_error: None,
         }
-    }
-
-    /// Records the outcome of a call for [`ScriptEngine::last_error`].
-    fn record<T>(&mut self, r: Result<T, Error>) -> Result<T, Error> {
-        if let Err(e) = &r {
-            self.last_error = Some(e.clone());
-        }
-        r
     }
 
     fn shared(&self) -> Result<Arc<Shared>, Error> {
-        if self.closed {
-            return Err(closed(KIND));
-        }
+        self.shell.check()?;
         self.shared.clone()
     }
 
@@ -104,16 +88,13 @@ impl WasmInterpreter {
     /// Gives every loaded instance the current policy, modules, functions
     /// and memory limit.
     fn refresh(&mut self) {
-        let contexts: Vec<(String, Arc<Ctx>)> = self
-            .loaded
-            .keys()
-            .map(|k| (k.clone(), self.ctx(k)))
-            .collect();
-        for (key, ctx) in contexts {
-            if let Some(l) = self.loaded.get_mut(&key) {
+        for key in self.shell.keys() {
+            let ctx = self.ctx(&key);
+            if let Ok(mut l) = self.shell.take(&key) {
                 let host = l.store.data_mut();
                 host.ctx = ctx;
                 host.limiter.max_memory = self.limits.max_memory.map(|m| m.get());
+                self.shell.keep(&key, l);
             }
         }
     }
@@ -167,52 +148,40 @@ impl WasmInterpreter {
 
     /// Calls export `name` of the loaded script `key`.
     fn call_loaded(&mut self, key: &str, name: &str, args: Vec<Value>) -> Result<Value, Error> {
-        let mut loaded = self
-            .loaded
-            .remove(key)
-            .ok_or_else(|| Error::not_found(format!("script {key:?} is not loaded")))?;
+        let mut loaded = self.shell.take(key)?;
         let r = self.call(&mut loaded, name, args);
-        self.loaded.insert(key.to_owned(), loaded);
+        self.shell.keep(key, loaded);
         r
     }
 
     fn keep(&mut self, key: &str, code: &[u8]) -> Result<(), Error> {
         let loaded = self.instantiate(key, code)?;
-        self.loaded.insert(key.to_owned(), loaded);
+        self.shell.keep(key, loaded);
         self.current = Some(key.to_owned());
         Ok(())
     }
 }
 
 impl ScriptEngine for WasmInterpreter {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
+    shell_methods!(as_loader: Loader, as_executor: Executor, as_functions: Functions,
+        as_modules: Modules);
 
     fn init(&mut self) -> Result<(), Error> {
         let r = self.shared().map(|_| ());
-        self.record(r)
+        self.shell.record(r)
     }
 
     fn close(&mut self) -> Result<(), Error> {
-        self.loaded.clear();
+        self.shell.close();
         self.current = None;
-        self.closed = true;
         Ok(())
     }
 
-    fn last_error(&self) -> Option<&Error> {
-        self.last_error.as_ref()
-    }
-
     fn reset(&mut self) -> Result<(), Error> {
-        if self.closed {
-            return Err(closed(KIND));
-        }
-        self.loaded.clear();
+        self.shell.check()?;
+        self.shell.reset();
         self.current = None;
         self.functions.clear();
-        self.last_error = None;
         Ok(())
     }
 
@@ -232,72 +201,45 @@ impl ScriptEngine for WasmInterpreter {
         self.refresh();
         Ok(())
     }
-
-    fn as_loader(&mut self) -> Result<&mut dyn Loader, Error> {
-        Ok(self)
-    }
-
-    fn as_executor(&mut self) -> Result<&mut dyn Executor, Error> {
-        Ok(self)
-    }
-
-    fn as_functions(&mut self) -> Result<&mut dyn Functions, Error> {
-        Ok(self)
-    }
-
-    fn as_modules(&mut self) -> Result<&mut dyn Modules, Error> {
-        Ok(self)
-    }
 }
 
 impl Loader for WasmInterpreter {
     fn bind_source(&mut self, source: Arc<dyn Source>) {
-        self.source = source;
+        self.shell.bind(source);
     }
 
     fn load(&mut self, key: &str) -> Result<(), Error> {
         let r = self
-            .source
-            .get(key)
-            .map_err(source_error)
+            .shell
+            .read(key)
             .and_then(|script| self.keep(key, &script.code));
-        self.record(r)
-    }
-
-    fn load_many(&mut self, keys: &[&str]) -> Result<(), Error> {
-        keys.iter().try_for_each(|k| self.load(k))
+        self.shell.record(r)
     }
 
     fn load_string(&mut self, name: &str, code: &str) -> Result<(), Error> {
         let r = self.keep(name, code.as_bytes());
-        self.record(r)
+        self.shell.record(r)
     }
 }
 
 impl Executor for WasmInterpreter {
     fn execute(&mut self, key: &str) -> Result<Value, Error> {
         let r = self.call_loaded(key, DEFAULT_ENTRY, Vec::new());
-        self.record(r)
-    }
-
-    fn execute_many(&mut self, keys: &[&str]) -> Result<Vec<Value>, Error> {
-        keys.iter().map(|k| self.execute(k)).collect()
+        self.shell.record(r)
     }
 
     fn execute_string(&mut self, code: &str) -> Result<Value, Error> {
         let r = self
             .instantiate("<string>", code.as_bytes())
             .and_then(|mut l| self.call(&mut l, DEFAULT_ENTRY, Vec::new()));
-        self.record(r)
+        self.shell.record(r)
     }
 }
 
 impl Functions for WasmInterpreter {
     /// Makes `f` callable from guests as `call("host", name, args)`.
     fn register_function(&mut self, name: &str, f: HostFunction) -> Result<(), Error> {
-        if self.closed {
-            return Err(closed(KIND));
-        }
+        self.shell.check()?;
         self.functions.insert(name.to_owned(), f);
         self.refresh();
         Ok(())
@@ -311,7 +253,7 @@ impl Functions for WasmInterpreter {
             .clone()
             .ok_or_else(|| Error::not_found("no WebAssembly module is loaded"))
             .and_then(|key| self.call_loaded(&key, name, args));
-        self.record(r)
+        self.shell.record(r)
     }
 }
 

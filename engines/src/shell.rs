@@ -1,0 +1,179 @@
+//! What every interpreter keeps beside its engine's own state: whether it
+//! is open, the last error a call returned, the bound source and the
+//! scripts loaded from it (or from strings), compiled to `P`; and
+//! [`shell_methods!`], the `ScriptEngine` methods that only read the shell
+//! (`kind`, `last_error`) with the `as_*` accessors of the capabilities an
+//! interpreter has.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use troupe_dispatcher::Error;
+use troupe_sources::{MemorySource, Script, Source};
+
+use crate::capability::{closed, source_error};
+
+/// The bookkeeping of one interpreter instance (see the module docs).
+/// Interpreters that keep their compiled scripts elsewhere (JS keeps them
+/// on its JS thread) use `Shell<()>` and leave the loaded scripts empty.
+pub(crate) struct Shell<P = ()> {
+    kind: &'static str,
+    open: bool,
+    last_error: Option<Error>,
+    source: Arc<dyn Source>,
+    loaded: HashMap<String, P>,
+}
+
+impl<P> Shell<P> {
+    /// A closed shell for an engine of `kind`, with an empty source:
+    /// [`Shell::open`] opens it (for interpreters that need `init`).
+    pub(crate) fn new(kind: &'static str) -> Self {
+        Self {
+            kind,
+            open: false,
+            last_error: None,
+            source: Arc::new(MemorySource::new()),
+            loaded: HashMap::new(),
+        }
+    }
+
+    /// An open shell, for interpreters that start on first use.
+    pub(crate) fn opened(kind: &'static str) -> Self {
+        Self {
+            open: true,
+            ..Self::new(kind)
+        }
+    }
+
+    /// The engine's kind.
+    pub(crate) fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// Opens the instance (idempotent).
+    #[cfg(any(feature = "starlark", feature = "cel", feature = "expr"))]
+    pub(crate) fn open(&mut self) {
+        self.open = true;
+    }
+
+    /// Closes the instance and drops what it loaded.
+    pub(crate) fn close(&mut self) {
+        self.open = false;
+        self.loaded.clear();
+    }
+
+    /// `UNAVAILABLE` once closed (or, for a shell made closed, before it
+    /// was opened).
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        if self.open {
+            Ok(())
+        } else {
+            Err(closed(self.kind))
+        }
+    }
+
+    /// The last error [`Shell::record`] saw.
+    pub(crate) fn last_error(&self) -> Option<&Error> {
+        self.last_error.as_ref()
+    }
+
+    /// Remembers `result`'s error as the last error and passes it on.
+    pub(crate) fn record<T>(&mut self, result: Result<T, Error>) -> Result<T, Error> {
+        if let Err(e) = &result {
+            self.last_error = Some(e.clone());
+        }
+        result
+    }
+
+    /// Drops the loaded scripts and the last error (the source stays bound).
+    pub(crate) fn reset(&mut self) {
+        self.loaded.clear();
+        self.last_error = None;
+    }
+
+    /// Binds the source [`Shell::read`] reads from.
+    pub(crate) fn bind(&mut self, source: Arc<dyn Source>) {
+        self.source = source;
+    }
+
+    /// The bound source (an empty one until [`Shell::bind`]).
+    #[cfg(feature = "lua")]
+    pub(crate) fn source(&self) -> &Arc<dyn Source> {
+        &self.source
+    }
+
+    /// Reads `key` from the bound source, its error as a [`Loader`]'s.
+    ///
+    /// [`Loader`]: crate::capability::Loader
+    pub(crate) fn read(&self, key: &str) -> Result<Script, Error> {
+        self.source.get(key).map_err(source_error)
+    }
+
+    /// Keeps `program` as the loaded script `key`.
+    #[cfg(any(
+        feature = "lua",
+        feature = "python",
+        feature = "wasm",
+        feature = "starlark",
+        feature = "cel",
+        feature = "expr"
+    ))]
+    pub(crate) fn keep(&mut self, key: &str, program: P) {
+        self.loaded.insert(key.to_owned(), program);
+    }
+
+    /// A loaded script; `NOT_FOUND` when `key` was not loaded.
+    #[cfg(any(
+        feature = "lua",
+        feature = "python",
+        feature = "starlark",
+        feature = "cel",
+        feature = "expr"
+    ))]
+    pub(crate) fn loaded(&self, key: &str) -> Result<&P, Error> {
+        self.loaded.get(key).ok_or_else(|| not_loaded(key))
+    }
+
+    /// Takes the loaded script `key` out (put it back with
+    /// [`Shell::keep`]); `NOT_FOUND` when `key` was not loaded.
+    #[cfg(feature = "wasm")]
+    pub(crate) fn take(&mut self, key: &str) -> Result<P, Error> {
+        self.loaded.remove(key).ok_or_else(|| not_loaded(key))
+    }
+
+    /// The keys of the loaded scripts.
+    #[cfg(feature = "wasm")]
+    pub(crate) fn keys(&self) -> Vec<String> {
+        self.loaded.keys().cloned().collect()
+    }
+}
+
+/// `NOT_FOUND: script "KEY" is not loaded`
+pub(crate) fn not_loaded(key: &str) -> Error {
+    Error::not_found(format!("script {key:?} is not loaded"))
+}
+
+/// Inside `impl ScriptEngine for T` whose field `shell` is a [`Shell`]:
+/// `kind` and `last_error` from the shell, and an `as_*` accessor
+/// returning `Ok(self)` for each `as_capability: Capability` pair named
+/// (the capabilities `T` implements).
+macro_rules! shell_methods {
+    ($($accessor:ident: $capability:ident),* $(,)?) => {
+        fn kind(&self) -> &'static str {
+            self.shell.kind()
+        }
+
+        fn last_error(&self) -> Option<&::troupe_dispatcher::Error> {
+            self.shell.last_error()
+        }
+
+        $(
+            fn $accessor(
+                &mut self,
+            ) -> Result<&mut dyn $crate::capability::$capability, ::troupe_dispatcher::Error> {
+                Ok(self)
+            }
+        )*
+    };
+}
+pub(crate) use shell_methods;
