@@ -38,6 +38,7 @@ impl<P> Shell<P> {
     }
 
     /// An open shell, for interpreters that start on first use.
+    #[cfg(any(feature = "lua", feature = "js", feature = "python", feature = "wasm"))]
     pub(crate) fn opened(kind: &'static str) -> Self {
         Self {
             open: true,

@@ -222,6 +222,14 @@ fn guest_error(v: &Value) -> Result<Error, Error> {
 /// request could not be read.
 type Request = Result<(String, String, Vec<Value>), Error>;
 
+/// Reads a call's request from the import's parameters `P`; also returns
+/// the guest's `out` pointer.
+type ReadRequest<P> = fn(&mut Caller<'_, Host>, P) -> wasmtime::Result<(Request, i32)>;
+
+/// Reads what the guest passed at `(ptr, len)`: a trap, or a value or the
+/// error the guest gets.
+type Reader<T> = fn(&mut Caller<'_, Host>, i32, i32) -> wasmtime::Result<Result<T, Error>>;
+
 /// Defines the async import `name`, whose parameters `P` end with the
 /// guest's `out` pointer: `request` reads what the guest asks for from
 /// them (and says where `out` is), the call runs like [`dispatch`] and its
@@ -229,7 +237,7 @@ type Request = Result<(String, String, Vec<Value>), Error>;
 fn define_call<P>(
     linker: &mut Linker<Host>,
     name: &str,
-    request: fn(&mut Caller<'_, Host>, P) -> wasmtime::Result<(Request, i32)>,
+    request: ReadRequest<P>,
 ) -> wasmtime::Result<()>
 where
     P: wasmtime::WasmTyList + Send + 'static,
@@ -253,7 +261,7 @@ where
 fn read_two_texts_and<T>(
     caller: &mut Caller<'_, Host>,
     [first, second, last]: [(i32, i32); 3],
-    third: fn(&mut Caller<'_, Host>, i32, i32) -> wasmtime::Result<Result<T, Error>>,
+    third: Reader<T>,
 ) -> wasmtime::Result<Result<(String, String, T), Error>> {
     let a = abi::read_str(caller, first.0, first.1)?;
     let b = abi::read_str(caller, second.0, second.1)?;
