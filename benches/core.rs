@@ -25,7 +25,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use mlua::chunk::ChunkMode;
 use mlua::{Function, Lua};
 use troupe::{Class, LuaEngine, MemorySource, Policy, Runtime, Spawn, Value};
@@ -101,12 +102,19 @@ fn timed_run(rt: &Runtime, spawn: Spawn, iters: u64) -> Duration {
     elapsed
 }
 
-fn yield_roundtrip(c: &mut Criterion) {
-    let mut g = c.benchmark_group("yield_roundtrip");
+/// A group of this file's settings: 15 samples, 1 s warm-up, 3 s of
+/// measurement, throughput per element.
+fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+    let mut g = c.benchmark_group(name);
     g.sample_size(15)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .throughput(Throughput::Elements(1));
+    g
+}
+
+fn yield_roundtrip(c: &mut Criterion) {
+    let mut g = group(c, "yield_roundtrip");
 
     // Baseline: a bare mlua coroutine that yields forever, resumed from Rust.
     let lua = Lua::new();
@@ -130,11 +138,7 @@ fn yield_roundtrip(c: &mut Criterion) {
 
 fn spawn(c: &mut Criterion) {
     const BATCH: u64 = 1000;
-    let mut g = c.benchmark_group("spawn");
-    g.sample_size(15)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .throughput(Throughput::Elements(1));
+    let mut g = group(c, "spawn");
 
     // Baseline 1: a fresh state per "process", running precompiled bytecode.
     let bytecode = {
@@ -187,11 +191,7 @@ fn spawn(c: &mut Criterion) {
 }
 
 fn ping_pong(c: &mut Criterion) {
-    let mut g = c.benchmark_group("ping_pong");
-    g.sample_size(15)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .throughput(Throughput::Elements(1));
+    let mut g = group(c, "ping_pong");
 
     // Baseline: two OS threads, one round trip = send + blocking receive.
     let (to_echo, echo_rx) = mpsc::sync_channel::<u64>(1);
