@@ -12,10 +12,12 @@
 //!   (spawn K, then join all) on a single worker, so the throughput is per
 //!   core; against a fresh `Lua::new()` + load precompiled bytecode + call,
 //!   and against a new coroutine in one shared state. Target: ≥ 20,000
-//!   spawns/s per core.
+//!   spawns/s per core; lightweight processes (coroutines in shared
+//!   states): ≥ 1,000,000/s.
 //! * `ping_pong` — one message round trip between two Troupe processes (a
-//!   script spawns a `pong.lua` partner), on one and on two
-//!   workers; against two OS threads ping-ponging over `std::sync::mpsc`.
+//!   script spawns a `pong.lua` partner), on one and on two workers,
+//!   isolated and lightweight (target ≤ 0.5 µs); against two OS threads
+//!   ping-ponging over `std::sync::mpsc`.
 //!   (Runs with preemption effectively off; see the workaround note there.)
 //!
 //! Run with `cargo bench --bench core`.
@@ -60,8 +62,8 @@ return n
             "ping.lua",
             r#"
 local process = require("process")
-local n = ...
-local peer = assert(process.spawn("pong.lua"))
+local n, light = ...
+local peer = assert(process.spawn("pong.lua", { lightweight = light }))
 for i = 1, n do
   assert(process.send(peer, "ping", i))
   local reply = assert(process.receive("pong"))
@@ -93,9 +95,16 @@ fn runtime_with_pool(workers: usize, pool: usize) -> Runtime {
 
 /// Runs `spawn` with the iteration count as its argument and returns how
 /// long it took; the script must return that count.
-fn timed_run(rt: &Runtime, spawn: Spawn, iters: u64) -> Duration {
+/// With `light`, the process is lightweight and gets `true` as a second
+/// argument (for its children).
+fn timed_run(rt: &Runtime, spawn: Spawn, iters: u64, light: bool) -> Duration {
     let start = Instant::now();
-    let h = rt.spawn(spawn.args([count(iters)])).expect("spawn");
+    let spawn = if light {
+        spawn.lightweight().args([count(iters), Value::Bool(true)])
+    } else {
+        spawn.args([count(iters)])
+    };
+    let h = rt.spawn(spawn).expect("spawn");
     let v = h.join_blocking().expect("join");
     let elapsed = start.elapsed();
     assert_eq!(v, count(iters));
@@ -130,7 +139,7 @@ fn yield_roundtrip(c: &mut Criterion) {
     // Troupe: `time.now()` N times in one process = N command round trips.
     let rt = runtime(1);
     g.bench_function("troupe_time_now", |b| {
-        b.iter_custom(|iters| timed_run(&rt, Spawn::script("yield_loop.lua"), iters));
+        b.iter_custom(|iters| timed_run(&rt, Spawn::script("yield_loop.lua"), iters, false));
     });
     g.finish();
     rt.shutdown();
@@ -175,15 +184,26 @@ fn spawn(c: &mut Criterion) {
     });
 
     // Troupe: spawn a batch from the host on one worker, then join them all;
-    // with the default state pool, and with none (a fresh state, five
-    // libraries and the prelude per process).
-    for (name, pool) in [
-        ("troupe_spawn_run_exit_1_worker", troupe::DEFAULT_STATE_POOL),
-        ("troupe_spawn_run_exit_1_worker_no_pool", 0),
+    // with the default state pool, with none (a fresh state, five
+    // libraries and the prelude per process), and lightweight (a coroutine
+    // in a shared state).
+    let noop = Spawn::script("noop.lua");
+    for (name, pool, spawn) in [
+        (
+            "troupe_spawn_run_exit_1_worker",
+            troupe::DEFAULT_STATE_POOL,
+            noop.clone(),
+        ),
+        ("troupe_spawn_run_exit_1_worker_no_pool", 0, noop.clone()),
+        (
+            "troupe_lightweight_spawn_run_exit_1_worker",
+            troupe::DEFAULT_STATE_POOL,
+            noop.lightweight(),
+        ),
     ] {
         let rt = runtime_with_pool(1, pool);
         g.bench_function(name, |b| {
-            b.iter_custom(|iters| spawn_batches(&rt, "noop.lua", BATCH, iters, &Value::Int(1)));
+            b.iter_custom(|iters| spawn_batches(&rt, &spawn, BATCH, iters, &Value::Int(1)));
         });
         rt.shutdown();
     }
@@ -218,8 +238,12 @@ fn ping_pong(c: &mut Criterion) {
     for workers in [1, 2] {
         let rt = runtime(workers);
         g.bench_function(format!("troupe_processes_{workers}_workers"), |b| {
-            b.iter_custom(|iters| timed_run(&rt, Spawn::script("ping.lua"), iters));
+            b.iter_custom(|iters| timed_run(&rt, Spawn::script("ping.lua"), iters, false));
         });
+        g.bench_function(
+            format!("troupe_lightweight_processes_{workers}_workers"),
+            |b| b.iter_custom(|iters| timed_run(&rt, Spawn::script("ping.lua"), iters, true)),
+        );
         rt.shutdown();
     }
     g.finish();

@@ -122,7 +122,15 @@ fn spawn(c: &mut Criterion) {
 
     let rt = runtime(1);
     g.bench_function("troupe_spawn_run_exit", |b| {
-        b.iter_custom(|iters| spawn_batches(&rt, "noop.wat", BATCH, iters, &Value::Int(1)));
+        b.iter_custom(|iters| {
+            spawn_batches(
+                &rt,
+                &Spawn::script("noop.wat"),
+                BATCH,
+                iters,
+                &Value::Int(1),
+            )
+        });
     });
     g.finish();
     rt.shutdown();

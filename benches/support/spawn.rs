@@ -5,12 +5,12 @@ use std::time::{Duration, Instant};
 
 use troupe::{Runtime, Spawn, Value};
 
-/// Spawns `script` `iters` times on `rt` in batches of `batch` (spawn the
+/// Spawns `spawn` `iters` times on `rt` in batches of `batch` (spawn the
 /// batch, then join it all), checking that every process ends with
 /// `expect`; how long that took.
 pub fn spawn_batches(
     rt: &Runtime,
-    script: &str,
+    spawn: &Spawn,
     batch: u64,
     iters: u64,
     expect: &Value,
@@ -21,7 +21,7 @@ pub fn spawn_batches(
     while left > 0 {
         let k = left.min(batch);
         for _ in 0..k {
-            handles.push(rt.spawn(Spawn::script(script)).expect("spawn"));
+            handles.push(rt.spawn(spawn.clone()).expect("spawn"));
         }
         for h in handles.drain(..) {
             assert_eq!(&h.join_blocking().expect("join"), expect);

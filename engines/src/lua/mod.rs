@@ -233,7 +233,7 @@ pub(crate) fn prepare(
     };
     let memory_limit = match limits.max_memory {
         Some(m) => {
-            pool::settle(&lua).map_err(internal)?;
+            pool::settle(lua).map_err(internal)?;
             let abs = lua.used_memory().saturating_add(m.get());
             lua.set_memory_limit(abs).map_err(internal)?;
             Some(abs)
