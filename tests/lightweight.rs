@@ -299,6 +299,35 @@ fn a_lightweight_process_spawns_lightweight_children_in_every_shared_state() {
 }
 
 #[test]
+fn lightweight_spawners_in_different_states_spawn_into_each_other() {
+    // Parents in every shared state spawn children at the same time on two
+    // workers: a step that waited for another state's lock while holding
+    // its own would deadlock with a parent of that state doing the same.
+    let src = MemorySource::new().with("leaf.lua", "return 1").with(
+        "parent.lua",
+        r#"
+            local process = require("process")
+            process.trap_exits(true)
+            local n = ...
+            for _ = 1, n do process.spawn("leaf.lua", { lightweight = true, link = true }) end
+            for _ = 1, n do assert(process.receive("EXIT").payload.reason == "normal") end
+            return n
+            "#,
+    );
+    let rt = runtime(src);
+    let parents: Vec<_> = (0..CROWD / 4)
+        .map(|_| {
+            rt.spawn(Spawn::script("parent.lua").args([50]).lightweight())
+                .expect("spawns")
+        })
+        .collect();
+    for p in parents {
+        assert_eq!(p.join_blocking().expect("runs"), Value::from(50));
+    }
+    rt.shutdown();
+}
+
+#[test]
 fn the_policy_holds_for_lightweight_processes_and_their_children() {
     let src = MemorySource::new()
         .with(

@@ -3,8 +3,10 @@
 //!
 //! The engine keeps a small set of shared states ([`SHARED_PER_CORE`] per
 //! core) and places each new lightweight process in the next one, round
-//! robin. A shared state is behind a mutex: a step locks the state of its
-//! process, installs the process's context ([`ProcCtx`], which the module
+//! robin (a process spawning a child from its step puts it in its own state
+//! when the chosen one is busy: a step never waits for a second lock). A
+//! shared state is behind a mutex: a step locks the state of its process,
+//! installs the process's context ([`ProcCtx`], which the module
 //! functions, `require` and the instruction hook read) as the state's app
 //! data, resumes the coroutine and takes the context back. The scheduler
 //! may run any process on any worker; two workers stepping processes of the
@@ -22,7 +24,7 @@
 
 use std::cell::Cell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use mlua::Lua;
 use parking_lot::Mutex;
@@ -45,17 +47,16 @@ thread_local! {
     static HELD: Cell<usize> = const { Cell::new(0) };
 }
 
-/// One shared state and the instruction slice its hook counts.
-struct SharedState {
-    lua: Lua,
-    /// The slice the state's global hook was installed with, if any (new
-    /// threads copy it; a process with another slice reinstalls it).
-    slice: Option<u64>,
-}
-
 /// A state shared by lightweight processes.
 struct Shared {
-    state: Mutex<SharedState>,
+    /// Used only by the thread holding `lock`.
+    lua: Lua,
+    /// Held while one of the state's processes runs or one is made in it.
+    lock: Mutex<()>,
+    /// The slice the state's global hook was installed with (0: none yet;
+    /// new threads copy it; a process with another slice reinstalls it).
+    /// Changed only under `lock`.
+    slice: AtomicU64,
 }
 
 /// The engine's shared states, made on first use. There are at least four,
@@ -97,9 +98,21 @@ impl Lightweight {
         let lua = pool.take()?;
         Ok(Arc::clone(cell.get_or_init(|| {
             Arc::new(Shared {
-                state: Mutex::new(SharedState { lua, slice: None }),
+                lua,
+                lock: Mutex::new(()),
+                slice: AtomicU64::new(0),
             })
         })))
+    }
+
+    /// The state whose lock this thread holds (`held`), if it is one of
+    /// this engine's.
+    fn held(&self, held: usize) -> Option<Arc<Shared>> {
+        self.states
+            .iter()
+            .filter_map(|c| c.get())
+            .find(|s| Arc::as_ptr(s) as usize == held)
+            .map(Arc::clone)
     }
 
     /// Starts `chunk` as a lightweight process. A memory limit is
@@ -117,23 +130,33 @@ impl Lightweight {
                  (memory is shared by the processes of a state); spawn it isolated",
             ));
         }
-        let shared = self.pick(pool)?;
-        let slice = init.limits.slice_instructions.get();
-        let (inner, ctx) = {
-            let mut st = shared.state.lock();
-            let set_hook = st.slice != Some(slice);
-            let made = prepare(
-                &st.lua,
-                pool,
-                name,
-                chunk,
-                init,
-                EvalExtras::default(),
-                set_hook,
-            )?;
-            st.slice = Some(slice);
-            made
+        let target = self.pick(pool)?;
+        // Inside a step (a process spawning a child) this thread holds its
+        // own state's lock: waiting for another state's lock could deadlock
+        // with a process of that state spawning into ours, so the child
+        // goes to our own state when its target is busy.
+        let held = HELD.get();
+        let guard = match held {
+            0 => Some(target.lock.lock()),
+            _ => target.lock.try_lock(),
         };
+        let shared = match (&guard, self.held(held)) {
+            (None, Some(own)) => own,
+            (None, None) => return Err(Error::internal("no lightweight state to spawn into")),
+            (Some(_), _) => Arc::clone(&target),
+        };
+        let slice = init.limits.slice_instructions.get();
+        let set_hook = shared.slice.swap(slice, Ordering::Relaxed) != slice;
+        let (inner, ctx) = prepare(
+            &shared.lua,
+            pool,
+            name,
+            chunk,
+            init,
+            EvalExtras::default(),
+            set_hook,
+        )?;
+        drop(guard);
         Ok(LightProcess {
             shared,
             inner,
@@ -152,13 +175,14 @@ pub(crate) struct LightProcess {
 
 impl Process for LightProcess {
     fn step(&mut self, _cx: &mut StepCx, input: Resume) -> Step {
-        let st = self.shared.state.lock();
+        let _guard = self.shared.lock.lock();
+        let lua = &self.shared.lua;
         let outer = HELD.replace(Arc::as_ptr(&self.shared) as usize);
         if let Some(ctx) = self.ctx.take() {
-            st.lua.set_app_data(ctx);
+            lua.set_app_data(ctx);
         }
-        let step = self.inner.step_in(&st.lua, input);
-        self.ctx = st.lua.remove_app_data::<ProcCtx>();
+        let step = self.inner.step_in(lua, input);
+        self.ctx = lua.remove_app_data::<ProcCtx>();
         HELD.set(outer);
         step
     }
