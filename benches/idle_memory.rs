@@ -1,7 +1,8 @@
 //! Memory per idle Troupe process — a process blocked in
 //! `process.receive()` — beside two raw mlua baselines measured in the same
 //! run: a fresh `Lua::new()` kept alive, and a coroutine suspended in
-//! `coroutine.yield()` in one shared state. Target: ≤ 40 KB per idle process.
+//! `coroutine.yield()` in one shared state. Target: ≤ 40 KB per idle
+//! (isolated) process, ≤ 2 KB per idle lightweight process.
 //!
 //! Each measurement runs in its own child process (this binary re-executed
 //! with `TROUPE_IDLE_MODE` set), so memory freed by one measurement cannot be
@@ -102,8 +103,9 @@ fn bare_coroutines(n: usize) -> u64 {
     per_unit(before, after, n)
 }
 
-/// Troupe: N processes blocked in `process.receive()`.
-fn troupe_idle(n: usize) -> u64 {
+/// Troupe: N processes blocked in `process.receive()` (lightweight ones
+/// with `light`).
+fn troupe_idle(n: usize, light: bool) -> u64 {
     let src = MemorySource::new()
         .with(
             "idle.lua",
@@ -125,7 +127,9 @@ fn troupe_idle(n: usize) -> u64 {
     let before = settled_rss();
     let mut pids = Vec::with_capacity(n);
     for _ in 0..n {
-        pids.push(rt.spawn(Spawn::script("idle.lua")).expect("spawn").pid());
+        let spawn = Spawn::script("idle.lua");
+        let spawn = if light { spawn.lightweight() } else { spawn };
+        pids.push(rt.spawn(spawn).expect("spawn").pid());
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     while rt.process_count() < n && Instant::now() < deadline {
@@ -143,7 +147,8 @@ fn troupe_idle(n: usize) -> u64 {
 
 fn measure(mode: &str, n: usize) -> u64 {
     match mode {
-        "troupe" => troupe_idle(n),
+        "troupe" => troupe_idle(n, false),
+        "troupe_lightweight" => troupe_idle(n, true),
         "lua_state" => bare_states(n),
         "coroutine" => bare_coroutines(n),
         other => panic!("unknown mode {other:?}"),
@@ -178,6 +183,7 @@ fn main() {
             .expect("bytes per unit")
     };
     let troupe = run("troupe");
+    let light = run("troupe_lightweight");
     let state = run("lua_state");
     let coroutine = run("coroutine");
     let kb = |b: u64| b as f64 / 1024.0;
@@ -185,6 +191,11 @@ fn main() {
     println!(
         "  troupe process blocked in receive   {:>8.1} KiB  ({troupe} B)",
         kb(troupe)
+    );
+    println!(
+        "  troupe lightweight process            {:>7.1} KiB  ({light} B)  target <= 2 KiB: {}",
+        kb(light),
+        if light <= 2 * 1024 { "met" } else { "NOT met" }
     );
     println!(
         "  bare mlua: fresh Lua::new()          {:>8.1} KiB  ({state} B)  troupe/this = {:.2}x",

@@ -23,10 +23,12 @@
 //! is the state's: a lightweight process has no memory limit of its own.
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use mlua::Lua;
+use mlua::chunk::ChunkMode;
+use mlua::{Function, Lua, Table};
 use parking_lot::Mutex;
 use troupe_dispatcher::Error;
 use troupe_runtime::{Process, ProcessInit, Resume, Step, StepCx};
@@ -35,6 +37,67 @@ use super::pool::Pool;
 use super::process::LuaProcess;
 use super::state::ProcCtx;
 use super::{Chunk, EvalExtras, prepare};
+
+/// Factories a shared state keeps before it starts over (scripts changed
+/// by hot reload leave theirs behind).
+const MAX_FACTORIES: usize = 256;
+
+/// `code` wrapped so that its compiled chunk, called with an environment,
+/// returns a new main function of the script with that `_ENV`: the per
+/// process main function is then a closure of an already loaded prototype
+/// instead of a new load of the bytecode. (An isolated state reuses its
+/// one main function and sets its `_ENV`; in a shared state that would
+/// change the globals of the live processes that share the function.) The
+/// prefix is on the script's first line, so line numbers stay the same.
+pub(crate) fn factory_source(code: &[u8]) -> Vec<u8> {
+    const HEAD: &[u8] = b"local _ENV = ... return function(...) ";
+    const TAIL: &[u8] = b"\nend";
+    let mut out = Vec::with_capacity(HEAD.len() + code.len() + TAIL.len());
+    out.extend_from_slice(HEAD);
+    out.extend_from_slice(code);
+    out.extend_from_slice(TAIL);
+    out
+}
+
+/// Program factories loaded in a shared state, by program id.
+#[derive(Default)]
+struct Factories(HashMap<u64, Function>);
+
+/// A new main function of program `id` with `env` as its `_ENV`, from the
+/// program's factory (`bytecode`, made from [`factory_source`]), loaded
+/// in `lua` on first use.
+pub(crate) fn factory_main(
+    lua: &Lua,
+    id: u64,
+    name: &str,
+    bytecode: &[u8],
+    env: &Table,
+) -> mlua::Result<Function> {
+    let cached = lua
+        .app_data_ref::<Factories>()
+        .and_then(|f| f.0.get(&id).cloned());
+    let factory = match cached {
+        Some(f) => f,
+        None => {
+            // The factory's own `_ENV` is never read (the script's names
+            // resolve to the local `_ENV`); an empty table, to be sure.
+            let f = lua
+                .load(bytecode)
+                .set_name(format!("@{name}"))
+                .set_mode(ChunkMode::Binary)
+                .set_environment(lua.create_table()?)
+                .into_function()?;
+            let mut all = lua.remove_app_data::<Factories>().unwrap_or_default();
+            if all.0.len() >= MAX_FACTORIES {
+                all.0.clear();
+            }
+            all.0.insert(id, f.clone());
+            lua.set_app_data(all);
+            f
+        }
+    };
+    factory.call(env)
+}
 
 /// Shared states per core (more states, fewer workers waiting on the same
 /// state's mutex).

@@ -53,6 +53,10 @@ struct LuaProgram {
     id: u64,
     key: String,
     bytecode: Vec<u8>,
+    /// The script compiled as a factory of main functions for lightweight
+    /// processes (see [`lightweight::factory_source`]); `None` if that
+    /// form does not compile (lightweight processes load `bytecode` then).
+    factory: Option<Vec<u8>>,
 }
 
 /// The next [`LuaProgram::id`].
@@ -96,15 +100,32 @@ impl LuaEngine {
 /// Compiles `code` to bytecode (with debug info, for line numbers) in a
 /// pooled state. A syntax error is `INVALID`.
 fn compile_bytecode(pool: &Pool, key: &str, code: &[u8]) -> Result<Vec<u8>, Error> {
+    compile_with_factory(pool, key, code, false).map(|(bytecode, _)| bytecode)
+}
+
+/// [`compile_bytecode`], and with `factory` also the lightweight factory
+/// form of the script (see [`lightweight::factory_source`]; `None` if it
+/// does not compile), in the same pooled state.
+fn compile_with_factory(
+    pool: &Pool,
+    key: &str,
+    code: &[u8],
+    factory: bool,
+) -> Result<(Vec<u8>, Option<Vec<u8>>), Error> {
     let lua = pool.take()?;
-    let compiled = lua
-        .load(code)
-        .set_name(format!("@{key}"))
-        .set_mode(ChunkMode::Text)
-        .into_function()
-        .map(|f| f.dump(false));
+    let dump = |code: &[u8]| {
+        lua.load(code)
+            .set_name(format!("@{key}"))
+            .set_mode(ChunkMode::Text)
+            .into_function()
+            .map(|f| f.dump(false))
+    };
+    let compiled = dump(code);
+    let wrapped = (factory && compiled.is_ok())
+        .then(|| dump(&lightweight::factory_source(code)).ok())
+        .flatten();
     pool.give_back(lua, Ending::Clean);
-    compiled.map_err(|e| syntax_error(key, &e))
+    Ok((compiled.map_err(|e| syntax_error(key, &e))?, wrapped))
 }
 
 /// Source text or bytecode made by [`compile_bytecode`].
@@ -114,6 +135,9 @@ pub(crate) enum Chunk<'a> {
     /// The bytecode of a compiled program, loaded once per state (see
     /// [`pool::program_main`]).
     Program(u64, &'a [u8]),
+    /// The factory bytecode of a compiled program, loaded once per shared
+    /// state (see [`lightweight::factory_main`]).
+    Factory(u64, &'a [u8]),
 }
 
 /// What an `eval_runner` run adds to a plain process.
@@ -188,10 +212,11 @@ pub(crate) fn prepare(
     let (code, mode) = match chunk {
         Chunk::Text(t) => (t, ChunkMode::Text),
         Chunk::Binary(b) => (b, ChunkMode::Binary),
-        Chunk::Program(_, b) => (b, ChunkMode::Binary),
+        Chunk::Program(_, b) | Chunk::Factory(_, b) => (b, ChunkMode::Binary),
     };
     let main = match chunk {
         Chunk::Program(id, _) => pool::program_main(lua, id, name, code, &env),
+        Chunk::Factory(id, _) => lightweight::factory_main(lua, id, name, code, &env),
         _ => lua
             .load(code)
             .set_name(format!("@{name}"))
@@ -343,11 +368,13 @@ impl Engine for LuaEngine {
     }
 
     fn compile(&self, script: &Script) -> Result<Program, Error> {
-        let bytecode = compile_bytecode(&self.pool, &script.key, &script.code)?;
+        let (bytecode, factory) =
+            compile_with_factory(&self.pool, &script.key, &script.code, true)?;
         Ok(Arc::new(LuaProgram {
             id: NEXT_PROGRAM.fetch_add(1, Ordering::Relaxed),
             key: script.key.clone(),
             bytecode,
+            factory,
         }))
     }
 
@@ -369,7 +396,10 @@ impl Engine for LuaEngine {
             .ok_or_else(|| Error::internal("program was not compiled by the Lua engine"))?;
         let key = program.key.clone();
         if init.lightweight {
-            let chunk = Chunk::Binary(&program.bytecode);
+            let chunk = match &program.factory {
+                Some(f) => Chunk::Factory(program.id, f),
+                None => Chunk::Binary(&program.bytecode),
+            };
             return Ok(Box::new(self.light.launch(&self.pool, &key, chunk, init)?));
         }
         let process = launch(
