@@ -23,7 +23,6 @@
 //! is the state's: a lightweight process has no memory limit of its own.
 
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -33,14 +32,10 @@ use parking_lot::Mutex;
 use troupe_dispatcher::Error;
 use troupe_runtime::{Process, ProcessInit, Resume, Step, StepCx};
 
-use super::pool::Pool;
+use super::pool::{Pool, cached_main};
 use super::process::LuaProcess;
 use super::state::ProcCtx;
 use super::{Chunk, EvalExtras, prepare};
-
-/// Factories a shared state keeps before it starts over (scripts changed
-/// by hot reload leave theirs behind).
-const MAX_FACTORIES: usize = 256;
 
 /// `code` wrapped so that its compiled chunk, called with an environment,
 /// returns a new main function of the script with that `_ENV`: the per
@@ -59,10 +54,6 @@ pub(crate) fn factory_source(code: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Program factories loaded in a shared state, by program id.
-#[derive(Default)]
-struct Factories(HashMap<u64, Function>);
-
 /// A new main function of program `id` with `env` as its `_ENV`, from the
 /// program's factory (`bytecode`, made from [`factory_source`]), loaded
 /// in `lua` on first use.
@@ -73,29 +64,15 @@ pub(crate) fn factory_main(
     bytecode: &[u8],
     env: &Table,
 ) -> mlua::Result<Function> {
-    let cached = lua
-        .app_data_ref::<Factories>()
-        .and_then(|f| f.0.get(&id).cloned());
-    let factory = match cached {
-        Some(f) => f,
-        None => {
-            // The factory's own `_ENV` is never read (the script's names
-            // resolve to the local `_ENV`); an empty table, to be sure.
-            let f = lua
-                .load(bytecode)
-                .set_name(format!("@{name}"))
-                .set_mode(ChunkMode::Binary)
-                .set_environment(lua.create_table()?)
-                .into_function()?;
-            let mut all = lua.remove_app_data::<Factories>().unwrap_or_default();
-            if all.0.len() >= MAX_FACTORIES {
-                all.0.clear();
-            }
-            all.0.insert(id, f.clone());
-            lua.set_app_data(all);
-            f
-        }
-    };
+    let (factory, _) = cached_main(lua, (id, true), || {
+        // The factory's own `_ENV` is never read (the script's names
+        // resolve to the local `_ENV`); an empty table, to be sure.
+        lua.load(bytecode)
+            .set_name(format!("@{name}"))
+            .set_mode(ChunkMode::Binary)
+            .set_environment(lua.create_table()?)
+            .into_function()
+    })?;
     factory.call(env)
 }
 

@@ -246,10 +246,34 @@ pub(crate) fn settle(lua: &Lua) -> mlua::Result<()> {
     Ok(())
 }
 
-/// Main functions of the programs a state loaded, by program id (app data
-/// of every prepared state).
+/// Main functions of the programs a state loaded, by program id and
+/// whether it is the lightweight factory form (app data of every prepared
+/// state).
 #[derive(Default)]
-pub(crate) struct Mains(HashMap<u64, Function>);
+pub(crate) struct Mains(HashMap<(u64, bool), Function>);
+
+/// Function `key` of `lua`'s [`Mains`], or the one `load` makes (then kept,
+/// the cache starting over when full); whether it was just made.
+pub(crate) fn cached_main(
+    lua: &Lua,
+    key: (u64, bool),
+    load: impl FnOnce() -> mlua::Result<Function>,
+) -> mlua::Result<(Function, bool)> {
+    if let Some(f) = lua
+        .app_data_ref::<Mains>()
+        .and_then(|m| m.0.get(&key).cloned())
+    {
+        return Ok((f, false));
+    }
+    let f = load()?;
+    if let Some(mut mains) = lua.app_data_mut::<Mains>() {
+        if mains.0.len() >= MAX_MAINS {
+            mains.0.clear();
+        }
+        mains.0.insert(key, f.clone());
+    }
+    Ok((f, true))
+}
 
 /// The main function of program `id` (`bytecode`, called `name`) in `lua`,
 /// with `env` as its `_ENV`. Loaded on the program's first process in this
@@ -266,24 +290,16 @@ pub(crate) fn program_main(
     bytecode: &[u8],
     env: &Table,
 ) -> mlua::Result<Function> {
-    let cached = lua
-        .app_data_ref::<Mains>()
-        .and_then(|m| m.0.get(&id).cloned());
-    let Some(main) = cached else {
-        let main = lua
-            .load(bytecode)
+    let (main, fresh) = cached_main(lua, (id, false), || {
+        lua.load(bytecode)
             .set_name(format!("@{name}"))
             .set_mode(ChunkMode::Binary)
             .set_environment(env.clone())
-            .into_function()?;
-        if let Some(mut mains) = lua.app_data_mut::<Mains>() {
-            if mains.0.len() >= MAX_MAINS {
-                mains.0.clear();
-            }
-            mains.0.insert(id, main.clone());
-        }
+            .into_function()
+    })?;
+    if fresh {
         return Ok(main);
-    };
+    }
     // SAFETY: `main` is a Lua function of this state made by `load` from a
     // main chunk, whose only upvalue (number 1) is `_ENV`; the closure runs
     // with `main` and `env` at stack slots 1 and 2 and pops what it pushed.
