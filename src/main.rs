@@ -19,6 +19,11 @@
 mod bench;
 mod workflow_cli;
 
+/// Counts each thread's bytes so Python processes can honour `max_memory`.
+#[cfg(feature = "python")]
+#[global_allocator]
+static ALLOC: troupe_engines::python::CountingAllocator = troupe_engines::python::CountingAllocator;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::num::{NonZeroU64, NonZeroUsize};

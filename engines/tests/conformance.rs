@@ -17,6 +17,11 @@ use troupe_modules::{ModuleRegistry, Policy};
 use troupe_runtime::{Limits, Runtime, Spawn};
 use troupe_sources::MemorySource;
 
+/// Lets the Python engine enforce `max_memory` (see `CountingAllocator`).
+#[cfg(feature = "python")]
+#[global_allocator]
+static ALLOC: troupe_engines::python::CountingAllocator = troupe_engines::python::CountingAllocator;
+
 #[cfg(feature = "cel")]
 #[path = "conformance/cel.rs"]
 mod cel;

@@ -36,9 +36,14 @@
 //! [`Limits`](troupe_runtime::Limits): every `slice_instructions` events the
 //! process is preempted, over `max_instructions` it fails `LIMIT_EXCEEDED`,
 //! past `timeout` `TIMEOUT`. The hook ends a script by unwinding its
-//! thread, which no `try`/`except` can catch. RustPython has no allocation
-//! hook either: `max_memory` is not enforced by this engine.
+//! thread, which no `try`/`except` can catch. `max_memory` is checked by
+//! the same hook against the bytes the script's thread allocated since the
+//! run started, counted by [`CountingAllocator`], which the program must
+//! install as its global allocator (the `troupe` CLI does; without it a
+//! limited run fails `UNAVAILABLE`). The check runs between lines, so one
+//! huge allocation is seen only after it succeeded.
 
+mod alloc;
 mod interpreter;
 mod process;
 mod vm;
@@ -49,6 +54,7 @@ use troupe_dispatcher::Error;
 use troupe_runtime::{Engine, Process, ProcessInit, Program};
 use troupe_sources::Script;
 
+pub use self::alloc::CountingAllocator;
 pub use self::interpreter::PythonInterpreter;
 use self::process::PythonProcess;
 use self::vm::Output;

@@ -26,6 +26,7 @@ use troupe_dispatcher::{Call, Error, ErrorKind, Pid, Value};
 use troupe_modules::{CallError, FnCx, ModuleRegistry, Policy, Ret};
 use troupe_runtime::{Limits, Resume};
 
+use super::alloc;
 use crate::HostFunction;
 
 /// Where `print` writes lines.
@@ -103,6 +104,8 @@ pub(crate) struct Host {
     pub used: u64,
     /// The count at which the current slice ends.
     pub slice_end: u64,
+    /// This thread's live bytes when the run started (see [`alloc`]).
+    pub memory_base: isize,
     pub deadline: Option<Instant>,
     /// Why the script was terminated, once it was.
     pub terminate: Option<Error>,
@@ -137,6 +140,7 @@ impl Host {
             limits: Limits::default(),
             used: 0,
             slice_end: 0,
+            memory_base: 0,
             deadline: None,
             terminate: None,
             objs: None,
@@ -148,6 +152,7 @@ impl Host {
     pub(crate) fn start_budget(&mut self) {
         self.used = 0;
         self.slice_end = self.limits.slice_instructions.get();
+        self.memory_base = alloc::held();
         self.deadline = self.limits.timeout.map(|t| Instant::now() + t);
         self.terminate = None;
     }
@@ -300,6 +305,23 @@ fn trace(_args: FuncArgs, vm: &VirtualMachine) -> PyResult {
                 ErrorKind::LimitExceeded,
                 format!("instruction limit of {max} exceeded"),
             ));
+        }
+        if let Some(max) = h.limits.max_memory {
+            if !alloc::active() {
+                return Next::Stop(Error::new(
+                    ErrorKind::Unavailable,
+                    "max_memory for Python needs troupe_engines::python::CountingAllocator \
+                     as the program's global allocator",
+                ));
+            }
+            if alloc::held().saturating_sub(h.memory_base)
+                > isize::try_from(max.get()).unwrap_or(isize::MAX)
+            {
+                return Next::Stop(Error::new(
+                    ErrorKind::LimitExceeded,
+                    format!("memory limit of {max} bytes exceeded"),
+                ));
+            }
         }
         if h.used < h.slice_end {
             return Next::Go;

@@ -10,9 +10,7 @@ pub fn case(name: &str) -> Option<&'static str> {
         "unknown_module" => "import no_such_module",
         "denied_module" => "import json",
         "infinite_loop" => "while True:\n    pass",
-        // RustPython has no allocation hook: `max_memory` is not enforced
-        // by the Python engine (see engines/src/python/mod.rs).
-        "memory_bomb" => return None,
+        "memory_bomb" => "l = []\nwhile True:\n    l.append(\"x\" * 1024 + str(len(l)))",
         "send_receive" => "import process\nresult = process.receive()[\"payload\"]",
         "sleep" => "import time\ntime.sleep(10)\nresult = \"slept\"",
         _ => return None,
