@@ -3,13 +3,14 @@
 //! ```text
 //! troupe run FILE [ARGS…] [--allow CLASS,…] [--allow-module M]… [--deny-module M]…
 //!            [--workers N] [--timeout D] [--max-memory B] [--max-instructions N]
-//!            [--data DIR] [--fs-root DIR] [--watch]
+//!            [--data DIR] [--fs-root DIR] [--watch] [--lightweight]
 //! troupe types --out DIR [--allow CLASS,…] [--allow-module M]… [--deny-module M]…
 //! troupe docs
 //! troupe eval [--lang expr|cel|lua|starlark|js|python] 'SRC' [--var NAME=VALUE]… [--timeout D]
 //!            [--max-memory B] [--max-instructions N]
 //! troupe workflow run ID FILE [ARGS…] | resume ID | replay ID | show ID [--json]
-//!                 | list [--json] | delete ID      [--data DIR]
+//!                 | list [--json] | signal ID TOPIC PAYLOAD | delete ID   [--data DIR]
+//! troupe bench [--quick] [--no-erlang] [--workers N]
 //! ```
 //!
 //! On success the result is printed as JSON on stdout (exit 0). A failure is
