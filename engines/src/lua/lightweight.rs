@@ -26,13 +26,12 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use mlua::chunk::ChunkMode;
 use mlua::{Function, Lua, Table};
 use parking_lot::Mutex;
 use troupe_dispatcher::Error;
 use troupe_runtime::{Process, ProcessInit, Resume, Step, StepCx};
 
-use super::pool::{Pool, cached_main};
+use super::pool::{Pool, cached_main, load_binary};
 use super::process::LuaProcess;
 use super::state::ProcCtx;
 use super::{Chunk, EvalExtras, prepare};
@@ -67,11 +66,7 @@ pub(crate) fn factory_main(
     let (factory, _) = cached_main(lua, (id, true), || {
         // The factory's own `_ENV` is never read (the script's names
         // resolve to the local `_ENV`); an empty table, to be sure.
-        lua.load(bytecode)
-            .set_name(format!("@{name}"))
-            .set_mode(ChunkMode::Binary)
-            .set_environment(lua.create_table()?)
-            .into_function()
+        load_binary(lua, name, bytecode, lua.create_table()?)
     })?;
     factory.call(env)
 }

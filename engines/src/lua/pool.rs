@@ -275,6 +275,21 @@ pub(crate) fn cached_main(
     Ok((f, true))
 }
 
+/// Loads precompiled chunk `bytecode` (named `name`) in `lua` as a function
+/// whose `_ENV` is `env`.
+pub(crate) fn load_binary(
+    lua: &Lua,
+    name: &str,
+    bytecode: &[u8],
+    env: Table,
+) -> mlua::Result<Function> {
+    lua.load(bytecode)
+        .set_name(format!("@{name}"))
+        .set_mode(ChunkMode::Binary)
+        .set_environment(env)
+        .into_function()
+}
+
 /// The main function of program `id` (`bytecode`, called `name`) in `lua`,
 /// with `env` as its `_ENV`. Loaded on the program's first process in this
 /// state; later processes get the same function with their own environment
@@ -291,11 +306,7 @@ pub(crate) fn program_main(
     env: &Table,
 ) -> mlua::Result<Function> {
     let (main, fresh) = cached_main(lua, (id, false), || {
-        lua.load(bytecode)
-            .set_name(format!("@{name}"))
-            .set_mode(ChunkMode::Binary)
-            .set_environment(env.clone())
-            .into_function()
+        load_binary(lua, name, bytecode, env.clone())
     })?;
     if fresh {
         return Ok(main);
