@@ -2,8 +2,9 @@
 //! same run, so the interesting figure is the ratio rather than the absolute
 //! time (the machine is shared and noisy).
 //!
-//! * `yield_roundtrip` — one command round trip (`time.now()`: yield a
-//!   command, inline handler, resume) inside a Troupe process, against a bare
+//! * `yield_roundtrip` — one command inside a Troupe process: `time.now()`
+//!   (an immediate command, answered inside the call) and `time.sleep(0)`
+//!   (yielded, answered at once by the dispatcher, resumed), against a bare
 //!   mlua coroutine doing `coroutine.yield()` resumed from Rust in a loop.
 //!   Troupe time is per iteration of a script looping N times; the spawn and
 //!   join around the loop are a constant that criterion's linear-regression
@@ -42,21 +43,16 @@ use lua_support::{PONG, count};
 use spawn_support::spawn_batches;
 
 /// Scripts used by the Troupe side of every group.
+/// A script calling `call` (a `time` function) N times.
+fn command_loop(call: &str) -> String {
+    format!("local time = require(\"time\")\nlocal n = ...\nfor _ = 1, n do {call} end\nreturn n\n")
+}
+
 fn source() -> MemorySource {
     MemorySource::new()
         .with("noop.lua", "return 1")
-        .with(
-            "yield_loop.lua",
-            r#"
-local time = require("time")
-local n = ...
-local now = time.now
-for _ = 1, n do
-  now()
-end
-return n
-"#,
-        )
+        .with("now_loop.lua", command_loop("time.now()"))
+        .with("sleep0_loop.lua", command_loop("time.sleep(0)"))
         .with("pong.lua", PONG)
         .with(
             "ping.lua",
@@ -136,11 +132,18 @@ fn yield_roundtrip(c: &mut Criterion) {
         b.iter(|| co.resume::<()>(()).expect("resume"));
     });
 
-    // Troupe: `time.now()` N times in one process = N command round trips.
+    // Troupe: N calls in one process. `time.now()` is immediate (answered
+    // inside the call); `time.sleep(0)` is a yielded command the dispatcher
+    // answers at once: a full yield, dispatch and resume round trip.
     let rt = runtime(1);
-    g.bench_function("troupe_time_now", |b| {
-        b.iter_custom(|iters| timed_run(&rt, Spawn::script("yield_loop.lua"), iters, false));
-    });
+    for (name, script) in [
+        ("troupe_time_now_immediate", "now_loop.lua"),
+        ("troupe_time_sleep0_yielded", "sleep0_loop.lua"),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| timed_run(&rt, Spawn::script(script), iters, false));
+        });
+    }
     g.finish();
     rt.shutdown();
 }

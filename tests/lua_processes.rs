@@ -330,6 +330,38 @@ fn commands_yield_through_user_coroutines() {
     );
 }
 
+/// Immediate commands (`time.now`, `process.send`, `rand.*`) are answered
+/// inside the call, so they work where a yield cannot happen (a
+/// `table.sort` comparator); a command that waits still cannot.
+#[test]
+fn immediate_commands_work_where_a_yield_cannot() {
+    let v = run(r#"
+        local time, process, rand = require("time"), require("process"), require("rand")
+        local me = process.pid()
+        local items = {3, 1, 2}
+        table.sort(items, function(a, b)
+          assert(time.now() > 0 and time.monotonic() >= 0)
+          assert(rand.int(1, 6) <= 6)
+          assert(process.send(me, "compared", a))
+          return a < b
+        end)
+        local n = 0
+        while process.receive("compared", 0) do n = n + 1 end
+        local okc, err = pcall(table.sort, {3, 1, 2}, function(a, b) time.sleep(1) return a < b end)
+        return {items[1], items[3], n > 0, okc, tostring(err):find("yield") ~= nil}
+    "#);
+    assert_eq!(
+        v.unwrap(),
+        Value::Array(vec![
+            Value::Int(1),
+            Value::Int(3),
+            Value::Bool(true),
+            Value::Bool(false),
+            Value::Bool(true),
+        ])
+    );
+}
+
 #[test]
 fn spawn_args_and_entry_functions() {
     let src = MemorySource::new()

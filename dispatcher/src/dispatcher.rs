@@ -3,7 +3,11 @@
 //!
 //! Three handler flavours cover every command:
 //! - **inline**: a quick, non-blocking function run on the calling worker; its
-//!   result resumes the process at once (`time.now`, `process.send`).
+//!   result resumes the process at once (`process.spawn`, `process.kill`).
+//!   An inline handler registered as **immediate** (`time.now`,
+//!   `process.send`) may also be called by an engine from inside the
+//!   script's own call, without a yield, for a process that is not
+//!   journaled ([`Dispatcher::call_immediate`]).
 //! - **async**: a tokio future on the [`IoPool`]; its result arrives later as a
 //!   [`Completion`] (`http.get`, a host's database call).
 //! - **deferred**: the handler keeps a [`Completer`] and completes when an
@@ -113,6 +117,9 @@ type DeferredFn = dyn Fn(&HandlerCx<'_>, Value) -> Dispatched + Send + Sync;
 
 enum Handler {
     Inline(Box<InlineFn>),
+    /// Inline, and safe to run inside the script's call (see
+    /// [`DispatcherBuilder::immediate`]).
+    Immediate(Box<InlineFn>),
     Async(Box<AsyncFn>),
     Deferred(Box<DeferredFn>),
 }
@@ -157,6 +164,18 @@ impl DispatcherBuilder {
         F: Fn(&HandlerCx<'_>, Value) -> Result<Value, Error> + Send + Sync + 'static,
     {
         self.insert(id, name, Handler::Inline(Box::new(f)))
+    }
+
+    /// Registers an inline handler that may also run inside the script's
+    /// call, without a yield ([`Dispatcher::call_immediate`]). Only for
+    /// handlers that neither start processes nor signal the caller itself:
+    /// the engine's state is in use while they run, and the scheduler
+    /// looks at the caller's signals only between yields.
+    pub fn immediate<F>(&mut self, id: CommandId, name: &str, f: F) -> Result<&mut Self, Error>
+    where
+        F: Fn(&HandlerCx<'_>, Value) -> Result<Value, Error> + Send + Sync + 'static,
+    {
+        self.insert(id, name, Handler::Immediate(Box::new(f)))
     }
 
     /// Registers an async handler run on the IO pool.
@@ -244,7 +263,7 @@ impl Dispatcher {
             ))));
         };
         match &reg.handler {
-            Handler::Inline(f) => Dispatched::Ready(f(cx, call.args)),
+            Handler::Inline(f) | Handler::Immediate(f) => Dispatched::Ready(f(cx, call.args)),
             Handler::Deferred(f) => f(cx, call.args),
             Handler::Async(f) => {
                 let fut = f(cx.pid, call.args);
@@ -252,6 +271,21 @@ impl Dispatcher {
                 let task = self.io.spawn(async move { completer.complete(fut.await) });
                 Dispatched::Pending(Some(task.abort_handle()))
             }
+        }
+    }
+
+    /// Answers `call` now when its handler is [immediate]; otherwise gives
+    /// it back, to be yielded and dispatched.
+    ///
+    /// [immediate]: DispatcherBuilder::immediate
+    pub fn call_immediate(
+        &self,
+        cx: &HandlerCx<'_>,
+        call: Call,
+    ) -> Result<Result<Value, Error>, Call> {
+        match self.registered(call.id).map(|r| &r.handler) {
+            Some(Handler::Immediate(f)) => Ok(f(cx, call.args)),
+            _ => Err(call),
         }
     }
 

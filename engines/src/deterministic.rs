@@ -68,7 +68,7 @@ impl<F> Process for OneShot<F>
 where
     F: FnOnce() -> Result<Value, Error> + Send + 'static,
 {
-    fn step(&mut self, _cx: &mut StepCx, _input: Resume) -> Step {
+    fn step(&mut self, _cx: &mut StepCx<'_>, _input: Resume) -> Step {
         match self.0.take().map(|run| run()) {
             Some(Ok(value)) => Step::Done(value),
             Some(Err(e)) => Step::Failed(e),

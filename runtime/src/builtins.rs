@@ -80,7 +80,7 @@ fn field<'a>(args: &'a Value, name: &str) -> &'a Value {
 pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<(), Error> {
     troupe_modules::builtin::register_handlers(b)?;
 
-    b.inline(ids::TIME_NOW, "time.now", |_, _| {
+    b.immediate(ids::TIME_NOW, "time.now", |_, _| {
         let ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64() * 1e3);
@@ -88,7 +88,7 @@ pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Re
     })?;
 
     let s = sched.clone();
-    b.inline(ids::TIME_MONOTONIC, "time.monotonic", move |cx, _| {
+    b.immediate(ids::TIME_MONOTONIC, "time.monotonic", move |cx, _| {
         Ok(Value::Float(
             scheduler(cx, &s)?.started.elapsed().as_secs_f64() * 1e3,
         ))
@@ -134,7 +134,7 @@ pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Re
     })?;
 
     let s = sched.clone();
-    b.inline(ids::PROCESS_SEND, "process.send", move |cx, args| {
+    b.immediate(ids::PROCESS_SEND, "process.send", move |cx, args| {
         let s = scheduler(cx, &s)?;
         let to = s.resolve(field(&args, "to").as_str().unwrap_or_default())?;
         let Value::Map(mut m) = args else {
@@ -279,7 +279,7 @@ fn register_links(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<
     )?;
 
     let s = sched.clone();
-    b.inline(ids::PROCESS_WHEREIS, "process.whereis", move |cx, args| {
+    b.immediate(ids::PROCESS_WHEREIS, "process.whereis", move |cx, args| {
         let pid = scheduler(cx, &s)?.whereis(name(&args));
         Ok(pid.map_or(Value::Nil, |p| Value::from(p.to_string())))
     })?;

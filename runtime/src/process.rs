@@ -1,4 +1,4 @@
-use troupe_dispatcher::{Call, Error, Pid, Value};
+use troupe_dispatcher::{Call, Dispatcher, Error, HandlerCx, Pid, Value};
 
 /// How a process is resumed.
 #[derive(Debug)]
@@ -25,10 +25,52 @@ pub enum Step {
 }
 
 /// What a process sees of the scheduler while it is stepped.
-#[derive(Debug)]
-pub struct StepCx {
+pub struct StepCx<'a> {
     /// The process being stepped.
     pub pid: Pid,
+    immediate: Option<(&'a Dispatcher, HandlerCx<'a>)>,
+}
+
+impl<'a> StepCx<'a> {
+    /// A context in which every command is yielded.
+    pub fn new(pid: Pid) -> Self {
+        Self {
+            pid,
+            immediate: None,
+        }
+    }
+
+    /// A context in which [immediate] commands are answered inside the
+    /// step, by `dispatcher` with `cx`.
+    ///
+    /// [immediate]: troupe_dispatcher::DispatcherBuilder::immediate
+    pub(crate) fn with_immediate(pid: Pid, dispatcher: &'a Dispatcher, cx: HandlerCx<'a>) -> Self {
+        Self {
+            pid,
+            immediate: Some((dispatcher, cx)),
+        }
+    }
+
+    /// Answers `call` now, without a yield, when its handler is
+    /// [immediate] and the process may call it so (it is not journaled);
+    /// otherwise gives the call back, to be yielded as [`Step::Yield`].
+    ///
+    /// [immediate]: troupe_dispatcher::DispatcherBuilder::immediate
+    pub fn call_immediate(&self, call: Call) -> Result<Result<Value, Error>, Call> {
+        match &self.immediate {
+            Some((dispatcher, cx)) => dispatcher.call_immediate(cx, call),
+            None => Err(call),
+        }
+    }
+}
+
+impl std::fmt::Debug for StepCx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepCx")
+            .field("pid", &self.pid)
+            .field("immediate", &self.immediate.is_some())
+            .finish()
+    }
 }
 
 /// A steppable process: the contract between the scheduler and an engine.
@@ -38,5 +80,5 @@ pub struct StepCx {
 /// is never resumed while its previous command is still pending.
 pub trait Process: Send + 'static {
     /// Runs the process until its next yield, its end, or preemption.
-    fn step(&mut self, cx: &mut StepCx, input: Resume) -> Step;
+    fn step(&mut self, cx: &mut StepCx<'_>, input: Resume) -> Step;
 }

@@ -650,10 +650,24 @@ impl Scheduler {
                     return;
                 }
             }
+            // A journaled process yields every command: its journal sees them all.
+            let mut cx = match slot.journal {
+                Some(_) => StepCx::new(entry.pid),
+                None => StepCx::with_immediate(
+                    entry.pid,
+                    &self.dispatcher,
+                    HandlerCx {
+                        pid: entry.pid,
+                        tag: 0,
+                        sink: &self.sink,
+                        runtime: Some(self),
+                        process: Some(&entry),
+                    },
+                ),
+            };
             let Some(process) = slot.process.as_mut() else {
                 return;
             };
-            let mut cx = StepCx { pid: entry.pid };
             match process.step(&mut cx, input) {
                 Step::Yield(call) if call.id == ids::PROCESS_EXIT => {
                     drop(slot);

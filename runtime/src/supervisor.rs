@@ -477,7 +477,7 @@ impl SupervisorProcess {
 }
 
 impl Process for SupervisorProcess {
-    fn step(&mut self, _cx: &mut StepCx, input: Resume) -> Step {
+    fn step(&mut self, _cx: &mut StepCx<'_>, input: Resume) -> Step {
         let Some(s) = self.sched.upgrade() else {
             return Step::Failed(Error::new(ErrorKind::Canceled, "runtime shut down"));
         };

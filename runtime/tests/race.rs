@@ -19,7 +19,7 @@ struct Pinger {
 }
 
 impl Process for Pinger {
-    fn step(&mut self, _cx: &mut StepCx, input: Resume) -> Step {
+    fn step(&mut self, _cx: &mut StepCx<'_>, input: Resume) -> Step {
         if let Resume::Return(r) = input {
             match r {
                 Ok(Value::Int(1)) => self.got += 1,

@@ -149,7 +149,7 @@ pub(crate) struct JsProcess {
 }
 
 impl Process for JsProcess {
-    fn step(&mut self, _cx: &mut StepCx, input: Resume) -> Step {
+    fn step(&mut self, _cx: &mut StepCx<'_>, input: Resume) -> Step {
         let id = self.id;
         let stepped = self.worker.call(move || {
             // Taken out of the table while it runs, so script callbacks

@@ -495,7 +495,7 @@ fn step(lua: &Lua, ud: AnyUserData, resume: Resume) -> mlua::Result<MultiValue> 
     let Some(process) = run.process.as_mut() else {
         return raise(lua, Error::invalid("eval_runner: this run has finished"));
     };
-    let outcome = process.step(&mut StepCx { pid }, resume);
+    let outcome = process.step(&mut StepCx::new(pid), resume);
     let used = process.instructions();
     let delta = used.saturating_sub(run.charged);
     run.charged = used;

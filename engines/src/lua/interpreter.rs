@@ -181,9 +181,7 @@ impl LuaInterpreter {
             ..EvalExtras::default()
         };
         let mut process = launch(&live.pool, name, chunk, init, extras)?;
-        let mut cx = StepCx {
-            pid: Pid::new(0, 0),
-        };
+        let mut cx = StepCx::new(Pid::new(0, 0));
         let mut input = Resume::Start;
         loop {
             match process.step(&mut cx, input) {

@@ -209,14 +209,14 @@ pub(crate) struct LightProcess {
 }
 
 impl Process for LightProcess {
-    fn step(&mut self, _cx: &mut StepCx, input: Resume) -> Step {
+    fn step(&mut self, cx: &mut StepCx<'_>, input: Resume) -> Step {
         let _guard = self.shared.lock.lock();
         let lua = &self.shared.lua;
         let outer = HELD.replace(Arc::as_ptr(&self.shared) as usize);
         if let Some(ctx) = self.ctx.take() {
             lua.set_app_data(ctx);
         }
-        let step = self.inner.step_in(lua, input);
+        let step = self.inner.step_in(lua, cx, input);
         self.ctx = lua.remove_app_data::<ProcCtx>();
         HELD.set(outer);
         step

@@ -13,7 +13,7 @@ use troupe_runtime::{Process, Resume, Step, StepCx};
 
 use super::convert::to_value;
 use super::pool::Ending;
-use super::state::{ProcCtx, is_sent, resume_values};
+use super::state::{ProcCtx, is_sent, resume_values, stepping};
 use super::{Pool, error, watchdog};
 
 pub(crate) struct LuaProcess {
@@ -113,12 +113,12 @@ impl LuaProcess {
 }
 
 impl Process for LuaProcess {
-    fn step(&mut self, _cx: &mut StepCx, input: Resume) -> Step {
+    fn step(&mut self, cx: &mut StepCx<'_>, input: Resume) -> Step {
         // Present from creation until drop.
         let Some(lua) = self.lua.take() else {
             return Step::Failed(Error::internal("the process has no Lua state"));
         };
-        let step = self.step_in(&lua, input);
+        let step = self.step_in(&lua, cx, input);
         self.lua = Some(lua);
         step
     }
@@ -127,13 +127,13 @@ impl Process for LuaProcess {
 impl LuaProcess {
     /// One step of the process's thread in `lua`, its state, where its
     /// [`ProcCtx`] is the app data.
-    pub(crate) fn step_in(&mut self, lua: &Lua, input: Resume) -> Step {
+    pub(crate) fn step_in(&mut self, lua: &Lua, cx: &StepCx<'_>, input: Resume) -> Step {
         let args = match self.resume_args(lua, input) {
             Ok(a) => a,
             Err(e) => return Step::Failed(e),
         };
         let thread = &self.thread;
-        let result = match self.hook {
+        let result = stepping(cx, || match self.hook {
             Some(hook) => {
                 let (result, armed) =
                     watchdog::watched(thread.state(), hook, || thread.resume::<MultiValue>(args));
@@ -143,7 +143,7 @@ impl LuaProcess {
                 result
             }
             None => thread.resume::<MultiValue>(args),
-        };
+        });
         let sent = matches!(&result, Ok(v) if v.front().is_some_and(is_sent));
         let (terminate, pending) = match lua.app_data_mut::<ProcCtx>() {
             Some(mut ctx) => {

@@ -2,6 +2,7 @@
 //! built from, the per-state module cache, and the per-process context that
 //! Rust callbacks (module functions, `require`, the instruction hook) read.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::c_void;
 use std::sync::{Arc, OnceLock};
@@ -14,6 +15,7 @@ use troupe_modules::{
     Args, CallError, FnCx, FunctionDef, ModuleDef, ModuleRegistry, Policy, ResultHandler, Ret,
     TypeKey,
 };
+use troupe_runtime::StepCx;
 use troupe_sources::{Script, Source};
 
 use super::convert::{error_to_lua, to_lua, to_value};
@@ -262,10 +264,50 @@ pub(crate) fn ret_to_lua(
             Error::internal("a command's result handling returned another command"),
         );
     }
-    lua.app_data_mut::<ProcCtx>().ok_or_else(no_ctx)?.pending = Some(pending);
+    let (call, handler) = pending;
+    let call = match call_immediate(call) {
+        Ok(result) => return ret_to_lua(lua, handler.finish(result), false),
+        Err(call) => call,
+    };
+    lua.app_data_mut::<ProcCtx>().ok_or_else(no_ctx)?.pending = Some((call, handler));
     Ok(MultiValue::from_vec(vec![mlua::Value::LightUserData(
         sent(),
     )]))
+}
+
+thread_local! {
+    /// The context of the step this thread runs (see [`stepping`]); null
+    /// outside of one.
+    static STEPPING: Cell<*const StepCx<'static>> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Runs `resume` (one resume of a process's coroutine) with `cx` as the
+/// context its module functions answer immediate commands with
+/// ([`StepCx::call_immediate`]). Every resume of a process goes through
+/// here, a nested one (an `eval` run) with its own context, so a module
+/// function always sees the step of the state that called it.
+pub(crate) fn stepping<R>(cx: &StepCx<'_>, resume: impl FnOnce() -> R) -> R {
+    struct Restore(*const StepCx<'static>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            STEPPING.set(self.0);
+        }
+    }
+    let _restore = Restore(STEPPING.replace(std::ptr::from_ref(cx).cast()));
+    resume()
+}
+
+/// Answers `call` through the current step's context if its command is
+/// immediate; gives it back otherwise (or outside of a step).
+fn call_immediate(call: Call) -> Result<Result<Value, Error>, Call> {
+    let cx = STEPPING.get();
+    if cx.is_null() {
+        return Err(call);
+    }
+    // SAFETY: `stepping` stores a context that outlives the resume it runs
+    // and restores the previous pointer when the resume returns or
+    // unwinds, so a non-null pointer read on this thread is a live context.
+    unsafe { &*cx }.call_immediate(call)
 }
 
 /// The prelude-protocol values that resume a script after its command

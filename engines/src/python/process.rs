@@ -68,7 +68,7 @@ impl PythonProcess {
 }
 
 impl Process for PythonProcess {
-    fn step(&mut self, _cx: &mut StepCx, input: Resume) -> Step {
+    fn step(&mut self, _cx: &mut StepCx<'_>, input: Resume) -> Step {
         if let Some(start) = self.start.take() {
             if let Err(e) = self.launch(start) {
                 return Step::Failed(e);

@@ -155,7 +155,7 @@ impl WasmProcess {
 }
 
 impl Process for WasmProcess {
-    fn step(&mut self, _cx: &mut StepCx, input: Resume) -> Step {
+    fn step(&mut self, _cx: &mut StepCx<'_>, input: Resume) -> Step {
         if let Resume::Return(result) = input {
             self.exchange.lock().reply = Some(result);
         }

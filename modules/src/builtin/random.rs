@@ -84,27 +84,27 @@ pub(super) fn uuid_module() -> ModuleDef {
 
 /// Registers the handlers of the `rand` and `uuid` commands.
 pub fn register(b: &mut DispatcherBuilder) -> Result<(), Error> {
-    b.inline(ids::RAND_INT, "rand.int", |_, args| {
+    b.immediate(ids::RAND_INT, "rand.int", |_, args| {
         let bound = |k| args.get(k).and_then(Value::as_i64);
         match (bound("lo"), bound("hi")) {
             (Some(lo), Some(hi)) if lo <= hi => Ok(Value::Int(rand::rng().random_range(lo..=hi))),
             _ => Err(Error::invalid("rand.int: bad range")),
         }
     })?;
-    b.inline(ids::RAND_FLOAT, "rand.float", |_, _| {
+    b.immediate(ids::RAND_FLOAT, "rand.float", |_, _| {
         Ok(Value::Float(rand::rng().random::<f64>()))
     })?;
-    b.inline(ids::RAND_CHOICE, "rand.choice", |_, args| match args {
+    b.immediate(ids::RAND_CHOICE, "rand.choice", |_, args| match args {
         Value::Array(mut items) if !items.is_empty() => {
             let i = rand::rng().random_range(0..items.len());
             Ok(items.swap_remove(i))
         }
         _ => Err(Error::invalid("rand.choice: expected a non-empty list")),
     })?;
-    b.inline(ids::UUID_V4, "uuid.v4", |_, _| {
+    b.immediate(ids::UUID_V4, "uuid.v4", |_, _| {
         Ok(Value::from(uuid::Uuid::new_v4().to_string()))
     })?;
-    b.inline(ids::UUID_V7, "uuid.v7", |_, _| {
+    b.immediate(ids::UUID_V7, "uuid.v7", |_, _| {
         Ok(Value::from(uuid::Uuid::now_v7().to_string()))
     })?;
     Ok(())
