@@ -1,6 +1,7 @@
 //! The sandbox holds: an adversarial corpus of escape attempts
 //! (`tests/sandbox/*.lua`, one attempt per file, its first line naming the
-//! expected outcome) run beside a sibling process that must stay unaffected;
+//! expected outcome) run as an isolated and as a lightweight process, each
+//! beside sibling processes of the same kind that must stay unaffected;
 //! preemption of spinning processes; isolation between processes that reuse
 //! a pooled Lua state; policy validation and no escalation on spawn.
 
@@ -13,22 +14,70 @@ use troupe::{
     Spawn, Value,
 };
 
+/// The two kinds of process the corpus runs as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// A Lua state of its own, from the pool.
+    Isolated,
+    /// A coroutine in a Lua state shared with other lightweight processes.
+    Lightweight,
+}
+
+/// The memory every attacker may use: its own state's limit when isolated,
+/// the shared state's (all its processes together) when lightweight.
+const ATTACKER_MEMORY: usize = 16 << 20;
+
+impl Kind {
+    /// `spawn` as a process of this kind.
+    fn spawn(self, spawn: Spawn) -> Spawn {
+        match self {
+            Kind::Isolated => spawn,
+            Kind::Lightweight => spawn.lightweight(),
+        }
+    }
+
+    /// Limits every attacker gets, so each attempt ends. A lightweight
+    /// process has no memory limit of its own: its shared state has one
+    /// (see [`Kind::engine`]).
+    fn limits(self) -> Limits {
+        Limits {
+            max_instructions: NonZeroU64::new(20_000_000),
+            max_memory: match self {
+                Kind::Isolated => NonZeroUsize::new(ATTACKER_MEMORY),
+                Kind::Lightweight => None,
+            },
+            timeout: Some(Duration::from_secs(3)),
+            ..Limits::default()
+        }
+    }
+
+    /// The engine, silent, with the shared states' memory capped.
+    fn engine(self) -> LuaEngine {
+        let engine = LuaEngine::with_output(|_| {});
+        match (self, NonZeroUsize::new(ATTACKER_MEMORY)) {
+            (Kind::Lightweight, Some(cap)) => engine.lightweight_state_memory(cap),
+            _ => engine,
+        }
+    }
+
+    /// How many processes of this kind, spawned one after another, reach
+    /// every state an attacker may share: its own for an isolated process;
+    /// the engine's shared states (four per core, placed round robin) for
+    /// a lightweight one.
+    fn neighbours(self) -> usize {
+        match self {
+            Kind::Isolated => 1,
+            Kind::Lightweight => 4 * std::thread::available_parallelism().map_or(1, usize::from),
+        }
+    }
+}
+
 /// The policy attackers run under: the plugin preset plus processes and
 /// `eval_runner`; the host's `vault` module (class io) stays out of reach.
 fn attacker_policy() -> Policy {
     Policy::plugin()
         .allow_class(Class::Process)
         .allow_module("eval_runner")
-}
-
-/// Limits every attacker gets, so each attempt ends.
-fn attacker_limits() -> Limits {
-    Limits {
-        max_instructions: NonZeroU64::new(20_000_000),
-        max_memory: NonZeroUsize::new(16 << 20),
-        timeout: Some(Duration::from_secs(3)),
-        ..Limits::default()
-    }
 }
 
 /// A host module scripts must never reach without the io class.
@@ -55,8 +104,8 @@ const SIBLING: &str = r#"
 "#;
 
 /// Runs after each attacker, on the state the attacker gave back to the
-/// pool (one worker, so the pool hands it out again): nothing the attacker
-/// did may be visible.
+/// pool (one worker, so the pool hands it out again) or shared: nothing
+/// the attacker did may be visible.
 const PROBE: &str = r#"
     local json = require("json")
     assert(leak == nil and rawget(_G, "leak") == nil, "a global leaked")
@@ -72,8 +121,15 @@ const PROBE: &str = r#"
     return "pristine"
 "#;
 
-#[test]
-fn every_escape_attempt_in_the_corpus_fails_and_siblings_are_unaffected() {
+/// True for running out of memory (an exceeded memory limit).
+fn out_of_memory(e: &troupe::Error) -> bool {
+    e.kind() == ErrorKind::LimitExceeded && e.message().contains("memory")
+}
+
+/// Runs every case of the corpus as a process of `kind`, each beside
+/// siblings of the same kind in every state it may share, then probes
+/// those states.
+fn run_corpus(kind: Kind) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sandbox");
     let mut cases: Vec<_> = std::fs::read_dir(&dir)
         .expect("corpus directory")
@@ -87,7 +143,7 @@ fn every_escape_attempt_in_the_corpus_fails_and_siblings_are_unaffected() {
     let rt = Runtime::builder()
         .workers(1)
         .source(FileSource::new(&dir))
-        .engine(LuaEngine::with_output(|_| {}))
+        .engine(kind.engine())
         .module(vault())
         .default_policy(attacker_policy())
         .build()
@@ -104,11 +160,14 @@ fn every_escape_attempt_in_the_corpus_fails_and_siblings_are_unaffected() {
             .trim()
             .to_owned();
 
-        let sibling = rt
-            .spawn_code(Spawn::script("sibling.lua"), SIBLING)
-            .expect("sibling spawns");
+        let siblings: Vec<_> = (0..kind.neighbours())
+            .map(|_| {
+                rt.spawn_code(kind.spawn(Spawn::script("sibling.lua")), SIBLING)
+                    .expect("sibling spawns")
+            })
+            .collect();
         let attacker = rt
-            .spawn(Spawn::script(name).limits(attacker_limits()))
+            .spawn(kind.spawn(Spawn::script(name).limits(kind.limits())))
             .expect("attacker spawns");
         let outcome = attacker.join_blocking();
         let got = match &outcome {
@@ -118,23 +177,44 @@ fn every_escape_attempt_in_the_corpus_fails_and_siblings_are_unaffected() {
         };
         if got != expected {
             failures.push(format!(
-                "{name}: expected {expected}, got {got} ({outcome:?})"
+                "{kind:?} {name}: expected {expected}, got {got} ({outcome:?})"
             ));
         }
-        let sib = sibling.join_blocking();
-        if sib != Ok(Value::from(r#"{"sum":2502515,"upper":"OK"}"#)) {
-            failures.push(format!("{name}: sibling affected: {sib:?}"));
+        for sibling in siblings {
+            match sibling.join_blocking() {
+                Ok(v) if v == Value::from(r#"{"sum":2502515,"upper":"OK"}"#) => {}
+                // Memory is the shared state's: an attacker filling it may
+                // make a neighbour's allocation the one that fails (the
+                // documented blast radius of a lightweight process).
+                Err(e)
+                    if kind == Kind::Lightweight
+                        && out_of_memory(&e)
+                        && outcome.as_ref().is_err_and(out_of_memory) => {}
+                other => failures.push(format!("{kind:?} {name}: sibling affected: {other:?}")),
+            }
         }
-        let probe = rt
-            .spawn_code(Spawn::script("probe.lua"), PROBE)
-            .and_then(|h| h.join_blocking());
-        if probe != Ok(Value::from("pristine")) {
-            failures.push(format!("{name}: next process affected: {probe:?}"));
+        for _ in 0..kind.neighbours() {
+            let probe = rt
+                .spawn_code(kind.spawn(Spawn::script("probe.lua")), PROBE)
+                .and_then(|h| h.join_blocking());
+            if probe != Ok(Value::from("pristine")) {
+                failures.push(format!("{kind:?} {name}: next process affected: {probe:?}"));
+            }
         }
     }
     assert_eq!(rt.process_count(), 0);
     rt.shutdown();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_escape_attempt_in_the_corpus_fails_and_siblings_are_unaffected() {
+    run_corpus(Kind::Isolated);
+}
+
+#[test]
+fn every_escape_attempt_fails_as_a_lightweight_process_too() {
+    run_corpus(Kind::Lightweight);
 }
 
 fn runtime(src: MemorySource, workers: usize) -> Runtime {

@@ -20,9 +20,12 @@
 //! The library and module tables behind the proxies are shared and
 //! read-only (the same sandbox as for isolated processes, which already
 //! share a pooled state with the processes before and after them). Memory
-//! is the state's: a lightweight process has no memory limit of its own.
+//! is the state's: a lightweight process has no memory limit of its own,
+//! and the state may have one for all its processes together
+//! ([`LuaEngine::lightweight_state_memory`](super::LuaEngine::lightweight_state_memory)).
 
 use std::cell::Cell;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -99,21 +102,29 @@ struct Shared {
 pub(crate) struct Lightweight {
     states: Vec<std::sync::OnceLock<Arc<Shared>>>,
     next: AtomicUsize,
+    /// The memory limit of each shared state (all its processes together).
+    memory: Option<NonZeroUsize>,
 }
 
 impl Default for Lightweight {
     fn default() -> Self {
+        Self::with_memory(None)
+    }
+}
+
+impl Lightweight {
+    /// Shared states whose memory (each) is at most `memory` bytes.
+    pub(crate) fn with_memory(memory: Option<NonZeroUsize>) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Self {
             states: (0..cores * SHARED_PER_CORE)
                 .map(|_| std::sync::OnceLock::new())
                 .collect(),
             next: AtomicUsize::new(0),
+            memory,
         }
     }
-}
 
-impl Lightweight {
     /// The shared state the next process goes to (a prepared state from
     /// `pool`, never given back).
     fn pick(&self, pool: &Pool) -> Result<Arc<Shared>, Error> {
@@ -131,6 +142,10 @@ impl Lightweight {
             return Ok(Arc::clone(s));
         }
         let lua = pool.take()?;
+        if let Some(m) = self.memory {
+            lua.set_memory_limit(m.get())
+                .map_err(|e| Error::internal(e.to_string()))?;
+        }
         Ok(Arc::clone(cell.get_or_init(|| {
             Arc::new(Shared {
                 lua,
@@ -182,7 +197,7 @@ impl Lightweight {
         };
         let slice = init.limits.slice_instructions.get();
         let set_hook = shared.slice.swap(slice, Ordering::Relaxed) != slice;
-        let (inner, ctx) = prepare(
+        let (mut inner, ctx) = prepare(
             &shared.lua,
             pool,
             name,
@@ -192,6 +207,8 @@ impl Lightweight {
             set_hook,
         )?;
         drop(guard);
+        // Running out of the state's memory names the state's limit.
+        inner.memory_limit = self.memory.map(NonZeroUsize::get);
         Ok(LightProcess {
             shared,
             inner,

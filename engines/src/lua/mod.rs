@@ -27,6 +27,7 @@ mod state;
 mod watchdog;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -88,6 +89,18 @@ impl LuaEngine {
             pool: Arc::new(Pool::new(Arc::new(output), DEFAULT_STATE_POOL)),
             light: Arc::new(Lightweight::default()),
         }
+    }
+
+    /// Caps the memory of each Lua state that lightweight processes share
+    /// at `bytes` (all the processes of that state together, plus the
+    /// sandbox itself; default: no cap). The allocation that would pass the
+    /// cap fails with `LIMIT_EXCEEDED` in the process making it. Set it
+    /// before the engine's first lightweight spawn: it replaces the shared
+    /// states.
+    #[must_use]
+    pub fn lightweight_state_memory(mut self, bytes: NonZeroUsize) -> Self {
+        self.light = Arc::new(Lightweight::with_memory(Some(bytes)));
+        self
     }
 
     /// The counters of the engine's isolated-state pool (shared by clones

@@ -15,6 +15,7 @@ local SENT, OK, PREEMPT, IMPORT = R.SENT, R.OK, R.PREEMPT, R.IMPORT
 local preempting, terminating, out, arm = R.preempting, R.terminating, R.out, R.arm
 local is_error, runtime_error, denied = R.is_error, R.runtime_error, R.denied
 local getmetatable_raw, rawset_raw, rawget = debug.getmetatable, rawset, rawget
+local setmetatable_raw = debug.setmetatable
 
 -- `("x"):dump()` would reach string.dump through the string metatable.
 string.dump = nil
@@ -305,12 +306,74 @@ end
 
 -- Lightweight processes share one state: what `new_env` copies into each
 -- environment is read through a locked `__index` instead, from a table no
--- script can reach (`getmetatable(_G)` is "locked", there is no `debug`),
--- one per `math` variant. A process's own globals are its env's own keys.
+-- script can reach (there is no `debug`), one per `math` variant. A
+-- process's own globals are its env's own keys. The environment still
+-- behaves exactly like an isolated one: whatever could tell the two apart
+-- (`rawget`, `rawset`, `next` or `pairs` on it, `getmetatable` or
+-- `setmetatable` of it, writing a library name such as `print = nil`) first
+-- *materializes* it: copies the library into it and drops the metatable,
+-- which makes it an isolated process's environment (copies of shared,
+-- read-only values; the library table itself never leaves this file).
+local LIGHT_LIB = {}
+
+local function materialize(env)
+  local lib = LIGHT_LIB[getmetatable_raw(env)]
+  if lib == nil then return end
+  for k, v in next, lib do
+    if rawget(env, k) == nil then rawset_raw(env, k, v) end
+  end
+  setmetatable_raw(env, nil)
+end
+
+-- A lightweight process's `collectgarbage`: the state is shared, so a
+-- "collect" is one incremental step (a full collection would pause every
+-- process of the state); "count" is the shared state's.
+local function light_collectgarbage(opt, ...)
+  if opt == nil or opt == "collect" then
+    collectgarbage("step", 0)
+    return 0
+  end
+  return BASE.collectgarbage(opt, ...)
+end
+
 local function light_meta(math)
   local lib = fresh_env(math)
   lib.load, lib._G = nil, nil
-  return { __index = lib, __metatable = "locked" }
+  local mt = {
+    __index = lib,
+    __newindex = function(env, k, v)
+      if lib[k] ~= nil then materialize(env) end
+      rawset_raw(env, k, v)
+    end,
+    __pairs = function(env)
+      materialize(env)
+      return next, env, nil
+    end,
+    __metatable = "locked",
+  }
+  LIGHT_LIB[mt] = lib
+  lib.collectgarbage = light_collectgarbage
+  lib.rawget = function(t, k)
+    materialize(t)
+    return rawget(t, k)
+  end
+  lib.rawset = function(t, k, v)
+    materialize(t)
+    return BASE.rawset(t, k, v)
+  end
+  lib.next = function(t, k)
+    materialize(t)
+    return next(t, k)
+  end
+  lib.getmetatable = function(t)
+    materialize(t)
+    return getmetatable(t)
+  end
+  lib.setmetatable = function(t, m)
+    materialize(t)
+    return BASE.setmetatable(t, m)
+  end
+  return mt
 end
 local LIGHT = { [true] = light_meta(VIEWS.math), [false] = light_meta(VIEWS.math_det) }
 
