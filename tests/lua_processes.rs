@@ -330,25 +330,28 @@ fn commands_yield_through_user_coroutines() {
     );
 }
 
-/// Immediate commands (`time.now`, `process.send`, `rand.*`) are answered
-/// inside the call, so they work where a yield cannot happen (a
-/// `table.sort` comparator); a command that waits still cannot.
+/// Immediate commands (`time.now`, `process.send`, `rand.*`, a `receive`
+/// of a queued message) are answered inside the call, so they work where a
+/// yield cannot happen (a `table.sort` comparator); a command that waits
+/// (a sleep, a receive with nothing queued) still cannot.
 #[test]
 fn immediate_commands_work_where_a_yield_cannot() {
     let v = run(r#"
         local time, process, rand = require("time"), require("process"), require("rand")
         local me = process.pid()
-        local items = {3, 1, 2}
+        local items, n = {3, 1, 2}, 0
         table.sort(items, function(a, b)
           assert(time.now() > 0 and time.monotonic() >= 0)
           assert(rand.int(1, 6) <= 6)
           assert(process.send(me, "compared", a))
+          assert(process.receive("compared").payload == a)
+          n = n + 1
           return a < b
         end)
-        local n = 0
-        while process.receive("compared", 0) do n = n + 1 end
-        local okc, err = pcall(table.sort, {3, 1, 2}, function(a, b) time.sleep(1) return a < b end)
-        return {items[1], items[3], n > 0, okc, tostring(err):find("yield") ~= nil}
+        local left = process.receive("compared", 0)
+        local sleeps = pcall(table.sort, {3, 1, 2}, function(a, b) time.sleep(1) return a < b end)
+        local ok, err = pcall(table.sort, {3, 1, 2}, function(a, b) process.receive("none") return a < b end)
+        return {items[1], items[3], n > 0, left == nil, sleeps, ok, tostring(err):find("yield") ~= nil}
     "#);
     assert_eq!(
         v.unwrap(),
@@ -356,6 +359,8 @@ fn immediate_commands_work_where_a_yield_cannot() {
             Value::Int(1),
             Value::Int(3),
             Value::Bool(true),
+            Value::Bool(true),
+            Value::Bool(false),
             Value::Bool(false),
             Value::Bool(true),
         ])

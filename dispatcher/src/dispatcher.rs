@@ -114,6 +114,7 @@ type BoxFuture = Pin<Box<dyn Future<Output = Result<Value, Error>> + Send>>;
 type InlineFn = dyn Fn(&HandlerCx<'_>, Value) -> Result<Value, Error> + Send + Sync;
 type AsyncFn = dyn Fn(Pid, Value) -> BoxFuture + Send + Sync;
 type DeferredFn = dyn Fn(&HandlerCx<'_>, Value) -> Dispatched + Send + Sync;
+type ProbeFn = dyn Fn(&HandlerCx<'_>, &Value) -> Option<Result<Value, Error>> + Send + Sync;
 
 enum Handler {
     Inline(Box<InlineFn>),
@@ -121,7 +122,9 @@ enum Handler {
     /// [`DispatcherBuilder::immediate`]).
     Immediate(Box<InlineFn>),
     Async(Box<AsyncFn>),
-    Deferred(Box<DeferredFn>),
+    /// A deferred handler, and optionally a probe that answers inside the
+    /// script's call when it can (see [`DispatcherBuilder::probed`]).
+    Deferred(Box<DeferredFn>, Option<Box<ProbeFn>>),
 }
 
 struct Registered {
@@ -201,7 +204,30 @@ impl DispatcherBuilder {
     where
         F: Fn(&HandlerCx<'_>, Value) -> Dispatched + Send + Sync + 'static,
     {
-        self.insert(id, name, Handler::Deferred(Box::new(f)))
+        self.insert(id, name, Handler::Deferred(Box::new(f), None))
+    }
+
+    /// Registers a deferred handler `f` with an immediate `probe`: inside
+    /// the script's call ([`Dispatcher::call_immediate`]) the probe answers
+    /// when it can do so now (`Some`); otherwise (`None`, or a journaled
+    /// process) the command is yielded and `f` runs. The probe is subject
+    /// to the rules of [`DispatcherBuilder::immediate`].
+    pub fn probed<P, F>(
+        &mut self,
+        id: CommandId,
+        name: &str,
+        probe: P,
+        f: F,
+    ) -> Result<&mut Self, Error>
+    where
+        P: Fn(&HandlerCx<'_>, &Value) -> Option<Result<Value, Error>> + Send + Sync + 'static,
+        F: Fn(&HandlerCx<'_>, Value) -> Dispatched + Send + Sync + 'static,
+    {
+        self.insert(
+            id,
+            name,
+            Handler::Deferred(Box::new(f), Some(Box::new(probe))),
+        )
     }
 
     /// Registers a typed inline handler for command `C`.
@@ -264,7 +290,7 @@ impl Dispatcher {
         };
         match &reg.handler {
             Handler::Inline(f) | Handler::Immediate(f) => Dispatched::Ready(f(cx, call.args)),
-            Handler::Deferred(f) => f(cx, call.args),
+            Handler::Deferred(f, _) => f(cx, call.args),
             Handler::Async(f) => {
                 let fut = f(cx.pid, call.args);
                 let completer = cx.completer();
@@ -274,10 +300,11 @@ impl Dispatcher {
         }
     }
 
-    /// Answers `call` now when its handler is [immediate]; otherwise gives
-    /// it back, to be yielded and dispatched.
+    /// Answers `call` now when its handler is [immediate] or its [probe]
+    /// can; otherwise gives it back, to be yielded and dispatched.
     ///
     /// [immediate]: DispatcherBuilder::immediate
+    /// [probe]: DispatcherBuilder::probed
     pub fn call_immediate(
         &self,
         cx: &HandlerCx<'_>,
@@ -285,6 +312,7 @@ impl Dispatcher {
     ) -> Result<Result<Value, Error>, Call> {
         match self.registered(call.id).map(|r| &r.handler) {
             Some(Handler::Immediate(f)) => Ok(f(cx, call.args)),
+            Some(Handler::Deferred(_, Some(probe))) => probe(cx, &call.args).ok_or(call),
             _ => Err(call),
         }
     }

@@ -12,7 +12,7 @@ use troupe_modules::builtin::ids;
 
 use crate::Supervisor;
 use crate::exit::Exit;
-use crate::mailbox::{Message, Waiter};
+use crate::mailbox::{Mailbox, Message, Waiter};
 use crate::scheduler::{Entry, Scheduler};
 use crate::supervisor;
 use crate::timers::TimerAction;
@@ -156,41 +156,53 @@ pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Re
         Ok(Value::Bool(true))
     })?;
 
+    // The probe answers inside the script's call when a message is queued
+    // (or the timeout is 0); otherwise the receive is yielded and waits.
     let s = sched.clone();
-    b.deferred(ids::PROCESS_RECEIVE, "process.receive", move |cx, args| {
-        let s = match scheduler(cx, &s) {
-            Ok(s) => s,
-            Err(e) => return Dispatched::Ready(Err(e)),
-        };
-        let topic = field(&args, "topic").as_str().map(str::to_owned);
-        let timeout = field(&args, "timeout_ms").as_f64();
-        let received = with_process(cx, &s, |entry| {
-            let mut mb = entry.mailbox.lock();
-            if let Some(msg) = mb.take(topic.as_deref()) {
-                return Dispatched::Ready(Ok(msg.into_value()));
-            }
-            if timeout.is_some_and(|ms| ms.is_nan() || ms <= 0.0) {
-                return Dispatched::Ready(Err(Error::new(ErrorKind::Timeout, "receive timed out")));
-            }
-            // The timer starts under the mailbox lock: a message cannot take
-            // the waiter before it knows the timer to cancel, and the timer
-            // cannot fire before the waiter is in place.
-            let timer = timeout.map(|ms| {
-                let action = TimerAction::ReceiveTimeout {
-                    pid: cx.pid,
+    let probe_s = sched.clone();
+    b.probed(
+        ids::PROCESS_RECEIVE,
+        "process.receive",
+        move |cx, args| {
+            let s = scheduler(cx, &probe_s).ok()?;
+            let (topic, timeout) = receive_args(args);
+            with_process(cx, &s, |entry| {
+                receive_now(&mut entry.mailbox.lock(), topic.as_deref(), timeout)
+            })
+            .ok()
+            .flatten()
+        },
+        move |cx, args| {
+            let s = match scheduler(cx, &s) {
+                Ok(s) => s,
+                Err(e) => return Dispatched::Ready(Err(e)),
+            };
+            let (topic, timeout) = receive_args(&args);
+            let received = with_process(cx, &s, |entry| {
+                let mut mb = entry.mailbox.lock();
+                if let Some(now) = receive_now(&mut mb, topic.as_deref(), timeout) {
+                    return Dispatched::Ready(now);
+                }
+                // The timer starts under the mailbox lock: a message cannot take
+                // the waiter before it knows the timer to cancel, and the timer
+                // cannot fire before the waiter is in place.
+                let timer = timeout.map(|ms| {
+                    let action = TimerAction::ReceiveTimeout {
+                        pid: cx.pid,
+                        tag: cx.tag,
+                    };
+                    s.add_timer(millis(ms), action)
+                });
+                mb.waiter = Some(Waiter {
+                    topic,
                     tag: cx.tag,
-                };
-                s.add_timer(millis(ms), action)
+                    timer,
+                });
+                Dispatched::Pending(None)
             });
-            mb.waiter = Some(Waiter {
-                topic,
-                tag: cx.tag,
-                timer,
-            });
-            Dispatched::Pending(None)
-        });
-        received.unwrap_or_else(|e| Dispatched::Ready(Err(e)))
-    })?;
+            received.unwrap_or_else(|e| Dispatched::Ready(Err(e)))
+        },
+    )?;
 
     let s = sched.clone();
     b.inline(ids::PROCESS_SPAWN, "process.spawn", move |cx, args| {
@@ -199,6 +211,27 @@ pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Re
         Ok(Value::from(pid.to_string()))
     })?;
     register_links(b, sched)
+}
+
+/// A `receive`'s topic and timeout (ms).
+fn receive_args(args: &Value) -> (Option<String>, Option<f64>) {
+    let topic = field(args, "topic").as_str().map(str::to_owned);
+    (topic, field(args, "timeout_ms").as_f64())
+}
+
+/// What a `receive` gets without waiting, if anything: the first queued
+/// message on `topic`, or a timeout when it may not wait.
+fn receive_now(
+    mb: &mut Mailbox,
+    topic: Option<&str>,
+    timeout: Option<f64>,
+) -> Option<Result<Value, Error>> {
+    if let Some(msg) = mb.take(topic) {
+        return Some(Ok(msg.into_value()));
+    }
+    timeout
+        .is_some_and(|ms| ms.is_nan() || ms <= 0.0)
+        .then(|| Err(Error::new(ErrorKind::Timeout, "receive timed out")))
 }
 
 /// The pid named by `args.pid`: a pid's text form or a registered name.
