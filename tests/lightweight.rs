@@ -391,6 +391,39 @@ fn a_lightweight_spawn_with_a_memory_limit_is_invalid() {
     rt.shutdown();
 }
 
+/// `load` is shared by the processes of a state; the chunks it makes see
+/// the globals of the process that calls it, unless given an environment.
+const LOADER: &str = r#"
+    local id = ...
+    mine = id
+    local read = assert(load("return mine"))
+    local write = assert(load("mine = mine * 10"))
+    -- Another process of the state runs between the load and the call.
+    coroutine.yield()
+    write()
+    local other = assert(load("return mine, print", "other", "t", { mine = -1 }))()
+    local inner = coroutine.wrap(function() return load("return mine")() end)()
+    return { read = read(), inner = inner, other = other }
+"#;
+
+#[test]
+fn load_in_a_lightweight_process_uses_its_own_globals() {
+    let rt = runtime(MemorySource::new().with("loader.lua", LOADER));
+    let handles: Vec<_> = (1..=CROWD as i64)
+        .map(|i| {
+            rt.spawn(Spawn::script("loader.lua").args([i]).lightweight())
+                .expect("spawns")
+        })
+        .collect();
+    for (h, i) in handles.into_iter().zip(1_i64..) {
+        let v = h.join_blocking().expect("runs");
+        assert_eq!(v.get("read"), Some(&Value::Int(i * 10)), "{v:?}");
+        assert_eq!(v.get("inner"), Some(&Value::Int(i * 10)), "{v:?}");
+        assert_eq!(v.get("other"), Some(&Value::Int(-1)), "{v:?}");
+    }
+    rt.shutdown();
+}
+
 #[test]
 fn a_hundred_thousand_lightweight_processes_complete() {
     let rt = runtime(MemorySource::new().with("n.lua", "local n = ... return n * 2"));

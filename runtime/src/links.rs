@@ -45,13 +45,21 @@ pub(crate) const EXIT_TOPIC: &str = "EXIT";
 /// Topic of the message a monitor delivers.
 pub(crate) const DOWN_TOPIC: &str = "DOWN";
 
-/// One endpoint's links, monitors, name and flags.
+/// One endpoint's links, monitors, name and flags. The flags are inline;
+/// the sets and the name are allocated on first use, since most processes
+/// never link, monitor or register (an idle endpoint costs 16 bytes here).
 #[derive(Debug, Default)]
 pub(crate) struct LinkState {
     /// The endpoint has ended; nothing may be added any more.
     pub dead: bool,
     /// Exit signals become `EXIT` messages.
     pub trap_exits: bool,
+    sets: Option<Box<LinkSets>>,
+}
+
+/// The part of a [`LinkState`] made on first use.
+#[derive(Debug, Default)]
+pub(crate) struct LinkSets {
     /// Linked pids.
     pub links: HashSet<Pid>,
     /// Monitors this endpoint holds: ref → watched pid.
@@ -60,6 +68,35 @@ pub(crate) struct LinkState {
     pub watchers: HashMap<MonitorRef, Pid>,
     /// The registered name, if any.
     pub name: Option<String>,
+}
+
+impl LinkState {
+    /// The sets, made now if this is their first use.
+    pub fn sets(&mut self) -> &mut LinkSets {
+        self.sets.get_or_insert_default()
+    }
+
+    /// The registered name, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.sets.as_ref()?.name.as_deref()
+    }
+
+    /// Removes `other` from the linked pids; false if it was not there.
+    pub fn unlink(&mut self, other: Pid) -> bool {
+        self.sets.as_mut().is_some_and(|s| s.links.remove(&other))
+    }
+
+    /// Removes the monitor `r` this endpoint holds; the pid it watched.
+    pub fn drop_monitor(&mut self, r: MonitorRef) -> Option<Pid> {
+        self.sets.as_mut()?.monitors.remove(&r)
+    }
+
+    /// Removes the monitor `r` on this endpoint.
+    pub fn drop_watcher(&mut self, r: MonitorRef) {
+        if let Some(s) = self.sets.as_mut() {
+            s.watchers.remove(&r);
+        }
+    }
 }
 
 /// A process or a host mailbox: anything with a pid that can be linked,
@@ -135,20 +172,20 @@ impl Scheduler {
         let mine = self.endpoint(me).ok_or_else(|| gone(me))?;
         let traps = {
             let mut st = mine.links().lock();
-            st.links.insert(other);
+            st.sets().links.insert(other);
             st.trap_exits
         };
         let alive = self.endpoint(other).is_some_and(|ep| {
             let mut st = ep.links().lock();
             if !st.dead {
-                st.links.insert(me);
+                st.sets().links.insert(me);
             }
             !st.dead
         });
         if alive {
             return Ok(());
         }
-        mine.links().lock().links.remove(&other);
+        mine.links().lock().unlink(other);
         if traps {
             self.notify(me, exit_message(other, Value::from(NOPROC)));
             Ok(())
@@ -162,10 +199,10 @@ impl Scheduler {
     /// Removes the link between `me` and `other`, if any.
     pub(crate) fn unlink(&self, me: Pid, other: Pid) {
         if let Some(ep) = self.endpoint(me) {
-            ep.links().lock().links.remove(&other);
+            ep.links().lock().unlink(other);
         }
         if let Some(ep) = self.endpoint(other) {
-            ep.links().lock().links.remove(&me);
+            ep.links().lock().unlink(me);
         }
     }
 
@@ -174,16 +211,16 @@ impl Scheduler {
     pub(crate) fn monitor(&self, me: Pid, target: Pid) -> Result<MonitorRef, Error> {
         let r = self.next_ref.fetch_add(1, Ordering::Relaxed);
         let mine = self.endpoint(me).ok_or_else(|| gone(me))?;
-        mine.links().lock().monitors.insert(r, target);
+        mine.links().lock().sets().monitors.insert(r, target);
         let alive = self.endpoint(target).is_some_and(|ep| {
             let mut st = ep.links().lock();
             if !st.dead {
-                st.watchers.insert(r, me);
+                st.sets().watchers.insert(r, me);
             }
             !st.dead
         });
         if !alive {
-            mine.links().lock().monitors.remove(&r);
+            mine.links().lock().drop_monitor(r);
             self.notify(me, down_message(target, Value::from(NOPROC), r));
         }
         Ok(r)
@@ -194,12 +231,12 @@ impl Scheduler {
     pub(crate) fn demonitor(&self, me: Pid, r: MonitorRef) -> bool {
         let Some(target) = self
             .endpoint(me)
-            .and_then(|ep| ep.links().lock().monitors.remove(&r))
+            .and_then(|ep| ep.links().lock().drop_monitor(r))
         else {
             return false;
         };
         if let Some(ep) = self.endpoint(target) {
-            ep.links().lock().watchers.remove(&r);
+            ep.links().lock().drop_watcher(r);
         }
         true
     }
@@ -219,7 +256,7 @@ impl Scheduler {
         };
         let traps = {
             let mut st = ep.links().lock();
-            if !st.links.remove(&from) {
+            if !st.unlink(from) {
                 return; // unlinked meanwhile
             }
             st.trap_exits || matches!(ep, Endpoint::Host(_))
@@ -235,17 +272,21 @@ impl Scheduler {
     /// the monitors it held are dropped, linked endpoints get its exit signal
     /// and watchers its `DOWN`.
     pub(crate) fn release(&self, pid: Pid, links: &Mutex<LinkState>, exit: &Exit) {
-        let st = {
+        let sets = {
             let mut st = links.lock();
             st.dead = true;
-            std::mem::take(&mut *st)
+            st.sets.take()
+        };
+        // Nothing linked, monitored or registered: nothing to tell.
+        let Some(st) = sets else {
+            return;
         };
         if let Some(name) = st.name {
             self.names.remove_if(&name, |_, owner| *owner == pid);
         }
         for (r, target) in st.monitors {
             if let Some(ep) = self.endpoint(target) {
-                ep.links().lock().watchers.remove(&r);
+                ep.links().lock().drop_watcher(r);
             }
         }
         for other in st.links {
@@ -258,7 +299,7 @@ impl Scheduler {
         for (r, watcher) in st.watchers {
             let active = self
                 .endpoint(watcher)
-                .is_some_and(|ep| ep.links().lock().monitors.remove(&r).is_some());
+                .is_some_and(|ep| ep.links().lock().drop_monitor(r).is_some());
             if active {
                 self.notify(watcher, down_message(pid, reason.clone(), r));
             }
@@ -274,9 +315,9 @@ impl Scheduler {
             if st.dead {
                 return Err(gone(parent));
             }
-            st.links.insert(child.pid);
+            st.sets().links.insert(child.pid);
         }
-        child.links.lock().links.insert(parent);
+        child.links.lock().sets().links.insert(parent);
         Ok(())
     }
 }

@@ -35,7 +35,7 @@ impl Scheduler {
         if st.dead {
             return Err(Error::not_found(format!("{pid} is not alive")));
         }
-        match &st.name {
+        match st.name() {
             Some(own) if own == name => return Ok(()),
             Some(own) => {
                 return Err(Error::new(
@@ -52,7 +52,7 @@ impl Scheduler {
             )),
             Slot::Vacant(v) => {
                 v.insert(pid);
-                st.name = Some(name.to_owned());
+                st.sets().name = Some(name.to_owned());
                 Ok(())
             }
         }
@@ -70,7 +70,7 @@ impl Scheduler {
             ))),
             Some(_) => {
                 if let Some(ep) = self.endpoint(pid) {
-                    ep.links().lock().name = None;
+                    ep.links().lock().sets().name = None;
                 }
                 self.names.remove_if(name, |_, owner| *owner == pid);
                 Ok(())

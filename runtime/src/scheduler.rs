@@ -139,8 +139,9 @@ pub(crate) struct Entry {
     pub mailbox: Mutex<Mailbox>,
     /// Links, monitors, name, trap-exits flag.
     pub links: Mutex<LinkState>,
-    /// How the process ends when [`Signal::Exit`] is raised.
-    exit_signal: Mutex<Option<Exit>>,
+    /// How the process ends when [`Signal::Exit`] is raised (boxed: most
+    /// processes never get one).
+    exit_signal: Mutex<Option<Box<Exit>>>,
     exit: Option<Arc<ExitCell>>,
     /// The timer of the `time.sleep` in flight ([`TimerKey`] bits, 0: none).
     pub sleep_timer: AtomicU64,
@@ -418,7 +419,7 @@ impl Scheduler {
         {
             let mut slot = entry.exit_signal.lock();
             if slot.is_none() {
-                *slot = Some(exit);
+                *slot = Some(Box::new(exit));
             }
         }
         self.raise(entry, Signal::Exit);
@@ -643,7 +644,7 @@ impl Scheduler {
                         Signal::Shutdown => {
                             Exit::Failed(Error::new(ErrorKind::Canceled, "runtime shut down"))
                         }
-                        _ => entry.exit_signal.lock().take().unwrap_or(Exit::Killed),
+                        _ => entry.exit_signal.lock().take().map_or(Exit::Killed, |e| *e),
                     };
                     drop(slot);
                     self.finish(&entry, exit);

@@ -29,7 +29,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use mlua::{Function, Lua, Table};
+use mlua::{Function, Lua};
 use parking_lot::Mutex;
 use troupe_dispatcher::Error;
 use troupe_runtime::{Process, ProcessInit, Resume, Step, StepCx};
@@ -56,22 +56,17 @@ pub(crate) fn factory_source(code: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A new main function of program `id` with `env` as its `_ENV`, from the
-/// program's factory (`bytecode`, made from [`factory_source`]), loaded
-/// in `lua` on first use.
-pub(crate) fn factory_main(
-    lua: &Lua,
-    id: u64,
-    name: &str,
-    bytecode: &[u8],
-    env: &Table,
-) -> mlua::Result<Function> {
+/// The factory of program `id` (`bytecode`, made from [`factory_source`]),
+/// loaded in `lua` on first use: called with an environment, it returns a
+/// new main function of the program with that `_ENV` (the prelude's
+/// `new_light_env` calls it).
+pub(crate) fn factory(lua: &Lua, id: u64, name: &str, bytecode: &[u8]) -> mlua::Result<Function> {
     let (factory, _) = cached_main(lua, (id, true), || {
         // The factory's own `_ENV` is never read (the script's names
         // resolve to the local `_ENV`); an empty table, to be sure.
         load_binary(lua, name, bytecode, lua.create_table()?)
     })?;
-    factory.call(env)
+    Ok(factory)
 }
 
 /// Shared states per core (more states, fewer workers waiting on the same

@@ -142,6 +142,7 @@ fn compile_with_factory(
 }
 
 /// Source text or bytecode made by [`compile_bytecode`].
+#[derive(Clone, Copy)]
 pub(crate) enum Chunk<'a> {
     Text(&'a [u8]),
     Binary(&'a [u8]),
@@ -149,7 +150,7 @@ pub(crate) enum Chunk<'a> {
     /// [`pool::program_main`]).
     Program(u64, &'a [u8]),
     /// The factory bytecode of a compiled program, loaded once per shared
-    /// state (see [`lightweight::factory_main`]).
+    /// state (see [`lightweight::factory`]).
     Factory(u64, &'a [u8]),
 }
 
@@ -211,9 +212,21 @@ pub(crate) fn prepare(
         (new_env.clone(), p.body.clone())
     };
     let nondeterministic = init.policy.classes().contains(Class::Nondeterministic);
-    let (env, loaded) = match extras.env {
-        Some((env, loaded)) => (env, loaded),
-        None => (
+    // A lightweight process's environment, `require` cache and main
+    // function (from its program's factory) come from one call.
+    let mut made_main = None;
+    let (env, loaded) = match (extras.env, chunk) {
+        (Some((env, loaded)), _) => (env, loaded),
+        (None, Chunk::Factory(id, code)) if init.lightweight => {
+            let factory = lightweight::factory(lua, id, name, code).map_err(internal)?;
+            let (env, loaded, main) = new_env
+                .call::<(mlua::Table, mlua::Table, mlua::Function)>((nondeterministic, factory))
+                .map_err(internal)?;
+            made_main = Some(main);
+            (env, loaded)
+        }
+        (None, _) if init.lightweight => new_env.call(nondeterministic).map_err(internal)?,
+        (None, _) => (
             new_env.call(nondeterministic).map_err(internal)?,
             lua.create_table().map_err(internal)?,
         ),
@@ -227,10 +240,13 @@ pub(crate) fn prepare(
         Chunk::Binary(b) => (b, ChunkMode::Binary),
         Chunk::Program(_, b) | Chunk::Factory(_, b) => (b, ChunkMode::Binary),
     };
-    let main = match chunk {
-        Chunk::Program(id, _) => pool::program_main(lua, id, name, code, &env),
-        Chunk::Factory(id, _) => lightweight::factory_main(lua, id, name, code, &env),
-        _ => lua
+    let main = match (made_main, chunk) {
+        (Some(main), _) => Ok(main),
+        (None, Chunk::Program(id, _)) => pool::program_main(lua, id, name, code, &env),
+        (None, Chunk::Factory(id, _)) => {
+            lightweight::factory(lua, id, name, code).and_then(|factory| factory.call(&env))
+        }
+        (None, _) => lua
             .load(code)
             .set_name(format!("@{name}"))
             .set_mode(mode)

@@ -314,7 +314,14 @@ end
 -- *materializes* it: copies the library into it and drops the metatable,
 -- which makes it an isolated process's environment (copies of shared,
 -- read-only values; the library table itself never leaves this file).
+-- `load` is shared too: its default environment is the running process's
+-- (`R.env`, from the process context), so a new environment holds nothing
+-- but `_G`.
 local LIGHT_LIB = {}
+local current_env = R.env
+local function light_load(chunk, name, _, e)
+  return raw_load(chunk, name, "t", e or current_env())
+end
 
 local function materialize(env)
   local lib = LIGHT_LIB[getmetatable_raw(env)]
@@ -338,7 +345,7 @@ end
 
 local function light_meta(math)
   local lib = fresh_env(math)
-  lib.load, lib._G = nil, nil
+  lib.load, lib._G = light_load, nil
   local mt = {
     __index = lib,
     __newindex = function(env, k, v)
@@ -377,9 +384,15 @@ local function light_meta(math)
 end
 local LIGHT = { [true] = light_meta(VIEWS.math), [false] = light_meta(VIEWS.math_det) }
 
--- A fresh global environment for one lightweight process.
-local function new_light_env(nondeterministic)
-  return own(setmetatable({}, LIGHT[nondeterministic == true]))
+-- A fresh global environment for one lightweight process (sized for its
+-- one key, `_G`) and its `require` cache; with `factory` (a script compiled
+-- by the engine's `factory_source`), also its main function: one call from
+-- the engine per process.
+local function new_light_env(nondeterministic, factory)
+  local env = setmetatable({ _G = false }, LIGHT[nondeterministic == true])
+  env._G = env
+  if factory then return env, {}, factory(env) end
+  return env, {}
 end
 
 local function handler(e)

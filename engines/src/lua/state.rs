@@ -592,6 +592,12 @@ pub(crate) fn new_state(output: &Output) -> mlua::Result<Lua> {
         "require",
         lua.create_function(|lua, name: mlua::Value| require(lua, name))?,
     )?;
+    // The running process's environment (the default of the shared `load`
+    // of lightweight processes).
+    r.raw_set(
+        "env",
+        lua.create_function(|lua, ()| Ok(lua.app_data_ref::<ProcCtx>().map(|c| c.env.clone())))?,
+    )?;
     let reseed = lua.globals().get::<Table>("math")?.get("randomseed")?;
     let prelude: Table = prelude_chunk(&lua)?.call(r)?;
     lua.set_app_data(Prelude {
