@@ -1,11 +1,15 @@
 //! Script source benchmarks, each beside a baseline measured in the same
 //! run, so the ratio is the figure that counts.
 //!
+//! * `file_get` — one `FileSource::get` of an unchanged 2 KB script (served
+//!   from its cache: one `lstat`), beside the raw `std::fs::read` of the
+//!   same file, what a `get` did before the cache (resolve the root and the
+//!   path, read, hash) and a `MemorySource::get`.
 //! * `spawn_from_source` — spawn + run + exit of `return 1` (1 worker, in
 //!   batches) with the script read from a `MemorySource` (the baseline: an
 //!   in-memory map), from a `CachedSource` over a `FileSource` (what a host
 //!   serving scripts from disk with hot reload uses), and from a bare
-//!   `FileSource` (a file read and hash per spawn).
+//!   `FileSource` (its own cache, validated by a `stat` per spawn).
 //! * `reload_latency` — time from saving an edited script (write a temporary
 //!   file, rename it over the old one, as editors do) until a spawn runs the
 //!   new code, through `CachedSource<FileSource>` with `hot_reload(true)`;
@@ -41,6 +45,52 @@ fn save(dir: &Path, name: &str, code: &str) {
     std::fs::rename(&tmp, dir.join(name)).expect("rename");
 }
 
+/// Waits until a file written now is old enough for `FileSource` to keep
+/// its content (content read within 2 s of a change is read again).
+fn settle_file_cache() {
+    std::thread::sleep(Duration::from_millis(2_100));
+}
+
+fn file_get(c: &mut Criterion) {
+    let mut g = c.benchmark_group("file_get");
+    g.warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let code = format!("return {{{}}}\n", "1, ".repeat(680));
+    save(dir.path(), "s.lua", &code);
+    settle_file_cache();
+    let path = dir.path().join("s.lua");
+    g.bench_function("std_fs_read", |b| {
+        b.iter(|| std::fs::read(&path).expect("read"));
+    });
+    g.bench_function("resolve_read_hash", |b| {
+        b.iter(|| {
+            let root = dir.path().canonicalize().expect("root");
+            let real = path.canonicalize().expect("path");
+            assert!(real.starts_with(&root));
+            let code = std::fs::read(&real).expect("read");
+            // The FNV-1a content hash `Script::from_content` computes.
+            code.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+            })
+        });
+    });
+    let files = FileSource::new(dir.path());
+    g.bench_function("file_source_get", |b| {
+        b.iter(|| files.get("s.lua").expect("get"));
+    });
+    let memory = MemorySource::new().with("s.lua", &code);
+    g.bench_function("memory_source_get", |b| {
+        b.iter(|| memory.get("s.lua").expect("get"));
+    });
+    g.finish();
+    assert_eq!(
+        files.disk_reads(),
+        1,
+        "every get after the first was cached"
+    );
+}
+
 fn spawn_from_source(c: &mut Criterion) {
     const BATCH: u64 = 500;
     let mut g = c.benchmark_group("spawn_from_source");
@@ -50,6 +100,7 @@ fn spawn_from_source(c: &mut Criterion) {
         .throughput(Throughput::Elements(BATCH));
     let dir = tempfile::tempdir().expect("temp dir");
     save(dir.path(), "noop.lua", "return 1");
+    settle_file_cache();
     let cases: [(&str, Runtime); 3] = [
         (
             "memory",
@@ -150,5 +201,5 @@ fn reload_latency(c: &mut Criterion) {
     rt.shutdown();
 }
 
-criterion_group!(benches, spawn_from_source, reload_latency);
+criterion_group!(benches, file_get, spawn_from_source, reload_latency);
 criterion_main!(benches);

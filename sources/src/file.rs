@@ -1,5 +1,7 @@
+use std::fs::Metadata;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -8,6 +10,7 @@ use std::time::Instant;
 use notify::event::{MetadataKind, ModifyKind};
 use notify::{Event, EventKind, RecursiveMode, Watcher};
 
+use crate::file_cache::{FileCache, ReadError};
 use crate::{Change, ChangeSink, Script, Source, SourceError, WatchGuard, validate_key};
 
 /// How long a file must be quiet before its change is reported by default.
@@ -17,10 +20,18 @@ const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(50);
 /// outside the directory are refused. Watching uses the OS's file
 /// notifications (inotify, FSEvents, …), debounced so an editor's burst of
 /// writes is one change.
+///
+/// Contents are cached: a `get` of a file whose length, modification time
+/// and (on Unix) inode and status-change time are those it was read at
+/// does not read it again, and content read within 2 s of the file's last
+/// change is always read again, so a coarse file timestamp cannot hide an
+/// edit (the rule is spelled out in `sources/src/file_cache.rs`). A `get`
+/// after a write sees the new content. Clones share the cache.
 #[derive(Debug, Clone)]
 pub struct FileSource {
     root: PathBuf,
     debounce: Duration,
+    cache: Arc<FileCache>,
 }
 
 impl FileSource {
@@ -29,7 +40,14 @@ impl FileSource {
         Self {
             root: root.into(),
             debounce: DEFAULT_DEBOUNCE,
+            cache: Arc::default(),
         }
+    }
+
+    /// How many times this source (and its clones) read a script's content
+    /// from disk; a `get` answered from the cache does not count.
+    pub fn disk_reads(&self) -> u64 {
+        self.cache.reads()
     }
 
     /// How long a file must be quiet before a change is reported (default
@@ -45,14 +63,47 @@ impl FileSource {
         &self.root
     }
 
-    fn path_of(&self, key: &str) -> Result<PathBuf, SourceError> {
-        validate_key(key)?;
-        let path = self.root.join(key);
-        let not_found = || SourceError::NotFound {
+    fn not_found(&self, key: &str) -> SourceError {
+        SourceError::NotFound {
             key: key.to_owned(),
             source_name: self.name(),
-        };
-        let real = path.canonicalize().map_err(|_| not_found())?;
+        }
+    }
+
+    /// The file `key` names and its metadata. Without a symbolic link
+    /// below the root (the common case) that is `root/key`, checked one
+    /// `lstat` per segment, the last one giving the metadata; a link
+    /// anywhere below the root sends the key through [`Self::path_of`].
+    fn resolve(&self, key: &str) -> Result<(PathBuf, Metadata), SourceError> {
+        validate_key(key)?;
+        let mut path = self.root.clone();
+        let mut segments = key.split('/').peekable();
+        while let Some(segment) = segments.next() {
+            path.push(segment);
+            let meta = match std::fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(_) => {
+                    self.cache.forget(&self.root.join(key));
+                    return Err(self.not_found(key));
+                }
+            };
+            if meta.file_type().is_symlink() {
+                let real = self.path_of(key)?;
+                let meta = std::fs::metadata(&real).map_err(|_| self.not_found(key))?;
+                return Ok((real, meta));
+            }
+            if segments.peek().is_none() {
+                return Ok((path, meta));
+            }
+        }
+        Err(self.not_found(key))
+    }
+
+    /// `key` resolved through symbolic links, refused if it leads outside
+    /// the root.
+    fn path_of(&self, key: &str) -> Result<PathBuf, SourceError> {
+        let path = self.root.join(key);
+        let real = path.canonicalize().map_err(|_| self.not_found(key))?;
         let root = self
             .root
             .canonicalize()
@@ -73,23 +124,22 @@ impl Source for FileSource {
     }
 
     fn get(&self, key: &str) -> Result<Script, SourceError> {
-        let path = self.path_of(key)?;
-        let code = std::fs::read(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory => {
-                SourceError::NotFound {
-                    key: key.to_owned(),
-                    source_name: self.name(),
-                }
-            }
-            _ => SourceError::unavailable(self.name(), format!("{}: {e}", path.display())),
-        })?;
-        if path.is_dir() {
-            return Err(SourceError::NotFound {
-                key: key.to_owned(),
-                source_name: self.name(),
-            });
+        let taken = SystemTime::now();
+        let (path, meta) = self.resolve(key)?;
+        if !meta.is_file() {
+            return Err(self.not_found(key));
         }
-        Ok(Script::from_content(key, code))
+        let (code, version) = self.cache.load(&path, &meta, taken).map_err(|e| match e {
+            ReadError::NotFound => self.not_found(key),
+            ReadError::Io(e) => {
+                SourceError::unavailable(self.name(), format!("{}: {e}", path.display()))
+            }
+        })?;
+        Ok(Script {
+            key: key.to_owned(),
+            code,
+            version,
+        })
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, SourceError> {

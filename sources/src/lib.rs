@@ -6,7 +6,7 @@
 //!
 //! | source | scripts live in | watch |
 //! |---|---|---|
-//! | [`FileSource`] | a directory (traversal- and symlink-safe) | notify, debounced |
+//! | [`FileSource`] | a directory (traversal- and symlink-safe; contents cached, validated by file stamps) | notify, debounced |
 //! | [`MemorySource`] | a map changed at run time | on every insert/remove |
 //! | [`EmbeddedSource`] | the binary ([`embed_scripts!`]) | never changes |
 //! | [`HttpSource`] | `GET base_url/key`, revalidated with ETags | no |
@@ -23,6 +23,7 @@ mod cached;
 mod embedded;
 mod etcd;
 mod file;
+mod file_cache;
 mod http;
 mod layered;
 mod memory;
