@@ -367,6 +367,42 @@ fn immediate_commands_work_where_a_yield_cannot() {
     );
 }
 
+/// A process that only makes immediate commands never yields on its own,
+/// yet its wall-clock limit, a host kill and its siblings still get their
+/// turn: preemption does not depend on yields.
+#[test]
+fn a_loop_of_immediate_commands_is_still_preempted_limited_and_killable() {
+    let src = MemorySource::new().with("sibling.lua", "return 7").with(
+        "spin.lua",
+        r#"
+        local process, time = require("process"), require("time")
+        local me = process.pid()
+        while true do
+          process.send(me, "t", time.now())
+          process.receive("t")
+        end
+        "#,
+    );
+    let rt = runtime_with(src, 1);
+    let limits = troupe::Limits {
+        timeout: Some(Duration::from_millis(200)),
+        ..troupe::Limits::default()
+    };
+    let limited = rt
+        .spawn(Spawn::script("spin.lua").limits(limits))
+        .expect("spawn");
+    let killed = rt.spawn(Spawn::script("spin.lua")).expect("spawn");
+    // On one worker, with two spinners, a third process still runs.
+    let sibling = rt.spawn(Spawn::script("sibling.lua")).expect("spawn");
+    assert_eq!(sibling.join_blocking().expect("sibling"), Value::Int(7));
+    let err = limited.join_blocking().expect_err("the limit ends it");
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    assert!(killed.kill());
+    let err = killed.join_blocking().expect_err("killed");
+    assert_eq!(err.kind(), ErrorKind::Canceled, "{err}");
+    rt.shutdown();
+}
+
 #[test]
 fn spawn_args_and_entry_functions() {
     let src = MemorySource::new()
