@@ -62,12 +62,12 @@ impl Kind {
 
     /// How many processes of this kind, spawned one after another, reach
     /// every state an attacker may share: its own for an isolated process;
-    /// the engine's shared states (four per core, placed round robin) for
-    /// a lightweight one.
-    fn neighbours(self) -> usize {
+    /// every one of `engine`'s shared states (placed round robin) for a
+    /// lightweight one.
+    fn neighbours(self, engine: &LuaEngine) -> usize {
         match self {
             Kind::Isolated => 1,
-            Kind::Lightweight => 4 * std::thread::available_parallelism().map_or(1, usize::from),
+            Kind::Lightweight => engine.lightweight_states(),
         }
     }
 }
@@ -140,10 +140,12 @@ fn run_corpus(kind: Kind) {
     cases.sort();
     assert!(cases.len() >= 40, "only {} cases", cases.len());
 
+    let engine = kind.engine();
+    let neighbours = kind.neighbours(&engine);
     let rt = Runtime::builder()
         .workers(1)
         .source(FileSource::new(&dir))
-        .engine(kind.engine())
+        .engine(engine)
         .module(vault())
         .default_policy(attacker_policy())
         .build()
@@ -160,7 +162,7 @@ fn run_corpus(kind: Kind) {
             .trim()
             .to_owned();
 
-        let siblings: Vec<_> = (0..kind.neighbours())
+        let siblings: Vec<_> = (0..neighbours)
             .map(|_| {
                 rt.spawn_code(kind.spawn(Spawn::script("sibling.lua")), SIBLING)
                     .expect("sibling spawns")
@@ -193,7 +195,7 @@ fn run_corpus(kind: Kind) {
                 other => failures.push(format!("{kind:?} {name}: sibling affected: {other:?}")),
             }
         }
-        for _ in 0..kind.neighbours() {
+        for _ in 0..neighbours {
             let probe = rt
                 .spawn_code(kind.spawn(Spawn::script("probe.lua")), PROBE)
                 .and_then(|h| h.join_blocking());

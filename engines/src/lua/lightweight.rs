@@ -152,6 +152,11 @@ impl Lightweight {
 
     /// The state whose lock this thread holds (`held`), if it is one of
     /// this engine's.
+    /// How many shared states there are (made or not yet).
+    pub(crate) fn states(&self) -> usize {
+        self.states.len()
+    }
+
     fn held(&self, held: usize) -> Option<Arc<Shared>> {
         self.states
             .iter()

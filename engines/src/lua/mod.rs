@@ -91,6 +91,14 @@ impl LuaEngine {
         }
     }
 
+    /// How many Lua states this engine's lightweight processes are spread
+    /// over (round robin, made on first use): with
+    /// [`lightweight_state_memory`](Self::lightweight_state_memory), their
+    /// memory is at most this many times the cap.
+    pub fn lightweight_states(&self) -> usize {
+        self.light.states()
+    }
+
     /// Caps the memory of each Lua state that lightweight processes share
     /// at `bytes` (all the processes of that state together, plus the
     /// sandbox itself; default: no cap). The allocation that would pass the
