@@ -208,7 +208,7 @@ pub(crate) fn prepare(
     extras: EvalExtras,
     set_hook: bool,
 ) -> Result<(LuaProcess, ProcCtx), Error> {
-    let (new_env, body) = {
+    let (new_env, body, run_main, handler) = {
         let p = lua
             .app_data_ref::<Prelude>()
             .ok_or_else(|| Error::internal("unprepared Lua state"))?;
@@ -217,7 +217,12 @@ pub(crate) fn prepare(
         } else {
             &p.new_env
         };
-        (new_env.clone(), p.body.clone())
+        (
+            new_env.clone(),
+            p.body.clone(),
+            p.run_main.clone(),
+            p.handler.clone(),
+        )
     };
     let nondeterministic = init.policy.classes().contains(Class::Nondeterministic);
     // A lightweight process's environment, `require` cache and main
@@ -302,7 +307,9 @@ pub(crate) fn prepare(
         }
         None => None,
     };
-    let mut start = Vec::with_capacity(init.args.len() + 3);
+    let mut start = Vec::with_capacity(init.args.len() + 5);
+    start.push(mlua::Value::Function(run_main));
+    start.push(mlua::Value::Function(handler));
     start.push(mlua::Value::Function(main));
     start.push(mlua::Value::Table(env.clone()));
     start.push(match &init.entry {

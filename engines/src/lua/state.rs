@@ -63,7 +63,11 @@ pub(crate) struct Prelude {
     pub new_env: Function,
     /// Makes a lightweight process's environment (see `lightweight.rs`).
     pub new_light_env: Function,
+    /// The function of every process thread (`xpcall`), whose first two
+    /// arguments are `run_main` and `handler` below.
     pub body: Function,
+    pub run_main: Function,
+    pub handler: Function,
     wrap_fn: Function,
     pub readonly: Function,
     modules: HashMap<String, Table>,
@@ -604,6 +608,8 @@ pub(crate) fn new_state(output: &Output) -> mlua::Result<Lua> {
         new_env: prelude.get("new_env")?,
         new_light_env: prelude.get("new_light_env")?,
         body: prelude.get("body")?,
+        run_main: prelude.get("run_main")?,
+        handler: prelude.get("handler")?,
         wrap_fn: prelude.get("wrap_fn")?,
         readonly: prelude.get("readonly")?,
         modules: HashMap::new(),
