@@ -1,4 +1,8 @@
+use std::cell::RefCell;
+
 use troupe_dispatcher::{Call, Dispatcher, Error, HandlerCx, Pid, Value};
+
+use crate::journal::Journal;
 
 /// How a process is resumed.
 #[derive(Debug)]
@@ -28,7 +32,17 @@ pub enum Step {
 pub struct StepCx<'a> {
     /// The process being stepped.
     pub pid: Pid,
-    immediate: Option<(&'a Dispatcher, HandlerCx<'a>)>,
+    immediate: Immediate<'a>,
+}
+
+/// Who answers a step's immediate calls.
+enum Immediate<'a> {
+    /// Nobody: every command is yielded.
+    None,
+    /// The dispatcher, with the process's handler context.
+    Dispatcher(&'a Dispatcher, HandlerCx<'a>),
+    /// A workflow's journal, for what it answers by itself.
+    Journal(&'a Dispatcher, RefCell<&'a mut dyn Journal>),
 }
 
 impl<'a> StepCx<'a> {
@@ -36,7 +50,7 @@ impl<'a> StepCx<'a> {
     pub fn new(pid: Pid) -> Self {
         Self {
             pid,
-            immediate: None,
+            immediate: Immediate::None,
         }
     }
 
@@ -47,19 +61,40 @@ impl<'a> StepCx<'a> {
     pub(crate) fn with_immediate(pid: Pid, dispatcher: &'a Dispatcher, cx: HandlerCx<'a>) -> Self {
         Self {
             pid,
-            immediate: Some((dispatcher, cx)),
+            immediate: Immediate::Dispatcher(dispatcher, cx),
+        }
+    }
+
+    /// A workflow's context: only what `journal` answers by itself
+    /// ([`Journal::immediate`]) is answered inside the step.
+    pub(crate) fn journaled(
+        pid: Pid,
+        dispatcher: &'a Dispatcher,
+        journal: &'a mut dyn Journal,
+    ) -> Self {
+        Self {
+            pid,
+            immediate: Immediate::Journal(dispatcher, RefCell::new(journal)),
         }
     }
 
     /// Answers `call` now, without a yield, when its handler is
-    /// [immediate] and the process may call it so (it is not journaled);
-    /// otherwise gives the call back, to be yielded as [`Step::Yield`].
+    /// [immediate] and the process is not journaled, or when the process's
+    /// journal answers it by itself; otherwise gives the call back, to be
+    /// yielded as [`Step::Yield`].
     ///
     /// [immediate]: troupe_dispatcher::DispatcherBuilder::immediate
     pub fn call_immediate(&self, call: Call) -> Result<Result<Value, Error>, Call> {
         match &self.immediate {
-            Some((dispatcher, cx)) => dispatcher.call_immediate(cx, call),
-            None => Err(call),
+            Immediate::None => Err(call),
+            Immediate::Dispatcher(dispatcher, cx) => dispatcher.call_immediate(cx, call),
+            Immediate::Journal(dispatcher, journal) => {
+                let name = dispatcher.name(call.id).unwrap_or("unknown command");
+                match journal.try_borrow_mut() {
+                    Ok(mut journal) => journal.immediate(name, call),
+                    Err(_) => Err(call),
+                }
+            }
         }
     }
 }
@@ -68,7 +103,7 @@ impl std::fmt::Debug for StepCx<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StepCx")
             .field("pid", &self.pid)
-            .field("immediate", &self.immediate.is_some())
+            .field("immediate", &!matches!(self.immediate, Immediate::None))
             .finish()
     }
 }

@@ -651,25 +651,35 @@ impl Scheduler {
                     return;
                 }
             }
-            // A journaled process yields every command: its journal sees them all.
-            let mut cx = match slot.journal {
-                Some(_) => StepCx::new(entry.pid),
-                None => StepCx::with_immediate(
-                    entry.pid,
-                    &self.dispatcher,
-                    HandlerCx {
-                        pid: entry.pid,
-                        tag: 0,
-                        sink: &self.sink,
-                        runtime: Some(self),
-                        process: Some(&entry),
-                    },
-                ),
+            let step = {
+                let Slot {
+                    process, journal, ..
+                } = &mut *slot;
+                let Some(process) = process.as_mut() else {
+                    return;
+                };
+                // A journaled process gets only what its journal answers by
+                // itself; every other command is yielded, so the journal
+                // sees it.
+                let mut cx = match journal {
+                    Some(journal) => {
+                        StepCx::journaled(entry.pid, &self.dispatcher, journal.as_mut())
+                    }
+                    None => StepCx::with_immediate(
+                        entry.pid,
+                        &self.dispatcher,
+                        HandlerCx {
+                            pid: entry.pid,
+                            tag: 0,
+                            sink: &self.sink,
+                            runtime: Some(self),
+                            process: Some(&entry),
+                        },
+                    ),
+                };
+                process.step(&mut cx, input)
             };
-            let Some(process) = slot.process.as_mut() else {
-                return;
-            };
-            match process.step(&mut cx, input) {
+            match step {
                 Step::Yield(call) if call.id == ids::PROCESS_EXIT => {
                     drop(slot);
                     self.finish(&entry, exit::from_exit_call(call.args.get("reason")));

@@ -115,6 +115,16 @@ impl WorkflowJournal {
 
 impl WorkflowJournal {
     /// `workflow.version(change, min, max)`, Temporal's `GetVersion`.
+    /// What the journal answers by itself, without the history's cursor or
+    /// a dispatch: the workflow's id, a version marker.
+    fn own_answer(&mut self, call: &Call) -> Option<Result<Value, Error>> {
+        match call.id {
+            ids::WORKFLOW_ID => Some(Ok(Value::from(&*self.id))),
+            ids::WORKFLOW_VERSION => Some(self.version(call).map(Value::Int)),
+            _ => None,
+        }
+    }
+
     fn version(&mut self, call: &Call) -> Result<i64, Error> {
         let arg = |k: &str| call.args.get(k).and_then(Value::as_i64).unwrap_or(0);
         let (min, max) = (arg("min"), arg("max"));
@@ -235,15 +245,11 @@ impl WorkflowJournal {
 
 impl Journal for WorkflowJournal {
     fn before(&mut self, name: &str, call: Call) -> Result<Before, Error> {
-        match call.id {
-            ids::WORKFLOW_ID => return Ok(Before::Replay(Ok(Value::from(&*self.id)))),
-            ids::WORKFLOW_VERSION => {
-                return self
-                    .version(&call)
-                    .map(|v| Before::Replay(Ok(Value::Int(v))));
-            }
-            _ if self.side_effects > 0 => return Ok(self.in_side_effect(name, call)),
-            _ => {}
+        if let Some(own) = self.own_answer(&call) {
+            return own.map(|v| Before::Replay(Ok(v)));
+        }
+        if self.side_effects > 0 {
+            return Ok(self.in_side_effect(name, call));
         }
         while self.history.get(self.cursor).is_some_and(is_marker) {
             self.cursor += 1;
@@ -297,6 +303,15 @@ impl Journal for WorkflowJournal {
         };
         self.live = Some((name.to_owned(), call));
         Ok(Before::Dispatch(dispatch))
+    }
+
+    fn immediate(&mut self, _name: &str, call: Call) -> Result<Result<Value, Error>, Call> {
+        match self.own_answer(&call) {
+            Some(Ok(v)) => Ok(Ok(v)),
+            // A failed version check fails the process through `before`,
+            // which comes to the same answer.
+            _ => Err(call),
+        }
     }
 
     fn record(&mut self, result: &Result<Value, Error>, durable: Completer) {

@@ -546,8 +546,14 @@ fn workflow_version_lets_a_changed_script_resume_old_histories() {
             time.sleep(1)
         end
         process.receive("go")
-        -- Asked again, the same change has the same version.
-        return workflow.version("charge-first", {min}, 1)
+        -- Asked again, the same change has the same version; the version
+        -- API does not yield, so it works where Lua cannot yield.
+        local again
+        table.sort({{2, 1}}, function(a, b)
+            again = workflow.version("charge-first", {min}, 1)
+            return a < b
+        end)
+        return again
     "#
         )
     };
