@@ -217,10 +217,50 @@ thread_local! {
     static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
 }
 
+/// A map keyed by pid, hashed with [`PidHasher`].
+pub(crate) type PidMap<V> = DashMap<Pid, V, std::hash::BuildHasherDefault<PidHasher>>;
+
+/// Hashes pids for the process table, looked up on every spawn, exit,
+/// message and completion. Pids are numbers the runtime hands out in
+/// sequence (no one else picks them), so FxHash's multiply-and-rotate is
+/// enough: several times cheaper than the default SipHash, and a
+/// multiplication by an odd constant spreads consecutive ids over both the
+/// map's shards (high bits) and its buckets (low bits).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct PidHasher(u64);
+
+impl PidHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::Hasher for PidHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+}
+
 /// The scheduler: process table, run queues, workers' parking lot.
 pub(crate) struct Scheduler {
     pub node: u32,
-    pub procs: DashMap<Pid, Arc<Entry>>,
+    pub procs: PidMap<Arc<Entry>>,
     injector: Injector<Arc<Entry>>,
     stealers: Mutex<Vec<Stealer<Arc<Entry>>>>,
     stealers_snapshot: parking_lot::RwLock<Arc<[Stealer<Arc<Entry>>]>>,
@@ -245,7 +285,7 @@ pub(crate) struct Scheduler {
     /// Registered names.
     pub names: DashMap<String, Pid>,
     /// Host mailboxes by pid.
-    pub hosts: DashMap<Pid, Arc<HostBox>>,
+    pub hosts: PidMap<Arc<HostBox>>,
     pub next_ref: AtomicI64,
     /// The children of live supervisors, for `which_children`.
     pub supervisors: DashMap<Pid, crate::supervisor::Children>,
@@ -271,7 +311,7 @@ impl Scheduler {
     pub fn new(p: SchedulerParts) -> Self {
         Self {
             node: p.node,
-            procs: DashMap::new(),
+            procs: PidMap::default(),
             injector: Injector::new(),
             stealers: Mutex::new(Vec::new()),
             stealers_snapshot: parking_lot::RwLock::new(Arc::from(Vec::new())),
@@ -293,7 +333,7 @@ impl Scheduler {
             default_limits: p.default_limits,
             default_mailbox: p.default_mailbox,
             names: DashMap::new(),
-            hosts: DashMap::new(),
+            hosts: PidMap::default(),
             next_ref: AtomicI64::new(1),
             supervisors: DashMap::new(),
             journals: p.journals,
@@ -902,5 +942,33 @@ impl CompletionSink for Sink {
         if let Some(s) = self.0.upgrade() {
             s.complete(c);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::hash::{BuildHasher, BuildHasherDefault};
+
+    use troupe_dispatcher::Pid;
+
+    use super::PidHasher;
+
+    #[test]
+    fn consecutive_pids_spread_over_buckets_and_shards() {
+        let hasher = BuildHasherDefault::<PidHasher>::default();
+        let hashes: Vec<u64> = (1..=4096)
+            .map(|i| hasher.hash_one(Pid::new(0, i)))
+            .collect();
+        // A table of 4096 buckets indexes by the low bits: no collisions.
+        let buckets: HashSet<u64> = hashes.iter().map(|h| h & 4095).collect();
+        assert_eq!(buckets.len(), 4096);
+        // DashMap picks one of its shards (here 32) by the bits below the
+        // top seven: every shard gets its share.
+        let mut shards = [0_u32; 32];
+        for h in &hashes {
+            shards[usize::try_from((h << 7) >> 59).expect("5 bits")] += 1;
+        }
+        assert!(shards.iter().all(|&n| n >= 64), "{shards:?}");
     }
 }
