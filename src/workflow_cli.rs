@@ -95,6 +95,14 @@ enum WorkflowCommand {
         #[arg(allow_negative_numbers = true)]
         payload: String,
     },
+    /// Prints, as JSON, what workflow ID last published under KEY with
+    /// `workflow.publish(KEY, value)`.
+    Query {
+        /// The workflow id.
+        id: String,
+        /// The key the workflow published under.
+        key: String,
+    },
     /// Deletes a workflow and its history.
     Delete {
         /// The workflow id.
@@ -160,6 +168,7 @@ impl WorkflowArgs {
                     "signal {topic:?} queued for workflow {id}: delivered on its next resume"
                 )))
             }
+            WorkflowCommand::Query { id, key } => Ok(Output::Json(store.query(&id, &key)?)),
             WorkflowCommand::Delete { id } => {
                 store.delete(&id)?;
                 Ok(Output::Text(format!("deleted workflow {id}")))

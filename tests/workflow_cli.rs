@@ -365,6 +365,40 @@ fn a_signal_sent_from_the_cli_reaches_a_killed_workflow_on_resume() {
 }
 
 #[test]
+fn a_workflows_published_state_is_queried_from_the_cli_and_survives_a_kill() {
+    let s = Scene::new();
+    s.script(
+        "stage.lua",
+        r#"
+local process, workflow, time = require("process"), require("workflow"), require("time")
+workflow.publish("stage", {name = "approval", attempt = 1})
+time.sleep(1) -- a durable step: the publish reaches the disk before it
+print("waiting")
+local m = process.receive("approve")
+workflow.publish("stage", "approved by " .. m.payload.who)
+return m.payload.who
+"#,
+    );
+    let child = s.start("stage", &["run", "w", "stage.lua"]);
+    s.wait_for("stage", "waiting", 1);
+    s.kill(child);
+    let stage = s.run("query", &["query", "w", "stage"]).json();
+    assert_eq!(stage, serde_json::json!({"name": "approval", "attempt": 1}));
+    let none = s.run("none", &["query", "w", "nope"]);
+    assert!(none.stderr.starts_with("NOT_FOUND: "), "{none:?}");
+    assert_eq!(none.stderr.lines().count(), 1, "{none:?}");
+    let sent = s.run("signal", &["signal", "w", "approve", r#"{"who":"ada"}"#]);
+    assert_eq!(sent.code, Some(0), "{sent:?}");
+    // The resume replays the first publish without writing it again, then
+    // publishes live.
+    assert_eq!(s.run("resume", &["resume", "w"]).json(), "ada");
+    let stage = s.run("query2", &["query", "w", "stage"]).json();
+    assert_eq!(stage, "approved by ada");
+    // Publishing is not a step of the history.
+    assert_eq!(commands(&s.show("w")), ["time.sleep", "process.receive"]);
+}
+
+#[test]
 fn a_signal_from_another_process_reaches_a_running_workflow_through_the_spool() {
     let s = Scene::new();
     s.script("wait.lua", WAIT_FOR_APPROVAL);

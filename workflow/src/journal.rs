@@ -121,6 +121,7 @@ impl WorkflowJournal {
         match call.id {
             ids::WORKFLOW_ID => Some(Ok(Value::from(&*self.id))),
             ids::WORKFLOW_VERSION => Some(self.version(call).map(Value::Int)),
+            ids::WORKFLOW_PUBLISH => Some(self.publish(call).map(|()| Value::Nil)),
             _ => None,
         }
     }
@@ -161,6 +162,29 @@ impl WorkflowJournal {
             ));
         }
         Ok(version)
+    }
+
+    /// Queues the workflow's published `{key, value}` for the store. A
+    /// replay writes nothing: what it publishes again was written when it
+    /// ran live (a publish reaches the disk before any later step of the
+    /// workflow, through the same writer queue).
+    fn publish(&mut self, call: &Call) -> Result<(), Error> {
+        if self.mode == StartMode::Replay || self.cursor < self.replay_end {
+            return Ok(());
+        }
+        let key = call
+            .args
+            .get("key")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let value = encode(call.args.get("value").unwrap_or(&Value::Nil))?;
+        self.store.db()?.send(Op::Publish {
+            id: Arc::clone(&self.id),
+            key,
+            value,
+        });
+        Ok(())
     }
 
     /// Records a version marker. Nothing waits for it: every later record

@@ -184,6 +184,16 @@ impl WorkflowStore {
         self.flushed()?.list()
     }
 
+    /// What workflow `id` last published under `key` with
+    /// `workflow.publish(key, value)` (a query of its state; a running
+    /// workflow's latest publish is included). `NOT_FOUND` if the workflow
+    /// does not exist or published nothing under `key`.
+    pub fn query(&self, id: &str, key: &str) -> Result<Value, Error> {
+        let db = self.flushed()?;
+        db.header(id)?;
+        db.query(id, key)
+    }
+
     /// Deletes workflow `id` and its history. A workflow running in this
     /// process cannot be deleted (`CONFLICT`).
     pub fn delete(&self, id: &str) -> Result<(), Error> {

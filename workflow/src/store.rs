@@ -48,6 +48,9 @@ pub(crate) const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition:
 pub(crate) const TIMERS: TableDefinition<(&str, u64), u64> = TableDefinition::new("timers");
 pub(crate) const INBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("inbox");
 pub(crate) const LOG: TableDefinition<u64, (&str, u64, &[u8])> = TableDefinition::new("log");
+/// What workflows published for queries: `(id, key)` → the value.
+pub(crate) const PUBLISHED: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("published");
 
 /// Moves every `log` row into `history`.
 fn settle_log(
@@ -137,6 +140,12 @@ pub(crate) enum Op {
         step: u64,
         entry: Vec<u8>,
     },
+    /// A workflow published `value` (encoded) under `key`; nobody waits.
+    Publish {
+        id: Arc<str>,
+        key: String,
+        value: Vec<u8>,
+    },
     /// A sleep started: its deadline, for resuming after a crash.
     Timer {
         id: Arc<str>,
@@ -163,7 +172,7 @@ impl Op {
             Op::Settle { reply } => {
                 let _ = reply.send(Err(e.clone()));
             }
-            Op::Timer { .. } | Op::Mark { .. } => {}
+            Op::Timer { .. } | Op::Mark { .. } | Op::Publish { .. } => {}
         }
     }
 }
@@ -226,6 +235,7 @@ impl Db {
         txn.open_table(HISTORY).map_err(|e| db_error(path, e))?;
         txn.open_table(TIMERS).map_err(|e| db_error(path, e))?;
         txn.open_table(INBOX).map_err(|e| db_error(path, e))?;
+        txn.open_table(PUBLISHED).map_err(|e| db_error(path, e))?;
         let (next_log, logged) = {
             let log = txn.open_table(LOG).map_err(|e| db_error(path, e))?;
             let last = log.last().map_err(|e| db_error(path, e))?;
@@ -421,6 +431,10 @@ impl Db {
             inbox
                 .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)
                 .map_err(|e| self.err(e))?;
+            let mut published = txn.open_table(PUBLISHED).map_err(|e| self.err(e))?;
+            published
+                .retain(|(owner, _), _| owner != id)
+                .map_err(|e| self.err(e))?;
         }
         txn.commit().map_err(|e| self.err(e))
     }
@@ -456,6 +470,24 @@ impl Db {
         };
         txn.commit().map_err(|e| self.err(e))?;
         Ok(seq)
+    }
+
+    /// What workflow `id` last published under `key`; `NOT_FOUND` if
+    /// nothing was.
+    pub fn query(&self, id: &str, key: &str) -> Result<Value, Error> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let published = txn.open_table(PUBLISHED).map_err(|e| self.err(e))?;
+        let bytes = published
+            .get((id, key))
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| {
+                Error::not_found(format!("workflow {id:?} published nothing under {key:?}"))
+            })?;
+        decode(bytes.value()).map_err(|e| {
+            Error::internal(format!(
+                "workflow {id:?}: the value published under {key:?} is unreadable: {e}"
+            ))
+        })
     }
 
     /// The signals waiting in the inbox of `id`, oldest first.
@@ -576,6 +608,7 @@ impl Writer {
             let mut timers = txn.open_table(TIMERS).map_err(|e| err(e.into()))?;
             let mut inbox = txn.open_table(INBOX).map_err(|e| err(e.into()))?;
             let mut log = txn.open_table(LOG).map_err(|e| err(e.into()))?;
+            let mut published = txn.open_table(PUBLISHED).map_err(|e| err(e.into()))?;
             let mut logged = self.shared.logged.load(Ordering::SeqCst);
             let mut settle = false;
             for op in batch.iter() {
@@ -618,6 +651,12 @@ impl Writer {
                             .map_err(|e| err(e.into()))?;
                         self.next_log += 1;
                         logged += 1;
+                        Ok(())
+                    }
+                    Op::Publish { id, key, value } => {
+                        published
+                            .insert((&**id, key.as_str()), value.as_slice())
+                            .map_err(|e| err(e.into()))?;
                         Ok(())
                     }
                     Op::Settle { .. } => {

@@ -802,3 +802,70 @@ fn a_resume_runs_with_the_policy_the_workflow_started_with() {
     );
     assert!(rx.try_recv().is_err());
 }
+
+/// Polls until workflow `id` has published `want` under `key`.
+fn wait_published(store: &WorkflowStore, id: &str, key: &str, want: Value) {
+    let started = std::time::Instant::now();
+    loop {
+        match store.query(id, key) {
+            Ok(v) if v == want => return,
+            Ok(_) => {}
+            Err(e) => assert_eq!(e.kind(), ErrorKind::NotFound, "{e}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{id}: {key} never became {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_running_workflows_published_state_is_queried_by_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_at(&dir);
+    let (tx, _rx) = channel();
+    let progress = r#"
+        local process, workflow = require("process"), require("workflow")
+        for i = 1, 3 do
+            workflow.publish("progress", {step = i})
+            process.receive("next")
+        end
+        return "done"
+    "#;
+    let plain = r#"
+        local ok, a, b = pcall(require("workflow").publish, "progress", 1)
+        local err = ok and b or a
+        return err:kind()
+    "#;
+    let src = MemorySource::new()
+        .with("p.lua", progress)
+        .with("plain.lua", plain);
+    let rt = runtime(&store, src, &tx, false);
+    let h = rt.spawn(Spawn::workflow("p", "p.lua")).unwrap();
+    for i in 1..=3 {
+        let step = Value::Map([("step".to_owned(), Value::Int(i))].into_iter().collect());
+        wait_published(&store, "p", "progress", step);
+        h.send("next", 0).unwrap();
+    }
+    assert_eq!(h.join_blocking().unwrap(), Value::from("done"));
+    let last = store.query("p", "progress").unwrap();
+    assert_eq!(last.get("step"), Some(&Value::Int(3)));
+    let unknown = store.query("p", "other").unwrap_err();
+    assert_eq!(unknown.kind(), ErrorKind::NotFound, "{unknown}");
+    let missing = store.query("nobody", "progress").unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::NotFound, "{missing}");
+    // Only a workflow has state to query.
+    let policy = WorkflowStore::default_policy();
+    let kind = rt
+        .spawn(Spawn::script("plain.lua").policy(policy))
+        .unwrap()
+        .join_blocking()
+        .unwrap();
+    assert_eq!(kind, Value::from("INVALID"));
+    rt.shutdown();
+    // Deleting the workflow deletes what it published.
+    store.delete("p").unwrap();
+    let gone = store.query("p", "progress").unwrap_err();
+    assert_eq!(gone.kind(), ErrorKind::NotFound, "{gone}");
+}

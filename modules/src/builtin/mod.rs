@@ -88,6 +88,8 @@ pub mod ids {
     /// `workflow.signal(id, topic, payload)`: `{id, topic, payload}`,
     /// answered by the runtime (it needs the workflow store).
     pub const WORKFLOW_SIGNAL: CommandId = CommandId(74);
+    /// `workflow.publish(key, value)`: `{key, value}`.
+    pub const WORKFLOW_PUBLISH: CommandId = CommandId(75);
 }
 
 /// Every built-in module definition.

@@ -36,7 +36,7 @@ fn map(entries: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
 /// The `workflow` module definition.
 pub(super) fn module() -> ModuleDef {
     ModuleDef::new("workflow")
-        .describe("Durable workflow primitives: id, versions, side effects, retries")
+        .describe("Durable workflow primitives: id, versions, side effects, retries, published state")
         .class(Class::Workflow)
         .constant("DEFAULT_VERSION", DEFAULT_VERSION)
         .types(
@@ -65,6 +65,14 @@ pub(super) fn module() -> ModuleDef {
                     .param("topic", Type::String)
                     .param("payload", Type::Any)
                     .returns(Type::Boolean),
+                )
+                .function(
+                    "publish",
+                    Signature::new(
+                        "Publishes `value` under `key` as the workflow's queryable state: the host reads the latest with `WorkflowStore::query(id, key)`, the CLI with `troupe workflow query ID KEY`. Not a step of the history (a replay publishes again) and not waited for. INVALID outside a workflow.",
+                    )
+                    .param("key", Type::String)
+                    .param("value", Type::Any),
                 )
                 .function(
                     "side_effect",
@@ -108,6 +116,11 @@ pub(super) fn module() -> ModuleDef {
                 ("max", Value::Int(max)),
             ]);
             Ok(Ret::Call(Call::new(ids::WORKFLOW_VERSION, a)))
+        })
+        .command("publish", |_cx, mut args| {
+            let key = args.string(0)?;
+            let a = map([("key", Value::from(key)), ("value", args.take(1))]);
+            Ok(Ret::Call(Call::new(ids::WORKFLOW_PUBLISH, a)))
         })
         .command("side_effect", |_cx, mut args| {
             let phase = args.string(0)?;
@@ -177,6 +190,11 @@ pub(super) fn register(b: &mut DispatcherBuilder) -> Result<(), Error> {
     b.inline(ids::WORKFLOW_ID, "workflow.id", |_, _| Ok(Value::Nil))?;
     b.inline(ids::WORKFLOW_VERSION, "workflow.version", |_, args| {
         Ok(args.get("max").cloned().unwrap_or(Value::Nil))
+    })?;
+    b.immediate(ids::WORKFLOW_PUBLISH, "workflow.publish", |_, _| {
+        Err(Error::invalid(
+            "workflow.publish: this process is not a workflow (only a workflow's state can be queried)",
+        ))
     })?;
     b.inline(
         ids::WORKFLOW_SIDE_EFFECT_BEGIN,
