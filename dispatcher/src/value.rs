@@ -264,9 +264,17 @@ impl<V: Into<Value>> From<BTreeMap<String, V>> for Value {
     }
 }
 
+/// A map; a later duplicate key wins.
 impl<V: Into<Value>> FromIterator<(String, V)> for Value {
     fn from_iter<I: IntoIterator<Item = (String, V)>>(iter: I) -> Self {
-        Value::Map(iter.into_iter().map(|(k, v)| (k, v.into())).collect())
+        // One insert per entry: for the small maps of command arguments and
+        // messages, much cheaper than `BTreeMap`'s collect, which buffers,
+        // sorts and bulk-builds.
+        let mut m = BTreeMap::new();
+        for (k, v) in iter {
+            m.insert(k, v.into());
+        }
+        Value::Map(m)
     }
 }
 

@@ -12,8 +12,6 @@
 //! `side_effect("end", value)`, `side_effect("fail", err)` and
 //! `retry(ms)` (the durable backoff sleep between attempts).
 
-use std::collections::BTreeMap;
-
 use troupe_dispatcher::{Call, DispatcherBuilder, Error, ErrorKind, Value};
 
 use super::ids;
@@ -25,12 +23,10 @@ use crate::{Class, ModuleDef, Ret};
 pub const DEFAULT_VERSION: i64 = -1;
 
 fn map(entries: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
-    Value::Map(
-        entries
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect::<BTreeMap<_, _>>(),
-    )
+    entries
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
 }
 
 /// The `workflow` module definition.
