@@ -8,9 +8,10 @@
 //! the one it displaces goes to the deque, where peers can steal it. After
 //! [`MAX_NEXT_RUNS`] slot runs in a row the slot goes behind the deque, so a
 //! ping-ponging pair cannot starve it. An idle worker steals from the
-//! injector, then from its peers, spins for up to [`SPIN`] (50 µs: work
-//! that comes within it costs no sleep and no wake-up, which made a
-//! host's spawn loop 25% faster), then parks on a condition variable.
+//! injector, then from its peers, spins for up to [`SPIN`] if no other
+//! worker is spinning (50 µs: work that comes within it costs no sleep and
+//! no wake-up, which made a host's spawn loop 25% faster), then parks on a
+//! condition variable.
 //! Workers never block on IO: every wait is a parked process.
 //!
 //! The workers also drive the timers (`timers.rs`, a hierarchical wheel):
@@ -270,6 +271,8 @@ pub(crate) struct Scheduler {
     stealers: Mutex<Vec<Stealer<Arc<Entry>>>>,
     stealers_snapshot: parking_lot::RwLock<Arc<[Stealer<Arc<Entry>>]>>,
     sleepers: AtomicUsize,
+    /// A worker is spinning before it parks (see `spin_for_work`).
+    spinning: AtomicBool,
     park_lock: Mutex<()>,
     park_cv: Condvar,
     pub shutting_down: AtomicBool,
@@ -321,6 +324,7 @@ impl Scheduler {
             stealers: Mutex::new(Vec::new()),
             stealers_snapshot: parking_lot::RwLock::new(Arc::from(Vec::new())),
             sleepers: AtomicUsize::new(0),
+            spinning: AtomicBool::new(false),
             park_lock: Mutex::new(()),
             park_cv: Condvar::new(),
             shutting_down: AtomicBool::new(false),
@@ -591,19 +595,27 @@ impl Scheduler {
     /// Spins for up to [`SPIN`] before a worker parks, so work that comes
     /// within it (a reply, the host's next spawn) costs no sleep and no
     /// wake-up on either side; true if some came (or a timer is due).
+    /// One worker spins at a time (as Go's scheduler limits its spinning
+    /// threads): the others park at once, so idle workers burn at most one
+    /// core's worth of spinning.
     fn spin_for_work(&self) -> bool {
+        if self.spinning.swap(true, Ordering::AcqRel) {
+            return false;
+        }
         let start = Instant::now();
-        loop {
+        let found = loop {
             for _ in 0..64 {
                 std::hint::spin_loop();
             }
             if self.has_work() || self.timers.is_due() {
-                return true;
+                break true;
             }
             if start.elapsed() >= SPIN || self.shutting_down.load(Ordering::Acquire) {
-                return false;
+                break false;
             }
-        }
+        };
+        self.spinning.store(false, Ordering::Release);
+        found
     }
 
     /// The worker thread's loop.
