@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use mlua::{Lua, Table};
+use mlua::{IntoLua, Lua, Table};
 use troupe_dispatcher::{Error, Value};
 
 use super::error::{self, LuaError};
@@ -118,21 +118,22 @@ pub(crate) fn to_lua(lua: &Lua, v: &Value) -> mlua::Result<mlua::Value> {
         Value::Float(f) => mlua::Value::Number(*f),
         Value::String(s) => mlua::Value::String(lua.create_string(s)?),
         Value::Bytes(b) => mlua::Value::String(lua.create_string(b)?),
-        Value::Array(a) => {
-            let t = lua.create_table_with_capacity(a.len(), 0)?;
-            for (i, item) in a.iter().enumerate() {
-                t.raw_set(i + 1, to_lua(lua, item)?)?;
-            }
-            mlua::Value::Table(t)
-        }
-        Value::Map(m) => {
-            let t = lua.create_table_with_capacity(0, m.len())?;
-            for (k, item) in m {
-                t.raw_set(k.as_str(), to_lua(lua, item)?)?;
-            }
-            mlua::Value::Table(t)
-        }
+        // One table construction each (keys pushed as they are), rather
+        // than a `raw_set` per entry.
+        Value::Array(a) => mlua::Value::Table(lua.create_sequence_from(a.iter().map(Neutral))?),
+        Value::Map(m) => mlua::Value::Table(
+            lua.create_table_from(m.iter().map(|(k, v)| (k.as_str(), Neutral(v))))?,
+        ),
     })
+}
+
+/// A neutral value on its way into a Lua table.
+struct Neutral<'a>(&'a Value);
+
+impl IntoLua for Neutral<'_> {
+    fn into_lua(self, lua: &Lua) -> mlua::Result<mlua::Value> {
+        to_lua(lua, self.0)
+    }
 }
 
 /// Wraps an error as a Lua error object.
