@@ -53,6 +53,15 @@ pub(crate) struct WorkflowJournal {
     pub posted: Posted,
 }
 
+/// The text argument `key` of `call` (empty if it has none).
+fn text_arg(call: &Call, key: &str) -> String {
+    call.args
+        .get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// Whether a history entry is a `workflow.version` marker rather than a
 /// command the script replays in order.
 pub(crate) fn is_marker(e: &Entry) -> bool {
@@ -129,12 +138,7 @@ impl WorkflowJournal {
     fn version(&mut self, call: &Call) -> Result<i64, Error> {
         let arg = |k: &str| call.args.get(k).and_then(Value::as_i64).unwrap_or(0);
         let (min, max) = (arg("min"), arg("max"));
-        let change = call
-            .args
-            .get("change_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let change = text_arg(call, "change_id");
         let version = match self.versions.get(&change) {
             Some(v) => *v,
             // Replaying a history that ran past this point before the change.
@@ -172,12 +176,7 @@ impl WorkflowJournal {
         if self.mode == StartMode::Replay || self.cursor < self.replay_end {
             return Ok(());
         }
-        let key = call
-            .args
-            .get("key")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let key = text_arg(call, "key");
         let value = encode(call.args.get("value").unwrap_or(&Value::Nil))?;
         self.store.db()?.send(Op::Publish {
             id: Arc::clone(&self.id),
