@@ -263,6 +263,73 @@ fn a_slow_async_handler_never_occupies_a_worker() {
     assert!(!name.starts_with("troupe-worker"), "handler ran on {name}");
 }
 
+/// A host's own immediate handler runs inside the script's call (so it
+/// works in a `table.sort` comparator); the same handler registered as
+/// plain inline needs a yield there and fails.
+#[test]
+fn a_host_immediate_handler_answers_inside_the_call() {
+    const NEXT: CommandId = CommandId(4001);
+    let counter = |immediate: bool| {
+        let n = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let module = ModuleDef::new("counter")
+            .class(Class::Deterministic)
+            .command("next", |_cx, _args| {
+                Ok(Ret::Call(troupe::Call::new(NEXT, ())))
+            });
+        let src = MemorySource::new().with(
+            "sort.lua",
+            r#"
+            local counter = require("counter")
+            local ok, err = pcall(table.sort, {3, 1, 2}, function(a, b)
+              counter.next()
+              return a < b
+            end)
+            return {ok, ok and counter.next() or tostring(err):find("yield") ~= nil}
+            "#,
+        );
+        let rt = Runtime::builder()
+            .workers(1)
+            .source(src)
+            .engine(LuaEngine::new())
+            .module(module)
+            .commands(move |d| {
+                let next = move |_: &troupe::HandlerCx<'_>, _| {
+                    Ok(Value::Int(
+                        n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1,
+                    ))
+                };
+                if immediate {
+                    d.immediate(NEXT, "counter.next", next)?;
+                } else {
+                    d.inline(NEXT, "counter.next", next)?;
+                }
+                Ok(())
+            })
+            .unwrap()
+            .build()
+            .unwrap();
+        let v = rt
+            .spawn(Spawn::script("sort.lua").policy(Policy::deterministic()))
+            .unwrap()
+            .join_blocking()
+            .unwrap();
+        rt.shutdown();
+        v
+    };
+    let immediate = counter(true);
+    assert_eq!(immediate.as_array().map(<[Value]>::len), Some(2));
+    assert_eq!(immediate.as_array().unwrap()[0], Value::Bool(true));
+    // Comparisons counted inside the sort, then one more call after it.
+    assert!(
+        matches!(immediate.as_array().unwrap()[1], Value::Int(n) if n >= 3),
+        "{immediate:?}"
+    );
+    assert_eq!(
+        counter(false),
+        Value::Array(vec![Value::Bool(false), Value::Bool(true)])
+    );
+}
+
 #[test]
 fn shutdown_with_live_processes_terminates_cleanly() {
     let src = MemorySource::new()
