@@ -31,9 +31,32 @@ impl Pid {
     }
 }
 
+/// Writes `n`'s decimal digits to the end of `buf[..end]`; returns where
+/// they start.
+fn digits(mut n: u64, buf: &mut [u8], mut end: usize) -> usize {
+    loop {
+        end -= 1;
+        buf[end] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return end;
+        }
+    }
+}
+
 impl fmt::Display for Pid {
+    /// `<node.id>`, built on the stack and written once (every message a
+    /// script receives carries its sender's pid as text).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<{}.{}>", self.node, self.id)
+        // '<' + u32 (10 digits) + '.' + u64 (20 digits) + '>'
+        let mut buf = [0u8; 33];
+        buf[32] = b'>';
+        let at = digits(self.id, &mut buf, 32) - 1;
+        buf[at] = b'.';
+        let at = digits(u64::from(self.node), &mut buf, at) - 1;
+        buf[at] = b'<';
+        // Only ASCII digits and punctuation were written.
+        f.write_str(std::str::from_utf8(&buf[at..]).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -63,6 +86,11 @@ mod tests {
         let pid = Pid::new(3, 42);
         assert_eq!(pid.to_string(), "<3.42>");
         assert_eq!("<3.42>".parse::<Pid>().unwrap(), pid);
+        for (node, id) in [(0, 0), (0, 10), (u32::MAX, u64::MAX), (7, 1_000_000)] {
+            let pid = Pid::new(node, id);
+            assert_eq!(pid.to_string(), format!("<{node}.{id}>"));
+            assert_eq!(pid.to_string().parse::<Pid>().unwrap(), pid);
+        }
         for bad in ["3.42", "<3>", "<a.1>", "<1.2", ""] {
             assert_eq!(
                 bad.parse::<Pid>().unwrap_err().kind(),
