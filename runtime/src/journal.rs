@@ -54,14 +54,13 @@ pub trait Journal: Send + 'static {
     /// the process with `e`).
     fn record(&mut self, result: &Result<Value, Error>, durable: Completer);
 
-    /// Answers `call`, named `name`, inside the script's call, without a
-    /// yield, when the journal answers it by itself without waiting (the
-    /// workflow's id, a version marker); gives it back otherwise, to be
-    /// yielded and go through [`Journal::before`]. A call it gives back
-    /// must leave the journal as it was, or as `before` would leave it
-    /// for the same call. By default every call is given back.
-    fn immediate(&mut self, name: &str, call: Call) -> Result<Result<Value, Error>, Call> {
-        let _ = name;
+    /// Answers `call` inside the script's call, without a yield, when the
+    /// journal answers it by itself without waiting (the workflow's id, a
+    /// version marker); gives it back otherwise, to be yielded and go
+    /// through [`Journal::before`]. A call it gives back must leave the
+    /// journal as it was, or as `before` would leave it for the same call.
+    /// By default every call is given back.
+    fn immediate(&mut self, call: Call) -> Result<Result<Value, Error>, Call> {
         Err(call)
     }
 

@@ -42,7 +42,7 @@ enum Immediate<'a> {
     /// The dispatcher, with the process's handler context.
     Dispatcher(&'a Dispatcher, HandlerCx<'a>),
     /// A workflow's journal, for what it answers by itself.
-    Journal(&'a Dispatcher, RefCell<&'a mut dyn Journal>),
+    Journal(RefCell<&'a mut dyn Journal>),
 }
 
 impl<'a> StepCx<'a> {
@@ -67,14 +67,10 @@ impl<'a> StepCx<'a> {
 
     /// A workflow's context: only what `journal` answers by itself
     /// ([`Journal::immediate`]) is answered inside the step.
-    pub(crate) fn journaled(
-        pid: Pid,
-        dispatcher: &'a Dispatcher,
-        journal: &'a mut dyn Journal,
-    ) -> Self {
+    pub(crate) fn journaled(pid: Pid, journal: &'a mut dyn Journal) -> Self {
         Self {
             pid,
-            immediate: Immediate::Journal(dispatcher, RefCell::new(journal)),
+            immediate: Immediate::Journal(RefCell::new(journal)),
         }
     }
 
@@ -88,13 +84,10 @@ impl<'a> StepCx<'a> {
         match &self.immediate {
             Immediate::None => Err(call),
             Immediate::Dispatcher(dispatcher, cx) => dispatcher.call_immediate(cx, call),
-            Immediate::Journal(dispatcher, journal) => {
-                let name = dispatcher.name(call.id).unwrap_or("unknown command");
-                match journal.try_borrow_mut() {
-                    Ok(mut journal) => journal.immediate(name, call),
-                    Err(_) => Err(call),
-                }
-            }
+            Immediate::Journal(journal) => match journal.try_borrow_mut() {
+                Ok(mut journal) => journal.immediate(call),
+                Err(_) => Err(call),
+            },
         }
     }
 }

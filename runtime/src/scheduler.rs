@@ -740,9 +740,7 @@ impl Scheduler {
                 // itself; every other command is yielded, so the journal
                 // sees it.
                 let mut cx = match journal {
-                    Some(journal) => {
-                        StepCx::journaled(entry.pid, &self.dispatcher, journal.as_mut())
-                    }
+                    Some(journal) => StepCx::journaled(entry.pid, journal.as_mut()),
                     None => StepCx::with_immediate(
                         entry.pid,
                         &self.dispatcher,

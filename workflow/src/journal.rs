@@ -123,9 +123,8 @@ impl WorkflowJournal {
 }
 
 impl WorkflowJournal {
-    /// `workflow.version(change, min, max)`, Temporal's `GetVersion`.
     /// What the journal answers by itself, without the history's cursor or
-    /// a dispatch: the workflow's id, a version marker.
+    /// a dispatch: the workflow's id, a version marker, a publish.
     fn own_answer(&mut self, call: &Call) -> Option<Result<Value, Error>> {
         match call.id {
             ids::WORKFLOW_ID => Some(Ok(Value::from(&*self.id))),
@@ -135,6 +134,7 @@ impl WorkflowJournal {
         }
     }
 
+    /// `workflow.version(change, min, max)`, Temporal's `GetVersion`.
     fn version(&mut self, call: &Call) -> Result<i64, Error> {
         let arg = |k: &str| call.args.get(k).and_then(Value::as_i64).unwrap_or(0);
         let (min, max) = (arg("min"), arg("max"));
@@ -328,7 +328,7 @@ impl Journal for WorkflowJournal {
         Ok(Before::Dispatch(dispatch))
     }
 
-    fn immediate(&mut self, _name: &str, call: Call) -> Result<Result<Value, Error>, Call> {
+    fn immediate(&mut self, call: Call) -> Result<Result<Value, Error>, Call> {
         match self.own_answer(&call) {
             Some(Ok(v)) => Ok(Ok(v)),
             // A failed version check fails the process through `before`,
