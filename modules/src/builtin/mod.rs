@@ -16,9 +16,17 @@ pub mod workflow;
 
 pub use time::parse_duration_ms;
 
-use troupe_dispatcher::{DispatcherBuilder, Error};
+use troupe_dispatcher::{DispatcherBuilder, Error, Value};
 
 use crate::ModuleDef;
+
+/// A command's arguments: a map of `entries`.
+fn map<'a>(entries: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
+    entries
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+}
 
 /// Registers the handlers of the commands answered here: `rand`, `uuid`,
 /// and `workflow` outside a workflow.

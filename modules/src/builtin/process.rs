@@ -1,15 +1,8 @@
 use troupe_dispatcher::{Call, CommandId, Value};
 
-use super::ids;
+use super::{ids, map};
 use crate::types::{Decl, Field, Signature, Type, Types};
 use crate::{Class, ModuleDef, Ret};
-
-fn map(entries: Vec<(&str, Value)>) -> Value {
-    entries
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
-}
 
 /// The type manifest of `process`.
 fn types() -> Types {

@@ -1,10 +1,11 @@
 //! `workflow`: `id()`, `version(change_id, min, max)`, `side_effect(fn)`,
 //! `retry(opts, fn)`, `signal(id, topic, payload)` (answered by the runtime,
-//! which holds the workflow store). Every function is a command: in a workflow process the
-//! journal answers it (see the `troupe-workflow` crate); the handlers here
-//! answer it anywhere else, trivially, so a workflow script also runs as a
-//! plain process (`troupe run`): `id()` is nil, `version` returns `max`,
-//! `side_effect(fn)` returns `fn()`, `retry` retries without a journal.
+//! which holds the workflow store), `publish(key, value)`. Every function
+//! is a command: in a workflow process the journal answers it (see the
+//! `troupe-workflow` crate); the handlers here answer it anywhere else,
+//! trivially, so a workflow script also runs as a plain process (`troupe
+//! run`): `id()` is nil, `version` returns `max`, `side_effect(fn)` returns
+//! `fn()`, `retry` retries without a journal, `publish` is `INVALID`.
 //!
 //! `side_effect` and `retry` take a script function, which no command can
 //! carry: the engine wraps them (the Lua prelude's `workflow_module`). The
@@ -14,20 +15,13 @@
 
 use troupe_dispatcher::{Call, DispatcherBuilder, Error, ErrorKind, Value};
 
-use super::ids;
+use super::{ids, map};
 use crate::types::{Field, Signature, Type, Types};
 use crate::{Class, ModuleDef, Ret};
 
 /// The version `workflow.version` returns for a history recorded before the
 /// change (Temporal's `DefaultVersion`).
 pub const DEFAULT_VERSION: i64 = -1;
-
-fn map(entries: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
-    entries
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
-}
 
 /// The `workflow` module definition.
 pub(super) fn module() -> ModuleDef {
