@@ -11,10 +11,11 @@ use troupe_dispatcher::{Dispatched, DispatcherBuilder, Error, ErrorKind, Handler
 use troupe_modules::builtin::ids;
 
 use crate::Supervisor;
+use crate::entry::Entry;
 use crate::exit::Exit;
 use crate::mailbox::{Mailbox, Message, Waiter};
-use crate::scheduler::{Entry, Scheduler};
-use crate::supervisor;
+use crate::scheduler::Scheduler;
+use crate::supervisor_spec;
 use crate::timers::TimerAction;
 
 /// The scheduler a handler serves: the dispatching one, borrowed (no
@@ -61,6 +62,7 @@ fn with_process<R>(
     match passed {
         Some(entry) => Ok(f(entry)),
         None => s
+            .table
             .lookup(cx.pid)
             .map(|entry| f(&entry))
             .ok_or_else(|| Error::new(ErrorKind::Canceled, "process is gone")),
@@ -136,7 +138,9 @@ pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Re
     let s = sched.clone();
     b.immediate(ids::PROCESS_SEND, "process.send", move |cx, args| {
         let s = scheduler(cx, &s)?;
-        let to = s.resolve(field(&args, "to").as_str().unwrap_or_default())?;
+        let to = s
+            .table
+            .resolve(field(&args, "to").as_str().unwrap_or_default())?;
         let Value::Map(mut m) = args else {
             return Err(Error::invalid("bad send arguments"));
         };
@@ -236,7 +240,8 @@ fn receive_now(
 
 /// The pid named by `args.pid`: a pid's text form or a registered name.
 fn target(s: &Scheduler, args: &Value) -> Result<Pid, Error> {
-    s.resolve(field(args, "pid").as_str().unwrap_or_default())
+    s.table
+        .resolve(field(args, "pid").as_str().unwrap_or_default())
 }
 
 fn name(args: &Value) -> &str {
@@ -255,7 +260,7 @@ fn register_links(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<
     let s = sched.clone();
     b.inline(ids::PROCESS_UNLINK, "process.unlink", move |cx, args| {
         let s = scheduler(cx, &s)?;
-        s.unlink(cx.pid, target(&s, &args)?);
+        s.table.unlink(cx.pid, target(&s, &args)?);
         Ok(Value::Bool(true))
     })?;
 
@@ -271,7 +276,7 @@ fn register_links(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<
         "process.demonitor",
         move |cx, args| {
             let r = field(&args, "ref").as_i64().unwrap_or_default();
-            Ok(Value::Bool(scheduler(cx, &s)?.demonitor(cx.pid, r)))
+            Ok(Value::Bool(scheduler(cx, &s)?.table.demonitor(cx.pid, r)))
         },
     )?;
 
@@ -281,7 +286,9 @@ fn register_links(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<
         "process.trap_exits",
         move |cx, args| {
             let on = field(&args, "on").as_bool().unwrap_or_default();
-            Ok(Value::Bool(scheduler(cx, &s)?.trap_exits(cx.pid, on)?))
+            Ok(Value::Bool(
+                scheduler(cx, &s)?.table.trap_exits(cx.pid, on)?,
+            ))
         },
     )?;
 
@@ -296,7 +303,7 @@ fn register_links(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<
         ids::PROCESS_REGISTER,
         "process.register",
         move |cx, args| {
-            scheduler(cx, &s)?.register(cx.pid, name(&args))?;
+            scheduler(cx, &s)?.table.register(cx.pid, name(&args))?;
             Ok(Value::Bool(true))
         },
     )?;
@@ -306,14 +313,14 @@ fn register_links(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<
         ids::PROCESS_UNREGISTER,
         "process.unregister",
         move |cx, args| {
-            scheduler(cx, &s)?.unregister(cx.pid, name(&args))?;
+            scheduler(cx, &s)?.table.unregister(cx.pid, name(&args))?;
             Ok(Value::Bool(true))
         },
     )?;
 
     let s = sched.clone();
     b.immediate(ids::PROCESS_WHEREIS, "process.whereis", move |cx, args| {
-        let pid = scheduler(cx, &s)?.whereis(name(&args));
+        let pid = scheduler(cx, &s)?.table.whereis(name(&args));
         Ok(pid.map_or(Value::Nil, |p| Value::from(p.to_string())))
     })?;
 
@@ -324,6 +331,7 @@ fn register_links(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<
         move |cx, args| {
             let s = upgrade(&s)?;
             let parent = s
+                .table
                 .lookup(cx.pid)
                 .ok_or_else(|| Error::new(ErrorKind::Canceled, "calling process is gone"))?;
             let sup = Supervisor::from_value(&parent, &args)?;
@@ -340,12 +348,13 @@ fn register_links(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<
             let s = scheduler(cx, &s)?;
             let pid = target(&s, &args)?;
             let children = s
+                .table
                 .supervisors
                 .get(&pid)
                 .map(|c| Arc::clone(&c))
                 .ok_or_else(|| Error::not_found(format!("{pid} is not a live supervisor")))?;
             let list = children.lock();
-            Ok(supervisor::children_value(&list))
+            Ok(supervisor_spec::children_value(&list))
         },
     )?;
     Ok(())

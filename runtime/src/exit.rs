@@ -2,6 +2,7 @@
 //! joining host sees, and the *exit reason* that links and monitors carry
 //! (Erlang's `normal`, `killed`, `noproc`, or the error).
 
+use parking_lot::{Condvar, Mutex};
 use troupe_dispatcher::{Error, ErrorKind, Value};
 
 /// The reason of a `DOWN`/`EXIT` about a pid that was not alive when the
@@ -61,6 +62,47 @@ impl From<Result<Value, Error>> for Exit {
         match r {
             Ok(v) => Exit::Normal(v),
             Err(e) => Exit::Failed(e),
+        }
+    }
+}
+
+/// Where a finished process's result goes, for whoever joins it.
+#[derive(Default)]
+pub(crate) struct ExitCell {
+    value: Mutex<Option<Result<Value, Error>>>,
+    cv: Condvar,
+    notify: tokio::sync::Notify,
+}
+
+impl ExitCell {
+    /// Stores the result and wakes every joiner.
+    pub fn set(&self, r: Result<Value, Error>) {
+        *self.value.lock() = Some(r);
+        self.cv.notify_all();
+        self.notify.notify_waiters();
+    }
+
+    /// Waits for the result.
+    pub async fn wait(&self) -> Result<Value, Error> {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(r) = self.value.lock().clone() {
+                return r;
+            }
+            notified.await;
+        }
+    }
+
+    /// Waits for the result, blocking the calling thread.
+    pub fn wait_blocking(&self) -> Result<Value, Error> {
+        let mut v = self.value.lock();
+        loop {
+            if let Some(r) = v.clone() {
+                return r;
+            }
+            self.cv.wait(&mut v);
         }
     }
 }

@@ -5,47 +5,39 @@
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
 use troupe_dispatcher::{Error, Pid, Value};
 
-use crate::Runtime;
 use crate::exit::Exit;
-use crate::links::LinkState;
-use crate::mailbox::{Mailbox, Message};
+use crate::mailbox::Message;
+use crate::table::HostBox;
+use crate::{ProcessHandle, Runtime};
 
-/// The shared part of a host mailbox, in the scheduler's host table.
-pub(crate) struct HostBox {
-    pub mailbox: Mutex<Mailbox>,
-    pub links: Mutex<LinkState>,
-    notify: tokio::sync::Notify,
+impl Runtime {
+    /// A new host mailbox with the runtime's default capacity: a pid that
+    /// scripts can send to and the host reads from.
+    pub fn mailbox(&self) -> HostMailbox {
+        self.mailbox_with_capacity(self.sched().default_mailbox)
+    }
+
+    /// A new host mailbox holding at most `capacity` messages.
+    pub fn mailbox_with_capacity(&self, capacity: usize) -> HostMailbox {
+        let table = &self.sched().table;
+        let pid = table.next_pid();
+        let inner = Arc::new(HostBox::new(capacity.max(1)));
+        table.hosts.insert(pid, Arc::clone(&inner));
+        HostMailbox {
+            pid,
+            inner,
+            rt: self.clone(),
+        }
+    }
 }
 
-impl HostBox {
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            mailbox: Mutex::new(Mailbox::new(capacity)),
-            links: Mutex::new(LinkState::default()),
-            notify: tokio::sync::Notify::new(),
-        }
-    }
-
-    /// Queues a message and wakes any `recv`.
-    pub fn push(&self, owner: Pid, msg: Message, bounded: bool) -> Result<(), Error> {
-        self.mailbox.lock().push(owner, msg, bounded)?;
-        self.notify.notify_waiters();
-        Ok(())
-    }
-
-    async fn take(&self, topic: Option<&str>) -> Message {
-        loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(m) = self.mailbox.lock().take(topic) {
-                return m;
-            }
-            notified.await;
-        }
+impl ProcessHandle {
+    /// Monitors it from `mailbox`: a `DOWN` message `{pid, reason, ref}`
+    /// arrives there when it ends. Returns the monitor's ref.
+    pub fn monitor(&self, mailbox: &HostMailbox) -> Result<i64, Error> {
+        mailbox.monitor(self.pid)
     }
 }
 
@@ -65,10 +57,6 @@ pub struct HostMailbox {
 }
 
 impl HostMailbox {
-    pub(crate) fn new(pid: Pid, inner: Arc<HostBox>, rt: Runtime) -> Self {
-        Self { pid, inner, rt }
-    }
-
     /// The mailbox's pid; pass it to scripts so they can `send` to it.
     pub fn pid(&self) -> Pid {
         self.pid
@@ -112,7 +100,7 @@ impl HostMailbox {
 
     /// Stops a monitor; false if it already fired.
     pub fn demonitor(&self, r: i64) -> bool {
-        self.rt.sched().demonitor(self.pid, r)
+        self.rt.sched().table.demonitor(self.pid, r)
     }
 
     /// Links to `pid`: its exit arrives here as an `EXIT` message (a host
@@ -123,14 +111,17 @@ impl HostMailbox {
 
     /// Registers this mailbox under `name`, so scripts can `send(name, …)`.
     pub fn register(&self, name: &str) -> Result<(), Error> {
-        self.rt.sched().register(self.pid, name)
+        self.rt.sched().table.register(self.pid, name)
     }
 }
 
 impl Drop for HostMailbox {
     fn drop(&mut self) {
         let sched = self.rt.sched();
-        sched.hosts.remove(&self.pid);
-        sched.release(self.pid, &self.inner.links, &Exit::Normal(Value::Nil));
+        sched.table.hosts.remove(&self.pid);
+        let exit = Exit::Normal(Value::Nil);
+        sched
+            .table
+            .release(self.pid, &self.inner.links, &exit, sched);
     }
 }

@@ -1,10 +1,11 @@
-//! The hook that makes workflows durable: a per-process [`Journal`] the
-//! scheduler consults before it dispatches a command and feeds every result
-//! before the process sees it, and the [`JournalStore`] that opens journals.
+//! The hook that makes workflows durable: a per-process [`Journal`]
+//! consulted before a command is dispatched and fed every result before the
+//! process sees it, and the [`JournalStore`] that opens journals.
 //!
-//! The scheduler knows nothing about how or where a journal is kept (the
+//! The runtime knows nothing about how or where a journal is kept (the
 //! `troupe-workflow` crate keeps it in an embedded database). Its side of the
-//! contract:
+//! contract, kept by the wrapper around a workflow's process
+//! (`journaled.rs`), so the scheduler's step loop has no journal in it:
 //!
 //! - every command a workflow process yields goes through [`Journal::before`]
 //!   first, which either serves the journaled result (nothing is dispatched),
@@ -24,8 +25,6 @@ use std::sync::Arc;
 use troupe_dispatcher::{Call, Completer, Error, Pid, Value};
 use troupe_modules::Policy;
 use troupe_sources::Script;
-
-use crate::{ProcessHandle, Runtime, Spawn};
 
 /// What a journal decides about a command a workflow is about to run.
 #[derive(Debug)]
@@ -147,74 +146,3 @@ pub trait JournalStore: Send + Sync + 'static {
 /// the mailbox of process `pid` of a runtime; `UNAVAILABLE` once that
 /// runtime is gone.
 pub type Deliver = Arc<dyn Fn(Pid, &str, Value) -> Result<(), Error> + Send + Sync>;
-
-impl Runtime {
-    /// Resumes the unfinished workflow `id` from its journal store: the
-    /// script runs again from the start, journaled results are served
-    /// without running anything, and it continues live where the journal
-    /// ends. A script that diverges from its history fails with
-    /// `NONDETERMINISM`.
-    pub fn resume(&self, id: &str) -> Result<ProcessHandle, Error> {
-        self.restart(id, StartMode::Resume)
-    }
-
-    /// Replays workflow `id` (finished or not) against its history without
-    /// running anything live: the result is the script's result if it
-    /// follows its history exactly, `NONDETERMINISM` otherwise. For tests of
-    /// script changes.
-    pub fn replay(&self, id: &str) -> Result<ProcessHandle, Error> {
-        self.restart(id, StartMode::Replay)
-    }
-
-    fn restart(&self, id: &str, mode: StartMode) -> Result<ProcessHandle, Error> {
-        let stored = self.sched().workflow_store()?.load(id)?;
-        let mut spawn = Spawn::script(stored.key).args(stored.args);
-        if let Some(p) = stored.policy {
-            spawn = spawn.policy(p);
-        }
-        spawn.workflow = Some((id.to_owned(), mode));
-        self.spawn(spawn)
-    }
-
-    /// Sends workflow `id` a signal, by id, from the host: the message
-    /// `{from = nil, topic, payload}`, durable before this returns. A
-    /// workflow running in this runtime gets it in its mailbox and journals
-    /// it when its `process.receive` takes it (a restart before that hands
-    /// it over again); one not running (yet) gets it on its next resume,
-    /// ahead of its mailbox. `NOT_FOUND` if unknown, `CONFLICT` if finished.
-    pub fn signal(&self, id: &str, topic: &str, payload: impl Into<Value>) -> Result<(), Error> {
-        self.sched()
-            .workflow_store()?
-            .signal(id, topic, payload.into())
-    }
-
-    /// Resumes every unfinished workflow (for `RuntimeBuilder::recover`).
-    pub(crate) fn recover_all(&self) -> Result<(), Error> {
-        let ids = self.sched().workflow_store()?.unfinished()?;
-        let mut recovered = Vec::with_capacity(ids.len());
-        for id in ids {
-            match self.resume(&id) {
-                Ok(h) => recovered.push((id, h.pid, h.exit)),
-                Err(e) => tracing::error!(workflow = %id, error = %e, "cannot resume workflow"),
-            }
-        }
-        *self.owner.recovered.lock() = recovered;
-        Ok(())
-    }
-
-    /// The workflows `RuntimeBuilder::recover` resumed, with their ids;
-    /// each call hands them over once.
-    pub fn recovered(&self) -> Vec<(String, ProcessHandle)> {
-        std::mem::take(&mut *self.owner.recovered.lock())
-            .into_iter()
-            .map(|(id, pid, exit)| {
-                let h = ProcessHandle {
-                    pid,
-                    exit,
-                    rt: self.clone(),
-                };
-                (id, h)
-            })
-            .collect()
-    }
-}

@@ -9,26 +9,37 @@
 //! Commands go to the [`Dispatcher`](troupe_dispatcher::Dispatcher). Inline
 //! results resume the process on the same worker at once; anything slower
 //! parks the process until its [`Completion`](troupe_dispatcher::Completion)
-//! wakes it. See `scheduler.rs` for the state machine that makes sure a
-//! completion racing a yield is never lost.
+//! wakes it. `scheduler.rs` says what the scheduler is made of; `state.rs`
+//! holds the state machine that makes sure a completion racing a yield is
+//! never lost.
 
 mod builtins;
 mod engine;
+mod entry;
 mod exit;
 mod host;
+mod idle;
 mod journal;
+mod journaled;
 mod limits;
 mod links;
 mod mailbox;
 mod process;
+mod programs;
+mod queue;
 mod registry;
 mod reload;
 mod runtime;
 mod scheduler;
 mod spawn;
+mod spawning;
 mod state;
 mod supervisor;
+mod supervisor_spec;
+mod table;
 mod timers;
+mod worker;
+mod workflows;
 
 pub use engine::{Engine, ProcessInit, Program};
 pub use host::HostMailbox;
@@ -40,4 +51,5 @@ pub use mailbox::Message;
 pub use process::{Process, Resume, Step, StepCx};
 pub use runtime::{ProcessHandle, Runtime, RuntimeBuilder, WORKERS_ENV};
 pub use spawn::Spawn;
-pub use supervisor::{ChildInfo, ChildSpec, Restart, Strategy, Supervisor, SupervisorHandle};
+pub use supervisor::SupervisorHandle;
+pub use supervisor_spec::{ChildInfo, ChildSpec, Restart, Strategy, Supervisor};

@@ -22,20 +22,17 @@
 //! still there, so an `unlink` that returned is never followed by an exit
 //! signal through that link.
 //!
+//! The operations live on the process table (`table.rs`), which owns every
+//! endpoint; this file holds what each endpoint keeps and the messages.
+//!
 //! Host mailboxes are endpoints too: they can monitor and link, they always
 //! trap exits, and nothing can kill them.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
-use parking_lot::Mutex;
-use troupe_dispatcher::{Error, Pid, Value};
+use troupe_dispatcher::{Pid, Value};
 
-use crate::exit::{Exit, NOPROC};
-use crate::host::HostBox;
 use crate::mailbox::Message;
-use crate::scheduler::{Entry, Scheduler};
 
 /// Identifies one monitor, as `process.monitor` returns it.
 pub(crate) type MonitorRef = i64;
@@ -81,6 +78,13 @@ impl LinkState {
         self.sets.as_ref()?.name.as_deref()
     }
 
+    /// Marks the endpoint dead and takes what it held, for the notices
+    /// of its end.
+    pub fn end(&mut self) -> Option<Box<LinkSets>> {
+        self.dead = true;
+        self.sets.take()
+    }
+
     /// Removes `other` from the linked pids; false if it was not there.
     pub fn unlink(&mut self, other: Pid) -> bool {
         self.sets.as_mut().is_some_and(|s| s.links.remove(&other))
@@ -99,22 +103,6 @@ impl LinkState {
     }
 }
 
-/// A process or a host mailbox: anything with a pid that can be linked,
-/// monitored, registered and sent to.
-pub(crate) enum Endpoint {
-    Process(Arc<Entry>),
-    Host(Arc<HostBox>),
-}
-
-impl Endpoint {
-    pub fn links(&self) -> &Mutex<LinkState> {
-        match self {
-            Endpoint::Process(e) => &e.links,
-            Endpoint::Host(h) => &h.links,
-        }
-    }
-}
-
 fn map(entries: [(&str, Value); 3]) -> Value {
     entries
         .into_iter()
@@ -123,7 +111,8 @@ fn map(entries: [(&str, Value); 3]) -> Value {
         .collect()
 }
 
-fn exit_message(from: Pid, reason: Value) -> Message {
+/// The message a trapped exit signal of `from` becomes.
+pub(crate) fn exit_message(from: Pid, reason: Value) -> Message {
     Message {
         from: Some(from),
         topic: EXIT_TOPIC.to_owned(),
@@ -135,7 +124,8 @@ fn exit_message(from: Pid, reason: Value) -> Message {
     }
 }
 
-fn down_message(from: Pid, reason: Value, r: MonitorRef) -> Message {
+/// The `DOWN` message of monitor `r` on `from`.
+pub(crate) fn down_message(from: Pid, reason: Value, r: MonitorRef) -> Message {
     Message {
         from: Some(from),
         topic: DOWN_TOPIC.to_owned(),
@@ -144,180 +134,5 @@ fn down_message(from: Pid, reason: Value, r: MonitorRef) -> Message {
             ("reason", reason),
             ("ref", Value::Int(r)),
         ]),
-    }
-}
-
-fn gone(pid: Pid) -> Error {
-    Error::new(
-        troupe_dispatcher::ErrorKind::Canceled,
-        format!("{pid} is gone"),
-    )
-}
-
-impl Scheduler {
-    /// The live process or host mailbox `pid`.
-    pub(crate) fn endpoint(&self, pid: Pid) -> Option<Endpoint> {
-        if let Some(e) = self.lookup(pid) {
-            return Some(Endpoint::Process(e));
-        }
-        self.hosts.get(&pid).map(|h| Endpoint::Host(Arc::clone(&h)))
-    }
-
-    /// Links `me` and `other`. If `other` is not alive: a trapping `me`
-    /// gets `EXIT {pid, "noproc"}`, any other gets `NOT_FOUND`.
-    pub(crate) fn link(&self, me: Pid, other: Pid) -> Result<(), Error> {
-        if me == other {
-            return Ok(());
-        }
-        let mine = self.endpoint(me).ok_or_else(|| gone(me))?;
-        let traps = {
-            let mut st = mine.links().lock();
-            st.sets().links.insert(other);
-            st.trap_exits
-        };
-        let alive = self.endpoint(other).is_some_and(|ep| {
-            let mut st = ep.links().lock();
-            if !st.dead {
-                st.sets().links.insert(me);
-            }
-            !st.dead
-        });
-        if alive {
-            return Ok(());
-        }
-        mine.links().lock().unlink(other);
-        if traps {
-            self.notify(me, exit_message(other, Value::from(NOPROC)));
-            Ok(())
-        } else {
-            Err(Error::not_found(format!(
-                "{NOPROC}: cannot link to {other}, it is not alive"
-            )))
-        }
-    }
-
-    /// Removes the link between `me` and `other`, if any.
-    pub(crate) fn unlink(&self, me: Pid, other: Pid) {
-        if let Some(ep) = self.endpoint(me) {
-            ep.links().lock().unlink(other);
-        }
-        if let Some(ep) = self.endpoint(other) {
-            ep.links().lock().unlink(me);
-        }
-    }
-
-    /// `me` starts watching `target`; if `target` is not alive, the `DOWN`
-    /// with reason `"noproc"` is delivered at once.
-    pub(crate) fn monitor(&self, me: Pid, target: Pid) -> Result<MonitorRef, Error> {
-        let r = self.next_ref.fetch_add(1, Ordering::Relaxed);
-        let mine = self.endpoint(me).ok_or_else(|| gone(me))?;
-        mine.links().lock().sets().monitors.insert(r, target);
-        let alive = self.endpoint(target).is_some_and(|ep| {
-            let mut st = ep.links().lock();
-            if !st.dead {
-                st.sets().watchers.insert(r, me);
-            }
-            !st.dead
-        });
-        if !alive {
-            mine.links().lock().drop_monitor(r);
-            self.notify(me, down_message(target, Value::from(NOPROC), r));
-        }
-        Ok(r)
-    }
-
-    /// Stops monitor `r` held by `me`; false if it was not active (already
-    /// fired, or never existed). A `DOWN` already delivered stays queued.
-    pub(crate) fn demonitor(&self, me: Pid, r: MonitorRef) -> bool {
-        let Some(target) = self
-            .endpoint(me)
-            .and_then(|ep| ep.links().lock().drop_monitor(r))
-        else {
-            return false;
-        };
-        if let Some(ep) = self.endpoint(target) {
-            ep.links().lock().drop_watcher(r);
-        }
-        true
-    }
-
-    /// Sets whether `me` traps exits; returns the previous setting.
-    pub(crate) fn trap_exits(&self, me: Pid, on: bool) -> Result<bool, Error> {
-        let ep = self.endpoint(me).ok_or_else(|| gone(me))?;
-        let mut st = ep.links().lock();
-        Ok(std::mem::replace(&mut st.trap_exits, on))
-    }
-
-    /// Delivers the exit signal of `from` (which ended with `exit`) to the
-    /// linked `to`.
-    fn exit_signal(&self, to: Pid, from: Pid, exit: &Exit) {
-        let Some(ep) = self.endpoint(to) else {
-            return;
-        };
-        let traps = {
-            let mut st = ep.links().lock();
-            if !st.unlink(from) {
-                return; // unlinked meanwhile
-            }
-            st.trap_exits || matches!(ep, Endpoint::Host(_))
-        };
-        if traps {
-            self.notify(to, exit_message(from, exit.reason()));
-        } else if !exit.is_normal() {
-            self.stop(to, exit.propagated());
-        }
-    }
-
-    /// Everything that follows the end of endpoint `pid`: its name is freed,
-    /// the monitors it held are dropped, linked endpoints get its exit signal
-    /// and watchers its `DOWN`.
-    pub(crate) fn release(&self, pid: Pid, links: &Mutex<LinkState>, exit: &Exit) {
-        let sets = {
-            let mut st = links.lock();
-            st.dead = true;
-            st.sets.take()
-        };
-        // Nothing linked, monitored or registered: nothing to tell.
-        let Some(st) = sets else {
-            return;
-        };
-        if let Some(name) = st.name {
-            self.names.remove_if(&name, |_, owner| *owner == pid);
-        }
-        for (r, target) in st.monitors {
-            if let Some(ep) = self.endpoint(target) {
-                ep.links().lock().drop_watcher(r);
-            }
-        }
-        for other in st.links {
-            self.exit_signal(other, pid, exit);
-        }
-        if st.watchers.is_empty() {
-            return;
-        }
-        let reason = exit.reason();
-        for (r, watcher) in st.watchers {
-            let active = self
-                .endpoint(watcher)
-                .is_some_and(|ep| ep.links().lock().drop_monitor(r).is_some());
-            if active {
-                self.notify(watcher, down_message(pid, reason.clone(), r));
-            }
-        }
-    }
-
-    /// Links a process being spawned to its (live) parent before it starts,
-    /// so even an immediate crash reaches the parent (`spawn_link`).
-    pub(crate) fn link_at_spawn(&self, child: &Entry, parent: Pid) -> Result<(), Error> {
-        let ep = self.endpoint(parent).ok_or_else(|| gone(parent))?;
-        {
-            let mut st = ep.links().lock();
-            if st.dead {
-                return Err(gone(parent));
-            }
-            st.sets().links.insert(child.pid);
-        }
-        child.links.lock().sets().links.insert(parent);
-        Ok(())
     }
 }

@@ -1,6 +1,6 @@
 use std::cell::RefCell;
 
-use troupe_dispatcher::{Call, Dispatcher, Error, HandlerCx, Pid, Value};
+use troupe_dispatcher::{Call, CommandId, Completer, Dispatcher, Error, HandlerCx, Pid, Value};
 
 use crate::journal::Journal;
 
@@ -55,7 +55,8 @@ impl<'a> StepCx<'a> {
     }
 
     /// A context in which [immediate] commands are answered inside the
-    /// step, by `dispatcher` with `cx`.
+    /// step, by `dispatcher` with `cx` (whose tag is the one the step's
+    /// yield will get).
     ///
     /// [immediate]: troupe_dispatcher::DispatcherBuilder::immediate
     pub(crate) fn with_immediate(pid: Pid, dispatcher: &'a Dispatcher, cx: HandlerCx<'a>) -> Self {
@@ -72,6 +73,25 @@ impl<'a> StepCx<'a> {
             pid,
             immediate: Immediate::Journal(RefCell::new(journal)),
         }
+    }
+
+    /// A completer for the command this step yields next: its completion
+    /// resumes the process as that command's answer. `None` in a context
+    /// without a completion sink.
+    pub(crate) fn completer(&self) -> Option<Completer> {
+        match &self.immediate {
+            Immediate::Dispatcher(_, cx) => Some(cx.completer()),
+            _ => None,
+        }
+    }
+
+    /// The name command `id` is registered under.
+    pub(crate) fn command_name(&self, id: CommandId) -> &str {
+        match &self.immediate {
+            Immediate::Dispatcher(dispatcher, _) => dispatcher.name(id),
+            _ => None,
+        }
+        .unwrap_or("unknown command")
     }
 
     /// Answers `call` now, without a yield, when its handler is
@@ -109,4 +129,13 @@ impl std::fmt::Debug for StepCx<'_> {
 pub trait Process: Send + 'static {
     /// Runs the process until its next yield, its end, or preemption.
     fn step(&mut self, cx: &mut StepCx<'_>, input: Resume) -> Step;
+
+    /// Called once when the process has ended, however it ended (it
+    /// returned or failed, was killed, or hit a limit), with the result a
+    /// joining host sees; not called when the runtime shut down under it
+    /// (it was interrupted, not ended). Does nothing by default; a
+    /// workflow's journal records the end here.
+    fn finish(&mut self, result: &Result<Value, Error>) {
+        let _ = result;
+    }
 }

@@ -5,7 +5,7 @@
 use dashmap::mapref::entry::Entry as Slot;
 use troupe_dispatcher::{Error, ErrorKind, Pid};
 
-use crate::scheduler::Scheduler;
+use crate::table::ProcessTable;
 
 /// Checks that `name` can be registered: not empty, not too long, and not
 /// something that reads as a pid.
@@ -23,7 +23,7 @@ fn validate(name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-impl Scheduler {
+impl ProcessTable {
     /// Registers `pid` under `name`. `ALREADY_EXISTS` if the name is taken
     /// or `pid` already has another name.
     pub(crate) fn register(&self, pid: Pid, name: &str) -> Result<(), Error> {

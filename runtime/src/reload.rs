@@ -1,44 +1,21 @@
-//! Hot reload. The program cache holds one compiled program per script key,
-//! tagged with the source version it was compiled from; every spawn asks
-//! the source for the key's current version, so new spawns get new code
-//! while running processes keep the program they started with (they hold
-//! it). A new version that fails to compile is rejected: it is logged once
-//! and the previous program keeps serving, so a bad edit never takes down
-//! what runs or what is spawned next.
-//!
-//! With [`RuntimeBuilder::hot_reload`](crate::RuntimeBuilder::hot_reload)
-//! the runtime also watches its source: a [`Reloader`] thread recompiles
-//! changed scripts as the changes arrive (so errors show at once, not at
-//! the next spawn) and stops the processes spawned with
-//! [`Spawn::restart_on_change`](crate::Spawn::restart_on_change), for their
-//! supervisors to restart on the new version.
+//! Hot reload's thread: with
+//! [`RuntimeBuilder::hot_reload`](crate::RuntimeBuilder::hot_reload) the
+//! runtime watches its source, and a [`Reloader`] thread applies the
+//! changes as they arrive: the program cache recompiles the changed
+//! scripts (`programs.rs`), and the processes spawned with
+//! [`Spawn::restart_on_change`](crate::Spawn::restart_on_change) at an
+//! older version are stopped, for their supervisors to restart them on the
+//! new code.
 
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
-use dashmap::DashMap;
-use troupe_dispatcher::{Error, ErrorKind, Pid};
+use troupe_dispatcher::{Error, ErrorKind};
 use troupe_sources::{Change, ChangeSink, SourceError, WatchGuard};
 
-use crate::engine::Program;
 use crate::exit::Exit;
 use crate::scheduler::Scheduler;
-
-/// A compiled script in the program cache.
-pub(crate) struct CachedProgram {
-    /// The source version it was compiled from.
-    pub version: u64,
-    /// The engine that compiled it (index into the runtime's engines).
-    pub engine: usize,
-    pub program: Program,
-    /// A newer version that failed to compile, so it is not tried again.
-    pub rejected: Option<u64>,
-}
-
-/// Processes that restart when their script changes: pid → (key, version
-/// it runs).
-pub(crate) type Services = DashMap<Pid, (String, u64)>;
 
 enum Msg {
     Change(Change),
@@ -62,7 +39,7 @@ impl Reloader {
             // Fails only after `stop`, when nothing reloads any more.
             let _ = sink_tx.send(Msg::Change(change));
         });
-        let watch = match sched.source.subscribe("", sink) {
+        let watch = match sched.programs.source().subscribe("", sink) {
             Ok(guard) => guard,
             Err(e @ SourceError::Unsupported { .. }) => {
                 tracing::info!(%e, "hot reload: changes are picked up at spawn time");
@@ -102,56 +79,18 @@ impl Reloader {
 fn run(sched: &Weak<Scheduler>, rx: &Receiver<Msg>) {
     while let Ok(Msg::Change(change)) = rx.recv() {
         let Some(sched) = sched.upgrade() else { break };
-        sched.reload(&change);
+        reload(&sched, &change);
     }
 }
 
-impl Scheduler {
-    /// Applies one change: recompiles every cached script it affects, and
-    /// restarts the opted-in services of the ones that got a new program.
-    pub(crate) fn reload(&self, change: &Change) {
-        let keys: Vec<String> = self
-            .programs
-            .iter()
-            .filter(|e| change.affects(e.key()))
-            .map(|e| e.key().clone())
-            .collect();
-        for key in keys {
-            let before = self.programs.get(&key).map(|p| p.version);
-            match self.source.get(&key) {
-                Ok(script) => match self.program(&script, true) {
-                    Ok((_, version, _)) if Some(version) != before => {
-                        tracing::info!(%key, version, "hot reload: new version compiled");
-                        self.restart_services(&key, version);
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(%key, error = %e, "hot reload failed"),
-                },
-                Err(SourceError::NotFound { .. }) => {
-                    self.programs.remove(&key);
-                    tracing::info!(%key, "hot reload: script removed; running processes keep their code");
-                }
-                Err(e) => {
-                    tracing::warn!(%key, error = %e, "hot reload: cannot read the changed script; keeping the compiled version");
-                }
-            }
-        }
-    }
-
-    /// Stops the live services running `key` at another version than
-    /// `version` (and forgets the services that have ended).
-    fn restart_services(&self, key: &str, version: u64) {
-        self.services.retain(|pid, _| self.procs.contains_key(pid));
-        let stale: Vec<Pid> = self
-            .services
-            .iter()
-            .filter(|e| e.value().0 == key && e.value().1 != version)
-            .map(|e| *e.key())
-            .collect();
-        for pid in stale {
-            self.services.remove(&pid);
+/// Applies one change: recompiles every cached script it affects, and
+/// stops the opted-in services of the ones that got a new program.
+fn reload(sched: &Scheduler, change: &Change) {
+    for (key, version) in sched.programs.refresh(change) {
+        let alive = |pid| sched.table.contains(pid);
+        for pid in sched.programs.stale_services(&key, version, alive) {
             tracing::info!(%pid, %key, "hot reload: restarting a service on the new version");
-            self.stop(
+            sched.stop(
                 pid,
                 Exit::Failed(Error::new(
                     ErrorKind::Canceled,

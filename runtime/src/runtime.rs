@@ -7,13 +7,12 @@ use troupe_modules::{ModuleDef, ModuleRegistry, Policy};
 use troupe_sources::{FileSource, Script, Source};
 
 use crate::engine::Engine;
-use crate::exit::Exit;
-use crate::host::{HostBox, HostMailbox};
+use crate::exit::{Exit, ExitCell};
 use crate::journal::JournalStore;
 use crate::mailbox::Message;
 use crate::reload::Reloader;
-use crate::scheduler::{ExitCell, Scheduler, SchedulerParts, Signal, Sink};
-use crate::{Limits, Spawn, Supervisor, SupervisorHandle, builtins};
+use crate::scheduler::{Scheduler, SchedulerParts, Sink};
+use crate::{Limits, Spawn, builtins, journaled};
 
 /// Configures and starts a [`Runtime`].
 pub struct RuntimeBuilder {
@@ -186,7 +185,8 @@ impl RuntimeBuilder {
             .take()
             .unwrap_or_else(|| Arc::new(FileSource::new(".")));
         let sched = Arc::new_cyclic(|weak: &Weak<Scheduler>| {
-            registered = builtins::register(&mut self.dispatcher, weak);
+            registered = builtins::register(&mut self.dispatcher, weak)
+                .and_then(|()| journaled::register(&mut self.dispatcher));
             let dispatcher = std::mem::take(&mut self.dispatcher).build(io.clone());
             Scheduler::new(SchedulerParts {
                 node: self.node,
@@ -286,15 +286,7 @@ impl Owner {
         if threads.is_empty() {
             return;
         }
-        self.sched
-            .shutting_down
-            .store(true, std::sync::atomic::Ordering::Release);
-        // Ask every live process to stop at its next step.
-        let live: Vec<Pid> = self.sched.procs.iter().map(|e| *e.key()).collect();
-        for pid in live {
-            self.sched.signal(pid, Signal::Shutdown);
-        }
-        self.sched.notify_all();
+        self.sched.shut_down();
         for t in threads {
             let _ = t.join();
         }
@@ -343,6 +335,11 @@ impl Runtime {
         &self.owner.sched
     }
 
+    /// The scheduler, shared (for what keeps a weak link to it).
+    pub(crate) fn sched_arc(&self) -> &Arc<Scheduler> {
+        &self.owner.sched
+    }
+
     /// Spawns a process running a script from the runtime's source.
     pub fn spawn(&self, spawn: Spawn) -> Result<ProcessHandle, Error> {
         self.spawn_with(spawn, None)
@@ -367,24 +364,6 @@ impl Runtime {
         })
     }
 
-    /// Starts a supervisor (see [`Supervisor`]). Children without a policy
-    /// get the runtime's default policy.
-    pub fn supervise(&self, sup: Supervisor) -> Result<SupervisorHandle, Error> {
-        let exit = Arc::new(ExitCell::default());
-        let (pid, children) =
-            self.owner
-                .sched
-                .start_supervisor(sup, None, Some(Arc::clone(&exit)))?;
-        Ok(SupervisorHandle {
-            handle: ProcessHandle {
-                pid,
-                exit,
-                rt: self.clone(),
-            },
-            children,
-        })
-    }
-
     /// Sends a message from the host to `pid`. A full mailbox is
     /// `RATE_LIMITED`, a dead pid `NOT_FOUND`.
     pub fn send(&self, pid: Pid, topic: &str, payload: impl Into<Value>) -> Result<(), Error> {
@@ -406,27 +385,12 @@ impl Runtime {
 
     /// The pid registered under `name`, if any.
     pub fn whereis(&self, name: &str) -> Option<Pid> {
-        self.sched().whereis(name)
-    }
-
-    /// A new host mailbox with the runtime's default capacity: a pid that
-    /// scripts can send to and the host reads from.
-    pub fn mailbox(&self) -> HostMailbox {
-        self.mailbox_with_capacity(self.sched().default_mailbox)
-    }
-
-    /// A new host mailbox holding at most `capacity` messages.
-    pub fn mailbox_with_capacity(&self, capacity: usize) -> HostMailbox {
-        let sched = self.sched();
-        let pid = sched.next_pid();
-        let inner = Arc::new(HostBox::new(capacity.max(1)));
-        sched.hosts.insert(pid, Arc::clone(&inner));
-        HostMailbox::new(pid, inner, self.clone())
+        self.sched().table.whereis(name)
     }
 
     /// How many processes are alive.
     pub fn process_count(&self) -> usize {
-        self.sched().procs.len()
+        self.sched().table.len()
     }
 
     /// The IO pool async handlers run on (for hosts that want to block on a
@@ -473,12 +437,6 @@ impl ProcessHandle {
     /// `"killed"`.
     pub fn kill(&self) -> bool {
         self.rt.kill(self.pid)
-    }
-
-    /// Monitors it from `mailbox`: a `DOWN` message `{pid, reason, ref}`
-    /// arrives there when it ends. Returns the monitor's ref.
-    pub fn monitor(&self, mailbox: &HostMailbox) -> Result<i64, Error> {
-        mailbox.monitor(self.pid)
     }
 
     /// Waits for its result.

@@ -1,9 +1,16 @@
+//! What a process is started from: the host's [`Spawn`] request, the one a
+//! script's `process.spawn(script, opts, ...)` stands for, and what a
+//! process implemented in Rust starts with. Starting one is `spawning.rs`.
+
 use std::sync::Arc;
 
-use troupe_dispatcher::{Pid, Value};
-use troupe_modules::Policy;
+use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
+use troupe_modules::{ClassSet, Policy};
+use troupe_sources::{SourceError, resolve_relative};
 
 use crate::Limits;
+use crate::entry::Entry;
+use crate::exit::ExitCell;
 use crate::journal::StartMode;
 
 /// A request to start a process: which script, with what arguments, policy
@@ -134,321 +141,83 @@ pub(crate) struct Native {
     pub policy: Arc<Policy>,
     pub limits: Limits,
     pub link: Option<Pid>,
-    pub exit: Option<Arc<crate::scheduler::ExitCell>>,
+    pub exit: Option<Arc<ExitCell>>,
 }
 
-/// Spawning: resolving the script, compiling it once per version, and
-/// creating the process entry.
-mod spawning {
-    use std::sync::Arc;
+/// Converts a source failure into the error a script or host sees.
+pub(crate) fn source_error(e: SourceError) -> Error {
+    let kind = match &e {
+        SourceError::NotFound { .. } => ErrorKind::NotFound,
+        SourceError::InvalidKey { .. }
+        | SourceError::BadContent { .. }
+        | SourceError::Unsupported { .. } => ErrorKind::Invalid,
+        _ => ErrorKind::Unavailable,
+    };
+    let err = Error::new(kind, e.to_string()).retryable(e.is_retryable());
+    match e.source_name() {
+        Some(name) => err.with_details(Value::from_iter([("source".to_owned(), name)])),
+        None => err,
+    }
+}
 
-    use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
-    use troupe_modules::{ClassSet, Policy};
-    use troupe_sources::{Script, SourceError, resolve_relative};
-
-    use super::{Native, Spawn};
-    use crate::engine::{Engine, ProcessInit, Program};
-    use crate::journal::WorkflowStart;
-    use crate::reload::CachedProgram;
-    use crate::scheduler::{Entry, ExitCell, NewEntry, Scheduler};
-
-    /// Converts a source failure into the error a script or host sees.
-    fn source_error(e: SourceError) -> Error {
-        let kind = match &e {
-            SourceError::NotFound { .. } => ErrorKind::NotFound,
-            SourceError::InvalidKey { .. }
-            | SourceError::BadContent { .. }
-            | SourceError::Unsupported { .. } => ErrorKind::Invalid,
-            _ => ErrorKind::Unavailable,
-        };
-        let err = Error::new(kind, e.to_string()).retryable(e.is_retryable());
-        match e.source_name() {
-            Some(name) => err.with_details(Value::from_iter([("source".to_owned(), name)])),
-            None => err,
+/// The spawn request `process.spawn(script, opts, ...)` stands for:
+/// `script` relative to `parent`'s, and the options `entry`,
+/// `mailbox`, `link`, `restart_on_change`, `lightweight`, `allow`
+/// (classes, at most the parent's) and
+/// `timeout` (at most the parent's).
+pub(crate) fn child_spec(
+    parent: &Entry,
+    script: &str,
+    args: Vec<Value>,
+    opts: &Value,
+) -> Result<Spawn, Error> {
+    let key = resolve_relative(&parent.key, script).map_err(source_error)?;
+    let mut spec = Spawn::script(key);
+    spec.args = args;
+    if let Some(entry) = opts.get("entry").and_then(Value::as_str) {
+        spec.entry = Some(entry.to_owned());
+    }
+    if let Some(n) = opts.get("mailbox").and_then(Value::as_i64) {
+        spec.mailbox = Some(usize::try_from(n.max(1)).unwrap_or(1));
+    }
+    if opts.get("link").and_then(Value::as_bool) == Some(true) {
+        spec.link = Some(parent.pid);
+    }
+    if opts.get("restart_on_change").and_then(Value::as_bool) == Some(true) {
+        spec.restart_on_change = true;
+    }
+    match opts.get("lightweight") {
+        None | Some(Value::Nil) => {}
+        Some(v) => {
+            spec.lightweight = v.as_bool().ok_or_else(|| {
+                Error::invalid("process.spawn: opts.lightweight must be a boolean")
+            })?;
         }
     }
-
-    impl Scheduler {
-        fn engine_for(&self, key: &str) -> Result<(usize, &Arc<dyn Engine>), Error> {
-            let ext = key.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-            self.engines
+    if let Some(allow) = opts.get("allow") {
+        let list = match allow {
+            Value::String(s) => s.clone(),
+            Value::Array(a) => a
                 .iter()
-                .enumerate()
-                .find(|(_, e)| e.extensions().contains(&ext))
-                .ok_or_else(|| {
-                    Error::not_found(format!("no engine runs {key:?} (extension {ext:?})"))
-                })
-        }
-
-        /// The compiled program for `script` and the version it was compiled
-        /// from: from the cache when the version is unchanged. With
-        /// `keep_previous` (scripts read from the source), a new version that
-        /// fails to compile is logged and remembered as rejected, and the
-        /// previous program keeps serving; without a previous one the
-        /// error is returned.
-        pub(crate) fn program(
-            &self,
-            script: &Script,
-            keep_previous: bool,
-        ) -> Result<(usize, u64, Program), Error> {
-            if let Some(hit) = self.programs.get(&script.key)
-                && (hit.version == script.version
-                    || (keep_previous && hit.rejected == Some(script.version)))
-            {
-                return Ok((hit.engine, hit.version, Arc::clone(&hit.program)));
-            }
-            let (idx, engine) = self.engine_for(&script.key)?;
-            match engine.compile(script) {
-                Ok(program) => {
-                    self.programs.insert(
-                        script.key.clone(),
-                        CachedProgram {
-                            version: script.version,
-                            engine: idx,
-                            program: Arc::clone(&program),
-                            rejected: None,
-                        },
-                    );
-                    Ok((idx, script.version, program))
-                }
-                Err(e) if keep_previous => {
-                    let Some(mut hit) = self.programs.get_mut(&script.key) else {
-                        return Err(e);
-                    };
-                    tracing::error!(
-                        key = %script.key,
-                        error = %e,
-                        "the new version does not compile; keeping the previous one"
-                    );
-                    hit.rejected = Some(script.version);
-                    Ok((hit.engine, hit.version, Arc::clone(&hit.program)))
-                }
-                Err(e) => Err(e),
-            }
-        }
-
-        /// `CANCELED` once the runtime is shutting down.
-        fn admit(&self) -> Result<(), Error> {
-            if self
-                .shutting_down
-                .load(std::sync::atomic::Ordering::Acquire)
-            {
-                return Err(Error::new(ErrorKind::Canceled, "runtime is shutting down"));
-            }
-            Ok(())
-        }
-
-        /// Starts a process. `parent` is the spawning process, if any.
-        pub(crate) fn spawn(
-            &self,
-            spec: Spawn,
-            parent: Option<&Entry>,
-            code: Option<Script>,
-            exit: Option<Arc<ExitCell>>,
-        ) -> Result<Pid, Error> {
-            let entry = self.prepare(spec, parent, code, exit)?;
-            let pid = entry.pid;
-            self.start(entry);
-            Ok(pid)
-        }
-
-        /// Creates (and links, for `spawn_link`) a process without starting
-        /// it, so the caller can record its pid before it runs.
-        pub(crate) fn prepare(
-            &self,
-            spec: Spawn,
-            parent: Option<&Entry>,
-            code: Option<Script>,
-            exit: Option<Arc<ExitCell>>,
-        ) -> Result<Arc<Entry>, Error> {
-            self.admit()?;
-            let from_source = code.is_none();
-            let script = match code {
-                Some(s) => s,
-                None => self.source.get(&spec.key).map_err(source_error)?,
-            };
-            let (idx, version, program) = self.program(&script, from_source)?;
-            if spec.lightweight && !self.engines[idx].lightweight() {
-                return Err(Error::invalid(format!(
-                    "the {} engine has no lightweight processes",
-                    self.engines[idx].name()
-                )));
-            }
-            if let Some(p) = &spec.policy {
-                p.validate(&self.modules)?;
-            }
-            let default_policy = match (&spec.workflow, &self.journals) {
-                (Some(_), Some(store)) => Arc::new(store.policy()),
-                _ => Arc::clone(&self.default_policy),
-            };
-            let policy = match (spec.policy, parent) {
-                (Some(p), Some(parent)) => Arc::new(Policy::clone(&p).within(&parent.policy)),
-                (Some(p), None) => p,
-                (None, Some(parent)) => Arc::clone(&parent.policy),
-                (None, None) => default_policy,
-            };
-            let pid = self.next_pid();
-            let journal = match &spec.workflow {
-                None => None,
-                Some((id, mode)) => Some(self.workflow_store()?.open(&WorkflowStart {
-                    id,
-                    pid,
-                    script: &script,
-                    args: &spec.args,
-                    mode: *mode,
-                    policy: &policy,
-                })?),
-            };
-            let limits = spec
-                .limits
-                .or(parent.map(|p| p.limits))
-                .unwrap_or(self.default_limits);
-            let process = self.engines[idx].instantiate(
-                &program,
-                ProcessInit {
-                    pid,
-                    parent: parent.map(|p| p.pid),
-                    key: script.key.clone(),
-                    args: spec.args,
-                    entry: spec.entry,
-                    policy: Arc::clone(&policy),
-                    modules: Arc::clone(&self.modules),
-                    limits,
-                    source: Arc::clone(&self.source),
-                    lightweight: spec.lightweight,
-                },
-            )?;
-            if spec.restart_on_change {
-                self.services.insert(pid, (script.key.clone(), version));
-            }
-            let entry = Entry::new(NewEntry {
-                pid,
-                key: script.key,
-                policy,
-                limits,
-                mailbox: spec.mailbox.unwrap_or(self.default_mailbox),
-                process,
-                exit,
-                journal,
-            });
-            if let Some(to) = spec.link {
-                self.link_at_spawn(&entry, to)?;
-            }
-            Ok(entry)
-        }
-
-        /// The journal store, for spawning workflows.
-        pub(crate) fn workflow_store(&self) -> Result<&Arc<dyn crate::JournalStore>, Error> {
-            self.journals.as_ref().ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    "this runtime has no workflow store (RuntimeBuilder::journal_store)",
-                )
-            })
-        }
-
-        /// `process.spawn(script, opts, ...)` from a script: the key is
-        /// relative to the parent's script, the policy at most the parent's.
-        pub(crate) fn spawn_child(&self, parent: &Entry, args: Value) -> Result<Pid, Error> {
-            let script = args
-                .get("script")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let spawn_args = match args.get("args") {
-                Some(Value::Array(a)) => a.clone(),
-                _ => Vec::new(),
-            };
-            let opts = args.get("opts").cloned().unwrap_or_default();
-            let spec = Self::child_spec(parent, script, spawn_args, &opts)?;
-            self.spawn(spec, Some(parent), None, None)
-        }
-
-        /// The spawn request `process.spawn(script, opts, ...)` stands for:
-        /// `script` relative to `parent`'s, and the options `entry`,
-        /// `mailbox`, `link`, `restart_on_change`, `lightweight`, `allow`
-        /// (classes, at most the parent's) and
-        /// `timeout` (at most the parent's).
-        pub(crate) fn child_spec(
-            parent: &Entry,
-            script: &str,
-            args: Vec<Value>,
-            opts: &Value,
-        ) -> Result<Spawn, Error> {
-            let key = resolve_relative(&parent.key, script).map_err(source_error)?;
-            let mut spec = Spawn::script(key);
-            spec.args = args;
-            if let Some(entry) = opts.get("entry").and_then(Value::as_str) {
-                spec.entry = Some(entry.to_owned());
-            }
-            if let Some(n) = opts.get("mailbox").and_then(Value::as_i64) {
-                spec.mailbox = Some(usize::try_from(n.max(1)).unwrap_or(1));
-            }
-            if opts.get("link").and_then(Value::as_bool) == Some(true) {
-                spec.link = Some(parent.pid);
-            }
-            if opts.get("restart_on_change").and_then(Value::as_bool) == Some(true) {
-                spec.restart_on_change = true;
-            }
-            match opts.get("lightweight") {
-                None | Some(Value::Nil) => {}
-                Some(v) => {
-                    spec.lightweight = v.as_bool().ok_or_else(|| {
-                        Error::invalid("process.spawn: opts.lightweight must be a boolean")
-                    })?;
-                }
-            }
-            if let Some(allow) = opts.get("allow") {
-                let list = match allow {
-                    Value::String(s) => s.clone(),
-                    Value::Array(a) => a
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    _ => {
-                        return Err(Error::invalid(
-                            "process.spawn: opts.allow must be a list of classes",
-                        ));
-                    }
-                };
-                spec.policy = Some(Arc::new(
-                    Policy::deny_all().allow_classes(ClassSet::parse_list(&list)?),
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+            _ => {
+                return Err(Error::invalid(
+                    "process.spawn: opts.allow must be a list of classes",
                 ));
             }
-            if let Some(t) = opts.get("timeout") {
-                let ms = troupe_modules::builtin::parse_duration_ms(t)?;
-                let mut limits = parent.limits;
-                let asked = std::time::Duration::from_secs_f64(ms / 1e3);
-                limits.timeout = Some(limits.timeout.map_or(asked, |own| own.min(asked)));
-                spec.limits = Some(limits);
-            }
-            Ok(spec)
-        }
-
-        /// Starts a process implemented in Rust (a supervisor), made by
-        /// `make` once its pid is known.
-        pub(crate) fn spawn_native(
-            &self,
-            make: impl FnOnce(Pid) -> Box<dyn crate::Process>,
-            n: Native,
-        ) -> Result<Pid, Error> {
-            self.admit()?;
-            let pid = self.next_pid();
-            let entry = Entry::new(NewEntry {
-                pid,
-                key: n.key,
-                policy: n.policy,
-                limits: n.limits,
-                mailbox: self.default_mailbox,
-                process: make(pid),
-                exit: n.exit,
-                journal: None,
-            });
-            if let Some(to) = n.link {
-                self.link_at_spawn(&entry, to)?;
-            }
-            self.start(entry);
-            Ok(pid)
-        }
+        };
+        spec.policy = Some(Arc::new(
+            Policy::deny_all().allow_classes(ClassSet::parse_list(&list)?),
+        ));
     }
+    if let Some(t) = opts.get("timeout") {
+        let ms = troupe_modules::builtin::parse_duration_ms(t)?;
+        let mut limits = parent.limits;
+        let asked = std::time::Duration::from_secs_f64(ms / 1e3);
+        limits.timeout = Some(limits.timeout.map_or(asked, |own| own.min(asked)));
+        spec.limits = Some(limits);
+    }
+    Ok(spec)
 }

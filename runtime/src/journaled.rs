@@ -1,0 +1,137 @@
+//! A workflow's process: the engine's process wrapped with its [`Journal`],
+//! so the scheduler steps it like any other and a plain process pays
+//! nothing for journaling.
+//!
+//! The wrapper keeps the journal's side of the contract (`journal.rs`):
+//!
+//! - every command the script yields goes through [`Journal::before`]: a
+//!   replayed result resumes the script inside the same step (after
+//!   [`REPLAY_BURST`] of them the step ends as preempted, so a long replay
+//!   cannot starve other processes); a live command is yielded;
+//! - the result of a live command goes to [`Journal::record`], and the
+//!   wrapper yields [`DURABLE`], a command nothing answers but the
+//!   journal: the completer handed to `record` completes that yield once
+//!   the record is durable, and only then does the script see the result;
+//! - how the process ended goes to [`Journal::finish`] from
+//!   [`Process::finish`].
+
+use std::mem;
+
+use troupe_dispatcher::{Call, CommandId, Dispatched, DispatcherBuilder, Error, ErrorKind, Value};
+use troupe_modules::builtin::ids;
+
+use crate::journal::{Before, Journal};
+use crate::{Process, Resume, Step, StepCx};
+
+/// The command a workflow yields while its journal makes a record durable
+/// (runtime-internal: no module exposes it).
+pub(crate) const DURABLE: CommandId = CommandId(1023);
+
+/// How many journaled results a replay serves in one step.
+const REPLAY_BURST: u32 = 64;
+
+/// Registers [`DURABLE`]'s handler: it only waits, for the completion the
+/// journal sends.
+pub(crate) fn register(b: &mut DispatcherBuilder) -> Result<(), Error> {
+    b.deferred(DURABLE, "journal.durable", |_, _| Dispatched::Pending(None))?;
+    Ok(())
+}
+
+/// Where the wrapper is between two steps.
+#[derive(Default)]
+enum Phase {
+    /// Nothing journaled in flight.
+    #[default]
+    Idle,
+    /// A live command is out: its result goes to the journal first.
+    Recording,
+    /// The result waits for its record to become durable.
+    Holding(Result<Value, Error>),
+    /// A replayed result the script gets when it runs next.
+    Replayed(Result<Value, Error>),
+}
+
+/// A workflow process: the engine's process and its journal.
+pub(crate) struct JournaledProcess {
+    inner: Box<dyn Process>,
+    journal: Box<dyn Journal>,
+    phase: Phase,
+}
+
+impl JournaledProcess {
+    /// Wraps `inner` with `journal`.
+    pub fn new(inner: Box<dyn Process>, journal: Box<dyn Journal>) -> Self {
+        Self {
+            inner,
+            journal,
+            phase: Phase::Idle,
+        }
+    }
+
+    /// What the script is resumed with, given how the wrapper's last yield
+    /// ended; `Err` is the step to return instead.
+    fn input(&mut self, cx: &StepCx<'_>, input: Resume) -> Result<Resume, Step> {
+        match (mem::take(&mut self.phase), input) {
+            (Phase::Recording, Resume::Return(result)) => {
+                let Some(durable) = cx.completer() else {
+                    return Err(Step::Failed(Error::new(
+                        ErrorKind::Internal,
+                        "a workflow was stepped without a completion sink",
+                    )));
+                };
+                self.journal.record(&result, durable);
+                self.phase = Phase::Holding(result);
+                Err(Step::Yield(Call::new(DURABLE, Value::Nil)))
+            }
+            (Phase::Holding(held), Resume::Return(Ok(_))) => Ok(Resume::Return(held)),
+            (Phase::Holding(_), Resume::Return(Err(e))) => Err(Step::Failed(e)),
+            (Phase::Replayed(result), _) => Ok(Resume::Return(result)),
+            (phase, input) => {
+                self.phase = phase;
+                Ok(input)
+            }
+        }
+    }
+}
+
+impl Process for JournaledProcess {
+    fn step(&mut self, cx: &mut StepCx<'_>, input: Resume) -> Step {
+        let mut input = match self.input(cx, input) {
+            Ok(input) => input,
+            Err(step) => return step,
+        };
+        let mut replayed = 0;
+        loop {
+            // The script gets only what its journal answers by itself; every
+            // other command is yielded, so the journal sees it.
+            let step = {
+                let mut inner_cx = StepCx::journaled(cx.pid, self.journal.as_mut());
+                self.inner.step(&mut inner_cx, input)
+            };
+            let call = match step {
+                Step::Yield(call) if call.id != ids::PROCESS_EXIT => call,
+                other => return other,
+            };
+            match self.journal.before(cx.command_name(call.id), call) {
+                Ok(Before::Dispatch(call)) => {
+                    self.phase = Phase::Recording;
+                    return Step::Yield(call);
+                }
+                Ok(Before::Passthrough(call)) => return Step::Yield(call),
+                Ok(Before::Replay(result)) => {
+                    replayed += 1;
+                    if replayed >= REPLAY_BURST {
+                        self.phase = Phase::Replayed(result);
+                        return Step::Preempted;
+                    }
+                    input = Resume::Return(result);
+                }
+                Err(e) => return Step::Failed(e),
+            }
+        }
+    }
+
+    fn finish(&mut self, result: &Result<Value, Error>) {
+        self.journal.finish(result);
+    }
+}

@@ -1,0 +1,186 @@
+//! Starting processes: resolving the script, compiling it once per version
+//! (the program cache, `programs.rs`), opening a workflow's journal, and
+//! creating the process entry.
+
+use std::sync::Arc;
+
+use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
+use troupe_modules::Policy;
+use troupe_sources::Script;
+
+use crate::entry::{Entry, NewEntry};
+use crate::exit::ExitCell;
+use crate::journal::WorkflowStart;
+use crate::journaled::JournaledProcess;
+use crate::scheduler::Scheduler;
+use crate::spawn::{Native, child_spec, source_error};
+use crate::{JournalStore, Process, ProcessInit, Spawn};
+
+impl Scheduler {
+    /// `CANCELED` once the runtime is shutting down.
+    fn admit(&self) -> Result<(), Error> {
+        if self.shutting_down() {
+            return Err(Error::new(ErrorKind::Canceled, "runtime is shutting down"));
+        }
+        Ok(())
+    }
+
+    /// Starts a process. `parent` is the spawning process, if any.
+    pub(crate) fn spawn(
+        &self,
+        spec: Spawn,
+        parent: Option<&Entry>,
+        code: Option<Script>,
+        exit: Option<Arc<ExitCell>>,
+    ) -> Result<Pid, Error> {
+        let entry = self.prepare(spec, parent, code, exit)?;
+        let pid = entry.pid;
+        self.start(entry);
+        Ok(pid)
+    }
+
+    /// Creates (and links, for `spawn_link`) a process without starting
+    /// it, so the caller can record its pid before it runs.
+    pub(crate) fn prepare(
+        &self,
+        spec: Spawn,
+        parent: Option<&Entry>,
+        code: Option<Script>,
+        exit: Option<Arc<ExitCell>>,
+    ) -> Result<Arc<Entry>, Error> {
+        self.admit()?;
+        let from_source = code.is_none();
+        let script = match code {
+            Some(s) => s,
+            None => self
+                .programs
+                .source()
+                .get(&spec.key)
+                .map_err(source_error)?,
+        };
+        let (idx, version, program) = self.programs.program(&script, from_source)?;
+        let engine = self.programs.engine(idx);
+        if spec.lightweight && !engine.lightweight() {
+            return Err(Error::invalid(format!(
+                "the {} engine has no lightweight processes",
+                engine.name()
+            )));
+        }
+        if let Some(p) = &spec.policy {
+            p.validate(&self.modules)?;
+        }
+        let default_policy = match (&spec.workflow, &self.journals) {
+            (Some(_), Some(store)) => Arc::new(store.policy()),
+            _ => Arc::clone(&self.default_policy),
+        };
+        let policy = match (spec.policy, parent) {
+            (Some(p), Some(parent)) => Arc::new(Policy::clone(&p).within(&parent.policy)),
+            (Some(p), None) => p,
+            (None, Some(parent)) => Arc::clone(&parent.policy),
+            (None, None) => default_policy,
+        };
+        let pid = self.table.next_pid();
+        let journal = match &spec.workflow {
+            None => None,
+            Some((id, mode)) => Some(self.workflow_store()?.open(&WorkflowStart {
+                id,
+                pid,
+                script: &script,
+                args: &spec.args,
+                mode: *mode,
+                policy: &policy,
+            })?),
+        };
+        let limits = spec
+            .limits
+            .or(parent.map(|p| p.limits))
+            .unwrap_or(self.default_limits);
+        let process = engine.instantiate(
+            &program,
+            ProcessInit {
+                pid,
+                parent: parent.map(|p| p.pid),
+                key: script.key.clone(),
+                args: spec.args,
+                entry: spec.entry,
+                policy: Arc::clone(&policy),
+                modules: Arc::clone(&self.modules),
+                limits,
+                source: Arc::clone(self.programs.source()),
+                lightweight: spec.lightweight,
+            },
+        )?;
+        // A workflow's journal wraps its process (see `journaled.rs`).
+        let process: Box<dyn Process> = match journal {
+            Some(journal) => Box::new(JournaledProcess::new(process, journal)),
+            None => process,
+        };
+        if spec.restart_on_change {
+            self.programs.add_service(pid, script.key.clone(), version);
+        }
+        let entry = Entry::new(NewEntry {
+            pid,
+            key: script.key,
+            policy,
+            limits,
+            mailbox: spec.mailbox.unwrap_or(self.default_mailbox),
+            process,
+            exit,
+        });
+        if let Some(to) = spec.link {
+            self.table.link_at_spawn(&entry, to)?;
+        }
+        Ok(entry)
+    }
+
+    /// The journal store, for spawning workflows.
+    pub(crate) fn workflow_store(&self) -> Result<&Arc<dyn JournalStore>, Error> {
+        self.journals.as_ref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unavailable,
+                "this runtime has no workflow store (RuntimeBuilder::journal_store)",
+            )
+        })
+    }
+
+    /// `process.spawn(script, opts, ...)` from a script: the key is
+    /// relative to the parent's script, the policy at most the parent's.
+    pub(crate) fn spawn_child(&self, parent: &Entry, args: Value) -> Result<Pid, Error> {
+        let script = args
+            .get("script")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let spawn_args = match args.get("args") {
+            Some(Value::Array(a)) => a.clone(),
+            _ => Vec::new(),
+        };
+        let opts = args.get("opts").cloned().unwrap_or_default();
+        let spec = child_spec(parent, script, spawn_args, &opts)?;
+        self.spawn(spec, Some(parent), None, None)
+    }
+
+    /// Starts a process implemented in Rust (a supervisor), made by
+    /// `make` once its pid is known.
+    pub(crate) fn spawn_native(
+        &self,
+        make: impl FnOnce(Pid) -> Box<dyn Process>,
+        n: Native,
+    ) -> Result<Pid, Error> {
+        self.admit()?;
+        let pid = self.table.next_pid();
+        let entry = Entry::new(NewEntry {
+            pid,
+            key: n.key,
+            policy: n.policy,
+            limits: n.limits,
+            mailbox: self.default_mailbox,
+            process: make(pid),
+            exit: n.exit,
+        });
+        if let Some(to) = n.link {
+            self.table.link_at_spawn(&entry, to)?;
+        }
+        self.start(entry);
+        Ok(pid)
+    }
+}

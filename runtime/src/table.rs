@@ -1,0 +1,385 @@
+//! The process table of a node: every live endpoint (processes and host
+//! mailboxes) by pid, the registered names, the children of live
+//! supervisors, and the links and monitors between endpoints, with
+//! Erlang's semantics (see `links.rs`).
+//!
+//! The table knows nothing of workers or run queues: what it cannot do by
+//! itself (deliver a notification, stop a process) it asks of the
+//! [`Signals`] its caller hands it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
+
+use crate::entry::Entry;
+use crate::exit::{Exit, NOPROC};
+use crate::links::{LinkState, MonitorRef, down_message, exit_message};
+use crate::mailbox::{Mailbox, Message};
+use crate::supervisor_spec::Children;
+
+/// A map keyed by pid, hashed with [`PidHasher`].
+pub(crate) type PidMap<V> = DashMap<Pid, V, std::hash::BuildHasherDefault<PidHasher>>;
+
+/// Hashes pids for the process table, looked up on every spawn, exit,
+/// message and completion. Pids are numbers the runtime hands out in
+/// sequence (no one else picks them), so FxHash's multiply-and-rotate is
+/// enough: several times cheaper than the default SipHash, and a
+/// multiplication by an odd constant spreads consecutive ids over both the
+/// map's shards (high bits) and its buckets (low bits).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct PidHasher(u64);
+
+impl PidHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::Hasher for PidHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+}
+
+/// The shared part of a host mailbox, in the table's host map.
+pub(crate) struct HostBox {
+    pub mailbox: Mutex<Mailbox>,
+    pub links: Mutex<LinkState>,
+    notify: tokio::sync::Notify,
+}
+
+impl HostBox {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            mailbox: Mutex::new(Mailbox::new(capacity)),
+            links: Mutex::new(LinkState::default()),
+            notify: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Queues a message and wakes any `recv`.
+    pub fn push(&self, owner: Pid, msg: Message, bounded: bool) -> Result<(), Error> {
+        self.mailbox.lock().push(owner, msg, bounded)?;
+        self.notify.notify_waiters();
+        Ok(())
+    }
+
+    /// Waits for the first message on `topic` (any if `None`) and takes it.
+    pub async fn take(&self, topic: Option<&str>) -> Message {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(m) = self.mailbox.lock().take(topic) {
+                return m;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// A process or a host mailbox: anything with a pid that can be linked,
+/// monitored, registered and sent to.
+pub(crate) enum Endpoint {
+    Process(Arc<Entry>),
+    Host(Arc<HostBox>),
+}
+
+impl Endpoint {
+    pub fn links(&self) -> &Mutex<LinkState> {
+        match self {
+            Endpoint::Process(e) => &e.links,
+            Endpoint::Host(h) => &h.links,
+        }
+    }
+}
+
+/// What the table asks of whoever runs the processes.
+pub(crate) trait Signals {
+    /// Delivers a runtime notification (`EXIT`, `DOWN`) to `to`'s mailbox.
+    fn notify(&self, to: Pid, msg: Message);
+
+    /// Ends `to` with `exit` at its next step; false if it is not alive.
+    fn stop(&self, to: Pid, exit: Exit) -> bool;
+}
+
+/// Every live endpoint of a node, its names and its links.
+pub(crate) struct ProcessTable {
+    node: u32,
+    next_pid: AtomicU64,
+    next_ref: AtomicI64,
+    procs: PidMap<Arc<Entry>>,
+    /// Host mailboxes by pid.
+    pub hosts: PidMap<Arc<HostBox>>,
+    /// Registered names.
+    pub names: DashMap<String, Pid>,
+    /// The children of live supervisors, for `which_children`.
+    pub supervisors: DashMap<Pid, Children>,
+}
+
+fn gone(pid: Pid) -> Error {
+    Error::new(ErrorKind::Canceled, format!("{pid} is gone"))
+}
+
+impl ProcessTable {
+    /// An empty table handing out pids of `node`.
+    pub fn new(node: u32) -> Self {
+        Self {
+            node,
+            next_pid: AtomicU64::new(1),
+            next_ref: AtomicI64::new(1),
+            procs: PidMap::default(),
+            hosts: PidMap::default(),
+            names: DashMap::new(),
+            supervisors: DashMap::new(),
+        }
+    }
+
+    /// A new pid.
+    pub fn next_pid(&self) -> Pid {
+        Pid::new(self.node, self.next_pid.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Adds a process.
+    pub fn insert(&self, entry: Arc<Entry>) {
+        self.procs.insert(entry.pid, entry);
+    }
+
+    /// Removes a process.
+    pub fn remove(&self, pid: Pid) {
+        self.procs.remove(&pid);
+    }
+
+    /// The live process `pid`.
+    pub fn lookup(&self, pid: Pid) -> Option<Arc<Entry>> {
+        self.procs.get(&pid).map(|e| Arc::clone(&e))
+    }
+
+    /// Whether process `pid` is alive.
+    pub fn contains(&self, pid: Pid) -> bool {
+        self.procs.contains_key(&pid)
+    }
+
+    /// How many processes are alive.
+    pub fn len(&self) -> usize {
+        self.procs.len()
+    }
+
+    /// Every live process.
+    pub fn entries(&self) -> Vec<Arc<Entry>> {
+        self.procs.iter().map(|e| Arc::clone(e.value())).collect()
+    }
+
+    /// The live process or host mailbox `pid`.
+    pub fn endpoint(&self, pid: Pid) -> Option<Endpoint> {
+        if let Some(e) = self.lookup(pid) {
+            return Some(Endpoint::Process(e));
+        }
+        self.hosts.get(&pid).map(|h| Endpoint::Host(Arc::clone(&h)))
+    }
+
+    /// Links `me` and `other`. If `other` is not alive: a trapping `me`
+    /// gets `EXIT {pid, "noproc"}`, any other gets `NOT_FOUND`.
+    pub fn link(&self, me: Pid, other: Pid, signals: &dyn Signals) -> Result<(), Error> {
+        if me == other {
+            return Ok(());
+        }
+        let mine = self.endpoint(me).ok_or_else(|| gone(me))?;
+        let traps = {
+            let mut st = mine.links().lock();
+            st.sets().links.insert(other);
+            st.trap_exits
+        };
+        let alive = self.endpoint(other).is_some_and(|ep| {
+            let mut st = ep.links().lock();
+            if !st.dead {
+                st.sets().links.insert(me);
+            }
+            !st.dead
+        });
+        if alive {
+            return Ok(());
+        }
+        mine.links().lock().unlink(other);
+        if traps {
+            signals.notify(me, exit_message(other, Value::from(NOPROC)));
+            Ok(())
+        } else {
+            Err(Error::not_found(format!(
+                "{NOPROC}: cannot link to {other}, it is not alive"
+            )))
+        }
+    }
+
+    /// Removes the link between `me` and `other`, if any.
+    pub fn unlink(&self, me: Pid, other: Pid) {
+        if let Some(ep) = self.endpoint(me) {
+            ep.links().lock().unlink(other);
+        }
+        if let Some(ep) = self.endpoint(other) {
+            ep.links().lock().unlink(me);
+        }
+    }
+
+    /// `me` starts watching `target`; if `target` is not alive, the `DOWN`
+    /// with reason `"noproc"` is delivered at once.
+    pub fn monitor(
+        &self,
+        me: Pid,
+        target: Pid,
+        signals: &dyn Signals,
+    ) -> Result<MonitorRef, Error> {
+        let r = self.next_ref.fetch_add(1, Ordering::Relaxed);
+        let mine = self.endpoint(me).ok_or_else(|| gone(me))?;
+        mine.links().lock().sets().monitors.insert(r, target);
+        let alive = self.endpoint(target).is_some_and(|ep| {
+            let mut st = ep.links().lock();
+            if !st.dead {
+                st.sets().watchers.insert(r, me);
+            }
+            !st.dead
+        });
+        if !alive {
+            mine.links().lock().drop_monitor(r);
+            signals.notify(me, down_message(target, Value::from(NOPROC), r));
+        }
+        Ok(r)
+    }
+
+    /// Stops monitor `r` held by `me`; false if it was not active (already
+    /// fired, or never existed). A `DOWN` already delivered stays queued.
+    pub fn demonitor(&self, me: Pid, r: MonitorRef) -> bool {
+        let Some(target) = self
+            .endpoint(me)
+            .and_then(|ep| ep.links().lock().drop_monitor(r))
+        else {
+            return false;
+        };
+        if let Some(ep) = self.endpoint(target) {
+            ep.links().lock().drop_watcher(r);
+        }
+        true
+    }
+
+    /// Sets whether `me` traps exits; returns the previous setting.
+    pub fn trap_exits(&self, me: Pid, on: bool) -> Result<bool, Error> {
+        let ep = self.endpoint(me).ok_or_else(|| gone(me))?;
+        let mut st = ep.links().lock();
+        Ok(std::mem::replace(&mut st.trap_exits, on))
+    }
+
+    /// Delivers the exit signal of `from` (which ended with `exit`) to the
+    /// linked `to`.
+    fn exit_signal(&self, to: Pid, from: Pid, exit: &Exit, signals: &dyn Signals) {
+        let Some(ep) = self.endpoint(to) else {
+            return;
+        };
+        let traps = {
+            let mut st = ep.links().lock();
+            if !st.unlink(from) {
+                return; // unlinked meanwhile
+            }
+            st.trap_exits || matches!(ep, Endpoint::Host(_))
+        };
+        if traps {
+            signals.notify(to, exit_message(from, exit.reason()));
+        } else if !exit.is_normal() {
+            signals.stop(to, exit.propagated());
+        }
+    }
+
+    /// Everything that follows the end of endpoint `pid`: its name is freed,
+    /// the monitors it held are dropped, linked endpoints get its exit signal
+    /// and watchers its `DOWN`.
+    pub fn release(&self, pid: Pid, links: &Mutex<LinkState>, exit: &Exit, signals: &dyn Signals) {
+        // Nothing linked, monitored or registered: nothing to tell.
+        let Some(st) = links.lock().end() else {
+            return;
+        };
+        if let Some(name) = st.name {
+            self.names.remove_if(&name, |_, owner| *owner == pid);
+        }
+        for (r, target) in st.monitors {
+            if let Some(ep) = self.endpoint(target) {
+                ep.links().lock().drop_watcher(r);
+            }
+        }
+        for other in st.links {
+            self.exit_signal(other, pid, exit, signals);
+        }
+        if st.watchers.is_empty() {
+            return;
+        }
+        let reason = exit.reason();
+        for (r, watcher) in st.watchers {
+            let active = self
+                .endpoint(watcher)
+                .is_some_and(|ep| ep.links().lock().drop_monitor(r).is_some());
+            if active {
+                signals.notify(watcher, down_message(pid, reason.clone(), r));
+            }
+        }
+    }
+
+    /// Links a process being spawned to its (live) parent before it starts,
+    /// so even an immediate crash reaches the parent (`spawn_link`).
+    pub fn link_at_spawn(&self, child: &Entry, parent: Pid) -> Result<(), Error> {
+        let ep = self.endpoint(parent).ok_or_else(|| gone(parent))?;
+        {
+            let mut st = ep.links().lock();
+            if st.dead {
+                return Err(gone(parent));
+            }
+            st.sets().links.insert(child.pid);
+        }
+        child.links.lock().sets().links.insert(parent);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::hash::{BuildHasher, BuildHasherDefault};
+
+    use troupe_dispatcher::Pid;
+
+    use super::PidHasher;
+
+    #[test]
+    fn consecutive_pids_spread_over_buckets_and_shards() {
+        let hasher = BuildHasherDefault::<PidHasher>::default();
+        let hashes: Vec<u64> = (1..=4096)
+            .map(|i| hasher.hash_one(Pid::new(0, i)))
+            .collect();
+        // A table of 4096 buckets indexes by the low bits: no collisions.
+        let buckets: HashSet<u64> = hashes.iter().map(|h| h & 4095).collect();
+        assert_eq!(buckets.len(), 4096);
+        // DashMap picks one of its shards (here 32) by the bits below the
+        // top seven: every shard gets its share.
+        let mut shards = [0_u32; 32];
+        for h in &hashes {
+            shards[usize::try_from((h << 7) >> 59).expect("5 bits")] += 1;
+        }
+        assert!(shards.iter().all(|&n| n >= 64), "{shards:?}");
+    }
+}

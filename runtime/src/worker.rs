@@ -1,0 +1,211 @@
+//! The workers and the step loop.
+//!
+//! A worker thread loops: fire the timers that are due, take a process from
+//! the run queues (`queue.rs`) and run it, or, with nothing to run, spin a
+//! moment and then park (`idle.rs`) until work or the earliest timer comes.
+//!
+//! Running a process is a loop of four steps, each a function below:
+//! pick its input (a result already known, a completion that came, or a
+//! signal to act on), handle a signal before the script runs, step it, and
+//! handle what the step ended with (dispatch a yielded command, requeue a
+//! preempted process, end a finished one). An inline result resumes the
+//! process at once, up to [`INLINE_BURST`] times in a row; a pending one
+//! parks it until its completion wakes it.
+
+use std::sync::Arc;
+
+use troupe_dispatcher::{Call, Dispatched, Error, ErrorKind, HandlerCx, Tag};
+use troupe_modules::builtin::ids;
+
+use crate::entry::{Entry, Slot};
+use crate::exit::{self, Exit};
+use crate::scheduler::Scheduler;
+use crate::state::{Park, Signal};
+use crate::{Resume, Step, StepCx};
+
+/// How many inline command results a process may consume in a row before it
+/// goes to the back of the run queue (fairness).
+const INLINE_BURST: u32 = 64;
+
+/// What the step loop does after a step.
+enum Flow {
+    /// Run the process again: its input is known.
+    Again,
+    /// Take the completion if it came, else park.
+    Wait,
+    /// Its time slice is up: to the back of the run queue.
+    Preempted,
+    /// It ended.
+    End(Exit),
+}
+
+impl Scheduler {
+    /// The worker thread's loop.
+    pub fn work(&self) {
+        self.queues.register_worker();
+        loop {
+            self.fire_timers();
+            if let Some(entry) = self.queues.pop() {
+                self.run(entry);
+                continue;
+            }
+            if self.shutting_down() {
+                break;
+            }
+            let found = || self.queues.has_work() || self.timers.is_due();
+            if self.idle.spin(found, || self.shutting_down()) {
+                continue;
+            }
+            self.idle.park(
+                || found() || self.shutting_down(),
+                || self.timers.next_due(),
+            );
+        }
+        self.queues.unregister_worker();
+    }
+
+    /// Steps one process until it waits, is preempted or ends.
+    fn run(&self, entry: Arc<Entry>) {
+        if !entry.state.start_running() {
+            return;
+        }
+        let mut slot = entry.slot.lock();
+        let mut burst = 0;
+        loop {
+            let Some(input) = input(&entry, &mut slot) else {
+                drop(slot);
+                match entry.state.park() {
+                    Park::Parked => return,
+                    Park::RunAgain => {
+                        slot = entry.slot.lock();
+                        continue;
+                    }
+                }
+            };
+            let flow = match signalled(&entry) {
+                Some(exit) => Flow::End(exit),
+                None => match self.step(&entry, &mut slot, input) {
+                    Some(step) => self.outcome(&entry, &mut slot, step),
+                    None => return,
+                },
+            };
+            match flow {
+                Flow::Wait => {}
+                Flow::Again => {
+                    burst += 1;
+                    if burst >= INLINE_BURST {
+                        drop(slot);
+                        self.requeue(entry);
+                        return;
+                    }
+                }
+                Flow::Preempted => {
+                    drop(slot);
+                    if self.shutting_down() {
+                        let _ = entry.state.raise(Signal::Shutdown);
+                    }
+                    self.requeue(entry);
+                    return;
+                }
+                Flow::End(exit) => {
+                    drop(slot);
+                    self.finish(&entry, exit);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The handler context of `entry`'s yield `tag`.
+    fn handler_cx<'a>(&'a self, entry: &'a Arc<Entry>, tag: Tag) -> HandlerCx<'a> {
+        HandlerCx {
+            pid: entry.pid,
+            tag,
+            sink: &self.sink,
+            runtime: Some(self),
+            process: Some(entry),
+        }
+    }
+
+    /// Runs the process until its next yield; `None` if it has ended.
+    fn step(&self, entry: &Arc<Entry>, slot: &mut Slot, input: Resume) -> Option<Step> {
+        // The tag of the yield this step ends with, awaited from now on: a
+        // completion made during the step (a journal's) is not lost.
+        let tag = slot.next_tag();
+        entry.expect(tag);
+        let process = slot.process.as_mut()?;
+        let hcx = self.handler_cx(entry, tag);
+        let mut cx = StepCx::with_immediate(entry.pid, &self.dispatcher, hcx);
+        Some(process.step(&mut cx, input))
+    }
+
+    /// What to do with a step's outcome.
+    fn outcome(&self, entry: &Arc<Entry>, slot: &mut Slot, step: Step) -> Flow {
+        match step {
+            Step::Yield(call) if call.id == ids::PROCESS_EXIT => {
+                Flow::End(exit::from_exit_call(call.args.get("reason")))
+            }
+            Step::Yield(call) => self.dispatch(entry, slot, call),
+            Step::Preempted => {
+                slot.next = Some(Resume::Continue);
+                Flow::Preempted
+            }
+            Step::Done(v) => Flow::End(Exit::Normal(v)),
+            Step::Failed(e) => Flow::End(Exit::Failed(e)),
+        }
+    }
+
+    /// Dispatches a yielded command under the step's tag.
+    fn dispatch(&self, entry: &Arc<Entry>, slot: &mut Slot, call: Call) -> Flow {
+        let hcx = self.handler_cx(entry, slot.tag());
+        match self.dispatcher.dispatch(&hcx, call) {
+            Dispatched::Ready(r) => {
+                entry.expect(0);
+                slot.next = Some(Resume::Return(r));
+                Flow::Again
+            }
+            Dispatched::Pending(abort) => {
+                slot.abort = abort;
+                Flow::Wait
+            }
+        }
+    }
+
+    /// Puts a process behind everything else, so a busy one cannot starve
+    /// the others.
+    fn requeue(&self, entry: Arc<Entry>) {
+        entry.state.requeue();
+        self.queues.inject(entry);
+        self.idle.wake_one();
+    }
+}
+
+/// What the process is resumed with: a result already known, the
+/// completion that came, or (woken by a signal only) `Continue`, for the
+/// signal to end it; `None` to keep waiting.
+fn input(entry: &Entry, slot: &mut Slot) -> Option<Resume> {
+    if let Some(next) = slot.next.take() {
+        return Some(next);
+    }
+    if let Some(result) = entry.take_completion() {
+        return Some(Resume::Return(result));
+    }
+    entry.state.signal().map(|_| Resume::Continue)
+}
+
+/// How a signalled process ends, if a signal was raised: signals are acted
+/// on before the script is resumed.
+fn signalled(entry: &Entry) -> Option<Exit> {
+    Some(match entry.state.signal()? {
+        Signal::Timeout => Exit::Failed(Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "process {} exceeded its wall-clock limit of {:?}",
+                entry.pid,
+                entry.limits.timeout.unwrap_or_default()
+            ),
+        )),
+        Signal::Shutdown => Exit::Failed(Error::new(ErrorKind::Canceled, "runtime shut down")),
+        Signal::Exit => entry.take_exit_signal(),
+    })
+}

@@ -1,0 +1,78 @@
+//! The host's side of durable workflows: resuming, replaying and signalling
+//! them by id, and recovering the unfinished ones at start-up.
+
+use troupe_dispatcher::{Error, Value};
+
+use crate::journal::StartMode;
+use crate::{ProcessHandle, Runtime, Spawn};
+
+impl Runtime {
+    /// Resumes the unfinished workflow `id` from its journal store: the
+    /// script runs again from the start, journaled results are served
+    /// without running anything, and it continues live where the journal
+    /// ends. A script that diverges from its history fails with
+    /// `NONDETERMINISM`.
+    pub fn resume(&self, id: &str) -> Result<ProcessHandle, Error> {
+        self.restart(id, StartMode::Resume)
+    }
+
+    /// Replays workflow `id` (finished or not) against its history without
+    /// running anything live: the result is the script's result if it
+    /// follows its history exactly, `NONDETERMINISM` otherwise. For tests of
+    /// script changes.
+    pub fn replay(&self, id: &str) -> Result<ProcessHandle, Error> {
+        self.restart(id, StartMode::Replay)
+    }
+
+    fn restart(&self, id: &str, mode: StartMode) -> Result<ProcessHandle, Error> {
+        let stored = self.sched().workflow_store()?.load(id)?;
+        let mut spawn = Spawn::script(stored.key).args(stored.args);
+        if let Some(p) = stored.policy {
+            spawn = spawn.policy(p);
+        }
+        spawn.workflow = Some((id.to_owned(), mode));
+        self.spawn(spawn)
+    }
+
+    /// Sends workflow `id` a signal, by id, from the host: the message
+    /// `{from = nil, topic, payload}`, durable before this returns. A
+    /// workflow running in this runtime gets it in its mailbox and journals
+    /// it when its `process.receive` takes it (a restart before that hands
+    /// it over again); one not running (yet) gets it on its next resume,
+    /// ahead of its mailbox. `NOT_FOUND` if unknown, `CONFLICT` if finished.
+    pub fn signal(&self, id: &str, topic: &str, payload: impl Into<Value>) -> Result<(), Error> {
+        self.sched()
+            .workflow_store()?
+            .signal(id, topic, payload.into())
+    }
+
+    /// Resumes every unfinished workflow (for `RuntimeBuilder::recover`).
+    pub(crate) fn recover_all(&self) -> Result<(), Error> {
+        let ids = self.sched().workflow_store()?.unfinished()?;
+        let mut recovered = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.resume(&id) {
+                Ok(h) => recovered.push((id, h.pid, h.exit)),
+                Err(e) => tracing::error!(workflow = %id, error = %e, "cannot resume workflow"),
+            }
+        }
+        *self.owner.recovered.lock() = recovered;
+        Ok(())
+    }
+
+    /// The workflows `RuntimeBuilder::recover` resumed, with their ids;
+    /// each call hands them over once.
+    pub fn recovered(&self) -> Vec<(String, ProcessHandle)> {
+        std::mem::take(&mut *self.owner.recovered.lock())
+            .into_iter()
+            .map(|(id, pid, exit)| {
+                let h = ProcessHandle {
+                    pid,
+                    exit,
+                    rt: self.clone(),
+                };
+                (id, h)
+            })
+            .collect()
+    }
+}
