@@ -38,6 +38,7 @@ mod supervisor;
 mod supervisor_spec;
 mod table;
 mod timers;
+mod wheel;
 mod worker;
 mod workflows;
 
