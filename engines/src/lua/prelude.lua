@@ -382,14 +382,24 @@ local function light_meta(math)
   end
   return mt
 end
-local LIGHT = { [true] = light_meta(VIEWS.math), [false] = light_meta(VIEWS.math_det) }
+-- Made on a state's first lightweight process: an isolated state never
+-- needs them (two library copies and their functions, about 4 KB).
+local LIGHT = {}
+local function light_mt(nondeterministic)
+  local mt = LIGHT[nondeterministic]
+  if mt == nil then
+    mt = light_meta(nondeterministic and VIEWS.math or VIEWS.math_det)
+    LIGHT[nondeterministic] = mt
+  end
+  return mt
+end
 
 -- A fresh global environment for one lightweight process (sized for its
 -- one key, `_G`) and its `require` cache; with `factory` (a script compiled
 -- by the engine's `factory_source`), also its main function: one call from
 -- the engine per process.
 local function new_light_env(nondeterministic, factory)
-  local env = setmetatable({ _G = false }, LIGHT[nondeterministic == true])
+  local env = setmetatable({ _G = false }, light_mt(nondeterministic == true))
   env._G = env
   if factory then return env, {}, factory(env) end
   return env, {}
