@@ -397,7 +397,7 @@ pub(crate) fn cached_method(
 }
 
 /// The read-only metatable of module `def` in this state, built on first use.
-fn module_metatable(lua: &Lua, def: &ModuleDef) -> mlua::Result<Table> {
+fn module_metatable(lua: &Lua, def: &Arc<ModuleDef>) -> mlua::Result<Table> {
     if let Some(mt) = lua
         .app_data_ref::<Prelude>()
         .and_then(|p| p.modules.get(def.name()).cloned())
@@ -413,10 +413,17 @@ fn module_metatable(lua: &Lua, def: &ModuleDef) -> mlua::Result<Table> {
         )
     };
     let inner = lua.create_table()?;
-    for f in def.functions() {
-        let f2 = f.clone();
+    for (i, f) in def.functions().iter().enumerate() {
+        // The module and an index, not a copy of the definition (its
+        // signature and names): every state makes these closures.
+        let module = Arc::clone(def);
         let raw =
-            lua.create_function(move |lua, args: MultiValue| call_function(lua, &f2, args))?;
+            lua.create_function(
+                move |lua, args: MultiValue| match module.functions().get(i) {
+                    Some(f) => call_function(lua, f, args),
+                    None => raise(lua, Error::internal("module function out of range")),
+                },
+            )?;
         inner.raw_set(f.name(), wrap_fn.call::<Function>(raw)?)?;
     }
     for (name, v) in def.constants() {
