@@ -500,6 +500,48 @@ fn spawn_args_and_entry_functions() {
 }
 
 #[test]
+fn an_entry_function_gets_every_spawn_argument_nils_included() {
+    let src = MemorySource::new().with(
+        "main.lua",
+        r##"
+        local M = {}
+        function M.count(...)
+          local a, b, c, d = ...
+          return {n = select("#", ...), a = a, b_nil = b == nil, c = c, d_nil = d == nil}
+        end
+        return M
+        "##,
+    );
+    let rt = runtime_with(src, 2);
+    for lightweight in [false, true] {
+        let run = |args: Vec<Value>| {
+            let spawn = Spawn::script("main.lua").entry("count").args(args);
+            let spawn = if lightweight {
+                spawn.lightweight()
+            } else {
+                spawn
+            };
+            rt.spawn(spawn).unwrap().join_blocking().unwrap()
+        };
+        assert_eq!(run(vec![]).get("n"), Some(&Value::Int(0)));
+        // A nil in the middle and one at the end still count.
+        let args = vec![Value::Int(1), Value::Nil, Value::from("x"), Value::Nil];
+        let got = run(args);
+        let expected = [
+            ("n", Value::Int(4)),
+            ("a", Value::Int(1)),
+            ("b_nil", Value::Bool(true)),
+            ("c", Value::from("x")),
+            ("d_nil", Value::Bool(true)),
+        ];
+        for (k, v) in expected {
+            assert_eq!(got.get(k), Some(&v), "{k} of {got:?}");
+        }
+    }
+    rt.shutdown();
+}
+
+#[test]
 fn one_hundred_thousand_concurrent_sleepers_complete() {
     const N: usize = 100_000;
     let rt = runtime_with(

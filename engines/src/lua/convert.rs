@@ -128,7 +128,7 @@ pub(crate) fn to_lua(lua: &Lua, v: &Value) -> mlua::Result<mlua::Value> {
 }
 
 /// A neutral value on its way into a Lua table.
-struct Neutral<'a>(&'a Value);
+pub(crate) struct Neutral<'a>(pub &'a Value);
 
 impl IntoLua for Neutral<'_> {
     fn into_lua(self, lua: &Lua) -> mlua::Result<mlua::Value> {

@@ -26,7 +26,7 @@ mod process;
 mod state;
 mod watchdog;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -208,7 +208,7 @@ pub(crate) fn prepare(
     extras: EvalExtras,
     set_hook: bool,
 ) -> Result<(LuaProcess, ProcCtx), Error> {
-    let (new_env, body, run_main, handler) = {
+    let (new_env, body, run_entry, handler) = {
         let p = lua
             .app_data_ref::<Prelude>()
             .ok_or_else(|| Error::internal("unprepared Lua state"))?;
@@ -220,7 +220,7 @@ pub(crate) fn prepare(
         (
             new_env.clone(),
             p.body.clone(),
-            p.run_main.clone(),
+            p.run_entry.clone(),
             p.handler.clone(),
         )
     };
@@ -307,17 +307,35 @@ pub(crate) fn prepare(
         }
         None => None,
     };
-    let mut start = Vec::with_capacity(init.args.len() + 5);
-    start.push(mlua::Value::Function(run_main));
-    start.push(mlua::Value::Function(handler));
-    start.push(mlua::Value::Function(main));
-    start.push(mlua::Value::Table(env.clone()));
-    start.push(match &init.entry {
-        Some(e) => mlua::Value::String(lua.create_string(e).map_err(internal)?),
-        None => mlua::Value::Nil,
-    });
-    for a in &init.args {
-        start.push(convert::to_lua(lua, a).map_err(internal)?);
+    let mut start = Vec::with_capacity(init.args.len() + 2);
+    match &init.entry {
+        None => {
+            start.push(mlua::Value::Function(main));
+            start.push(mlua::Value::Function(handler));
+            for a in &init.args {
+                start.push(convert::to_lua(lua, a).map_err(internal)?);
+            }
+        }
+        Some(entry) => {
+            // Packed, with their count (a `nil` among them survives).
+            let args = if init.args.is_empty() {
+                mlua::Value::Nil
+            } else {
+                let t = lua
+                    .create_sequence_from(init.args.iter().map(convert::Neutral))
+                    .map_err(internal)?;
+                t.raw_set("n", init.args.len()).map_err(internal)?;
+                mlua::Value::Table(t)
+            };
+            start.push(mlua::Value::Function(run_entry));
+            start.push(mlua::Value::Function(handler));
+            start.push(mlua::Value::Function(main));
+            start.push(mlua::Value::Table(env.clone()));
+            start.push(mlua::Value::String(
+                lua.create_string(entry).map_err(internal)?,
+            ));
+            start.push(args);
+        }
     }
     let ctx = ProcCtx {
         pid: init.pid,
@@ -329,8 +347,7 @@ pub(crate) fn prepare(
         modules: init.modules,
         env,
         loaded,
-        imports: extras.imports,
-        importing: HashSet::new(),
+        imports: state::Imports::boxed(extras.imports),
         eval_depth: extras.depth,
         random: nondeterministic,
         memory_limit,

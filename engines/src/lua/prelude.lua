@@ -9,7 +9,7 @@ local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, corou
 local co_isyieldable = coroutine.isyieldable
 local select, error, tostring, setmetatable, next = select, error, tostring, setmetatable, next
 local type, pcall, xpcall, raw_load, collectgarbage = type, pcall, xpcall, load, collectgarbage
-local traceback, concat = debug.traceback, table.concat
+local traceback, concat, unpack = debug.traceback, table.concat, table.unpack
 
 local SENT, OK, PREEMPT, IMPORT = R.SENT, R.OK, R.PREEMPT, R.IMPORT
 local preempting, terminating, out, arm = R.preempting, R.terminating, R.out, R.arm
@@ -382,14 +382,24 @@ local function light_meta(math)
   end
   return mt
 end
-local LIGHT = { [true] = light_meta(VIEWS.math), [false] = light_meta(VIEWS.math_det) }
+-- Made on a state's first lightweight process: an isolated state never
+-- needs them (two library copies and their functions, about 4 KB).
+local LIGHT = {}
+local function light_mt(nondeterministic)
+  local mt = LIGHT[nondeterministic]
+  if mt == nil then
+    mt = light_meta(nondeterministic and VIEWS.math or VIEWS.math_det)
+    LIGHT[nondeterministic] = mt
+  end
+  return mt
+end
 
 -- A fresh global environment for one lightweight process (sized for its
 -- one key, `_G`) and its `require` cache; with `factory` (a script compiled
 -- by the engine's `factory_source`), also its main function: one call from
 -- the engine per process.
 local function new_light_env(nondeterministic, factory)
-  local env = setmetatable({ _G = false }, LIGHT[nondeterministic == true])
+  local env = setmetatable({ _G = false }, light_mt(nondeterministic == true))
   env._G = env
   if factory then return env, {}, factory(env) end
   return env, {}
@@ -403,10 +413,13 @@ local function handler(e)
   return runtime_error(msg, traceback("", 2))
 end
 
-local function run_main(main, env, entry, ...)
-  if entry == nil then return main(...) end
-  -- With an entry, the chunk is loaded like a module (no arguments) and the
-  -- entry function gets the spawn arguments.
+-- With an entry, the chunk is loaded like a module (no arguments) and the
+-- entry function gets the spawn arguments, packed in `args` (nil for none).
+-- Not a vararg function: a vararg frame copies its function and parameters
+-- above the arguments, and this frame is below the chunk's, whose first C
+-- call (`require`) would then need more than the 40 stack slots a thread
+-- starts with: the stack doubles (640 bytes more per idle process).
+local function run_entry(main, env, entry, args)
   local r = main()
   local f
   if type(r) == "table" then f = r[entry] end
@@ -414,21 +427,23 @@ local function run_main(main, env, entry, ...)
   if type(f) ~= "function" then
     error(R.invalid("entry function '" .. tostring(entry) .. "' not found"))
   end
-  return f(...)
+  if args == nil then return f() end
+  return f(unpack(args, 1, args.n))
 end
 
--- Every process thread runs `xpcall(run_main, handler, main, env, entry,
--- ...)`: the script under a handler that turns any error into a structured
--- error object with a traceback. The thread's function is `xpcall` itself
--- (the engine passes `run_main` and `handler` first), not a Lua function
--- calling it: a frame less under every script, so a shallow process stays
--- within the 40 stack slots a new thread starts with instead of doubling
--- them (640 bytes per process).
+-- Every process thread runs `xpcall(main, handler, ...)` (or, with an
+-- entry, `xpcall(run_entry, handler, main, env, entry, args)`): the script
+-- under a handler that turns any error into a structured error object with
+-- a traceback. The thread's function is `xpcall` itself (the engine passes
+-- the function to run and `handler` first), not a Lua function calling it:
+-- a frame less under every script, so a shallow process stays within the
+-- 40 stack slots a new thread starts with instead of doubling them (640
+-- bytes per process).
 local body = xpcall
 
 return {
   new_env = new_env, new_light_env = new_light_env, body = body, wrap_fn = wrap_fn,
-  run_main = run_main, handler = handler,
+  run_entry = run_entry, handler = handler,
   readonly = readonly,
   eval_runner = readonly("eval_runner", EVAL), program_methods = PROGRAM,
   workflow_module = workflow_module,

@@ -156,7 +156,7 @@ impl LuaProcess {
                 // and yielding the sentinel; the command then stays stored
                 // until the sentinel's own yield.
                 (
-                    ctx.terminate.take(),
+                    ctx.terminate.take().map(|e| *e),
                     if sent { ctx.pending.take() } else { None },
                 )
             }

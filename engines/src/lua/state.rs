@@ -64,9 +64,12 @@ pub(crate) struct Prelude {
     /// Makes a lightweight process's environment (see `lightweight.rs`).
     pub new_light_env: Function,
     /// The function of every process thread (`xpcall`), whose first two
-    /// arguments are `run_main` and `handler` below.
+    /// arguments are the script's main function (or `run_entry`) and
+    /// `handler` below.
     pub body: Function,
-    pub run_main: Function,
+    /// Runs the chunk, then its entry function with the spawn arguments
+    /// (packed in a table, so that its frame is not a vararg one).
+    pub run_entry: Function,
     pub handler: Function,
     wrap_fn: Function,
     pub readonly: Function,
@@ -102,10 +105,8 @@ pub(crate) struct ProcCtx {
     /// The process's global environment.
     pub env: Table,
     pub loaded: Table,
-    /// Eval imports not loaded yet, by module name.
-    pub imports: HashMap<String, Script>,
-    /// Eval imports being loaded (a second `require` is a cycle).
-    pub importing: HashSet<String>,
+    /// An eval run's imports (boxed: a process has none).
+    pub imports: Option<Box<Imports>>,
     /// How many `eval_runner` levels this state runs below a process.
     pub eval_depth: u8,
     /// The policy lets the process use `math.random` (the pool reseeds
@@ -137,8 +138,36 @@ pub(crate) struct ProcCtx {
     pub hook_fn: Option<mlua::ffi::lua_Hook>,
     pub deadline: Option<Instant>,
     pub timeout_ms: u128,
-    /// Set when a limit is exceeded: the next yield fails the process.
-    pub terminate: Option<Error>,
+    /// Set when a limit is exceeded: the next yield fails the process
+    /// (boxed: it rarely is).
+    pub terminate: Option<Box<Error>>,
+}
+
+/// The scripts an eval run may `require` by name.
+pub(crate) struct Imports {
+    /// Not loaded yet, by module name.
+    pub pending: HashMap<String, Script>,
+    /// Being loaded (a second `require` is a cycle).
+    pub loading: HashSet<String>,
+}
+
+impl Imports {
+    /// `pending` as the imports of a context; `None` when there are none.
+    pub fn boxed(pending: HashMap<String, Script>) -> Option<Box<Self>> {
+        (!pending.is_empty()).then(|| {
+            Box::new(Self {
+                pending,
+                loading: HashSet::new(),
+            })
+        })
+    }
+
+    /// The import `name` to load now, marked as loading.
+    fn start(&mut self, name: &str) -> Option<Script> {
+        let script = self.pending.remove(name)?;
+        self.loading.insert(name.to_owned());
+        Some(script)
+    }
 }
 
 impl ProcCtx {
@@ -151,18 +180,18 @@ impl ProcCtx {
             return;
         }
         if let Some(max) = self.max_instructions.filter(|max| self.instructions > *max) {
-            self.terminate = Some(Error::new(
+            self.terminate = Some(Box::new(Error::new(
                 ErrorKind::LimitExceeded,
                 format!("instruction limit of {max} exceeded"),
-            ));
+            )));
         } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
-            self.terminate = Some(Error::new(
+            self.terminate = Some(Box::new(Error::new(
                 ErrorKind::Timeout,
                 format!(
                     "process exceeded its wall-clock limit of {} ms",
                     self.timeout_ms
                 ),
-            ));
+            )));
         }
     }
 }
@@ -368,7 +397,7 @@ pub(crate) fn cached_method(
 }
 
 /// The read-only metatable of module `def` in this state, built on first use.
-fn module_metatable(lua: &Lua, def: &ModuleDef) -> mlua::Result<Table> {
+fn module_metatable(lua: &Lua, def: &Arc<ModuleDef>) -> mlua::Result<Table> {
     if let Some(mt) = lua
         .app_data_ref::<Prelude>()
         .and_then(|p| p.modules.get(def.name()).cloned())
@@ -384,10 +413,17 @@ fn module_metatable(lua: &Lua, def: &ModuleDef) -> mlua::Result<Table> {
         )
     };
     let inner = lua.create_table()?;
-    for f in def.functions() {
-        let f2 = f.clone();
+    for (i, f) in def.functions().iter().enumerate() {
+        // The module and an index, not a copy of the definition (its
+        // signature and names): every state makes these closures.
+        let module = Arc::clone(def);
         let raw =
-            lua.create_function(move |lua, args: MultiValue| call_function(lua, &f2, args))?;
+            lua.create_function(
+                move |lua, args: MultiValue| match module.functions().get(i) {
+                    Some(f) => call_function(lua, f, args),
+                    None => raise(lua, Error::internal("module function out of range")),
+                },
+            )?;
         inner.raw_set(f.name(), wrap_fn.call::<Function>(raw)?)?;
     }
     for (name, v) in def.constants() {
@@ -424,10 +460,13 @@ fn require(lua: &Lua, name: mlua::Value) -> mlua::Result<MultiValue> {
         let cached: mlua::Value = ctx.loaded.raw_get(name.as_str())?;
         if !cached.is_nil() {
             Found::Loaded(cached)
-        } else if let Some(script) = ctx.imports.remove(&name) {
-            ctx.importing.insert(name.clone());
+        } else if let Some(script) = ctx.imports.as_mut().and_then(|i| i.start(&name)) {
             Found::Import(script, ctx.env.clone())
-        } else if ctx.importing.contains(&name) {
+        } else if ctx
+            .imports
+            .as_ref()
+            .is_some_and(|i| i.loading.contains(&name))
+        {
             let msg = format!("import {name:?} requires itself (a require cycle)");
             return raise(lua, Error::invalid(msg));
         } else {
@@ -472,7 +511,9 @@ fn require(lua: &Lua, name: mlua::Value) -> mlua::Result<MultiValue> {
 /// Records what an eval import's chunk returned, for later `require`s.
 fn imported(lua: &Lua, (name, value): (String, mlua::Value)) -> mlua::Result<()> {
     let mut ctx = lua.app_data_mut::<ProcCtx>().ok_or_else(no_ctx)?;
-    ctx.importing.remove(&name);
+    if let Some(i) = ctx.imports.as_mut() {
+        i.loading.remove(&name);
+    }
     ctx.loaded.raw_set(name, value)
 }
 
@@ -608,7 +649,7 @@ pub(crate) fn new_state(output: &Output) -> mlua::Result<Lua> {
         new_env: prelude.get("new_env")?,
         new_light_env: prelude.get("new_light_env")?,
         body: prelude.get("body")?,
-        run_main: prelude.get("run_main")?,
+        run_entry: prelude.get("run_entry")?,
         handler: prelude.get("handler")?,
         wrap_fn: prelude.get("wrap_fn")?,
         readonly: prelude.get("readonly")?,
