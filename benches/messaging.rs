@@ -146,7 +146,7 @@ fn host_round_trip(c: &mut Criterion) {
             rt.io().block_on(async {
                 let start = Instant::now();
                 for i in 0..iters {
-                    inbox.send(echo.pid(), "ping", count(i)).expect("send");
+                    inbox.try_send(echo.pid(), "ping", count(i)).expect("send");
                     let reply = inbox.recv().await;
                     assert_eq!(reply.payload, count(i));
                 }
@@ -155,7 +155,7 @@ fn host_round_trip(c: &mut Criterion) {
         });
     });
     g.finish();
-    echo.send("stop", ()).expect("stop");
+    echo.try_send("stop", ()).expect("stop");
     echo.join_blocking().expect("echo ends");
     rt.shutdown();
 }

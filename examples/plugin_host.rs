@@ -272,7 +272,7 @@ pub async fn run(plugins: &Path, data: &Path, emit: &mut dyn FnMut(String)) -> R
         let mut waiting: BTreeMap<Pid, String> = BTreeMap::new();
         for name in &targets {
             let pid = live[name].handle.pid();
-            mailbox.send(pid, topic, payload.clone())?;
+            mailbox.try_send(pid, topic, payload.clone())?;
             waiting.insert(pid, name.clone());
         }
         let mut answers = BTreeMap::new();
@@ -311,7 +311,7 @@ pub async fn run(plugins: &Path, data: &Path, emit: &mut dyn FnMut(String)) -> R
 
     // Stop the survivors and show what each returned.
     for plugin in live.values() {
-        mailbox.send(plugin.handle.pid(), "stop", Value::Nil)?;
+        mailbox.try_send(plugin.handle.pid(), "stop", Value::Nil)?;
     }
     for (name, plugin) in &live {
         let result = tokio::time::timeout(PATIENCE, plugin.handle.join())

@@ -97,7 +97,7 @@
 //!     inbox.register("audit")?;
 //!     let h = rt.spawn(Spawn::script("echo.lua"))?;
 //!     let r = h.monitor(&inbox)?;
-//!     inbox.send(h.pid(), "ping", 42)?;
+//!     inbox.try_send(h.pid(), "ping", 42)?;
 //!     assert_eq!(inbox.recv_topic("pong").await.payload, Value::Int(42));
 //!     assert_eq!(inbox.recv_topic("seen").await.from, Some(h.pid()));
 //!     let down = inbox.recv_topic("DOWN").await;

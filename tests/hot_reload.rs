@@ -86,7 +86,7 @@ fn file_edits_serve_new_spawns_while_running_processes_keep_their_code() {
         "an edit that does not compile keeps the previous version"
     );
 
-    old.send("go", ()).unwrap();
+    old.try_send("go", ()).unwrap();
     assert_eq!(
         old.join_blocking().unwrap(),
         Value::from("v1"),
@@ -112,7 +112,7 @@ fn memory_changes_reach_the_next_spawn_and_code_given_directly_is_not_kept() {
     assert_eq!(run(&rt, "worker.lua"), Value::from("v2"));
     src.insert("worker.lua", BROKEN).unwrap();
     assert_eq!(run(&rt, "worker.lua"), Value::from("v2"));
-    old.send("go", ()).unwrap();
+    old.try_send("go", ()).unwrap();
     assert_eq!(old.join_blocking().unwrap(), Value::from("v1"));
 
     // Code handed over directly is what the host asked for: no fallback.
@@ -175,7 +175,7 @@ fn opted_in_services_restart_on_the_new_version_and_others_keep_running() {
         "the supervisor restarted the opted-in service on the new code"
     );
 
-    inbox.send(plain.pid(), "ask", ()).unwrap();
+    inbox.try_send(plain.pid(), "ask", ()).unwrap();
     let answer = rt.io().block_on(async {
         tokio::time::timeout(Duration::from_secs(30), inbox.recv_topic("answer"))
             .await

@@ -119,7 +119,7 @@ fn a_lightweight_process_cannot_reach_another_ones_globals_or_modules() {
         }
     }
     for t in &tamperers {
-        rt.send(t.pid(), "end", true).expect("sends");
+        rt.try_send(t.pid(), "end", true).expect("sends");
         t.join_blocking().expect("tamperer ends");
     }
     rt.shutdown();

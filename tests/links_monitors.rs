@@ -372,7 +372,7 @@ fn the_host_monitors_processes_and_receives_their_messages() {
         tokio::time::timeout(Duration::from_secs(30), async {
             let hello = inbox.recv().await;
             let by_name = inbox.recv_topic("by-name").await;
-            inbox.send(h.pid(), "job", 41).unwrap();
+            inbox.try_send(h.pid(), "job", 41).unwrap();
             let done = inbox.recv_topic("done").await;
             let down = inbox.recv_topic("DOWN").await;
             (hello, by_name, done, down)

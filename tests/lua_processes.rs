@@ -195,7 +195,7 @@ fn sending_to_a_dead_process_is_not_found() {
     let rt = runtime_with(MemorySource::new().with("quick.lua", "return 1"), 1);
     let h = rt.spawn(Spawn::script("quick.lua")).unwrap();
     assert_eq!(h.join_blocking().unwrap(), Value::Int(1));
-    assert_eq!(h.send("x", 1).unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(h.try_send("x", 1).unwrap_err().kind(), ErrorKind::NotFound);
     let v = run(r#"
         local ok, err = require("process").send("<0.987654>", "x", 1)
         local ok2, err2 = require("process").send("<not a pid>", "x", 1)

@@ -1,12 +1,18 @@
-//! Mailboxes: bounded per spawn, `RATE_LIMITED` when full (never blocking,
-//! never dropping), selective receive, deep-copied payloads, and a million
-//! messages between two processes with none lost or reordered.
+//! Mailboxes: bounded per spawn with backpressure (a `send` to a full
+//! mailbox waits for room, `try_send` is `RATE_LIMITED`; nothing is ever
+//! dropped), selective receive, deep-copied payloads, a million messages
+//! between two processes and 200,000 children reporting to one parent
+//! with none lost or reordered.
 
 use troupe::{Class, ErrorKind, LuaEngine, MemorySource, Policy, Runtime, Spawn, Value};
 
 fn runtime(code: &str) -> Runtime {
+    runtime_on(2, code)
+}
+
+fn runtime_on(workers: usize, code: &str) -> Runtime {
     Runtime::builder()
-        .workers(2)
+        .workers(workers)
         .source(MemorySource::new().with("main.lua", code))
         .engine(LuaEngine::new())
         .default_policy(Policy::plugin().allow_class(Class::Process))
@@ -32,20 +38,11 @@ fn a_million_messages_arrive_all_and_in_order() {
         r#"
         local process = require("process")
         local M = {}
+        -- Sends as people write them: no result checked; a full mailbox
+        -- makes the producer wait for the consumer.
         function M.producer(to, n)
-          local full = 0
-          -- Every send, the last one included, retries while the mailbox is full.
-          local function send(topic, payload)
-            while true do
-              local ok, err = process.send(to, topic, payload)
-              if ok then return end
-              assert(err:kind() == "RATE_LIMITED" and err:retryable(), tostring(err))
-              full = full + 1
-              coroutine.yield() -- let the consumer catch up
-            end
-          end
-          for i = 1, n do send("n", i) end
-          send("end", full)
+          for i = 1, n do process.send(to, "n", i) end
+          process.send(to, "end", true)
         end
         local n = ...
         if n == nil then return M end
@@ -64,7 +61,7 @@ fn a_million_messages_arrive_all_and_in_order() {
 }
 
 #[test]
-fn a_full_mailbox_is_rate_limited_and_the_sender_can_retry() {
+fn try_send_to_a_full_mailbox_is_rate_limited_and_the_sender_can_retry() {
     let v = run(
         r#"
         local process = require("process")
@@ -79,14 +76,14 @@ fn a_full_mailbox_is_rate_limited_and_the_sender_can_retry() {
         end
         if ... == nil then return M end
         local child = process.spawn("main.lua", {entry = "slow", mailbox = 2}, process.pid())
-        assert(process.send(child, "job", 1))
-        assert(process.send(child, "job", 2))
-        local ok, err = process.send(child, "job", 3)
+        assert(process.try_send(child, "job", 1))
+        assert(process.try_send(child, "job", 2))
+        local ok, err = process.try_send(child, "job", 3)
         local first = {ok == nil, err:kind(), err:retryable()}
         -- retry the "go" until the child waits for it, then the job
-        while not process.send(child, "go", true) do coroutine.yield() end
+        while not process.try_send(child, "go", true) do coroutine.yield() end
         local retries = 0
-        while not process.send(child, "job", 3) do
+        while not process.try_send(child, "job", 3) do
           retries = retries + 1
           coroutine.yield()
         end
@@ -113,9 +110,9 @@ fn the_host_sees_rate_limited_too() {
     let rt = runtime("require('process').receive('never')");
     let h = rt.spawn(Spawn::script("main.lua").mailbox(3)).unwrap();
     for i in 0..3 {
-        h.send("x", i).unwrap();
+        h.try_send("x", i).unwrap();
     }
-    let e = h.send("x", 3).unwrap_err();
+    let e = h.try_send("x", 3).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::RateLimited);
     assert!(e.is_retryable());
     assert!(h.kill());
@@ -186,4 +183,207 @@ fn payloads_are_deep_copies_and_cycles_and_functions_are_invalid() {
             Value::Bool(true),
         ])
     );
+}
+
+/// The fan-out a new user writes first: N children, each sending its one
+/// result to the parent without looking at what `send` returns. The
+/// parent's mailbox (1,024) fills up long before the parent receives, so
+/// the children wait for room; every result arrives.
+fn fan_out(workers: usize, lightweight: bool, n: i64) {
+    let rt = runtime_on(
+        workers,
+        r#"
+        local process = require("process")
+        local M = {}
+        function M.child(i) process.send(process.parent(), "done", i) end
+        local n, lightweight = ...
+        if n == nil then return M end
+        for i = 1, n do
+          process.spawn("main.lua", {entry = "child", lightweight = lightweight}, i)
+        end
+        local sum, count = 0, 0
+        for _ = 1, n do
+          local m = process.receive("done", 60000)
+          sum, count = sum + m.payload, count + 1
+        end
+        return {count, sum}
+    "#,
+    );
+    let v = rt
+        .spawn(Spawn::script("main.lua").args([Value::Int(n), Value::Bool(lightweight)]))
+        .and_then(|h| h.join_blocking());
+    rt.shutdown();
+    let sum = n * (n + 1) / 2;
+    assert_eq!(
+        v.expect("fan-out finishes"),
+        Value::Array(vec![Value::Int(n), Value::Int(sum)])
+    );
+}
+
+// 200,000 children blocked in `send` are 200,000 live processes: about
+// 0.8 GB as lightweight processes, 16 GB as isolated ones (each keeps its
+// Lua state while it waits), so the isolated runs fan out 20,000.
+
+#[test]
+fn fan_out_of_200k_lightweight_children_ignoring_send_results_loses_nothing_on_one_worker() {
+    fan_out(1, true, 200_000);
+}
+
+#[test]
+fn fan_out_of_200k_lightweight_children_ignoring_send_results_loses_nothing_on_two_workers() {
+    fan_out(2, true, 200_000);
+}
+
+#[test]
+fn fan_out_of_20k_isolated_children_ignoring_send_results_loses_nothing_on_one_worker() {
+    fan_out(1, false, 20_000);
+}
+
+#[test]
+fn fan_out_of_20k_isolated_children_ignoring_send_results_loses_nothing_on_two_workers() {
+    fan_out(2, false, 20_000);
+}
+
+#[test]
+fn a_blocked_sender_waits_for_room_keeps_its_order_and_can_time_out() {
+    let v = run(
+        r#"
+        local process = require("process")
+        local time = require("time")
+        local M = {}
+        function M.slow(parent)
+          process.receive("go")
+          local got = {}
+          for i = 1, 5 do got[i] = process.receive("job").payload end
+          process.send(parent, "got", got)
+        end
+        function M.pusher(to, parent)
+          for i = 2, 5 do process.send(to, "job", i) end
+          process.send(parent, "pushed", true)
+        end
+        if ... == nil then return M end
+        local me = process.pid()
+        local child = process.spawn("main.lua", {entry = "slow", mailbox = 1}, me)
+        assert(process.send(child, "job", 1))
+        -- The one place is taken and the child is not taking jobs yet.
+        local ok, err = process.send(child, "job", -1, {timeout = 20})
+        local timed_out = {ok == nil, err:kind()}
+        process.spawn("main.lua", {entry = "pusher"}, child, me)
+        time.sleep(30)
+        local early = process.receive("pushed", 0) ~= nil
+        -- The child waits for "go": it goes straight to that receive.
+        assert(process.send(child, "go", true))
+        process.receive("pushed", 10000)
+        return {timed_out, early, process.receive("got", 10000).payload}
+        "#,
+        "main",
+    );
+    assert_eq!(
+        v,
+        Value::Array(vec![
+            Value::Array(vec![Value::Bool(true), Value::from("TIMEOUT")]),
+            Value::Bool(false),
+            Value::Array((1..=5).map(Value::Int).collect()),
+        ])
+    );
+}
+
+#[test]
+fn a_sender_waiting_on_a_process_that_dies_gets_not_found() {
+    let v = run(
+        r#"
+        local process = require("process")
+        local time = require("time")
+        local M = {}
+        function M.stuck() process.receive("never") end
+        function M.sender(to, parent)
+          local ok, err = process.send(to, "x", 2)
+          process.send(parent, "result", {ok == nil, err and err:kind()})
+        end
+        if ... == nil then return M end
+        local child = process.spawn("main.lua", {entry = "stuck", mailbox = 1})
+        assert(process.send(child, "x", 1))
+        process.spawn("main.lua", {entry = "sender"}, child, process.pid())
+        time.sleep(20)
+        process.kill(child)
+        return process.receive("result", 10000).payload
+        "#,
+        "main",
+    );
+    assert_eq!(
+        v,
+        Value::Array(vec![Value::Bool(true), Value::from("NOT_FOUND")])
+    );
+}
+
+#[test]
+fn where_lua_cannot_yield_a_full_mailbox_is_rate_limited_and_self_sends_never_wait() {
+    let v = run(
+        r#"
+        local process = require("process")
+        local M = {}
+        function M.stuck() process.receive("never") end
+        if ... == nil then return M end
+        local child = process.spawn("main.lua", {entry = "stuck", mailbox = 1})
+        assert(process.send(child, "x", 1))
+        local kinds = {}
+        local t = {3, 1, 2}
+        table.sort(t, function(a, b)
+          local ok, err = process.send(child, "x", 2)
+          kinds[#kinds + 1] = ok and "sent" or err:kind()
+          return a < b
+        end)
+        -- A process cannot wait for room in its own mailbox.
+        local me = process.pid()
+        local own = 0
+        while process.send(me, "self", own) do own = own + 1 end
+        local _, err = process.send(me, "self", own)
+        process.kill(child)
+        return {kinds[1], #kinds > 0, own, err:kind()}
+        "#,
+        "main",
+    );
+    assert_eq!(
+        v,
+        Value::Array(vec![
+            Value::from("RATE_LIMITED"),
+            Value::Bool(true),
+            Value::Int(1024),
+            Value::from("RATE_LIMITED"),
+        ])
+    );
+}
+
+#[test]
+fn the_host_send_waits_for_room_and_try_send_does_not() {
+    let rt = runtime(
+        r#"
+        local process = require("process")
+        process.receive("go")
+        local got = {}
+        for i = 1, 3 do got[i] = process.receive("job").payload end
+        return got
+        "#,
+    );
+    let h = std::sync::Arc::new(rt.spawn(Spawn::script("main.lua").mailbox(1)).unwrap());
+    h.try_send("job", 1).unwrap();
+    let e = h.try_send("job", 2).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::RateLimited);
+    let sender = {
+        let h = std::sync::Arc::clone(&h);
+        std::thread::spawn(move || {
+            h.send_blocking("job", 2)?;
+            h.send_blocking("job", 3)
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    assert!(
+        !sender.is_finished(),
+        "the host's send waits while the mailbox is full"
+    );
+    h.send_blocking("go", true).unwrap();
+    sender.join().unwrap().unwrap();
+    let got = h.join_blocking().unwrap();
+    assert_eq!(got, Value::Array((1..=3).map(Value::Int).collect()));
+    rt.shutdown();
 }

@@ -282,7 +282,7 @@ fn a_lightweight_process_leaves_nothing_to_its_state_neighbours() {
     // Alive, holding their globals, in every shared state.
     observe("while the attackers live");
     for a in &attackers {
-        rt.send(a.pid(), "end", true).expect("sends");
+        rt.try_send(a.pid(), "end", true).expect("sends");
         a.join_blocking().expect("the attacker ends");
     }
     // Spawned later, into the same states.

@@ -81,7 +81,7 @@ fn start(
 fn one_for_one_restarts_only_the_crashed_child() {
     let (rt, inbox, sup) = start(Strategy::OneForOne, &["a", "b"], |s| s);
     let (a, b) = (pid_of(&rt, "a"), pid_of(&rt, "b"));
-    rt.send(a, "crash", ()).unwrap();
+    rt.try_send(a, "crash", ()).unwrap();
     let up = ups(&rt, &inbox, 1);
     assert_eq!(up[0].0, "a");
     assert_ne!(up[0].1, a);
@@ -101,7 +101,7 @@ fn one_for_one_restarts_only_the_crashed_child() {
 fn one_for_all_restarts_every_child() {
     let (rt, inbox, _sup) = start(Strategy::OneForAll, &["a", "b", "c"], |s| s);
     let before: Vec<Pid> = ["a", "b", "c"].iter().map(|n| pid_of(&rt, n)).collect();
-    rt.send(before[1], "crash", ()).unwrap();
+    rt.try_send(before[1], "crash", ()).unwrap();
     let up = ups(&rt, &inbox, 3);
     assert_eq!(
         up.iter().map(|u| u.0.as_str()).collect::<Vec<_>>(),
@@ -117,7 +117,7 @@ fn one_for_all_restarts_every_child() {
 fn rest_for_one_restarts_the_crashed_child_and_later_ones() {
     let (rt, inbox, _sup) = start(Strategy::RestForOne, &["a", "b", "c"], |s| s);
     let before: Vec<Pid> = ["a", "b", "c"].iter().map(|n| pid_of(&rt, n)).collect();
-    rt.send(before[1], "crash", ()).unwrap();
+    rt.try_send(before[1], "crash", ()).unwrap();
     let up = ups(&rt, &inbox, 2);
     assert_eq!(
         up.iter().map(|u| u.0.as_str()).collect::<Vec<_>>(),
@@ -137,10 +137,10 @@ fn a_supervisor_gives_up_after_too_many_restarts_and_says_why() {
     let monitor = rt.mailbox();
     let r = monitor.monitor(pid_of(&rt, "b")).unwrap();
     for _ in 0..2 {
-        rt.send(pid_of(&rt, "a"), "crash", ()).unwrap();
+        rt.try_send(pid_of(&rt, "a"), "crash", ()).unwrap();
         assert_eq!(ups(&rt, &inbox, 1)[0].0, "a");
     }
-    rt.send(pid_of(&rt, "a"), "crash", ()).unwrap();
+    rt.try_send(pid_of(&rt, "a"), "crash", ()).unwrap();
     let e = sup.join_blocking().unwrap_err();
     assert_eq!(e.kind(), ErrorKind::LimitExceeded);
     assert!(e.message().contains("\"a\""), "{e}");
@@ -186,12 +186,12 @@ fn transient_and_temporary_children() {
     let mon = rt.mailbox();
     let t1 = pid_of(&rt, "t1");
     mon.monitor(t1).unwrap();
-    rt.send(t1, "stop", ()).unwrap();
-    rt.send(pid_of(&rt, "t2"), "crash", ()).unwrap();
+    rt.try_send(t1, "stop", ()).unwrap();
+    rt.try_send(pid_of(&rt, "t2"), "crash", ()).unwrap();
     assert_eq!(ups(&rt, &inbox, 1)[0].0, "t2");
     let tmp = pid_of(&rt, "tmp");
     mon.monitor(tmp).unwrap();
-    rt.send(tmp, "crash", ()).unwrap();
+    rt.try_send(tmp, "crash", ()).unwrap();
     rt.io().block_on(async {
         for _ in 0..2 {
             tokio::time::timeout(Duration::from_secs(30), mon.recv_topic("DOWN"))
@@ -201,7 +201,7 @@ fn transient_and_temporary_children() {
     });
     // The supervisor handles exits in order: once t2's second restart is
     // reported, it has handled t1's and tmp's exits too.
-    rt.send(pid_of(&rt, "t2"), "crash", ()).unwrap();
+    rt.try_send(pid_of(&rt, "t2"), "crash", ()).unwrap();
     assert_eq!(ups(&rt, &inbox, 1)[0].0, "t2");
     let children = sup.which_children();
     assert_eq!(
@@ -293,7 +293,7 @@ fn a_lua_supervisor_ends_with_its_parent() {
     });
     assert_eq!(ups(&rt, &inbox, 1)[0].0, "w");
     let r = inbox.monitor(sup).unwrap();
-    h.send("go", ()).unwrap();
+    h.try_send("go", ()).unwrap();
     assert!(h.join_blocking().is_err());
     let down = rt.io().block_on(async {
         tokio::time::timeout(Duration::from_secs(30), inbox.recv_topic("DOWN"))

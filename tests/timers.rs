@@ -175,7 +175,7 @@ fn a_receive_answered_first_cancels_its_timeout() {
             ))
             .unwrap();
         for _ in 0..n {
-            h.send("go", Value::Nil).unwrap();
+            h.try_send("go", Value::Nil).unwrap();
         }
         assert_eq!(h.join_blocking().unwrap(), Value::from(n));
         assert_eq!(rt.pending_timers(), 0, "timeout {timeout} ms");
@@ -228,7 +228,7 @@ fn durations_beyond_any_timer_neither_panic_nor_fire() {
     let h = rt.spawn(spawn("odd_durations", vec![])).unwrap();
     // The sleeper's and the receive's timers.
     eventually("both timers pending", || rt.pending_timers() == 2);
-    h.send("go", Value::Nil).unwrap();
+    h.try_send("go", Value::Nil).unwrap();
     assert_eq!(h.join_blocking().unwrap(), Value::from("ok"));
     // The killed sleeper ends on its own time.
     eventually("the sleeper gone", || rt.process_count() == 0);

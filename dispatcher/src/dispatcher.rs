@@ -74,6 +74,7 @@ impl Completer {
 }
 
 /// What a handler sees of the yield it serves.
+#[derive(Clone, Copy)]
 pub struct HandlerCx<'a> {
     /// The yielding process.
     pub pid: Pid,
@@ -87,6 +88,12 @@ pub struct HandlerCx<'a> {
     pub runtime: Option<&'a (dyn Any + Send + Sync)>,
     /// The yielding process as the runtime keeps it, likewise.
     pub process: Option<&'a (dyn Any + Send + Sync)>,
+    /// Whether the caller could wait if a [probe] does not answer: false
+    /// inside the script's call where it cannot yield (a `table.sort`
+    /// comparator), so the probe must answer, e.g. with a refusal.
+    ///
+    /// [probe]: DispatcherBuilder::probed
+    pub can_wait: bool,
 }
 
 impl HandlerCx<'_> {
@@ -114,7 +121,7 @@ type BoxFuture = Pin<Box<dyn Future<Output = Result<Value, Error>> + Send>>;
 type InlineFn = dyn Fn(&HandlerCx<'_>, Value) -> Result<Value, Error> + Send + Sync;
 type AsyncFn = dyn Fn(Pid, Value) -> BoxFuture + Send + Sync;
 type DeferredFn = dyn Fn(&HandlerCx<'_>, Value) -> Dispatched + Send + Sync;
-type ProbeFn = dyn Fn(&HandlerCx<'_>, &Value) -> Option<Result<Value, Error>> + Send + Sync;
+type ProbeFn = dyn Fn(&HandlerCx<'_>, Value) -> Result<Result<Value, Error>, Value> + Send + Sync;
 
 enum Handler {
     Inline(Box<InlineFn>),
@@ -209,9 +216,12 @@ impl DispatcherBuilder {
 
     /// Registers a deferred handler `f` with an immediate `probe`: inside
     /// the script's call ([`Dispatcher::call_immediate`]) the probe answers
-    /// when it can do so now (`Some`); otherwise (`None`, or a journaled
-    /// process) the command is yielded and `f` runs. The probe is subject
-    /// to the rules of [`DispatcherBuilder::immediate`].
+    /// when it can do so now (`Ok`); otherwise it gives the arguments back
+    /// (`Err`) and the command is yielded and `f` runs (a journaled process
+    /// always yields). Where the caller cannot yield
+    /// ([`HandlerCx::can_wait`] is false) a probe should answer anyway if
+    /// it has a sensible refusal. The probe is subject to the rules of
+    /// [`DispatcherBuilder::immediate`].
     pub fn probed<P, F>(
         &mut self,
         id: CommandId,
@@ -220,7 +230,7 @@ impl DispatcherBuilder {
         f: F,
     ) -> Result<&mut Self, Error>
     where
-        P: Fn(&HandlerCx<'_>, &Value) -> Option<Result<Value, Error>> + Send + Sync + 'static,
+        P: Fn(&HandlerCx<'_>, Value) -> Result<Result<Value, Error>, Value> + Send + Sync + 'static,
         F: Fn(&HandlerCx<'_>, Value) -> Dispatched + Send + Sync + 'static,
     {
         self.insert(
@@ -312,7 +322,9 @@ impl Dispatcher {
     ) -> Result<Result<Value, Error>, Call> {
         match self.registered(call.id).map(|r| &r.handler) {
             Some(Handler::Immediate(f)) => Ok(f(cx, call.args)),
-            Some(Handler::Deferred(_, Some(probe))) => probe(cx, &call.args).ok_or(call),
+            Some(Handler::Deferred(_, Some(probe))) => {
+                probe(cx, call.args).map_err(|args| Call { id: call.id, args })
+            }
             _ => Err(call),
         }
     }
@@ -377,6 +389,7 @@ mod tests {
             sink: &sink,
             runtime: None,
             process: None,
+            can_wait: true,
         };
 
         let call = Double { n: 21 }.to_call().unwrap();

@@ -444,7 +444,7 @@ fn send_receive_process(c: &Ctx) -> Result<(), String> {
     let h = rt
         .spawn(Spawn::script(c.key()).policy(trusted()))
         .map_err(|e| format!("spawn: {e}"))?;
-    h.send("greeting", "ping")
+    h.try_send("greeting", "ping")
         .map_err(|e| format!("send: {e}"))?;
     expect_value(h.join_blocking(), &Value::from("ping"))
 }

@@ -185,7 +185,7 @@ fn a_waiting_process_does_not_hold_the_only_worker() {
     for s in sleepers {
         assert_eq!(s.join_blocking().unwrap(), Value::from("slept"));
     }
-    waiting.send("greeting", "ping").expect("send");
+    waiting.try_send("greeting", "ping").expect("send");
     assert_eq!(waiting.join_blocking().unwrap(), Value::from("ping"));
 }
 

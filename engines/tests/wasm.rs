@@ -263,7 +263,7 @@ fn waiting_guests_do_not_hold_the_worker() {
     let sleeper = rt.spawn(Spawn::script("long.wat")).unwrap();
     let hello = rt.spawn(Spawn::script("hello.wat")).unwrap();
     assert_eq!(hello.join_blocking().unwrap(), Value::from("hello"));
-    receiver.send("job", 7).unwrap();
+    receiver.try_send("job", 7).unwrap();
     let msg = receiver.join_blocking().unwrap();
     assert_eq!(msg.get("payload"), Some(&Value::Int(7)));
     assert!(sleeper.kill());

@@ -13,8 +13,9 @@ use troupe_modules::builtin::ids;
 use crate::Supervisor;
 use crate::entry::Entry;
 use crate::exit::Exit;
-use crate::mailbox::{Mailbox, Message, Waiter};
+use crate::mailbox::{Mailbox, Message, SendWaker, Waiter};
 use crate::scheduler::Scheduler;
+use crate::send::Delivery;
 use crate::supervisor_spec;
 use crate::timers::TimerAction;
 
@@ -135,30 +136,62 @@ pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Re
         }
     })?;
 
+    // A send is answered inside the script's call when there is room; a
+    // full mailbox yields it and parks the sender until the receiver makes
+    // room (or its timeout passes). Where the script cannot yield, a full
+    // mailbox is RATE_LIMITED, as for `try_send`.
     let s = sched.clone();
-    b.immediate(ids::PROCESS_SEND, "process.send", move |cx, args| {
-        let s = scheduler(cx, &s)?;
-        let to = s
-            .table
-            .resolve(field(&args, "to").as_str().unwrap_or_default())?;
-        let Value::Map(mut m) = args else {
-            return Err(Error::invalid("bad send arguments"));
-        };
-        let topic = match m.remove("topic") {
-            Some(Value::String(t)) => t,
-            _ => return Err(Error::invalid("process.send: topic must be a string")),
-        };
-        let payload = m.remove("payload").unwrap_or_default();
-        s.deliver(
-            to,
-            Message {
-                from: Some(cx.pid),
-                topic,
-                payload,
-            },
-        )?;
-        Ok(Value::Bool(true))
-    })?;
+    let probe_s = sched.clone();
+    b.probed(
+        ids::PROCESS_SEND,
+        "process.send",
+        move |cx, args| {
+            let Ok(s) = scheduler(cx, &probe_s) else {
+                return Err(args);
+            };
+            let timeout = field(&args, "timeout_ms").clone();
+            let (to, msg) = match outgoing(&s, cx.pid, args) {
+                Ok(parts) => parts,
+                Err(e) => return Ok(Err(e)),
+            };
+            let full = |mb: &mut Mailbox, msg| (mb.full(to), msg);
+            match s.deliver_with(to, msg, true, full) {
+                Ok(Delivery::Delivered) => Ok(Ok(Value::Bool(true))),
+                Err(e) => Ok(Err(e)),
+                Ok(Delivery::Full((e, _))) if !cx.can_wait || to == cx.pid => Ok(Err(e)),
+                Ok(Delivery::Full((_, msg))) => Err(send_args(to, msg, timeout)),
+            }
+        },
+        move |cx, args| {
+            let s = match scheduler(cx, &s) {
+                Ok(s) => s,
+                Err(e) => return Dispatched::Ready(Err(e)),
+            };
+            let timeout = field(&args, "timeout_ms").as_f64().map(millis);
+            let sent = outgoing(&s, cx.pid, args).and_then(|(to, msg)| {
+                with_process(cx, &s, |me| {
+                    s.send_or_block(to, msg, (cx.pid, cx.tag), timeout, &me.sleep_timer)
+                })?
+            });
+            match sent {
+                Ok(true) => Dispatched::Ready(Ok(Value::Bool(true))),
+                Ok(false) => Dispatched::Pending(None),
+                Err(e) => Dispatched::Ready(Err(e)),
+            }
+        },
+    )?;
+
+    let s = sched.clone();
+    b.immediate(
+        ids::PROCESS_TRY_SEND,
+        "process.try_send",
+        move |cx, args| {
+            let s = scheduler(cx, &s)?;
+            let (to, msg) = outgoing(&s, cx.pid, args)?;
+            s.deliver(to, msg)?;
+            Ok(Value::Bool(true))
+        },
+    )?;
 
     // The probe answers inside the script's call when a message is queued
     // (or the timeout is 0); otherwise the receive is yielded and waits.
@@ -168,13 +201,20 @@ pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Re
         ids::PROCESS_RECEIVE,
         "process.receive",
         move |cx, args| {
-            let s = scheduler(cx, &probe_s).ok()?;
-            let (topic, timeout) = receive_args(args);
-            with_process(cx, &s, |entry| {
+            let Ok(s) = scheduler(cx, &probe_s) else {
+                return Err(args);
+            };
+            let (topic, timeout) = receive_args(&args);
+            let now = with_process(cx, &s, |entry| {
                 receive_now(&mut entry.mailbox.lock(), topic.as_deref(), timeout)
-            })
-            .ok()
-            .flatten()
+            });
+            match now {
+                Ok(Some((now, admitted))) => {
+                    admit(&s, admitted);
+                    Ok(now)
+                }
+                _ => Err(args),
+            }
         },
         move |cx, args| {
             let s = match scheduler(cx, &s) {
@@ -185,7 +225,7 @@ pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Re
             let received = with_process(cx, &s, |entry| {
                 let mut mb = entry.mailbox.lock();
                 if let Some(now) = receive_now(&mut mb, topic.as_deref(), timeout) {
-                    return Dispatched::Ready(now);
+                    return Ok(now);
                 }
                 // The timer starts under the mailbox lock: a message cannot take
                 // the waiter before it knows the timer to cancel, and the timer
@@ -202,9 +242,16 @@ pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Re
                     tag: cx.tag,
                     timer,
                 });
-                Dispatched::Pending(None)
+                Err(())
             });
-            received.unwrap_or_else(|e| Dispatched::Ready(Err(e)))
+            match received {
+                Ok(Ok((now, admitted))) => {
+                    admit(&s, admitted);
+                    Dispatched::Ready(now)
+                }
+                Ok(Err(())) => Dispatched::Pending(None),
+                Err(e) => Dispatched::Ready(Err(e)),
+            }
         },
     )?;
 
@@ -224,18 +271,62 @@ fn receive_args(args: &Value) -> (Option<String>, Option<f64>) {
 }
 
 /// What a `receive` gets without waiting, if anything: the first queued
-/// message on `topic`, or a timeout when it may not wait.
+/// message on `topic` (and the blocked sender its place went to), or a
+/// timeout when it may not wait.
 fn receive_now(
     mb: &mut Mailbox,
     topic: Option<&str>,
     timeout: Option<f64>,
-) -> Option<Result<Value, Error>> {
-    if let Some(msg) = mb.take(topic) {
-        return Some(Ok(msg.into_value()));
+) -> Option<(Result<Value, Error>, Option<SendWaker>)> {
+    if let Some(taken) = mb.take(topic) {
+        return Some((Ok(taken.msg.into_value()), taken.admitted));
     }
-    timeout
-        .is_some_and(|ms| ms.is_nan() || ms <= 0.0)
-        .then(|| Err(Error::new(ErrorKind::Timeout, "receive timed out")))
+    timeout.is_some_and(|ms| ms.is_nan() || ms <= 0.0).then(|| {
+        (
+            Err(Error::new(ErrorKind::Timeout, "receive timed out")),
+            None,
+        )
+    })
+}
+
+/// Wakes the sender a `receive` made room for (outside the mailbox's lock).
+fn admit(s: &Scheduler, admitted: Option<SendWaker>) {
+    if let Some(waker) = admitted {
+        s.wake_sender(waker, Ok(()));
+    }
+}
+
+/// A send's destination and message, from its `{to, topic, payload}`.
+fn outgoing(s: &Scheduler, from: Pid, args: Value) -> Result<(Pid, Message), Error> {
+    let to = s
+        .table
+        .resolve(field(&args, "to").as_str().unwrap_or_default())?;
+    let Value::Map(mut m) = args else {
+        return Err(Error::invalid("bad send arguments"));
+    };
+    let topic = match m.remove("topic") {
+        Some(Value::String(t)) => t,
+        _ => return Err(Error::invalid("process.send: topic must be a string")),
+    };
+    let payload = m.remove("payload").unwrap_or_default();
+    let msg = Message {
+        from: Some(from),
+        topic,
+        payload,
+    };
+    Ok((to, msg))
+}
+
+/// The arguments of a send given back by its probe, to be yielded.
+fn send_args(to: Pid, msg: Message, timeout_ms: Value) -> Value {
+    let mut m = std::collections::BTreeMap::new();
+    if !timeout_ms.is_nil() {
+        m.insert("timeout_ms".to_owned(), timeout_ms);
+    }
+    m.insert("to".to_owned(), Value::from(to.to_string()));
+    m.insert("topic".to_owned(), Value::String(msg.topic));
+    m.insert("payload".to_owned(), msg.payload);
+    Value::Map(m)
 }
 
 /// The pid named by `args.pid`: a pid's text form or a registered name.

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use troupe_dispatcher::{Error, Pid, Value};
 
 use crate::exit::Exit;
-use crate::mailbox::Message;
+use crate::mailbox::{Message, Taken};
+use crate::send::noproc;
 use crate::table::HostBox;
 use crate::{ProcessHandle, Runtime};
 
@@ -44,8 +45,9 @@ impl ProcessHandle {
 /// A mailbox with a pid, owned by the host.
 ///
 /// Messages keep their order per sender. The mailbox is bounded like a
-/// process's (a script's `send` to a full one gets `RATE_LIMITED`), except
-/// for `DOWN`/`EXIT` notifications. Dropping it frees its pid and name; the
+/// process's: a script's `send` to a full one waits until the host takes
+/// a message (`try_send` gets `RATE_LIMITED`), except for `DOWN`/`EXIT`
+/// notifications, which always fit. Dropping it frees its pid and name; the
 /// processes linked to it get an `EXIT` with reason `"normal"` if they trap
 /// exits.
 ///
@@ -65,30 +67,53 @@ impl HostMailbox {
     /// Waits for the next message. Cancel-safe: a message is taken only
     /// when the future completes.
     pub async fn recv(&self) -> Message {
-        self.inner.take(None).await
+        self.admit(self.inner.take(None).await)
     }
 
     /// Waits for the next message on `topic`, leaving others queued.
     pub async fn recv_topic(&self, topic: &str) -> Message {
-        self.inner.take(Some(topic)).await
+        self.admit(self.inner.take(Some(topic)).await)
     }
 
     /// The next message, if one is queued.
     pub fn try_recv(&self) -> Option<Message> {
-        self.inner.mailbox.lock().take(None)
+        let taken = self.inner.mailbox.lock().take(None)?;
+        Some(self.admit(taken))
+    }
+
+    /// Wakes the sender whose message took the freed place, if any.
+    fn admit(&self, taken: Taken) -> Message {
+        if let Some(waker) = taken.admitted {
+            self.rt.sched().wake_sender(waker, Ok(()));
+        }
+        taken.msg
+    }
+
+    fn message(&self, topic: &str, payload: impl Into<Value>) -> Message {
+        Message {
+            from: Some(self.pid),
+            topic: topic.to_owned(),
+            payload: payload.into(),
+        }
     }
 
     /// Sends a message with this mailbox as the sender, so the script can
-    /// reply to `msg.from`.
-    pub fn send(&self, to: Pid, topic: &str, payload: impl Into<Value>) -> Result<(), Error> {
-        self.rt.sched().deliver(
-            to,
-            Message {
-                from: Some(self.pid),
-                topic: topic.to_owned(),
-                payload: payload.into(),
-            },
-        )
+    /// reply to `msg.from`; waits while `to`'s mailbox is full.
+    /// `NOT_FOUND` if `to` is not alive or ends before it takes the message.
+    pub async fn send(&self, to: Pid, topic: &str, payload: impl Into<Value>) -> Result<(), Error> {
+        match self
+            .rt
+            .sched()
+            .send_parked(to, self.message(topic, payload))?
+        {
+            None => Ok(()),
+            Some(parked) => parked.await.unwrap_or_else(|_| Err(noproc(to))),
+        }
+    }
+
+    /// Sends without waiting: `RATE_LIMITED` if `to`'s mailbox is full.
+    pub fn try_send(&self, to: Pid, topic: &str, payload: impl Into<Value>) -> Result<(), Error> {
+        self.rt.sched().deliver(to, self.message(topic, payload))
     }
 
     /// Monitors `pid`: a `DOWN` message `{pid, reason, ref}` arrives here
@@ -119,6 +144,8 @@ impl Drop for HostMailbox {
     fn drop(&mut self) {
         let sched = self.rt.sched();
         sched.table.hosts.remove(&self.pid);
+        let senders = self.inner.mailbox.lock().close();
+        sched.fail_senders(self.pid, senders);
         let exit = Exit::Normal(Value::Nil);
         sched
             .table

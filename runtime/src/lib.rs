@@ -31,6 +31,7 @@ mod registry;
 mod reload;
 mod runtime;
 mod scheduler;
+mod send;
 mod spawn;
 mod spawning;
 mod state;

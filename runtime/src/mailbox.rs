@@ -1,3 +1,22 @@
+//! Bounded mailboxes with backpressure.
+//!
+//! A mailbox holds at most `capacity` queued messages. A `send` that finds
+//! it full does not fail and does not drop anything: the sender is
+//! suspended, its message parked beside the queue in a FIFO of
+//! [`BlockedSend`]s. Each time the owner takes a message, the first blocked
+//! send is admitted into the freed place and its sender woken ([`Taken`]
+//! carries the [`SendWaker`] the caller completes once the lock is gone).
+//! So a queue with blocked senders behind it is always full, a sender that
+//! waits is never overtaken by a later one, and nobody polls.
+//!
+//! A selective `receive(topic)` that finds no match in the queue also looks
+//! at the blocked messages: a receiver waiting for a reply behind a full
+//! queue of other topics must not deadlock.
+//!
+//! Runtime notifications (`EXIT`, `DOWN`) are never bounded, and
+//! `try_send` refuses at once with `RATE_LIMITED` instead of waiting
+//! (`send.rs` holds the scheduler's side).
+
 use std::collections::{BTreeMap, VecDeque};
 
 use troupe_dispatcher::{Error, ErrorKind, Pid, Tag, Value};
@@ -50,12 +69,49 @@ impl Waiter {
     }
 }
 
-/// A bounded FIFO of messages plus the receive that waits on it, if any.
+/// Who waits for a blocked send to go through.
+#[derive(Debug)]
+pub(crate) enum SendWaker {
+    /// A process suspended in `process.send`: its yield `tag` completes
+    /// with `true`, or with an error.
+    Process { pid: Pid, tag: Tag },
+    /// The host awaiting `ProcessHandle::send` / `Runtime::send`.
+    Host(tokio::sync::oneshot::Sender<Result<(), Error>>),
+}
+
+/// A send waiting for room, with its message.
+#[derive(Debug)]
+pub(crate) struct BlockedSend {
+    pub msg: Message,
+    pub waker: SendWaker,
+}
+
+/// A message taken out of a mailbox, and the blocked sender its place went
+/// to, to be woken (outside the mailbox's lock) with [`SendWaker`].
+#[derive(Debug)]
+pub(crate) struct Taken {
+    pub msg: Message,
+    pub admitted: Option<SendWaker>,
+}
+
+/// What [`Mailbox::offer`] did with a message.
+#[derive(Debug)]
+pub(crate) enum Offered {
+    /// Queued.
+    Queued,
+    /// The mailbox is full: here is the message back.
+    Full(Message),
+}
+
+/// A bounded FIFO of messages, the sends waiting for room in it, and the
+/// receive that waits on it, if any.
 #[derive(Debug)]
 pub(crate) struct Mailbox {
     pub queue: VecDeque<Message>,
     pub capacity: usize,
     pub waiter: Option<Waiter>,
+    /// Sends suspended on a full queue, first come first admitted.
+    pub blocked: VecDeque<BlockedSend>,
 }
 
 impl Mailbox {
@@ -64,29 +120,159 @@ impl Mailbox {
             queue: VecDeque::new(),
             capacity,
             waiter: None,
+            blocked: VecDeque::new(),
         }
     }
 
-    /// Queues `msg` for `owner`. A `bounded` send to a full mailbox is
-    /// `RATE_LIMITED` (retryable); runtime notifications (`EXIT`, `DOWN`)
-    /// are not bounded, so they are never lost.
-    pub fn push(&mut self, owner: Pid, msg: Message, bounded: bool) -> Result<(), Error> {
-        if bounded && self.queue.len() >= self.capacity {
-            return Err(Error::new(
-                ErrorKind::RateLimited,
-                format!("mailbox of {owner} is full ({} messages)", self.capacity),
-            ));
+    /// The `RATE_LIMITED` error of a full mailbox of `owner`.
+    pub fn full(&self, owner: Pid) -> Error {
+        Error::new(
+            ErrorKind::RateLimited,
+            format!("mailbox of {owner} is full ({} messages)", self.capacity),
+        )
+    }
+
+    /// Queues `msg` if there is room (and no earlier send waits for it).
+    pub fn offer(&mut self, msg: Message) -> Offered {
+        if self.queue.len() >= self.capacity || !self.blocked.is_empty() {
+            return Offered::Full(msg);
         }
         self.queue.push_back(msg);
-        Ok(())
+        Offered::Queued
     }
 
-    /// Removes and returns the first message on `topic` (any topic if `None`).
-    pub fn take(&mut self, topic: Option<&str>) -> Option<Message> {
+    /// Parks a send until there is room for its message.
+    pub fn block(&mut self, blocked: BlockedSend) {
+        self.blocked.push_back(blocked);
+    }
+
+    /// Removes and returns the first message on `topic` (any topic if
+    /// `None`): from the queue, else from the blocked sends. The place it
+    /// frees goes to the first blocked send, whose waker comes back to be
+    /// woken.
+    pub fn take(&mut self, topic: Option<&str>) -> Option<Taken> {
+        let queued = match topic {
+            None => Some(0),
+            Some(t) => self.queue.iter().position(|m| m.topic == t),
+        };
+        if let Some(msg) = queued.and_then(|at| self.queue.remove(at)) {
+            let admitted = self.admit();
+            return Some(Taken { msg, admitted });
+        }
+        // Nothing queued: the message may still be waiting for room.
         let at = match topic {
             None => 0,
-            Some(t) => self.queue.iter().position(|m| m.topic == t)?,
+            Some(t) => self.blocked.iter().position(|b| b.msg.topic == t)?,
         };
-        self.queue.remove(at)
+        let BlockedSend { msg, waker } = self.blocked.remove(at)?;
+        Some(Taken {
+            msg,
+            admitted: Some(waker),
+        })
+    }
+
+    /// Moves the first blocked send into the queue if there is room.
+    fn admit(&mut self) -> Option<SendWaker> {
+        if self.queue.len() >= self.capacity {
+            return None;
+        }
+        let BlockedSend { msg, waker } = self.blocked.pop_front()?;
+        self.queue.push_back(msg);
+        Some(waker)
+    }
+
+    /// Takes back the blocked send of process `pid` waiting on yield `tag`
+    /// (its timeout fired); false if it went through meanwhile.
+    pub fn unblock(&mut self, pid: Pid, tag: Tag) -> bool {
+        let at = self.blocked.iter().position(
+            |b| matches!(b.waker, SendWaker::Process { pid: p, tag: t } if p == pid && t == tag),
+        );
+        at.and_then(|at| self.blocked.remove(at)).is_some()
+    }
+
+    /// Empties the mailbox of an owner that ended, giving back the wakers
+    /// of the sends still waiting (they fail with `NOT_FOUND`).
+    pub fn close(&mut self) -> Vec<SendWaker> {
+        self.queue.clear();
+        self.blocked.drain(..).map(|b| b.waker).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(topic: &str, n: i64) -> Message {
+        Message {
+            from: None,
+            topic: topic.to_owned(),
+            payload: Value::Int(n),
+        }
+    }
+
+    fn blocked(topic: &str, n: i64, tag: Tag) -> BlockedSend {
+        BlockedSend {
+            msg: msg(topic, n),
+            waker: SendWaker::Process {
+                pid: Pid::new(0, 9),
+                tag,
+            },
+        }
+    }
+
+    fn tag_of(w: Option<SendWaker>) -> Option<Tag> {
+        match w {
+            Some(SendWaker::Process { tag, .. }) => Some(tag),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_taken_message_admits_the_first_blocked_send_in_order() {
+        let mut mb = Mailbox::new(1);
+        assert!(matches!(mb.offer(msg("a", 1)), Offered::Queued));
+        assert!(matches!(mb.offer(msg("a", 2)), Offered::Full(_)));
+        mb.block(blocked("a", 2, 1));
+        mb.block(blocked("a", 3, 2));
+        // A newcomer never overtakes the blocked sends.
+        assert!(matches!(mb.offer(msg("a", 4)), Offered::Full(_)));
+        let t = mb.take(None).unwrap();
+        assert_eq!(
+            (t.msg.payload, tag_of(t.admitted)),
+            (Value::Int(1), Some(1))
+        );
+        let t = mb.take(None).unwrap();
+        assert_eq!(
+            (t.msg.payload, tag_of(t.admitted)),
+            (Value::Int(2), Some(2))
+        );
+        let t = mb.take(None).unwrap();
+        assert_eq!((t.msg.payload, tag_of(t.admitted)), (Value::Int(3), None));
+        assert!(mb.take(None).is_none());
+    }
+
+    #[test]
+    fn a_selective_receive_finds_a_blocked_message_behind_a_full_queue() {
+        let mut mb = Mailbox::new(1);
+        assert!(matches!(mb.offer(msg("noise", 1)), Offered::Queued));
+        mb.block(blocked("reply", 2, 7));
+        let t = mb.take(Some("reply")).unwrap();
+        assert_eq!(
+            (t.msg.payload, tag_of(t.admitted)),
+            (Value::Int(2), Some(7))
+        );
+        assert_eq!(mb.queue.len(), 1);
+    }
+
+    #[test]
+    fn timeouts_and_closing_give_blocked_sends_back() {
+        let mut mb = Mailbox::new(1);
+        assert!(matches!(mb.offer(msg("a", 1)), Offered::Queued));
+        mb.block(blocked("a", 2, 1));
+        mb.block(blocked("a", 3, 2));
+        assert!(mb.unblock(Pid::new(0, 9), 1));
+        assert!(!mb.unblock(Pid::new(0, 9), 1));
+        assert_eq!(mb.close().len(), 1);
+        assert!(mb.queue.is_empty());
     }
 }

@@ -97,13 +97,17 @@ impl<'a> StepCx<'a> {
     /// Answers `call` now, without a yield, when its handler is
     /// [immediate] and the process is not journaled, or when the process's
     /// journal answers it by itself; otherwise gives the call back, to be
-    /// yielded as [`Step::Yield`].
+    /// yielded as [`Step::Yield`]. `can_wait` is false where the script
+    /// cannot yield (see [`HandlerCx::can_wait`]).
     ///
     /// [immediate]: troupe_dispatcher::DispatcherBuilder::immediate
-    pub fn call_immediate(&self, call: Call) -> Result<Result<Value, Error>, Call> {
+    pub fn call_immediate(&self, call: Call, can_wait: bool) -> Result<Result<Value, Error>, Call> {
         match &self.immediate {
             Immediate::None => Err(call),
-            Immediate::Dispatcher(dispatcher, cx) => dispatcher.call_immediate(cx, call),
+            Immediate::Dispatcher(dispatcher, cx) => {
+                let cx = HandlerCx { can_wait, ..*cx };
+                dispatcher.call_immediate(&cx, call)
+            }
             Immediate::Journal(journal) => match journal.try_borrow_mut() {
                 Ok(mut journal) => journal.immediate(call),
                 Err(_) => Err(call),

@@ -12,6 +12,7 @@ use crate::journal::JournalStore;
 use crate::mailbox::Message;
 use crate::reload::Reloader;
 use crate::scheduler::{Scheduler, SchedulerParts, Sink};
+use crate::send::noproc;
 use crate::{Limits, Spawn, builtins, journaled};
 
 /// Configures and starts a [`Runtime`].
@@ -256,6 +257,15 @@ pub const WORKERS_ENV: &str = "TROUPE_WORKERS";
 
 /// `TROUPE_WORKERS` as a worker count: `None` when unset, `INVALID_ARGUMENT`
 /// when it is not a positive integer.
+/// A message from the host (no sender pid).
+fn host_message(topic: &str, payload: impl Into<Value>) -> Message {
+    Message {
+        from: None,
+        topic: topic.to_owned(),
+        payload: payload.into(),
+    }
+}
+
 fn workers_from_env() -> Result<Option<usize>, Error> {
     let Some(text) = std::env::var_os(WORKERS_ENV) else {
         return Ok(None);
@@ -364,17 +374,47 @@ impl Runtime {
         })
     }
 
-    /// Sends a message from the host to `pid`. A full mailbox is
-    /// `RATE_LIMITED`, a dead pid `NOT_FOUND`.
-    pub fn send(&self, pid: Pid, topic: &str, payload: impl Into<Value>) -> Result<(), Error> {
-        self.sched().deliver(
-            pid,
-            Message {
-                from: None,
-                topic: topic.to_owned(),
-                payload: payload.into(),
-            },
-        )
+    /// Sends a message from the host to `pid`, waiting while its mailbox
+    /// is full (the receiver taking a message makes room; nothing polls).
+    /// `NOT_FOUND` if `pid` is not alive, or ends before it takes the
+    /// message.
+    pub async fn send(
+        &self,
+        pid: Pid,
+        topic: &str,
+        payload: impl Into<Value>,
+    ) -> Result<(), Error> {
+        match self
+            .sched()
+            .send_parked(pid, host_message(topic, payload))?
+        {
+            None => Ok(()),
+            Some(parked) => parked.await.unwrap_or_else(|_| Err(noproc(pid))),
+        }
+    }
+
+    /// [`Runtime::send`] for synchronous hosts: blocks the calling thread
+    /// while the mailbox is full. Do not call it on a worker or an async
+    /// task.
+    pub fn send_blocking(
+        &self,
+        pid: Pid,
+        topic: &str,
+        payload: impl Into<Value>,
+    ) -> Result<(), Error> {
+        match self
+            .sched()
+            .send_parked(pid, host_message(topic, payload))?
+        {
+            None => Ok(()),
+            Some(parked) => parked.blocking_recv().unwrap_or_else(|_| Err(noproc(pid))),
+        }
+    }
+
+    /// Sends without waiting: `RATE_LIMITED` if `pid`'s mailbox is full,
+    /// `NOT_FOUND` if it is not alive.
+    pub fn try_send(&self, pid: Pid, topic: &str, payload: impl Into<Value>) -> Result<(), Error> {
+        self.sched().deliver(pid, host_message(topic, payload))
     }
 
     /// Kills `pid` (untrappable; its exit reason is `"killed"`); false if
@@ -428,9 +468,22 @@ impl ProcessHandle {
         self.pid
     }
 
-    /// Sends it a message (see [`Runtime::send`]).
-    pub fn send(&self, topic: &str, payload: impl Into<Value>) -> Result<(), Error> {
-        self.rt.send(self.pid, topic, payload)
+    /// Sends it a message, waiting while its mailbox is full (see
+    /// [`Runtime::send`]).
+    pub async fn send(&self, topic: &str, payload: impl Into<Value>) -> Result<(), Error> {
+        self.rt.send(self.pid, topic, payload).await
+    }
+
+    /// Sends it a message, blocking the calling thread while its mailbox
+    /// is full (see [`Runtime::send_blocking`]).
+    pub fn send_blocking(&self, topic: &str, payload: impl Into<Value>) -> Result<(), Error> {
+        self.rt.send_blocking(self.pid, topic, payload)
+    }
+
+    /// Sends it a message without waiting: `RATE_LIMITED` if its mailbox
+    /// is full (see [`Runtime::try_send`]).
+    pub fn try_send(&self, topic: &str, payload: impl Into<Value>) -> Result<(), Error> {
+        self.rt.try_send(self.pid, topic, payload)
     }
 
     /// Kills it; its result becomes a `CANCELED` error and its exit reason

@@ -41,7 +41,7 @@ use crate::mailbox::Message;
 use crate::programs::Programs;
 use crate::queue::{Pushed, RunQueues};
 use crate::state::{Signal, Wake};
-use crate::table::{Endpoint, ProcessTable, Signals};
+use crate::table::{ProcessTable, Signals};
 use crate::timers::{TimerAction, TimerKey, Timers};
 
 /// The scheduler: run queues, idle workers, process table, timers,
@@ -184,6 +184,7 @@ impl Scheduler {
                     self.complete_entry(entry, tag, Err(timeout));
                 }
             }
+            TimerAction::SendTimeout { to, pid, tag } => self.send_timed_out(to, pid, tag),
             TimerAction::Deadline { pid } => {
                 if let Some(entry) = self.table.lookup(pid) {
                     entry.deadline_timer.store(0, Ordering::Release);
@@ -237,30 +238,6 @@ impl Scheduler {
         self.table.monitor(me, target, self)
     }
 
-    /// Delivers a message to `to`'s mailbox, or straight to its pending
-    /// `receive`. A full mailbox is `RATE_LIMITED`; nothing is dropped.
-    pub fn deliver(&self, to: Pid, msg: Message) -> Result<(), Error> {
-        self.enqueue(to, msg, true)
-    }
-
-    fn enqueue(&self, to: Pid, msg: Message, bounded: bool) -> Result<(), Error> {
-        let entry = match self.table.endpoint(to) {
-            Some(Endpoint::Process(e)) => e,
-            Some(Endpoint::Host(h)) => return h.push(to, msg, bounded),
-            None => return Err(Error::not_found(format!("process {to} does not exist"))),
-        };
-        let mut mb = entry.mailbox.lock();
-        if let Some(w) = mb.waiter.take_if(|w| w.wants(&msg)) {
-            drop(mb);
-            if let Some(key) = w.timer {
-                self.timers.cancel(key);
-            }
-            self.complete_entry(entry, w.tag, Ok(msg.into_value()));
-            return Ok(());
-        }
-        mb.push(to, msg, bounded)
-    }
-
     /// Ends a process: removes it, cancels its pending work, signals its
     /// links and monitors, lets the process see its end, drops its engine
     /// state, and tells whoever joins it.
@@ -276,14 +253,14 @@ impl Scheduler {
         };
         self.cancel_timer(&entry.sleep_timer);
         self.cancel_timer(&entry.deadline_timer);
-        let waiter = {
+        let (waiter, senders) = {
             let mut mb = entry.mailbox.lock();
-            mb.queue.clear();
-            mb.waiter.take()
+            (mb.waiter.take(), mb.close())
         };
         if let Some(key) = waiter.and_then(|w| w.timer) {
             self.timers.cancel(key);
         }
+        self.fail_senders(entry.pid, senders);
         match &exit {
             Exit::Normal(_) => tracing::debug!(pid = %entry.pid, "process exited"),
             Exit::Killed => tracing::debug!(pid = %entry.pid, "process killed"),
@@ -320,7 +297,7 @@ impl Signals for Scheduler {
     /// A runtime notification (`EXIT`, `DOWN`) is not bounded by the
     /// mailbox capacity, and there is nothing to report if `to` is gone.
     fn notify(&self, to: Pid, msg: Message) {
-        let _ = self.enqueue(to, msg, false);
+        let _ = self.deliver_with(to, msg, false, |_, _| ());
     }
 
     fn stop(&self, to: Pid, exit: Exit) -> bool {

@@ -17,7 +17,7 @@ use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
 use crate::entry::Entry;
 use crate::exit::{Exit, NOPROC};
 use crate::links::{LinkState, MonitorRef, down_message, exit_message};
-use crate::mailbox::{Mailbox, Message};
+use crate::mailbox::{Mailbox, Message, Taken};
 use crate::supervisor_spec::Children;
 
 /// A map keyed by pid, hashed with [`PidHasher`].
@@ -76,21 +76,19 @@ impl HostBox {
         }
     }
 
-    /// Queues a message and wakes any `recv`.
-    pub fn push(&self, owner: Pid, msg: Message, bounded: bool) -> Result<(), Error> {
-        self.mailbox.lock().push(owner, msg, bounded)?;
+    /// Wakes any `recv`: a message was queued.
+    pub fn notify(&self) {
         self.notify.notify_waiters();
-        Ok(())
     }
 
     /// Waits for the first message on `topic` (any if `None`) and takes it.
-    pub async fn take(&self, topic: Option<&str>) -> Message {
+    pub async fn take(&self, topic: Option<&str>) -> Taken {
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(m) = self.mailbox.lock().take(topic) {
-                return m;
+            if let Some(t) = self.mailbox.lock().take(topic) {
+                return t;
             }
             notified.await;
         }

@@ -24,6 +24,8 @@ pub(crate) enum TimerAction {
     Wake { pid: Pid, tag: Tag },
     /// A `receive` timed out.
     ReceiveTimeout { pid: Pid, tag: Tag },
+    /// A `send` of `pid` to `to`, blocked on a full mailbox, timed out.
+    SendTimeout { to: Pid, pid: Pid, tag: Tag },
     /// The process's wall-clock limit passed.
     Deadline { pid: Pid },
 }

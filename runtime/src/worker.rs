@@ -124,6 +124,7 @@ impl Scheduler {
             sink: &self.sink,
             runtime: Some(self),
             process: Some(entry),
+            can_wait: true,
         }
     }
 

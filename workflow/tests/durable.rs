@@ -126,7 +126,7 @@ fn resume_serves_journaled_results_without_running_them_again() {
     assert_eq!(recovered.len(), 1);
     let (id, h) = recovered.remove(0);
     assert_eq!(id, "order-1");
-    h.send("go", 4).unwrap();
+    h.try_send("go", 4).unwrap();
     assert_eq!(h.join_blocking().unwrap(), ints(&[30, 40]));
     // The first charge was served from the journal: only the second ran.
     assert_eq!(next(&rx), 4);
@@ -201,7 +201,7 @@ fn reordered_commands_fail_with_nondeterminism_naming_the_step() {
     assert_eq!(store.header("w").unwrap().status, Status::Running);
     let rt = runtime(&store, MemorySource::new().with("w.lua", v1), &tx, false);
     let h = rt.resume("w").unwrap();
-    h.send("go", 0).unwrap();
+    h.try_send("go", 0).unwrap();
     h.join_blocking().unwrap();
     assert!(rx.try_recv().is_err());
     assert_eq!(store.header("w").unwrap().status, Status::Completed);
@@ -239,7 +239,7 @@ fn a_thousand_workflows_survive_a_restart() {
     let recovered = rt.recovered();
     assert_eq!(recovered.len(), N as usize);
     for (_, h) in &recovered {
-        h.send("go", 1_000_000).unwrap();
+        h.try_send("go", 1_000_000).unwrap();
     }
     for (id, h) in recovered {
         let n: i64 = id[1..].parse().unwrap();
@@ -309,7 +309,7 @@ fn a_corrupt_journal_entry_fails_only_its_workflow_with_internal() {
         assert_eq!(err.kind(), ErrorKind::Internal);
     }
     let (_, h) = &recovered[0];
-    h.send("go", 5).unwrap();
+    h.try_send("go", 5).unwrap();
     assert_eq!(h.join_blocking().unwrap(), ints(&[10, 50]));
 }
 
@@ -343,7 +343,7 @@ fn random_numbers_and_uuids_replay_exactly() {
 
     let rt = runtime(&store, src(), &tx, false);
     let h = rt.resume("r").unwrap();
-    h.send("go", 0).unwrap();
+    h.try_send("go", 0).unwrap();
     assert_eq!(h.join_blocking().unwrap(), Value::Array(drawn));
 }
 
@@ -571,13 +571,13 @@ fn workflow_version_lets_a_changed_script_resume_old_histories() {
     );
     // The old history takes the old branch: nothing diverges, nothing reruns.
     let h = rt.resume("old").unwrap();
-    h.send("go", 0).unwrap();
+    h.try_send("go", 0).unwrap();
     assert_eq!(h.join_blocking().unwrap(), Value::Int(-1));
     assert!(rx.try_recv().is_err());
     // A new run records the newest version and takes the new branch.
     let h = rt.spawn(Spawn::workflow("new", "w.lua")).unwrap();
     assert_eq!((next(&rx), next(&rx)), (1, 2));
-    h.send("go", 0).unwrap();
+    h.try_send("go", 0).unwrap();
     assert_eq!(h.join_blocking().unwrap(), Value::Int(1));
     assert_eq!(
         names(&store, "new"),
@@ -671,7 +671,7 @@ fn side_effects_run_once_and_replay_their_value() {
 
     let rt = runtime(&store, src(), &tx, true);
     let (_, h) = rt.recovered().remove(0);
-    h.send("go", 0).unwrap();
+    h.try_send("go", 0).unwrap();
     let expected: Value = [
         ("id", Value::from("se")),
         ("total", Value::Int(110)),
@@ -697,7 +697,7 @@ fn side_effects_run_once_and_replay_their_value() {
         .spawn(Spawn::script("se.lua").policy(WorkflowStore::default_policy().allow_module("bank")))
         .unwrap();
     assert_eq!((next(&rx), next(&rx), next(&rx)), (5, 6, 7));
-    h.send("go", 0).unwrap();
+    h.try_send("go", 0).unwrap();
     let Value::Map(mut plain) = expected else {
         unreachable!()
     };
@@ -735,7 +735,7 @@ fn retries_are_journaled_and_not_run_again_on_resume() {
 
     let rt = runtime(&store, src(), &tx, true);
     let (_, h) = rt.recovered().remove(0);
-    h.send("go", 0).unwrap();
+    h.try_send("go", 0).unwrap();
     assert_eq!(
         h.join_blocking().unwrap(),
         Value::Array(vec![
@@ -783,7 +783,7 @@ fn a_resume_runs_with_the_policy_the_workflow_started_with() {
 
     let rt = runtime(&store, src(), &tx, true);
     for (id, h) in rt.recovered() {
-        h.send("go", 0).unwrap();
+        h.try_send("go", 0).unwrap();
         let expected = if id == "narrow" {
             "PERMISSION_DENIED"
         } else {
@@ -846,7 +846,7 @@ fn a_running_workflows_published_state_is_queried_by_the_host() {
     for i in 1..=3 {
         let step = Value::Map([("step".to_owned(), Value::Int(i))].into_iter().collect());
         wait_published(&store, "p", "progress", step);
-        h.send("next", 0).unwrap();
+        h.try_send("next", 0).unwrap();
     }
     assert_eq!(h.join_blocking().unwrap(), Value::from("done"));
     let last = store.query("p", "progress").unwrap();

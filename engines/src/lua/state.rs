@@ -298,7 +298,10 @@ pub(crate) fn ret_to_lua(
         );
     }
     let (call, handler) = pending;
-    let call = match call_immediate(call) {
+    // SAFETY: `lua.state()` is the live state of the thread calling this
+    // module function; `lua_isyieldable` only reads it.
+    let can_wait = unsafe { mlua::ffi::lua_isyieldable(lua.state()) } != 0;
+    let call = match call_immediate(call, can_wait) {
         Ok(result) => return ret_to_lua(lua, handler.finish(result), false),
         Err(call) => call,
     };
@@ -332,7 +335,7 @@ pub(crate) fn stepping<R>(cx: &StepCx<'_>, resume: impl FnOnce() -> R) -> R {
 
 /// Answers `call` through the current step's context if its command is
 /// immediate; gives it back otherwise (or outside of a step).
-fn call_immediate(call: Call) -> Result<Result<Value, Error>, Call> {
+fn call_immediate(call: Call, can_wait: bool) -> Result<Result<Value, Error>, Call> {
     let cx = STEPPING.get();
     if cx.is_null() {
         return Err(call);
@@ -340,7 +343,7 @@ fn call_immediate(call: Call) -> Result<Result<Value, Error>, Call> {
     // SAFETY: `stepping` stores a context that outlives the resume it runs
     // and restores the previous pointer when the resume returns or
     // unwinds, so a non-null pointer read on this thread is a live context.
-    unsafe { &*cx }.call_immediate(call)
+    unsafe { &*cx }.call_immediate(call, can_wait)
 }
 
 /// The prelude-protocol values that resume a script after its command

@@ -47,7 +47,8 @@ pub mod ids {
     pub const TIME_MONOTONIC: CommandId = CommandId(3);
     /// `process.spawn(script, opts, ...)`: `{script, opts, args}`.
     pub const PROCESS_SPAWN: CommandId = CommandId(10);
-    /// `process.send(to, topic, payload)`: `{to, topic, payload}`.
+    /// `process.send(to, topic, payload, opts?)`: `{to, topic, payload,
+    /// timeout_ms?}`; waits while the mailbox is full.
     pub const PROCESS_SEND: CommandId = CommandId(11);
     /// `process.receive(topic?, timeout_ms?)`: `{topic, timeout_ms}`.
     pub const PROCESS_RECEIVE: CommandId = CommandId(12);
@@ -71,6 +72,9 @@ pub mod ids {
     pub const PROCESS_UNREGISTER: CommandId = CommandId(21);
     /// `process.whereis(name)` → pid or nil: `{name}`.
     pub const PROCESS_WHEREIS: CommandId = CommandId(22);
+    /// `process.try_send(to, topic, payload)`: `{to, topic, payload}`;
+    /// `RATE_LIMITED` at once when the mailbox is full.
+    pub const PROCESS_TRY_SEND: CommandId = CommandId(23);
     /// `supervisor.start(spec)` → pid: the spec table as given.
     pub const SUPERVISOR_START: CommandId = CommandId(50);
     /// `supervisor.which_children(pid)` → `[{id, pid?}]`: `{pid}`.

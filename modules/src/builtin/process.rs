@@ -2,7 +2,7 @@ use troupe_dispatcher::{Call, CommandId, Value};
 
 use super::{ids, map};
 use crate::types::{Decl, Field, Signature, Type, Types};
-use crate::{Class, ModuleDef, Ret};
+use crate::{Args, CallError, Class, ModuleDef, Ret};
 
 /// The type manifest of `process`.
 fn types() -> Types {
@@ -30,7 +30,19 @@ fn types() -> Types {
         .function(
             "send",
             Signature::new(
-                "Sends a message; `nil, err` with RATE_LIMITED (retryable) when the mailbox is full, NOT_FOUND when the process is gone.",
+                "Sends a message (to a pid or a registered name). While the receiver's mailbox is full the caller waits until it takes a message; `nil, err` with TIMEOUT after `opts.timeout`, NOT_FOUND when the process is gone or ends first. Where the caller cannot yield (a `table.sort` comparator) a full mailbox is RATE_LIMITED.",
+            )
+            .param("to", Type::String)
+            .param("topic", Type::String)
+            .optional("payload", Type::Any)
+            .optional("opts", Type::named("SendOptions"))
+            .returns(Type::Boolean)
+            .fallible(),
+        )
+        .function(
+            "try_send",
+            Signature::new(
+                "Sends a message without waiting: `nil, err` with RATE_LIMITED (retryable) when the mailbox is full, NOT_FOUND when the process is gone.",
             )
             .param("to", Type::String)
             .param("topic", Type::String)
@@ -143,6 +155,12 @@ fn types() -> Types {
             ],
         ))
         .decl(Decl::record(
+            "SendOptions",
+            "Options of `process.send`.",
+            [Field::optional("timeout", Type::union([Type::Number, Type::String]))
+                .doc("how long to wait for room in a full mailbox (ms or \"1.5s\"); forever if nil")],
+        ))
+        .decl(Decl::record(
             "Message",
             "A received message.",
             [
@@ -159,6 +177,37 @@ fn one_string(def: ModuleDef, name: &str, id: CommandId, field: &'static str) ->
         let v = args.string(0)?;
         Ok(Ret::Call(Call::new(id, map(vec![(field, Value::from(v))]))))
     })
+}
+
+/// The `{to, topic, payload}` call of a send.
+fn outgoing(args: &mut Args, id: CommandId) -> Result<Call, CallError> {
+    let to = args.string(0)?;
+    let topic = args.string(1)?;
+    let payload = args.take(2);
+    Ok(Call::new(
+        id,
+        map(vec![
+            ("to", Value::from(to)),
+            ("topic", Value::from(topic)),
+            ("payload", payload),
+        ]),
+    ))
+}
+
+/// A send's `opts.timeout` in ms: a number of ms or a duration text.
+fn send_timeout(args: &Args) -> Result<Option<f64>, CallError> {
+    let timeout = match args.get(3) {
+        Value::Nil => return Ok(None),
+        Value::Map(m) => m.get("timeout"),
+        Value::Array(a) if a.is_empty() => None,
+        _ => return Err(args.error(3, "table of options or nil").into()),
+    };
+    match timeout {
+        None | Some(Value::Nil) => Ok(None),
+        Some(v) => super::parse_duration_ms(v)
+            .map(Some)
+            .map_err(|e| CallError::Raise(args.error(3, e.message().to_owned()).into_error())),
+    }
 }
 
 /// `process`: identity, spawning, messaging, links, monitors, exits and
@@ -193,17 +242,15 @@ pub(super) fn module() -> ModuleDef {
             )))
         })
         .command("send", |_cx, mut args| {
-            let to = args.string(0)?;
-            let topic = args.string(1)?;
-            let payload = args.take(2);
-            Ok(Ret::Call(Call::new(
-                ids::PROCESS_SEND,
-                map(vec![
-                    ("to", Value::from(to)),
-                    ("topic", Value::from(topic)),
-                    ("payload", payload),
-                ]),
-            )))
+            let timeout = send_timeout(&args)?;
+            let mut call = outgoing(&mut args, ids::PROCESS_SEND)?;
+            if let (Some(ms), Value::Map(m)) = (timeout, &mut call.args) {
+                m.insert("timeout_ms".to_owned(), Value::Float(ms));
+            }
+            Ok(Ret::Call(call))
+        })
+        .command("try_send", |_cx, mut args| {
+            Ok(Ret::Call(outgoing(&mut args, ids::PROCESS_TRY_SEND)?))
         })
         .command("receive", |_cx, args| {
             let topic = args.opt_string(0)?;

@@ -1,0 +1,197 @@
+//! Sending with backpressure (see `mailbox.rs` for the queue side).
+//!
+//! Every send goes through [`Scheduler::deliver_with`]: the message goes
+//! straight to a `receive` that waits for it, or into the mailbox if there
+//! is room; otherwise the caller decides, under the mailbox's lock, what a
+//! full mailbox means: `try_send` refuses with `RATE_LIMITED`, a script's
+//! `send` parks itself as a [`BlockedSend`] (and arms its timeout), the
+//! host's awaits a oneshot. A receiver taking a message admits the first
+//! blocked send and wakes its sender ([`Scheduler::wake_sender`]); a
+//! receiver that ends fails every blocked sender with `NOT_FOUND`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use troupe_dispatcher::{Error, ErrorKind, Pid, Tag, Value};
+
+use crate::mailbox::{BlockedSend, Mailbox, Message, Offered, SendWaker};
+use crate::scheduler::Scheduler;
+use crate::table::Endpoint;
+use crate::timers::TimerAction;
+
+/// What became of a message handed to [`Scheduler::deliver_with`].
+pub(crate) enum Delivery<R> {
+    /// Queued, or given to the waiting `receive`.
+    Delivered,
+    /// The mailbox was full: what the caller's `full` made of it.
+    Full(R),
+}
+
+/// `NOT_FOUND` for a send to a process that is not alive ("noproc").
+pub(crate) fn noproc(to: Pid) -> Error {
+    Error::not_found(format!("process {to} does not exist (noproc)"))
+}
+
+impl Scheduler {
+    /// Delivers `msg` to `to`: to its pending `receive` if that wants it,
+    /// else into its mailbox. A `bounded` send to a full mailbox goes to
+    /// `full` instead, still under the mailbox's lock, so a send that
+    /// parks itself there cannot miss the receiver making room.
+    pub(crate) fn deliver_with<R>(
+        &self,
+        to: Pid,
+        msg: Message,
+        bounded: bool,
+        full: impl FnOnce(&mut Mailbox, Message) -> R,
+    ) -> Result<Delivery<R>, Error> {
+        match self.table.endpoint(to) {
+            Some(Endpoint::Process(entry)) => {
+                let mut mb = entry.mailbox.lock();
+                if let Some(w) = mb.waiter.take_if(|w| w.wants(&msg)) {
+                    drop(mb);
+                    if let Some(key) = w.timer {
+                        self.timers.cancel(key);
+                    }
+                    self.complete_entry(entry, w.tag, Ok(msg.into_value()));
+                    return Ok(Delivery::Delivered);
+                }
+                Ok(queue(&mut mb, msg, bounded, full))
+            }
+            Some(Endpoint::Host(host)) => {
+                let delivery = queue(&mut host.mailbox.lock(), msg, bounded, full);
+                if matches!(delivery, Delivery::Delivered) {
+                    host.notify();
+                }
+                Ok(delivery)
+            }
+            None => Err(noproc(to)),
+        }
+    }
+
+    /// Delivers `msg` to `to` without waiting: `RATE_LIMITED` if its
+    /// mailbox is full, `NOT_FOUND` if it is gone.
+    pub fn deliver(&self, to: Pid, msg: Message) -> Result<(), Error> {
+        match self.deliver_with(to, msg, true, |mb, _| mb.full(to))? {
+            Delivery::Delivered => Ok(()),
+            Delivery::Full(e) => Err(e),
+        }
+    }
+
+    /// A script's `send` from `sender`, waiting in yield `tag`: delivered
+    /// now (true), or parked until the receiver makes room (false), with
+    /// a timeout whose timer key goes to `timer` (the sender's cell for
+    /// the timer of its command in flight). A process cannot wait for room
+    /// in its own mailbox: a send to itself never parks (`RATE_LIMITED`
+    /// when full).
+    pub(crate) fn send_or_block(
+        &self,
+        to: Pid,
+        msg: Message,
+        (sender, tag): (Pid, Tag),
+        timeout: Option<Duration>,
+        timer: &AtomicU64,
+    ) -> Result<bool, Error> {
+        if to == sender {
+            return self.deliver(to, msg).map(|()| true);
+        }
+        let parked = self.deliver_with(to, msg, true, |mb, msg| {
+            mb.block(BlockedSend {
+                msg,
+                waker: SendWaker::Process { pid: sender, tag },
+            });
+            // Armed under the mailbox's lock: the timer cannot fire before
+            // the send it cancels is in place.
+            if let Some(after) = timeout {
+                let action = TimerAction::SendTimeout {
+                    to,
+                    pid: sender,
+                    tag,
+                };
+                timer.store(self.add_timer(after, action).to_bits(), Ordering::Release);
+            }
+        })?;
+        Ok(matches!(parked, Delivery::Delivered))
+    }
+
+    /// The host's `send`: delivers now (`None`), or parks the message and
+    /// gives back where its outcome will arrive once `to` has room.
+    pub(crate) fn send_parked(
+        &self,
+        to: Pid,
+        msg: Message,
+    ) -> Result<Option<oneshot::Receiver<Result<(), Error>>>, Error> {
+        let parked = self.deliver_with(to, msg, true, |mb, msg| {
+            let (tx, rx) = oneshot::channel();
+            mb.block(BlockedSend {
+                msg,
+                waker: SendWaker::Host(tx),
+            });
+            rx
+        })?;
+        Ok(match parked {
+            Delivery::Delivered => None,
+            Delivery::Full(rx) => Some(rx),
+        })
+    }
+
+    /// Tells a blocked sender how its send ended: `Ok` once its message is
+    /// in the mailbox, an error if it never will be.
+    pub(crate) fn wake_sender(&self, waker: SendWaker, result: Result<(), Error>) {
+        match waker {
+            SendWaker::Host(tx) => {
+                let _ = tx.send(result);
+            }
+            SendWaker::Process { pid, tag } => {
+                if let Some(entry) = self.table.lookup(pid) {
+                    self.cancel_timer(&entry.sleep_timer);
+                    self.complete_entry(entry, tag, result.map(|()| Value::Bool(true)));
+                }
+            }
+        }
+    }
+
+    /// Fails the sends still waiting on the mailbox of `owner`, which ended.
+    pub(crate) fn fail_senders(&self, owner: Pid, wakers: Vec<SendWaker>) {
+        for waker in wakers {
+            self.wake_sender(waker, Err(noproc(owner)));
+        }
+    }
+
+    /// A blocked send's timeout fired: take its message back and fail it.
+    pub(crate) fn send_timed_out(&self, to: Pid, sender: Pid, tag: Tag) {
+        if let Some(entry) = self.table.lookup(sender) {
+            entry.sleep_timer.store(0, Ordering::Release);
+        }
+        let withdrawn = match self.table.endpoint(to) {
+            Some(Endpoint::Process(e)) => e.mailbox.lock().unblock(sender, tag),
+            Some(Endpoint::Host(h)) => h.mailbox.lock().unblock(sender, tag),
+            None => false,
+        };
+        if withdrawn {
+            let timeout = Error::new(
+                ErrorKind::Timeout,
+                format!("send to {to} timed out waiting for room in its mailbox"),
+            );
+            let waker = SendWaker::Process { pid: sender, tag };
+            self.wake_sender(waker, Err(timeout));
+        }
+    }
+}
+
+/// Queues `msg` in `mb`, or hands it to `full`.
+fn queue<R>(
+    mb: &mut Mailbox,
+    msg: Message,
+    bounded: bool,
+    full: impl FnOnce(&mut Mailbox, Message) -> R,
+) -> Delivery<R> {
+    if !bounded {
+        mb.queue.push_back(msg);
+        return Delivery::Delivered;
+    }
+    match mb.offer(msg) {
+        Offered::Queued => Delivery::Delivered,
+        Offered::Full(msg) => Delivery::Full(full(mb, msg)),
+    }
+}
