@@ -9,7 +9,6 @@ use troupe_dispatcher::{Error, Pid, Value};
 
 use crate::exit::Exit;
 use crate::mailbox::{Message, Taken};
-use crate::send::noproc;
 use crate::table::HostBox;
 use crate::{ProcessHandle, Runtime};
 
@@ -101,14 +100,8 @@ impl HostMailbox {
     /// reply to `msg.from`; waits while `to`'s mailbox is full.
     /// `NOT_FOUND` if `to` is not alive or ends before it takes the message.
     pub async fn send(&self, to: Pid, topic: &str, payload: impl Into<Value>) -> Result<(), Error> {
-        match self
-            .rt
-            .sched()
-            .send_parked(to, self.message(topic, payload))?
-        {
-            None => Ok(()),
-            Some(parked) => parked.await.unwrap_or_else(|_| Err(noproc(to))),
-        }
+        let msg = self.message(topic, payload);
+        self.rt.sched().send_parked(to, msg)?.wait().await
     }
 
     /// Sends without waiting: `RATE_LIMITED` if `to`'s mailbox is full.

@@ -12,7 +12,6 @@ use crate::journal::JournalStore;
 use crate::mailbox::Message;
 use crate::reload::Reloader;
 use crate::scheduler::{Scheduler, SchedulerParts, Sink};
-use crate::send::noproc;
 use crate::{Limits, Spawn, builtins, journaled};
 
 /// Configures and starts a [`Runtime`].
@@ -384,13 +383,8 @@ impl Runtime {
         topic: &str,
         payload: impl Into<Value>,
     ) -> Result<(), Error> {
-        match self
-            .sched()
-            .send_parked(pid, host_message(topic, payload))?
-        {
-            None => Ok(()),
-            Some(parked) => parked.await.unwrap_or_else(|_| Err(noproc(pid))),
-        }
+        let msg = host_message(topic, payload);
+        self.sched().send_parked(pid, msg)?.wait().await
     }
 
     /// [`Runtime::send`] for synchronous hosts: blocks the calling thread
@@ -402,13 +396,8 @@ impl Runtime {
         topic: &str,
         payload: impl Into<Value>,
     ) -> Result<(), Error> {
-        match self
-            .sched()
-            .send_parked(pid, host_message(topic, payload))?
-        {
-            None => Ok(()),
-            Some(parked) => parked.blocking_recv().unwrap_or_else(|_| Err(noproc(pid))),
-        }
+        let msg = host_message(topic, payload);
+        self.sched().send_parked(pid, msg)?.wait_blocking()
     }
 
     /// Sends without waiting: `RATE_LIMITED` if `pid`'s mailbox is full,

@@ -28,6 +28,30 @@ pub(crate) enum Delivery<R> {
     Full(R),
 }
 
+/// A host's send, delivered or parked on a full mailbox.
+pub(crate) struct HostSend {
+    to: Pid,
+    parked: Option<oneshot::Receiver<Result<(), Error>>>,
+}
+
+impl HostSend {
+    /// Waits until the message is in the mailbox.
+    pub async fn wait(self) -> Result<(), Error> {
+        match self.parked {
+            None => Ok(()),
+            Some(rx) => rx.await.unwrap_or_else(|_| Err(noproc(self.to))),
+        }
+    }
+
+    /// [`HostSend::wait`], blocking the calling thread.
+    pub fn wait_blocking(self) -> Result<(), Error> {
+        match self.parked {
+            None => Ok(()),
+            Some(rx) => rx.blocking_recv().unwrap_or_else(|_| Err(noproc(self.to))),
+        }
+    }
+}
+
 /// `NOT_FOUND` for a send to a process that is not alive ("noproc").
 pub(crate) fn noproc(to: Pid) -> Error {
     Error::not_found(format!("process {to} does not exist (noproc)"))
@@ -114,13 +138,9 @@ impl Scheduler {
         Ok(matches!(parked, Delivery::Delivered))
     }
 
-    /// The host's `send`: delivers now (`None`), or parks the message and
-    /// gives back where its outcome will arrive once `to` has room.
-    pub(crate) fn send_parked(
-        &self,
-        to: Pid,
-        msg: Message,
-    ) -> Result<Option<oneshot::Receiver<Result<(), Error>>>, Error> {
+    /// The host's `send`: delivers now, or parks the message; the
+    /// [`HostSend`] tells when it went through.
+    pub(crate) fn send_parked(&self, to: Pid, msg: Message) -> Result<HostSend, Error> {
         let parked = self.deliver_with(to, msg, true, |mb, msg| {
             let (tx, rx) = oneshot::channel();
             mb.block(BlockedSend {
@@ -129,9 +149,12 @@ impl Scheduler {
             });
             rx
         })?;
-        Ok(match parked {
-            Delivery::Delivered => None,
-            Delivery::Full(rx) => Some(rx),
+        Ok(HostSend {
+            to,
+            parked: match parked {
+                Delivery::Delivered => None,
+                Delivery::Full(rx) => Some(rx),
+            },
         })
     }
 
