@@ -66,10 +66,28 @@ impl From<Result<Value, Error>> for Exit {
     }
 }
 
+/// A result kept until someone takes it, its error boxed: a slot holding
+/// one is a [`Value`]'s size (32 B), not an [`Error`]'s (64 B), and errors
+/// are the rare case.
+#[derive(Clone, Debug)]
+pub(crate) struct Kept(Result<Value, Box<Error>>);
+
+impl Kept {
+    /// Keeps `r`.
+    pub fn new(r: Result<Value, Error>) -> Self {
+        Self(r.map_err(Box::new))
+    }
+
+    /// The result kept.
+    pub fn into_result(self) -> Result<Value, Error> {
+        self.0.map_err(|e| *e)
+    }
+}
+
 /// Where a finished process's result goes, for whoever joins it.
 #[derive(Default)]
 pub(crate) struct ExitCell {
-    value: Mutex<Option<Result<Value, Error>>>,
+    value: Mutex<Option<Kept>>,
     cv: Condvar,
     notify: tokio::sync::Notify,
 }
@@ -77,7 +95,7 @@ pub(crate) struct ExitCell {
 impl ExitCell {
     /// Stores the result and wakes every joiner.
     pub fn set(&self, r: Result<Value, Error>) {
-        *self.value.lock() = Some(r);
+        *self.value.lock() = Some(Kept::new(r));
         self.cv.notify_all();
         self.notify.notify_waiters();
     }
@@ -89,7 +107,7 @@ impl ExitCell {
             tokio::pin!(notified);
             notified.as_mut().enable();
             if let Some(r) = self.value.lock().clone() {
-                return r;
+                return r.into_result();
             }
             notified.await;
         }
@@ -100,7 +118,7 @@ impl ExitCell {
         let mut v = self.value.lock();
         loop {
             if let Some(r) = v.clone() {
-                return r;
+                return r.into_result();
             }
             self.cv.wait(&mut v);
         }

@@ -110,8 +110,9 @@ pub(crate) struct Mailbox {
     pub queue: VecDeque<Message>,
     pub capacity: usize,
     pub waiter: Option<Waiter>,
-    /// Sends suspended on a full queue, first come first admitted.
-    pub blocked: VecDeque<BlockedSend>,
+    /// Sends suspended on a full queue, first come first admitted (made on
+    /// the first, since most mailboxes never fill: 8 bytes, not 32).
+    blocked: Option<Box<VecDeque<BlockedSend>>>,
 }
 
 impl Mailbox {
@@ -120,8 +121,13 @@ impl Mailbox {
             queue: VecDeque::new(),
             capacity,
             waiter: None,
-            blocked: VecDeque::new(),
+            blocked: None,
         }
+    }
+
+    /// The blocked sends, if there ever were any.
+    fn blocked(&mut self) -> Option<&mut VecDeque<BlockedSend>> {
+        self.blocked.as_deref_mut()
     }
 
     /// The `RATE_LIMITED` error of a full mailbox of `owner`.
@@ -134,7 +140,8 @@ impl Mailbox {
 
     /// Queues `msg` if there is room (and no earlier send waits for it).
     pub fn offer(&mut self, msg: Message) -> Offered {
-        if self.queue.len() >= self.capacity || !self.blocked.is_empty() {
+        let blocked = self.blocked.as_ref().is_some_and(|b| !b.is_empty());
+        if self.queue.len() >= self.capacity || blocked {
             return Offered::Full(msg);
         }
         self.queue.push_back(msg);
@@ -143,7 +150,7 @@ impl Mailbox {
 
     /// Parks a send until there is room for its message.
     pub fn block(&mut self, blocked: BlockedSend) {
-        self.blocked.push_back(blocked);
+        self.blocked.get_or_insert_default().push_back(blocked);
     }
 
     /// Removes and returns the first message on `topic` (any topic if
@@ -160,11 +167,12 @@ impl Mailbox {
             return Some(Taken { msg, admitted });
         }
         // Nothing queued: the message may still be waiting for room.
+        let blocked = self.blocked()?;
         let at = match topic {
             None => 0,
-            Some(t) => self.blocked.iter().position(|b| b.msg.topic == t)?,
+            Some(t) => blocked.iter().position(|b| b.msg.topic == t)?,
         };
-        let BlockedSend { msg, waker } = self.blocked.remove(at)?;
+        let BlockedSend { msg, waker } = blocked.remove(at)?;
         Some(Taken {
             msg,
             admitted: Some(waker),
@@ -176,7 +184,7 @@ impl Mailbox {
         if self.queue.len() >= self.capacity {
             return None;
         }
-        let BlockedSend { msg, waker } = self.blocked.pop_front()?;
+        let BlockedSend { msg, waker } = self.blocked()?.pop_front()?;
         self.queue.push_back(msg);
         Some(waker)
     }
@@ -184,17 +192,22 @@ impl Mailbox {
     /// Takes back the blocked send of process `pid` waiting on yield `tag`
     /// (its timeout fired); false if it went through meanwhile.
     pub fn unblock(&mut self, pid: Pid, tag: Tag) -> bool {
-        let at = self.blocked.iter().position(
+        let Some(blocked) = self.blocked() else {
+            return false;
+        };
+        let at = blocked.iter().position(
             |b| matches!(b.waker, SendWaker::Process { pid: p, tag: t } if p == pid && t == tag),
         );
-        at.and_then(|at| self.blocked.remove(at)).is_some()
+        at.and_then(|at| blocked.remove(at)).is_some()
     }
 
     /// Empties the mailbox of an owner that ended, giving back the wakers
     /// of the sends still waiting (they fail with `NOT_FOUND`).
     pub fn close(&mut self) -> Vec<SendWaker> {
         self.queue.clear();
-        self.blocked.drain(..).map(|b| b.waker).collect()
+        self.blocked
+            .take()
+            .map_or_else(Vec::new, |b| b.into_iter().map(|b| b.waker).collect())
     }
 }
 

@@ -57,7 +57,8 @@ pub(crate) struct Scheduler {
     pub modules: Arc<ModuleRegistry>,
     pub started: Instant,
     pub default_policy: Arc<Policy>,
-    pub default_limits: Limits,
+    /// Shared by every process spawned with them.
+    pub default_limits: Arc<Limits>,
     pub default_mailbox: usize,
     /// Where workflow journals live.
     pub journals: Option<Arc<dyn JournalStore>>,
@@ -91,7 +92,7 @@ impl Scheduler {
             modules: p.modules,
             started: Instant::now(),
             default_policy: p.default_policy,
-            default_limits: p.default_limits,
+            default_limits: Arc::new(p.default_limits),
             default_mailbox: p.default_mailbox,
             journals: p.journals,
             shutting_down: AtomicBool::new(false),

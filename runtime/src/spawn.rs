@@ -214,7 +214,7 @@ pub(crate) fn child_spec(
     }
     if let Some(t) = opts.get("timeout") {
         let ms = troupe_modules::builtin::parse_duration_ms(t)?;
-        let mut limits = parent.limits;
+        let mut limits = *parent.limits;
         let asked = std::time::Duration::from_secs_f64(ms / 1e3);
         limits.timeout = Some(limits.timeout.map_or(asked, |own| own.min(asked)));
         spec.limits = Some(limits);

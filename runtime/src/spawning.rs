@@ -91,10 +91,13 @@ impl Scheduler {
                 policy: &policy,
             })?),
         };
-        let limits = spec
-            .limits
-            .or(parent.map(|p| p.limits))
-            .unwrap_or(self.default_limits);
+        // Shared with the parent or the defaults when the same.
+        let limits = match (spec.limits, parent) {
+            (None, Some(p)) => Arc::clone(&p.limits),
+            (None, None) => Arc::clone(&self.default_limits),
+            (Some(l), _) if l == *self.default_limits => Arc::clone(&self.default_limits),
+            (Some(l), _) => Arc::new(l),
+        };
         let process = engine.instantiate(
             &program,
             ProcessInit {
@@ -105,7 +108,7 @@ impl Scheduler {
                 entry: spec.entry,
                 policy: Arc::clone(&policy),
                 modules: Arc::clone(&self.modules),
-                limits,
+                limits: *limits,
                 source: Arc::clone(self.programs.source()),
                 lightweight: spec.lightweight,
             },
@@ -172,7 +175,7 @@ impl Scheduler {
             pid,
             key: n.key,
             policy: n.policy,
-            limits: n.limits,
+            limits: Arc::new(n.limits),
             mailbox: self.default_mailbox,
             process: make(pid),
             exit: n.exit,

@@ -313,7 +313,7 @@ impl Scheduler {
     ) -> Result<(Pid, Children), Error> {
         sup.validate()?;
         let (key, policy, limits) = match parent {
-            Some(p) => (p.key.clone(), Arc::clone(&p.policy), p.limits),
+            Some(p) => (p.key.to_string(), Arc::clone(&p.policy), *p.limits),
             None => {
                 for c in &mut sup.children {
                     c.spawn
@@ -321,7 +321,7 @@ impl Scheduler {
                         .get_or_insert_with(|| Arc::clone(&self.default_policy));
                 }
                 let trusted = Arc::new(troupe_modules::Policy::trusted());
-                ("supervisor".to_owned(), trusted, self.default_limits)
+                ("supervisor".to_owned(), trusted, *self.default_limits)
             }
         };
         let shared: Children = Arc::new(Mutex::new(Vec::new()));

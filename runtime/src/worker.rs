@@ -14,10 +14,10 @@
 
 use std::sync::Arc;
 
-use troupe_dispatcher::{Call, Dispatched, Error, ErrorKind, HandlerCx, Tag};
+use troupe_dispatcher::{Call, Dispatched, Error, ErrorKind, HandlerCx, Tag, Value};
 use troupe_modules::builtin::ids;
 
-use crate::entry::{Entry, Slot};
+use crate::entry::{Entry, Next, Slot};
 use crate::exit::{self, Exit};
 use crate::scheduler::Scheduler;
 use crate::state::{Park, Signal};
@@ -29,8 +29,8 @@ const INLINE_BURST: u32 = 64;
 
 /// What the step loop does after a step.
 enum Flow {
-    /// Run the process again: its input is known.
-    Again,
+    /// Run the process again with this result (an immediate command's).
+    Again(Result<Value, Error>),
     /// Take the completion if it came, else park.
     Wait,
     /// Its time slice is up: to the back of the run queue.
@@ -71,8 +71,9 @@ impl Scheduler {
         }
         let mut slot = entry.slot.lock();
         let mut burst = 0;
+        let mut ready = None;
         loop {
-            let Some(input) = input(&entry, &mut slot) else {
+            let Some(input) = input(&entry, &mut slot, ready.take()) else {
                 drop(slot);
                 match entry.state.park() {
                     Park::Parked => return,
@@ -91,13 +92,15 @@ impl Scheduler {
             };
             match flow {
                 Flow::Wait => {}
-                Flow::Again => {
+                Flow::Again(result) => {
                     burst += 1;
                     if burst >= INLINE_BURST {
+                        entry.hold(result);
                         drop(slot);
                         self.requeue(entry);
                         return;
                     }
+                    ready = Some(result);
                 }
                 Flow::Preempted => {
                     drop(slot);
@@ -148,7 +151,7 @@ impl Scheduler {
             }
             Step::Yield(call) => self.dispatch(entry, slot, call),
             Step::Preempted => {
-                slot.next = Some(Resume::Continue);
+                slot.next = Some(Next::Continue);
                 Flow::Preempted
             }
             Step::Done(v) => Flow::End(Exit::Normal(v)),
@@ -162,8 +165,7 @@ impl Scheduler {
         match self.dispatcher.dispatch(&hcx, call) {
             Dispatched::Ready(r) => {
                 entry.expect(0);
-                slot.next = Some(Resume::Return(r));
-                Flow::Again
+                Flow::Again(r)
             }
             Dispatched::Pending(abort) => {
                 slot.abort = abort;
@@ -181,12 +183,16 @@ impl Scheduler {
     }
 }
 
-/// What the process is resumed with: a result already known, the
-/// completion that came, or (woken by a signal only) `Continue`, for the
-/// signal to end it; `None` to keep waiting.
-fn input(entry: &Entry, slot: &mut Slot) -> Option<Resume> {
+/// What the process is resumed with: the result of the immediate command
+/// it just yielded, its first step or a continuation, the completion that
+/// came, or (woken by a signal only) `Continue`, for the signal to end it;
+/// `None` to keep waiting.
+fn input(entry: &Entry, slot: &mut Slot, ready: Option<Result<Value, Error>>) -> Option<Resume> {
+    if let Some(result) = ready {
+        return Some(Resume::Return(result));
+    }
     if let Some(next) = slot.next.take() {
-        return Some(next);
+        return Some(next.into());
     }
     if let Some(result) = entry.take_completion() {
         return Some(Resume::Return(result));
