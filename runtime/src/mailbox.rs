@@ -112,8 +112,13 @@ pub(crate) struct Mailbox {
     pub waiter: Option<Waiter>,
     /// Sends suspended on a full queue, first come first admitted (made on
     /// the first, since most mailboxes never fill: 8 bytes, not 32).
-    blocked: Option<Box<VecDeque<BlockedSend>>>,
+    blocked: Option<Box<Blocked>>,
 }
+
+/// The FIFO of blocked sends, boxed by its mailbox: a pointer there
+/// instead of a `VecDeque`'s four words.
+#[derive(Debug, Default)]
+struct Blocked(VecDeque<BlockedSend>);
 
 impl Mailbox {
     pub fn new(capacity: usize) -> Self {
@@ -127,7 +132,7 @@ impl Mailbox {
 
     /// The blocked sends, if there ever were any.
     fn blocked(&mut self) -> Option<&mut VecDeque<BlockedSend>> {
-        self.blocked.as_deref_mut()
+        self.blocked.as_deref_mut().map(|b| &mut b.0)
     }
 
     /// The `RATE_LIMITED` error of a full mailbox of `owner`.
@@ -140,7 +145,7 @@ impl Mailbox {
 
     /// Queues `msg` if there is room (and no earlier send waits for it).
     pub fn offer(&mut self, msg: Message) -> Offered {
-        let blocked = self.blocked.as_ref().is_some_and(|b| !b.is_empty());
+        let blocked = self.blocked.as_ref().is_some_and(|b| !b.0.is_empty());
         if self.queue.len() >= self.capacity || blocked {
             return Offered::Full(msg);
         }
@@ -150,7 +155,7 @@ impl Mailbox {
 
     /// Parks a send until there is room for its message.
     pub fn block(&mut self, blocked: BlockedSend) {
-        self.blocked.get_or_insert_default().push_back(blocked);
+        self.blocked.get_or_insert_default().0.push_back(blocked);
     }
 
     /// Removes and returns the first message on `topic` (any topic if
@@ -207,7 +212,7 @@ impl Mailbox {
         self.queue.clear();
         self.blocked
             .take()
-            .map_or_else(Vec::new, |b| b.into_iter().map(|b| b.waker).collect())
+            .map_or_else(Vec::new, |b| b.0.into_iter().map(|b| b.waker).collect())
     }
 }
 
