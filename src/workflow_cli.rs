@@ -255,7 +255,7 @@ fn show_json(h: &Header, history: &[Entry]) -> Value {
             let mut m = std::collections::BTreeMap::new();
             m.insert("step".to_owned(), Value::from(i + 1));
             m.insert("command".to_owned(), Value::from(name.as_str()));
-            m.insert("args".to_owned(), call.args.clone());
+            m.insert("args".to_owned(), call.args().into_owned());
             m.insert("result".to_owned(), outcome(result));
             m.insert("at_ms".to_owned(), Value::from(*at_ms));
             Value::Map(m)
@@ -314,10 +314,9 @@ fn show_table(h: &Header, history: &[Entry]) -> String {
             [
                 (i + 1).to_string(),
                 name.clone(),
-                if call.args.is_nil() {
-                    String::new()
-                } else {
-                    call.args.to_json()
+                match call.args() {
+                    args if args.is_nil() => String::new(),
+                    args => args.to_json(),
                 },
                 outcome_text(result),
             ]

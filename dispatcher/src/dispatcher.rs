@@ -14,7 +14,6 @@
 //!   event happens (a timer fires, a message arrives); it may also answer at
 //!   once (`process.receive` with a message already queued).
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -22,7 +21,7 @@ use std::sync::Arc;
 
 use tokio::task::AbortHandle;
 
-use crate::{Call, Command, CommandId, Error, IoPool, Pid, Value, from_value, to_value};
+use crate::{Call, Command, CommandId, Error, IoPool, Pid, Value, to_value};
 
 /// Identifies one yield of one process, so a late completion for an earlier
 /// yield is recognised and dropped.
@@ -82,12 +81,6 @@ pub struct HandlerCx<'a> {
     pub tag: Tag,
     /// Where a later completion goes.
     pub sink: &'a Arc<dyn CompletionSink>,
-    /// The dispatching runtime, for the handlers it registered itself
-    /// (they downcast it to the runtime's own type and skip looking it up);
-    /// opaque to the dispatcher, `None` where there is none.
-    pub runtime: Option<&'a (dyn Any + Send + Sync)>,
-    /// The yielding process as the runtime keeps it, likewise.
-    pub process: Option<&'a (dyn Any + Send + Sync)>,
     /// Whether the caller could wait if a [probe] does not answer: false
     /// inside the script's call where it cannot yield (a `table.sort`
     /// comparator), so the probe must answer, e.g. with a refusal.
@@ -118,10 +111,10 @@ pub enum Dispatched {
 }
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<Value, Error>> + Send>>;
-type InlineFn = dyn Fn(&HandlerCx<'_>, Value) -> Result<Value, Error> + Send + Sync;
-type AsyncFn = dyn Fn(Pid, Value) -> BoxFuture + Send + Sync;
-type DeferredFn = dyn Fn(&HandlerCx<'_>, Value) -> Dispatched + Send + Sync;
-type ProbeFn = dyn Fn(&HandlerCx<'_>, Value) -> Result<Result<Value, Error>, Value> + Send + Sync;
+type InlineFn = dyn Fn(&HandlerCx<'_>, Call) -> Result<Value, Error> + Send + Sync;
+type AsyncFn = dyn Fn(Pid, Call) -> BoxFuture + Send + Sync;
+type DeferredFn = dyn Fn(&HandlerCx<'_>, Call) -> Dispatched + Send + Sync;
+type ProbeFn = dyn Fn(&HandlerCx<'_>, Call) -> Result<Result<Value, Error>, Call> + Send + Sync;
 
 enum Handler {
     Inline(Box<InlineFn>),
@@ -173,7 +166,11 @@ impl DispatcherBuilder {
     where
         F: Fn(&HandlerCx<'_>, Value) -> Result<Value, Error> + Send + Sync + 'static,
     {
-        self.insert(id, name, Handler::Inline(Box::new(f)))
+        self.insert(
+            id,
+            name,
+            Handler::Inline(Box::new(move |cx, call| f(cx, call.into_args()))),
+        )
     }
 
     /// Registers an inline handler that may also run inside the script's
@@ -185,7 +182,11 @@ impl DispatcherBuilder {
     where
         F: Fn(&HandlerCx<'_>, Value) -> Result<Value, Error> + Send + Sync + 'static,
     {
-        self.insert(id, name, Handler::Immediate(Box::new(f)))
+        self.insert(
+            id,
+            name,
+            Handler::Immediate(Box::new(move |cx, call| f(cx, call.into_args()))),
+        )
     }
 
     /// Registers an async handler run on the IO pool.
@@ -202,7 +203,9 @@ impl DispatcherBuilder {
         self.insert(
             id,
             name,
-            Handler::Async(Box::new(move |pid, args| Box::pin(f(pid, args)))),
+            Handler::Async(Box::new(move |pid, call| {
+                Box::pin(f(pid, call.into_args()))
+            })),
         )
     }
 
@@ -211,7 +214,11 @@ impl DispatcherBuilder {
     where
         F: Fn(&HandlerCx<'_>, Value) -> Dispatched + Send + Sync + 'static,
     {
-        self.insert(id, name, Handler::Deferred(Box::new(f), None))
+        self.insert(
+            id,
+            name,
+            Handler::Deferred(Box::new(move |cx, call| f(cx, call.into_args())), None),
+        )
     }
 
     /// Registers a deferred handler `f` with an immediate `probe`: inside
@@ -236,7 +243,13 @@ impl DispatcherBuilder {
         self.insert(
             id,
             name,
-            Handler::Deferred(Box::new(f), Some(Box::new(probe))),
+            Handler::Deferred(
+                Box::new(move |cx, call| f(cx, call.into_args())),
+                Some(Box::new(move |cx, call: Call| {
+                    let id = call.id;
+                    probe(cx, call.into_args()).map_err(|args| Call::new(id, args))
+                })),
+            ),
         )
     }
 
@@ -246,9 +259,18 @@ impl DispatcherBuilder {
         C: Command,
         F: Fn(&HandlerCx<'_>, C) -> Result<C::Output, Error> + Send + Sync + 'static,
     {
-        self.inline(C::ID, C::NAME, move |cx, args| {
-            to_value(&f(cx, from_value::<C>(&args)?)?)
-        })
+        let f = move |cx: &HandlerCx<'_>, call: Call| to_value(&f(cx, call.into_command::<C>()?)?);
+        self.insert(C::ID, C::NAME, Handler::Inline(Box::new(f)))
+    }
+
+    /// Registers a typed [immediate](Self::immediate) handler for command `C`.
+    pub fn immediate_command<C, F>(&mut self, f: F) -> Result<&mut Self, Error>
+    where
+        C: Command,
+        F: Fn(&HandlerCx<'_>, C) -> Result<C::Output, Error> + Send + Sync + 'static,
+    {
+        let f = move |cx: &HandlerCx<'_>, call: Call| to_value(&f(cx, call.into_command::<C>()?)?);
+        self.insert(C::ID, C::NAME, Handler::Immediate(Box::new(f)))
     }
 
     /// Registers a typed async handler for command `C`.
@@ -259,10 +281,11 @@ impl DispatcherBuilder {
         Fut: Future<Output = Result<C::Output, Error>> + Send + 'static,
     {
         let f = Arc::new(f);
-        self.asynchronous(C::ID, C::NAME, move |pid, args| {
+        let run = move |pid, call: Call| -> BoxFuture {
             let f = Arc::clone(&f);
-            async move { to_value(&f(pid, from_value::<C>(&args)?).await?) }
-        })
+            Box::pin(async move { to_value(&f(pid, call.into_command::<C>()?).await?) })
+        };
+        self.insert(C::ID, C::NAME, Handler::Async(Box::new(run)))
     }
 
     /// Freezes the registry into a table indexed by command id, so a
@@ -299,10 +322,10 @@ impl Dispatcher {
             ))));
         };
         match &reg.handler {
-            Handler::Inline(f) | Handler::Immediate(f) => Dispatched::Ready(f(cx, call.args)),
-            Handler::Deferred(f, _) => f(cx, call.args),
+            Handler::Inline(f) | Handler::Immediate(f) => Dispatched::Ready(f(cx, call)),
+            Handler::Deferred(f, _) => f(cx, call),
             Handler::Async(f) => {
-                let fut = f(cx.pid, call.args);
+                let fut = f(cx.pid, call);
                 let completer = cx.completer();
                 let task = self.io.spawn(async move { completer.complete(fut.await) });
                 Dispatched::Pending(Some(task.abort_handle()))
@@ -321,10 +344,8 @@ impl Dispatcher {
         call: Call,
     ) -> Result<Result<Value, Error>, Call> {
         match self.registered(call.id).map(|r| &r.handler) {
-            Some(Handler::Immediate(f)) => Ok(f(cx, call.args)),
-            Some(Handler::Deferred(_, Some(probe))) => {
-                probe(cx, call.args).map_err(|args| Call { id: call.id, args })
-            }
+            Some(Handler::Immediate(f)) => Ok(f(cx, call)),
+            Some(Handler::Deferred(_, Some(probe))) => probe(cx, call),
             _ => Err(call),
         }
     }
@@ -387,8 +408,6 @@ mod tests {
             pid: Pid::new(0, 1),
             tag: 5,
             sink: &sink,
-            runtime: None,
-            process: None,
             can_wait: true,
         };
 

@@ -1,78 +1,31 @@
-//! Handlers for the commands of the built-in `time` and `process` modules.
-//! They need the scheduler (timers, mailboxes, the process table, links and
-//! names), so they live here rather than beside the module definitions. The self-contained
-//! `rand` and `uuid` handlers come from `troupe-modules`.
+//! Handlers for the commands of the built-in `time`, `process`,
+//! `supervisor` and `workflow` modules that are not yet typed (the message
+//! path is, in `commands.rs`). They need the scheduler (the process table,
+//! links and names), so they live here rather than beside the module
+//! definitions. The self-contained `rand` and `uuid` handlers come from
+//! `troupe-modules`.
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use troupe_dispatcher::{Dispatched, DispatcherBuilder, Error, ErrorKind, HandlerCx, Pid, Value};
+use troupe_dispatcher::{DispatcherBuilder, Error, ErrorKind, HandlerCx, Pid, Value};
 use troupe_modules::builtin::ids;
 
 use crate::Supervisor;
 use crate::entry::Entry;
 use crate::exit::Exit;
-use crate::mailbox::{Mailbox, Message, SendWaker, Waiter};
 use crate::scheduler::Scheduler;
-use crate::send::Delivery;
 use crate::supervisor_spec;
-use crate::timers::TimerAction;
-
-/// The scheduler a handler serves: the dispatching one, borrowed (no
-/// reference count touched on the hot path), or the weak link upgraded.
-enum Sched<'a> {
-    Dispatching(&'a Scheduler),
-    Upgraded(Arc<Scheduler>),
-}
-
-impl std::ops::Deref for Sched<'_> {
-    type Target = Scheduler;
-
-    fn deref(&self) -> &Scheduler {
-        match self {
-            Sched::Dispatching(s) => s,
-            Sched::Upgraded(s) => s,
-        }
-    }
-}
-
-fn scheduler<'a>(cx: &HandlerCx<'a>, s: &Weak<Scheduler>) -> Result<Sched<'a>, Error> {
-    if let Some(s) = cx.runtime.and_then(|r| r.downcast_ref::<Scheduler>()) {
-        return Ok(Sched::Dispatching(s));
-    }
-    upgrade(s).map(Sched::Upgraded)
-}
 
 fn upgrade(s: &Weak<Scheduler>) -> Result<Arc<Scheduler>, Error> {
     s.upgrade()
         .ok_or_else(|| Error::new(ErrorKind::Canceled, "runtime shut down"))
 }
 
-/// Runs `f` on the yielding process's entry: the one the scheduler passed
-/// along, else looked up. `CANCELED` if it is gone.
-fn with_process<R>(
-    cx: &HandlerCx<'_>,
-    s: &Scheduler,
-    f: impl FnOnce(&Arc<Entry>) -> R,
-) -> Result<R, Error> {
-    let passed = cx
-        .process
-        .and_then(|p| p.downcast_ref::<Arc<Entry>>())
-        .filter(|e| e.pid == cx.pid);
-    match passed {
-        Some(entry) => Ok(f(entry)),
-        None => s
-            .table
-            .lookup(cx.pid)
-            .map(|entry| f(&entry))
-            .ok_or_else(|| Error::new(ErrorKind::Canceled, "process is gone")),
-    }
-}
-
-/// A script's milliseconds as a duration; too large for one is forever.
-fn millis(ms: f64) -> Duration {
-    Duration::try_from_secs_f64(ms / 1e3).unwrap_or(Duration::MAX)
+/// The yielding process's entry; `CANCELED` if it is gone.
+fn caller(cx: &HandlerCx<'_>, s: &Scheduler) -> Result<Arc<Entry>, Error> {
+    s.table
+        .lookup(cx.pid)
+        .ok_or_else(|| Error::new(ErrorKind::Canceled, "process is gone"))
 }
 
 fn field<'a>(args: &'a Value, name: &str) -> &'a Value {
@@ -83,42 +36,11 @@ fn field<'a>(args: &'a Value, name: &str) -> &'a Value {
 pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<(), Error> {
     troupe_modules::builtin::register_handlers(b)?;
 
-    b.immediate(ids::TIME_NOW, "time.now", |_, _| {
-        let ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64() * 1e3);
-        Ok(Value::Float(ms))
-    })?;
-
     let s = sched.clone();
-    b.immediate(ids::TIME_MONOTONIC, "time.monotonic", move |cx, _| {
+    b.immediate(ids::TIME_MONOTONIC, "time.monotonic", move |_, _| {
         Ok(Value::Float(
-            scheduler(cx, &s)?.started.elapsed().as_secs_f64() * 1e3,
+            upgrade(&s)?.started.elapsed().as_secs_f64() * 1e3,
         ))
-    })?;
-
-    let s = sched.clone();
-    b.deferred(ids::TIME_SLEEP, "time.sleep", move |cx, args| {
-        let ms = field(&args, "ms").as_f64().unwrap_or(0.0);
-        if ms.is_nan() || ms <= 0.0 {
-            return Dispatched::Ready(Ok(Value::Nil));
-        }
-        let s = match scheduler(cx, &s) {
-            Ok(s) => s,
-            Err(e) => return Dispatched::Ready(Err(e)),
-        };
-        let action = TimerAction::Wake {
-            pid: cx.pid,
-            tag: cx.tag,
-        };
-        let slept = with_process(cx, &s, |entry| {
-            let key = s.add_timer(millis(ms), action);
-            entry.sleep_timer.store(key.to_bits(), Ordering::Release);
-        });
-        match slept {
-            Ok(()) => Dispatched::Pending(None),
-            Err(e) => Dispatched::Ready(Err(e)),
-        }
     })?;
 
     let s = sched.clone();
@@ -136,197 +58,13 @@ pub(crate) fn register(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Re
         }
     })?;
 
-    // A send is answered inside the script's call when there is room; a
-    // full mailbox yields it and parks the sender until the receiver makes
-    // room (or its timeout passes). Where the script cannot yield, a full
-    // mailbox is RATE_LIMITED, as for `try_send`.
-    let s = sched.clone();
-    let probe_s = sched.clone();
-    b.probed(
-        ids::PROCESS_SEND,
-        "process.send",
-        move |cx, args| {
-            let Ok(s) = scheduler(cx, &probe_s) else {
-                return Err(args);
-            };
-            let timeout = field(&args, "timeout_ms").clone();
-            let (to, msg) = match outgoing(&s, cx.pid, args) {
-                Ok(parts) => parts,
-                Err(e) => return Ok(Err(e)),
-            };
-            let full = |mb: &mut Mailbox, msg| (mb.full(to), msg);
-            match s.deliver_with(to, msg, true, full) {
-                Ok(Delivery::Delivered) => Ok(Ok(Value::Bool(true))),
-                Err(e) => Ok(Err(e)),
-                Ok(Delivery::Full((e, _))) if !cx.can_wait || to == cx.pid => Ok(Err(e)),
-                Ok(Delivery::Full((_, msg))) => Err(send_args(to, msg, timeout)),
-            }
-        },
-        move |cx, args| {
-            let s = match scheduler(cx, &s) {
-                Ok(s) => s,
-                Err(e) => return Dispatched::Ready(Err(e)),
-            };
-            let timeout = field(&args, "timeout_ms").as_f64().map(millis);
-            let sent = outgoing(&s, cx.pid, args).and_then(|(to, msg)| {
-                with_process(cx, &s, |me| {
-                    s.send_or_block(to, msg, (cx.pid, cx.tag), timeout, &me.sleep_timer)
-                })?
-            });
-            match sent {
-                Ok(true) => Dispatched::Ready(Ok(Value::Bool(true))),
-                Ok(false) => Dispatched::Pending(None),
-                Err(e) => Dispatched::Ready(Err(e)),
-            }
-        },
-    )?;
-
-    let s = sched.clone();
-    b.immediate(
-        ids::PROCESS_TRY_SEND,
-        "process.try_send",
-        move |cx, args| {
-            let s = scheduler(cx, &s)?;
-            let (to, msg) = outgoing(&s, cx.pid, args)?;
-            s.deliver(to, msg)?;
-            Ok(Value::Bool(true))
-        },
-    )?;
-
-    // The probe answers inside the script's call when a message is queued
-    // (or the timeout is 0); otherwise the receive is yielded and waits.
-    let s = sched.clone();
-    let probe_s = sched.clone();
-    b.probed(
-        ids::PROCESS_RECEIVE,
-        "process.receive",
-        move |cx, args| {
-            let Ok(s) = scheduler(cx, &probe_s) else {
-                return Err(args);
-            };
-            let (topic, timeout) = receive_args(&args);
-            let now = with_process(cx, &s, |entry| {
-                receive_now(&mut entry.mailbox.lock(), topic.as_deref(), timeout)
-            });
-            match now {
-                Ok(Some((now, admitted))) => {
-                    admit(&s, admitted);
-                    Ok(now)
-                }
-                _ => Err(args),
-            }
-        },
-        move |cx, args| {
-            let s = match scheduler(cx, &s) {
-                Ok(s) => s,
-                Err(e) => return Dispatched::Ready(Err(e)),
-            };
-            let (topic, timeout) = receive_args(&args);
-            let received = with_process(cx, &s, |entry| {
-                let mut mb = entry.mailbox.lock();
-                if let Some(now) = receive_now(&mut mb, topic.as_deref(), timeout) {
-                    return Ok(now);
-                }
-                // The timer starts under the mailbox lock: a message cannot take
-                // the waiter before it knows the timer to cancel, and the timer
-                // cannot fire before the waiter is in place.
-                let timer = timeout.map(|ms| {
-                    let action = TimerAction::ReceiveTimeout {
-                        pid: cx.pid,
-                        tag: cx.tag,
-                    };
-                    s.add_timer(millis(ms), action)
-                });
-                mb.waiter = Some(Waiter {
-                    topic,
-                    tag: cx.tag,
-                    timer,
-                });
-                Err(())
-            });
-            match received {
-                Ok(Ok((now, admitted))) => {
-                    admit(&s, admitted);
-                    Dispatched::Ready(now)
-                }
-                Ok(Err(())) => Dispatched::Pending(None),
-                Err(e) => Dispatched::Ready(Err(e)),
-            }
-        },
-    )?;
-
     let s = sched.clone();
     b.inline(ids::PROCESS_SPAWN, "process.spawn", move |cx, args| {
-        let s = scheduler(cx, &s)?;
-        let pid = with_process(cx, &s, |parent| s.spawn_child(parent, args))??;
+        let s = upgrade(&s)?;
+        let pid = s.spawn_child(&*caller(cx, &s)?, args)?;
         Ok(Value::from(pid.to_string()))
     })?;
     register_links(b, sched)
-}
-
-/// A `receive`'s topic and timeout (ms).
-fn receive_args(args: &Value) -> (Option<String>, Option<f64>) {
-    let topic = field(args, "topic").as_str().map(str::to_owned);
-    (topic, field(args, "timeout_ms").as_f64())
-}
-
-/// What a `receive` gets without waiting, if anything: the first queued
-/// message on `topic` (and the blocked sender its place went to), or a
-/// timeout when it may not wait.
-fn receive_now(
-    mb: &mut Mailbox,
-    topic: Option<&str>,
-    timeout: Option<f64>,
-) -> Option<(Result<Value, Error>, Option<SendWaker>)> {
-    if let Some(taken) = mb.take(topic) {
-        return Some((Ok(taken.msg.into_value()), taken.admitted));
-    }
-    timeout.is_some_and(|ms| ms.is_nan() || ms <= 0.0).then(|| {
-        (
-            Err(Error::new(ErrorKind::Timeout, "receive timed out")),
-            None,
-        )
-    })
-}
-
-/// Wakes the sender a `receive` made room for (outside the mailbox's lock).
-fn admit(s: &Scheduler, admitted: Option<SendWaker>) {
-    if let Some(waker) = admitted {
-        s.wake_sender(waker, Ok(()));
-    }
-}
-
-/// A send's destination and message, from its `{to, topic, payload}`.
-fn outgoing(s: &Scheduler, from: Pid, args: Value) -> Result<(Pid, Message), Error> {
-    let to = s
-        .table
-        .resolve(field(&args, "to").as_str().unwrap_or_default())?;
-    let Value::Map(mut m) = args else {
-        return Err(Error::invalid("bad send arguments"));
-    };
-    let topic = match m.remove("topic") {
-        Some(Value::String(t)) => t,
-        _ => return Err(Error::invalid("process.send: topic must be a string")),
-    };
-    let payload = m.remove("payload").unwrap_or_default();
-    let msg = Message {
-        from: Some(from),
-        topic,
-        payload,
-    };
-    Ok((to, msg))
-}
-
-/// The arguments of a send given back by its probe, to be yielded.
-fn send_args(to: Pid, msg: Message, timeout_ms: Value) -> Value {
-    let mut m = std::collections::BTreeMap::new();
-    if !timeout_ms.is_nil() {
-        m.insert("timeout_ms".to_owned(), timeout_ms);
-    }
-    m.insert("to".to_owned(), Value::from(to.to_string()));
-    m.insert("topic".to_owned(), Value::String(msg.topic));
-    m.insert("payload".to_owned(), msg.payload);
-    Value::Map(m)
 }
 
 /// The pid named by `args.pid`: a pid's text form or a registered name.
@@ -343,21 +81,21 @@ fn name(args: &Value) -> &str {
 fn register_links(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<(), Error> {
     let s = sched.clone();
     b.inline(ids::PROCESS_LINK, "process.link", move |cx, args| {
-        let s = scheduler(cx, &s)?;
+        let s = upgrade(&s)?;
         s.link(cx.pid, target(&s, &args)?)?;
         Ok(Value::Bool(true))
     })?;
 
     let s = sched.clone();
     b.inline(ids::PROCESS_UNLINK, "process.unlink", move |cx, args| {
-        let s = scheduler(cx, &s)?;
+        let s = upgrade(&s)?;
         s.table.unlink(cx.pid, target(&s, &args)?);
         Ok(Value::Bool(true))
     })?;
 
     let s = sched.clone();
     b.inline(ids::PROCESS_MONITOR, "process.monitor", move |cx, args| {
-        let s = scheduler(cx, &s)?;
+        let s = upgrade(&s)?;
         Ok(Value::Int(s.monitor(cx.pid, target(&s, &args)?)?))
     })?;
 
@@ -367,7 +105,7 @@ fn register_links(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<
         "process.demonitor",
         move |cx, args| {
             let r = field(&args, "ref").as_i64().unwrap_or_default();
-            Ok(Value::Bool(scheduler(cx, &s)?.table.demonitor(cx.pid, r)))
+            Ok(Value::Bool(upgrade(&s)?.table.demonitor(cx.pid, r)))
         },
     )?;
 
@@ -377,15 +115,13 @@ fn register_links(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<
         "process.trap_exits",
         move |cx, args| {
             let on = field(&args, "on").as_bool().unwrap_or_default();
-            Ok(Value::Bool(
-                scheduler(cx, &s)?.table.trap_exits(cx.pid, on)?,
-            ))
+            Ok(Value::Bool(upgrade(&s)?.table.trap_exits(cx.pid, on)?))
         },
     )?;
 
     let s = sched.clone();
-    b.inline(ids::PROCESS_KILL, "process.kill", move |cx, args| {
-        let s = scheduler(cx, &s)?;
+    b.inline(ids::PROCESS_KILL, "process.kill", move |_, args| {
+        let s = upgrade(&s)?;
         Ok(Value::Bool(s.stop(target(&s, &args)?, Exit::Killed)))
     })?;
 
@@ -394,7 +130,7 @@ fn register_links(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<
         ids::PROCESS_REGISTER,
         "process.register",
         move |cx, args| {
-            scheduler(cx, &s)?.table.register(cx.pid, name(&args))?;
+            upgrade(&s)?.table.register(cx.pid, name(&args))?;
             Ok(Value::Bool(true))
         },
     )?;
@@ -404,14 +140,14 @@ fn register_links(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<
         ids::PROCESS_UNREGISTER,
         "process.unregister",
         move |cx, args| {
-            scheduler(cx, &s)?.table.unregister(cx.pid, name(&args))?;
+            upgrade(&s)?.table.unregister(cx.pid, name(&args))?;
             Ok(Value::Bool(true))
         },
     )?;
 
     let s = sched.clone();
-    b.immediate(ids::PROCESS_WHEREIS, "process.whereis", move |cx, args| {
-        let pid = scheduler(cx, &s)?.table.whereis(name(&args));
+    b.immediate(ids::PROCESS_WHEREIS, "process.whereis", move |_, args| {
+        let pid = upgrade(&s)?.table.whereis(name(&args));
         Ok(pid.map_or(Value::Nil, |p| Value::from(p.to_string())))
     })?;
 
@@ -421,10 +157,7 @@ fn register_links(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<
         "supervisor.start",
         move |cx, args| {
             let s = upgrade(&s)?;
-            let parent = s
-                .table
-                .lookup(cx.pid)
-                .ok_or_else(|| Error::new(ErrorKind::Canceled, "calling process is gone"))?;
+            let parent = caller(cx, &s)?;
             let sup = Supervisor::from_value(&parent, &args)?;
             let (pid, _) = s.start_supervisor(sup, Some(&parent), None)?;
             Ok(Value::from(pid.to_string()))
@@ -435,8 +168,8 @@ fn register_links(b: &mut DispatcherBuilder, sched: &Weak<Scheduler>) -> Result<
     b.inline(
         ids::SUPERVISOR_CHILDREN,
         "supervisor.which_children",
-        move |cx, args| {
-            let s = scheduler(cx, &s)?;
+        move |_, args| {
+            let s = upgrade(&s)?;
             let pid = target(&s, &args)?;
             let children = s
                 .table

@@ -14,6 +14,7 @@
 //! never lost.
 
 mod builtins;
+mod commands;
 mod engine;
 mod entry;
 mod exit;

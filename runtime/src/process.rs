@@ -1,8 +1,11 @@
 use std::cell::RefCell;
+use std::sync::Arc;
 
-use troupe_dispatcher::{Call, CommandId, Completer, Dispatcher, Error, HandlerCx, Pid, Value};
+use troupe_dispatcher::{Call, CommandId, Completer, Error, Pid, Tag, Value};
 
+use crate::entry::Entry;
 use crate::journal::Journal;
+use crate::scheduler::Scheduler;
 
 /// How a process is resumed.
 #[derive(Debug)]
@@ -39,8 +42,9 @@ pub struct StepCx<'a> {
 enum Immediate<'a> {
     /// Nobody: every command is yielded.
     None,
-    /// The dispatcher, with the process's handler context.
-    Dispatcher(&'a Dispatcher, HandlerCx<'a>),
+    /// The runtime, for the process of this entry, in the yield of this
+    /// tag.
+    Runtime(&'a Scheduler, &'a Arc<Entry>, Tag),
     /// A workflow's journal, for what it answers by itself.
     Journal(RefCell<&'a mut dyn Journal>),
 }
@@ -55,14 +59,14 @@ impl<'a> StepCx<'a> {
     }
 
     /// A context in which [immediate] commands are answered inside the
-    /// step, by `dispatcher` with `cx` (whose tag is the one the step's
-    /// yield will get).
+    /// step, by the runtime's typed handlers or the host's dispatcher;
+    /// `tag` is the one the step's yield will get.
     ///
     /// [immediate]: troupe_dispatcher::DispatcherBuilder::immediate
-    pub(crate) fn with_immediate(pid: Pid, dispatcher: &'a Dispatcher, cx: HandlerCx<'a>) -> Self {
+    pub(crate) fn with_runtime(sched: &'a Scheduler, entry: &'a Arc<Entry>, tag: Tag) -> Self {
         Self {
-            pid,
-            immediate: Immediate::Dispatcher(dispatcher, cx),
+            pid: entry.pid,
+            immediate: Immediate::Runtime(sched, entry, tag),
         }
     }
 
@@ -80,7 +84,7 @@ impl<'a> StepCx<'a> {
     /// without a completion sink.
     pub(crate) fn completer(&self) -> Option<Completer> {
         match &self.immediate {
-            Immediate::Dispatcher(_, cx) => Some(cx.completer()),
+            Immediate::Runtime(sched, entry, tag) => Some(sched.completer(entry.pid, *tag)),
             _ => None,
         }
     }
@@ -88,7 +92,7 @@ impl<'a> StepCx<'a> {
     /// The name command `id` is registered under.
     pub(crate) fn command_name(&self, id: CommandId) -> &str {
         match &self.immediate {
-            Immediate::Dispatcher(dispatcher, _) => dispatcher.name(id),
+            Immediate::Runtime(sched, ..) => sched.command_name(id),
             _ => None,
         }
         .unwrap_or("unknown command")
@@ -101,12 +105,12 @@ impl<'a> StepCx<'a> {
     /// cannot yield (see [`HandlerCx::can_wait`]).
     ///
     /// [immediate]: troupe_dispatcher::DispatcherBuilder::immediate
+    /// [`HandlerCx::can_wait`]: troupe_dispatcher::HandlerCx::can_wait
     pub fn call_immediate(&self, call: Call, can_wait: bool) -> Result<Result<Value, Error>, Call> {
         match &self.immediate {
             Immediate::None => Err(call),
-            Immediate::Dispatcher(dispatcher, cx) => {
-                let cx = HandlerCx { can_wait, ..*cx };
-                dispatcher.call_immediate(&cx, call)
+            Immediate::Runtime(sched, entry, tag) => {
+                sched.call_immediate(entry, *tag, call, can_wait)
             }
             Immediate::Journal(journal) => match journal.try_borrow_mut() {
                 Ok(mut journal) => journal.immediate(call),

@@ -202,6 +202,7 @@ impl RuntimeBuilder {
             })
         });
         registered?;
+        sched.builtins.check(&sched.dispatcher)?;
         let mut threads = Vec::with_capacity(workers);
         for i in 0..workers {
             let s = Arc::clone(&sched);

@@ -31,6 +31,7 @@ use troupe_modules::{ModuleRegistry, Policy};
 use troupe_sources::Source;
 
 use crate::Limits;
+use crate::commands::Builtins;
 use crate::engine::Engine;
 use crate::entry::Entry;
 use crate::exit::Exit;
@@ -53,6 +54,8 @@ pub(crate) struct Scheduler {
     pub timers: Timers,
     pub programs: Programs,
     pub dispatcher: Dispatcher,
+    /// The commands the runtime handles itself, typed.
+    pub builtins: Builtins,
     pub sink: Arc<dyn CompletionSink>,
     pub modules: Arc<ModuleRegistry>,
     pub started: Instant,
@@ -88,6 +91,7 @@ impl Scheduler {
             timers: Timers::new(),
             programs: Programs::new(p.engines, p.source),
             dispatcher: p.dispatcher,
+            builtins: Builtins::new(),
             sink: p.sink,
             modules: p.modules,
             started: Instant::now(),

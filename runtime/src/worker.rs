@@ -14,9 +14,12 @@
 
 use std::sync::Arc;
 
-use troupe_dispatcher::{Call, Dispatched, Error, ErrorKind, HandlerCx, Tag, Value};
+use troupe_dispatcher::{
+    Call, CommandId, Completer, Dispatched, Error, ErrorKind, HandlerCx, Pid, Tag, Value,
+};
 use troupe_modules::builtin::ids;
 
+use crate::commands::Cx;
 use crate::entry::{Entry, Next, Slot};
 use crate::exit::{self, Exit};
 use crate::scheduler::Scheduler;
@@ -119,16 +122,56 @@ impl Scheduler {
         }
     }
 
-    /// The handler context of `entry`'s yield `tag`.
-    fn handler_cx<'a>(&'a self, entry: &'a Arc<Entry>, tag: Tag) -> HandlerCx<'a> {
+    /// The host's handler context of `pid`'s yield `tag`.
+    fn handler_cx(&self, pid: Pid, tag: Tag, can_wait: bool) -> HandlerCx<'_> {
         HandlerCx {
-            pid: entry.pid,
+            pid,
             tag,
             sink: &self.sink,
-            runtime: Some(self),
-            process: Some(entry),
-            can_wait: true,
+            can_wait,
         }
+    }
+
+    /// The runtime's typed context of `entry`'s yield `tag`.
+    fn cx<'a>(&'a self, entry: &'a Arc<Entry>, tag: Tag, can_wait: bool) -> Cx<'a> {
+        Cx {
+            sched: self,
+            entry,
+            tag,
+            can_wait,
+        }
+    }
+
+    /// Answers `call` inside the script's call of `entry`'s process (whose
+    /// next yield gets `tag`) when its command can answer now: the
+    /// runtime's typed handler, else the host's dispatcher (see
+    /// [`StepCx::call_immediate`]).
+    pub(crate) fn call_immediate(
+        &self,
+        entry: &Arc<Entry>,
+        tag: Tag,
+        call: Call,
+        can_wait: bool,
+    ) -> Result<Result<Value, Error>, Call> {
+        match self.builtins.now(&self.cx(entry, tag, can_wait), call) {
+            Ok(answer) => Ok(answer),
+            Err((call, true)) => Err(call),
+            Err((call, false)) => {
+                let hcx = self.handler_cx(entry.pid, tag, can_wait);
+                self.dispatcher.call_immediate(&hcx, call)
+            }
+        }
+    }
+
+    /// The name command `id` is registered under, by the runtime or the
+    /// host.
+    pub(crate) fn command_name(&self, id: CommandId) -> Option<&str> {
+        self.builtins.name(id).or_else(|| self.dispatcher.name(id))
+    }
+
+    /// A completer for `pid`'s yield `tag`.
+    pub(crate) fn completer(&self, pid: Pid, tag: Tag) -> Completer {
+        self.handler_cx(pid, tag, true).completer()
     }
 
     /// Runs the process until its next yield; `None` if it has ended.
@@ -138,8 +181,7 @@ impl Scheduler {
         let tag = slot.next_tag();
         entry.expect(tag);
         let process = slot.process.as_mut()?;
-        let hcx = self.handler_cx(entry, tag);
-        let mut cx = StepCx::with_immediate(entry.pid, &self.dispatcher, hcx);
+        let mut cx = StepCx::with_runtime(self, entry, tag);
         Some(process.step(&mut cx, input))
     }
 
@@ -147,7 +189,7 @@ impl Scheduler {
     fn outcome(&self, entry: &Arc<Entry>, slot: &mut Slot, step: Step) -> Flow {
         match step {
             Step::Yield(call) if call.id == ids::PROCESS_EXIT => {
-                Flow::End(exit::from_exit_call(call.args.get("reason")))
+                Flow::End(exit::from_exit_call(call.args().get("reason")))
             }
             Step::Yield(call) => self.dispatch(entry, slot, call),
             Step::Preempted => {
@@ -159,10 +201,18 @@ impl Scheduler {
         }
     }
 
-    /// Dispatches a yielded command under the step's tag.
+    /// Dispatches a yielded command under the step's tag: to the runtime's
+    /// own typed handler, else to the host's dispatcher.
     fn dispatch(&self, entry: &Arc<Entry>, slot: &mut Slot, call: Call) -> Flow {
-        let hcx = self.handler_cx(entry, slot.tag());
-        match self.dispatcher.dispatch(&hcx, call) {
+        let tag = slot.tag();
+        let dispatched = self
+            .builtins
+            .dispatch(&self.cx(entry, tag, true), call)
+            .unwrap_or_else(|call| {
+                let hcx = self.handler_cx(entry.pid, tag, true);
+                self.dispatcher.dispatch(&hcx, call)
+            });
+        match dispatched {
             Dispatched::Ready(r) => {
                 entry.expect(0);
                 Flow::Again(r)

@@ -55,7 +55,7 @@ pub(crate) struct WorkflowJournal {
 
 /// The text argument `key` of `call` (empty if it has none).
 fn text_arg(call: &Call, key: &str) -> String {
-    call.args
+    call.args()
         .get(key)
         .and_then(Value::as_str)
         .unwrap_or_default()
@@ -75,7 +75,7 @@ pub(crate) fn recorded_versions(history: &[Entry]) -> HashMap<String, i64> {
         .iter()
         .filter(|e| is_marker(e))
         .filter_map(|Entry::Command { call, result, .. }| {
-            let change = call.args.get("change_id")?.as_str()?.to_owned();
+            let change = call.args().get("change_id")?.as_str()?.to_owned();
             Some((change, result.as_ref().ok()?.as_i64()?))
         })
         .collect()
@@ -98,7 +98,7 @@ impl WorkflowJournal {
     /// A durable sleep: the deadline is journaled when the sleep starts, so
     /// after a restart it waits only for what is left.
     fn sleep(&mut self, call: &Call) -> Call {
-        let ms = call.args.get("ms").and_then(Value::as_f64).unwrap_or(0.0);
+        let ms = call.args().get("ms").and_then(Value::as_f64).unwrap_or(0.0);
         let now = now_ms();
         let deadline = match self.timers.get(&self.next_step) {
             Some(d) => *d,
@@ -136,7 +136,8 @@ impl WorkflowJournal {
 
     /// `workflow.version(change, min, max)`, Temporal's `GetVersion`.
     fn version(&mut self, call: &Call) -> Result<i64, Error> {
-        let arg = |k: &str| call.args.get(k).and_then(Value::as_i64).unwrap_or(0);
+        let args = call.args();
+        let arg = |k: &str| args.get(k).and_then(Value::as_i64).unwrap_or(0);
         let (min, max) = (arg("min"), arg("max"));
         let change = text_arg(call, "change_id");
         let version = match self.versions.get(&change) {
@@ -177,7 +178,7 @@ impl WorkflowJournal {
             return Ok(());
         }
         let key = text_arg(call, "key");
-        let value = encode(call.args.get("value").unwrap_or(&Value::Nil))?;
+        let value = encode(call.args().get("value").unwrap_or(&Value::Nil))?;
         self.store.db()?.send(Op::Publish {
             id: Arc::clone(&self.id),
             key,
@@ -213,7 +214,8 @@ impl WorkflowJournal {
         if call.id != ids::PROCESS_RECEIVE {
             return None;
         }
-        let wanted = call.args.get("topic").and_then(Value::as_str);
+        let args = call.args();
+        let wanted = args.get("topic").and_then(Value::as_str);
         let at = self.inbox.iter().position(|(_, m)| {
             wanted.is_none_or(|t| m.get("topic").and_then(Value::as_str) == Some(t))
         })?;
@@ -254,7 +256,7 @@ impl WorkflowJournal {
             }
             ids::WORKFLOW_SIDE_EFFECT if self.side_effects > 1 => {
                 self.side_effects -= 1;
-                Before::Replay(side_effect_result(&call.args))
+                Before::Replay(side_effect_result(&call.args()))
             }
             ids::WORKFLOW_SIDE_EFFECT => {
                 self.side_effects = 0;

@@ -86,10 +86,11 @@ impl Entry {
 /// A command in one line: its name, then its arguments as JSON if any
 /// (`time.now`, `time.sleep {"ms":10.0}`).
 pub fn describe(name: &str, call: &Call) -> String {
-    if call.args.is_nil() {
+    let args = call.args();
+    if args.is_nil() {
         name.to_owned()
     } else {
-        format!("{name} {}", call.args.to_json())
+        format!("{name} {}", args.to_json())
     }
 }
 

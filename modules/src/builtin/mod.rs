@@ -4,6 +4,7 @@
 //! first), and `time`, `process`, `supervisor` (commands handled by the
 //! runtime).
 
+pub mod commands;
 mod encoding;
 mod errors;
 pub mod expr;

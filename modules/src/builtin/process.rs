@@ -1,5 +1,6 @@
 use troupe_dispatcher::{Call, CommandId, Value};
 
+use super::commands::{Receive, Send, Target, TrySend};
 use super::{ids, map};
 use crate::types::{Decl, Field, Signature, Type, Types};
 use crate::{Args, CallError, Class, ModuleDef, Ret};
@@ -179,19 +180,11 @@ fn one_string(def: ModuleDef, name: &str, id: CommandId, field: &'static str) ->
     })
 }
 
-/// The `{to, topic, payload}` call of a send.
-fn outgoing(args: &mut Args, id: CommandId) -> Result<Call, CallError> {
-    let to = args.string(0)?;
+/// The destination, topic and payload of a send.
+fn outgoing(args: &mut Args) -> Result<(Target, String, Value), CallError> {
+    let to = Target::parse(args.string(0)?)?;
     let topic = args.string(1)?;
-    let payload = args.take(2);
-    Ok(Call::new(
-        id,
-        map(vec![
-            ("to", Value::from(to)),
-            ("topic", Value::from(topic)),
-            ("payload", payload),
-        ]),
-    ))
+    Ok((to, topic, args.take(2)))
 }
 
 /// A send's `opts.timeout` in ms: a number of ms or a duration text.
@@ -242,29 +235,26 @@ pub(super) fn module() -> ModuleDef {
             )))
         })
         .command("send", |_cx, mut args| {
-            let timeout = send_timeout(&args)?;
-            let mut call = outgoing(&mut args, ids::PROCESS_SEND)?;
-            if let (Some(ms), Value::Map(m)) = (timeout, &mut call.args) {
-                m.insert("timeout_ms".to_owned(), Value::Float(ms));
-            }
-            Ok(Ret::Call(call))
+            let timeout_ms = send_timeout(&args)?;
+            let (to, topic, payload) = outgoing(&mut args)?;
+            Ok(Ret::Call(Call::typed(Send {
+                to,
+                topic,
+                payload,
+                timeout_ms,
+            })))
         })
         .command("try_send", |_cx, mut args| {
-            Ok(Ret::Call(outgoing(&mut args, ids::PROCESS_TRY_SEND)?))
+            let (to, topic, payload) = outgoing(&mut args)?;
+            Ok(Ret::Call(Call::typed(TrySend { to, topic, payload })))
         })
         .command("receive", |_cx, args| {
             let topic = args.opt_string(0)?;
-            let timeout = args.opt_number(1)?;
-            if timeout.is_some_and(|t| t.is_nan() || t < 0.0) {
+            let timeout_ms = args.opt_number(1)?;
+            if timeout_ms.is_some_and(|t| t.is_nan() || t < 0.0) {
                 return Err(args.error(1, "non-negative timeout in ms").into());
             }
-            Ok(Ret::Call(Call::new(
-                ids::PROCESS_RECEIVE,
-                map(vec![
-                    ("topic", Value::from(topic)),
-                    ("timeout_ms", Value::from(timeout)),
-                ]),
-            )))
+            Ok(Ret::Call(Call::typed(Receive { topic, timeout_ms })))
         })
         .command("exit", |_cx, mut args| {
             let reason = args.take(0);

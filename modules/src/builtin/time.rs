@@ -1,7 +1,6 @@
-use std::collections::BTreeMap;
-
 use troupe_dispatcher::{Call, Error, Value};
 
+use super::commands::{Now, Sleep};
 use super::ids;
 use crate::types::{Signature, Type, Types};
 use crate::{Class, ModuleDef, Ret};
@@ -75,18 +74,14 @@ pub(super) fn module() -> ModuleDef {
                     .param("duration", Type::union([Type::Number, Type::String])),
                 ),
         )
-        .command("now", |_cx, _args| {
-            Ok(Ret::Call(Call::new(ids::TIME_NOW, ())))
-        })
+        .command("now", |_cx, _args| Ok(Ret::Call(Call::typed(Now))))
         .command("monotonic", |_cx, _args| {
             Ok(Ret::Call(Call::new(ids::TIME_MONOTONIC, ())))
         })
         .command("sleep", |_cx, args| {
             let ms = parse_duration_ms(args.get(0))
                 .map_err(|_| args.error(0, "duration (ms or \"1.5s\")"))?;
-            let mut m = BTreeMap::new();
-            m.insert("ms".to_owned(), Value::Float(ms));
-            Ok(Ret::Call(Call::new(ids::TIME_SLEEP, Value::Map(m))))
+            Ok(Ret::Call(Call::typed(Sleep { ms })))
         })
 }
 
