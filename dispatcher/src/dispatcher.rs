@@ -116,6 +116,15 @@ type AsyncFn = dyn Fn(Pid, Call) -> BoxFuture + Send + Sync;
 type DeferredFn = dyn Fn(&HandlerCx<'_>, Call) -> Dispatched + Send + Sync;
 type ProbeFn = dyn Fn(&HandlerCx<'_>, Call) -> Result<Result<Value, Error>, Call> + Send + Sync;
 
+/// An inline handler of typed command `C` as the dispatcher keeps it.
+fn typed<C, F>(f: F) -> Box<InlineFn>
+where
+    C: Command,
+    F: Fn(&HandlerCx<'_>, C) -> Result<C::Output, Error> + Send + Sync + 'static,
+{
+    Box::new(move |cx, call| to_value(&f(cx, call.into_command::<C>()?)?))
+}
+
 enum Handler {
     Inline(Box<InlineFn>),
     /// Inline, and safe to run inside the script's call (see
@@ -259,8 +268,7 @@ impl DispatcherBuilder {
         C: Command,
         F: Fn(&HandlerCx<'_>, C) -> Result<C::Output, Error> + Send + Sync + 'static,
     {
-        let f = move |cx: &HandlerCx<'_>, call: Call| to_value(&f(cx, call.into_command::<C>()?)?);
-        self.insert(C::ID, C::NAME, Handler::Inline(Box::new(f)))
+        self.insert(C::ID, C::NAME, Handler::Inline(typed(f)))
     }
 
     /// Registers a typed [immediate](Self::immediate) handler for command `C`.
@@ -269,8 +277,7 @@ impl DispatcherBuilder {
         C: Command,
         F: Fn(&HandlerCx<'_>, C) -> Result<C::Output, Error> + Send + Sync + 'static,
     {
-        let f = move |cx: &HandlerCx<'_>, call: Call| to_value(&f(cx, call.into_command::<C>()?)?);
-        self.insert(C::ID, C::NAME, Handler::Immediate(Box::new(f)))
+        self.insert(C::ID, C::NAME, Handler::Immediate(typed(f)))
     }
 
     /// Registers a typed async handler for command `C`.

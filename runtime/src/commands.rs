@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use troupe_dispatcher::{
     Call, Command, CommandId, Dispatched, Dispatcher, Error, ErrorKind, Pid, Tag, Value,
 };
-use troupe_modules::builtin::commands::{Now, Receive, Send, Sleep, Target, TrySend};
+use troupe_modules::builtin::commands::{Now, Outgoing, Receive, Send, Sleep, Target, TrySend};
 
 use crate::entry::Entry;
 use crate::mailbox::{Mailbox, Message, SendWaker, Waiter};
@@ -161,18 +161,14 @@ fn target(s: &Scheduler, to: &Target) -> Result<Pid, Error> {
 }
 
 /// A send's destination and message.
-fn outgoing(
-    cx: &Cx<'_>,
-    to: &Target,
-    topic: String,
-    payload: Value,
-) -> Result<(Pid, Message), Error> {
+fn outgoing(cx: &Cx<'_>, out: Outgoing) -> Result<(Pid, Message), Error> {
+    let to = target(cx.sched, &out.to)?;
     let msg = Message {
         from: Some(cx.entry.pid),
-        topic,
-        payload,
+        topic: out.topic,
+        payload: out.payload,
     };
-    Ok((target(cx.sched, to)?, msg))
+    Ok((to, msg))
 }
 
 /// A send is answered inside the script's call when there is room; a full
@@ -187,7 +183,7 @@ impl Builtin for Send {
             Err(e) => return Ok(Err(e)),
         };
         let timeout_ms = send.timeout_ms;
-        let (to, msg) = match outgoing(cx, &send.to, send.topic, send.payload) {
+        let (to, msg) = match outgoing(cx, send.msg) {
             Ok(parts) => parts,
             Err(e) => return Ok(Err(e)),
         };
@@ -197,9 +193,11 @@ impl Builtin for Send {
             Err(e) => Ok(Err(e)),
             Ok(Delivery::Full((e, _))) if !cx.can_wait || to == cx.entry.pid => Ok(Err(e)),
             Ok(Delivery::Full((_, msg))) => Err(Call::typed(Send {
-                to: Target::Pid(to),
-                topic: msg.topic,
-                payload: msg.payload,
+                msg: Outgoing {
+                    to: Target::Pid(to),
+                    topic: msg.topic,
+                    payload: msg.payload,
+                },
                 timeout_ms,
             })),
         }
@@ -207,7 +205,7 @@ impl Builtin for Send {
 
     fn handle(self, cx: &Cx<'_>) -> Dispatched {
         let timeout = self.timeout_ms.map(millis);
-        let sent = outgoing(cx, &self.to, self.topic, self.payload).and_then(|(to, msg)| {
+        let sent = outgoing(cx, self.msg).and_then(|(to, msg)| {
             let me = (cx.entry.pid, cx.tag);
             cx.sched
                 .send_or_block(to, msg, me, timeout, &cx.entry.sleep_timer)
@@ -231,8 +229,8 @@ impl Builtin for TrySend {
 }
 
 /// Delivers without waiting: `RATE_LIMITED` on a full mailbox.
-fn try_send(cx: &Cx<'_>, send: TrySend) -> Result<Value, Error> {
-    let (to, msg) = outgoing(cx, &send.to, send.topic, send.payload)?;
+fn try_send(cx: &Cx<'_>, TrySend(out): TrySend) -> Result<Value, Error> {
+    let (to, msg) = outgoing(cx, out)?;
     cx.sched.deliver(to, msg)?;
     Ok(Value::Bool(true))
 }

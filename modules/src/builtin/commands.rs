@@ -12,6 +12,18 @@ use troupe_dispatcher::{Command, CommandId, Error, Pid, Value};
 
 use super::ids;
 
+/// Implements [`Command`] for `$ty`: its id in [`ids`], its name and its
+/// output.
+macro_rules! command {
+    ($ty:ident, $id:ident, $name:literal, $out:ty) => {
+        impl Command for $ty {
+            const ID: CommandId = ids::$id;
+            const NAME: &'static str = $name;
+            type Output = $out;
+        }
+    };
+}
+
 /// Where a message goes: a pid (an integer pair, parsed once from its text)
 /// or a registered name. Serialized as the text a script gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,47 +67,43 @@ impl<'de> Deserialize<'de> for Target {
     }
 }
 
-/// `process.send(to, topic, payload, opts?)`: waits for room in a full
-/// mailbox.
+/// A message to send: where, its topic and its payload (`{to, topic,
+/// payload}` in value form).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Send {
+pub struct Outgoing {
     /// The receiver.
     pub to: Target,
     /// The message's topic.
     pub topic: String,
     /// The message's payload.
     pub payload: Value,
+}
+
+/// `process.send(to, topic, payload, opts?)`: waits for room in a full
+/// mailbox.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Send {
+    /// The message.
+    #[serde(flatten)]
+    pub msg: Outgoing,
     /// How long to wait for room, in ms (`opts.timeout`); forever if not
     /// given. Absent from the value form when not given, as journaled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<f64>,
 }
 
-impl Command for Send {
-    const ID: CommandId = ids::PROCESS_SEND;
-    const NAME: &'static str = "process.send";
-    type Output = bool;
-}
+command!(Send, PROCESS_SEND, "process.send", bool);
 
 /// `process.try_send(to, topic, payload)`: `RATE_LIMITED` on a full
 /// mailbox instead of waiting.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrySend {
-    /// The receiver.
-    pub to: Target,
-    /// The message's topic.
-    pub topic: String,
-    /// The message's payload.
-    pub payload: Value,
-}
+#[serde(transparent)]
+pub struct TrySend(pub Outgoing);
 
-impl Command for TrySend {
-    const ID: CommandId = ids::PROCESS_TRY_SEND;
-    const NAME: &'static str = "process.try_send";
-    type Output = bool;
-}
+command!(TrySend, PROCESS_TRY_SEND, "process.try_send", bool);
 
-/// `process.receive(topic?, timeout_ms?)`.
+/// `process.receive(topic?, timeout_ms?)`: answered with the message
+/// `{from, topic, payload}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Receive {
     /// Only messages of this topic, if given.
@@ -104,14 +112,10 @@ pub struct Receive {
     pub timeout_ms: Option<f64>,
 }
 
-impl Command for Receive {
-    const ID: CommandId = ids::PROCESS_RECEIVE;
-    const NAME: &'static str = "process.receive";
-    /// The message `{from, topic, payload}`.
-    type Output = Value;
-}
+command!(Receive, PROCESS_RECEIVE, "process.receive", Value);
 
-/// `time.now()`. No arguments: its value form is nil, as journaled.
+/// `time.now()`: answered with milliseconds since the Unix epoch. No
+/// arguments: its value form is nil, as journaled.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Now;
 
@@ -127,12 +131,7 @@ impl<'de> Deserialize<'de> for Now {
     }
 }
 
-impl Command for Now {
-    const ID: CommandId = ids::TIME_NOW;
-    const NAME: &'static str = "time.now";
-    /// Milliseconds since the Unix epoch.
-    type Output = f64;
-}
+command!(Now, TIME_NOW, "time.now", f64);
 
 /// `time.sleep(duration)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -141,11 +140,7 @@ pub struct Sleep {
     pub ms: f64,
 }
 
-impl Command for Sleep {
-    const ID: CommandId = ids::TIME_SLEEP;
-    const NAME: &'static str = "time.sleep";
-    type Output = ();
-}
+command!(Sleep, TIME_SLEEP, "time.sleep", ());
 
 #[cfg(test)]
 mod tests {
@@ -156,10 +151,13 @@ mod tests {
     /// A typed command's value form is the map earlier builds journaled.
     #[test]
     fn value_forms_are_the_journaled_argument_maps() {
-        let send = Send {
+        let msg = Outgoing {
             to: Target::Pid(Pid::new(0, 2)),
             topic: "ping".into(),
             payload: Value::Int(7),
+        };
+        let send = Send {
+            msg: msg.clone(),
             timeout_ms: None,
         };
         let old = serde_json::json!({"to": "<0.2>", "topic": "ping", "payload": 7});
@@ -167,15 +165,14 @@ mod tests {
             Call::typed(send.clone()),
             Call::new(ids::PROCESS_SEND, Value::from(old.clone()))
         );
-        let try_send = TrySend {
-            to: send.to.clone(),
-            topic: send.topic.clone(),
-            payload: send.payload.clone(),
-        };
         assert_eq!(
-            Call::typed(try_send),
-            Call::new(ids::PROCESS_TRY_SEND, Value::from(old))
+            Call::typed(TrySend(msg)),
+            Call::new(ids::PROCESS_TRY_SEND, Value::from(old.clone()))
         );
+        let back: Send = Call::new(ids::PROCESS_SEND, Value::from(old))
+            .into_command()
+            .unwrap();
+        assert_eq!(back, send);
         let waiting = Send {
             timeout_ms: Some(50.0),
             ..send

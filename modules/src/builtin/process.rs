@@ -1,6 +1,6 @@
 use troupe_dispatcher::{Call, CommandId, Value};
 
-use super::commands::{Receive, Send, Target, TrySend};
+use super::commands::{Outgoing, Receive, Send, Target, TrySend};
 use super::{ids, map};
 use crate::types::{Decl, Field, Signature, Type, Types};
 use crate::{Args, CallError, Class, ModuleDef, Ret};
@@ -181,10 +181,11 @@ fn one_string(def: ModuleDef, name: &str, id: CommandId, field: &'static str) ->
 }
 
 /// The destination, topic and payload of a send.
-fn outgoing(args: &mut Args) -> Result<(Target, String, Value), CallError> {
+fn outgoing(args: &mut Args) -> Result<Outgoing, CallError> {
     let to = Target::parse(args.string(0)?)?;
     let topic = args.string(1)?;
-    Ok((to, topic, args.take(2)))
+    let payload = args.take(2);
+    Ok(Outgoing { to, topic, payload })
 }
 
 /// A send's `opts.timeout` in ms: a number of ms or a duration text.
@@ -236,17 +237,11 @@ pub(super) fn module() -> ModuleDef {
         })
         .command("send", |_cx, mut args| {
             let timeout_ms = send_timeout(&args)?;
-            let (to, topic, payload) = outgoing(&mut args)?;
-            Ok(Ret::Call(Call::typed(Send {
-                to,
-                topic,
-                payload,
-                timeout_ms,
-            })))
+            let msg = outgoing(&mut args)?;
+            Ok(Ret::Call(Call::typed(Send { msg, timeout_ms })))
         })
         .command("try_send", |_cx, mut args| {
-            let (to, topic, payload) = outgoing(&mut args)?;
-            Ok(Ret::Call(Call::typed(TrySend { to, topic, payload })))
+            Ok(Ret::Call(Call::typed(TrySend(outgoing(&mut args)?))))
         })
         .command("receive", |_cx, args| {
             let topic = args.opt_string(0)?;
