@@ -15,7 +15,8 @@ local role, index = ...
 -- the parent to take a message, so no reply is ever lost.
 if role == "child" then
   time.sleep(math.random(1, 5))
-  process.send(process.parent(), "done", index)
+  local parent = assert(process.parent(), "a child has a parent")
+  process.send(parent, "done", index)
   return index
 end
 
