@@ -11,7 +11,10 @@
 //! parks the process until its [`Completion`](troupe_dispatcher::Completion)
 //! wakes it. `scheduler.rs` says what the scheduler is made of; `state.rs`
 //! holds the state machine that makes sure a completion racing a yield is
-//! never lost.
+//! never lost. The runtime's own commands on the message path are typed
+//! (`commands.rs`); mailboxes apply backpressure: a `send` to a full one
+//! parks the sender until the receiver makes room (`mailbox.rs`,
+//! `send.rs`).
 
 mod builtins;
 mod commands;
