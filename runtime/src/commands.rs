@@ -174,8 +174,8 @@ fn outgoing(cx: &Cx<'_>, out: Outgoing) -> Result<(Pid, Message), Error> {
 /// A send is answered inside the script's call when there is room; a full
 /// mailbox gives it back to be yielded (and park the sender until the
 /// receiver makes room or its timeout passes). Where the script cannot
-/// yield, and for a send to itself, a full mailbox is `RATE_LIMITED`, as
-/// for `try_send`.
+/// yield a full mailbox is `RATE_LIMITED`, as for `try_send`; a send to
+/// itself is refused the same way by [`Scheduler::send_or_block`].
 impl Builtin for Send {
     fn now(cx: &Cx<'_>, call: Call) -> Answer {
         let send = match call.into_command::<Send>() {
@@ -191,7 +191,7 @@ impl Builtin for Send {
         match cx.sched.deliver_with(to, msg, true, full) {
             Ok(Delivery::Delivered) => Ok(Ok(Value::Bool(true))),
             Err(e) => Ok(Err(e)),
-            Ok(Delivery::Full((e, _))) if !cx.can_wait || to == cx.entry.pid => Ok(Err(e)),
+            Ok(Delivery::Full((e, _))) if !cx.can_wait => Ok(Err(e)),
             Ok(Delivery::Full((_, msg))) => Err(Call::typed(Send {
                 msg: Outgoing {
                     to: Target::Pid(to),
