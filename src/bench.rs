@@ -617,7 +617,10 @@ fn erlang(sizes: &Sizes) -> Result<std::collections::HashMap<String, f64>, Strin
             "troupe_bench:main([{}, {}, {}, {}, {}, {}]), init:stop().",
             sizes.rounds, sizes.spawns, sizes.idle, sizes.sleepers[0], sizes.sleepers[1], sizes.cpu
         );
+        // Run inside the scratch directory so a crash dump lands there and
+        // is removed with it, never in the user's working directory.
         let out = Command::new("erl")
+            .current_dir(&dir)
             .args(["-noshell", "+P", "4000000", "-pa"])
             .arg(&dir)
             .args(["-eval", &call])
