@@ -75,14 +75,12 @@ fn kv_bench(c: &mut Criterion) {
         txn.commit().expect("commit");
     }
     kv.put("bench/key", &record()).expect("kv put");
-    let builder = Runtime::builder()
+    let rt = Runtime::builder()
         .workers(1)
         .source(MemorySource::new().with("kv.lua", SCRIPTS))
         .engine(LuaEngine::new())
-        .default_policy(Policy::plugin().allow_class(Class::Storage));
-    let rt = kv
-        .install(builder)
-        .expect("install kv")
+        .default_policy(Policy::plugin().allow_class(Class::Storage))
+        .module(kv.module())
         .build()
         .expect("runtime builds");
 

@@ -51,7 +51,7 @@ impl Cart {
 }
 
 /// `shop.stock(sku)`: answered by an async handler.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Stock {
     sku: String,
 }
@@ -99,7 +99,7 @@ pub fn shop() -> ModuleDef {
         .typed_function("price", |_cx, (amount, tax): (f64, Option<f64>)| {
             Ok((amount * (1.0 + tax.unwrap_or(0.2)) * 100.0).round() / 100.0)
         })
-        .typed_command("stock", |_cx, (sku,): (String,)| Ok(Stock { sku }))
+        .async_command("stock", |_cx, (sku,): (String,)| Ok(Stock { sku }), stock)
         .typed_function("cart", move |_cx, ()| Ok(cart.wrap(Cart::default())))
         .typed_function("refund", |cx, (cart, order): (Obj<Cart>, String)| {
             if !cx.is_allowed("shop.refund", &order) {
@@ -194,10 +194,6 @@ fn main() -> Result<(), Error> {
         .source(MemorySource::new().with("main.lua", SCRIPT))
         .engine(LuaEngine::new())
         .module(shop())
-        .commands(|d| {
-            d.async_command(stock)?;
-            Ok(())
-        })?
         .build()?;
     let result = rt
         .spawn(Spawn::script("main.lua").policy(policy()))?
@@ -217,7 +213,6 @@ mod tests {
     fn runtime() -> TestRuntime {
         TestRuntime::builder()
             .module(shop())
-            .async_handler(stock)
             .policy(policy())
             .build()
             .expect("test runtime")

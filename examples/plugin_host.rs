@@ -21,16 +21,41 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use troupe::{
-    Call, CallError, Class, CommandId, DispatcherBuilder, Error, ErrorKind, FileSource, FnCx, Fs,
-    HostMailbox, HostModule, Kv, LuaEngine, Message, ModuleDef, Pid, Policy, ProcessHandle, Ret,
+    CallError, Class, Command, CommandId, Error, ErrorKind, FileSource, FnCx, Fs, HostMailbox,
+    HostModule, Kv, LuaEngine, Message, ModuleCommand, ModuleDef, Pid, Policy, ProcessHandle,
     RuleEffect, Runtime, Spawn, Value, value,
 };
 
-/// `store.get(key)`.
-const STORE_GET: CommandId = CommandId(5000);
+/// `store.get(key)`: the value, or nil.
+#[derive(Clone, Serialize, Deserialize)]
+struct Get {
+    key: String,
+}
+
+impl Command for Get {
+    const ID: CommandId = CommandId(5000);
+    const NAME: &'static str = "store.get";
+    type Output = Value;
+}
+
+impl ModuleCommand for Get {}
+
 /// `store.put(key, value)`.
-const STORE_PUT: CommandId = CommandId(5001);
+#[derive(Clone, Serialize, Deserialize)]
+struct Put {
+    key: String,
+    value: Value,
+}
+
+impl Command for Put {
+    const ID: CommandId = CommandId(5001);
+    const NAME: &'static str = "store.put";
+    type Output = bool;
+}
+
+impl ModuleCommand for Put {}
 
 /// How long the host waits for a plugin before giving up on it.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -67,55 +92,40 @@ fn check(cx: &FnCx<'_>, action: &str, key: &str) -> Result<(), CallError> {
 }
 
 impl HostModule for Store {
-    fn definition(&self) -> ModuleDef {
+    fn module(&self) -> ModuleDef {
+        let (get, put) = (self.0.clone(), self.0.clone());
         ModuleDef::new("store")
             .describe("The plugin host's key-value store")
             .class(Class::Storage)
-            .command("get", |cx, args| {
-                let key = args.string(0)?;
-                check(cx, "store.get", &key)?;
-                Ok(Ret::Call(Call::new(STORE_GET, key)))
-            })
-            .command("put", |cx, mut args| {
-                let key = args.string(0)?;
-                check(cx, "store.put", &key)?;
-                let entry = BTreeMap::from([
-                    ("key".to_owned(), Value::from(key)),
-                    ("value".to_owned(), args.take(1)),
-                ]);
-                Ok(Ret::Call(Call::new(STORE_PUT, Value::Map(entry))))
-            })
-    }
-
-    fn register(&self, d: &mut DispatcherBuilder) -> Result<(), Error> {
-        let kv = self.0.clone();
-        d.asynchronous(STORE_GET, "store.get", move |_pid, key| {
-            let kv = kv.clone();
-            let key = key.as_str().unwrap_or_default().to_owned();
-            blocking(move || kv.get(&key).map(Option::unwrap_or_default))
-        })?;
-        let kv = self.0.clone();
-        d.asynchronous(STORE_PUT, "store.put", move |_pid, mut entry| {
-            let kv = kv.clone();
-            let key = entry
-                .get("key")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            let value = match &mut entry {
-                Value::Map(m) => m.remove("value").unwrap_or_default(),
-                _ => Value::Nil,
-            };
-            blocking(move || kv.put(&key, &value).map(|()| Value::Bool(true)))
-        })?;
-        Ok(())
+            .async_command(
+                "get",
+                |cx, (key,): (String,)| {
+                    check(cx, "store.get", &key)?;
+                    Ok(Get { key })
+                },
+                move |_pid, Get { key }| {
+                    let kv = get.clone();
+                    blocking(move || kv.get(&key).map(Option::unwrap_or_default))
+                },
+            )
+            .async_command(
+                "put",
+                |cx, (key, value): (String, Value)| {
+                    check(cx, "store.put", &key)?;
+                    Ok(Put { key, value })
+                },
+                move |_pid, Put { key, value }| {
+                    let kv = put.clone();
+                    blocking(move || kv.put(&key, &value).map(|()| true))
+                },
+            )
     }
 }
 
 /// Runs redb work on a blocking thread of the IO pool.
-async fn blocking(
-    f: impl FnOnce() -> Result<Value, Error> + Send + 'static,
-) -> Result<Value, Error> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::internal(format!("store task failed: {e}")))?
@@ -181,8 +191,10 @@ pub async fn run(plugins: &Path, data: &Path, emit: &mut dyn FnMut(String)) -> R
         .workers(2)
         .source(FileSource::new(plugins))
         .engine(LuaEngine::new());
-    let builder = Store(kv.clone()).install(builder)?;
-    let rt = Fs::open(&files)?.install(builder)?.build()?;
+    let rt = builder
+        .module(Store(kv.clone()).module())
+        .module(Fs::open(&files)?.module())
+        .build()?;
     let mailbox = rt.mailbox();
     mailbox.register("host")?;
 

@@ -7,35 +7,57 @@
 //!
 //! ## Spawning, host modules with async handlers
 //!
-//! A host module is a [`ModuleDef`](crate::ModuleDef): pure functions run
-//! inline, [`async_function`](crate::ModuleDef::async_function)s are tokio
-//! futures on the IO pool. A script calling one yields; its worker runs other
-//! processes meanwhile, and the future's result resumes the script.
+//! A host module is a [`ModuleDef`](crate::ModuleDef) whose functions are
+//! typed: [`typed_function`](crate::ModuleDef::typed_function)s run inline,
+//! [`async_command`](crate::ModuleDef::async_command)s yield a typed
+//! command that a tokio future on the IO pool answers. A script calling one
+//! yields; its worker runs other processes meanwhile, and the future's
+//! result resumes the script. The handler travels with the module:
+//! [`RuntimeBuilder::module`](crate::RuntimeBuilder::module) is the one way
+//! to add either.
 //!
 //! ```
 //! use std::time::Duration;
 //! use troupe::{
-//!     Class, CommandId, Limits, LuaEngine, MemorySource, ModuleDef, Policy, Ret, Runtime,
-//!     Spawn, Value,
+//!     Class, Command, CommandId, Error, Limits, LuaEngine, MemorySource, ModuleCommand,
+//!     ModuleDef, Policy, Runtime, Spawn, Value,
 //! };
 //!
 //! fn shareable<T: Clone + Send + Sync + 'static>() {}
 //! shareable::<Runtime>();
 //!
+//! /// `store.lookup(key)`: the command the function yields.
+//! #[derive(Clone, serde::Serialize, serde::Deserialize)]
+//! struct Lookup {
+//!     key: String,
+//! }
+//! impl Command for Lookup {
+//!     const ID: CommandId = CommandId(5000);
+//!     const NAME: &'static str = "store.lookup";
+//!     type Output = String;
+//! }
+//! impl ModuleCommand for Lookup {}
+//!
 //! let store = ModuleDef::new("store")
 //!     .class(Class::Storage)
-//!     .function("version", |_cx, _args| Ok(Ret::Value(Value::from("1.0"))))
-//!     .async_function("lookup", CommandId(5000), |_pid, args| async move {
-//!         let key = args.string(0)?; // a wrong argument is INVALID
-//!         tokio::time::sleep(Duration::from_millis(5)).await; // a slow service
-//!         Ok(Value::from(format!("value of {key}")))
-//!     });
+//!     .typed_function("version", |_cx, ()| Ok("1.0"))
+//!     .async_command(
+//!         "lookup",
+//!         |_cx, (key,): (String,)| Ok(Lookup { key }), // a wrong argument is INVALID
+//!         |_pid, Lookup { key }| async move {
+//!             tokio::time::sleep(Duration::from_millis(5)).await; // a slow service
+//!             match key.as_str() {
+//!                 "missing" => Err(Error::not_found("no such key")),
+//!                 _ => Ok(format!("value of {key}")),
+//!             }
+//!         },
+//!     );
 //! let src = MemorySource::new().with(
 //!     "plugin.lua",
 //!     r#"
 //!     local store = require("store")
 //!     local n = ...
-//!     local none, err = store.lookup({}) -- a failed handler: nil, err
+//!     local none, err = store.lookup("missing") -- a failed handler: nil, err
 //!     return {store.version(), store.lookup("k" .. n), err:kind()}
 //!     "#,
 //! );
@@ -61,7 +83,7 @@
 //! let h = spawned.join().expect("spawning thread")?;
 //! assert_eq!(
 //!     h.join_blocking()?,
-//!     Value::from(vec![Value::from("1.0"), Value::from("value of k7"), Value::from("INVALID")])
+//!     Value::from(vec![Value::from("1.0"), Value::from("value of k7"), Value::from("NOT_FOUND")])
 //! );
 //! # Ok::<(), troupe::Error>(())
 //! ```

@@ -402,12 +402,12 @@ fn run(args: RunArgs) -> Result<Value, Error> {
     if let Some(n) = args.workers {
         builder = builder.workers(usize::from(n));
     }
-    builder = Http::new()?.install(builder)?;
+    builder = builder.module(Http::new()?.module());
     if let Some(dir) = &args.data {
-        builder = Kv::open(dir)?.install(builder)?;
+        builder = builder.module(Kv::open(dir)?.module());
     }
     if let Some(dir) = &args.fs_root {
-        builder = Fs::open(dir)?.install(builder)?;
+        builder = builder.module(Fs::open(dir)?.module());
     }
     let rt = builder.build()?;
     if args.watch {

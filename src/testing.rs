@@ -1,7 +1,7 @@
-//! A minimal runtime for testing modules: register the module and the
-//! handlers its commands need, run a script as a real process, get its
-//! result or its error. A module whose functions yield is tested exactly
-//! like a pure one.
+//! A minimal runtime for testing modules: add the module (its commands'
+//! handlers come with it), run a script as a real process, get its result
+//! or its error. A module whose functions yield is tested exactly like a
+//! pure one.
 //!
 //! ```
 //! use troupe::testing::TestRuntime;
@@ -18,70 +18,26 @@
 //! # Ok::<(), troupe::Error>(())
 //! ```
 
-use std::future::Future;
-
-use troupe_dispatcher::{Command, DispatcherBuilder, Error, HandlerCx, Pid, Value};
+use troupe_dispatcher::{Error, Value};
 use troupe_engines::lua::LuaEngine;
 use troupe_modules::{ModuleDef, Policy};
 use troupe_runtime::{Limits, Runtime, RuntimeBuilder, Spawn};
 use troupe_sources::MemorySource;
 
-type Registration = Box<dyn FnOnce(&mut DispatcherBuilder) -> Result<(), Error>>;
-
 /// Configures a [`TestRuntime`].
 pub struct TestBuilder {
     builder: RuntimeBuilder,
     source: MemorySource,
-    handlers: Vec<Registration>,
     policy: Policy,
     limits: Limits,
 }
 
 impl TestBuilder {
-    /// Adds a module (replacing a built-in of the same name).
+    /// Adds a module (replacing a built-in of the same name) with the
+    /// handlers of its commands.
     #[must_use]
     pub fn module(mut self, module: ModuleDef) -> Self {
         self.builder = self.builder.module(module);
-        self
-    }
-
-    /// Registers an async handler (a plain `async fn(Pid, C) -> Result<C::Output, Error>`)
-    /// for command `C`; it runs on the runtime's IO pool.
-    #[must_use]
-    pub fn async_handler<C, F, Fut>(mut self, f: F) -> Self
-    where
-        C: Command,
-        F: Fn(Pid, C) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<C::Output, Error>> + Send + 'static,
-    {
-        self.handlers.push(Box::new(move |d| {
-            d.async_command::<C, F, Fut>(f)?;
-            Ok(())
-        }));
-        self
-    }
-
-    /// Registers an inline handler for command `C`, run on the worker.
-    #[must_use]
-    pub fn inline_handler<C, F>(mut self, f: F) -> Self
-    where
-        C: Command,
-        F: Fn(&HandlerCx<'_>, C) -> Result<C::Output, Error> + Send + Sync + 'static,
-    {
-        self.handlers.push(Box::new(move |d| {
-            d.inline_command::<C, F>(f)?;
-            Ok(())
-        }));
-        self
-    }
-
-    /// Registers handlers of any flavour on the dispatcher.
-    #[must_use]
-    pub fn commands(
-        mut self,
-        register: impl FnOnce(&mut DispatcherBuilder) -> Result<(), Error> + 'static,
-    ) -> Self {
-        self.handlers.push(Box::new(register));
         self
     }
 
@@ -110,12 +66,7 @@ impl TestBuilder {
 
     /// Starts the runtime.
     pub fn build(self) -> Result<TestRuntime, Error> {
-        let handlers = self.handlers;
-        let rt = self
-            .builder
-            .source(self.source)
-            .commands(move |d| handlers.into_iter().try_for_each(|h| h(d)))?
-            .build()?;
+        let rt = self.builder.source(self.source).build()?;
         Ok(TestRuntime {
             rt,
             policy: self.policy,
@@ -141,7 +92,6 @@ impl TestRuntime {
                 .io_threads(1)
                 .engine(LuaEngine::new()),
             source: MemorySource::new(),
-            handlers: Vec::new(),
             policy: Policy::trusted(),
             limits: Limits {
                 timeout: Some(std::time::Duration::from_secs(60)),

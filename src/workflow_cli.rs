@@ -199,9 +199,9 @@ impl Host {
         if let Some(n) = self.workers {
             builder = builder.workers(usize::from(n));
         }
-        builder = Http::new()?.install(builder)?;
+        builder = builder.module(Http::new()?.module());
         if let Some(dir) = &self.fs_root {
-            builder = Fs::open(dir)?.install(builder)?;
+            builder = builder.module(Fs::open(dir)?.module());
         }
         let rt = builder.build()?;
         let result = start(&rt).and_then(|h| h.join_blocking());

@@ -4,18 +4,42 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use troupe::{
-    Class, CommandId, ErrorKind, LuaEngine, MemorySource, ModuleDef, Runtime, Spawn, Value,
+    Class, Command, CommandId, ErrorKind, LuaEngine, MemorySource, ModuleCommand, ModuleDef,
+    Runtime, Spawn, Value,
 };
 
-fn slow_module(name: &str, id: CommandId) -> ModuleDef {
+/// `slow.wait(ms)`: answered after `ms`.
+#[derive(Clone, Serialize, Deserialize)]
+struct Wait {
+    ms: u64,
+}
+
+impl Command for Wait {
+    const ID: CommandId = CommandId(6000);
+    const NAME: &'static str = "slow.wait";
+    type Output = u64;
+}
+
+impl ModuleCommand for Wait {}
+
+/// A module whose `wait` is answered by an async handler.
+fn slow_module(name: &str) -> ModuleDef {
     ModuleDef::new(name)
         .class(Class::Deterministic)
-        .async_function("wait", id, |_pid, args| async move {
-            let ms = args.int(0)?;
-            tokio::time::sleep(Duration::from_millis(ms.unsigned_abs())).await;
-            Ok(Value::Int(ms))
-        })
+        .async_command(
+            "wait",
+            |_cx, (ms,): (i64,)| {
+                Ok(Wait {
+                    ms: ms.unsigned_abs(),
+                })
+            },
+            |_pid, w: Wait| async move {
+                tokio::time::sleep(Duration::from_millis(w.ms)).await;
+                Ok(w.ms)
+            },
+        )
 }
 
 #[test]
@@ -27,7 +51,7 @@ fn async_functions_resume_scripts_without_holding_a_worker() {
         .workers(1)
         .source(src)
         .engine(LuaEngine::new())
-        .module(slow_module("slow", CommandId(6000)))
+        .module(slow_module("slow"))
         .build()
         .unwrap();
     let inbox = rt.mailbox();
@@ -51,8 +75,8 @@ fn async_functions_resume_scripts_without_holding_a_worker() {
 fn a_command_id_taken_twice_fails_the_build() {
     let e = Runtime::builder()
         .engine(LuaEngine::new())
-        .module(slow_module("a", CommandId(6001)))
-        .module(slow_module("b", CommandId(6001)))
+        .module(slow_module("a"))
+        .module(slow_module("b"))
         .build()
         .err()
         .expect("the build fails");

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use troupe::{
-    Class, CommandId, Error, ErrorKind, LuaEngine, MemorySource, ModuleDef, Policy, Ret, Runtime,
-    Spawn, Value,
+    Class, Command, CommandId, Error, ErrorKind, LuaEngine, MemorySource, ModuleCommand, ModuleDef,
+    Policy, Runtime, Spawn, Value,
 };
 
 fn runtime_with(src: MemorySource, workers: usize) -> Runtime {
@@ -211,17 +211,49 @@ fn sending_to_a_dead_process_is_not_found() {
     );
 }
 
+/// `slow.wait()`, answered when the test releases it.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct SlowWait {}
+
+impl Command for SlowWait {
+    const ID: CommandId = CommandId(4000);
+    const NAME: &'static str = "slow.wait";
+    type Output = String;
+}
+
+impl ModuleCommand for SlowWait {}
+
+/// `counter.next()`: the next number.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Next {}
+
+impl Command for Next {
+    const ID: CommandId = CommandId(4001);
+    const NAME: &'static str = "counter.next";
+    type Output = i64;
+}
+
+impl ModuleCommand for Next {}
+
 #[test]
 fn a_slow_async_handler_never_occupies_a_worker() {
-    const WAIT: CommandId = CommandId(4000);
     let release = Arc::new(tokio::sync::Notify::new());
     let handler_thread = Arc::new(Mutex::new(String::new()));
     let (r, t) = (Arc::clone(&release), Arc::clone(&handler_thread));
     let slow = ModuleDef::new("slow")
         .class(Class::Deterministic)
-        .command("wait", |_cx, _args| {
-            Ok(Ret::Call(troupe::Call::new(WAIT, ())))
-        });
+        .async_command(
+            "wait",
+            |_cx, ()| Ok(SlowWait {}),
+            move |_, _: SlowWait| {
+                let (r, t) = (Arc::clone(&r), Arc::clone(&t));
+                async move {
+                    *t.lock().unwrap() = std::thread::current().name().unwrap_or("").to_owned();
+                    r.notified().await;
+                    Ok("released".to_owned())
+                }
+            },
+        );
     let src = MemorySource::new()
         .with("waiter.lua", "return require('slow').wait()")
         .with("quick.lua", "require('time').sleep(1) return 'quick'");
@@ -230,18 +262,6 @@ fn a_slow_async_handler_never_occupies_a_worker() {
         .source(src)
         .engine(LuaEngine::new())
         .module(slow)
-        .commands(move |d| {
-            d.asynchronous(WAIT, "slow.wait", move |_, _| {
-                let (r, t) = (Arc::clone(&r), Arc::clone(&t));
-                async move {
-                    *t.lock().unwrap() = std::thread::current().name().unwrap_or("").to_owned();
-                    r.notified().await;
-                    Ok(Value::from("released"))
-                }
-            })?;
-            Ok(())
-        })
-        .unwrap()
         .build()
         .unwrap();
     let waiter = rt.spawn(Spawn::script("waiter.lua")).unwrap();
@@ -268,14 +288,19 @@ fn a_slow_async_handler_never_occupies_a_worker() {
 /// plain inline needs a yield there and fails.
 #[test]
 fn a_host_immediate_handler_answers_inside_the_call() {
-    const NEXT: CommandId = CommandId(4001);
     let counter = |immediate: bool| {
         let n = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let next = move |_: &troupe::HandlerCx<'_>, _: Next| {
+            Ok(n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1)
+        };
         let module = ModuleDef::new("counter")
             .class(Class::Deterministic)
-            .command("next", |_cx, _args| {
-                Ok(Ret::Call(troupe::Call::new(NEXT, ())))
-            });
+            .typed_command("next", |_cx, ()| Ok(Next {}));
+        let module = if immediate {
+            module.immediate(next)
+        } else {
+            module.handle(next)
+        };
         let src = MemorySource::new().with(
             "sort.lua",
             r#"
@@ -292,20 +317,6 @@ fn a_host_immediate_handler_answers_inside_the_call() {
             .source(src)
             .engine(LuaEngine::new())
             .module(module)
-            .commands(move |d| {
-                let next = move |_: &troupe::HandlerCx<'_>, _| {
-                    Ok(Value::Int(
-                        n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1,
-                    ))
-                };
-                if immediate {
-                    d.immediate(NEXT, "counter.next", next)?;
-                } else {
-                    d.inline(NEXT, "counter.next", next)?;
-                }
-                Ok(())
-            })
-            .unwrap()
             .build()
             .unwrap();
         let v = rt

@@ -95,7 +95,7 @@ fn typed_arguments_convert_and_wrong_ones_name_function_position_and_types() {
 }
 
 /// A command answered by an async handler on the IO pool.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Lookup {
     key: String,
 }
@@ -110,7 +110,7 @@ impl ModuleCommand for Lookup {}
 
 /// A command whose result handling returns two values and turns NOT_FOUND
 /// into a plain `false`.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Exists {
     key: String,
 }
@@ -147,18 +147,21 @@ async fn exists(pid: Pid, cmd: Exists) -> Result<i64, Error> {
 fn store() -> ModuleDef {
     ModuleDef::new("store")
         .class(Class::Storage)
-        .typed_command("lookup", |_cx, (key,): (String,)| Ok(Lookup { key }))
-        .typed_command("exists", |_cx, (key,): (String,)| Ok(Exists { key }))
+        .async_command(
+            "lookup",
+            |_cx, (key,): (String,)| Ok(Lookup { key }),
+            lookup,
+        )
+        .async_command(
+            "exists",
+            |_cx, (key,): (String,)| Ok(Exists { key }),
+            exists,
+        )
 }
 
 #[test]
 fn yielding_functions_resume_with_the_result_or_the_error() {
-    let t = TestRuntime::builder()
-        .module(store())
-        .async_handler(lookup)
-        .async_handler(exists)
-        .build()
-        .unwrap();
+    let t = TestRuntime::builder().module(store()).build().unwrap();
     let v = t
         .run(
             r#"

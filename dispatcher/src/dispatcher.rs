@@ -1,18 +1,26 @@
 //! The handler registry. Built once with a [`DispatcherBuilder`], then frozen
 //! into a [`Dispatcher`] that every worker shares without locks.
 //!
-//! Three handler flavours cover every command:
-//! - **inline**: a quick, non-blocking function run on the calling worker; its
-//!   result resumes the process at once (`process.spawn`, `process.kill`).
-//!   An inline handler registered as **immediate** (`time.now`,
-//!   `process.send`) may also be called by an engine from inside the
-//!   script's own call, without a yield, for a process that is not
-//!   journaled ([`Dispatcher::call_immediate`]).
-//! - **async**: a tokio future on the [`IoPool`]; its result arrives later as a
-//!   [`Completion`] (`http.get`, a host's database call).
-//! - **deferred**: the handler keeps a [`Completer`] and completes when an
-//!   event happens (a timer fires, a message arrives); it may also answer at
-//!   once (`process.receive` with a message already queued).
+//! Four registration methods cover every command, three of them typed
+//! (the handler gets the command as its Rust type):
+//! - [`command`](DispatcherBuilder::command): a quick, non-blocking
+//!   function run on the calling worker; its result resumes the process at
+//!   once (`workflow.version` outside a workflow).
+//! - [`immediate`](DispatcherBuilder::immediate): the same, and safe to
+//!   call from inside the script's own call, without a yield, for a
+//!   process that is not journaled ([`Dispatcher::call_immediate`];
+//!   `rand.int`, `uuid.v4`).
+//! - [`async_command`](DispatcherBuilder::async_command): a tokio future
+//!   on the [`IoPool`]; its result arrives later as a [`Completion`]
+//!   (`http.get`, `kv.put`, a host's database call).
+//! - [`untyped`](DispatcherBuilder::untyped), the escape hatch (as
+//!   wasmtime keeps `Func::new` beside its typed functions): arguments in
+//!   value form, answered now or later through a [`Completer`].
+//!
+//! Modules bring their handlers with them (`ModuleDef::handle` and
+//! friends in `troupe-modules`), so a host rarely calls these directly.
+//! The runtime's own commands (`process.*`, `time.*`) have typed handlers
+//! in the runtime, which needs its scheduler to answer them.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -81,11 +89,9 @@ pub struct HandlerCx<'a> {
     pub tag: Tag,
     /// Where a later completion goes.
     pub sink: &'a Arc<dyn CompletionSink>,
-    /// Whether the caller could wait if a [probe] does not answer: false
-    /// inside the script's call where it cannot yield (a `table.sort`
-    /// comparator), so the probe must answer, e.g. with a refusal.
-    ///
-    /// [probe]: DispatcherBuilder::probed
+    /// Whether the caller could wait if the command is not answered now:
+    /// false inside the script's call where it cannot yield (a
+    /// `table.sort` comparator).
     pub can_wait: bool,
 }
 
@@ -114,7 +120,6 @@ type BoxFuture = Pin<Box<dyn Future<Output = Result<Value, Error>> + Send>>;
 type InlineFn = dyn Fn(&HandlerCx<'_>, Call) -> Result<Value, Error> + Send + Sync;
 type AsyncFn = dyn Fn(Pid, Call) -> BoxFuture + Send + Sync;
 type DeferredFn = dyn Fn(&HandlerCx<'_>, Call) -> Dispatched + Send + Sync;
-type ProbeFn = dyn Fn(&HandlerCx<'_>, Call) -> Result<Result<Value, Error>, Call> + Send + Sync;
 
 /// An inline handler of typed command `C` as the dispatcher keeps it.
 fn typed<C, F>(f: F) -> Box<InlineFn>
@@ -131,9 +136,8 @@ enum Handler {
     /// [`DispatcherBuilder::immediate`]).
     Immediate(Box<InlineFn>),
     Async(Box<AsyncFn>),
-    /// A deferred handler, and optionally a probe that answers inside the
-    /// script's call when it can (see [`DispatcherBuilder::probed`]).
-    Deferred(Box<DeferredFn>, Option<Box<ProbeFn>>),
+    /// Answers now or later (see [`DispatcherBuilder::untyped`]).
+    Deferred(Box<DeferredFn>),
 }
 
 struct Registered {
@@ -170,100 +174,9 @@ impl DispatcherBuilder {
         Ok(self)
     }
 
-    /// Registers a quick, non-blocking handler run on the calling worker.
-    pub fn inline<F>(&mut self, id: CommandId, name: &str, f: F) -> Result<&mut Self, Error>
-    where
-        F: Fn(&HandlerCx<'_>, Value) -> Result<Value, Error> + Send + Sync + 'static,
-    {
-        self.insert(
-            id,
-            name,
-            Handler::Inline(Box::new(move |cx, call| f(cx, call.into_args()))),
-        )
-    }
-
-    /// Registers an inline handler that may also run inside the script's
-    /// call, without a yield ([`Dispatcher::call_immediate`]). Only for
-    /// handlers that neither start processes nor signal the caller itself:
-    /// the engine's state is in use while they run, and the scheduler
-    /// looks at the caller's signals only between yields.
-    pub fn immediate<F>(&mut self, id: CommandId, name: &str, f: F) -> Result<&mut Self, Error>
-    where
-        F: Fn(&HandlerCx<'_>, Value) -> Result<Value, Error> + Send + Sync + 'static,
-    {
-        self.insert(
-            id,
-            name,
-            Handler::Immediate(Box::new(move |cx, call| f(cx, call.into_args()))),
-        )
-    }
-
-    /// Registers an async handler run on the IO pool.
-    pub fn asynchronous<F, Fut>(
-        &mut self,
-        id: CommandId,
-        name: &str,
-        f: F,
-    ) -> Result<&mut Self, Error>
-    where
-        F: Fn(Pid, Value) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Value, Error>> + Send + 'static,
-    {
-        self.insert(
-            id,
-            name,
-            Handler::Async(Box::new(move |pid, call| {
-                Box::pin(f(pid, call.into_args()))
-            })),
-        )
-    }
-
-    /// Registers a handler that completes later through a [`Completer`].
-    pub fn deferred<F>(&mut self, id: CommandId, name: &str, f: F) -> Result<&mut Self, Error>
-    where
-        F: Fn(&HandlerCx<'_>, Value) -> Dispatched + Send + Sync + 'static,
-    {
-        self.insert(
-            id,
-            name,
-            Handler::Deferred(Box::new(move |cx, call| f(cx, call.into_args())), None),
-        )
-    }
-
-    /// Registers a deferred handler `f` with an immediate `probe`: inside
-    /// the script's call ([`Dispatcher::call_immediate`]) the probe answers
-    /// when it can do so now (`Ok`); otherwise it gives the arguments back
-    /// (`Err`) and the command is yielded and `f` runs (a journaled process
-    /// always yields). Where the caller cannot yield
-    /// ([`HandlerCx::can_wait`] is false) a probe should answer anyway if
-    /// it has a sensible refusal. The probe is subject to the rules of
-    /// [`DispatcherBuilder::immediate`].
-    pub fn probed<P, F>(
-        &mut self,
-        id: CommandId,
-        name: &str,
-        probe: P,
-        f: F,
-    ) -> Result<&mut Self, Error>
-    where
-        P: Fn(&HandlerCx<'_>, Value) -> Result<Result<Value, Error>, Value> + Send + Sync + 'static,
-        F: Fn(&HandlerCx<'_>, Value) -> Dispatched + Send + Sync + 'static,
-    {
-        self.insert(
-            id,
-            name,
-            Handler::Deferred(
-                Box::new(move |cx, call| f(cx, call.into_args())),
-                Some(Box::new(move |cx, call: Call| {
-                    let id = call.id;
-                    probe(cx, call.into_args()).map_err(|args| Call::new(id, args))
-                })),
-            ),
-        )
-    }
-
-    /// Registers a typed inline handler for command `C`.
-    pub fn inline_command<C, F>(&mut self, f: F) -> Result<&mut Self, Error>
+    /// Registers the typed handler of command `C`: a quick, non-blocking
+    /// function run on the worker that dispatches the yield.
+    pub fn command<C, F>(&mut self, f: F) -> Result<&mut Self, Error>
     where
         C: Command,
         F: Fn(&HandlerCx<'_>, C) -> Result<C::Output, Error> + Send + Sync + 'static,
@@ -271,8 +184,12 @@ impl DispatcherBuilder {
         self.insert(C::ID, C::NAME, Handler::Inline(typed(f)))
     }
 
-    /// Registers a typed [immediate](Self::immediate) handler for command `C`.
-    pub fn immediate_command<C, F>(&mut self, f: F) -> Result<&mut Self, Error>
+    /// Registers the typed handler of command `C` that may also run inside
+    /// the script's call, without a yield ([`Dispatcher::call_immediate`]).
+    /// Only for handlers that neither start processes nor signal the
+    /// caller itself: the engine's state is in use while they run, and the
+    /// scheduler looks at the caller's signals only between yields.
+    pub fn immediate<C, F>(&mut self, f: F) -> Result<&mut Self, Error>
     where
         C: Command,
         F: Fn(&HandlerCx<'_>, C) -> Result<C::Output, Error> + Send + Sync + 'static,
@@ -280,7 +197,8 @@ impl DispatcherBuilder {
         self.insert(C::ID, C::NAME, Handler::Immediate(typed(f)))
     }
 
-    /// Registers a typed async handler for command `C`.
+    /// Registers the typed async handler of command `C`: a tokio future on
+    /// the IO pool, cancelled if the process dies first.
     pub fn async_command<C, F, Fut>(&mut self, f: F) -> Result<&mut Self, Error>
     where
         C: Command,
@@ -293,6 +211,23 @@ impl DispatcherBuilder {
             Box::pin(async move { to_value(&f(pid, call.into_command::<C>()?).await?) })
         };
         self.insert(C::ID, C::NAME, Handler::Async(Box::new(run)))
+    }
+
+    /// The escape hatch: registers an untyped handler of command `id`
+    /// that gets the arguments in value form and answers now
+    /// ([`Dispatched::Ready`]) or later, through the yield's
+    /// [`Completer`] ([`Dispatched::Pending`]). For commands without a
+    /// Rust type (a journal's own markers, a bridge to another system);
+    /// anything else is clearer typed.
+    pub fn untyped<F>(&mut self, id: CommandId, name: &str, f: F) -> Result<&mut Self, Error>
+    where
+        F: Fn(&HandlerCx<'_>, Value) -> Dispatched + Send + Sync + 'static,
+    {
+        self.insert(
+            id,
+            name,
+            Handler::Deferred(Box::new(move |cx, call| f(cx, call.into_args()))),
+        )
     }
 
     /// Freezes the registry into a table indexed by command id, so a
@@ -330,7 +265,7 @@ impl Dispatcher {
         };
         match &reg.handler {
             Handler::Inline(f) | Handler::Immediate(f) => Dispatched::Ready(f(cx, call)),
-            Handler::Deferred(f, _) => f(cx, call),
+            Handler::Deferred(f) => f(cx, call),
             Handler::Async(f) => {
                 let fut = f(cx.pid, call);
                 let completer = cx.completer();
@@ -340,11 +275,9 @@ impl Dispatcher {
         }
     }
 
-    /// Answers `call` now when its handler is [immediate] or its [probe]
-    /// can; otherwise gives it back, to be yielded and dispatched.
-    ///
-    /// [immediate]: DispatcherBuilder::immediate
-    /// [probe]: DispatcherBuilder::probed
+    /// Answers `call` now when its handler is
+    /// [immediate](DispatcherBuilder::immediate); otherwise gives it back,
+    /// to be yielded and dispatched.
     pub fn call_immediate(
         &self,
         cx: &HandlerCx<'_>,
@@ -352,7 +285,6 @@ impl Dispatcher {
     ) -> Result<Result<Value, Error>, Call> {
         match self.registered(call.id).map(|r| &r.handler) {
             Some(Handler::Immediate(f)) => Ok(f(cx, call)),
-            Some(Handler::Deferred(_, Some(probe))) => probe(cx, call),
             _ => Err(call),
         }
     }
@@ -398,14 +330,27 @@ mod tests {
         type Output = i64;
     }
 
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Later {
+        n: i64,
+    }
+    impl Command for Later {
+        const ID: CommandId = CommandId(8);
+        const NAME: &'static str = "test.later";
+        type Output = i64;
+    }
+
     #[test]
     fn inline_async_and_unknown_commands() {
         let io = IoPool::new(1).unwrap();
         let mut b = DispatcherBuilder::new();
-        b.inline_command::<Double, _>(|_, d| Ok(d.n * 2)).unwrap();
-        b.asynchronous(CommandId(8), "test.later", |_, v| async move { Ok(v) })
+        b.command::<Double, _>(|_, d| Ok(d.n * 2)).unwrap();
+        b.async_command::<Later, _, _>(|_, l| async move { Ok(l.n) })
             .unwrap();
-        let dup = b.inline(CommandId(7), "again", |_, v| Ok(v)).err().unwrap();
+        let dup = b
+            .untyped(CommandId(7), "again", |_, v| Dispatched::Ready(Ok(v)))
+            .err()
+            .unwrap();
         assert_eq!(dup.kind(), ErrorKind::AlreadyExists);
         let d = b.build(io);
 
@@ -425,13 +370,13 @@ mod tests {
         ));
 
         assert!(matches!(
-            d.dispatch(&cx, Call::new(CommandId(8), "hi")),
+            d.dispatch(&cx, Later { n: 3 }.to_call().unwrap()),
             Dispatched::Pending(_)
         ));
         let c = rx.recv().unwrap();
         assert_eq!(
             (c.pid, c.tag, c.result.unwrap()),
-            (Pid::new(0, 1), 5, Value::from("hi"))
+            (Pid::new(0, 1), 5, Value::Int(3))
         );
 
         match d.dispatch(&cx, Call::new(CommandId(9), ())) {

@@ -18,7 +18,7 @@ use std::time::UNIX_EPOCH;
 
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, Metadata};
-use troupe_dispatcher::{Command, DispatcherBuilder, Error, ErrorKind, Value};
+use troupe_dispatcher::{Command, Error, ErrorKind, Value};
 use troupe_modules::types::{Decl, Field, Signature, Type, Types};
 use troupe_modules::{Args, CallError, Class, FnCx, ModuleDef, Ret};
 
@@ -34,7 +34,7 @@ const DEFAULT_MAX_READ: u64 = 16 << 20;
 ///
 /// let dir = tempfile::tempdir()?;
 /// let fs = Fs::open(dir.path())?.max_read_bytes(1 << 20);
-/// assert_eq!(fs.definition().name(), "fs");
+/// assert_eq!(fs.module().name(), "fs");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
@@ -277,20 +277,19 @@ fn mkdir(dir: &Dir, path: &str) -> Result<Value, Error> {
     Ok(Value::Bool(true))
 }
 
-/// Registers the async handler of a path command: `op` runs on a blocking
+/// Adds the async handler of a path command: `op` runs on a blocking
 /// thread against the root.
-fn register_path<C, F>(d: &mut DispatcherBuilder, root: &Arc<Dir>, op: F) -> Result<(), Error>
+fn handle_path<C, F>(def: ModuleDef, root: &Arc<Dir>, op: F) -> ModuleDef
 where
     C: PathCommand,
     F: Fn(&Dir, &str) -> Result<Value, Error> + Copy + Send + Sync + 'static,
 {
     let root = Arc::clone(root);
-    d.async_command::<C, _, _>(move |_pid, c| {
+    def.handle_async(move |_pid, c: C| {
         let root = Arc::clone(&root);
         let path = c.into_path();
         blocking(C::NAME, move || op(&root, &path))
-    })?;
-    Ok(())
+    })
 }
 
 /// What `fs` exports, for editors and the module reference.
@@ -369,23 +368,19 @@ pub(crate) fn definition() -> ModuleDef {
 }
 
 impl HostModule for Fs {
-    fn definition(&self) -> ModuleDef {
-        definition()
-    }
-
-    fn register(&self, d: &mut DispatcherBuilder) -> Result<(), Error> {
+    fn module(&self) -> ModuleDef {
         let max = self.max_read;
-        register_path::<ReadCmd, _>(d, &self.root, move |dir, p| read(dir, p, max))?;
-        register_path::<ListCmd, _>(d, &self.root, list)?;
-        register_path::<StatCmd, _>(d, &self.root, stat)?;
-        register_path::<RemoveCmd, _>(d, &self.root, remove)?;
-        register_path::<MkdirCmd, _>(d, &self.root, mkdir)?;
+        let def = definition();
+        let def = handle_path::<ReadCmd, _>(def, &self.root, move |dir, p| read(dir, p, max));
+        let def = handle_path::<ListCmd, _>(def, &self.root, list);
+        let def = handle_path::<StatCmd, _>(def, &self.root, stat);
+        let def = handle_path::<RemoveCmd, _>(def, &self.root, remove);
+        let def = handle_path::<MkdirCmd, _>(def, &self.root, mkdir);
         let root = Arc::clone(&self.root);
-        d.async_command::<WriteCmd, _, _>(move |_pid, w| {
+        def.handle_async(move |_pid, w: WriteCmd| {
             let root = Arc::clone(&root);
             blocking("fs.write", move || write(&root, &w.path, &w.data))
-        })?;
-        Ok(())
+        })
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Client, Method, Url};
-use troupe_dispatcher::{Command, DispatcherBuilder, Error, ErrorKind, Value};
+use troupe_dispatcher::{Command, Error, ErrorKind, Value};
 use troupe_modules::builtin::parse_duration_ms;
 use troupe_modules::types::{Decl, Field, Signature, Type, Types};
 use troupe_modules::{Args, CallError, Class, FnCx, ModuleDef, Ret};
@@ -31,7 +31,7 @@ const DEFAULT_MAX_BODY: usize = 16 << 20;
 /// use troupe_io::{HostModule, Http};
 ///
 /// let http = Http::new()?.timeout(Duration::from_secs(5)).max_body_bytes(1 << 20);
-/// assert_eq!(http.definition().name(), "http");
+/// assert_eq!(http.module().name(), "http");
 /// # Ok::<(), troupe_dispatcher::Error>(())
 /// ```
 #[derive(Clone, Debug)]
@@ -343,16 +343,11 @@ pub(crate) fn definition() -> ModuleDef {
 }
 
 impl HostModule for Http {
-    fn definition(&self) -> ModuleDef {
-        definition()
-    }
-
-    fn register(&self, d: &mut DispatcherBuilder) -> Result<(), Error> {
+    fn module(&self) -> ModuleDef {
         let http = self.clone();
-        d.async_command::<RequestCmd, _, _>(move |_pid, cmd| {
+        definition().handle_async(move |_pid, cmd: RequestCmd| {
             let http = http.clone();
             async move { http.send(cmd).await }
-        })?;
-        Ok(())
+        })
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 use redb::{Database, ReadableDatabase, TableDefinition};
-use troupe_dispatcher::{Command, DispatcherBuilder, Error, ErrorKind, Value};
+use troupe_dispatcher::{Command, Error, ErrorKind, Value};
 use troupe_modules::types::{Decl, Field, Signature, Type, Types};
 use troupe_modules::{CallError, Class, ModuleDef, Ret};
 
@@ -286,31 +286,27 @@ pub(crate) fn definition() -> ModuleDef {
 }
 
 impl HostModule for Kv {
-    fn definition(&self) -> ModuleDef {
-        definition()
-    }
-
-    fn register(&self, d: &mut DispatcherBuilder) -> Result<(), Error> {
+    fn module(&self) -> ModuleDef {
         // A point read is served from redb's cache in about a microsecond:
         // it runs on the IO pool thread itself, since a hop to the blocking
         // pool costs ten times more than the read (see benches/kv.rs). Scans
         // and writes (which fsync) go to the blocking pool.
         let kv = self.clone();
-        d.async_command::<GetCmd, _, _>(move |_pid, c| {
+        let def = definition().handle_async(move |_pid, c: GetCmd| {
             std::future::ready(kv.get(&c.key).map(Option::unwrap_or_default))
-        })?;
+        });
         let kv = self.clone();
-        d.async_command::<PutCmd, _, _>(move |_pid, c| {
+        let def = def.handle_async(move |_pid, c: PutCmd| {
             let kv = kv.clone();
             blocking("kv.put", move || kv.put(&c.key, &c.value).map(|()| true))
-        })?;
+        });
         let kv = self.clone();
-        d.async_command::<DeleteCmd, _, _>(move |_pid, c| {
+        let def = def.handle_async(move |_pid, c: DeleteCmd| {
             let kv = kv.clone();
             blocking("kv.delete", move || kv.delete(&c.key))
-        })?;
+        });
         let kv = self.clone();
-        d.async_command::<ScanCmd, _, _>(move |_pid, c| {
+        def.handle_async(move |_pid, c: ScanCmd| {
             let kv = kv.clone();
             blocking("kv.scan", move || {
                 let entries = kv.scan(&c.prefix, c.limit)?;
@@ -326,7 +322,6 @@ impl HostModule for Kv {
                         .collect(),
                 ))
             })
-        })?;
-        Ok(())
+        })
     }
 }

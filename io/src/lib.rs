@@ -1,5 +1,5 @@
-//! Troupe's IO modules, each a [`HostModule`] a host installs on its
-//! [`RuntimeBuilder`]:
+//! Troupe's IO modules, each a [`HostModule`] a host adds to its
+//! [`RuntimeBuilder`](troupe_runtime::RuntimeBuilder):
 //!
 //! - [`Fs`] (`fs`, class `io`): files under one root directory the host
 //!   grants; no path can leave it (`..`, absolute paths, symlinks pointing
@@ -20,10 +20,10 @@
 //! use troupe_io::{Fs, HostModule, Http, Kv};
 //! use troupe_runtime::Runtime;
 //!
-//! let builder = Runtime::builder();
-//! let builder = Fs::open("data/files")?.install(builder)?;
-//! let builder = Kv::open("data/kv")?.install(builder)?;
-//! let builder = Http::new()?.install(builder)?;
+//! let builder = Runtime::builder()
+//!     .module(Fs::open("data/files")?.module())
+//!     .module(Kv::open("data/kv")?.module())
+//!     .module(Http::new()?.module());
 //! # let _ = builder;
 //! # Ok::<(), troupe_dispatcher::Error>(())
 //! ```
@@ -55,9 +55,10 @@ pub use fs::Fs;
 pub use http::Http;
 pub use kv::Kv;
 
-use troupe_dispatcher::{DispatcherBuilder, Error};
+pub use troupe_runtime::HostModule;
+
+use troupe_dispatcher::Error;
 use troupe_modules::{CallError, FnCx, ModuleDef};
-use troupe_runtime::RuntimeBuilder;
 
 /// Command ids of the IO modules (300–399 is reserved for this crate).
 pub mod ids {
@@ -85,23 +86,6 @@ pub mod ids {
     pub const KV_DELETE: CommandId = CommandId(322);
     /// `kv.scan(prefix, limit?)`.
     pub const KV_SCAN: CommandId = CommandId(323);
-}
-
-/// A module a host adds to a runtime: the definition scripts `require`, plus
-/// the handlers of its commands.
-pub trait HostModule {
-    /// The module definition (name, classes, functions).
-    fn definition(&self) -> ModuleDef;
-
-    /// Registers the handlers of the module's commands.
-    fn register(&self, dispatcher: &mut DispatcherBuilder) -> Result<(), Error>;
-
-    /// Adds the module and its handlers to `builder`.
-    fn install(&self, builder: RuntimeBuilder) -> Result<RuntimeBuilder, Error> {
-        builder
-            .module(self.definition())
-            .commands(|d| self.register(d))
-    }
 }
 
 /// The definitions of `fs`, `http` and `kv` (functions, classes, type

@@ -22,7 +22,7 @@ mod userdata;
 
 pub use args::{ArgError, Args};
 pub use class::{Class, ClassSet};
-pub use module::{AsyncHandler, CallError, FnCx, FunctionDef, HandlerFuture, ModuleDef, Ret};
+pub use module::{CallError, FnCx, FunctionDef, ModuleDef, Ret};
 pub use policy::{Policy, Rule, RuleEffect};
 pub use registry::ModuleRegistry;
 pub use typed::{Bytes, FromArg, FromArgs, IntoRet, ModuleCommand, Rest, ResultHandler, Yielded};

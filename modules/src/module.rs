@@ -1,8 +1,7 @@
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
-use troupe_dispatcher::{Call, CommandId, Error, Pid, Value};
+use troupe_dispatcher::{Call, Command, DispatcherBuilder, Error, HandlerCx, Pid, Value};
 
 use crate::typed::{FromArgs, IntoRet, ModuleCommand, Yielded};
 use crate::types::{Signature, Types};
@@ -159,8 +158,25 @@ pub struct ModuleDef {
     functions: Vec<FunctionDef>,
     constants: Vec<(String, Value)>,
     types: Types,
-    handlers: Vec<AsyncHandler>,
+    handlers: Vec<Handler>,
     userdata: Vec<UserTypeShape>,
+}
+
+/// Registers one of a module's command handlers on a dispatcher.
+type Register = dyn Fn(&mut DispatcherBuilder) -> Result<(), Error> + Send + Sync;
+
+/// A command handler a module brings with it: the command's name and how
+/// to register it.
+#[derive(Clone)]
+struct Handler {
+    command: &'static str,
+    register: Arc<Register>,
+}
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.command)
+    }
 }
 
 impl ModuleDef {
@@ -274,13 +290,16 @@ impl ModuleDef {
     }
 
     /// Adds a function with typed arguments that yields the typed command
-    /// it returns: the script suspends until the command's handler answers,
-    /// then gets [`ModuleCommand::handle_result`] of the answer.
+    /// it returns: the script suspends until the command's handler (added
+    /// with [`handle`](Self::handle) or [`handle_async`](Self::handle_async),
+    /// or by the host) answers, then gets [`ModuleCommand::handle_result`]
+    /// of the answer. The command travels typed: its handler gets it back
+    /// as it was made.
     #[must_use]
     pub fn typed_command<A, C, F>(self, name: &str, f: F) -> Self
     where
         A: FromArgs,
-        C: ModuleCommand,
+        C: ModuleCommand + Clone,
         F: Fn(&FnCx<'_>, A) -> Result<C, CallError> + Send + Sync + 'static,
     {
         self.add(
@@ -289,41 +308,118 @@ impl ModuleDef {
             (A::OBJECTS, A::signature()),
             Arc::new(move |cx: &FnCx<'_>, args: Args| {
                 let cmd = f(cx, A::from_args(args)?)?;
-                Ok(Ret::Yield(Yielded::command(&cmd)?))
+                Ok(Ret::Yield(Yielded::command(cmd)))
             }),
         )
     }
 
-    /// Adds a function answered by an async handler (a tokio future on the
-    /// runtime's IO pool): the script yields command `id` with its
-    /// arguments and resumes with the future's result (`value`, or
-    /// `nil, err` for an error) while other processes run. The runtime
-    /// registers the handler when the module is added with
-    /// `RuntimeBuilder::module`; `id` must be unique in the runtime (ids
-    /// below 1024 are Troupe's).
+    /// Adds a function with typed arguments whose command `C` an async
+    /// handler answers (a tokio future on the runtime's IO pool, while
+    /// other processes run): [`typed_command`](Self::typed_command) and
+    /// [`handle_async`](Self::handle_async) in one.
+    ///
+    /// ```
+    /// use troupe_dispatcher::{Command, CommandId};
+    /// use troupe_modules::{Class, ModuleCommand, ModuleDef};
+    ///
+    /// #[derive(Clone, serde::Serialize, serde::Deserialize)]
+    /// struct Lookup {
+    ///     key: String,
+    /// }
+    /// impl Command for Lookup {
+    ///     const ID: CommandId = CommandId(5000);
+    ///     const NAME: &'static str = "users.lookup";
+    ///     type Output = Option<String>;
+    /// }
+    /// impl ModuleCommand for Lookup {}
+    ///
+    /// let users = ModuleDef::new("users").class(Class::Storage).async_command(
+    ///     "lookup",
+    ///     |_cx, (key,): (String,)| Ok(Lookup { key }),
+    ///     |_pid, l: Lookup| async move { Ok((l.key == "ada").then(|| "Ada Lovelace".to_owned())) },
+    /// );
+    /// # assert_eq!(users.functions().len(), 1);
+    /// ```
     #[must_use]
-    pub fn async_function<F, Fut>(mut self, name: &str, id: CommandId, f: F) -> Self
+    pub fn async_command<A, C, D, F, Fut>(self, name: &str, decode: D, handler: F) -> Self
     where
-        F: Fn(Pid, Args) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Value, Error>> + Send + 'static,
+        A: FromArgs,
+        C: ModuleCommand + Clone,
+        D: Fn(&FnCx<'_>, A) -> Result<C, CallError> + Send + Sync + 'static,
+        F: Fn(Pid, C) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<C::Output, Error>> + Send + 'static,
     {
-        let qualified: Arc<str> = format!("{}.{name}", self.name).into();
-        let q = Arc::clone(&qualified);
-        self.handlers.retain(|h| *h.name != *qualified);
-        self.handlers.push(AsyncHandler {
-            id,
-            name: qualified,
-            run: Arc::new(move |pid, args| {
-                let values = match args {
-                    Value::Array(a) => a,
-                    other => vec![other],
-                };
-                Box::pin(f(pid, Args::new(Arc::clone(&q), values)))
-            }),
+        self.typed_command(name, decode).handle_async(handler)
+    }
+
+    fn with_handler(
+        mut self,
+        command: &'static str,
+        register: impl Fn(&mut DispatcherBuilder) -> Result<(), Error> + Send + Sync + 'static,
+    ) -> Self {
+        self.handlers.retain(|h| h.command != command);
+        self.handlers.push(Handler {
+            command,
+            register: Arc::new(register),
         });
-        self.command(name, move |_cx, mut args| {
-            Ok(Ret::Call(Call::new(id, Value::Array(args.rest(0)))))
+        self
+    }
+
+    /// Handles command `C` (yielded by one of this module's functions)
+    /// with a quick, non-blocking function run on the worker that
+    /// dispatches it. The runtime registers it when the module is added.
+    #[must_use]
+    pub fn handle<C, F>(self, f: F) -> Self
+    where
+        C: Command,
+        F: Fn(&HandlerCx<'_>, C) -> Result<C::Output, Error> + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        self.with_handler(C::NAME, move |d| {
+            let f = Arc::clone(&f);
+            d.command::<C, _>(move |cx, c| f(cx, c)).map(drop)
         })
+    }
+
+    /// Like [`handle`](Self::handle), for a handler that may also answer
+    /// inside the script's call, without a yield (see
+    /// [`DispatcherBuilder::immediate`]).
+    #[must_use]
+    pub fn immediate<C, F>(self, f: F) -> Self
+    where
+        C: Command,
+        F: Fn(&HandlerCx<'_>, C) -> Result<C::Output, Error> + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        self.with_handler(C::NAME, move |d| {
+            let f = Arc::clone(&f);
+            d.immediate::<C, _>(move |cx, c| f(cx, c)).map(drop)
+        })
+    }
+
+    /// Handles command `C` with an async function: a tokio future on the
+    /// runtime's IO pool, cancelled if the process dies first.
+    #[must_use]
+    pub fn handle_async<C, F, Fut>(self, f: F) -> Self
+    where
+        C: Command,
+        F: Fn(Pid, C) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<C::Output, Error>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        self.with_handler(C::NAME, move |d| {
+            let f = Arc::clone(&f);
+            d.async_command::<C, _, _>(move |pid, c| f(pid, c))
+                .map(drop)
+        })
+    }
+
+    /// Registers the handlers of the module's commands on `dispatcher`;
+    /// `ALREADY_EXISTS` if a command id is taken.
+    pub fn register_handlers(&self, dispatcher: &mut DispatcherBuilder) -> Result<(), Error> {
+        self.handlers
+            .iter()
+            .try_for_each(|h| (h.register)(dispatcher))
     }
 
     /// Adds a constant field.
@@ -385,36 +481,5 @@ impl ModuleDef {
     /// The type manifest.
     pub fn manifest(&self) -> &Types {
         &self.types
-    }
-
-    /// The async handlers of functions added with
-    /// [`ModuleDef::async_function`].
-    pub fn async_handlers(&self) -> &[AsyncHandler] {
-        &self.handlers
-    }
-}
-
-/// A boxed future of an async handler.
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, Error>> + Send>>;
-
-/// The handler behind an [`ModuleDef::async_function`]: its command id, its
-/// qualified name, and the function from `(caller, arguments array)` to the
-/// future.
-#[derive(Clone)]
-pub struct AsyncHandler {
-    /// The command id.
-    pub id: CommandId,
-    /// `module.function`.
-    pub name: Arc<str>,
-    /// Starts the handler's future.
-    pub run: Arc<dyn Fn(Pid, Value) -> HandlerFuture + Send + Sync>,
-}
-
-impl std::fmt::Debug for AsyncHandler {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AsyncHandler")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .finish()
     }
 }

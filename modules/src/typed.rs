@@ -282,13 +282,13 @@ impl Yielded {
 
     /// Yields the typed command `cmd`; its [`ModuleCommand::handle_result`]
     /// makes the script's return values.
-    pub fn command<C: ModuleCommand>(cmd: &C) -> Result<Self, Error> {
-        Ok(Self {
-            call: cmd.to_call()?,
+    pub fn command<C: ModuleCommand + Clone>(cmd: C) -> Self {
+        Self {
+            call: Call::typed(cmd),
             handle: Some(Arc::new(|result: Result<Value, Error>| {
                 C::handle_result(result.and_then(|v| from_value::<C::Output>(&v)))
             })),
-        })
+        }
     }
 
     /// Replaces how the handler's result reaches the script.

@@ -33,7 +33,7 @@ const REPLAY_BURST: u32 = 64;
 /// Registers [`DURABLE`]'s handler: it only waits, for the completion the
 /// journal sends.
 pub(crate) fn register(b: &mut DispatcherBuilder) -> Result<(), Error> {
-    b.deferred(DURABLE, "journal.durable", |_, _| Dispatched::Pending(None))?;
+    b.untyped(DURABLE, "journal.durable", |_, _| Dispatched::Pending(None))?;
     Ok(())
 }
 

@@ -11,17 +11,20 @@
 //! parks the process until its [`Completion`](troupe_dispatcher::Completion)
 //! wakes it. `scheduler.rs` says what the scheduler is made of; `state.rs`
 //! holds the state machine that makes sure a completion racing a yield is
-//! never lost. The runtime's own commands on the message path are typed
-//! (`commands.rs`); mailboxes apply backpressure: a `send` to a full one
+//! never lost. The runtime's own commands (`process`, `time`, `supervisor`,
+//! `workflow.signal`) are typed, with a handler file per module
+//! (`commands/`); mailboxes apply backpressure: a `send` to a full one
 //! parks the sender until the receiver makes room (`mailbox.rs`,
-//! `send.rs`).
+//! `send.rs`). A module is added one way, [`RuntimeBuilder::module`]: a
+//! [`ModuleDef`](troupe_modules::ModuleDef) brings the handlers of its
+//! commands with it, and a [`HostModule`] makes one from a host's state.
 
-mod builtins;
 mod commands;
 mod engine;
 mod entry;
 mod exit;
 mod host;
+mod host_module;
 mod idle;
 mod journal;
 mod journaled;
@@ -49,6 +52,7 @@ mod workflows;
 
 pub use engine::{Engine, ProcessInit, Program};
 pub use host::HostMailbox;
+pub use host_module::HostModule;
 pub use journal::{
     Before, Deliver, Journal, JournalStore, StartMode, StoredWorkflow, WorkflowStart,
 };

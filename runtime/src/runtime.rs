@@ -11,8 +11,8 @@ use crate::exit::{Exit, ExitCell};
 use crate::journal::JournalStore;
 use crate::mailbox::Message;
 use crate::reload::Reloader;
-use crate::scheduler::{Scheduler, SchedulerParts, Sink};
-use crate::{Limits, Spawn, builtins, journaled};
+use crate::scheduler::{Scheduler, SchedulerParts};
+use crate::{Limits, Spawn, journaled};
 
 /// Configures and starts a [`Runtime`].
 pub struct RuntimeBuilder {
@@ -27,9 +27,6 @@ pub struct RuntimeBuilder {
     policy: Policy,
     limits: Limits,
     mailbox: usize,
-    /// The first failure to register a module's handlers, reported by
-    /// [`RuntimeBuilder::build`].
-    failed: Option<Error>,
     journals: Option<Arc<dyn JournalStore>>,
     recover: bool,
     state_pool: Option<usize>,
@@ -83,33 +80,17 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Adds a host module (replacing a built-in of the same name) and
-    /// registers the async handlers of its
-    /// [`async_function`](ModuleDef::async_function)s; a command id taken
-    /// twice makes [`RuntimeBuilder::build`] fail with `ALREADY_EXISTS`.
+    /// Adds a host module (replacing a built-in of the same name) with the
+    /// handlers of its commands ([`ModuleDef::handle`],
+    /// [`ModuleDef::handle_async`], [`ModuleDef::async_command`]); a
+    /// command id taken twice makes [`RuntimeBuilder::build`] fail with
+    /// `ALREADY_EXISTS`. This is how every module is added, a host's own
+    /// ([`HostModule`](crate::HostModule)s such as `troupe-io`'s `fs`,
+    /// `http` and `kv` included).
     #[must_use]
     pub fn module(mut self, module: ModuleDef) -> Self {
-        for h in module.async_handlers() {
-            let run = Arc::clone(&h.run);
-            let added = self
-                .dispatcher
-                .asynchronous(h.id, &h.name, move |pid, args| run(pid, args));
-            if let Err(e) = added {
-                self.failed.get_or_insert(e);
-            }
-        }
         self.modules.insert(module);
         self
-    }
-
-    /// Registers command handlers for host modules: inline, async (tokio
-    /// futures on the IO pool) or deferred.
-    pub fn commands(
-        mut self,
-        register: impl FnOnce(&mut DispatcherBuilder) -> Result<(), Error>,
-    ) -> Result<Self, Error> {
-        register(&mut self.dispatcher)?;
-        Ok(self)
     }
 
     /// The policy of processes the host spawns without one (default: plugin).
@@ -166,9 +147,6 @@ impl RuntimeBuilder {
     /// workflow that cannot be resumed (a corrupt journal) is logged and
     /// left alone; the others still run.
     pub fn build(mut self) -> Result<Runtime, Error> {
-        if let Some(e) = self.failed.take() {
-            return Err(e);
-        }
         let workers = workers_from_env()?.unwrap_or(self.workers);
         if let Some(capacity) = self.state_pool {
             for engine in &self.engines {
@@ -179,19 +157,22 @@ impl RuntimeBuilder {
             Error::new(ErrorKind::Unavailable, format!("cannot start {what}: {e}"))
         };
         let io = IoPool::new(self.io_threads)?;
-        let mut registered = Ok(());
+        // The handlers the modules bring (only the module that won its
+        // name: a host module replacing a built-in replaces its handlers).
+        for module in self.modules.iter() {
+            module.register_handlers(&mut self.dispatcher)?;
+        }
+        journaled::register(&mut self.dispatcher)?;
         let source = self
             .source
             .take()
             .unwrap_or_else(|| Arc::new(FileSource::new(".")));
         let sched = Arc::new_cyclic(|weak: &Weak<Scheduler>| {
-            registered = builtins::register(&mut self.dispatcher, weak)
-                .and_then(|()| journaled::register(&mut self.dispatcher));
             let dispatcher = std::mem::take(&mut self.dispatcher).build(io.clone());
             Scheduler::new(SchedulerParts {
                 node: self.node,
                 dispatcher,
-                sink: Arc::new(Sink(weak.clone())),
+                me: weak.clone(),
                 modules: Arc::new(self.modules),
                 engines: self.engines,
                 source,
@@ -201,7 +182,6 @@ impl RuntimeBuilder {
                 journals: self.journals.clone(),
             })
         });
-        registered?;
         sched.builtins.check(&sched.dispatcher)?;
         let mut threads = Vec::with_capacity(workers);
         for i in 0..workers {
@@ -334,7 +314,6 @@ impl Runtime {
             policy: Policy::plugin(),
             limits: Limits::default(),
             mailbox: 1024,
-            failed: None,
             journals: None,
             recover: false,
             state_pool: None,

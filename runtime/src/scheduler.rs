@@ -57,6 +57,9 @@ pub(crate) struct Scheduler {
     /// The commands the runtime handles itself, typed.
     pub builtins: Builtins,
     pub sink: Arc<dyn CompletionSink>,
+    /// The scheduler itself, for the processes it starts that need a
+    /// link back (supervisors): weak, so they never keep it alive.
+    pub me: std::sync::Weak<Scheduler>,
     pub modules: Arc<ModuleRegistry>,
     pub started: Instant,
     pub default_policy: Arc<Policy>,
@@ -72,7 +75,7 @@ pub(crate) struct Scheduler {
 pub(crate) struct SchedulerParts {
     pub node: u32,
     pub dispatcher: Dispatcher,
-    pub sink: Arc<dyn CompletionSink>,
+    pub me: std::sync::Weak<Scheduler>,
     pub modules: Arc<ModuleRegistry>,
     pub engines: Vec<Arc<dyn Engine>>,
     pub source: Arc<dyn Source>,
@@ -92,7 +95,8 @@ impl Scheduler {
             programs: Programs::new(p.engines, p.source),
             dispatcher: p.dispatcher,
             builtins: Builtins::new(),
-            sink: p.sink,
+            sink: Arc::new(Sink(p.me.clone())),
+            me: p.me,
             modules: p.modules,
             started: Instant::now(),
             default_policy: p.default_policy,

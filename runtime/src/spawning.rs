@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
+use troupe_dispatcher::{Error, ErrorKind, Pid};
 use troupe_modules::Policy;
 use troupe_sources::Script;
 
@@ -148,17 +148,12 @@ impl Scheduler {
 
     /// `process.spawn(script, opts, ...)` from a script: the key is
     /// relative to the parent's script, the policy at most the parent's.
-    pub(crate) fn spawn_child(&self, parent: &Entry, args: Value) -> Result<Pid, Error> {
-        let script = args
-            .get("script")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let spawn_args = match args.get("args") {
-            Some(Value::Array(a)) => a.clone(),
-            _ => Vec::new(),
-        };
-        let opts = args.get("opts").cloned().unwrap_or_default();
-        let spec = child_spec(parent, script, spawn_args, &opts)?;
+    pub(crate) fn spawn_child(
+        &self,
+        parent: &Entry,
+        cmd: troupe_modules::builtin::process::Spawn,
+    ) -> Result<Pid, Error> {
+        let spec = child_spec(parent, &cmd.script, cmd.args, &cmd.opts)?;
         self.spawn(spec, Some(parent), None, None)
     }
 

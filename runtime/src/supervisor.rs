@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use troupe_dispatcher::{Call, Error, ErrorKind, Pid, Value};
-use troupe_modules::builtin::ids;
+use troupe_modules::builtin::process;
 
 use crate::entry::Entry;
 use crate::exit::{Exit, ExitCell};
@@ -64,9 +64,10 @@ pub(crate) struct SupervisorProcess {
 }
 
 fn receive(topic: Option<&str>) -> Step {
-    let mut args = std::collections::BTreeMap::new();
-    args.insert("topic".to_owned(), Value::from(topic));
-    Step::Yield(Call::new(ids::PROCESS_RECEIVE, Value::Map(args)))
+    Step::Yield(Call::typed(process::Receive {
+        topic: topic.map(str::to_owned),
+        timeout_ms: None,
+    }))
 }
 
 fn payload_pid(msg: &Value) -> Option<Pid> {
@@ -260,9 +261,7 @@ impl SupervisorProcess {
             match self.then.take() {
                 None => return receive(None),
                 Some(Then::Exit(reason)) => {
-                    let mut args = std::collections::BTreeMap::new();
-                    args.insert("reason".to_owned(), reason);
-                    return Step::Yield(Call::new(ids::PROCESS_EXIT, Value::Map(args)));
+                    return Step::Yield(Call::typed(process::Exit { reason }));
                 }
                 Some(Then::Restart(ids)) => self.restart(s, &ids),
             }
@@ -306,7 +305,7 @@ impl Scheduler {
     /// parent's policy and limits; started by the host, children without a
     /// policy get the runtime's default.
     pub(crate) fn start_supervisor(
-        self: &Arc<Self>,
+        &self,
         mut sup: Supervisor,
         parent: Option<&Entry>,
         exit: Option<Arc<ExitCell>>,
@@ -325,7 +324,7 @@ impl Scheduler {
             }
         };
         let shared: Children = Arc::new(Mutex::new(Vec::new()));
-        let weak = Arc::downgrade(self);
+        let weak = self.me.clone();
         let parent_pid = parent.map(|p| p.pid);
         let make = |pid: Pid| -> Box<dyn Process> {
             self.table.supervisors.insert(pid, Arc::clone(&shared));

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use troupe_dispatcher::{
     Call, CommandId, Completer, Dispatched, Error, ErrorKind, HandlerCx, Pid, Tag, Value,
 };
-use troupe_modules::builtin::ids;
+use troupe_modules::builtin::{ids, process};
 
 use crate::commands::Cx;
 use crate::entry::{Entry, Next, Slot};
@@ -189,7 +189,8 @@ impl Scheduler {
     fn outcome(&self, entry: &Arc<Entry>, slot: &mut Slot, step: Step) -> Flow {
         match step {
             Step::Yield(call) if call.id == ids::PROCESS_EXIT => {
-                Flow::End(exit::from_exit_call(call.args().get("reason")))
+                let exit = call.into_command::<process::Exit>();
+                Flow::End(exit::from_exit_call(exit.ok().map(|e| e.reason).as_ref()))
             }
             Step::Yield(call) => self.dispatch(entry, slot, call),
             Step::Preempted => {

@@ -6,11 +6,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use troupe_dispatcher::{Call, CommandId, Error, Value};
+use troupe_dispatcher::{Call, Command, CommandId, Error, Value};
+use troupe_modules::ModuleDef;
 use troupe_runtime::{Engine, Process, ProcessInit, Program, Resume, Runtime, Spawn, Step, StepCx};
 use troupe_sources::{MemorySource, Script};
 
-const PING: CommandId = CommandId(5000);
+/// The command the test engine's processes yield, answered by an async
+/// handler on the IO pool.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Ping;
+
+impl Command for Ping {
+    const ID: CommandId = CommandId(5000);
+    const NAME: &'static str = "test.ping";
+    type Output = i64;
+}
 
 /// Yields `left` async commands, then finishes with how many it got back.
 struct Pinger {
@@ -30,7 +40,7 @@ impl Process for Pinger {
             return Step::Done(Value::from(self.got));
         }
         self.left -= 1;
-        Step::Yield(Call::new(PING, ()))
+        Step::Yield(Call::typed(Ping))
     }
 }
 
@@ -72,11 +82,8 @@ fn runtime(workers: usize) -> Runtime {
                 .with("b.ping", "50000"),
         )
         .engine(PingEngine)
-        .commands(|d| {
-            d.asynchronous(PING, "test.ping", |_, _| async { Ok(Value::Int(1)) })?;
-            Ok(())
-        })
-        .and_then(|b| b.build())
+        .module(ModuleDef::new("test").handle_async(|_, Ping| async { Ok(1) }))
+        .build()
         .expect("runtime builds")
 }
 

@@ -15,7 +15,9 @@ use std::sync::Arc;
 
 use troupe_dispatcher::{Call, Completer, Error, ErrorKind, Value};
 use troupe_modules::builtin::ids;
-use troupe_modules::builtin::workflow::{DEFAULT_VERSION, side_effect_begin, side_effect_result};
+use troupe_modules::builtin::workflow::{
+    DEFAULT_VERSION, SideEffect, side_effect_begin, side_effect_outcome,
+};
 use troupe_runtime::{Before, Journal, StartMode};
 
 use crate::record::{Entry, describe, encode};
@@ -256,7 +258,10 @@ impl WorkflowJournal {
             }
             ids::WORKFLOW_SIDE_EFFECT if self.side_effects > 1 => {
                 self.side_effects -= 1;
-                Before::Replay(side_effect_result(&call.args()))
+                Before::Replay(
+                    call.into_command::<SideEffect>()
+                        .and_then(side_effect_outcome),
+                )
             }
             ids::WORKFLOW_SIDE_EFFECT => {
                 self.side_effects = 0;

@@ -7,23 +7,41 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use troupe_dispatcher::{Call, CommandId, Error, ErrorKind, Value};
+use troupe_dispatcher::{Command, CommandId, Error, ErrorKind, Value};
 use troupe_engines::lua::LuaEngine;
-use troupe_modules::{Class, ModuleDef, Ret};
+use troupe_modules::{Class, ModuleCommand, ModuleDef};
 use troupe_runtime::{Runtime, Spawn};
 use troupe_sources::MemorySource;
 use troupe_workflow::{Entry, Status, WorkflowStore};
 
-const CHARGE: CommandId = CommandId(2000);
+/// `bank.charge(n)`: journaled as `n` itself.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+struct Charge(i64);
+
+impl Command for Charge {
+    const ID: CommandId = CommandId(2000);
+    const NAME: &'static str = "bank.charge";
+    type Output = i64;
+}
+
+impl ModuleCommand for Charge {}
 
 /// A host module with an outside effect: `bank.charge(n)` returns `n * 10`
 /// and reports `n` on the channel. A negative `n` is refused after it is
 /// reported: `UNAVAILABLE` (retryable), or `INVALID` from -100 down.
-fn bank() -> ModuleDef {
+fn bank(charges: &Sender<i64>) -> ModuleDef {
+    let charges = Mutex::new(charges.clone());
     ModuleDef::new("bank")
         .class(Class::Network)
-        .command("charge", |_cx, args| {
-            Ok(Ret::Call(Call::new(CHARGE, args.get(0).clone())))
+        .typed_command("charge", |_cx, (n,): (i64,)| Ok(Charge(n)))
+        .handle(move |_, Charge(n)| {
+            let _ = charges.lock().send(n);
+            match n {
+                ..=-100 => Err(Error::invalid("refused")),
+                -99..=-1 => Err(Error::new(ErrorKind::Unavailable, "try again")),
+                _ => Ok(n * 10),
+            }
         })
 }
 
@@ -39,25 +57,11 @@ fn runtime(
     charges: &Sender<i64>,
     recover: bool,
 ) -> Runtime {
-    let charges = Mutex::new(charges.clone());
     Runtime::builder()
         .workers(2)
         .source(src)
         .engine(LuaEngine::new())
-        .module(bank())
-        .commands(move |b| {
-            b.inline(CHARGE, "bank.charge", move |_, v| {
-                let n = v.as_i64().unwrap_or_default();
-                let _ = charges.lock().send(n);
-                match n {
-                    ..=-100 => Err(Error::invalid("refused")),
-                    -99..=-1 => Err(Error::new(ErrorKind::Unavailable, "try again")),
-                    _ => Ok(Value::Int(n * 10)),
-                }
-            })?;
-            Ok(())
-        })
-        .unwrap()
+        .module(bank(charges))
         .journal_store(store.clone())
         .recover(recover)
         .build()

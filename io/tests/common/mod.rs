@@ -16,7 +16,7 @@ pub fn run(modules: &[&dyn HostModule], policy: Policy, code: &str) -> Result<Va
         .source(MemorySource::new().with("main.lua", code))
         .engine(LuaEngine::new());
     for m in modules {
-        builder = m.install(builder)?;
+        builder = builder.module(m.module());
     }
     let rt = builder.build()?;
     let result = rt

@@ -1,23 +1,24 @@
 //! The modules every runtime offers: `errors`, `json`, `base64`, `hash`,
-//! `log`, `expr` (pure), `rand`, `uuid`, `workflow` (commands handled here,
-//! in [`register_handlers`]; a workflow's journal answers `workflow`'s
-//! first), and `time`, `process`, `supervisor` (commands handled by the
-//! runtime).
+//! `log`, `expr` (pure), `rand`, `uuid`, `workflow` (their commands'
+//! handlers travel with their definitions; a workflow's journal answers
+//! `workflow`'s first), and `time`, `process`, `supervisor` (commands
+//! handled by the runtime). Each module's typed commands are declared in
+//! its file, beside the functions that yield them.
 
 pub mod commands;
 mod encoding;
 mod errors;
 pub mod expr;
 mod log;
-mod process;
-mod random;
-mod supervisor;
-mod time;
+pub mod process;
+pub mod random;
+pub mod supervisor;
+pub mod time;
 pub mod workflow;
 
 pub use time::parse_duration_ms;
 
-use troupe_dispatcher::{DispatcherBuilder, Error, Value};
+use troupe_dispatcher::Value;
 
 use crate::ModuleDef;
 
@@ -27,13 +28,6 @@ fn map<'a>(entries: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect()
-}
-
-/// Registers the handlers of the commands answered here: `rand`, `uuid`,
-/// and `workflow` outside a workflow.
-pub fn register_handlers(b: &mut DispatcherBuilder) -> Result<(), Error> {
-    random::register(b)?;
-    workflow::register(b)
 }
 
 /// Command ids of the built-in modules (below 1024, reserved for Troupe).

@@ -1,9 +1,160 @@
-use troupe_dispatcher::{Call, CommandId, Value};
+//! `process`: identity, spawning, messaging, links, monitors, exits and
+//! the name registry, with the typed commands its functions yield (the
+//! runtime handles them).
 
-use super::commands::{Outgoing, Receive, Send, Target, TrySend};
-use super::{ids, map};
+use serde::{Deserialize, Serialize};
+use troupe_dispatcher::{Call, Command, Value};
+
+use super::commands::{Target, command};
 use crate::types::{Decl, Field, Signature, Type, Types};
 use crate::{Args, CallError, Class, ModuleDef, Ret};
+
+/// A message to send: where, its topic and its payload (`{to, topic,
+/// payload}` in value form).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Outgoing {
+    /// The receiver.
+    pub to: Target,
+    /// The message's topic.
+    pub topic: String,
+    /// The message's payload.
+    pub payload: Value,
+}
+
+/// `process.send(to, topic, payload, opts?)`: waits for room in a full
+/// mailbox.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Send {
+    /// The message.
+    #[serde(flatten)]
+    pub msg: Outgoing,
+    /// How long to wait for room, in ms (`opts.timeout`); forever if not
+    /// given. Absent from the value form when not given, as journaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<f64>,
+}
+
+command!(Send, PROCESS_SEND, "process.send", bool);
+
+/// `process.try_send(to, topic, payload)`: `RATE_LIMITED` on a full
+/// mailbox instead of waiting.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TrySend(pub Outgoing);
+
+command!(TrySend, PROCESS_TRY_SEND, "process.try_send", bool);
+
+/// `process.receive(topic?, timeout_ms?)`: answered with the message
+/// `{from, topic, payload}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Receive {
+    /// Only messages of this topic, if given.
+    pub topic: Option<String>,
+    /// How long to wait, in ms; forever if not given.
+    pub timeout_ms: Option<f64>,
+}
+
+command!(Receive, PROCESS_RECEIVE, "process.receive", Value);
+
+/// Declares a command naming one process (`{pid}` in value form: a pid's
+/// text or a registered name).
+macro_rules! by_pid {
+    ($(#[$doc:meta])* $ty:ident, $id:ident, $name:literal, $out:ty) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        pub struct $ty {
+            /// The process.
+            pub pid: Target,
+        }
+
+        command!($ty, $id, $name, $out);
+    };
+}
+
+/// Declares a command about a registered name (`{name}` in value form).
+macro_rules! by_name {
+    ($(#[$doc:meta])* $ty:ident, $id:ident, $name:literal, $out:ty) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        pub struct $ty {
+            /// The name.
+            pub name: String,
+        }
+
+        command!($ty, $id, $name, $out);
+    };
+}
+
+/// `process.spawn(script, opts, ...)`: answered with the child's pid.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Spawn {
+    /// The script, relative to the caller's.
+    pub script: String,
+    /// The options table as the script gave it (nil or a table; the
+    /// runtime reads it, as `SpawnOptions` documents).
+    pub opts: Value,
+    /// The child's `...`.
+    pub args: Vec<Value>,
+}
+
+command!(Spawn, PROCESS_SPAWN, "process.spawn", String);
+
+by_pid!(
+    /// `process.link(pid)`.
+    Link, PROCESS_LINK, "process.link", bool
+);
+by_pid!(
+    /// `process.unlink(pid)`.
+    Unlink, PROCESS_UNLINK, "process.unlink", bool
+);
+by_pid!(
+    /// `process.monitor(pid)`: answered with the monitor's ref.
+    Monitor, PROCESS_MONITOR, "process.monitor", i64
+);
+by_pid!(
+    /// `process.kill(pid)`: answered with whether it was alive.
+    Kill, PROCESS_KILL, "process.kill", bool
+);
+by_name!(
+    /// `process.register(name)`.
+    Register, PROCESS_REGISTER, "process.register", bool
+);
+by_name!(
+    /// `process.unregister(name)`.
+    Unregister, PROCESS_UNREGISTER, "process.unregister", bool
+);
+by_name!(
+    /// `process.whereis(name)`: answered with the pid's text, or nil.
+    Whereis, PROCESS_WHEREIS, "process.whereis", Option<String>
+);
+
+/// `process.demonitor(ref)`: answered with whether it was active.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Demonitor {
+    /// The ref `process.monitor` gave.
+    #[serde(rename = "ref")]
+    pub monitor: i64,
+}
+
+command!(Demonitor, PROCESS_DEMONITOR, "process.demonitor", bool);
+
+/// `process.trap_exits(on)`: answered with the previous setting.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrapExits {
+    /// Whether exit signals become EXIT messages.
+    pub on: bool,
+}
+
+command!(TrapExits, PROCESS_TRAP_EXITS, "process.trap_exits", bool);
+
+/// `process.exit(reason?)`: ends the caller (never answered).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Exit {
+    /// Nil or `"normal"` for a success; anything else is a failure.
+    pub reason: Value,
+}
+
+command!(Exit, PROCESS_EXIT, "process.exit", ());
 
 /// The type manifest of `process`.
 fn types() -> Types {
@@ -172,12 +323,20 @@ fn types() -> Types {
         ))
 }
 
-/// A command taking one string argument (a pid, a name) as `{field}`.
-fn one_string(def: ModuleDef, name: &str, id: CommandId, field: &'static str) -> ModuleDef {
+/// A function yielding the command `C` made from its one string argument.
+fn one_string<C: Command + Clone>(
+    def: ModuleDef,
+    name: &str,
+    make: fn(String) -> Result<C, CallError>,
+) -> ModuleDef {
     def.command(name, move |_cx, args| {
-        let v = args.string(0)?;
-        Ok(Ret::Call(Call::new(id, map(vec![(field, Value::from(v))]))))
+        Ok(Ret::Call(Call::typed(make(args.string(0)?)?)))
     })
+}
+
+/// A process named by a script: a pid's text or a registered name.
+fn target(text: String) -> Result<Target, CallError> {
+    Ok(Target::parse(text)?)
 }
 
 /// The destination, topic and payload of a send.
@@ -225,15 +384,8 @@ pub(super) fn module() -> ModuleDef {
             if !matches!(opts, Value::Nil | Value::Map(_)) && opts != Value::Array(Vec::new()) {
                 return Err(args.error(1, "table of options or nil").into());
             }
-            let rest = Value::Array(args.rest(2));
-            Ok(Ret::Call(Call::new(
-                ids::PROCESS_SPAWN,
-                map(vec![
-                    ("script", Value::from(script)),
-                    ("opts", opts),
-                    ("args", rest),
-                ]),
-            )))
+            let args = args.rest(2);
+            Ok(Ret::Call(Call::typed(Spawn { script, opts, args })))
         })
         .command("send", |_cx, mut args| {
             let timeout_ms = send_timeout(&args)?;
@@ -253,36 +405,135 @@ pub(super) fn module() -> ModuleDef {
         })
         .command("exit", |_cx, mut args| {
             let reason = args.take(0);
-            Ok(Ret::Call(Call::new(
-                ids::PROCESS_EXIT,
-                map(vec![("reason", reason)]),
-            )))
+            Ok(Ret::Call(Call::typed(Exit { reason })))
         })
         .command("demonitor", |_cx, args| {
-            let r = args.int(0)?;
-            Ok(Ret::Call(Call::new(
-                ids::PROCESS_DEMONITOR,
-                map(vec![("ref", Value::Int(r))]),
-            )))
+            let monitor = args.int(0)?;
+            Ok(Ret::Call(Call::typed(Demonitor { monitor })))
         })
         .command("trap_exits", |_cx, args| {
             let on = args.boolean(0)?;
-            Ok(Ret::Call(Call::new(
-                ids::PROCESS_TRAP_EXITS,
-                map(vec![("on", Value::Bool(on))]),
-            )))
+            Ok(Ret::Call(Call::typed(TrapExits { on })))
         });
-    [
-        ("link", ids::PROCESS_LINK, "pid"),
-        ("unlink", ids::PROCESS_UNLINK, "pid"),
-        ("monitor", ids::PROCESS_MONITOR, "pid"),
-        ("kill", ids::PROCESS_KILL, "pid"),
-        ("register", ids::PROCESS_REGISTER, "name"),
-        ("unregister", ids::PROCESS_UNREGISTER, "name"),
-        ("whereis", ids::PROCESS_WHEREIS, "name"),
-    ]
-    .into_iter()
-    .fold(def, |def, (name, id, field)| {
-        one_string(def, name, id, field)
-    })
+    let def = one_string(def, "link", |t| Ok(Link { pid: target(t)? }));
+    let def = one_string(def, "unlink", |t| Ok(Unlink { pid: target(t)? }));
+    let def = one_string(def, "monitor", |t| Ok(Monitor { pid: target(t)? }));
+    let def = one_string(def, "kill", |t| Ok(Kill { pid: target(t)? }));
+    let def = one_string(def, "register", |name| Ok(Register { name }));
+    let def = one_string(def, "unregister", |name| Ok(Unregister { name }));
+    one_string(def, "whereis", |name| Ok(Whereis { name }))
+}
+
+#[cfg(test)]
+mod tests {
+    use troupe_dispatcher::Pid;
+
+    use super::*;
+    use crate::builtin::ids;
+
+    /// A typed command's value form is the map earlier builds journaled.
+    #[test]
+    fn value_forms_are_the_journaled_argument_maps() {
+        let msg = Outgoing {
+            to: Target::Pid(Pid::new(0, 2)),
+            topic: "ping".into(),
+            payload: Value::Int(7),
+        };
+        let send = Send {
+            msg: msg.clone(),
+            timeout_ms: None,
+        };
+        let old = serde_json::json!({"to": "<0.2>", "topic": "ping", "payload": 7});
+        assert_eq!(
+            Call::typed(send.clone()),
+            Call::new(ids::PROCESS_SEND, Value::from(old.clone()))
+        );
+        assert_eq!(
+            Call::typed(TrySend(msg)),
+            Call::new(ids::PROCESS_TRY_SEND, Value::from(old.clone()))
+        );
+        let back: Send = Call::new(ids::PROCESS_SEND, Value::from(old))
+            .into_command()
+            .unwrap();
+        assert_eq!(back, send);
+        let waiting = Send {
+            timeout_ms: Some(50.0),
+            ..send
+        };
+        let old =
+            serde_json::json!({"to": "<0.2>", "topic": "ping", "payload": 7, "timeout_ms": 50.0});
+        assert_eq!(
+            Call::typed(waiting),
+            Call::new(ids::PROCESS_SEND, Value::from(old))
+        );
+        let receive = Call::typed(Receive {
+            topic: Some("pong".into()),
+            timeout_ms: Some(10_000.0),
+        });
+        let old = serde_json::json!({"topic": "pong", "timeout_ms": 10_000.0});
+        assert_eq!(receive, Call::new(ids::PROCESS_RECEIVE, Value::from(old)));
+        let any = Receive {
+            topic: None,
+            timeout_ms: None,
+        };
+        let old = serde_json::json!({"topic": null, "timeout_ms": null});
+        assert_eq!(
+            Call::typed(any),
+            Call::new(ids::PROCESS_RECEIVE, Value::from(old))
+        );
+    }
+
+    /// The rest of `process`'s commands keep the value forms earlier
+    /// builds journaled too.
+    #[test]
+    fn every_command_keeps_its_journaled_value_form() {
+        let same = |typed: Call, id, old: serde_json::Value| {
+            assert_eq!(typed, Call::new(id, Value::from(old)));
+        };
+        let spawn = Spawn {
+            script: "child.lua".into(),
+            opts: Value::Nil,
+            args: vec![Value::Int(1)],
+        };
+        same(
+            Call::typed(spawn),
+            ids::PROCESS_SPAWN,
+            serde_json::json!({"script": "child.lua", "opts": null, "args": [1]}),
+        );
+        let pid = Target::Pid(Pid::new(0, 3));
+        same(
+            Call::typed(Link { pid: pid.clone() }),
+            ids::PROCESS_LINK,
+            serde_json::json!({"pid": "<0.3>"}),
+        );
+        same(
+            Call::typed(Kill {
+                pid: Target::Name("db".into()),
+            }),
+            ids::PROCESS_KILL,
+            serde_json::json!({"pid": "db"}),
+        );
+        same(
+            Call::typed(Whereis { name: "db".into() }),
+            ids::PROCESS_WHEREIS,
+            serde_json::json!({"name": "db"}),
+        );
+        same(
+            Call::typed(Demonitor { monitor: 4 }),
+            ids::PROCESS_DEMONITOR,
+            serde_json::json!({"ref": 4}),
+        );
+        same(
+            Call::typed(TrapExits { on: true }),
+            ids::PROCESS_TRAP_EXITS,
+            serde_json::json!({"on": true}),
+        );
+        same(
+            Call::typed(Exit {
+                reason: Value::from("normal"),
+            }),
+            ids::PROCESS_EXIT,
+            serde_json::json!({"reason": "normal"}),
+        );
+    }
 }

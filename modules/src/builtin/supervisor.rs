@@ -1,10 +1,34 @@
-use std::collections::BTreeMap;
+//! `supervisor`: Erlang-style supervisors started from scripts, with the
+//! typed commands its functions yield (the runtime handles them).
 
+use serde::{Deserialize, Serialize};
 use troupe_dispatcher::{Call, Value};
 
-use super::ids;
+use super::commands::{Target, command};
 use crate::types::{Decl, Field, Signature, Type, Types};
 use crate::{Class, ModuleDef, Ret};
+
+/// `supervisor.start(spec)`: the spec table as the script gave it (the
+/// runtime checks it); answered with the supervisor's pid.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Start(pub Value);
+
+command!(Start, SUPERVISOR_START, "supervisor.start", String);
+
+/// `supervisor.which_children(pid)`: answered with `[{id, pid?}]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WhichChildren {
+    /// The supervisor (a pid or a registered name).
+    pub pid: Target,
+}
+
+command!(
+    WhichChildren,
+    SUPERVISOR_CHILDREN,
+    "supervisor.which_children",
+    Value
+);
 
 /// The type manifest of `supervisor`.
 fn types() -> Types {
@@ -79,15 +103,10 @@ pub(super) fn module() -> ModuleDef {
             if !matches!(spec, Value::Map(_)) {
                 return Err(args.error(0, "table (supervisor spec)").into());
             }
-            Ok(Ret::Call(Call::new(ids::SUPERVISOR_START, spec)))
+            Ok(Ret::Call(Call::typed(Start(spec))))
         })
         .command("which_children", |_cx, args| {
-            let pid = args.string(0)?;
-            let mut m = BTreeMap::new();
-            m.insert("pid".to_owned(), Value::from(pid));
-            Ok(Ret::Call(Call::new(
-                ids::SUPERVISOR_CHILDREN,
-                Value::Map(m),
-            )))
+            let pid = Target::parse(args.string(0)?)?;
+            Ok(Ret::Call(Call::typed(WhichChildren { pid })))
         })
 }

@@ -1,9 +1,32 @@
+//! `time`: clocks and timers, with the typed commands its functions yield
+//! (the runtime handles them; a workflow's journal answers them first).
+
+use serde::{Deserialize, Serialize};
 use troupe_dispatcher::{Call, Error, Value};
 
-use super::commands::{Now, Sleep};
-use super::ids;
+use super::commands::{command, unit_command};
 use crate::types::{Signature, Type, Types};
 use crate::{Class, ModuleDef, Ret};
+
+unit_command!(
+    /// `time.now()`: answered with milliseconds since the Unix epoch.
+    Now, TIME_NOW, "time.now", f64
+);
+
+unit_command!(
+    /// `time.monotonic()`: answered with milliseconds since the runtime
+    /// started.
+    Monotonic, TIME_MONOTONIC, "time.monotonic", f64
+);
+
+/// `time.sleep(duration)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sleep {
+    /// How long, in ms (already checked: finite and not negative).
+    pub ms: f64,
+}
+
+command!(Sleep, TIME_SLEEP, "time.sleep", ());
 
 /// Parses a duration: a number of milliseconds, or text such as `"250ms"`,
 /// `"1.5s"`, `"2m"`, `"1h"` (a bare number in text is milliseconds).
@@ -75,9 +98,7 @@ pub(super) fn module() -> ModuleDef {
                 ),
         )
         .command("now", |_cx, _args| Ok(Ret::Call(Call::typed(Now))))
-        .command("monotonic", |_cx, _args| {
-            Ok(Ret::Call(Call::new(ids::TIME_MONOTONIC, ())))
-        })
+        .command("monotonic", |_cx, _args| Ok(Ret::Call(Call::typed(Monotonic))))
         .command("sleep", |_cx, args| {
             let ms = parse_duration_ms(args.get(0))
                 .map_err(|_| args.error(0, "duration (ms or \"1.5s\")"))?;
@@ -88,6 +109,19 @@ pub(super) fn module() -> ModuleDef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The commands keep the value forms earlier builds journaled.
+    #[test]
+    fn value_forms_are_the_journaled_argument_maps() {
+        use crate::builtin::ids;
+        assert_eq!(Call::typed(Now), Call::new(ids::TIME_NOW, ()));
+        assert_eq!(Call::typed(Monotonic), Call::new(ids::TIME_MONOTONIC, ()));
+        let old = serde_json::json!({"ms": 5.0});
+        assert_eq!(
+            Call::typed(Sleep { ms: 5.0 }),
+            Call::new(ids::TIME_SLEEP, Value::from(old))
+        );
+    }
 
     #[test]
     fn durations() {

@@ -13,11 +13,84 @@
 //! `side_effect("end", value)`, `side_effect("fail", err)` and
 //! `retry(ms)` (the durable backoff sleep between attempts).
 
-use troupe_dispatcher::{Call, DispatcherBuilder, Error, ErrorKind, Value};
+use serde::{Deserialize, Serialize};
+use troupe_dispatcher::{Call, Error, ErrorKind, Value};
 
-use super::{ids, map};
+use super::commands::{command, unit_command};
+use super::map;
+use super::time::Sleep;
 use crate::types::{Field, Signature, Type, Types};
 use crate::{Class, ModuleDef, Ret};
+
+unit_command!(
+    /// `workflow.id()`: the workflow's id (nil outside a workflow).
+    Id, WORKFLOW_ID, "workflow.id", Value
+);
+
+/// `workflow.version(change_id, min, max)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Version {
+    /// Names the change.
+    pub change_id: String,
+    /// The oldest version the script still supports.
+    pub min: i64,
+    /// The current version (what a new run records).
+    pub max: i64,
+}
+
+command!(Version, WORKFLOW_VERSION, "workflow.version", i64);
+
+/// `workflow.publish(key, value)`: a value the workflow's state query
+/// shows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Publish {
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: Value,
+}
+
+command!(Publish, WORKFLOW_PUBLISH, "workflow.publish", ());
+
+unit_command!(
+    /// The start of `workflow.side_effect(fn)`: answered `{done, value}`.
+    SideEffectBegin,
+    WORKFLOW_SIDE_EFFECT_BEGIN,
+    "workflow.side_effect.begin",
+    Value
+);
+
+/// The outcome of `workflow.side_effect(fn)`: `{value}` or `{error}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SideEffect {
+    /// What `fn` returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+    /// What `fn` failed with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Value>,
+}
+
+command!(
+    SideEffect,
+    WORKFLOW_SIDE_EFFECT,
+    "workflow.side_effect",
+    Value
+);
+
+/// `workflow.signal(id, topic, payload)`: a message to a workflow's
+/// durable inbox (answered by the runtime, which holds the store).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Signal {
+    /// The workflow's id.
+    pub id: String,
+    /// The message's topic.
+    pub topic: String,
+    /// The message's payload.
+    pub payload: Value,
+}
+
+command!(Signal, WORKFLOW_SIGNAL, "workflow.signal", bool);
 
 /// The version `workflow.version` returns for a history recorded before the
 /// change (Temporal's `DefaultVersion`).
@@ -91,33 +164,27 @@ pub(super) fn module() -> ModuleDef {
                     .returns(Type::Any),
                 ),
         )
-        .command("id", |_cx, _args| {
-            Ok(Ret::Call(Call::new(ids::WORKFLOW_ID, ())))
-        })
+        .command("id", |_cx, _args| Ok(Ret::Call(Call::typed(Id))))
         .command("version", |_cx, args| {
-            let change = args.string(0)?;
+            let change_id = args.string(0)?;
             let (min, max) = (args.int(1)?, args.int(2)?);
             if min > max {
                 return Err(args.error(2, "integer >= argument #2 (min)").into());
             }
-            let a = map([
-                ("change_id", Value::from(change)),
-                ("min", Value::Int(min)),
-                ("max", Value::Int(max)),
-            ]);
-            Ok(Ret::Call(Call::new(ids::WORKFLOW_VERSION, a)))
+            Ok(Ret::Call(Call::typed(Version { change_id, min, max })))
         })
         .command("publish", |_cx, mut args| {
             let key = args.string(0)?;
-            let a = map([("key", Value::from(key)), ("value", args.take(1))]);
-            Ok(Ret::Call(Call::new(ids::WORKFLOW_PUBLISH, a)))
+            let value = args.take(1);
+            Ok(Ret::Call(Call::typed(Publish { key, value })))
         })
         .command("side_effect", |_cx, mut args| {
             let phase = args.string(0)?;
+            let outcome = |value, error| Call::typed(SideEffect { value, error });
             let call = match phase.as_str() {
-                "begin" => Call::new(ids::WORKFLOW_SIDE_EFFECT_BEGIN, ()),
-                "end" => Call::new(ids::WORKFLOW_SIDE_EFFECT, map([("value", args.take(1))])),
-                "fail" => Call::new(ids::WORKFLOW_SIDE_EFFECT, map([("error", args.take(1))])),
+                "begin" => Call::typed(SideEffectBegin),
+                "end" => outcome(Some(args.take(1)), None),
+                "fail" => outcome(None, Some(args.take(1))),
                 _ => return Err(args.error(0, "function").into()),
             };
             Ok(Ret::Call(call))
@@ -131,20 +198,23 @@ pub(super) fn module() -> ModuleDef {
                 ))
                 .into());
             }
-            let a = map([
-                ("id", Value::from(id)),
-                ("topic", Value::from(topic)),
-                ("payload", args.take(2)),
-            ]);
-            Ok(Ret::Call(Call::new(ids::WORKFLOW_SIGNAL, a)))
+            let payload = args.take(2);
+            Ok(Ret::Call(Call::typed(Signal { id, topic, payload })))
         })
         .command("retry", |_cx, args| {
-            let ms = args.number(0)?;
-            Ok(Ret::Call(Call::new(
-                ids::TIME_SLEEP,
-                map([("ms", Value::Float(ms.max(0.0)))]),
-            )))
+            let ms = args.number(0)?.max(0.0);
+            Ok(Ret::Call(Call::typed(Sleep { ms })))
         })
+        // Outside a workflow (a journal answers these first inside one).
+        .handle::<Id, _>(|_, Id| Ok(Value::Nil))
+        .handle::<Version, _>(|_, v| Ok(v.max))
+        .immediate::<Publish, _>(|_, _| {
+            Err(Error::invalid(
+                "workflow.publish: this process is not a workflow (only a workflow's state can be queried)",
+            ))
+        })
+        .handle::<SideEffectBegin, _>(|_, SideEffectBegin| Ok(side_effect_begin(None)))
+        .handle::<SideEffect, _>(|_, outcome| side_effect_outcome(outcome))
 }
 
 /// The error a side effect failed with, from its journaled form.
@@ -159,10 +229,10 @@ pub fn side_effect_error(v: &Value) -> Error {
 }
 
 /// The answer to `side_effect("end"|"fail", …)`: its value, or its error.
-pub fn side_effect_result(args: &Value) -> Result<Value, Error> {
-    match args.get("error") {
-        Some(e) if !e.is_nil() => Err(side_effect_error(e)),
-        _ => Ok(args.get("value").cloned().unwrap_or(Value::Nil)),
+pub fn side_effect_outcome(outcome: SideEffect) -> Result<Value, Error> {
+    match outcome {
+        SideEffect { error: Some(e), .. } if !e.is_nil() => Err(side_effect_error(&e)),
+        SideEffect { value, .. } => Ok(value.unwrap_or_default()),
     }
 }
 
@@ -173,28 +243,4 @@ pub fn side_effect_begin(done: Option<Value>) -> Value {
         Some(v) => map([("done", Value::Bool(true)), ("value", v)]),
         None => map([("done", Value::Bool(false))]),
     }
-}
-
-/// Registers the handlers that answer `workflow` commands outside a workflow.
-pub(super) fn register(b: &mut DispatcherBuilder) -> Result<(), Error> {
-    b.inline(ids::WORKFLOW_ID, "workflow.id", |_, _| Ok(Value::Nil))?;
-    b.inline(ids::WORKFLOW_VERSION, "workflow.version", |_, args| {
-        Ok(args.get("max").cloned().unwrap_or(Value::Nil))
-    })?;
-    b.immediate(ids::WORKFLOW_PUBLISH, "workflow.publish", |_, _| {
-        Err(Error::invalid(
-            "workflow.publish: this process is not a workflow (only a workflow's state can be queried)",
-        ))
-    })?;
-    b.inline(
-        ids::WORKFLOW_SIDE_EFFECT_BEGIN,
-        "workflow.side_effect.begin",
-        |_, _| Ok(side_effect_begin(None)),
-    )?;
-    b.inline(
-        ids::WORKFLOW_SIDE_EFFECT,
-        "workflow.side_effect",
-        |_, args| side_effect_result(&args),
-    )?;
-    Ok(())
 }
