@@ -124,7 +124,11 @@ async fn close_all(
     pools: impl Iterator<Item = EnginePool>,
     timeout: Duration,
 ) -> Result<(), Error> {
-    let deadline = tokio::time::Instant::now() + timeout;
+    // A timeout too long for the clock is a century: forever, for a wait.
+    let now = tokio::time::Instant::now();
+    let deadline = now
+        .checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
     let mut first = None;
     for pool in pools {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());

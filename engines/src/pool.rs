@@ -154,7 +154,11 @@ impl EnginePool {
     /// [`get`](EnginePool::get) for threads outside an async context.
     pub fn get_blocking(&self) -> Result<PooledEngine, Error> {
         self.check_open()?;
-        let deadline = Instant::now() + self.inner.wait;
+        // A wait too long for the clock is a century: forever, in effect.
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(self.inner.wait)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
         let mut guard = self.inner.returned_lock.lock();
         loop {
             match Arc::clone(&self.inner.permits).try_acquire_owned() {

@@ -59,7 +59,7 @@ pub use journal::{
 pub use limits::Limits;
 pub use mailbox::Message;
 pub use process::{Process, Resume, Step, StepCx};
-pub use runtime::{ProcessHandle, Runtime, RuntimeBuilder, WORKERS_ENV};
+pub use runtime::{MAX_WORKERS, ProcessHandle, Runtime, RuntimeBuilder, WORKERS_ENV};
 pub use spawn::Spawn;
 pub use supervisor::SupervisorHandle;
 pub use supervisor_spec::{ChildInfo, ChildSpec, Restart, Strategy, Supervisor};

@@ -1,5 +1,5 @@
 use std::num::{NonZeroU64, NonZeroUsize};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Per-process limits. `None` means unlimited. The same defaults hold in debug
 /// and release builds.
@@ -14,6 +14,14 @@ pub struct Limits {
     /// Instructions per time slice before the process is preempted so others
     /// can run.
     pub slice_instructions: NonZeroU64,
+}
+
+impl Limits {
+    /// When a process started at `start` times out: `None` without a
+    /// timeout, or with one too long to fall on the clock (it never does).
+    pub fn deadline(&self, start: Instant) -> Option<Instant> {
+        self.timeout.and_then(|t| start.checked_add(t))
+    }
 }
 
 impl Default for Limits {

@@ -148,6 +148,12 @@ impl RuntimeBuilder {
     /// left alone; the others still run.
     pub fn build(mut self) -> Result<Runtime, Error> {
         let workers = workers_from_env()?.unwrap_or(self.workers);
+        if workers > MAX_WORKERS {
+            return Err(Error::invalid(format!(
+                "{workers} workers are more than the limit of {MAX_WORKERS}: each is an OS thread, \
+                 and one per core is the most that helps"
+            )));
+        }
         if let Some(capacity) = self.state_pool {
             for engine in &self.engines {
                 engine.set_state_pool(capacity);
@@ -188,6 +194,7 @@ impl RuntimeBuilder {
             let s = Arc::clone(&sched);
             let t = std::thread::Builder::new()
                 .name(format!("troupe-worker-{i}"))
+                .stack_size(WORKER_STACK)
                 .spawn(move || s.work())
                 .map_err(|e| unavailable("worker thread", e))?;
             threads.push(t);
@@ -245,6 +252,14 @@ fn host_message(topic: &str, payload: impl Into<Value>) -> Message {
         payload: payload.into(),
     }
 }
+
+/// The stack of a worker thread: reserved, and touched only as deep as the
+/// deepest parse or conversion goes (parsers fed by scripts bound their
+/// depth to fit well inside it).
+const WORKER_STACK: usize = 16 << 20;
+
+/// The most scheduler workers a runtime starts ([`RuntimeBuilder::workers`]).
+pub const MAX_WORKERS: usize = 1024;
 
 fn workers_from_env() -> Result<Option<usize>, Error> {
     let Some(text) = std::env::var_os(WORKERS_ENV) else {

@@ -160,6 +160,63 @@ pub(crate) fn source_error(e: SourceError) -> Error {
     }
 }
 
+/// The options `process.spawn` takes; any other key is `INVALID`.
+const SPAWN_OPTIONS: [&str; 7] = [
+    "entry",
+    "link",
+    "mailbox",
+    "restart_on_change",
+    "lightweight",
+    "allow",
+    "timeout",
+];
+
+/// The largest mailbox a script may ask for, in messages.
+pub const MAX_MAILBOX: usize = 1 << 24;
+
+/// `INVALID` naming the spawn option `name`.
+fn bad_option(name: &str, expected: &str, got: &Value) -> Error {
+    Error::invalid(format!(
+        "process.spawn: opts.{name} must be {expected}, got {}",
+        got.type_name()
+    ))
+}
+
+/// Checks `opts` has only known keys, each of the right type, before any
+/// is used: a misspelt option (`timout`) must not be ignored silently.
+fn check_spawn_options(opts: &Value) -> Result<(), Error> {
+    let Value::Map(map) = opts else {
+        return Ok(());
+    };
+    for (k, v) in map {
+        if !SPAWN_OPTIONS.contains(&k.as_str()) {
+            return Err(Error::invalid(format!(
+                "process.spawn: unknown option {k:?} (the options are {})",
+                SPAWN_OPTIONS.join(", ")
+            )));
+        }
+        let fits = match (k.as_str(), v) {
+            (_, Value::Nil) => true,
+            ("entry", v) => v.as_str().is_some(),
+            ("link" | "restart_on_change" | "lightweight", v) => v.as_bool().is_some(),
+            ("mailbox", v) => v
+                .as_i64()
+                .and_then(|n| usize::try_from(n).ok())
+                .is_some_and(|n| (1..=MAX_MAILBOX).contains(&n)),
+            _ => true,
+        };
+        if !fits {
+            let expected = match k.as_str() {
+                "entry" => "a string".to_owned(),
+                "mailbox" => format!("an integer from 1 to {MAX_MAILBOX}"),
+                _ => "a boolean".to_owned(),
+            };
+            return Err(bad_option(k, &expected, v));
+        }
+    }
+    Ok(())
+}
+
 /// The spawn request `process.spawn(script, opts, ...)` stands for:
 /// `script` relative to `parent`'s, and the options `entry`,
 /// `mailbox`, `link`, `restart_on_change`, `lightweight`, `allow`
@@ -171,6 +228,7 @@ pub(crate) fn child_spec(
     args: Vec<Value>,
     opts: &Value,
 ) -> Result<Spawn, Error> {
+    check_spawn_options(opts)?;
     let key = resolve_relative(&parent.key, script).map_err(source_error)?;
     let mut spec = Spawn::script(key);
     spec.args = args;
@@ -178,7 +236,7 @@ pub(crate) fn child_spec(
         spec.entry = Some(entry.to_owned());
     }
     if let Some(n) = opts.get("mailbox").and_then(Value::as_i64) {
-        spec.mailbox = Some(usize::try_from(n.max(1)).unwrap_or(1));
+        spec.mailbox = usize::try_from(n).ok();
     }
     if opts.get("link").and_then(Value::as_bool) == Some(true) {
         spec.link = Some(parent.pid);
@@ -215,7 +273,7 @@ pub(crate) fn child_spec(
     if let Some(t) = opts.get("timeout") {
         let ms = troupe_modules::builtin::parse_duration_ms(t)?;
         let mut limits = *parent.limits;
-        let asked = std::time::Duration::from_secs_f64(ms / 1e3);
+        let asked = troupe_modules::builtin::duration_from_ms(ms);
         limits.timeout = Some(limits.timeout.map_or(asked, |own| own.min(asked)));
         spec.limits = Some(limits);
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use troupe_dispatcher::{Error, Pid, Value};
-use troupe_modules::builtin::parse_duration_ms;
+use troupe_modules::builtin::{duration_from_ms, parse_duration_ms};
 
 use crate::Spawn;
 use crate::entry::Entry;
@@ -164,7 +164,7 @@ impl Supervisor {
             sup.max_restarts = n;
         }
         if let Some(p) = v.get("period") {
-            sup.period = Duration::from_secs_f64(parse_duration_ms(p)? / 1e3);
+            sup.period = duration_from_ms(parse_duration_ms(p)?);
         }
         let children = match v.get("children") {
             None => &[][..],

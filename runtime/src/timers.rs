@@ -89,7 +89,7 @@ impl Timers {
     pub fn next_due(&self) -> Option<Instant> {
         match self.next_tick.load(Ordering::SeqCst) {
             NONE => None,
-            t => Some(self.start + Duration::from_millis(t)),
+            t => self.start.checked_add(Duration::from_millis(t)),
         }
     }
 

@@ -61,7 +61,7 @@ impl Instance {
     }
 
     fn run(&mut self, key: &str, parsed: &Parsed) -> Result<Value, Error> {
-        let deadline = self.limits.timeout.map(|t| std::time::Instant::now() + t);
+        let deadline = self.limits.deadline(std::time::Instant::now());
         let mut main = start(parsed, key, &mut self.ctx)?;
         let outcome = poll(&mut main, key, &mut self.ctx);
         self.finish(outcome, key, deadline)
@@ -92,7 +92,7 @@ impl Instance {
     }
 
     fn call(&mut self, name: &str, args: Vec<Value>) -> Result<Value, Error> {
-        let deadline = self.limits.timeout.map(|t| std::time::Instant::now() + t);
+        let deadline = self.limits.deadline(std::time::Instant::now());
         let ctx = &mut self.ctx;
         let f = ctx
             .global_object()

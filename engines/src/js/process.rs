@@ -63,7 +63,7 @@ impl ProcState {
             entry: init.entry,
             main: None,
             awaiting: None,
-            deadline: init.limits.timeout.map(|t| Instant::now() + t),
+            deadline: init.limits.deadline(Instant::now()),
         })
     }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use mlua::{AnyUserData, Lua, MetaMethod, MultiValue, Table, UserData, UserDataFields};
 use parking_lot::Mutex;
 use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
-use troupe_modules::builtin::{ids, parse_duration_ms};
+use troupe_modules::builtin::{duration_from_ms, ids, parse_duration_ms};
 use troupe_modules::types::{Decl, Field, Signature, Type, Types};
 use troupe_modules::{Class, ClassSet, ModuleDef, ModuleRegistry, Policy, Ret, Yielded};
 use troupe_runtime::{Limits, Process, ProcessInit, Resume, Step, StepCx};
@@ -254,7 +254,7 @@ fn asked_limits(v: &Value) -> Result<Asked, Error> {
             "timeout" => {
                 let ms = parse_duration_ms(v)
                     .map_err(|e| bad(format!("limits.timeout: {}", e.message())))?;
-                asked.timeout = Some(Duration::from_secs_f64(ms / 1e3));
+                asked.timeout = Some(duration_from_ms(ms));
             }
             other => {
                 return Err(bad(format!(

@@ -360,7 +360,7 @@ pub(crate) fn prepare(
         slice,
         timed,
         hook_fn,
-        deadline: limits.timeout.map(|t| Instant::now() + t),
+        deadline: limits.deadline(Instant::now()),
         timeout_ms: limits.timeout.map_or(0, |t| t.as_millis()),
         terminate: None,
     };

@@ -153,7 +153,7 @@ impl Host {
         self.used = 0;
         self.slice_end = self.limits.slice_instructions.get();
         self.memory_base = alloc::held();
-        self.deadline = self.limits.timeout.map(|t| Instant::now() + t);
+        self.deadline = self.limits.deadline(Instant::now());
         self.terminate = None;
     }
 }

@@ -402,7 +402,7 @@ impl Engine for StarlarkEngine {
 
     fn instantiate(&self, program: &Program, init: ProcessInit) -> Result<Box<dyn Process>, Error> {
         let compiled = downcast::<Compiled>(KIND, program)?.clone();
-        let deadline = init.limits.timeout.map(|t| Instant::now() + t);
+        let deadline = init.limits.deadline(Instant::now());
         Ok(OneShot::boxed(move || {
             let vars = variables(&init.args);
             let run = Run {
@@ -465,7 +465,7 @@ impl StarlarkInterpreter {
             scope: &self.scope,
             vars: &BTreeMap::new(),
             limits: &self.limits,
-            deadline: self.limits.timeout.map(|t| Instant::now() + t),
+            deadline: self.limits.deadline(Instant::now()),
         };
         let (value, defined) = run.eval(ast, |eval, module, value| match call {
             Some(args) => {

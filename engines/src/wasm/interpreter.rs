@@ -100,7 +100,9 @@ impl WasmInterpreter {
     }
 
     fn deadline(&self) -> Option<(Instant, std::time::Duration)> {
-        self.limits.timeout.map(|t| (Instant::now() + t, t))
+        self.limits
+            .timeout
+            .and_then(|t| Some((Instant::now().checked_add(t)?, t)))
     }
 
     /// Compiles `code` and instantiates it under `key`.

@@ -149,7 +149,9 @@ impl WasmProcess {
         Ok(Self {
             running: Some(running),
             exchange,
-            deadline: limits.timeout.map(|t| (Instant::now() + t, t)),
+            deadline: limits
+                .timeout
+                .and_then(|t| Some((Instant::now().checked_add(t)?, t))),
         })
     }
 }

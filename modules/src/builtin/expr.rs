@@ -9,13 +9,70 @@ use std::sync::{Arc, LazyLock};
 use cel::extractors::Arguments;
 use cel::objects::{Key, Map};
 use cel::{Context, ExecutionError, Program};
-use troupe_dispatcher::{Error, Value};
+use troupe_dispatcher::{Error, ErrorKind, Value};
 
 use crate::types::{Decl, Signature, Type, Types};
 use crate::{Args, CallError, Class, ModuleDef, Ret, UserData, UserType};
 
 /// Expressions longer than this are refused (`INVALID`).
 pub const MAX_SOURCE_LEN: usize = 64 * 1024;
+
+/// Expressions with more operator characters than this are refused
+/// (`LIMIT_EXCEEDED`): the parser and the evaluator recurse once per
+/// operator of a chain (`1+1+…`), so this bounds their stack use.
+pub const MAX_OPERATORS: usize = 1000;
+
+/// Expressions nested deeper than this (parentheses, brackets, braces)
+/// are refused (`LIMIT_EXCEEDED`), for the same reason.
+pub const MAX_NESTING: usize = 100;
+
+/// Refuses an expression whose parse tree could be deep enough to
+/// overflow a thread's stack: more than [`MAX_OPERATORS`] operator
+/// characters or more than [`MAX_NESTING`] levels of brackets, counted
+/// outside string literals. A cheap, conservative bound taken before the
+/// recursive parser ever runs.
+fn check_depth(src: &str) -> Result<(), Error> {
+    let (mut operators, mut depth, mut deepest) = (0usize, 0usize, 0usize);
+    let mut chars = src.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                // Skip the literal (escapes included); an unterminated one
+                // is the parser's syntax error.
+                let mut escaped = false;
+                for d in chars.by_ref() {
+                    match d {
+                        _ if escaped => escaped = false,
+                        '\\' => escaped = true,
+                        _ if d == c => break,
+                        _ => {}
+                    }
+                }
+            }
+            '(' | '[' | '{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                operators += 1;
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            '+' | '-' | '*' | '/' | '%' | '<' | '>' | '=' | '!' | '&' | '|' | '?' | ':' | '.'
+            | ',' => operators += 1,
+            _ => {}
+        }
+    }
+    let limit = |what: String| Err(Error::new(ErrorKind::LimitExceeded, what));
+    if deepest > MAX_NESTING {
+        return limit(format!(
+            "expr: nesting of {deepest} levels is deeper than the limit of {MAX_NESTING}"
+        ));
+    }
+    if operators > MAX_OPERATORS {
+        return limit(format!(
+            "expr: {operators} operators are more than the limit of {MAX_OPERATORS}"
+        ));
+    }
+    Ok(())
+}
 
 /// The root context: the CEL standard library plus `max`, `min`, `len`.
 /// Shared by every evaluation; variables live in a child scope per run.
@@ -83,6 +140,7 @@ pub fn compile(src: &str) -> Result<Expression, Error> {
             src.len()
         )));
     }
+    check_depth(src)?;
     Program::compile(src)
         .map(|program| Expression {
             program,

@@ -16,7 +16,7 @@ pub mod supervisor;
 pub mod time;
 pub mod workflow;
 
-pub use time::parse_duration_ms;
+pub use time::{duration_from_ms, parse_duration_ms};
 
 use troupe_dispatcher::Value;
 

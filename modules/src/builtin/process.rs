@@ -293,13 +293,18 @@ fn types() -> Types {
         )
         .decl(Decl::record(
             "SpawnOptions",
-            "Options of `process.spawn`.",
+            "Options of `process.spawn`; any other key is INVALID.",
             [
                 Field::optional("entry", Type::String)
                     .doc("a function to call (from the chunk's returned table or its globals) with the arguments"),
                 Field::optional("link", Type::Boolean)
                     .doc("link the child to the caller before it starts"),
-                Field::optional("mailbox", Type::Integer).doc("mailbox capacity in messages"),
+                Field::optional("mailbox", Type::Integer)
+                    .doc("mailbox capacity in messages (1 to 16777216)"),
+                Field::optional("lightweight", Type::Boolean)
+                    .doc("run as a coroutine in a shared Lua state instead of a state of its own"),
+                Field::optional("restart_on_change", Type::Boolean)
+                    .doc("stop the child when its script changes, for its supervisor to restart it"),
                 Field::optional("allow", Type::union([Type::String, Type::array(Type::String)]))
                     .doc("module classes the child may use (within the caller's)"),
                 Field::optional("timeout", Type::union([Type::Number, Type::String]))
@@ -380,10 +385,11 @@ pub(super) fn module() -> ModuleDef {
         })
         .command("spawn", |_cx, mut args| {
             let script = args.string(0)?;
-            let opts = args.take(1);
-            if !matches!(opts, Value::Nil | Value::Map(_)) && opts != Value::Array(Vec::new()) {
+            let opts = args.get(1);
+            if !matches!(opts, Value::Nil | Value::Map(_)) && *opts != Value::Array(Vec::new()) {
                 return Err(args.error(1, "table of options or nil").into());
             }
+            let opts = args.take(1);
             let args = args.rest(2);
             Ok(Ret::Call(Call::typed(Spawn { script, opts, args })))
         })

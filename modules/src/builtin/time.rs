@@ -1,6 +1,8 @@
 //! `time`: clocks and timers, with the typed commands its functions yield
 //! (the runtime handles them; a workflow's journal answers them first).
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use troupe_dispatcher::{Call, Error, Value};
 
@@ -71,6 +73,16 @@ pub fn parse_duration_ms(v: &Value) -> Result<f64, Error> {
     }
 }
 
+/// A duration of `ms` milliseconds (as [`parse_duration_ms`] gives them):
+/// one too long for a `Duration` saturates at [`Duration::MAX`] (treat it
+/// as "no deadline"), NaN or a negative is zero. Never panics.
+pub fn duration_from_ms(ms: f64) -> Duration {
+    if ms.is_nan() || ms <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(ms / 1e3).unwrap_or(Duration::MAX)
+}
+
 /// `time`: `now()`, `sleep(ms | "1.5s")`, `monotonic()`; all commands, so a
 /// workflow journals them.
 pub(super) fn module() -> ModuleDef {
@@ -121,6 +133,18 @@ mod tests {
             Call::typed(Sleep { ms: 5.0 }),
             Call::new(ids::TIME_SLEEP, Value::from(old))
         );
+    }
+
+    #[test]
+    fn durations_too_long_saturate_instead_of_panicking() {
+        for huge in ["99999999999999999999s", "1e22", "1e300h"] {
+            let ms = parse_duration_ms(&Value::from(huge)).unwrap();
+            assert_eq!(duration_from_ms(ms), Duration::MAX, "{huge}");
+        }
+        assert_eq!(duration_from_ms(1e22), Duration::MAX);
+        assert_eq!(duration_from_ms(f64::NAN), Duration::ZERO);
+        assert_eq!(duration_from_ms(1500.0), Duration::from_millis(1500));
+        assert!(parse_duration_ms(&Value::from("inf s")).is_err());
     }
 
     #[test]

@@ -16,7 +16,6 @@ mod time;
 mod workflow;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use troupe_dispatcher::{
     Call, Command, CommandId, Dispatched, Dispatcher, Error, ErrorKind, Tag, Value,
@@ -169,6 +168,4 @@ impl Builtins {
 }
 
 /// A script's milliseconds as a duration; too large for one is forever.
-pub(crate) fn millis(ms: f64) -> Duration {
-    Duration::try_from_secs_f64(ms / 1e3).unwrap_or(Duration::MAX)
-}
+pub(crate) use troupe_modules::builtin::duration_from_ms as millis;

@@ -1,0 +1,177 @@
+//! Nothing a script does takes down the host: durations too long for the
+//! clock, expressions deep enough to overflow a stack, spawn options that
+//! are misspelt or out of range, and a worker count no machine has. Each
+//! fails in its own process (or its own call) with a clear error, and the
+//! runtime goes on.
+
+use std::time::Duration;
+
+use troupe::{ErrorKind, Limits, LuaEngine, MemorySource, Policy, Runtime, Spawn, Value};
+
+/// A runtime without limits (the default a host gets), one worker so a
+/// stuck or panicked worker would hang the test.
+fn runtime(src: MemorySource) -> Runtime {
+    Runtime::builder()
+        .workers(1)
+        .source(src)
+        .engine(LuaEngine::with_output(|_| {}))
+        .default_policy(Policy::trusted())
+        .build()
+        .expect("runtime builds")
+}
+
+fn run(rt: &Runtime, spawn: Spawn) -> Result<Value, troupe::Error> {
+    let h = rt.spawn(spawn)?;
+    rt.io().block_on(async {
+        tokio::time::timeout(Duration::from_secs(60), h.join())
+            .await
+            .expect("the process ends")
+    })
+}
+
+#[test]
+fn durations_too_long_for_the_clock_are_no_deadline_not_a_panic() {
+    let src = MemorySource::new()
+        .with(
+            "parent.lua",
+            r#"
+            local process = require("process")
+            local me = process.pid()
+            for _, t in ipairs({"99999999999999999999s", 1e22, "1e300h"}) do
+              assert(process.spawn("child.lua", {timeout = t}, me))
+              assert(process.receive("done", 10000), "the child ran")
+            end
+            return "ok"
+            "#,
+        )
+        .with(
+            "child.lua",
+            r#"local parent = ... require("process").send(parent, "done", true)"#,
+        )
+        .with("one.lua", "return 1");
+    let rt = runtime(src);
+    for lightweight in [false, true] {
+        let mut spawn = Spawn::script("parent.lua");
+        if lightweight {
+            spawn = spawn.lightweight();
+        }
+        assert_eq!(run(&rt, spawn).unwrap(), Value::from("ok"));
+    }
+    // The host's own limit, as long as a Duration goes.
+    let forever = Limits {
+        timeout: Some(Duration::MAX),
+        ..Limits::default()
+    };
+    let v = run(&rt, Spawn::script("one.lua").limits(forever));
+    assert_eq!(v.unwrap(), Value::Int(1));
+    assert_eq!(
+        run(&rt, Spawn::script("parent.lua")).unwrap(),
+        Value::from("ok")
+    );
+    rt.shutdown();
+}
+
+#[test]
+fn expressions_too_deep_for_a_stack_are_refused_and_long_ones_still_run() {
+    let src = MemorySource::new().with(
+        "expr.lua",
+        r#"
+        local expr = require("expr")
+        local out = {}
+        for _, src in ipairs({
+          string.rep("1+", 2000) .. "1",
+          string.rep("(", 5000) .. "1" .. string.rep(")", 5000),
+          string.rep("[", 5000) .. string.rep("]", 5000),
+        }) do
+          local ok, err = pcall(expr.compile, src)
+          out[#out + 1] = ok and "compiled" or err:kind()
+        end
+        -- At the limits, an expression compiles and evaluates.
+        out[#out + 1] = expr.eval(string.rep("1+", 499) .. "1")
+        out[#out + 1] = expr.eval(string.rep("(", 100) .. "2" .. string.rep(")", 100))
+        out[#out + 1] = expr.eval("'" .. string.rep("+", 5000) .. "'") == string.rep("+", 5000)
+        return out
+        "#,
+    );
+    let rt = runtime(src);
+    for lightweight in [false, true] {
+        let mut spawn = Spawn::script("expr.lua");
+        if lightweight {
+            spawn = spawn.lightweight();
+        }
+        let v = run(&rt, spawn).unwrap();
+        assert_eq!(
+            v,
+            Value::from(vec![
+                Value::from("LIMIT_EXCEEDED"),
+                Value::from("LIMIT_EXCEEDED"),
+                Value::from("LIMIT_EXCEEDED"),
+                Value::Int(500),
+                Value::Int(2),
+                Value::Bool(true),
+            ])
+        );
+    }
+    rt.shutdown();
+}
+
+#[test]
+fn spawn_options_are_checked_by_name() {
+    let src = MemorySource::new()
+        .with(
+            "parent.lua",
+            r#"
+            local process = require("process")
+            local out = {}
+            for _, opts in ipairs({
+              {timout = "1s"},
+              {mailbox = 2^40},
+              {mailbox = 0},
+              {link = "yes"},
+              {entry = 5},
+            }) do
+              local pid, err = process.spawn("child.lua", opts)
+              out[#out + 1] = pid or (err:kind() .. ": " .. err:message())
+            end
+            local ok, err = pcall(process.spawn, "child.lua", "fast")
+            out[#out + 1] = tostring(err)
+            return out
+            "#,
+        )
+        .with("child.lua", "return 1");
+    let rt = runtime(src);
+    let v = run(&rt, Spawn::script("parent.lua")).unwrap();
+    let lines: Vec<String> = v
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|l| l.as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        lines[0].starts_with("INVALID: process.spawn: unknown option \"timout\""),
+        "{lines:?}"
+    );
+    for (line, option) in lines[1..5]
+        .iter()
+        .zip(["mailbox", "mailbox", "link", "entry"])
+    {
+        assert!(
+            line.starts_with(&format!("INVALID: process.spawn: opts.{option} must be")),
+            "{line}"
+        );
+    }
+    assert!(lines[5].contains("got string"), "{}", lines[5]);
+    rt.shutdown();
+}
+
+#[test]
+fn a_worker_count_no_machine_has_is_refused_before_any_thread_starts() {
+    let e = Runtime::builder()
+        .workers(20_000)
+        .engine(LuaEngine::new())
+        .build()
+        .err()
+        .expect("the build fails");
+    assert_eq!(e.kind(), ErrorKind::Invalid);
+    assert!(e.message().contains("limit of 1024"), "{e}");
+}
