@@ -37,7 +37,7 @@ fn durations_too_long_for_the_clock_are_no_deadline_not_a_panic() {
             r#"
             local process = require("process")
             local me = process.pid()
-            for _, t in ipairs({"99999999999999999999s", 1e22, "1e300h"}) do
+            for _, t in ipairs({"99999999999999999999s", 1e22, 1e300}) do
               assert(process.spawn("child.lua", {timeout = t}, me))
               assert(process.receive("done", 10000), "the child ran")
             end
@@ -83,12 +83,12 @@ fn expressions_too_deep_for_a_stack_are_refused_and_long_ones_still_run() {
           string.rep("(", 5000) .. "1" .. string.rep(")", 5000),
           string.rep("[", 5000) .. string.rep("]", 5000),
         }) do
-          local ok, err = pcall(expr.compile, src)
-          out[#out + 1] = ok and "compiled" or err:kind()
+          local program, err = expr.compile(src)
+          out[#out + 1] = program and "compiled" or err:kind()
         end
         -- At the limits, an expression compiles and evaluates.
-        out[#out + 1] = expr.eval(string.rep("1+", 499) .. "1")
-        out[#out + 1] = expr.eval(string.rep("(", 100) .. "2" .. string.rep(")", 100))
+        out[#out + 1] = expr.eval(string.rep("1+", 999) .. "1")
+        out[#out + 1] = expr.eval(string.rep("(", 64) .. "2" .. string.rep(")", 64))
         out[#out + 1] = expr.eval("'" .. string.rep("+", 5000) .. "'") == string.rep("+", 5000)
         return out
         "#,
@@ -106,7 +106,7 @@ fn expressions_too_deep_for_a_stack_are_refused_and_long_ones_still_run() {
                 Value::from("LIMIT_EXCEEDED"),
                 Value::from("LIMIT_EXCEEDED"),
                 Value::from("LIMIT_EXCEEDED"),
-                Value::Int(500),
+                Value::Int(1000),
                 Value::Int(2),
                 Value::Bool(true),
             ])

@@ -24,7 +24,7 @@ pub const MAX_OPERATORS: usize = 1000;
 
 /// Expressions nested deeper than this (parentheses, brackets, braces)
 /// are refused (`LIMIT_EXCEEDED`), for the same reason.
-pub const MAX_NESTING: usize = 100;
+pub const MAX_NESTING: usize = 64;
 
 /// Refuses an expression whose parse tree could be deep enough to
 /// overflow a thread's stack: more than [`MAX_OPERATORS`] operator
@@ -327,6 +327,36 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect();
         eval(src, &vars)
+    }
+
+    /// At the limits, an expression compiles and evaluates on a thread
+    /// with Rust's default 2 MiB stack (a host's thread, a test's); past
+    /// them it is refused before the recursive parser runs.
+    #[test]
+    fn expressions_at_the_depth_limits_fit_a_default_thread_stack() {
+        let chain = format!("{}1", "1+".repeat(MAX_OPERATORS - 1));
+        let nested = format!("{}2{}", "(".repeat(MAX_NESTING), ")".repeat(MAX_NESTING));
+        let ok = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || (run(&chain, &[]), run(&nested, &[])))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(ok, (Ok(Value::Int(1000)), Ok(Value::Int(2))));
+        for deep in [
+            format!("{}1", "1+".repeat(MAX_OPERATORS + 1)),
+            format!(
+                "{}2{}",
+                "(".repeat(MAX_NESTING + 1),
+                ")".repeat(MAX_NESTING + 1)
+            ),
+            format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)),
+        ] {
+            assert_eq!(compile(&deep).unwrap_err().kind(), ErrorKind::LimitExceeded);
+        }
+        // Inside a string literal nothing counts.
+        let quoted = format!("'{}'", "(+".repeat(5_000));
+        assert_eq!(run(&quoted, &[]), Ok(Value::from("(+".repeat(5_000))));
     }
 
     #[test]
