@@ -175,3 +175,43 @@ fn a_worker_count_no_machine_has_is_refused_before_any_thread_starts() {
     assert_eq!(e.kind(), ErrorKind::Invalid);
     assert!(e.message().contains("limit of 1024"), "{e}");
 }
+
+#[test]
+fn a_backtracking_pattern_neither_holds_the_worker_nor_escapes_a_kill() {
+    let src = MemorySource::new()
+        .with(
+            "spinner.lua",
+            r#"
+            local s, p = string.rep("a", 40), string.rep("a?", 40) .. string.rep("a", 40)
+            while true do pcall(string.find, s, p) end
+            "#,
+        )
+        .with(
+            "bounded.lua",
+            r#"
+            local ok, err = pcall(string.match, string.rep("a", 40), string.rep("a?", 40) .. string.rep("a", 40))
+            return {ok, err:kind()}
+            "#,
+        )
+        .with("quick.lua", "return 'quick'");
+    let rt = runtime(src);
+    // Without any limit, one search still ends, with LIMIT_EXCEEDED.
+    assert_eq!(
+        run(&rt, Spawn::script("bounded.lua")).unwrap(),
+        Value::from(vec![Value::Bool(false), Value::from("LIMIT_EXCEEDED")])
+    );
+    // A process searching forever shares the one worker and can be killed.
+    let spinner = rt.spawn(Spawn::script("spinner.lua")).unwrap();
+    assert_eq!(
+        run(&rt, Spawn::script("quick.lua")).unwrap(),
+        Value::from("quick")
+    );
+    assert!(spinner.kill());
+    let end = rt.io().block_on(async {
+        tokio::time::timeout(Duration::from_secs(60), spinner.join())
+            .await
+            .expect("the killed process ends")
+    });
+    assert!(end.is_err());
+    rt.shutdown();
+}

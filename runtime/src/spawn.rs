@@ -174,25 +174,46 @@ const SPAWN_OPTIONS: [&str; 7] = [
 /// The largest mailbox a script may ask for, in messages.
 pub const MAX_MAILBOX: usize = 1 << 24;
 
+/// Who reads spawn options, and the keys it reads beside them.
+pub(crate) struct OptionsOf {
+    /// Names the reader in errors (`process.spawn`).
+    pub what: &'static str,
+    /// Keys the reader takes itself (a child spec's `id`, `script`, …).
+    pub own: &'static [&'static str],
+}
+
+/// `process.spawn`'s options table.
+pub(crate) const SPAWN: OptionsOf = OptionsOf {
+    what: "process.spawn",
+    own: &[],
+};
+
 /// `INVALID` naming the spawn option `name`.
-fn bad_option(name: &str, expected: &str, got: &Value) -> Error {
+fn bad_option(of: &OptionsOf, name: &str, expected: &str, got: &Value) -> Error {
     Error::invalid(format!(
-        "process.spawn: opts.{name} must be {expected}, got {}",
+        "{}: opts.{name} must be {expected}, got {}",
+        of.what,
         got.type_name()
     ))
 }
 
 /// Checks `opts` has only known keys, each of the right type, before any
 /// is used: a misspelt option (`timout`) must not be ignored silently.
-fn check_spawn_options(opts: &Value) -> Result<(), Error> {
+fn check_spawn_options(opts: &Value, of: &OptionsOf) -> Result<(), Error> {
     let Value::Map(map) = opts else {
         return Ok(());
     };
     for (k, v) in map {
+        if of.own.contains(&k.as_str()) {
+            continue;
+        }
         if !SPAWN_OPTIONS.contains(&k.as_str()) {
+            let mut known: Vec<&str> = of.own.to_vec();
+            known.extend(SPAWN_OPTIONS);
             return Err(Error::invalid(format!(
-                "process.spawn: unknown option {k:?} (the options are {})",
-                SPAWN_OPTIONS.join(", ")
+                "{}: unknown option {k:?} (the options are {})",
+                of.what,
+                known.join(", ")
             )));
         }
         let fits = match (k.as_str(), v) {
@@ -211,7 +232,7 @@ fn check_spawn_options(opts: &Value) -> Result<(), Error> {
                 "mailbox" => format!("an integer from 1 to {MAX_MAILBOX}"),
                 _ => "a boolean".to_owned(),
             };
-            return Err(bad_option(k, &expected, v));
+            return Err(bad_option(of, k, &expected, v));
         }
     }
     Ok(())
@@ -227,8 +248,9 @@ pub(crate) fn child_spec(
     script: &str,
     args: Vec<Value>,
     opts: &Value,
+    of: &OptionsOf,
 ) -> Result<Spawn, Error> {
-    check_spawn_options(opts)?;
+    check_spawn_options(opts, of)?;
     let key = resolve_relative(&parent.key, script).map_err(source_error)?;
     let mut spec = Spawn::script(key);
     spec.args = args;

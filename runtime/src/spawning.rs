@@ -13,7 +13,7 @@ use crate::exit::ExitCell;
 use crate::journal::WorkflowStart;
 use crate::journaled::JournaledProcess;
 use crate::scheduler::Scheduler;
-use crate::spawn::{Native, child_spec, source_error};
+use crate::spawn::{Native, SPAWN, child_spec, source_error};
 use crate::{JournalStore, Process, ProcessInit, Spawn};
 
 impl Scheduler {
@@ -153,7 +153,7 @@ impl Scheduler {
         parent: &Entry,
         cmd: troupe_modules::builtin::process::Spawn,
     ) -> Result<Pid, Error> {
-        let spec = child_spec(parent, &cmd.script, cmd.args, &cmd.opts)?;
+        let spec = child_spec(parent, &cmd.script, cmd.args, &cmd.opts, &SPAWN)?;
         self.spawn(spec, Some(parent), None, None)
     }
 

@@ -13,7 +13,13 @@ use troupe_modules::builtin::{duration_from_ms, parse_duration_ms};
 
 use crate::Spawn;
 use crate::entry::Entry;
-use crate::spawn::child_spec;
+use crate::spawn::{OptionsOf, child_spec};
+
+/// A child spec: its own keys, and spawn options beside them.
+const CHILD_SPEC: OptionsOf = OptionsOf {
+    what: "supervisor child spec",
+    own: &["id", "script", "args", "restart"],
+};
 
 /// Which children a supervisor restarts when one ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,7 +190,7 @@ impl Supervisor {
                 Some(Value::Map(m)) if m.is_empty() => Vec::new(),
                 Some(_) => return Err(Error::invalid("child args must be a list")),
             };
-            let mut spawn = child_spec(parent, field("script")?, args, c)?;
+            let mut spawn = child_spec(parent, field("script")?, args, c, &CHILD_SPEC)?;
             spawn.link = None;
             let restart = match c.get("restart") {
                 None | Some(Value::Nil) => Restart::Permanent,

@@ -21,6 +21,7 @@ mod eval;
 mod interpreter;
 mod lightweight;
 mod object;
+mod patterns;
 mod pool;
 mod process;
 mod state;
@@ -404,7 +405,7 @@ fn hook(lua: &Lua) -> mlua::Result<VmState> {
         ctx.charge(slice);
     } else if ctx.preempting {
         // The last yield request was ignored: we are where Lua cannot yield
-        // (a gsub callback, a sort comparator). Unwind with an error instead.
+        // (a sort comparator, a `__tostring`). Unwind with an error instead.
         let msg = ctx
             .terminate
             .as_ref()

@@ -21,6 +21,175 @@ local setmetatable_raw = debug.setmetatable
 string.dump = nil
 getmetatable("").__metatable = "locked"
 
+-- `string.find`, `match`, `gmatch` and `gsub` on a matcher whose work is
+-- bounded and charged to the process (engines/src/lua/patterns.rs): the C
+-- ones backtrack without limit, and no hook or kill can stop them. As Lua
+-- functions, a `gsub` callback is preemptible like any other code.
+do
+  local pfind, pfind_plain = R.pfind, R.pfind_plain
+  local sub, c_find, tonumber, tointeger = string.sub, string.find, tonumber, math.tointeger
+
+  local function str_arg(v, i, name)
+    local t = type(v)
+    if t == "string" then return v end
+    if t == "number" then return tostring(v) end
+    error("bad argument #" .. i .. " to '" .. name .. "' (string expected, got " .. t .. ")", 3)
+  end
+
+  local function int_arg(v, i, name, default)
+    if v == nil then return default end
+    local n = tointeger(v)
+    if n == nil and type(v) == "string" then n = tointeger(tonumber(v)) end
+    if n == nil then
+      error("bad argument #" .. i .. " to '" .. name .. "' (number has no integer representation)", 3)
+    end
+    return n
+  end
+
+  -- A 1-based start position from a possibly negative `init`.
+  local function start_at(init, len)
+    if init > 0 then return init end
+    if init == 0 or init < -len then return 1 end
+    return len + init + 1
+  end
+
+  -- One character class scan, linear: whether `p` needs the matcher.
+  local function has_specials(p) return c_find(p, "[%^%$%*%+%?%.%(%[%%%-]") ~= nil end
+
+  local function found(st, e, ...)
+    if st == false then error(e, 3) end
+    if st == nil then return nil end
+    return st, e, ...
+  end
+
+  local function captures(st, e, ...)
+    if st == false then error(e, 3) end
+    if st == nil then return nil end
+    return ...
+  end
+
+  function string.find(s, p, init, plain)
+    s, p = str_arg(s, 1, "find"), str_arg(p, 2, "find")
+    local len = #s
+    init = start_at(int_arg(init, 3, "find", 1), len)
+    if init > len + 1 then return nil end
+    if plain or not has_specials(p) then
+      local i = pfind_plain(s, p, init)
+      if i then return i, i + #p - 1 end
+      return nil
+    end
+    return found(pfind(s, p, init, true, false))
+  end
+
+  function string.match(s, p, init)
+    s, p = str_arg(s, 1, "match"), str_arg(p, 2, "match")
+    local len = #s
+    init = start_at(int_arg(init, 3, "match", 1), len)
+    if init > len + 1 then return nil end
+    return captures(pfind(s, p, init, true, true))
+  end
+
+  function string.gmatch(s, p, init)
+    s, p = str_arg(s, 1, "gmatch"), str_arg(p, 2, "gmatch")
+    local len = #s
+    local pos = start_at(int_arg(init, 3, "gmatch", 1), len)
+    if pos > len + 1 then pos = len + 2 end
+    local last, iter
+    local function got(st, e, ...)
+      if st == false then error(e, 3) end
+      if st == nil then pos = len + 2 return nil end
+      -- An empty match right where the last one ended: try one further.
+      if e == last then pos = st + 1 return iter() end
+      pos, last = e + 1, e
+      return ...
+    end
+    iter = function()
+      if pos > len + 1 then return nil end
+      return got(pfind(s, p, pos, false, true))
+    end
+    return iter
+  end
+
+  -- `repl` as a template: `%0`..`%9` and `%%`.
+  local function expand(template, s, st, e, r)
+    if not pfind_plain(template, "%", 1) then return template end
+    local parts, n, i = {}, 0, 1
+    while true do
+      local j = pfind_plain(template, "%", i)
+      if not j then break end
+      n = n + 1
+      parts[n] = sub(template, i, j - 1)
+      local d = sub(template, j + 1, j + 1)
+      n = n + 1
+      if d == "%" then
+        parts[n] = "%"
+      elseif d == "0" then
+        parts[n] = sub(s, st, e)
+      elseif d ~= "" and d >= "1" and d <= "9" then
+        local c = r[2 + tonumber(d)]
+        if c == nil then error("invalid capture index %" .. d .. " in replacement string", 4) end
+        parts[n] = tostring(c)
+      else
+        error("invalid use of '%' in replacement string", 4)
+      end
+      i = j + 2
+    end
+    n = n + 1
+    parts[n] = sub(template, i)
+    return concat(parts)
+  end
+
+  local function replacement(s, st, e, r, repl, kind)
+    local v
+    if kind == "string" then return expand(repl, s, st, e, r)
+    elseif kind == "table" then v = repl[r[3]]
+    else v = repl(unpack(r, 3, #r)) end
+    if v == nil or v == false then return sub(s, st, e) end
+    local t = type(v)
+    if t == "string" or t == "number" then return tostring(v) end
+    error("invalid replacement value (a " .. t .. ")", 3)
+  end
+
+  function string.gsub(s, p, repl, max_n)
+    s, p = str_arg(s, 1, "gsub"), str_arg(p, 2, "gsub")
+    local kind = type(repl)
+    if kind == "number" then repl, kind = tostring(repl), "string" end
+    if kind ~= "string" and kind ~= "table" and kind ~= "function" then
+      error("bad argument #3 to 'gsub' (string/function/table expected, got " .. kind .. ")", 2)
+    end
+    local len = #s
+    max_n = int_arg(max_n, 4, "gsub", len + 1)
+    local anchored = sub(p, 1, 1) == "^"
+    local out, k, pos, last, n = {}, 0, 1, nil, 0
+    while n < max_n do
+      local r = { pfind(s, p, pos, true, true) }
+      local st, e = r[1], r[2]
+      if st == false then error(e, 2) end
+      if st == nil then break end
+      if e == last then
+        -- An empty match right where the last one ended: keep one char.
+        if pos > len then break end
+        k = k + 1
+        out[k] = sub(s, pos, pos)
+        pos = pos + 1
+      else
+        if st > pos then
+          k = k + 1
+          out[k] = sub(s, pos, st - 1)
+        end
+        n = n + 1
+        k = k + 1
+        out[k] = replacement(s, st, e, r, repl, kind)
+        pos, last = e + 1, e
+      end
+      if anchored then break end
+    end
+    k = k + 1
+    out[k] = sub(s, pos)
+    return concat(out), n
+  end
+end
+
 -- Every read-only metatable, so `rawset` can refuse the tables using one.
 local READONLY = setmetatable({}, { __mode = "k" })
 

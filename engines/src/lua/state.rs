@@ -600,6 +600,7 @@ pub(crate) fn new_state(output: &Output) -> mlua::Result<Lua> {
     r.raw_set("imported", lua.create_function(imported)?)?;
     r.raw_set("arm", lua.create_function(arm)?)?;
     eval::register(&lua, &r)?;
+    super::patterns::register(&lua, &r)?;
     let out = Arc::clone(output);
     r.raw_set(
         "out",
