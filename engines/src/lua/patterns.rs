@@ -458,6 +458,71 @@ pub(crate) fn find_plain(src: &[u8], pat: &[u8], init: usize) -> Option<usize> {
     memchr::memmem::find(src.get(init..)?, pat).map(|i| i + init)
 }
 
+/// Registers the prelude's primitives: `R.pfind(s, p, init, anchor,
+/// whole)` and `R.pfind_plain(s, p, init)` (`init` 1-based and already in
+/// range). `pfind` returns nil (no match), `false, err` (a malformed
+/// pattern or the budget), or the match's 1-based start and end and its
+/// captures; `pfind_plain` the start or nil.
+pub(crate) fn register(lua: &mlua::Lua, r: &mlua::Table) -> mlua::Result<()> {
+    use mlua::{IntoLua, LuaString, MultiValue};
+
+    use super::convert::error_to_lua;
+    use super::state::ProcCtx;
+
+    r.raw_set(
+        "pfind",
+        lua.create_function(
+            |lua, (s, p, init, anchor, whole): (LuaString, LuaString, usize, bool, bool)| {
+                let (src, pat) = (s.as_bytes(), p.as_bytes());
+                let mut charge = |n: u64| -> Result<(), Error> {
+                    let Some(mut ctx) = lua.app_data_mut::<ProcCtx>() else {
+                        return Ok(());
+                    };
+                    ctx.charge(n);
+                    match &ctx.terminate {
+                        Some(e) => Err((**e).clone()),
+                        None => Ok(()),
+                    }
+                };
+                let found = find(
+                    &src,
+                    &pat,
+                    init.saturating_sub(1),
+                    anchor,
+                    whole,
+                    &mut charge,
+                );
+                let mut out = Vec::new();
+                match found {
+                    Ok(None) => out.push(mlua::Value::Nil),
+                    Err(e) => {
+                        out.push(mlua::Value::Boolean(false));
+                        out.push(error_to_lua(lua, e)?);
+                    }
+                    Ok(Some(f)) => {
+                        out.push((f.start + 1).into_lua(lua)?);
+                        out.push(f.end.into_lua(lua)?);
+                        for c in f.captures {
+                            out.push(match c {
+                                Captured::Text(t) => mlua::Value::String(lua.create_string(t)?),
+                                Captured::Position(i) => i.into_lua(lua)?,
+                            });
+                        }
+                    }
+                }
+                Ok(MultiValue::from_vec(out))
+            },
+        )?,
+    )?;
+    r.raw_set(
+        "pfind_plain",
+        lua.create_function(|_, (s, p, init): (LuaString, LuaString, usize)| {
+            Ok(find_plain(&s.as_bytes(), &p.as_bytes(), init.saturating_sub(1)).map(|i| i + 1))
+        })?,
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -606,7 +671,7 @@ mod tests {
                          return table.concat(out, ' ')"
                     );
                     let run = |lua: &mlua::Lua| {
-                        let out: mlua::String = lua.load(&code).eval().unwrap();
+                        let out: mlua::LuaString = lua.load(&code).eval().unwrap();
                         String::from_utf8_lossy(&out.as_bytes()).into_owned()
                     };
                     let (want, got) = (run(&c), run(&ours));
@@ -631,69 +696,4 @@ mod tests {
         assert_eq!(find_plain(b"hello", b"", 5), Some(5));
         assert_eq!(find_plain(b"hello", b"x", 9), None);
     }
-}
-
-/// Registers the prelude's primitives: `R.pfind(s, p, init, anchor,
-/// whole)` and `R.pfind_plain(s, p, init)` (`init` 1-based and already in
-/// range). `pfind` returns nil (no match), `false, err` (a malformed
-/// pattern or the budget), or the match's 1-based start and end and its
-/// captures; `pfind_plain` the start or nil.
-pub(crate) fn register(lua: &mlua::Lua, r: &mlua::Table) -> mlua::Result<()> {
-    use mlua::{IntoLua, LuaString, MultiValue};
-
-    use super::convert::error_to_lua;
-    use super::state::ProcCtx;
-
-    r.raw_set(
-        "pfind",
-        lua.create_function(
-            |lua, (s, p, init, anchor, whole): (LuaString, LuaString, usize, bool, bool)| {
-                let (src, pat) = (s.as_bytes(), p.as_bytes());
-                let mut charge = |n: u64| -> Result<(), Error> {
-                    let Some(mut ctx) = lua.app_data_mut::<ProcCtx>() else {
-                        return Ok(());
-                    };
-                    ctx.charge(n);
-                    match &ctx.terminate {
-                        Some(e) => Err((**e).clone()),
-                        None => Ok(()),
-                    }
-                };
-                let found = find(
-                    &src,
-                    &pat,
-                    init.saturating_sub(1),
-                    anchor,
-                    whole,
-                    &mut charge,
-                );
-                let mut out = Vec::new();
-                match found {
-                    Ok(None) => out.push(mlua::Value::Nil),
-                    Err(e) => {
-                        out.push(mlua::Value::Boolean(false));
-                        out.push(error_to_lua(lua, e)?);
-                    }
-                    Ok(Some(f)) => {
-                        out.push((f.start + 1).into_lua(lua)?);
-                        out.push(f.end.into_lua(lua)?);
-                        for c in f.captures {
-                            out.push(match c {
-                                Captured::Text(t) => mlua::Value::String(lua.create_string(t)?),
-                                Captured::Position(i) => i.into_lua(lua)?,
-                            });
-                        }
-                    }
-                }
-                Ok(MultiValue::from_vec(out))
-            },
-        )?,
-    )?;
-    r.raw_set(
-        "pfind_plain",
-        lua.create_function(|_, (s, p, init): (LuaString, LuaString, usize)| {
-            Ok(find_plain(&s.as_bytes(), &p.as_bytes(), init.saturating_sub(1)).map(|i| i + 1))
-        })?,
-    )?;
-    Ok(())
 }
