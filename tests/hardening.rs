@@ -215,3 +215,34 @@ fn a_backtracking_pattern_neither_holds_the_worker_nor_escapes_a_kill() {
     assert!(end.is_err());
     rt.shutdown();
 }
+
+#[test]
+fn an_instruction_limit_below_the_slice_is_not_overshot() {
+    let src = MemorySource::new().with(
+        "loop.lua",
+        "local x = 0 for i = 1, 5000 do x = x + i end return x",
+    );
+    let rt = runtime(src);
+    for lightweight in [false, true] {
+        let limits = Limits {
+            max_instructions: std::num::NonZeroU64::new(1),
+            ..Limits::default()
+        };
+        let mut spawn = Spawn::script("loop.lua").limits(limits);
+        if lightweight {
+            spawn = spawn.lightweight();
+        }
+        let e = run(&rt, spawn).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::LimitExceeded, "{e}");
+    }
+    // The same loop within a limit above it runs.
+    let limits = Limits {
+        max_instructions: std::num::NonZeroU64::new(1_000_000),
+        ..Limits::default()
+    };
+    assert_eq!(
+        run(&rt, Spawn::script("loop.lua").limits(limits)).unwrap(),
+        Value::Int(12_502_500)
+    );
+    rt.shutdown();
+}

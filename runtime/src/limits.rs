@@ -17,6 +17,14 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// The instructions between two preemption checks: the slice, or the
+    /// instruction limit when that is smaller (so a tiny limit is not
+    /// overshot by a whole slice).
+    pub fn check_every(&self) -> u64 {
+        let max = self.max_instructions.map_or(u64::MAX, NonZeroU64::get);
+        self.slice_instructions.get().min(max)
+    }
+
     /// When a process started at `start` times out: `None` without a
     /// timeout, or with one too long to fall on the clock (it never does).
     pub fn deadline(&self, start: Instant) -> Option<Instant> {

@@ -195,7 +195,7 @@ impl Lightweight {
             (None, None) => return Err(Error::internal("no lightweight state to spawn into")),
             (Some(_), _) => Arc::clone(&target),
         };
-        let slice = init.limits.slice_instructions.get();
+        let slice = init.limits.check_every().min(u64::from(u32::MAX));
         let set_hook = shared.slice.swap(slice, Ordering::Relaxed) != slice;
         let (mut inner, ctx) = prepare(
             &shared.lua,

@@ -273,7 +273,7 @@ pub(crate) fn prepare(
     })?;
     state::custom_modules(lua, &loaded, &extras.custom).map_err(internal)?;
     let limits = init.limits;
-    let slice = limits.slice_instructions.get().min(u64::from(u32::MAX));
+    let slice = limits.check_every().min(u64::from(u32::MAX));
     if set_hook {
         lua.set_global_hook(
             HookTriggers::new().every_nth_instruction(slice as u32),
