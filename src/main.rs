@@ -622,7 +622,11 @@ fn main() -> ExitCode {
             let mut out = std::io::stdout().lock();
             let written = match output {
                 Output::Json(value) => writeln!(out, "{}", value.to_json()),
-                Output::Text(text) => write!(out, "{text}"),
+                // Every text ends its last line, whatever made it.
+                Output::Text(text) if text.ends_with('\n') || text.is_empty() => {
+                    write!(out, "{text}")
+                }
+                Output::Text(text) => writeln!(out, "{text}"),
             };
             // A closed stdout (`troupe run x.lua | head -0`) is not worth a panic.
             if written.and_then(|()| out.flush()).is_err() {

@@ -123,6 +123,20 @@ impl WorkflowArgs {
             policy = policy.allow_module("fs");
         }
         let path = self.data.join(STORE_FILE);
+        let reads_only = matches!(
+            self.command,
+            WorkflowCommand::Show { .. }
+                | WorkflowCommand::List { .. }
+                | WorkflowCommand::Query { .. }
+        );
+        if reads_only && !path.exists() {
+            // Reading must not leave an empty store (or directory) behind.
+            return Err(Error::not_found(format!(
+                "no workflow store at {} (nothing has run with --data {})",
+                path.display(),
+                self.data.display()
+            )));
+        }
         let store = match (WorkflowStore::open(&path), &self.command) {
             (Ok(store), _) => store.with_policy(policy),
             (Err(e), WorkflowCommand::Signal { id, topic, payload })

@@ -430,3 +430,29 @@ fn workflow_usage_errors_are_one_line() {
     assert_eq!(run.code, Some(1));
     assert!(run.stderr.starts_with("NOT_FOUND: "), "{run:?}");
 }
+
+#[test]
+fn reading_a_store_that_does_not_exist_is_not_found_and_creates_nothing() {
+    let s = Scene::new();
+    for (tag, args) in [
+        ("list", &["list"][..]),
+        ("show", &["show", "w"][..]),
+        ("query", &["query", "w", "k"][..]),
+    ] {
+        let run = s.run(tag, args);
+        assert_eq!(run.code, Some(1), "{run:?}");
+        assert!(
+            run.stderr.starts_with("NOT_FOUND: no workflow store at "),
+            "{run:?}"
+        );
+    }
+    assert!(!s.path("data").exists(), "a read created the store");
+    // Once a workflow has run, text output ends its last line.
+    s.script("one.lua", "return 1");
+    s.run("run", &["run", "w", "one.lua"]);
+    for (tag, args) in [("list2", &["list"][..]), ("show2", &["show", "w"][..])] {
+        let run = s.run(tag, args);
+        assert_eq!(run.code, Some(0), "{run:?}");
+        assert!(run.stdout.ends_with('\n'), "{run:?}");
+    }
+}
