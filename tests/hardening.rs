@@ -246,3 +246,24 @@ fn an_instruction_limit_below_the_slice_is_not_overshot() {
     );
     rt.shutdown();
 }
+
+#[test]
+fn an_error_value_without_text_says_what_it_is_not_where_it_lives() {
+    let src = MemorySource::new()
+        .with("table.lua", "error({})")
+        .with("fn.lua", "error(print)")
+        .with(
+            "custom.lua",
+            "error(setmetatable({}, {__tostring = function() return 'custom text' end}))",
+        );
+    let rt = runtime(src);
+    for (script, text) in [
+        ("table.lua", "(error object is a table value)"),
+        ("fn.lua", "(error object is a function value)"),
+        ("custom.lua", "custom text"),
+    ] {
+        let e = run(&rt, Spawn::script(script)).unwrap_err();
+        assert_eq!((e.kind(), e.message()), (ErrorKind::Internal, text));
+    }
+    rt.shutdown();
+}

@@ -576,9 +576,18 @@ end
 
 local function handler(e)
   if is_error(e) then return e end
-  -- A script's own __tostring may fail; the error still needs a message.
-  local ok, msg = pcall(tostring, e)
-  if not ok then msg = "(error object is a " .. type(e) .. " value)" end
+  -- A plain table (or function, …) as an error has no text of its own: say
+  -- what it is rather than print a heap address. A script's own
+  -- __tostring may fail; the error still needs a message.
+  local t, msg = type(e), nil
+  if t == "string" or t == "number" then
+    msg = tostring(e)
+  else
+    local mt = getmetatable_raw(e)
+    local ok, text = false, nil
+    if type(mt) == "table" and rawget(mt, "__tostring") ~= nil then ok, text = pcall(tostring, e) end
+    msg = ok and text or "(error object is a " .. t .. " value)"
+  end
   return runtime_error(msg, traceback("", 2))
 end
 
