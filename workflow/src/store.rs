@@ -221,55 +221,57 @@ impl Drop for Db {
 
 impl Db {
     pub fn open(path: &Path) -> Result<Self, Error> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    format!("cannot create {}: {e}", dir.display()),
-                )
-            })?;
-        }
-        let db = Database::create(path).map_err(|e| db_error(path, e))?;
-        let txn = db.begin_write().map_err(|e| db_error(path, e))?;
-        txn.open_table(WORKFLOWS).map_err(|e| db_error(path, e))?;
-        txn.open_table(HISTORY).map_err(|e| db_error(path, e))?;
-        txn.open_table(TIMERS).map_err(|e| db_error(path, e))?;
-        txn.open_table(INBOX).map_err(|e| db_error(path, e))?;
-        txn.open_table(PUBLISHED).map_err(|e| db_error(path, e))?;
-        let (next_log, logged) = {
-            let log = txn.open_table(LOG).map_err(|e| db_error(path, e))?;
-            let last = log.last().map_err(|e| db_error(path, e))?;
-            let next = last.map_or(0, |(k, _)| k.value() + 1);
-            (next, log.len().map_err(|e| db_error(path, e))?)
-        };
-        txn.commit().map_err(|e| db_error(path, e))?;
-        let db = Arc::new(db);
-        let shared = Arc::new(Shared {
-            logged: AtomicU64::new(logged),
-            ..Shared::default()
-        });
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let writer = Writer {
-            path: path.to_owned(),
-            db: Arc::clone(&db),
-            shared: Arc::clone(&shared),
-            next_log,
-        };
-        let thread = std::thread::Builder::new()
-            .name("troupe-journal".into())
-            .spawn(move || writer.run(&rx))
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    format!("cannot start the journal writer: {e}"),
-                )
-            })?;
-        Ok(Self {
-            path: path.to_owned(),
-            db,
-            shared,
-            writer: Some(tx),
-            thread: Some(thread),
+        guarded(path, || {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    Error::new(
+                        ErrorKind::Unavailable,
+                        format!("cannot create {}: {e}", dir.display()),
+                    )
+                })?;
+            }
+            let db = Database::create(path).map_err(|e| db_error(path, e))?;
+            let txn = db.begin_write().map_err(|e| db_error(path, e))?;
+            txn.open_table(WORKFLOWS).map_err(|e| db_error(path, e))?;
+            txn.open_table(HISTORY).map_err(|e| db_error(path, e))?;
+            txn.open_table(TIMERS).map_err(|e| db_error(path, e))?;
+            txn.open_table(INBOX).map_err(|e| db_error(path, e))?;
+            txn.open_table(PUBLISHED).map_err(|e| db_error(path, e))?;
+            let (next_log, logged) = {
+                let log = txn.open_table(LOG).map_err(|e| db_error(path, e))?;
+                let last = log.last().map_err(|e| db_error(path, e))?;
+                let next = last.map_or(0, |(k, _)| k.value() + 1);
+                (next, log.len().map_err(|e| db_error(path, e))?)
+            };
+            txn.commit().map_err(|e| db_error(path, e))?;
+            let db = Arc::new(db);
+            let shared = Arc::new(Shared {
+                logged: AtomicU64::new(logged),
+                ..Shared::default()
+            });
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let writer = Writer {
+                path: path.to_owned(),
+                db: Arc::clone(&db),
+                shared: Arc::clone(&shared),
+                next_log,
+            };
+            let thread = std::thread::Builder::new()
+                .name("troupe-journal".into())
+                .spawn(move || writer.run(&rx))
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::Unavailable,
+                        format!("cannot start the journal writer: {e}"),
+                    )
+                })?;
+            Ok(Self {
+                path: path.to_owned(),
+                db,
+                shared,
+                writer: Some(tx),
+                thread: Some(thread),
+            })
         })
     }
 
@@ -327,9 +329,11 @@ impl Db {
     }
 
     fn exists(&self, id: &str) -> Result<bool, Error> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let table = txn.open_table(WORKFLOWS).map_err(|e| self.err(e))?;
-        Ok(table.get(id).map_err(|e| self.err(e))?.is_some())
+        guarded(&self.path, || {
+            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+            let table = txn.open_table(WORKFLOWS).map_err(|e| self.err(e))?;
+            Ok(table.get(id).map_err(|e| self.err(e))?.is_some())
+        })
     }
 
     fn err(&self, e: impl Into<redb::Error>) -> Error {
@@ -338,16 +342,18 @@ impl Db {
 
     /// The header of `id`.
     pub fn header(&self, id: &str) -> Result<Header, Error> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let table = txn.open_table(WORKFLOWS).map_err(|e| self.err(e))?;
-        let bytes = table
-            .get(id)
-            .map_err(|e| self.err(e))?
-            .ok_or_else(|| Error::not_found(format!("workflow {id:?} does not exist")))?;
-        decode(bytes.value()).map_err(|e| {
-            Error::internal(format!(
-                "workflow {id:?}: its header record is unreadable: {e}"
-            ))
+        guarded(&self.path, || {
+            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+            let table = txn.open_table(WORKFLOWS).map_err(|e| self.err(e))?;
+            let bytes = table
+                .get(id)
+                .map_err(|e| self.err(e))?
+                .ok_or_else(|| Error::not_found(format!("workflow {id:?} does not exist")))?;
+            decode(bytes.value()).map_err(|e| {
+                Error::internal(format!(
+                    "workflow {id:?}: its header record is unreadable: {e}"
+                ))
+            })
         })
     }
 
@@ -355,161 +361,191 @@ impl Db {
     /// in flight. A corrupt entry is an `INTERNAL` error naming the
     /// workflow and the step.
     pub fn history(&self, id: &str) -> Result<Stored, Error> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let table = txn.open_table(HISTORY).map_err(|e| self.err(e))?;
-        let mut entries = Vec::new();
-        for row in table
-            .range((id, 1)..=(id, u64::MAX))
-            .map_err(|e| self.err(e))?
-        {
-            let (k, v) = row.map_err(|e| self.err(e))?;
-            let step = k.value().1;
-            if step != entries.len() as u64 + 1 {
-                return Err(Error::internal(format!(
-                    "workflow {id:?}: its history is missing step {}",
-                    entries.len() + 1
-                )));
+        guarded(&self.path, || {
+            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+            let table = txn.open_table(HISTORY).map_err(|e| self.err(e))?;
+            let mut entries = Vec::new();
+            for row in table
+                .range((id, 1)..=(id, u64::MAX))
+                .map_err(|e| self.err(e))?
+            {
+                let (k, v) = row.map_err(|e| self.err(e))?;
+                let step = k.value().1;
+                if step != entries.len() as u64 + 1 {
+                    return Err(Error::internal(format!(
+                        "workflow {id:?}: its history is missing step {}",
+                        entries.len() + 1
+                    )));
+                }
+                entries.push(decode(v.value()).map_err(|e| {
+                    Error::internal(format!(
+                        "workflow {id:?}: journal entry of step {step} is unreadable: {e}"
+                    ))
+                })?);
             }
-            entries.push(decode(v.value()).map_err(|e| {
-                Error::internal(format!(
-                    "workflow {id:?}: journal entry of step {step} is unreadable: {e}"
-                ))
-            })?);
-        }
-        let timers = txn.open_table(TIMERS).map_err(|e| self.err(e))?;
-        let mut deadlines = Vec::new();
-        for row in timers
-            .range((id, 1)..=(id, u64::MAX))
-            .map_err(|e| self.err(e))?
-        {
-            let (k, v) = row.map_err(|e| self.err(e))?;
-            deadlines.push((k.value().1, v.value()));
-        }
-        Ok(Stored { entries, deadlines })
+            let timers = txn.open_table(TIMERS).map_err(|e| self.err(e))?;
+            let mut deadlines = Vec::new();
+            for row in timers
+                .range((id, 1)..=(id, u64::MAX))
+                .map_err(|e| self.err(e))?
+            {
+                let (k, v) = row.map_err(|e| self.err(e))?;
+                deadlines.push((k.value().1, v.value()));
+            }
+            Ok(Stored { entries, deadlines })
+        })
     }
 
     /// Every workflow's header (or why it is unreadable) and step count.
     pub fn list(&self) -> Result<Vec<Summary>, Error> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let table = txn.open_table(WORKFLOWS).map_err(|e| self.err(e))?;
-        let history = txn.open_table(HISTORY).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in table.iter().map_err(|e| self.err(e))? {
-            let (k, v) = row.map_err(|e| self.err(e))?;
-            let id = k.value().to_owned();
-            let header = decode::<Header>(v.value()).map_err(|e| {
-                Error::internal(format!(
-                    "workflow {id:?}: its header record is unreadable: {e}"
-                ))
-            });
-            let steps = history
-                .range((id.as_str(), 1)..=(id.as_str(), u64::MAX))
-                .map_err(|e| self.err(e))?
-                .count() as u64;
-            out.push(Summary { id, header, steps });
-        }
-        Ok(out)
+        guarded(&self.path, || {
+            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+            let table = txn.open_table(WORKFLOWS).map_err(|e| self.err(e))?;
+            let history = txn.open_table(HISTORY).map_err(|e| self.err(e))?;
+            let mut out = Vec::new();
+            for row in table.iter().map_err(|e| self.err(e))? {
+                let (k, v) = row.map_err(|e| self.err(e))?;
+                let id = k.value().to_owned();
+                let header = decode::<Header>(v.value()).map_err(|e| {
+                    Error::internal(format!(
+                        "workflow {id:?}: its header record is unreadable: {e}"
+                    ))
+                });
+                let steps = history
+                    .range((id.as_str(), 1)..=(id.as_str(), u64::MAX))
+                    .map_err(|e| self.err(e))?
+                    .count() as u64;
+                out.push(Summary { id, header, steps });
+            }
+            Ok(out)
+        })
     }
 
     /// Removes `id` and its history; `NOT_FOUND` if it does not exist.
     pub fn delete(&self, id: &str) -> Result<(), Error> {
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        {
-            let mut table = txn.open_table(WORKFLOWS).map_err(|e| self.err(e))?;
-            if table.remove(id).map_err(|e| self.err(e))?.is_none() {
-                return Err(Error::not_found(format!("workflow {id:?} does not exist")));
+        guarded(&self.path, || {
+            let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+            {
+                let mut table = txn.open_table(WORKFLOWS).map_err(|e| self.err(e))?;
+                if table.remove(id).map_err(|e| self.err(e))?.is_none() {
+                    return Err(Error::not_found(format!("workflow {id:?} does not exist")));
+                }
+                let mut history = txn.open_table(HISTORY).map_err(|e| self.err(e))?;
+                history
+                    .retain_in((id, 1)..=(id, u64::MAX), |_, _| false)
+                    .map_err(|e| self.err(e))?;
+                let mut timers = txn.open_table(TIMERS).map_err(|e| self.err(e))?;
+                timers
+                    .retain_in((id, 1)..=(id, u64::MAX), |_, _| false)
+                    .map_err(|e| self.err(e))?;
+                let mut inbox = txn.open_table(INBOX).map_err(|e| self.err(e))?;
+                inbox
+                    .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)
+                    .map_err(|e| self.err(e))?;
+                let mut published = txn.open_table(PUBLISHED).map_err(|e| self.err(e))?;
+                published
+                    .retain(|(owner, _), _| owner != id)
+                    .map_err(|e| self.err(e))?;
             }
-            let mut history = txn.open_table(HISTORY).map_err(|e| self.err(e))?;
-            history
-                .retain_in((id, 1)..=(id, u64::MAX), |_, _| false)
-                .map_err(|e| self.err(e))?;
-            let mut timers = txn.open_table(TIMERS).map_err(|e| self.err(e))?;
-            timers
-                .retain_in((id, 1)..=(id, u64::MAX), |_, _| false)
-                .map_err(|e| self.err(e))?;
-            let mut inbox = txn.open_table(INBOX).map_err(|e| self.err(e))?;
-            inbox
-                .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)
-                .map_err(|e| self.err(e))?;
-            let mut published = txn.open_table(PUBLISHED).map_err(|e| self.err(e))?;
-            published
-                .retain(|(owner, _), _| owner != id)
-                .map_err(|e| self.err(e))?;
-        }
-        txn.commit().map_err(|e| self.err(e))
+            txn.commit().map_err(|e| self.err(e))
+        })
     }
 
     /// Appends a signal `{topic, payload}` to the inbox of the unfinished
     /// workflow `id`, durably; returns its sequence number there.
     pub fn signal(&self, id: &str, message: &Value) -> Result<u64, Error> {
-        let header = self.header(id)?;
-        if header.status != Status::Running {
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                format!("workflow {id:?} has already {}", header.status.as_str()),
-            ));
-        }
-        let bytes = encode(message)?;
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        let seq = {
-            let mut inbox = txn.open_table(INBOX).map_err(|e| self.err(e))?;
-            let seq = inbox
-                .range((id, 0)..=(id, u64::MAX))
-                .map_err(|e| self.err(e))?
-                .next_back()
-                .transpose()
-                .map_err(|e| self.err(e))?
-                .map_or(0, |(k, _)| k.value().1 + 1)
-                // Never the number of a signal just received: its removal
-                // may still be queued behind this write.
-                .max(now_ns());
-            inbox
-                .insert((id, seq), bytes.as_slice())
-                .map_err(|e| self.err(e))?;
-            seq
-        };
-        txn.commit().map_err(|e| self.err(e))?;
-        Ok(seq)
+        guarded(&self.path, || {
+            let header = self.header(id)?;
+            if header.status != Status::Running {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!("workflow {id:?} has already {}", header.status.as_str()),
+                ));
+            }
+            let bytes = encode(message)?;
+            let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+            let seq = {
+                let mut inbox = txn.open_table(INBOX).map_err(|e| self.err(e))?;
+                let seq = inbox
+                    .range((id, 0)..=(id, u64::MAX))
+                    .map_err(|e| self.err(e))?
+                    .next_back()
+                    .transpose()
+                    .map_err(|e| self.err(e))?
+                    .map_or(0, |(k, _)| k.value().1 + 1)
+                    // Never the number of a signal just received: its removal
+                    // may still be queued behind this write.
+                    .max(now_ns());
+                inbox
+                    .insert((id, seq), bytes.as_slice())
+                    .map_err(|e| self.err(e))?;
+                seq
+            };
+            txn.commit().map_err(|e| self.err(e))?;
+            Ok(seq)
+        })
     }
 
     /// What workflow `id` last published under `key`; `NOT_FOUND` if
     /// nothing was.
     pub fn query(&self, id: &str, key: &str) -> Result<Value, Error> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let published = txn.open_table(PUBLISHED).map_err(|e| self.err(e))?;
-        let bytes = published
-            .get((id, key))
-            .map_err(|e| self.err(e))?
-            .ok_or_else(|| {
-                Error::not_found(format!("workflow {id:?} published nothing under {key:?}"))
-            })?;
-        decode(bytes.value()).map_err(|e| {
-            Error::internal(format!(
-                "workflow {id:?}: the value published under {key:?} is unreadable: {e}"
-            ))
+        guarded(&self.path, || {
+            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+            let published = txn.open_table(PUBLISHED).map_err(|e| self.err(e))?;
+            let bytes = published
+                .get((id, key))
+                .map_err(|e| self.err(e))?
+                .ok_or_else(|| {
+                    Error::not_found(format!("workflow {id:?} published nothing under {key:?}"))
+                })?;
+            decode(bytes.value()).map_err(|e| {
+                Error::internal(format!(
+                    "workflow {id:?}: the value published under {key:?} is unreadable: {e}"
+                ))
+            })
         })
     }
 
     /// The signals waiting in the inbox of `id`, oldest first.
     pub fn inbox(&self, id: &str) -> Result<Vec<(u64, Value)>, Error> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let inbox = txn.open_table(INBOX).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in inbox
-            .range((id, 0)..=(id, u64::MAX))
-            .map_err(|e| self.err(e))?
-        {
-            let (k, v) = row.map_err(|e| self.err(e))?;
-            let seq = k.value().1;
-            let message = decode(v.value()).map_err(|e| {
-                Error::internal(format!(
-                    "workflow {id:?}: inbox signal {seq} is unreadable: {e}"
-                ))
-            })?;
-            out.push((seq, message));
-        }
-        Ok(out)
+        guarded(&self.path, || {
+            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+            let inbox = txn.open_table(INBOX).map_err(|e| self.err(e))?;
+            let mut out = Vec::new();
+            for row in inbox
+                .range((id, 0)..=(id, u64::MAX))
+                .map_err(|e| self.err(e))?
+            {
+                let (k, v) = row.map_err(|e| self.err(e))?;
+                let seq = k.value().1;
+                let message = decode(v.value()).map_err(|e| {
+                    Error::internal(format!(
+                        "workflow {id:?}: inbox signal {seq} is unreadable: {e}"
+                    ))
+                })?;
+                out.push((seq, message));
+            }
+            Ok(out)
+        })
     }
+}
+
+/// Runs `f`, turning a panic inside it (redb panics on some corrupt
+/// files) into an `INTERNAL` error naming the store, so a corrupt store
+/// fails the one call (and every op of a commit gets its error) instead of
+/// the thread, and no waiter is left hanging.
+fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_owned());
+        Err(Error::internal(format!(
+            "workflow store {} is corrupt: {why}",
+            path.display()
+        )))
+    })
 }
 
 /// The group-commit writer.
@@ -539,7 +575,8 @@ impl Writer {
                     _ => None,
                 })
                 .collect();
-            match self.commit(&mut batch) {
+            let path = self.path.clone();
+            match guarded(&path, || self.commit(&mut batch)) {
                 Ok(replies) => {
                     for (op, reply) in batch.into_iter().zip(replies) {
                         match (op, reply) {
