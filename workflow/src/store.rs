@@ -230,6 +230,13 @@ impl Db {
                     )
                 })?;
             }
+            // A new store is made valid under a temporary name and linked
+            // into place, so a kill while it is created never leaves a file
+            // without redb's header behind; an empty file (such a leftover
+            // from an older build) is made anew.
+            if std::fs::metadata(path).map_or(true, |m| m.len() == 0) {
+                create_new(path)?;
+            }
             let db = Database::create(path).map_err(|e| db_error(path, e))?;
             let txn = db.begin_write().map_err(|e| db_error(path, e))?;
             txn.open_table(WORKFLOWS).map_err(|e| db_error(path, e))?;
@@ -528,6 +535,37 @@ impl Db {
             Ok(out)
         })
     }
+}
+
+/// Creates an empty, valid store at `path` (absent or empty): written
+/// under a temporary name, then hard-linked into place, which fails if
+/// another process got there first (its store is then used).
+fn create_new(path: &Path) -> Result<(), Error> {
+    let tmp = path.with_extension(format!("new-{}", std::process::id()));
+    let made = Database::create(&tmp)
+        .map_err(redb::Error::from)
+        .and_then(|db| {
+            let txn = db.begin_write()?;
+            txn.open_table(WORKFLOWS)?;
+            txn.commit()?;
+            Ok(())
+        })
+        .map_err(|e| db_error(&tmp, e));
+    let placed = made.and_then(|()| {
+        if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+            let _ = std::fs::remove_file(path);
+        }
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(Error::new(
+                ErrorKind::Unavailable,
+                format!("cannot create {}: {e}", path.display()),
+            )),
+        }
+    });
+    let _ = std::fs::remove_file(&tmp);
+    placed
 }
 
 /// Runs `f`, turning a panic inside it (redb panics on some corrupt

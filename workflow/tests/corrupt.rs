@@ -60,5 +60,35 @@ fn bit_flips_give_errors_not_panics_or_hangs() {
             failures.push(seed);
         }
     }
-    assert!(failures.is_empty(), "seeds that panicked or hung: {failures:?}");
+    assert!(
+        failures.is_empty(),
+        "seeds that panicked or hung: {failures:?}"
+    );
+}
+
+#[test]
+fn a_new_or_empty_store_is_made_valid_in_place_without_leftovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.redb");
+    std::fs::write(&empty, b"").unwrap();
+    let fresh = dir.path().join("sub/fresh.redb");
+    for path in [&empty, &fresh] {
+        let store = WorkflowStore::open(path).unwrap();
+        assert!(store.list().unwrap().is_empty());
+        drop(store);
+        // Opened again, it is the same valid store.
+        assert!(
+            WorkflowStore::open(path)
+                .unwrap()
+                .list()
+                .unwrap()
+                .is_empty()
+        );
+        let siblings: Vec<String> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.contains(".new-"))
+            .collect();
+        assert!(siblings.is_empty(), "left behind: {siblings:?}");
+    }
 }
