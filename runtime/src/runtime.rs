@@ -147,13 +147,18 @@ impl RuntimeBuilder {
     /// workflow that cannot be resumed (a corrupt journal) is logged and
     /// left alone; the others still run.
     pub fn build(mut self) -> Result<Runtime, Error> {
-        let workers = workers_from_env()?.unwrap_or(self.workers);
-        if workers > MAX_WORKERS {
-            return Err(Error::invalid(format!(
-                "{workers} workers are more than the limit of {MAX_WORKERS}: each is an OS thread, \
-                 and one per core is the most that helps"
-            )));
+        // Asked of the builder or through the environment (which wins),
+        // a count past the limit is refused either way.
+        let env = workers_from_env()?;
+        for n in [Some(self.workers), env].into_iter().flatten() {
+            if n > MAX_WORKERS {
+                return Err(Error::invalid(format!(
+                    "{n} workers are more than the limit of {MAX_WORKERS}: each is an OS thread, \
+                     and one per core is the most that helps"
+                )));
+            }
         }
+        let workers = env.unwrap_or(self.workers);
         if let Some(capacity) = self.state_pool {
             for engine in &self.engines {
                 engine.set_state_pool(capacity);
