@@ -458,9 +458,80 @@ pub(crate) fn find_plain(src: &[u8], pat: &[u8], init: usize) -> Option<usize> {
     memchr::memmem::find(src.get(init..)?, pat).map(|i| i + init)
 }
 
+/// `string.gsub(src, pat, template, max)` for a string `template` (`%0` to
+/// `%9`, `%%`): the result and the number of replacements, as Lua's C
+/// `gsub` makes them.
+pub(crate) fn gsub_template(
+    src: &[u8],
+    pat: &[u8],
+    template: &[u8],
+    max: usize,
+    charge: &mut dyn FnMut(u64) -> Result<(), Error>,
+) -> Result<(Vec<u8>, usize), MatchError> {
+    let anchored = pat.first() == Some(&b'^');
+    let mut out = Vec::with_capacity(src.len());
+    let (mut pos, mut last, mut n) = (0usize, None, 0usize);
+    while n < max {
+        let Some(f) = find(src, pat, pos, true, true, charge)? else {
+            break;
+        };
+        if Some(f.end) == last {
+            // An empty match right where the last one ended: keep a char.
+            let Some(&c) = src.get(pos) else {
+                break;
+            };
+            out.push(c);
+            pos += 1;
+        } else {
+            out.extend_from_slice(&src[pos..f.start]);
+            n += 1;
+            expand(&mut out, template, &src[f.start..f.end], &f.captures)?;
+            pos = f.end;
+            last = Some(f.end);
+        }
+        if anchored {
+            break;
+        }
+    }
+    out.extend_from_slice(&src[pos.min(src.len())..]);
+    Ok((out, n))
+}
+
+/// Appends `template` with its `%` escapes replaced.
+fn expand(
+    out: &mut Vec<u8>,
+    template: &[u8],
+    whole: &[u8],
+    captures: &[Captured<'_>],
+) -> Result<(), Error> {
+    let mut i = 0;
+    while let Some(at) = memchr::memchr(ESC, &template[i..]) {
+        out.extend_from_slice(&template[i..i + at]);
+        match template.get(i + at + 1).copied() {
+            Some(ESC) => out.push(ESC),
+            Some(b'0') => out.extend_from_slice(whole),
+            Some(d @ b'1'..=b'9') => match captures.get(usize::from(d - b'1')) {
+                Some(Captured::Text(t)) => out.extend_from_slice(t),
+                Some(Captured::Position(p)) => out.extend_from_slice(p.to_string().as_bytes()),
+                None => {
+                    return Err(Error::invalid(format!(
+                        "invalid capture index %{} in replacement string",
+                        char::from(d)
+                    )));
+                }
+            },
+            _ => return Err(Error::invalid("invalid use of '%' in replacement string")),
+        }
+        i += at + 2;
+    }
+    out.extend_from_slice(&template[i..]);
+    Ok(())
+}
+
 /// Registers the prelude's primitives: `R.pfind(s, p, init, anchor,
-/// whole)` and `R.pfind_plain(s, p, init)` (`init` 1-based and already in
-/// range). `pfind` returns nil (no match), `false, err` (a malformed
+/// whole)`, `R.pgsub(s, p, template, max)` (a `gsub` with a string
+/// replacement, whole in Rust) and `R.pfind_plain(s, p, init)` (`init`
+/// 1-based and already in range). `pfind` returns nil (no match), `false, err` (a malformed
 /// pattern or the budget), or the match's 1-based start and end and its
 /// captures; `pfind_plain` the start or nil.
 pub(crate) fn register(lua: &mlua::Lua, r: &mlua::Table) -> mlua::Result<()> {
@@ -469,28 +540,31 @@ pub(crate) fn register(lua: &mlua::Lua, r: &mlua::Table) -> mlua::Result<()> {
     use super::convert::error_to_lua;
     use super::state::ProcCtx;
 
+    /// Charges `n` matching steps to the running process: its limit's
+    /// error once one is exceeded.
+    fn charge(lua: &mlua::Lua, n: u64) -> Result<(), Error> {
+        let Some(mut ctx) = lua.app_data_mut::<ProcCtx>() else {
+            return Ok(());
+        };
+        ctx.charge(n);
+        match &ctx.terminate {
+            Some(e) => Err((**e).clone()),
+            None => Ok(()),
+        }
+    }
+
     r.raw_set(
         "pfind",
         lua.create_function(
             |lua, (s, p, init, anchor, whole): (LuaString, LuaString, usize, bool, bool)| {
                 let (src, pat) = (s.as_bytes(), p.as_bytes());
-                let mut charge = |n: u64| -> Result<(), Error> {
-                    let Some(mut ctx) = lua.app_data_mut::<ProcCtx>() else {
-                        return Ok(());
-                    };
-                    ctx.charge(n);
-                    match &ctx.terminate {
-                        Some(e) => Err((**e).clone()),
-                        None => Ok(()),
-                    }
-                };
                 let found = find(
                     &src,
                     &pat,
                     init.saturating_sub(1),
                     anchor,
                     whole,
-                    &mut charge,
+                    &mut |n| charge(lua, n),
                 );
                 let mut out = Vec::new();
                 match found {
@@ -510,6 +584,28 @@ pub(crate) fn register(lua: &mlua::Lua, r: &mlua::Table) -> mlua::Result<()> {
                         }
                     }
                 }
+                Ok(MultiValue::from_vec(out))
+            },
+        )?,
+    )?;
+    r.raw_set(
+        "pgsub",
+        lua.create_function(
+            |lua, (s, p, template, max): (LuaString, LuaString, LuaString, usize)| {
+                let done = gsub_template(
+                    &s.as_bytes(),
+                    &p.as_bytes(),
+                    &template.as_bytes(),
+                    max,
+                    &mut |n| charge(lua, n),
+                );
+                let out = match done {
+                    Ok((text, n)) => vec![
+                        mlua::Value::String(lua.create_string(text)?),
+                        n.into_lua(lua)?,
+                    ],
+                    Err(e) => vec![mlua::Value::Boolean(false), error_to_lua(lua, e)?],
+                };
                 Ok(MultiValue::from_vec(out))
             },
         )?,

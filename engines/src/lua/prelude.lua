@@ -26,7 +26,7 @@ getmetatable("").__metatable = "locked"
 -- ones backtrack without limit, and no hook or kill can stop them. As Lua
 -- functions, a `gsub` callback is preemptible like any other code.
 do
-  local pfind, pfind_plain = R.pfind, R.pfind_plain
+  local pfind, pgsub, pfind_plain = R.pfind, R.pgsub, R.pfind_plain
   local sub, c_find, tonumber, tointeger = string.sub, string.find, tonumber, math.tointeger
 
   local function str_arg(v, i, name)
@@ -110,40 +110,11 @@ do
     return iter
   end
 
-  -- `repl` as a template: `%0`..`%9` and `%%`.
-  local function expand(template, s, st, e, r)
-    if not pfind_plain(template, "%", 1) then return template end
-    local parts, n, i = {}, 0, 1
-    while true do
-      local j = pfind_plain(template, "%", i)
-      if not j then break end
-      n = n + 1
-      parts[n] = sub(template, i, j - 1)
-      local d = sub(template, j + 1, j + 1)
-      n = n + 1
-      if d == "%" then
-        parts[n] = "%"
-      elseif d == "0" then
-        parts[n] = sub(s, st, e)
-      elseif d ~= "" and d >= "1" and d <= "9" then
-        local c = r[2 + tonumber(d)]
-        if c == nil then error("invalid capture index %" .. d .. " in replacement string", 4) end
-        parts[n] = tostring(c)
-      else
-        error("invalid use of '%' in replacement string", 4)
-      end
-      i = j + 2
-    end
-    n = n + 1
-    parts[n] = sub(template, i)
-    return concat(parts)
-  end
-
+  -- The replacement of a table or function `repl` (a string one is
+  -- `pgsub`'s, in Rust).
   local function replacement(s, st, e, r, repl, kind)
     local v
-    if kind == "string" then return expand(repl, s, st, e, r)
-    elseif kind == "table" then v = repl[r[3]]
-    else v = repl(unpack(r, 3, #r)) end
+    if kind == "table" then v = repl[r[3]] else v = repl(unpack(r, 3, #r)) end
     if v == nil or v == false then return sub(s, st, e) end
     local t = type(v)
     if t == "string" or t == "number" then return tostring(v) end
@@ -159,6 +130,11 @@ do
     end
     local len = #s
     max_n = int_arg(max_n, 4, "gsub", len + 1)
+    if kind == "string" then
+      local out, n = pgsub(s, p, repl, max_n < 0 and 0 or max_n)
+      if out == false then error(n, 2) end
+      return out, n
+    end
     local anchored = sub(p, 1, 1) == "^"
     local out, k, pos, last, n = {}, 0, 1, nil, 0
     while n < max_n do
