@@ -374,11 +374,7 @@ impl ModuleDef {
         C: Command,
         F: Fn(&HandlerCx<'_>, C) -> Result<C::Output, Error> + Send + Sync + 'static,
     {
-        let f = Arc::new(f);
-        self.with_handler(C::NAME, move |d| {
-            let f = Arc::clone(&f);
-            d.command::<C, _>(move |cx, c| f(cx, c)).map(drop)
-        })
+        self.inline_handler(f, false)
     }
 
     /// Like [`handle`](Self::handle), for a handler that may also answer
@@ -390,10 +386,24 @@ impl ModuleDef {
         C: Command,
         F: Fn(&HandlerCx<'_>, C) -> Result<C::Output, Error> + Send + Sync + 'static,
     {
+        self.inline_handler(f, true)
+    }
+
+    fn inline_handler<C, F>(self, f: F, immediate: bool) -> Self
+    where
+        C: Command,
+        F: Fn(&HandlerCx<'_>, C) -> Result<C::Output, Error> + Send + Sync + 'static,
+    {
         let f = Arc::new(f);
         self.with_handler(C::NAME, move |d| {
             let f = Arc::clone(&f);
-            d.immediate::<C, _>(move |cx, c| f(cx, c)).map(drop)
+            let run = move |cx: &HandlerCx<'_>, c: C| f(cx, c);
+            let registered = if immediate {
+                d.immediate::<C, _>(run)
+            } else {
+                d.command::<C, _>(run)
+            };
+            registered.map(drop)
         })
     }
 

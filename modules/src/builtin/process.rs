@@ -56,29 +56,15 @@ pub struct Receive {
 
 command!(Receive, PROCESS_RECEIVE, "process.receive", Value);
 
-/// Declares a command naming one process (`{pid}` in value form: a pid's
-/// text or a registered name).
-macro_rules! by_pid {
-    ($(#[$doc:meta])* $ty:ident, $id:ident, $name:literal, $out:ty) => {
+/// Declares a command with one field: a process (`{pid}` in value form: a
+/// pid's text or a registered name) or a registered name (`{name}`).
+macro_rules! one_field {
+    ($(#[$doc:meta])* $ty:ident { $field:ident: $fty:ty }, $id:ident, $name:literal, $out:ty) => {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
         pub struct $ty {
-            /// The process.
-            pub pid: Target,
-        }
-
-        command!($ty, $id, $name, $out);
-    };
-}
-
-/// Declares a command about a registered name (`{name}` in value form).
-macro_rules! by_name {
-    ($(#[$doc:meta])* $ty:ident, $id:ident, $name:literal, $out:ty) => {
-        $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-        pub struct $ty {
-            /// The name.
-            pub name: String,
+            /// The process, or the name.
+            pub $field: $fty,
         }
 
         command!($ty, $id, $name, $out);
@@ -99,33 +85,33 @@ pub struct Spawn {
 
 command!(Spawn, PROCESS_SPAWN, "process.spawn", String);
 
-by_pid!(
+one_field!(
     /// `process.link(pid)`.
-    Link, PROCESS_LINK, "process.link", bool
+    Link { pid: Target }, PROCESS_LINK, "process.link", bool
 );
-by_pid!(
+one_field!(
     /// `process.unlink(pid)`.
-    Unlink, PROCESS_UNLINK, "process.unlink", bool
+    Unlink { pid: Target }, PROCESS_UNLINK, "process.unlink", bool
 );
-by_pid!(
+one_field!(
     /// `process.monitor(pid)`: answered with the monitor's ref.
-    Monitor, PROCESS_MONITOR, "process.monitor", i64
+    Monitor { pid: Target }, PROCESS_MONITOR, "process.monitor", i64
 );
-by_pid!(
+one_field!(
     /// `process.kill(pid)`: answered with whether it was alive.
-    Kill, PROCESS_KILL, "process.kill", bool
+    Kill { pid: Target }, PROCESS_KILL, "process.kill", bool
 );
-by_name!(
+one_field!(
     /// `process.register(name)`.
-    Register, PROCESS_REGISTER, "process.register", bool
+    Register { name: String }, PROCESS_REGISTER, "process.register", bool
 );
-by_name!(
+one_field!(
     /// `process.unregister(name)`.
-    Unregister, PROCESS_UNREGISTER, "process.unregister", bool
+    Unregister { name: String }, PROCESS_UNREGISTER, "process.unregister", bool
 );
-by_name!(
+one_field!(
     /// `process.whereis(name)`: answered with the pid's text, or nil.
-    Whereis, PROCESS_WHEREIS, "process.whereis", Option<String>
+    Whereis { name: String }, PROCESS_WHEREIS, "process.whereis", Option<String>
 );
 
 /// `process.demonitor(ref)`: answered with whether it was active.
