@@ -341,8 +341,11 @@ fn a_reordered_script_fails_to_resume_with_nondeterminism() {
 }
 
 /// A workflow that waits for an `approve` signal.
+// `time.now()` first: once a journaled step returns, the workflow's header
+// is durable, so a kill after "waiting" always leaves a workflow to resume.
 const WAIT_FOR_APPROVAL: &str = r#"
 local process = require("process")
+require("time").now()
 print("waiting")
 local m = process.receive("approve")
 return { approved_by = m.payload.who }
@@ -359,7 +362,7 @@ fn a_signal_sent_from_the_cli_reaches_a_killed_workflow_on_resume() {
     assert_eq!(sent.code, Some(0), "{sent:?}");
     let resumed = s.run("resume", &["resume", "w"]).json();
     assert_eq!(resumed, serde_json::json!({"approved_by": "ada"}));
-    assert_eq!(commands(&s.show("w")), ["process.receive"]);
+    assert_eq!(commands(&s.show("w")), ["time.now", "process.receive"]);
     let late = s.run("late", &["signal", "w", "approve", "1"]);
     assert!(late.stderr.starts_with("CONFLICT: "), "{late:?}");
 }
@@ -410,7 +413,7 @@ fn a_signal_from_another_process_reaches_a_running_workflow_through_the_spool() 
     assert!(sent.stdout.contains("spooled"), "{sent:?}");
     let run = s.finish("wait", child);
     assert_eq!(run.json(), serde_json::json!({"approved_by": "ada"}));
-    assert_eq!(commands(&s.show("w")), ["process.receive"]);
+    assert_eq!(commands(&s.show("w")), ["time.now", "process.receive"]);
     let spool = std::fs::read_dir(s.path("data/workflows.redb.signals"))
         .expect("the spool directory")
         .count();
