@@ -11,11 +11,18 @@
 //! callback runs as plain Lua; plain searches use a linear substring
 //! search ([`memchr::memmem`]) instead of C's quadratic one.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use troupe_dispatcher::{Error, ErrorKind};
 
 /// Most steps one search may take (well under a second of matching):
 /// `LIMIT_EXCEEDED` past it, whatever the process's own limits.
 pub(crate) const MAX_STEPS: u64 = 50_000_000;
+
+/// The worst case, in steps, within which Lua's own C matcher runs a
+/// search as is (it is several times faster): as many as one search here
+/// may take. A test lowers it to reach the port on every call.
+static C_BUDGET: AtomicU64 = AtomicU64::new(MAX_STEPS);
 
 /// How many steps are counted between two charges to the process.
 pub(crate) const CHARGE_EVERY: u64 = 1 << 14;
@@ -453,6 +460,29 @@ pub(crate) fn find<'a>(
     Ok(result)
 }
 
+/// Whether Lua's C matcher stays within `budget` steps on a subject of
+/// `n` bytes: its work is about `(n+1)^(k+1) * (m+1)` steps for a pattern
+/// of `m` bytes with `k` backtracking points (`*`, `+`, `-`, `?`, `%b`,
+/// back-references: each, like each start position, tries at most `n+1`
+/// places; a `-` inside a set counts too, which only errs on the safe
+/// side).
+pub(crate) fn c_bounded(n: usize, pat: &[u8], budget: u64) -> bool {
+    let quantifiers = pat
+        .iter()
+        .filter(|c| matches!(c, b'*' | b'+' | b'-' | b'?'))
+        .count();
+    let scans = pat
+        .windows(2)
+        .filter(|w| w[0] == ESC && matches!(w[1], b'b' | b'1'..=b'9'))
+        .count();
+    let power = i32::try_from(quantifiers + scans + 1).unwrap_or(i32::MAX);
+    #[allow(clippy::cast_precision_loss)]
+    let (n, m) = (n as f64, pat.len() as f64);
+    #[allow(clippy::cast_precision_loss)]
+    let budget = budget as f64;
+    (n + 1.0).powi(power) * (m + 1.0) <= budget
+}
+
 /// A plain substring search from `init` (0-based): the match's start.
 pub(crate) fn find_plain(src: &[u8], pat: &[u8], init: usize) -> Option<usize> {
     memchr::memmem::find(src.get(init..)?, pat).map(|i| i + init)
@@ -611,6 +641,16 @@ pub(crate) fn register(lua: &mlua::Lua, r: &mlua::Table) -> mlua::Result<()> {
         )?,
     )?;
     r.raw_set(
+        "c_bounded",
+        lua.create_function(|_, (n, p): (usize, LuaString)| {
+            Ok(c_bounded(
+                n,
+                &p.as_bytes(),
+                C_BUDGET.load(Ordering::Relaxed),
+            ))
+        })?,
+    )?;
+    r.raw_set(
         "pfind_plain",
         lua.create_function(|_, (s, p, init): (LuaString, LuaString, usize)| {
             Ok(find_plain(&s.as_bytes(), &p.as_bytes(), init.saturating_sub(1)).map(|i| i + 1))
@@ -701,6 +741,8 @@ mod tests {
     /// a plain state beside one with the prelude's replacements.
     #[test]
     fn string_functions_agree_with_lua_c() {
+        // Every call takes the port, none Lua's C matcher.
+        C_BUDGET.store(0, Ordering::Relaxed);
         let c = mlua::Lua::new();
         let output: super::super::state::Output = std::sync::Arc::new(|_| {});
         let ours = super::super::state::new_state(&output).unwrap();
@@ -781,6 +823,18 @@ mod tests {
             }
         }
         assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    }
+
+    #[test]
+    fn only_searches_that_cannot_run_away_go_to_lua_c() {
+        let within = |n, p: &[u8]| c_bounded(n, p, MAX_STEPS);
+        assert!(within(1_000, b"%s+"));
+        assert!(within(100, b"(%w+)=(%w+)"));
+        assert!(!within(40, "a?".repeat(40).as_bytes()));
+        assert!(!within(10_000, b"(.-)x"));
+        assert!(within(1 << 20, b"%d"));
+        assert!(!within(1 << 26, b"%d"));
+        assert!(!within(1_000, b"%b()%b()%b()"));
     }
 
     #[test]

@@ -23,11 +23,15 @@ getmetatable("").__metatable = "locked"
 
 -- `string.find`, `match`, `gmatch` and `gsub` on a matcher whose work is
 -- bounded and charged to the process (engines/src/lua/patterns.rs): the C
--- ones backtrack without limit, and no hook or kill can stop them. As Lua
--- functions, a `gsub` callback is preemptible like any other code.
+-- ones backtrack without limit, and no hook or kill can stop them. A
+-- search whose worst case fits the budget anyway (`c_bounded`: a short
+-- subject, few quantifiers) still runs on Lua's C functions, which are
+-- faster. As Lua functions, a `gsub` callback is preemptible like any
+-- other code.
 do
-  local pfind, pgsub, pfind_plain = R.pfind, R.pgsub, R.pfind_plain
+  local pfind, pgsub, pfind_plain, c_bounded = R.pfind, R.pgsub, R.pfind_plain, R.c_bounded
   local sub, c_find, tonumber, tointeger = string.sub, string.find, tonumber, math.tointeger
+  local c_match, c_gmatch, c_gsub = string.match, string.gmatch, string.gsub
 
   local function str_arg(v, i, name)
     local t = type(v)
@@ -78,6 +82,7 @@ do
       if i then return i, i + #p - 1 end
       return nil
     end
+    if c_bounded(len, p) then return c_find(s, p, init) end
     return found(pfind(s, p, init, true, false))
   end
 
@@ -86,12 +91,14 @@ do
     local len = #s
     init = start_at(int_arg(init, 3, "match", 1), len)
     if init > len + 1 then return nil end
+    if c_bounded(len, p) then return c_match(s, p, init) end
     return captures(pfind(s, p, init, true, true))
   end
 
   function string.gmatch(s, p, init)
     s, p = str_arg(s, 1, "gmatch"), str_arg(p, 2, "gmatch")
     local len = #s
+    if c_bounded(len, p) then return c_gmatch(s, p, init) end
     local pos = start_at(int_arg(init, 3, "gmatch", 1), len)
     if pos > len + 1 then pos = len + 2 end
     local last, iter
@@ -131,6 +138,7 @@ do
     local len = #s
     max_n = int_arg(max_n, 4, "gsub", len + 1)
     if kind == "string" then
+      if c_bounded(len, p) then return c_gsub(s, p, repl, max_n) end
       local out, n = pgsub(s, p, repl, max_n < 0 and 0 or max_n)
       if out == false then error(n, 2) end
       return out, n
