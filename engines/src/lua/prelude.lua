@@ -289,6 +289,11 @@ local function recheck(ok, ...)
   return ok, ...
 end
 
+-- `coroutine.close` reports a failing `__close` as `false, err`, and
+-- `load` a failing reader as `nil, err`: neither may swallow running out
+-- of memory or an exceeded limit either.
+CO.close = function(co) return recheck(coroutine.close(co)) end
+
 local GC_ALLOWED = { collect = true, count = true, step = true }
 
 local BASE = {
@@ -446,7 +451,7 @@ local fresh_env = raw_load("local B, V = ... return function(math) return { "
 -- Gives `env` its own `load` (defaulting to `env`) and `_G`.
 local function own(env)
   env.load = function(chunk, name, _, e)
-    return raw_load(chunk, name, "t", e or env)
+    return recheck(raw_load(chunk, name, "t", e or env))
   end
   env._G = env
   return env
@@ -473,7 +478,7 @@ end
 local LIGHT_LIB = {}
 local current_env = R.env
 local function light_load(chunk, name, _, e)
-  return raw_load(chunk, name, "t", e or current_env())
+  return recheck(raw_load(chunk, name, "t", e or current_env()))
 end
 
 local function materialize(env)
