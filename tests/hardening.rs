@@ -267,3 +267,110 @@ fn an_error_value_without_text_says_what_it_is_not_where_it_lives() {
     }
     rt.shutdown();
 }
+
+/// The fork bomb of the issue that asked for caps, as written: two
+/// unlinked copies of itself, then wait forever.
+const BOMB: &str = r#"
+    local p = require("process")
+    p.spawn("bomb.lua")
+    p.spawn("bomb.lua")
+    p.receive("never")
+"#;
+
+/// Sleeps ten times and says how many sleeps it took.
+const SLEEPER: &str = r#"
+    local time = require("time")
+    local n = 0
+    for _ = 1, 10 do time.sleep(10) n = n + 1 end
+    return n
+"#;
+
+/// Polls until the count of live processes stops changing (the bomb has
+/// spent itself: every copy is waiting or failed), and returns it.
+fn settled_count(rt: &Runtime) -> usize {
+    let mut last = usize::MAX;
+    let mut same = 0;
+    for _ in 0..600 {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = rt.process_count();
+        same = if now == last { same + 1 } else { 0 };
+        last = now;
+        if same == 5 {
+            break;
+        }
+    }
+    last
+}
+
+#[test]
+fn a_fork_bomb_stops_at_its_trees_process_cap_and_its_neighbours_run_on() {
+    let src = MemorySource::new()
+        .with("bomb.lua", BOMB)
+        .with("sleeper.lua", SLEEPER);
+    let rt = runtime(src);
+    let capped = Limits {
+        max_processes: std::num::NonZeroUsize::new(200),
+        ..Limits::default()
+    };
+    let bomb = rt.spawn(Spawn::script("bomb.lua").limits(capped)).unwrap();
+    let sleeper = rt.spawn(Spawn::script("sleeper.lua")).unwrap();
+    assert_eq!(sleeper.join_blocking().unwrap(), Value::Int(10));
+    // The tree never holds more than its cap; the copies refused a spawn
+    // failed, the rest wait.
+    let left = settled_count(&rt);
+    assert!((2..=200).contains(&left), "{left} processes");
+    // Another tree spawns as usual beside the full one.
+    let again = rt.spawn(Spawn::script("sleeper.lua")).unwrap();
+    assert_eq!(again.join_blocking().unwrap(), Value::Int(10));
+    drop(bomb);
+    rt.shutdown();
+}
+
+#[test]
+fn a_fork_bomb_stops_at_its_trees_memory_limit_counting_every_copy() {
+    let src = MemorySource::new().with("bomb.lua", BOMB);
+    let rt = runtime(src);
+    // One MiB for the whole tree: before, each copy had a MiB of its own
+    // and the tree grew without end.
+    let limited = Limits {
+        max_memory: std::num::NonZeroUsize::new(1 << 20),
+        ..Limits::default()
+    };
+    let _bomb = rt.spawn(Spawn::script("bomb.lua").limits(limited)).unwrap();
+    let left = settled_count(&rt);
+    assert!((2..=64).contains(&left), "{left} processes");
+    assert!(
+        rt.memory_in_use() <= (1 << 20) + (64 << 10),
+        "{} bytes",
+        rt.memory_in_use()
+    );
+    rt.shutdown();
+}
+
+#[test]
+fn the_runtime_caps_its_processes_whatever_the_trees() {
+    let rt = Runtime::builder()
+        .workers(1)
+        .source(MemorySource::new().with("wait.lua", "require('process').receive('go')"))
+        .engine(LuaEngine::with_output(|_| {}))
+        .default_policy(Policy::trusted())
+        .max_processes(std::num::NonZeroUsize::new(5).unwrap())
+        .build()
+        .unwrap();
+    let live: Vec<_> = (0..5)
+        .map(|_| rt.spawn(Spawn::script("wait.lua")).unwrap())
+        .collect();
+    let Err(e) = rt.spawn(Spawn::script("wait.lua")) else {
+        panic!("a sixth process was spawned");
+    };
+    assert_eq!(e.kind(), ErrorKind::LimitExceeded);
+    assert!(
+        e.message().contains("the runtime has 5 live processes"),
+        "{e}"
+    );
+    // One ends: there is room again.
+    rt.send_blocking(live[0].pid(), "go", true).unwrap();
+    live[0].join_blocking().unwrap();
+    rt.spawn(Spawn::script("wait.lua")).unwrap();
+    rt.shutdown();
+}

@@ -36,6 +36,13 @@ pub struct ProcessInit {
     /// other processes) instead of an isolated one. Only asked of engines
     /// whose [`Engine::lightweight`] is true.
     pub lightweight: bool,
+    /// The most memory one interpreter state may use when nothing smaller
+    /// is asked (the runtime's `max_memory`). An engine that can bound
+    /// its states' memory applies it to an isolated process without a
+    /// `max_memory` of its own, and to the states it shares among
+    /// lightweight processes, so running out of memory fails one process
+    /// (or one shared state), never the host.
+    pub memory_ceiling: Option<std::num::NonZeroUsize>,
 }
 
 /// A script language. Engines compile scripts to [`Program`]s and turn

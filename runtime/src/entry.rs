@@ -19,6 +19,7 @@ use troupe_modules::Policy;
 use crate::exit::{Exit, ExitCell, Kept};
 use crate::links::LinkState;
 use crate::mailbox::Mailbox;
+use crate::quota::Quota;
 use crate::state::{Signal, State, Wake};
 use crate::{Limits, Process, Resume};
 
@@ -52,6 +53,8 @@ pub(crate) struct Slot {
     /// The tag of the last yield. Tags are per process (a completion names
     /// its pid too), so making one touches no shared counter.
     tag: Tag,
+    /// The bytes of its engine's memory charged to its quota.
+    pub charged: usize,
 }
 
 impl Slot {
@@ -85,6 +88,8 @@ pub(crate) struct Entry {
     pub policy: Arc<Policy>,
     /// Shared with the parent's or the runtime's defaults when the same.
     pub limits: Arc<Limits>,
+    /// Its spawn tree's quota (see `quota.rs`), counting it as live.
+    pub quota: Arc<Quota>,
     /// Scheduling state and pending signal (see `state.rs`).
     pub state: State,
     /// The tag of the yield whose completion is awaited (0: none).
@@ -113,7 +118,10 @@ pub(crate) struct NewEntry {
     pub key: String,
     pub policy: Arc<Policy>,
     pub limits: Arc<Limits>,
+    /// Already counting the new process ([`Quota::admit`]).
+    pub quota: Arc<Quota>,
     pub mailbox: usize,
+    pub mailbox_bytes: usize,
     pub process: Box<dyn Process>,
     pub exit: Option<Arc<ExitCell>>,
 }
@@ -125,6 +133,7 @@ impl Entry {
             key: n.key.into_boxed_str(),
             policy: n.policy,
             limits: n.limits,
+            quota: Arc::clone(&n.quota),
             state: State::scheduled(),
             expect: AtomicU64::new(0),
             inbox: Mutex::new(Inbox::default()),
@@ -133,8 +142,9 @@ impl Entry {
                 next: Some(Next::Start),
                 abort: None,
                 tag: 0,
+                charged: 0,
             }),
-            mailbox: Mutex::new(Mailbox::new(n.mailbox)),
+            mailbox: Mutex::new(Mailbox::new(n.mailbox, n.mailbox_bytes, Some(n.quota))),
             links: Mutex::new(LinkState::default()),
             exit: n.exit,
             sleep_timer: AtomicU64::new(0),
@@ -201,10 +211,12 @@ mod tests {
     #[test]
     fn records_stay_small() {
         // Before the cut: 472, 96, 120, 112 and 64 (an inline
-        // `Result<Value, Error>`).
-        assert_eq!(size_of::<Entry>(), 312);
-        assert_eq!(size_of::<Slot>(), 40);
-        assert_eq!(size_of::<Mailbox>(), 96);
+        // `Result<Value, Error>`). The quotas added 40 bytes: the tree's
+        // quota in the entry and the mailbox, the mailbox's byte count
+        // and cap, the memory charged in the slot.
+        assert_eq!(size_of::<Entry>(), 352);
+        assert_eq!(size_of::<Slot>(), 48);
+        assert_eq!(size_of::<Mailbox>(), 120);
         assert_eq!(size_of::<ExitCell>(), 80);
         assert_eq!(size_of::<Option<Kept>>(), 32);
     }

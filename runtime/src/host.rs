@@ -21,9 +21,10 @@ impl Runtime {
 
     /// A new host mailbox holding at most `capacity` messages.
     pub fn mailbox_with_capacity(&self, capacity: usize) -> HostMailbox {
-        let table = &self.sched().table;
+        let sched = self.sched();
+        let table = &sched.table;
         let pid = table.next_pid();
-        let inner = Arc::new(HostBox::new(capacity.max(1)));
+        let inner = Arc::new(HostBox::new(capacity.max(1), sched.mailbox_bytes));
         table.hosts.insert(pid, Arc::clone(&inner));
         HostMailbox {
             pid,

@@ -134,4 +134,8 @@ impl Process for JournaledProcess {
     fn finish(&mut self, result: &Result<Value, Error>) {
         self.journal.finish(result);
     }
+
+    fn memory(&self) -> Option<usize> {
+        self.inner.memory()
+    }
 }

@@ -7,8 +7,17 @@ use std::time::{Duration, Instant};
 pub struct Limits {
     /// Total VM instructions before the process fails with `LIMIT_EXCEEDED`.
     pub max_instructions: Option<NonZeroU64>,
-    /// Memory in bytes (per isolated state) before `LIMIT_EXCEEDED`.
+    /// Memory in bytes before `LIMIT_EXCEEDED`: of each isolated Lua
+    /// state, and of the whole spawn tree a host-spawned process roots
+    /// (its descendants' states and the messages queued in its tree's
+    /// mailboxes count against it). `None`: the runtime's caps only
+    /// ([`RuntimeBuilder::max_memory`](crate::RuntimeBuilder::max_memory)).
     pub max_memory: Option<NonZeroUsize>,
+    /// Live processes of the spawn tree a host-spawned process roots (the
+    /// root included) before `process.spawn` fails with `LIMIT_EXCEEDED`.
+    /// `None`: the runtime's cap only
+    /// ([`RuntimeBuilder::max_processes`](crate::RuntimeBuilder::max_processes)).
+    pub max_processes: Option<NonZeroUsize>,
     /// Wall-clock time from spawn before the process fails with `TIMEOUT`.
     pub timeout: Option<Duration>,
     /// Instructions per time slice before the process is preempted so others
@@ -37,6 +46,7 @@ impl Default for Limits {
         Self {
             max_instructions: None,
             max_memory: None,
+            max_processes: None,
             timeout: None,
             slice_instructions: NonZeroU64::new(20_000).unwrap_or(NonZeroU64::MIN),
         }

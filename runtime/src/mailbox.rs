@@ -13,14 +13,24 @@
 //! at the blocked messages: a receiver waiting for a reply behind a full
 //! queue of other topics must not deadlock.
 //!
+//! A mailbox is also bounded in bytes (the [`weight`] of its queued
+//! messages): a message that would take it past its byte cap waits like
+//! one that finds it full, and one larger than the cap is refused with
+//! `LIMIT_EXCEEDED`. Queued bytes are charged to the receiver's spawn
+//! tree ([`Quota`]): a mailbox is its owner's memory, as in Erlang, and a
+//! send that would take the receiver's tree past its `max_memory` fails
+//! with `LIMIT_EXCEEDED`. A blocked send's message is still its sender's.
+//!
 //! Runtime notifications (`EXIT`, `DOWN`) are never bounded, and
 //! `try_send` refuses at once with `RATE_LIMITED` instead of waiting
 //! (`send.rs` holds the scheduler's side).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use troupe_dispatcher::{Error, ErrorKind, Pid, Tag, Value};
 
+use crate::quota::Quota;
 use crate::timers::TimerKey;
 
 /// A message in a mailbox.
@@ -52,6 +62,12 @@ impl Message {
         m.insert("topic".to_owned(), Value::String(self.topic));
         Value::Map(m)
     }
+}
+
+/// The bytes a queued message counts for: its topic and payload, roughly
+/// as laid out in memory.
+pub(crate) fn weight(msg: &Message) -> usize {
+    msg.topic.len().saturating_add(msg.payload.approx_size())
 }
 
 /// A process blocked in `receive`.
@@ -109,6 +125,12 @@ pub(crate) enum Offered {
 pub(crate) struct Mailbox {
     pub queue: VecDeque<Message>,
     pub capacity: usize,
+    /// The [`weight`] of the queued messages, charged to `quota`.
+    held: usize,
+    /// The most bytes the queue may hold.
+    max_bytes: usize,
+    /// The owner's spawn tree (`None` for the host's mailboxes).
+    quota: Option<Arc<Quota>>,
     pub waiter: Option<Waiter>,
     /// Sends suspended on a full queue, first come first admitted (made on
     /// the first, since most mailboxes never fill: 8 bytes, not 32).
@@ -121,13 +143,50 @@ pub(crate) struct Mailbox {
 struct Blocked(VecDeque<BlockedSend>);
 
 impl Mailbox {
-    pub fn new(capacity: usize) -> Self {
+    /// An empty mailbox of `capacity` messages and `max_bytes` bytes whose
+    /// queued bytes are charged to `quota`.
+    pub fn new(capacity: usize, max_bytes: usize, quota: Option<Arc<Quota>>) -> Self {
         Self {
             queue: VecDeque::new(),
             capacity,
+            held: 0,
+            max_bytes,
+            quota,
             waiter: None,
             blocked: None,
         }
+    }
+
+    /// Queues `msg` of weight `size`, charged whatever the caps.
+    fn push(&mut self, msg: Message, size: usize) {
+        if let Some(q) = &self.quota {
+            q.force(size);
+        }
+        self.held = self.held.saturating_add(size);
+        self.queue.push_back(msg);
+    }
+
+    /// Queues `msg` past every cap: a runtime notification.
+    pub fn push_unbounded(&mut self, msg: Message) {
+        let size = weight(&msg);
+        self.push(msg, size);
+    }
+
+    /// Removes the queued message at `at`, giving its bytes back.
+    fn remove(&mut self, at: usize) -> Option<Message> {
+        let msg = self.queue.remove(at)?;
+        let size = weight(&msg);
+        self.held = self.held.saturating_sub(size);
+        if let Some(q) = &self.quota {
+            q.refund(size);
+        }
+        Some(msg)
+    }
+
+    /// Whether a message of `size` bytes finds room in the queue now.
+    fn has_room(&self, size: usize) -> bool {
+        self.queue.len() < self.capacity
+            && (self.queue.is_empty() || self.held.saturating_add(size) <= self.max_bytes)
     }
 
     /// The blocked sends, if there ever were any.
@@ -139,18 +198,42 @@ impl Mailbox {
     pub fn full(&self, owner: Pid) -> Error {
         Error::new(
             ErrorKind::RateLimited,
-            format!("mailbox of {owner} is full ({} messages)", self.capacity),
+            format!(
+                "mailbox of {owner} is full ({} messages, {} bytes queued; it holds {} messages \
+                 or {} bytes)",
+                self.queue.len(),
+                self.held,
+                self.capacity,
+                self.max_bytes
+            ),
         )
     }
 
     /// Queues `msg` if there is room (and no earlier send waits for it).
-    pub fn offer(&mut self, msg: Message) -> Offered {
-        let blocked = self.blocked.as_ref().is_some_and(|b| !b.0.is_empty());
-        if self.queue.len() >= self.capacity || blocked {
-            return Offered::Full(msg);
+    /// `LIMIT_EXCEEDED` for a message larger than the mailbox's byte cap
+    /// (it would never fit), or one that would take the owner's spawn
+    /// tree past its memory limit.
+    pub fn offer(&mut self, msg: Message) -> Result<Offered, Error> {
+        let size = weight(&msg);
+        if size > self.max_bytes {
+            return Err(Error::new(
+                ErrorKind::LimitExceeded,
+                format!(
+                    "a message of {size} bytes is larger than a mailbox holds ({} bytes)",
+                    self.max_bytes
+                ),
+            ));
         }
+        let blocked = self.blocked.as_ref().is_some_and(|b| !b.0.is_empty());
+        if blocked || !self.has_room(size) {
+            return Ok(Offered::Full(msg));
+        }
+        if let Some(q) = &self.quota {
+            q.charge(size, "a message to this mailbox")?;
+        }
+        self.held = self.held.saturating_add(size);
         self.queue.push_back(msg);
-        Offered::Queued
+        Ok(Offered::Queued)
     }
 
     /// Parks a send until there is room for its message.
@@ -167,7 +250,7 @@ impl Mailbox {
             None => Some(0),
             Some(t) => self.queue.iter().position(|m| m.topic == t),
         };
-        if let Some(msg) = queued.and_then(|at| self.queue.remove(at)) {
+        if let Some(msg) = queued.and_then(|at| self.remove(at)) {
             let admitted = self.admit();
             return Some(Taken { msg, admitted });
         }
@@ -186,11 +269,12 @@ impl Mailbox {
 
     /// Moves the first blocked send into the queue if there is room.
     fn admit(&mut self) -> Option<SendWaker> {
-        if self.queue.len() >= self.capacity {
+        let size = weight(&self.blocked.as_ref()?.0.front()?.msg);
+        if !self.has_room(size) {
             return None;
         }
         let BlockedSend { msg, waker } = self.blocked()?.pop_front()?;
-        self.queue.push_back(msg);
+        self.push(msg, size);
         Some(waker)
     }
 
@@ -210,6 +294,10 @@ impl Mailbox {
     /// of the sends still waiting (they fail with `NOT_FOUND`).
     pub fn close(&mut self) -> Vec<SendWaker> {
         self.queue.clear();
+        if let Some(q) = &self.quota {
+            q.refund(self.held);
+        }
+        self.held = 0;
         self.blocked
             .take()
             .map_or_else(Vec::new, |b| b.0.into_iter().map(|b| b.waker).collect())
@@ -247,13 +335,13 @@ mod tests {
 
     #[test]
     fn a_taken_message_admits_the_first_blocked_send_in_order() {
-        let mut mb = Mailbox::new(1);
-        assert!(matches!(mb.offer(msg("a", 1)), Offered::Queued));
-        assert!(matches!(mb.offer(msg("a", 2)), Offered::Full(_)));
+        let mut mb = Mailbox::new(1, usize::MAX, None);
+        assert!(matches!(mb.offer(msg("a", 1)).unwrap(), Offered::Queued));
+        assert!(matches!(mb.offer(msg("a", 2)).unwrap(), Offered::Full(_)));
         mb.block(blocked("a", 2, 1));
         mb.block(blocked("a", 3, 2));
         // A newcomer never overtakes the blocked sends.
-        assert!(matches!(mb.offer(msg("a", 4)), Offered::Full(_)));
+        assert!(matches!(mb.offer(msg("a", 4)).unwrap(), Offered::Full(_)));
         let t = mb.take(None).unwrap();
         assert_eq!(
             (t.msg.payload, tag_of(t.admitted)),
@@ -271,8 +359,11 @@ mod tests {
 
     #[test]
     fn a_selective_receive_finds_a_blocked_message_behind_a_full_queue() {
-        let mut mb = Mailbox::new(1);
-        assert!(matches!(mb.offer(msg("noise", 1)), Offered::Queued));
+        let mut mb = Mailbox::new(1, usize::MAX, None);
+        assert!(matches!(
+            mb.offer(msg("noise", 1)).unwrap(),
+            Offered::Queued
+        ));
         mb.block(blocked("reply", 2, 7));
         let t = mb.take(Some("reply")).unwrap();
         assert_eq!(
@@ -282,10 +373,84 @@ mod tests {
         assert_eq!(mb.queue.len(), 1);
     }
 
+    fn sized(topic: &str, bytes: usize) -> Message {
+        Message {
+            from: None,
+            topic: topic.to_owned(),
+            payload: Value::String("x".repeat(bytes)),
+        }
+    }
+
+    #[test]
+    fn bytes_bound_the_queue_and_are_charged_to_the_owners_tree() {
+        use crate::quota::{Caps, Quota};
+        use std::num::NonZeroUsize;
+        let rt = Quota::runtime(Caps::default());
+        let tree = Quota::tree(
+            Caps {
+                processes: None,
+                memory: NonZeroUsize::new(2_500),
+            },
+            &rt,
+            "0.1".into(),
+        );
+        let mut mb = Mailbox::new(100, 1_000, Some(Arc::clone(&tree)));
+        // Larger than the mailbox can ever hold: refused, not parked.
+        let e = mb.offer(sized("a", 5_000)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::LimitExceeded);
+        assert!(matches!(
+            mb.offer(sized("a", 600)).unwrap(),
+            Offered::Queued
+        ));
+        // Past the byte cap: the sender waits, as on a full queue.
+        assert!(matches!(
+            mb.offer(sized("a", 600)).unwrap(),
+            Offered::Full(_)
+        ));
+        let charged = tree.memory();
+        assert!(charged > 600, "{charged}");
+        mb.block(BlockedSend {
+            msg: sized("a", 600),
+            waker: SendWaker::Process {
+                pid: Pid::new(0, 9),
+                tag: 1,
+            },
+        });
+        // Taking the first admits the blocked one: still one message's worth.
+        let t = mb.take(None).unwrap();
+        assert!(t.admitted.is_some());
+        assert_eq!(tree.memory(), charged);
+        assert_eq!(rt.memory(), charged);
+        mb.close();
+        assert_eq!((tree.memory(), rt.memory()), (0, 0));
+    }
+
+    #[test]
+    fn a_send_past_the_receivers_tree_memory_is_refused() {
+        use crate::quota::{Caps, Quota};
+        use std::num::NonZeroUsize;
+        let rt = Quota::runtime(Caps::default());
+        let tree = Quota::tree(
+            Caps {
+                processes: None,
+                memory: NonZeroUsize::new(1_000),
+            },
+            &rt,
+            "0.1".into(),
+        );
+        let mut a = Mailbox::new(100, 800, Some(Arc::clone(&tree)));
+        let mut b = Mailbox::new(100, 800, Some(Arc::clone(&tree)));
+        assert!(matches!(a.offer(sized("a", 600)).unwrap(), Offered::Queued));
+        let e = b.offer(sized("a", 600)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::LimitExceeded);
+        assert!(e.message().contains("spawn tree of 0.1"), "{e}");
+        assert!(b.queue.is_empty());
+    }
+
     #[test]
     fn timeouts_and_closing_give_blocked_sends_back() {
-        let mut mb = Mailbox::new(1);
-        assert!(matches!(mb.offer(msg("a", 1)), Offered::Queued));
+        let mut mb = Mailbox::new(1, usize::MAX, None);
+        assert!(matches!(mb.offer(msg("a", 1)).unwrap(), Offered::Queued));
         mb.block(blocked("a", 2, 1));
         mb.block(blocked("a", 3, 2));
         assert!(mb.unblock(Pid::new(0, 9), 1));

@@ -146,4 +146,12 @@ pub trait Process: Send + 'static {
     fn finish(&mut self, result: &Result<Value, Error>) {
         let _ = result;
     }
+
+    /// The bytes of memory the process holds by itself (an isolated
+    /// interpreter state), read after each step and charged to its spawn
+    /// tree's `max_memory`; `None` (the default) for memory it shares or
+    /// the engine does not count.
+    fn memory(&self) -> Option<usize> {
+        None
+    }
 }

@@ -1,3 +1,4 @@
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 
@@ -10,6 +11,7 @@ use crate::engine::Engine;
 use crate::exit::{Exit, ExitCell};
 use crate::journal::JournalStore;
 use crate::mailbox::Message;
+use crate::quota::{Caps, Quota};
 use crate::reload::Reloader;
 use crate::scheduler::{Scheduler, SchedulerParts};
 use crate::{Limits, Spawn, journaled};
@@ -27,6 +29,9 @@ pub struct RuntimeBuilder {
     policy: Policy,
     limits: Limits,
     mailbox: usize,
+    mailbox_bytes: usize,
+    max_processes: Option<NonZeroUsize>,
+    max_memory: Option<NonZeroUsize>,
     journals: Option<Arc<dyn JournalStore>>,
     recover: bool,
     state_pool: Option<usize>,
@@ -115,6 +120,41 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The most bytes any mailbox may hold queued (default: 64 MiB). A
+    /// send that would go past it waits as on a full mailbox; a message
+    /// larger than this is refused with `LIMIT_EXCEEDED`.
+    #[must_use]
+    pub fn mailbox_bytes(mut self, bytes: NonZeroUsize) -> Self {
+        self.mailbox_bytes = bytes.get();
+        self
+    }
+
+    /// The most processes alive at once on this node, every spawn tree
+    /// together (default: one per 8 KiB of the machine's memory, see
+    /// [`max_memory`](Self::max_memory), at least 4,096). A spawn past it
+    /// fails with `LIMIT_EXCEEDED`. A tree's own cap is
+    /// [`Limits::max_processes`].
+    #[must_use]
+    pub fn max_processes(mut self, n: NonZeroUsize) -> Self {
+        self.max_processes = Some(n);
+        self
+    }
+
+    /// The most memory the processes of this node may hold together,
+    /// their isolated interpreter states and queued messages (default:
+    /// half the memory this OS process can count on: the least of the
+    /// machine's RAM, its cgroup's limit and `ulimit -v`). It is also the
+    /// limit of each interpreter state that has none of its own (an
+    /// isolated process without [`Limits::max_memory`], a state shared by
+    /// lightweight processes): running out of memory fails that process
+    /// with `LIMIT_EXCEEDED`, never the host. A tree's own cap is
+    /// [`Limits::max_memory`].
+    #[must_use]
+    pub fn max_memory(mut self, bytes: NonZeroUsize) -> Self {
+        self.max_memory = Some(bytes);
+        self
+    }
+
     /// How many idle interpreter states each engine keeps for reuse by
     /// isolated processes (0: a fresh state per process; default: the
     /// engine's own, 256 for Lua). A state is reused only after its process
@@ -190,6 +230,8 @@ impl RuntimeBuilder {
                 default_policy: Arc::new(self.policy),
                 default_limits: self.limits,
                 default_mailbox: self.mailbox,
+                mailbox_bytes: self.mailbox_bytes,
+                caps: node_caps(self.max_processes, self.max_memory),
                 journals: self.journals.clone(),
             })
         });
@@ -266,6 +308,19 @@ const WORKER_STACK: usize = 16 << 20;
 /// The most scheduler workers a runtime starts ([`RuntimeBuilder::workers`]).
 pub const MAX_WORKERS: usize = 1024;
 
+/// The node-wide caps: the ones asked for, else what fits the machine
+/// (see [`RuntimeBuilder::max_memory`] and
+/// [`RuntimeBuilder::max_processes`]).
+fn node_caps(processes: Option<NonZeroUsize>, memory: Option<NonZeroUsize>) -> Caps {
+    let machine = crate::machine::memory();
+    let memory = memory.or_else(|| machine.and_then(|m| NonZeroUsize::new(m.get() / 2)));
+    let processes = processes.or_else(|| {
+        let per_8k = machine.map_or(0, |m| m.get() / 8192);
+        NonZeroUsize::new(per_8k.clamp(4096, 1 << 26))
+    });
+    Caps { processes, memory }
+}
+
 fn workers_from_env() -> Result<Option<usize>, Error> {
     let Some(text) = std::env::var_os(WORKERS_ENV) else {
         return Ok(None);
@@ -334,6 +389,9 @@ impl Runtime {
             policy: Policy::plugin(),
             limits: Limits::default(),
             mailbox: 1024,
+            mailbox_bytes: 64 << 20,
+            max_processes: None,
+            max_memory: None,
             journals: None,
             recover: false,
             state_pool: None,
@@ -361,16 +419,34 @@ impl Runtime {
         self.spawn_with(spawn, Some(script))
     }
 
-    fn spawn_with(&self, spawn: Spawn, code: Option<Script>) -> Result<ProcessHandle, Error> {
-        let exit = Arc::new(ExitCell::default());
-        let pid = self
+    /// The handle of the live process `pid` whose result goes to `exit`
+    /// (its tree found while it lives).
+    pub(crate) fn handle(&self, pid: Pid, exit: Arc<ExitCell>) -> ProcessHandle {
+        let tree = self
             .sched()
-            .spawn(spawn, None, code, Some(Arc::clone(&exit)))?;
-        Ok(ProcessHandle {
+            .table
+            .lookup(pid)
+            .map_or_else(Weak::new, |e| Arc::downgrade(&e.quota));
+        ProcessHandle {
             pid,
             exit,
+            tree,
             rt: self.clone(),
-        })
+        }
+    }
+
+    fn spawn_with(&self, spawn: Spawn, code: Option<Script>) -> Result<ProcessHandle, Error> {
+        let exit = Arc::new(ExitCell::default());
+        let sched = self.sched();
+        let entry = sched.prepare(spawn, None, code, Some(Arc::clone(&exit)))?;
+        let handle = ProcessHandle {
+            pid: entry.pid,
+            exit,
+            tree: Arc::downgrade(&entry.quota),
+            rt: self.clone(),
+        };
+        sched.start(entry);
+        Ok(handle)
     }
 
     /// Sends a message from the host to `pid`, waiting while its mailbox
@@ -422,6 +498,14 @@ impl Runtime {
         self.sched().table.len()
     }
 
+    /// The bytes charged to this node's processes now: their isolated
+    /// interpreter states (as of their last step, to within 64 KiB each)
+    /// and their queued messages; what
+    /// [`RuntimeBuilder::max_memory`] caps.
+    pub fn memory_in_use(&self) -> usize {
+        self.sched().quota.memory()
+    }
+
     /// The IO pool async handlers run on (for hosts that want to block on a
     /// future from synchronous code).
     pub fn io(&self) -> &IoPool {
@@ -448,6 +532,8 @@ impl Runtime {
 pub struct ProcessHandle {
     pub(crate) pid: Pid,
     pub(crate) exit: Arc<ExitCell>,
+    /// The spawn tree it roots (see [`ProcessHandle::kill_tree`]).
+    pub(crate) tree: Weak<Quota>,
     pub(crate) rt: Runtime,
 }
 
@@ -479,6 +565,17 @@ impl ProcessHandle {
     /// `"killed"`.
     pub fn kill(&self) -> bool {
         self.rt.kill(self.pid)
+    }
+
+    /// Kills it and every process it spawned, and they spawned, still
+    /// alive (even after it ended itself), and refuses their spawns from
+    /// now on; how many were alive. The way to stop a script that spawns
+    /// faster than its links can take its processes down, such as a fork
+    /// bomb at its `max_processes`.
+    pub fn kill_tree(&self) -> usize {
+        self.tree
+            .upgrade()
+            .map_or(0, |tree| self.rt.sched().kill_tree(&tree))
     }
 
     /// Waits for its result.

@@ -41,6 +41,7 @@ use crate::links::MonitorRef;
 use crate::mailbox::Message;
 use crate::programs::Programs;
 use crate::queue::{Pushed, RunQueues};
+use crate::quota::{Caps, Quota};
 use crate::state::{Signal, Wake};
 use crate::table::{ProcessTable, Signals};
 use crate::timers::{TimerAction, TimerKey, Timers};
@@ -66,6 +67,10 @@ pub(crate) struct Scheduler {
     /// Shared by every process spawned with them.
     pub default_limits: Arc<Limits>,
     pub default_mailbox: usize,
+    /// The byte cap of every mailbox.
+    pub mailbox_bytes: usize,
+    /// The node-wide caps every spawn tree's quota counts against.
+    pub quota: Arc<Quota>,
     /// Where workflow journals live.
     pub journals: Option<Arc<dyn JournalStore>>,
     shutting_down: AtomicBool,
@@ -82,6 +87,8 @@ pub(crate) struct SchedulerParts {
     pub default_policy: Arc<Policy>,
     pub default_limits: Limits,
     pub default_mailbox: usize,
+    pub mailbox_bytes: usize,
+    pub caps: Caps,
     pub journals: Option<Arc<dyn JournalStore>>,
 }
 
@@ -102,6 +109,8 @@ impl Scheduler {
             default_policy: p.default_policy,
             default_limits: Arc::new(p.default_limits),
             default_mailbox: p.default_mailbox,
+            mailbox_bytes: p.mailbox_bytes,
+            quota: Quota::runtime(p.caps),
             journals: p.journals,
             shutting_down: AtomicBool::new(false),
         }
@@ -231,6 +240,23 @@ impl Scheduler {
         true
     }
 
+    /// Kills every process of the spawn tree `quota` counts, after
+    /// closing it so none joins meanwhile; how many were alive.
+    pub fn kill_tree(&self, quota: &Arc<Quota>) -> usize {
+        quota.close();
+        let members: Vec<Pid> = self
+            .table
+            .entries()
+            .into_iter()
+            .filter(|e| Arc::ptr_eq(&e.quota, quota))
+            .map(|e| e.pid)
+            .collect();
+        members
+            .into_iter()
+            .filter(|&pid| self.stop(pid, Exit::Killed))
+            .count()
+    }
+
     fn raise(&self, entry: Arc<Entry>, signal: Signal) {
         if entry.state.raise(signal) == Wake::Schedule {
             self.push(entry);
@@ -252,14 +278,18 @@ impl Scheduler {
     /// state, and tells whoever joins it.
     pub fn finish(&self, entry: &Arc<Entry>, exit: Exit) {
         entry.state.finish();
-        self.table.remove(entry.pid);
+        let live = self.table.remove(entry.pid);
         let process = {
             let mut slot = entry.slot.lock();
             if let Some(a) = slot.abort.take() {
                 a.abort();
             }
+            entry.quota.refund(std::mem::take(&mut slot.charged));
             slot.process.take()
         };
+        if live {
+            entry.quota.leave();
+        }
         self.cancel_timer(&entry.sleep_timer);
         self.cancel_timer(&entry.deadline_timer);
         let (waiter, senders) = {

@@ -80,10 +80,10 @@ impl Scheduler {
                     self.complete_entry(entry, w.tag, Ok(msg.into_value()));
                     return Ok(Delivery::Delivered);
                 }
-                Ok(queue(&mut mb, msg, bounded, full))
+                queue(&mut mb, msg, bounded, full)
             }
             Some(Endpoint::Host(host)) => {
-                let delivery = queue(&mut host.mailbox.lock(), msg, bounded, full);
+                let delivery = queue(&mut host.mailbox.lock(), msg, bounded, full)?;
                 if matches!(delivery, Delivery::Delivered) {
                     host.notify();
                 }
@@ -202,19 +202,20 @@ impl Scheduler {
     }
 }
 
-/// Queues `msg` in `mb`, or hands it to `full`.
+/// Queues `msg` in `mb`, or hands it to `full`; `LIMIT_EXCEEDED` when it
+/// can never fit or the receiver's tree has no memory left for it.
 fn queue<R>(
     mb: &mut Mailbox,
     msg: Message,
     bounded: bool,
     full: impl FnOnce(&mut Mailbox, Message) -> R,
-) -> Delivery<R> {
+) -> Result<Delivery<R>, Error> {
     if !bounded {
-        mb.queue.push_back(msg);
-        return Delivery::Delivered;
+        mb.push_unbounded(msg);
+        return Ok(Delivery::Delivered);
     }
-    match mb.offer(msg) {
+    Ok(match mb.offer(msg)? {
         Offered::Queued => Delivery::Delivered,
         Offered::Full(msg) => Delivery::Full(full(mb, msg)),
-    }
+    })
 }

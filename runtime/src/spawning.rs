@@ -12,9 +12,17 @@ use crate::entry::{Entry, NewEntry};
 use crate::exit::ExitCell;
 use crate::journal::WorkflowStart;
 use crate::journaled::JournaledProcess;
+use crate::quota::{Caps, Quota};
 use crate::scheduler::Scheduler;
 use crate::spawn::{Native, SPAWN, child_spec, source_error};
 use crate::{JournalStore, Process, ProcessInit, Spawn};
+
+/// What a process is made with once it is counted.
+struct Made {
+    pid: Pid,
+    limits: Arc<crate::Limits>,
+    quota: Arc<Quota>,
+}
 
 impl Scheduler {
     /// `CANCELED` once the runtime is shutting down.
@@ -49,6 +57,55 @@ impl Scheduler {
         exit: Option<Arc<ExitCell>>,
     ) -> Result<Arc<Entry>, Error> {
         self.admit()?;
+        let pid = self.table.next_pid();
+        // Shared with the parent or the defaults when the same.
+        let limits = match (&spec.limits, parent) {
+            (None, Some(p)) => Arc::clone(&p.limits),
+            (None, None) => Arc::clone(&self.default_limits),
+            (Some(l), _) if l == &*self.default_limits => Arc::clone(&self.default_limits),
+            (Some(l), _) => Arc::new(*l),
+        };
+        // A script's child joins its parent's spawn tree; the host's
+        // starts one. Counted before anything is made, so a fork bomb at
+        // its cap costs no compile and no state.
+        let quota = match parent {
+            Some(p) => Arc::clone(&p.quota),
+            None => Quota::tree(
+                Caps {
+                    processes: limits.max_processes,
+                    memory: limits.max_memory,
+                },
+                &self.quota,
+                pid.to_string(),
+            ),
+        };
+        quota.admit()?;
+        let made = self.make(
+            Made {
+                pid,
+                limits,
+                quota: Arc::clone(&quota),
+            },
+            spec,
+            parent,
+            code,
+            exit,
+        );
+        if made.is_err() {
+            quota.leave();
+        }
+        made
+    }
+
+    /// The rest of [`Scheduler::prepare`], once the new process is counted.
+    fn make(
+        &self,
+        Made { pid, limits, quota }: Made,
+        spec: Spawn,
+        parent: Option<&Entry>,
+        code: Option<Script>,
+        exit: Option<Arc<ExitCell>>,
+    ) -> Result<Arc<Entry>, Error> {
         let from_source = code.is_none();
         let script = match code {
             Some(s) => s,
@@ -79,7 +136,6 @@ impl Scheduler {
             (None, Some(parent)) => Arc::clone(&parent.policy),
             (None, None) => default_policy,
         };
-        let pid = self.table.next_pid();
         let journal = match &spec.workflow {
             None => None,
             Some((id, mode)) => Some(self.workflow_store()?.open(&WorkflowStart {
@@ -90,13 +146,6 @@ impl Scheduler {
                 mode: *mode,
                 policy: &policy,
             })?),
-        };
-        // Shared with the parent or the defaults when the same.
-        let limits = match (spec.limits, parent) {
-            (None, Some(p)) => Arc::clone(&p.limits),
-            (None, None) => Arc::clone(&self.default_limits),
-            (Some(l), _) if l == *self.default_limits => Arc::clone(&self.default_limits),
-            (Some(l), _) => Arc::new(l),
         };
         let process = engine.instantiate(
             &program,
@@ -111,6 +160,7 @@ impl Scheduler {
                 limits: *limits,
                 source: Arc::clone(self.programs.source()),
                 lightweight: spec.lightweight,
+                memory_ceiling: self.quota.caps().memory,
             },
         )?;
         // A workflow's journal wraps its process (see `journaled.rs`).
@@ -126,7 +176,9 @@ impl Scheduler {
             key: script.key,
             policy,
             limits,
+            quota,
             mailbox: spec.mailbox.unwrap_or(self.default_mailbox),
+            mailbox_bytes: self.mailbox_bytes,
             process,
             exit,
         });
@@ -166,17 +218,23 @@ impl Scheduler {
     ) -> Result<Pid, Error> {
         self.admit()?;
         let pid = self.table.next_pid();
+        let quota = Quota::tree(Caps::default(), &self.quota, pid.to_string());
+        quota.admit()?;
         let entry = Entry::new(NewEntry {
             pid,
             key: n.key,
             policy: n.policy,
             limits: Arc::new(n.limits),
+            quota: Arc::clone(&quota),
             mailbox: self.default_mailbox,
+            mailbox_bytes: self.mailbox_bytes,
             process: make(pid),
             exit: n.exit,
         });
         if let Some(to) = n.link {
-            self.table.link_at_spawn(&entry, to)?;
+            self.table
+                .link_at_spawn(&entry, to)
+                .inspect_err(|_| quota.leave())?;
         }
         self.start(entry);
         Ok(pid)

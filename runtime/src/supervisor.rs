@@ -367,11 +367,7 @@ impl Runtime {
             self.sched_arc()
                 .start_supervisor(sup, None, Some(Arc::clone(&exit)))?;
         Ok(SupervisorHandle {
-            handle: ProcessHandle {
-                pid,
-                exit,
-                rt: self.clone(),
-            },
+            handle: self.handle(pid, exit),
             children,
         })
     }

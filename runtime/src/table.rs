@@ -68,9 +68,11 @@ pub(crate) struct HostBox {
 }
 
 impl HostBox {
-    pub fn new(capacity: usize) -> Self {
+    /// A host mailbox of `capacity` messages and `max_bytes` bytes (the
+    /// host's memory: charged to no spawn tree).
+    pub fn new(capacity: usize, max_bytes: usize) -> Self {
         Self {
-            mailbox: Mutex::new(Mailbox::new(capacity)),
+            mailbox: Mutex::new(Mailbox::new(capacity, max_bytes, None)),
             links: Mutex::new(LinkState::default()),
             notify: tokio::sync::Notify::new(),
         }
@@ -162,9 +164,9 @@ impl ProcessTable {
         self.procs.insert(entry.pid, entry);
     }
 
-    /// Removes a process.
-    pub fn remove(&self, pid: Pid) {
-        self.procs.remove(&pid);
+    /// Removes a process; false if it was not in the table.
+    pub fn remove(&self, pid: Pid) -> bool {
+        self.procs.remove(&pid).is_some()
     }
 
     /// The live process `pid`.

@@ -182,7 +182,12 @@ impl Scheduler {
         entry.expect(tag);
         let process = slot.process.as_mut()?;
         let mut cx = StepCx::with_runtime(self, entry, tag);
-        Some(process.step(&mut cx, input))
+        let step = process.step(&mut cx, input);
+        let used = process.memory();
+        match used.map(|used| charge_memory(entry, slot, used)) {
+            Some(Err(e)) => Some(Step::Failed(e)),
+            _ => Some(step),
+        }
     }
 
     /// What to do with a step's outcome.
@@ -249,6 +254,27 @@ fn input(entry: &Entry, slot: &mut Slot, ready: Option<Result<Value, Error>>) ->
         return Some(Resume::Return(result));
     }
     entry.state.signal().map(|_| Resume::Continue)
+}
+
+/// How far a process's memory drifts from what is charged for it before
+/// the charge is brought up to date: its tree's count is one atomic add
+/// per this many bytes, not one per step.
+const CHARGE_GRAIN: usize = 64 * 1024;
+
+/// Brings the charge for the memory of `entry`'s process (`used` bytes
+/// after a step) up to date in its spawn tree's quota: `LIMIT_EXCEEDED`
+/// if the tree has no room for what it grew by.
+fn charge_memory(entry: &Entry, slot: &mut Slot, used: usize) -> Result<(), Error> {
+    let charged = slot.charged;
+    if used > charged && (charged == 0 || used - charged >= CHARGE_GRAIN) {
+        let what = format!("the memory of process {}", entry.pid);
+        entry.quota.charge(used - charged, &what)?;
+        slot.charged = used;
+    } else if charged.saturating_sub(used) >= CHARGE_GRAIN {
+        entry.quota.refund(charged - used);
+        slot.charged = used;
+    }
+    Ok(())
 }
 
 /// How a signalled process ends, if a signal was raised: signals are acted

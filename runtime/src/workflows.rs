@@ -65,14 +65,7 @@ impl Runtime {
     pub fn recovered(&self) -> Vec<(String, ProcessHandle)> {
         std::mem::take(&mut *self.owner.recovered.lock())
             .into_iter()
-            .map(|(id, pid, exit)| {
-                let h = ProcessHandle {
-                    pid,
-                    exit,
-                    rt: self.clone(),
-                };
-                (id, h)
-            })
+            .map(|(id, pid, exit)| (id, self.handle(pid, exit)))
             .collect()
     }
 }

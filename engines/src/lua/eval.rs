@@ -435,6 +435,7 @@ fn start(caller: &Caller, plan: &Plan, args: Vec<Value>) -> Result<EvalRun, Erro
         max_memory: memory
             .map(|m| usize::try_from(m).unwrap_or(usize::MAX).max(1))
             .and_then(NonZeroUsize::new),
+        max_processes: None,
         timeout: timeout.map(|t| t.max(Duration::from_millis(1))),
         slice_instructions: NonZeroU64::new(caller.slice).unwrap_or(NonZeroU64::MIN),
     };
@@ -460,6 +461,7 @@ fn start(caller: &Caller, plan: &Plan, args: Vec<Value>) -> Result<EvalRun, Erro
         limits,
         source: Arc::clone(&caller.source),
         lightweight: false,
+        memory_ceiling: None,
     };
     let extras = EvalExtras {
         globals,

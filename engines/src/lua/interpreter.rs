@@ -175,6 +175,7 @@ impl LuaInterpreter {
             limits: self.limits,
             source: Arc::clone(self.shell.source()),
             lightweight: false,
+            memory_ceiling: None,
         };
         let extras = EvalExtras {
             env: Some((live.env.clone(), live.loaded.clone())),

@@ -90,6 +90,8 @@ struct Shared {
     /// new threads copy it; a process with another slice reinstalls it).
     /// Changed only under `lock`.
     slice: AtomicU64,
+    /// The most memory the state may use (all its processes together).
+    memory_limit: Option<usize>,
 }
 
 /// The engine's shared states, made on first use. There are at least four,
@@ -121,8 +123,9 @@ impl Lightweight {
     }
 
     /// The shared state the next process goes to (a prepared state from
-    /// `pool`, never given back).
-    fn pick(&self, pool: &Pool) -> Result<Arc<Shared>, Error> {
+    /// `pool`, never given back, capped at the engine's state memory or
+    /// else `ceiling`).
+    fn pick(&self, pool: &Pool, ceiling: Option<NonZeroUsize>) -> Result<Arc<Shared>, Error> {
         let mut i = self.next.fetch_add(1, Ordering::Relaxed) % self.states.len();
         let held = HELD.get();
         if held != 0
@@ -137,12 +140,13 @@ impl Lightweight {
             return Ok(Arc::clone(s));
         }
         let lua = pool.take()?;
-        if let Some(m) = self.memory {
+        if let Some(m) = self.memory.or(ceiling) {
             lua.set_memory_limit(m.get())
                 .map_err(|e| Error::internal(e.to_string()))?;
         }
         Ok(Arc::clone(cell.get_or_init(|| {
             Arc::new(Shared {
+                memory_limit: self.memory.or(ceiling).map(NonZeroUsize::get),
                 lua,
                 lock: Mutex::new(()),
                 slice: AtomicU64::new(0),
@@ -180,7 +184,7 @@ impl Lightweight {
                  (memory is shared by the processes of a state); spawn it isolated",
             ));
         }
-        let target = self.pick(pool)?;
+        let target = self.pick(pool, init.memory_ceiling)?;
         // Inside a step (a process spawning a child) this thread holds its
         // own state's lock: waiting for another state's lock could deadlock
         // with a process of that state spawning into ours, so the child
@@ -208,7 +212,7 @@ impl Lightweight {
         )?;
         drop(guard);
         // Running out of the state's memory names the state's limit.
-        inner.memory_limit = self.memory.map(NonZeroUsize::get);
+        inner.memory_limit = shared.memory_limit;
         Ok(LightProcess {
             shared,
             inner,

@@ -272,7 +272,11 @@ pub(crate) fn prepare(
         ChunkMode::Binary => internal(e),
     })?;
     state::custom_modules(lua, &loaded, &extras.custom).map_err(internal)?;
-    let limits = init.limits;
+    let mut limits = init.limits;
+    if !init.lightweight && limits.max_memory.is_none() {
+        // Running out of memory ends this process, not the host.
+        limits.max_memory = init.memory_ceiling;
+    }
     let slice = limits.check_every().min(u64::from(u32::MAX));
     if set_hook {
         lua.set_global_hook(

@@ -122,6 +122,11 @@ impl Process for LuaProcess {
         self.lua = Some(lua);
         step
     }
+
+    /// The bytes its own Lua state holds.
+    fn memory(&self) -> Option<usize> {
+        self.lua.as_ref().map(Lua::used_memory)
+    }
 }
 
 impl LuaProcess {
