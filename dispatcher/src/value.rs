@@ -288,3 +288,22 @@ impl NotBytes for i64 {}
 impl NotBytes for i32 {}
 impl NotBytes for f64 {}
 impl NotBytes for bool {}
+
+#[cfg(test)]
+mod tests {
+    use super::Value;
+
+    /// Found by the `value_json` fuzz target: a float printed as JSON
+    /// must parse back to the same float, or a message that crosses JSON
+    /// twice changes.
+    #[test]
+    fn json_floats_round_trip_exactly() {
+        let v = Value::from_json("10111110111111111111111111111144444").unwrap();
+        let once = v.to_json();
+        assert_eq!(Value::from_json(&once).unwrap().to_json(), once);
+        assert_eq!(
+            Value::from_json("1.0111110111111111e+34").unwrap(),
+            Value::Float(1.0111110111111111e34)
+        );
+    }
+}
