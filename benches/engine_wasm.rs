@@ -50,15 +50,9 @@ fn runtime(workers: usize) -> Runtime {
         .expect("runtime builds")
 }
 
-/// Resident set size of this process in bytes (Linux; 4 KiB pages).
+/// Resident set size of this process in bytes (0 where unknown).
 fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or(0)
-        * 4096
+    troupe::machine::resident_memory().unwrap_or(0)
 }
 
 /// Prints resident bytes per idle process and per raw instance.

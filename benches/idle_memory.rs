@@ -25,25 +25,7 @@ const DEFAULT_N: usize = 20_000;
 
 /// Resident set size of this process in bytes.
 fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm (Linux)");
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("statm resident field");
-    pages * page_size()
-}
-
-/// Page size from the ELF auxiliary vector (AT_PAGESZ = 6); 4 KiB if absent.
-fn page_size() -> u64 {
-    let auxv = std::fs::read("/proc/self/auxv").unwrap_or_default();
-    auxv.chunks_exact(16)
-        .map(|c| {
-            let word = |b: &[u8]| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8]));
-            (word(&c[..8]), word(&c[8..]))
-        })
-        .find(|&(key, _)| key == 6)
-        .map_or(4096, |(_, v)| v)
+    troupe::machine::resident_memory().expect("/proc/self/statm (Linux)")
 }
 
 /// Polls the RSS until it changes by less than 0.5 % over three polls 100 ms

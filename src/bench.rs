@@ -557,15 +557,9 @@ fn memory_child(job: MemoryJob, n: usize, workers: Option<usize>) -> Result<f64,
 /// The resident set size once it changed by less than 0.5 % over three
 /// polls 100 ms apart (or after 10 s).
 fn settled_rss() -> Result<u64, Error> {
-    let rss = || -> Result<u64, Error> {
-        let statm = std::fs::read_to_string("/proc/self/statm")
-            .map_err(|e| Error::new(ErrorKind::Unavailable, format!("/proc/self/statm: {e}")))?;
-        let pages = statm
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(|| Error::new(ErrorKind::Internal, "unexpected /proc/self/statm"))?;
-        Ok(pages * 4096)
+    let rss = || {
+        troupe::machine::resident_memory()
+            .ok_or_else(|| Error::new(ErrorKind::Unavailable, "no /proc/self/statm to read"))
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     let (mut last, mut stable) = (rss()?, 0);

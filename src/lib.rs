@@ -41,6 +41,7 @@ pub use troupe_modules::{
     ModuleDef, ModuleRegistry, Obj, Object, Policy, Rest, Ret, RuleEffect, UserData, UserType,
     Yielded,
 };
+pub use troupe_runtime::machine;
 pub use troupe_runtime::{
     ChildInfo, ChildSpec, Engine, HostMailbox, Limits, Message, ProcessHandle, Restart, Runtime,
     RuntimeBuilder, Spawn, Strategy, Supervisor, SupervisorHandle, WORKERS_ENV,

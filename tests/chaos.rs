@@ -56,13 +56,7 @@ const BOMB: &str = r#"
 "#;
 
 fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm (Linux)");
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .expect("resident pages");
-    pages * 4096
+    troupe::machine::resident_memory().expect("/proc/self/statm (Linux)")
 }
 
 fn chaos_secs() -> u64 {

@@ -30,7 +30,7 @@ mod journal;
 mod journaled;
 mod limits;
 mod links;
-mod machine;
+pub mod machine;
 mod mailbox;
 mod process;
 mod programs;

@@ -1,12 +1,14 @@
-//! What the machine lets this process have, read once, for the defaults
-//! of the runtime's caps (see [`RuntimeBuilder`](crate::RuntimeBuilder)).
+//! What the machine lets this OS process have, and what it holds: the
+//! defaults of the runtime's caps (see
+//! [`RuntimeBuilder`](crate::RuntimeBuilder)) and the resident memory
+//! hosts, tests and benchmarks watch. Linux; `None` elsewhere.
 
 use std::num::NonZeroUsize;
 
 /// The memory this OS process can count on: the least of the machine's
 /// RAM, its cgroup's limit and its address-space limit (`ulimit -v`).
 /// `None` where none of them can be read.
-pub(crate) fn memory() -> Option<NonZeroUsize> {
+pub fn memory() -> Option<NonZeroUsize> {
     let read = |path: &str| std::fs::read_to_string(path).ok();
     let ram = read("/proc/meminfo").and_then(|t| meminfo_total(&t));
     let cgroup = read("/sys/fs/cgroup/memory.max").and_then(|t| t.trim().parse().ok());
@@ -16,6 +18,28 @@ pub(crate) fn memory() -> Option<NonZeroUsize> {
         .flatten()
         .min()
         .and_then(|b: u64| NonZeroUsize::new(usize::try_from(b).unwrap_or(usize::MAX)))
+}
+
+/// The resident set size of this OS process, in bytes
+/// (`/proc/self/statm`).
+pub fn resident_memory() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    pages.checked_mul(page_size())
+}
+
+/// The page size, from the ELF auxiliary vector (`AT_PAGESZ`); 4 KiB if
+/// it cannot be read.
+fn page_size() -> u64 {
+    const AT_PAGESZ: u64 = 6;
+    let auxv = std::fs::read("/proc/self/auxv").unwrap_or_default();
+    auxv.chunks_exact(16)
+        .map(|c| {
+            let word = |b: &[u8]| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8]));
+            (word(&c[..8]), word(&c[8..]))
+        })
+        .find(|&(key, _)| key == AT_PAGESZ)
+        .map_or(4096, |(_, v)| v)
 }
 
 /// `MemTotal` of `/proc/meminfo`, in bytes.
@@ -53,5 +77,7 @@ mod tests {
             "Max address space         unlimited            unlimited            bytes\n";
         assert_eq!(address_space_limit(unlimited), None);
         assert!(memory().is_some());
+        assert_eq!(page_size() % 4096, 0);
+        assert!(resident_memory().is_some_and(|b| b > 0));
     }
 }
