@@ -307,6 +307,7 @@ impl Mailbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quota::{Caps, Quota};
 
     fn msg(topic: &str, n: i64) -> Message {
         Message {
@@ -381,19 +382,21 @@ mod tests {
         }
     }
 
+    /// A runtime quota without caps, and a tree under it with `memory`
+    /// bytes.
+    fn tree_of(memory: usize) -> (Arc<Quota>, Arc<Quota>) {
+        let rt = Quota::runtime(Caps::default());
+        let caps = Caps {
+            processes: None,
+            memory: std::num::NonZeroUsize::new(memory),
+        };
+        let tree = Quota::tree(caps, &rt, "0.1".into());
+        (rt, tree)
+    }
+
     #[test]
     fn bytes_bound_the_queue_and_are_charged_to_the_owners_tree() {
-        use crate::quota::{Caps, Quota};
-        use std::num::NonZeroUsize;
-        let rt = Quota::runtime(Caps::default());
-        let tree = Quota::tree(
-            Caps {
-                processes: None,
-                memory: NonZeroUsize::new(2_500),
-            },
-            &rt,
-            "0.1".into(),
-        );
+        let (rt, tree) = tree_of(2_500);
         let mut mb = Mailbox::new(100, 1_000, Some(Arc::clone(&tree)));
         // Larger than the mailbox can ever hold: refused, not parked.
         let e = mb.offer(sized("a", 5_000)).unwrap_err();
@@ -427,17 +430,7 @@ mod tests {
 
     #[test]
     fn a_send_past_the_receivers_tree_memory_is_refused() {
-        use crate::quota::{Caps, Quota};
-        use std::num::NonZeroUsize;
-        let rt = Quota::runtime(Caps::default());
-        let tree = Quota::tree(
-            Caps {
-                processes: None,
-                memory: NonZeroUsize::new(1_000),
-            },
-            &rt,
-            "0.1".into(),
-        );
+        let (_rt, tree) = tree_of(1_000);
         let mut a = Mailbox::new(100, 800, Some(Arc::clone(&tree)));
         let mut b = Mailbox::new(100, 800, Some(Arc::clone(&tree)));
         assert!(matches!(a.offer(sized("a", 600)).unwrap(), Offered::Queued));
