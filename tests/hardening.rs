@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use troupe::{ErrorKind, Limits, LuaEngine, MemorySource, Policy, Runtime, Spawn, Value};
+use troupe::{Engine, ErrorKind, Limits, LuaEngine, MemorySource, Policy, Runtime, Spawn, Value};
 
 /// A runtime without limits (the default a host gets), one worker so a
 /// stuck or panicked worker would hang the test.
@@ -339,8 +339,11 @@ fn a_fork_bomb_stops_at_its_trees_memory_limit_counting_every_copy() {
     let _bomb = rt.spawn(Spawn::script("bomb.lua").limits(limited)).unwrap();
     let left = settled_count(&rt);
     assert!((2..=64).contains(&left), "{left} processes");
+    // The tree's MiB and one charge grain, plus what each copy costs the
+    // host beyond its state (charged to the runtime, not to the tree).
+    let footprints = left * LuaEngine::new().footprint(false);
     assert!(
-        rt.memory_in_use() <= (1 << 20) + (64 << 10),
+        rt.memory_in_use() <= (1 << 20) + (64 << 10) + footprints,
         "{} bytes",
         rt.memory_in_use()
     );
@@ -372,5 +375,34 @@ fn the_runtime_caps_its_processes_whatever_the_trees() {
     rt.send_blocking(live[0].pid(), "go", true).unwrap();
     live[0].join_blocking().unwrap();
     rt.spawn(Spawn::script("wait.lua")).unwrap();
+    rt.shutdown();
+}
+
+#[test]
+fn the_runtime_memory_cap_counts_what_each_process_costs_the_host() {
+    // No tree limits: only the runtime's 4 MiB, which each copy's
+    // footprint (72 KiB for an isolated Lua process) and state count
+    // against. Without the footprint, the states' heaps alone would let
+    // the bomb hold several times more memory than the cap says.
+    let rt = Runtime::builder()
+        .workers(1)
+        .source(MemorySource::new().with("bomb.lua", BOMB))
+        .engine(LuaEngine::with_output(|_| {}))
+        .default_policy(Policy::trusted())
+        .max_memory(std::num::NonZeroUsize::new(4 << 20).unwrap())
+        .build()
+        .unwrap();
+    let _bomb = rt.spawn(Spawn::script("bomb.lua")).unwrap();
+    let left = settled_count(&rt);
+    let footprint = LuaEngine::new().footprint(false);
+    assert!(
+        (2..=(4 << 20) / footprint).contains(&left),
+        "{left} processes"
+    );
+    assert!(
+        rt.memory_in_use() <= 4 << 20,
+        "{} bytes",
+        rt.memory_in_use()
+    );
     rt.shutdown();
 }

@@ -74,6 +74,18 @@ pub trait Engine: Send + Sync + 'static {
         false
     }
 
+    /// The host memory one process of this engine holds beyond what its
+    /// [`Process::memory`](crate::Process::memory) reports (interpreter
+    /// structures, stacks, the allocator's share), in bytes. The runtime
+    /// charges it to its own `max_memory` (not to the spawn tree's, which
+    /// counts a script's own memory) while the process lives, so the
+    /// runtime's cap bounds what a fork bomb can make the host hold. The
+    /// default, 256 KiB, is for engines that did not measure theirs.
+    fn footprint(&self, lightweight: bool) -> usize {
+        let _ = lightweight;
+        256 << 10
+    }
+
     /// Sets how many idle interpreter states the engine keeps for reuse by
     /// later isolated processes (0: a fresh state for every process).
     /// Engines without reusable states ignore it.
@@ -107,6 +119,10 @@ impl<E: Engine + ?Sized> Engine for Arc<E> {
 
     fn lightweight(&self) -> bool {
         (**self).lightweight()
+    }
+
+    fn footprint(&self, lightweight: bool) -> usize {
+        (**self).footprint(lightweight)
     }
 
     fn set_state_pool(&self, capacity: usize) {

@@ -90,6 +90,8 @@ pub(crate) struct Entry {
     pub limits: Arc<Limits>,
     /// Its spawn tree's quota (see `quota.rs`), counting it as live.
     pub quota: Arc<Quota>,
+    /// The bytes its engine's footprint charged to the runtime's quota.
+    pub footprint: usize,
     /// Scheduling state and pending signal (see `state.rs`).
     pub state: State,
     /// The tag of the yield whose completion is awaited (0: none).
@@ -120,6 +122,8 @@ pub(crate) struct NewEntry {
     pub limits: Arc<Limits>,
     /// Already counting the new process ([`Quota::admit`]).
     pub quota: Arc<Quota>,
+    /// Already charged to the runtime's quota.
+    pub footprint: usize,
     pub mailbox: usize,
     pub mailbox_bytes: usize,
     pub process: Box<dyn Process>,
@@ -134,6 +138,7 @@ impl Entry {
             policy: n.policy,
             limits: n.limits,
             quota: Arc::clone(&n.quota),
+            footprint: n.footprint,
             state: State::scheduled(),
             expect: AtomicU64::new(0),
             inbox: Mutex::new(Inbox::default()),
@@ -213,8 +218,8 @@ mod tests {
         // Before the cut: 472, 96, 120, 112 and 64 (an inline
         // `Result<Value, Error>`). The quotas added 40 bytes: the tree's
         // quota in the entry and the mailbox, the mailbox's byte count
-        // and cap, the memory charged in the slot.
-        assert_eq!(size_of::<Entry>(), 352);
+        // and cap, the memory charged in the slot; the engine's footprint 8 more.
+        assert_eq!(size_of::<Entry>(), 360);
         assert_eq!(size_of::<Slot>(), 48);
         assert_eq!(size_of::<Mailbox>(), 120);
         assert_eq!(size_of::<ExitCell>(), 80);

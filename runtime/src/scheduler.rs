@@ -289,6 +289,7 @@ impl Scheduler {
         };
         if live {
             entry.quota.leave();
+            self.quota.refund(entry.footprint);
         }
         self.cancel_timer(&entry.sleep_timer);
         self.cancel_timer(&entry.deadline_timer);

@@ -21,7 +21,43 @@ use crate::{JournalStore, Process, ProcessInit, Spawn};
 struct Made {
     pid: Pid,
     limits: Arc<crate::Limits>,
-    quota: Arc<Quota>,
+}
+
+/// A process counted in its spawn tree but not made yet. Dropped without
+/// [`Admission::keep`] (making the process failed), it gives back its
+/// place in the tree and the bytes charged for it.
+struct Admission {
+    tree: Arc<Quota>,
+    runtime: Arc<Quota>,
+    /// Charged to the runtime for the process's engine
+    /// ([`Engine::footprint`](crate::Engine::footprint)).
+    footprint: usize,
+    /// The process was made (see [`Admission::keep`]).
+    kept: bool,
+}
+
+impl Admission {
+    /// Charges the runtime `footprint` bytes for the new process.
+    fn charge(&mut self, footprint: usize) -> Result<(), Error> {
+        self.runtime.charge(footprint, "a new process")?;
+        self.footprint = footprint;
+        Ok(())
+    }
+
+    /// The process was made: its entry gives back the place and the
+    /// bytes when it ends.
+    fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.runtime.refund(self.footprint);
+            self.tree.leave();
+        }
+    }
 }
 
 impl Scheduler {
@@ -80,27 +116,20 @@ impl Scheduler {
             ),
         };
         quota.admit()?;
-        let made = self.make(
-            Made {
-                pid,
-                limits,
-                quota: Arc::clone(&quota),
-            },
-            spec,
-            parent,
-            code,
-            exit,
-        );
-        if made.is_err() {
-            quota.leave();
-        }
-        made
+        let admitted = Admission {
+            tree: quota,
+            runtime: Arc::clone(&self.quota),
+            footprint: 0,
+            kept: false,
+        };
+        self.make(Made { pid, limits }, admitted, spec, parent, code, exit)
     }
 
     /// The rest of [`Scheduler::prepare`], once the new process is counted.
     fn make(
         &self,
-        Made { pid, limits, quota }: Made,
+        Made { pid, limits }: Made,
+        mut admitted: Admission,
         spec: Spawn,
         parent: Option<&Entry>,
         code: Option<Script>,
@@ -126,6 +155,7 @@ impl Scheduler {
         if let Some(p) = &spec.policy {
             p.validate(&self.modules)?;
         }
+        admitted.charge(engine.footprint(spec.lightweight))?;
         let default_policy = match (&spec.workflow, &self.journals) {
             (Some(_), Some(store)) => Arc::new(store.policy()),
             _ => Arc::clone(&self.default_policy),
@@ -176,7 +206,8 @@ impl Scheduler {
             key: script.key,
             policy,
             limits,
-            quota,
+            quota: Arc::clone(&admitted.tree),
+            footprint: admitted.footprint,
             mailbox: spec.mailbox.unwrap_or(self.default_mailbox),
             mailbox_bytes: self.mailbox_bytes,
             process,
@@ -185,6 +216,7 @@ impl Scheduler {
         if let Some(to) = spec.link {
             self.table.link_at_spawn(&entry, to)?;
         }
+        admitted.keep();
         Ok(entry)
     }
 
@@ -226,6 +258,7 @@ impl Scheduler {
             policy: n.policy,
             limits: Arc::new(n.limits),
             quota: Arc::clone(&quota),
+            footprint: 0,
             mailbox: self.default_mailbox,
             mailbox_bytes: self.mailbox_bytes,
             process: make(pid),
