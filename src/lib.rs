@@ -51,4 +51,4 @@ pub use troupe_sources::{
     LayerStrategy, LayeredSource, MemorySource, Script, Source, SourceError, TransformSource,
     Watch, WatchGuard, embed_scripts,
 };
-pub use troupe_workflow::{Entry, Header, Status, Summary, WorkflowStore};
+pub use troupe_workflow::{Checked, Entry, Header, Status, Summary, WorkflowStore};

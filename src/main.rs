@@ -9,7 +9,8 @@
 //! troupe eval [--lang expr|cel|lua|starlark|js|python] 'SRC' [--var NAME=VALUE]… [--timeout D]
 //!            [--max-memory B] [--max-instructions N]
 //! troupe workflow run ID FILE [ARGS…] | resume ID | replay ID | show ID [--json]
-//!                 | list [--json] | signal ID TOPIC PAYLOAD | query ID KEY | delete ID   [--data DIR]
+//!                 | list [--json] | check [--json] | signal ID TOPIC PAYLOAD | query ID KEY
+//!                 | delete ID   [--data DIR]
 //! troupe bench [--quick] [--no-erlang] [--workers N]
 //! ```
 //!

@@ -80,6 +80,14 @@ enum WorkflowCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Reads every workflow back (header and each step of its history)
+    /// and lists which are readable; fails with INTERNAL naming the
+    /// unreadable ones, if any.
+    Check {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Sends the unfinished workflow ID a signal `{topic, payload}`, durably:
     /// its next `process.receive` (of TOPIC or any topic) gets it, journaled.
     /// If another troupe process holds the store (a `run` or `resume` of any
@@ -127,6 +135,7 @@ impl WorkflowArgs {
             self.command,
             WorkflowCommand::Show { .. }
                 | WorkflowCommand::List { .. }
+                | WorkflowCommand::Check { .. }
                 | WorkflowCommand::Query { .. }
         );
         if reads_only && !path.exists() {
@@ -176,6 +185,7 @@ impl WorkflowArgs {
                 })
             }
             WorkflowCommand::List { json } => list(&store, json),
+            WorkflowCommand::Check { json } => check(&store, json),
             WorkflowCommand::Signal { id, topic, payload } => {
                 store.signal(&id, &topic, parse_arg(3, &payload)?)?;
                 Ok(Output::Text(format!(
@@ -388,6 +398,48 @@ fn list(store: &WorkflowStore, json: bool) -> Result<Output, Error> {
         &["ID", "STATUS", "STEPS", "STARTED", "SCRIPT"],
         &rows,
     )))
+}
+
+/// `troupe workflow check`: a row per workflow, or INTERNAL naming the
+/// unreadable ones.
+fn check(store: &WorkflowStore, json: bool) -> Result<Output, Error> {
+    let (mut readable, mut bad) = (Vec::new(), Vec::new());
+    for checked in store.check()? {
+        let id = checked.id;
+        match checked.steps {
+            Ok(steps) => readable.push((id, steps)),
+            Err(e) => bad.push(format!("{id} ({})", e.message())),
+        }
+    }
+    if !bad.is_empty() {
+        return Err(Error::internal(format!(
+            "{} of {} workflows are unreadable: {}",
+            bad.len(),
+            bad.len() + readable.len(),
+            bad.join("; ")
+        )));
+    }
+    if json {
+        let rows = readable
+            .into_iter()
+            .map(|(id, steps)| {
+                Value::Map(
+                    [
+                        ("id".to_owned(), Value::from(id)),
+                        ("steps".to_owned(), Value::from(steps)),
+                    ]
+                    .into_iter()
+                    .collect(),
+                )
+            })
+            .collect();
+        return Ok(Output::Json(Value::Array(rows)));
+    }
+    let rows: Vec<[String; 3]> = readable
+        .into_iter()
+        .map(|(id, steps)| [id, "readable".to_owned(), steps.to_string()])
+        .collect();
+    Ok(Output::Text(table(&["ID", "CHECK", "STEPS"], &rows)))
 }
 
 /// Left-aligned columns separated by two spaces.

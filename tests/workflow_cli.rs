@@ -148,6 +148,12 @@ fn a_killed_workflow_resumes_to_the_result_of_an_uninterrupted_run() {
         .map(|w| w["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["cut", "whole"]);
+    let checked = s.run("check", &["check", "--json"]).json();
+    assert_eq!(checked[0]["id"], "cut");
+    assert_eq!(
+        checked[0]["steps"],
+        after["history"].as_array().unwrap().len()
+    );
     let resume_again = s.run("again", &["resume", "cut"]);
     assert_eq!(resume_again.code, Some(1));
     assert!(

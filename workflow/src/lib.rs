@@ -64,6 +64,16 @@ pub struct Summary {
     pub steps: u64,
 }
 
+/// One workflow as [`WorkflowStore::check`] read it back.
+#[derive(Debug)]
+pub struct Checked {
+    /// The workflow id.
+    pub id: String,
+    /// How many steps its history holds, or the first record that does
+    /// not decode.
+    pub steps: Result<u64, Error>,
+}
+
 /// Signals handed to a running workflow's mailbox that it has not
 /// journaled receiving yet: `(inbox seq, {topic, payload})`.
 pub(crate) type Posted = Arc<Mutex<VecDeque<(u64, Value)>>>;
@@ -182,6 +192,25 @@ impl WorkflowStore {
     /// Every workflow, ordered by id.
     pub fn list(&self) -> Result<Vec<Summary>, Error> {
         self.flushed()?.list()
+    }
+
+    /// Every workflow, ordered by id, with whether all of it reads back:
+    /// its header and each step of its history decode (`Ok(steps)`), or
+    /// the first record that does not (`INTERNAL` naming it). An error
+    /// of the whole call means the store itself is unreadable.
+    pub fn check(&self) -> Result<Vec<Checked>, Error> {
+        let db = self.flushed()?;
+        Ok(db
+            .list()?
+            .into_iter()
+            .map(|s| {
+                let steps = s
+                    .header
+                    .and_then(|_| db.history(&s.id))
+                    .map(|h| h.entries.len() as u64);
+                Checked { id: s.id, steps }
+            })
+            .collect())
     }
 
     /// What workflow `id` last published under `key` with

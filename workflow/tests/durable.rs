@@ -312,6 +312,16 @@ fn a_corrupt_journal_entry_fails_only_its_workflow_with_internal() {
         let err = store.history(id).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Internal);
     }
+    // `troupe workflow check` says which workflows read back, and why not.
+    let checked = store.check().unwrap();
+    let ids: Vec<&str> = checked.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["garbage", "good", "truncated"]);
+    assert!(checked[1].steps.as_ref().is_ok_and(|steps| *steps >= 1));
+    for bad in [&checked[0], &checked[2]] {
+        let err = bad.steps.as_ref().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Internal, "{err}");
+        assert!(err.message().contains("step 1"), "{err}");
+    }
     let (_, h) = &recovered[0];
     h.try_send("go", 5).unwrap();
     assert_eq!(h.join_blocking().unwrap(), ints(&[10, 50]));
