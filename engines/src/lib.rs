@@ -28,6 +28,8 @@ pub mod js;
 #[cfg(feature = "lua")]
 pub mod lua;
 pub mod manager;
+#[cfg(any(feature = "js", feature = "python", feature = "starlark"))]
+mod nesting;
 pub mod pool;
 #[cfg(feature = "python")]
 pub mod python;

@@ -364,3 +364,26 @@ fn interpreter_loads_calls_registers_and_resets() {
         ErrorKind::Unavailable
     );
 }
+
+#[test]
+fn sources_too_deep_for_the_parser_fail_cleanly_and_deep_enough_ones_run() {
+    // 1,000 nested brackets overflowed a JS thread's stack and aborted the
+    // host; in a script, in eval and in new Function alike.
+    let deep = format!("{}1{}", "(".repeat(1_000), ")".repeat(1_000));
+    let e = run(&deep).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::LimitExceeded, "{e}");
+    assert!(e.message().contains("main.js:1"), "{e}");
+    for code in [
+        "eval('('.repeat(1000) + '1' + ')'.repeat(1000))",
+        "new Function('return ' + '['.repeat(1000) + ']'.repeat(1000))()",
+    ] {
+        let e = run(code).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::LimitExceeded, "{code}: {e}");
+    }
+    let fits = format!("{}1{}", "(".repeat(90), ")".repeat(90));
+    assert_eq!(run(&fits).unwrap(), Value::Int(1));
+    assert_eq!(
+        run("eval('1+'.repeat(30000) + '1')").unwrap(),
+        Value::Int(30_001)
+    );
+}

@@ -329,3 +329,29 @@ fn interpreter_modules_policy_commands_and_limits() {
         Some(ErrorKind::LimitExceeded)
     );
 }
+
+#[test]
+fn sources_too_deep_for_the_compiler_fail_cleanly_and_deep_enough_ones_run() {
+    // A chain of 30,000 terms overflowed an interpreter thread's stack and
+    // aborted the host; in a script and in eval, exec and compile alike.
+    let chain = format!("result = {}1", "1+".repeat(30_000));
+    let rt = runtime(1, &[("t.py", &chain)]);
+    let Err(e) = rt.spawn(Spawn::script("t.py")) else {
+        panic!("a 30,000-term chain compiled");
+    };
+    assert_eq!(e.kind(), ErrorKind::LimitExceeded, "{e}");
+    rt.shutdown();
+    for code in [
+        "result = eval('+'.join(['1'] * 30000))",
+        "exec('x = ' + '+'.join(['1'] * 30000))",
+        "compile('(' * 1000 + '1' + ')' * 1000, 'deep', 'eval')",
+    ] {
+        assert_eq!(kind(run(code)), ErrorKind::LimitExceeded, "{code}");
+    }
+    let fits = format!("result = {}1{}", "(".repeat(90), ")".repeat(90));
+    assert_eq!(run(&fits).unwrap(), Value::Int(1));
+    assert_eq!(
+        run("result = eval('+'.join(['1'] * 3000))").unwrap(),
+        Value::Int(3_000)
+    );
+}

@@ -189,3 +189,14 @@ fn the_interpreter_applies_limits_and_closes() -> Result<(), Error> {
     );
     Ok(())
 }
+
+#[test]
+fn sources_too_deep_for_the_parser_fail_cleanly_and_deep_enough_ones_run() {
+    // A chain of 10,000 terms overflowed the stack and aborted the host.
+    let e = spawn(&format!("{}1", "1+".repeat(10_000)), vec![]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::LimitExceeded, "{e}");
+    assert_eq!(
+        spawn(&format!("{}1", "1+".repeat(1_500)), vec![]).unwrap(),
+        Value::Int(1_501)
+    );
+}

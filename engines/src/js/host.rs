@@ -134,11 +134,36 @@ pub(crate) fn host(ctx: &Context) -> JsResult<Rc<Host>> {
     })
 }
 
+/// The host's answers to boa: source that `eval` or `new Function` is
+/// about to compile is held to the parser's bounds, as a script's is.
+struct Hooks;
+
+impl boa_engine::context::HostHooks for Hooks {
+    fn ensure_can_compile_strings(
+        &self,
+        _realm: boa_engine::realm::Realm,
+        parameters: &[JsString],
+        body: &JsString,
+        _direct: bool,
+        ctx: &mut Context,
+    ) -> JsResult<()> {
+        let mut src: String = parameters
+            .iter()
+            .map(|p| p.to_std_string_escaped() + ",")
+            .collect();
+        src.push_str(&body.to_std_string_escaped());
+        crate::nesting::check("js", "<eval>", &src, super::run::BOUNDS).map_err(|e| throw(&e, ctx))
+    }
+}
+
 /// A context with the sandbox's globals: `require`, `print`,
 /// `console.log`, and (unless the policy allows nondeterminism) no
 /// `Math.random`, `Date`, `WeakRef` or `FinalizationRegistry`.
 pub(crate) fn new_context(host: Rc<Host>) -> Result<Context, Error> {
-    let mut ctx = Context::default();
+    let mut ctx = Context::builder()
+        .host_hooks(Rc::new(Hooks))
+        .build()
+        .map_err(|e| Error::internal(format!("JS context setup: {e}")))?;
     let nondeterministic = host
         .policy
         .borrow()

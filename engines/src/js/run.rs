@@ -10,6 +10,8 @@ use boa_engine::{Context, JsValue, Module, Script, Source, js_string};
 use troupe_dispatcher::{Error, ErrorKind, Value};
 use troupe_runtime::Limits;
 
+use crate::nesting;
+
 use super::convert::{from_js, from_js_error};
 
 /// Loop iterations per function call when no instruction limit is set, so
@@ -69,9 +71,18 @@ pub(crate) enum Parsed {
     Module(Module),
 }
 
+/// What a script's source may make boa's parser recurse over: it
+/// recurses per bracket level, about 16 KiB of stack each (1,000 levels
+/// overflow a JS thread's 16 MiB); its operator chains are loops.
+pub(crate) const BOUNDS: nesting::Bounds = nesting::Bounds {
+    nesting: nesting::MAX_NESTING,
+    chain: None,
+};
+
 /// Parses `code` (named `key`) as a module (`.mjs`) or a script, in the
 /// realm of `ctx`; a syntax error is `INVALID`.
 pub(crate) fn parse(key: &str, code: &[u8], ctx: &mut Context) -> Result<Parsed, Error> {
+    nesting::check("js", key, &String::from_utf8_lossy(code), BOUNDS)?;
     let src = Source::from_bytes(code).with_path(Path::new(key));
     if is_module(key) {
         Module::parse(src, None, ctx).map(Parsed::Module)

@@ -28,6 +28,7 @@ use troupe_runtime::{Limits, Resume};
 
 use super::alloc;
 use crate::HostFunction;
+use crate::nesting;
 
 /// Where `print` writes lines.
 pub(crate) type Output = Arc<dyn Fn(&str) + Send + Sync>;
@@ -48,6 +49,14 @@ class TroupeError(Exception):
 
 class TroupeImportError(TroupeError, ImportError):
     pass
+
+def _guard(f, check):
+    def guarded(source, *args, **kwargs):
+        if isinstance(source, str):
+            check(source)
+        return f(source, *args, **kwargs)
+    guarded.__name__ = f.__name__
+    return guarded
 
 def _wrap(call, module, name):
     def f(*args):
@@ -212,8 +221,18 @@ pub(crate) fn guarded<R>(f: impl FnOnce() -> R) -> Result<R, Error> {
     }
 }
 
-/// Compiles `code` as module `key`; a syntax error is `INVALID`.
+/// What a script's source may make the compiler recurse over: it
+/// recurses along an operator chain (`1+1+…` of 30,000 terms overflows
+/// an interpreter thread's 16 MiB stack).
+const BOUNDS: nesting::Bounds = nesting::Bounds {
+    nesting: nesting::MAX_NESTING,
+    chain: Some(5_000),
+};
+
+/// Compiles `code` as module `key`; a syntax error is `INVALID`, a source
+/// past [`BOUNDS`] `LIMIT_EXCEEDED`.
 pub(crate) fn compile(key: &str, code: &str, mode: Mode) -> Result<CodeObject, Error> {
+    nesting::check("python", key, code, BOUNDS)?;
     compiler::compile(code, mode, key, CompileOpts::default()).map_err(|e| {
         Error::invalid(format!("syntax error: {key}: {e}")).with_details(Value::from(key))
     })
@@ -256,6 +275,14 @@ fn setup(vm: &VirtualMachine) -> PyResult<Scope> {
         .downcast()
         .map_err(|_| vm.new_runtime_error("TroupeImportError is not a type".to_owned()))?;
     builtins.set_attr("TroupeError", error.clone(), vm)?;
+    // Source compiled at run time is held to the bounds a script's is.
+    let check: PyObjectRef = vm.new_function("check_source", check_source).into();
+    for name in ["eval", "exec", "compile"] {
+        if let Ok(f) = builtins.get_attr(name, vm) {
+            let guarded = get("_guard")?.call((f, check.clone()), vm)?;
+            builtins.set_attr(name, guarded, vm)?;
+        }
+    }
     let trace: PyObjectRef = vm.new_function("trace", trace).into();
     let objs = Objs {
         error,
@@ -276,6 +303,13 @@ fn objs() -> Option<Objs> {
 }
 
 /// `print(*args)`: the `str` of each argument, space-separated, one line.
+/// `LIMIT_EXCEEDED` (raised) for source `eval`, `exec` or `compile` is
+/// handed that goes past [`BOUNDS`].
+fn check_source(source: PyStrRef, vm: &VirtualMachine) -> PyResult<()> {
+    nesting::check("python", "<eval>", &source.to_string_lossy(), BOUNDS)
+        .map_err(|e| raise(vm, e, false))
+}
+
 fn print(args: FuncArgs, vm: &VirtualMachine) -> PyResult<()> {
     let mut parts = Vec::with_capacity(args.args.len());
     for a in &args.args {

@@ -47,6 +47,7 @@ use troupe_sources::Script;
 
 use crate::capability::{Functions, Globals as GlobalsCap, HostFunction};
 use crate::deterministic::{OneShot, downcast, interpreter, text, variables};
+use crate::nesting;
 use crate::shell::Shell;
 
 /// The engine's name.
@@ -73,10 +74,19 @@ struct Compiled {
     ast: AstModule,
 }
 
+/// What a script's source may make the parser recurse over: the parser
+/// and the evaluator recurse along an operator chain (`1+1+…` of 10,000
+/// terms overflows an 8 MiB stack).
+const BOUNDS: nesting::Bounds = nesting::Bounds {
+    nesting: nesting::MAX_NESTING,
+    chain: Some(2_000),
+};
+
 /// Parses a script. A syntax error is `INVALID` naming `key:line:column`
 /// (also in the details as `line`, `column`).
 fn compile(script: &Script) -> Result<Compiled, Error> {
     let src = text(KIND, script)?;
+    nesting::check(KIND, &script.key, src, BOUNDS)?;
     AstModule::parse(&script.key, src.to_owned(), &dialect())
         .map(|ast| Compiled {
             key: script.key.clone(),
