@@ -15,13 +15,14 @@ pub type Check = fn(&[u8]);
 
 /// The fuzz targets, by name, as the corpus directories are named.
 #[allow(dead_code)] // Used by the corpus replay, not by a single target.
-pub const TARGETS: [(&str, Check); 6] = [
+pub const TARGETS: [(&str, Check); 7] = [
     ("value_msgpack", value_msgpack),
     ("value_json", value_json),
     ("journal_record", journal_record),
     ("expr", expr),
     ("duration", duration),
     ("size", size),
+    ("spawn_options", spawn_options),
 ];
 
 /// The MessagePack codec of messages and journal payloads: whatever
@@ -105,5 +106,15 @@ pub fn size(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     if let Ok(n) = troupe_modules::parse_size(&text) {
         assert!(n.get() > 0);
+    }
+}
+
+/// `process.spawn`'s options table, as MessagePack: whatever a script
+/// passes is accepted or `INVALID`, never a panic.
+pub fn spawn_options(data: &[u8]) {
+    if let Ok(opts) = Value::from_msgpack(data)
+        && let Err(e) = troupe_runtime::check_spawn_options(&opts)
+    {
+        assert_eq!(e.kind(), troupe_dispatcher::ErrorKind::Invalid, "{e}");
     }
 }

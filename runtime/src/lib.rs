@@ -62,6 +62,6 @@ pub use limits::Limits;
 pub use mailbox::Message;
 pub use process::{Process, Resume, Step, StepCx};
 pub use runtime::{MAX_WORKERS, ProcessHandle, Runtime, RuntimeBuilder, WORKERS_ENV};
-pub use spawn::Spawn;
+pub use spawn::{Spawn, check_spawn_options};
 pub use supervisor::SupervisorHandle;
 pub use supervisor_spec::{ChildInfo, ChildSpec, Restart, Strategy, Supervisor};

@@ -127,6 +127,23 @@ impl RunQueues {
         })
     }
 
+    /// Schedules a process behind what the calling worker has queued,
+    /// leaving its "next" slot alone (a new process: a spawning loop must
+    /// not push a woken process out of the slot, behind all it spawned).
+    pub fn push_back(&self, entry: Arc<Entry>) {
+        let me = self.id();
+        let elsewhere = LOCAL.with(|l| match &*l.borrow() {
+            Some(local) if local.owner == me => {
+                local.queue.push(entry);
+                Ok(())
+            }
+            _ => Err(entry),
+        });
+        if let Err(entry) = elsewhere {
+            self.injector.push(entry);
+        }
+    }
+
     /// Queues a process behind everything else (a preempted one).
     pub fn inject(&self, entry: Arc<Entry>) {
         self.injector.push(entry);

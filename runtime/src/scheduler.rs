@@ -138,14 +138,16 @@ impl Scheduler {
         }
     }
 
-    /// Inserts a new process and schedules its first step.
+    /// Inserts a new process and schedules its first step, behind what
+    /// is queued (see [`RunQueues::push_back`]).
     pub fn start(&self, entry: Arc<Entry>) {
         self.table.insert(Arc::clone(&entry));
         if let Some(t) = entry.limits.timeout {
             let key = self.add_timer(t, TimerAction::Deadline { pid: entry.pid });
             entry.deadline_timer.store(key.to_bits(), Ordering::Release);
         }
-        self.push(entry);
+        self.queues.push_back(entry);
+        self.idle.wake_one();
     }
 
     /// Starts a timer. If it is now the earliest, parked workers wake to

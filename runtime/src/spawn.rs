@@ -199,7 +199,7 @@ fn bad_option(of: &OptionsOf, name: &str, expected: &str, got: &Value) -> Error 
 
 /// Checks `opts` has only known keys, each of the right type, before any
 /// is used: a misspelt option (`timout`) must not be ignored silently.
-fn check_spawn_options(opts: &Value, of: &OptionsOf) -> Result<(), Error> {
+fn check_options(opts: &Value, of: &OptionsOf) -> Result<(), Error> {
     let Value::Map(map) = opts else {
         return Ok(());
     };
@@ -238,6 +238,44 @@ fn check_spawn_options(opts: &Value, of: &OptionsOf) -> Result<(), Error> {
     Ok(())
 }
 
+/// The classes of the spawn option `allow`: a list of class names, or
+/// one comma-separated string.
+fn classes(allow: &Value) -> Result<ClassSet, Error> {
+    let list = match allow {
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a
+            .iter()
+            .map(|v| {
+                v.as_str().ok_or_else(|| {
+                    Error::invalid("process.spawn: opts.allow must be a list of class names")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?
+            .join(","),
+        _ => {
+            return Err(Error::invalid(
+                "process.spawn: opts.allow must be a list of classes",
+            ));
+        }
+    };
+    ClassSet::parse_list(&list)
+}
+
+/// Checks `process.spawn`'s options as a script gives them, all that can
+/// be checked without the spawning process: only known keys, each of the
+/// right type and range, `allow` naming known classes, `timeout` a
+/// duration. `INVALID` naming the option otherwise.
+pub fn check_spawn_options(opts: &Value) -> Result<(), Error> {
+    check_options(opts, &SPAWN)?;
+    if let Some(allow) = opts.get("allow") {
+        classes(allow)?;
+    }
+    if let Some(t) = opts.get("timeout") {
+        troupe_modules::builtin::parse_duration_ms(t)?;
+    }
+    Ok(())
+}
+
 /// The spawn request `process.spawn(script, opts, ...)` stands for:
 /// `script` relative to `parent`'s, and the options `entry`,
 /// `mailbox`, `link`, `restart_on_change`, `lightweight`, `allow`
@@ -250,7 +288,7 @@ pub(crate) fn child_spec(
     opts: &Value,
     of: &OptionsOf,
 ) -> Result<Spawn, Error> {
-    check_spawn_options(opts, of)?;
+    check_options(opts, of)?;
     let key = resolve_relative(&parent.key, script).map_err(source_error)?;
     let mut spec = Spawn::script(key);
     spec.args = args;
@@ -275,22 +313,7 @@ pub(crate) fn child_spec(
         }
     }
     if let Some(allow) = opts.get("allow") {
-        let list = match allow {
-            Value::String(s) => s.clone(),
-            Value::Array(a) => a
-                .iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(","),
-            _ => {
-                return Err(Error::invalid(
-                    "process.spawn: opts.allow must be a list of classes",
-                ));
-            }
-        };
-        spec.policy = Some(Arc::new(
-            Policy::deny_all().allow_classes(ClassSet::parse_list(&list)?),
-        ));
+        spec.policy = Some(Arc::new(Policy::deny_all().allow_classes(classes(allow)?)));
     }
     if let Some(t) = opts.get("timeout") {
         let ms = troupe_modules::builtin::parse_duration_ms(t)?;
