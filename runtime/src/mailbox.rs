@@ -70,6 +70,13 @@ pub(crate) fn weight(msg: &Message) -> usize {
     msg.topic.len().saturating_add(msg.payload.approx_size())
 }
 
+/// A queued message and its [`weight`], taken once when it is queued.
+#[derive(Debug)]
+struct Queued {
+    msg: Message,
+    size: usize,
+}
+
 /// A process blocked in `receive`.
 #[derive(Debug)]
 pub(crate) struct Waiter {
@@ -123,7 +130,7 @@ pub(crate) enum Offered {
 /// receive that waits on it, if any.
 #[derive(Debug)]
 pub(crate) struct Mailbox {
-    pub queue: VecDeque<Message>,
+    queue: VecDeque<Queued>,
     pub capacity: usize,
     /// The [`weight`] of the queued messages, charged to `quota`.
     held: usize,
@@ -157,13 +164,18 @@ impl Mailbox {
         }
     }
 
+    /// Queues `msg` of weight `size`, already charged.
+    fn enqueue(&mut self, msg: Message, size: usize) {
+        self.held = self.held.saturating_add(size);
+        self.queue.push_back(Queued { msg, size });
+    }
+
     /// Queues `msg` of weight `size`, charged whatever the caps.
     fn push(&mut self, msg: Message, size: usize) {
         if let Some(q) = &self.quota {
             q.force(size);
         }
-        self.held = self.held.saturating_add(size);
-        self.queue.push_back(msg);
+        self.enqueue(msg, size);
     }
 
     /// Queues `msg` past every cap: a runtime notification.
@@ -174,8 +186,7 @@ impl Mailbox {
 
     /// Removes the queued message at `at`, giving its bytes back.
     fn remove(&mut self, at: usize) -> Option<Message> {
-        let msg = self.queue.remove(at)?;
-        let size = weight(&msg);
+        let Queued { msg, size } = self.queue.remove(at)?;
         self.held = self.held.saturating_sub(size);
         if let Some(q) = &self.quota {
             q.refund(size);
@@ -231,8 +242,7 @@ impl Mailbox {
         if let Some(q) = &self.quota {
             q.charge(size, "a message to this mailbox")?;
         }
-        self.held = self.held.saturating_add(size);
-        self.queue.push_back(msg);
+        self.enqueue(msg, size);
         Ok(Offered::Queued)
     }
 
@@ -248,7 +258,7 @@ impl Mailbox {
     pub fn take(&mut self, topic: Option<&str>) -> Option<Taken> {
         let queued = match topic {
             None => Some(0),
-            Some(t) => self.queue.iter().position(|m| m.topic == t),
+            Some(t) => self.queue.iter().position(|q| q.msg.topic == t),
         };
         if let Some(msg) = queued.and_then(|at| self.remove(at)) {
             let admitted = self.admit();

@@ -141,7 +141,9 @@ impl RuntimeBuilder {
     }
 
     /// The most memory the processes of this node may hold together,
-    /// their isolated interpreter states and queued messages (default:
+    /// their isolated interpreter states, queued messages and what each
+    /// costs the host beyond its state
+    /// ([`Engine::footprint`](crate::Engine::footprint)) (default:
     /// half the memory this OS process can count on: the least of the
     /// machine's RAM, its cgroup's limit and `ulimit -v`). It is also the
     /// limit of each interpreter state that has none of its own (an
@@ -499,8 +501,8 @@ impl Runtime {
     }
 
     /// The bytes charged to this node's processes now: their isolated
-    /// interpreter states (as of their last step, to within 64 KiB each)
-    /// and their queued messages; what
+    /// interpreter states (as of their last step, to within 64 KiB each),
+    /// their queued messages and their engines' footprints; what
     /// [`RuntimeBuilder::max_memory`] caps.
     pub fn memory_in_use(&self) -> usize {
         self.sched().quota.memory()

@@ -37,6 +37,19 @@ struct Admission {
 }
 
 impl Admission {
+    /// Counts a new process in `tree` (under `runtime`): `LIMIT_EXCEEDED`
+    /// if a level is at its `max_processes`, `CANCELED` if the tree is
+    /// being stopped.
+    fn enter(tree: Arc<Quota>, runtime: &Arc<Quota>) -> Result<Self, Error> {
+        tree.admit()?;
+        Ok(Self {
+            tree,
+            runtime: Arc::clone(runtime),
+            footprint: 0,
+            kept: false,
+        })
+    }
+
     /// Charges the runtime `footprint` bytes for the new process.
     fn charge(&mut self, footprint: usize) -> Result<(), Error> {
         self.runtime.charge(footprint, "a new process")?;
@@ -115,13 +128,7 @@ impl Scheduler {
                 pid.to_string(),
             ),
         };
-        quota.admit()?;
-        let admitted = Admission {
-            tree: quota,
-            runtime: Arc::clone(&self.quota),
-            footprint: 0,
-            kept: false,
-        };
+        let admitted = Admission::enter(quota, &self.quota)?;
         self.make(Made { pid, limits }, admitted, spec, parent, code, exit)
     }
 
@@ -251,24 +258,23 @@ impl Scheduler {
         self.admit()?;
         let pid = self.table.next_pid();
         let quota = Quota::tree(Caps::default(), &self.quota, pid.to_string());
-        quota.admit()?;
+        let admitted = Admission::enter(quota, &self.quota)?;
         let entry = Entry::new(NewEntry {
             pid,
             key: n.key,
             policy: n.policy,
             limits: Arc::new(n.limits),
-            quota: Arc::clone(&quota),
-            footprint: 0,
+            quota: Arc::clone(&admitted.tree),
+            footprint: admitted.footprint,
             mailbox: self.default_mailbox,
             mailbox_bytes: self.mailbox_bytes,
             process: make(pid),
             exit: n.exit,
         });
         if let Some(to) = n.link {
-            self.table
-                .link_at_spawn(&entry, to)
-                .inspect_err(|_| quota.leave())?;
+            self.table.link_at_spawn(&entry, to)?;
         }
+        admitted.keep();
         self.start(entry);
         Ok(pid)
     }

@@ -140,13 +140,14 @@ impl Lightweight {
             return Ok(Arc::clone(s));
         }
         let lua = pool.take()?;
-        if let Some(m) = self.memory.or(ceiling) {
-            lua.set_memory_limit(m.get())
+        let memory_limit = self.memory.or(ceiling).map(NonZeroUsize::get);
+        if let Some(m) = memory_limit {
+            lua.set_memory_limit(m)
                 .map_err(|e| Error::internal(e.to_string()))?;
         }
         Ok(Arc::clone(cell.get_or_init(|| {
             Arc::new(Shared {
-                memory_limit: self.memory.or(ceiling).map(NonZeroUsize::get),
+                memory_limit,
                 lua,
                 lock: Mutex::new(()),
                 slice: AtomicU64::new(0),
