@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use mlua::{IntoLua, Lua, Table};
+use mlua::{IntoLua, Lua, Table, ffi};
 use troupe_dispatcher::{Error, Value};
 
 use super::error::{self, LuaError};
@@ -109,22 +109,78 @@ fn table(t: &Table, path: &mut Vec<*const std::ffi::c_void>) -> Result<Value, Er
     })
 }
 
+/// Neutral values nested deeper than this are refused on their way into
+/// Lua (far beyond what [`to_value`] or a decoder makes).
+const MAX_PUSH_DEPTH: usize = 512;
+
 /// Converts a neutral value into a Lua value. Bytes become Lua strings.
+///
+/// A string or a table is built in one protected call through the C API
+/// (a message's map is three keys and a payload: one `pcall` instead of
+/// one per string and per table slot, as mlua's safe constructors do).
 pub(crate) fn to_lua(lua: &Lua, v: &Value) -> mlua::Result<mlua::Value> {
     Ok(match v {
         Value::Nil => mlua::Value::Nil,
         Value::Bool(b) => mlua::Value::Boolean(*b),
         Value::Int(i) => mlua::Value::Integer(*i),
         Value::Float(f) => mlua::Value::Number(*f),
-        Value::String(s) => mlua::Value::String(lua.create_string(s)?),
-        Value::Bytes(b) => mlua::Value::String(lua.create_string(b)?),
-        // One table construction each (keys pushed as they are), rather
-        // than a `raw_set` per entry.
-        Value::Array(a) => mlua::Value::Table(lua.create_sequence_from(a.iter().map(Neutral))?),
-        Value::Map(m) => mlua::Value::Table(
-            lua.create_table_from(m.iter().map(|(k, v)| (k.as_str(), Neutral(v))))?,
-        ),
+        // SAFETY: `push` leaves exactly one value on the stack and holds
+        // nothing that needs dropping, so a Lua error (out of memory)
+        // unwinding through it to `exec_raw`'s protected call is sound.
+        _ => unsafe { lua.exec_raw::<mlua::Value>((), |state| push(state, v, 0)) }?,
     })
+}
+
+/// Pushes `v` onto `state`'s stack, tables built in place.
+///
+/// # Safety
+/// `state` is a live Lua state in a protected call (errors are raised
+/// with `lua_error`); the frames between here and that call hold no value
+/// with a destructor.
+unsafe fn push(state: *mut ffi::lua_State, v: &Value, depth: usize) {
+    // SAFETY: the caller's contract; every C API call below gets the state
+    // it was given and a stack checked for three more slots.
+    unsafe {
+        if depth > MAX_PUSH_DEPTH || ffi::lua_checkstack(state, 3) == 0 {
+            ffi::lua_pushstring(state, c"value nested too deep for a Lua table".as_ptr());
+            ffi::lua_error(state);
+        }
+        match v {
+            Value::Nil => ffi::lua_pushnil(state),
+            Value::Bool(b) => ffi::lua_pushboolean(state, i32::from(*b)),
+            Value::Int(i) => ffi::lua_pushinteger(state, *i),
+            Value::Float(f) => ffi::lua_pushnumber(state, *f),
+            Value::String(s) => push_bytes(state, s.as_bytes()),
+            Value::Bytes(b) => push_bytes(state, b),
+            Value::Array(a) => {
+                ffi::lua_createtable(state, size_hint(a.len()), 0);
+                for (i, x) in (1..).zip(a) {
+                    push(state, x, depth + 1);
+                    ffi::lua_rawseti(state, -2, i);
+                }
+            }
+            Value::Map(m) => {
+                ffi::lua_createtable(state, 0, size_hint(m.len()));
+                for (k, x) in m {
+                    push_bytes(state, k.as_bytes());
+                    push(state, x, depth + 1);
+                    ffi::lua_rawset(state, -3);
+                }
+            }
+        }
+    }
+}
+
+/// # Safety
+/// As [`push`].
+unsafe fn push_bytes(state: *mut ffi::lua_State, b: &[u8]) {
+    // SAFETY: the caller's contract; `b` is valid for `b.len()` bytes.
+    unsafe { ffi::lua_pushlstring(state, b.as_ptr().cast(), b.len()) };
+}
+
+/// A table's preallocation for `n` entries (a hint: capped, never wrong).
+fn size_hint(n: usize) -> std::ffi::c_int {
+    std::ffi::c_int::try_from(n).unwrap_or(std::ffi::c_int::MAX)
 }
 
 /// A neutral value on its way into a Lua table.
@@ -139,4 +195,56 @@ impl IntoLua for Neutral<'_> {
 /// Wraps an error as a Lua error object.
 pub(crate) fn error_to_lua(lua: &Lua, e: Error) -> mlua::Result<mlua::Value> {
     lua.create_userdata(LuaError(e)).map(mlua::Value::UserData)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_reach_lua_as_tables_and_come_back_the_same() {
+        let lua = Lua::new();
+        let v = Value::Map(BTreeMap::from([
+            ("from".to_owned(), Value::from("<0.7>")),
+            ("topic".to_owned(), Value::from("ping")),
+            (
+                "payload".to_owned(),
+                Value::Array(vec![Value::Int(1), Value::Float(2.5), Value::Bool(true)]),
+            ),
+            ("raw".to_owned(), Value::Bytes(vec![0, 255])),
+        ]));
+        let back = to_value(&to_lua(&lua, &v).unwrap()).unwrap();
+        let expected = Value::Map(BTreeMap::from([
+            ("from".to_owned(), Value::from("<0.7>")),
+            ("topic".to_owned(), Value::from("ping")),
+            (
+                "payload".to_owned(),
+                Value::Array(vec![Value::Int(1), Value::Float(2.5), Value::Bool(true)]),
+            ),
+            ("raw".to_owned(), Value::Bytes(vec![0, 255])),
+        ]));
+        assert_eq!(back, expected);
+    }
+
+    #[test]
+    fn a_value_nested_too_deep_is_an_error_not_a_crash() {
+        let lua = Lua::new();
+        let mut v = Value::Int(1);
+        for _ in 0..10_000 {
+            v = Value::Array(vec![v]);
+        }
+        let err = to_lua(&lua, &v).unwrap_err();
+        assert!(err.to_string().contains("nested too deep"), "{err}");
+        // The state is still usable.
+        assert_eq!(lua.load("return 1 + 1").eval::<i64>().unwrap(), 2);
+    }
+
+    #[test]
+    fn running_out_of_memory_while_building_a_table_is_an_error() {
+        let lua = Lua::new();
+        let big = Value::Array(vec![Value::from("x".repeat(1024)); 4096]);
+        lua.set_memory_limit(lua.used_memory() + 64 * 1024).unwrap();
+        let err = to_lua(&lua, &big).unwrap_err();
+        assert!(matches!(err, mlua::Error::MemoryError(_)), "{err}");
+    }
 }
