@@ -501,6 +501,9 @@ fn memory_in_child(job: MemoryJob, args: &BenchArgs) -> Result<f64, Error> {
     })
 }
 
+/// Idle processes spawned before the baseline of the per-process memory.
+const WARM_UP_PROCESSES: usize = 256;
+
 /// Bytes of resident memory per idle unit: `n` units made and kept.
 fn memory_child(job: MemoryJob, n: usize, workers: Option<usize>) -> Result<f64, Error> {
     let before = settled_rss()?;
@@ -535,8 +538,12 @@ fn memory_child(job: MemoryJob, n: usize, workers: Option<usize>) -> Result<f64,
             after
         }
         MemoryJob::Troupe | MemoryJob::TroupeLightweight => {
+            // Per process of a running runtime, as Erlang's figure is per
+            // process of a running VM: the runtime and its first processes
+            // (the shared states, pools and queues they create) come before
+            // the baseline.
             let rt = troupe_runtime(workers)?;
-            for _ in 0..n {
+            let spawn = || {
                 let spawn = Spawn::script("bench.lua")
                     .entry("idle")
                     .policy(Policy::plugin().allow_class(Class::Process));
@@ -544,11 +551,18 @@ fn memory_child(job: MemoryJob, n: usize, workers: Option<usize>) -> Result<f64,
                     spawn.lightweight()
                 } else {
                     spawn
-                })?;
+                })
+            };
+            for _ in 0..WARM_UP_PROCESSES {
+                spawn()?;
+            }
+            let before = settled_rss()?;
+            for _ in 0..n {
+                spawn()?;
             }
             let after = settled_rss()?;
             rt.shutdown();
-            after
+            return Ok(after.saturating_sub(before) as f64 / n as f64);
         }
     };
     Ok(after.saturating_sub(before) as f64 / n as f64)
