@@ -125,7 +125,7 @@ impl Lightweight {
     /// The shared state the next process goes to (a prepared state from
     /// `pool`, never given back, capped at the engine's state memory or
     /// else `ceiling`).
-    fn pick(&self, pool: &Pool, ceiling: Option<NonZeroUsize>) -> Result<Arc<Shared>, Error> {
+    fn pick(&self, pool: &Arc<Pool>, ceiling: Option<NonZeroUsize>) -> Result<Arc<Shared>, Error> {
         let mut i = self.next.fetch_add(1, Ordering::Relaxed) % self.states.len();
         let held = HELD.get();
         if held != 0
@@ -140,6 +140,8 @@ impl Lightweight {
             return Ok(Arc::clone(s));
         }
         let lua = pool.take()?;
+        let resident = ProcCtx::inert(&lua, pool).map_err(|e| Error::internal(e.to_string()))?;
+        lua.set_app_data(resident);
         let memory_limit = self.memory.or(ceiling).map(NonZeroUsize::get);
         if let Some(m) = memory_limit {
             lua.set_memory_limit(m)
@@ -217,9 +219,17 @@ impl Lightweight {
         Ok(LightProcess {
             shared,
             inner,
-            ctx: Some(ctx),
+            ctx,
         })
     }
+}
+
+/// Swaps `ctx` with the context the state holds (the state's resident
+/// [`ProcCtx::inert`] between steps); false if it holds none.
+fn swap_ctx(lua: &Lua, ctx: &mut ProcCtx) -> bool {
+    lua.app_data_mut::<ProcCtx>()
+        .map(|mut held| std::mem::swap(&mut *held, ctx))
+        .is_some()
 }
 
 /// A lightweight process: its thread (in `inner`, which has no state of
@@ -227,7 +237,7 @@ impl Lightweight {
 pub(crate) struct LightProcess {
     shared: Arc<Shared>,
     inner: LuaProcess,
-    ctx: Option<ProcCtx>,
+    ctx: ProcCtx,
 }
 
 impl Process for LightProcess {
@@ -235,11 +245,13 @@ impl Process for LightProcess {
         let _guard = self.shared.lock.lock();
         let lua = &self.shared.lua;
         let outer = HELD.replace(Arc::as_ptr(&self.shared) as usize);
-        if let Some(ctx) = self.ctx.take() {
-            lua.set_app_data(ctx);
-        }
-        let step = self.inner.step_in(lua, cx, input);
-        self.ctx = lua.remove_app_data::<ProcCtx>();
+        let step = if swap_ctx(lua, &mut self.ctx) {
+            let step = self.inner.step_in(lua, cx, input);
+            swap_ctx(lua, &mut self.ctx);
+            step
+        } else {
+            Step::Failed(Error::internal("a shared state without its context"))
+        };
         HELD.set(outer);
         step
     }

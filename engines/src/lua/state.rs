@@ -143,6 +143,42 @@ pub(crate) struct ProcCtx {
     pub terminate: Option<Box<Error>>,
 }
 
+impl ProcCtx {
+    /// A context no process owns: what a shared state holds between the
+    /// steps of its processes, swapped with theirs (a step then moves no
+    /// context in or out of the state's app data, which would box it). It
+    /// allows nothing.
+    pub(crate) fn inert(lua: &Lua, pool: &Arc<Pool>) -> mlua::Result<Self> {
+        Ok(Self {
+            pid: Pid::new(0, 0),
+            parent: None,
+            key: String::new(),
+            source: Arc::new(troupe_sources::MemorySource::default()),
+            pool: Arc::clone(pool),
+            policy: Arc::new(Policy::deny_all()),
+            modules: Arc::new(ModuleRegistry::default()),
+            env: lua.create_table()?,
+            loaded: lua.create_table()?,
+            imports: None,
+            eval_depth: 0,
+            random: false,
+            memory_limit: None,
+            pending: None,
+            preempting: false,
+            nested_preempt: false,
+            main_thread: 0,
+            instructions: 0,
+            max_instructions: None,
+            slice: 0,
+            timed: false,
+            hook_fn: None,
+            deadline: None,
+            timeout_ms: 0,
+            terminate: None,
+        })
+    }
+}
+
 /// The scripts an eval run may `require` by name.
 pub(crate) struct Imports {
     /// Not loaded yet, by module name.
