@@ -43,6 +43,11 @@ pub struct ProcessInit {
     /// lightweight processes, so running out of memory fails one process
     /// (or one shared state), never the host.
     pub memory_ceiling: Option<std::num::NonZeroUsize>,
+    /// The process is a workflow: its commands are journaled and it is
+    /// re-run on replay, so what it computes must not depend on its
+    /// interpreter state (an engine gives it replay-safe iteration and
+    /// naming, where its language has state-dependent ones).
+    pub journaled: bool,
 }
 
 /// A script language. Engines compile scripts to [`Program`]s and turn

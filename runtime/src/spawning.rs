@@ -159,6 +159,12 @@ impl Scheduler {
                 engine.name()
             )));
         }
+        if spec.lightweight && spec.workflow.is_some() {
+            return Err(Error::invalid(
+                "a workflow runs as an isolated process (its replay needs a state of its own); \
+                 spawn it without `lightweight`",
+            ));
+        }
         if let Some(p) = &spec.policy {
             p.validate(&self.modules)?;
         }
@@ -198,6 +204,7 @@ impl Scheduler {
                 source: Arc::clone(self.programs.source()),
                 lightweight: spec.lightweight,
                 memory_ceiling: self.quota.caps().memory,
+                journaled: journal.is_some(),
             },
         )?;
         // A workflow's journal wraps its process (see `journaled.rs`).

@@ -462,6 +462,7 @@ fn start(caller: &Caller, plan: &Plan, args: Vec<Value>) -> Result<EvalRun, Erro
         source: Arc::clone(&caller.source),
         lightweight: false,
         memory_ceiling: None,
+        journaled: false,
     };
     let extras = EvalExtras {
         globals,

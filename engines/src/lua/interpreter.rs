@@ -176,6 +176,7 @@ impl LuaInterpreter {
             source: Arc::clone(self.shell.source()),
             lightweight: false,
             memory_ceiling: None,
+            journaled: false,
         };
         let extras = EvalExtras {
             env: Some((live.env.clone(), live.loaded.clone())),

@@ -241,7 +241,9 @@ pub(crate) fn prepare(
         }
         (None, _) if init.lightweight => new_env.call(nondeterministic).map_err(internal)?,
         (None, _) => (
-            new_env.call(nondeterministic).map_err(internal)?,
+            new_env
+                .call((nondeterministic, init.journaled))
+                .map_err(internal)?,
             lua.create_table().map_err(internal)?,
         ),
     };

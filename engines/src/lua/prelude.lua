@@ -296,6 +296,10 @@ CO.close = function(co) return recheck(coroutine.close(co)) end
 
 local GC_ALLOWED = { collect = true, count = true, step = true }
 
+-- Whether the state runs a journaled process, and its replay-safe
+-- `tostring` (see `journaled_mode` below).
+local DET = { on = false, ids = nil, count = 0, tostring = nil }
+
 local BASE = {
   assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
   rawequal = rawequal, rawget = rawget, rawlen = rawlen,
@@ -320,11 +324,15 @@ local BASE = {
   print = function(...)
     local n = select("#", ...)
     local parts = {}
-    for i = 1, n do parts[i] = tostring((select(i, ...))) end
+    local text = DET.on and DET.tostring or tostring
+    for i = 1, n do parts[i] = text((select(i, ...))) end
     out(concat(parts, "\t"))
   end,
   collectgarbage = function(opt, ...)
     opt = opt or "collect"
+    if DET.on and opt == "count" then
+      error(R.nondeterminism("collectgarbage('count') in a workflow: memory use differs between a run and its replay"), 2)
+    end
     if not GC_ALLOWED[opt] then
       error("collectgarbage: option '" .. tostring(opt) .. "' is not allowed", 2)
     end
@@ -457,9 +465,141 @@ local function own(env)
   return env
 end
 
--- A fresh global environment for one process.
-local function new_env(nondeterministic)
-  return own(fresh_env(nondeterministic and VIEWS.math or VIEWS.math_det))
+-- Journaled processes (workflows) are re-run on replay in another state, so
+-- what plain Lua computes must not depend on the state: not on the string
+-- hash seed (the order of `pairs` and `next`), nor on addresses (the text
+-- of `tostring` of a table, `%p`). Their environments iterate tables in
+-- sorted key order (booleans, then numbers, then strings) and name tables,
+-- functions and coroutines by the order the script first printed them.
+-- Keys whose order could only come from addresses are a NONDETERMINISM
+-- error. A journaled process owns its state (it is never lightweight), so
+-- the switch is per state: `journaled_mode` sets it for each new process.
+local STRING_MT = getmetatable_raw("")
+local sort, c_format, c_gsub, c_find = table.sort, string.format, string.gsub, string.find
+local nondeterminism = R.nondeterminism
+
+local RANK = { boolean = 1, number = 2, string = 3 }
+
+local function key_less(a, b)
+  local ra, rb = RANK[type(a)], RANK[type(b)]
+  if ra ~= rb then return ra < rb end
+  if ra == 1 then return (not a) and b end
+  return a < b
+end
+
+-- The keys of `t`, sorted.
+local function sorted_keys(t)
+  local keys, n = {}, 0
+  for k in next, t do
+    if RANK[type(k)] == nil then
+      error(nondeterminism("iterating a table with " .. type(k) .. " keys in a workflow:"
+        .. " their order comes from memory addresses and changes on replay"
+        .. " (keep such values in an array, or key them by a string id)"), 3)
+    end
+    n = n + 1
+    keys[n] = k
+  end
+  sort(keys, key_less)
+  return keys, n
+end
+
+-- The order `next` walks each table in, made when a walk starts.
+local WALKS = setmetatable({}, { __mode = "k" })
+
+local function det_next(t, k)
+  if type(t) ~= "table" then
+    error("bad argument #1 to 'next' (table expected, got " .. type(t) .. ")", 2)
+  end
+  local walk = WALKS[t]
+  local i
+  if k == nil then
+    if next(t) == nil then return nil end
+    local keys, n = sorted_keys(t)
+    walk = { keys = keys, n = n, at = {} }
+    for j = 1, n do walk.at[keys[j]] = j end
+    WALKS[t] = walk
+    i = 0
+  else
+    i = walk and walk.at[k]
+    if i == nil then error("invalid key to 'next'", 2) end
+  end
+  local keys = walk.keys
+  for j = i + 1, walk.n do
+    local key = keys[j]
+    local v = rawget(t, key)
+    if v ~= nil then return key, v end
+  end
+  WALKS[t] = nil
+  return nil
+end
+
+local function det_pairs(t)
+  local mt = getmetatable_raw(t)
+  local meta = type(mt) == "table" and rawget(mt, "__pairs") or nil
+  if meta ~= nil then return meta(t) end
+  if type(t) ~= "table" then
+    error("bad argument #1 to 'for iterator' (table expected, got " .. type(t) .. ")", 2)
+  end
+  return det_next, t, nil
+end
+
+local NAMED = { table = true, ["function"] = true, thread = true, userdata = true }
+
+local function det_tostring(v)
+  if NAMED[type(v)] then
+    local mt = getmetatable_raw(v)
+    if type(mt) ~= "table" or (rawget(mt, "__tostring") == nil and rawget(mt, "__name") == nil) then
+      local id = DET.ids[v]
+      if id == nil then
+        DET.count = DET.count + 1
+        id = DET.count
+        DET.ids[v] = id
+      end
+      return type(v) .. ": #" .. id
+    end
+  end
+  return tostring(v)
+end
+
+local function det_format(fmt, ...)
+  if type(fmt) == "string" and c_find(c_gsub(fmt, "%%%%", ""), "%%[-+ #0-9.]*p") then
+    error(nondeterminism("string.format: %p gives a memory address, which changes on replay"), 2)
+  end
+  local n = select("#", ...)
+  local args = { ... }
+  for i = 1, n do
+    if NAMED[type(args[i])] then args[i] = det_tostring(args[i]) end
+  end
+  return c_format(fmt, unpack(args, 1, n))
+end
+
+-- The string library of journaled processes (their `string` global, and
+-- the methods of strings while one owns the state).
+DET.tostring = det_tostring
+
+local STRING_DET = {}
+for k, v in next, string do STRING_DET[k] = v end
+STRING_DET.format = det_format
+VIEWS.string_det = setmetatable({}, readonly("string", STRING_DET))
+
+-- Switches the state's mode for its next process.
+local function journaled_mode(on)
+  DET.on = on
+  DET.ids = on and setmetatable({}, { __mode = "k" }) or nil
+  DET.count = 0
+  STRING_MT.__index = on and STRING_DET or string
+end
+
+-- A fresh global environment for one process (a journaled one with the
+-- replay-safe functions above).
+local function new_env(nondeterministic, journaled)
+  journaled_mode(journaled == true)
+  local env = own(fresh_env(nondeterministic and VIEWS.math or VIEWS.math_det))
+  if journaled then
+    env.pairs, env.next, env.tostring = det_pairs, det_next, det_tostring
+    env.string = VIEWS.string_det
+  end
+  return env
 end
 
 -- Lightweight processes share one state: what `new_env` copies into each
@@ -557,6 +697,7 @@ end
 -- by the engine's `factory_source`), also its main function: one call from
 -- the engine per process.
 local function new_light_env(nondeterministic, factory)
+  if DET.on then journaled_mode(false) end
   local env = setmetatable({ _G = false }, light_mt(nondeterministic == true))
   env._G = env
   if factory then return env, {}, factory(env) end

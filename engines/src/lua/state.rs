@@ -674,6 +674,12 @@ pub(crate) fn new_state(output: &Output) -> mlua::Result<Lua> {
         lua.create_function(|lua, msg: String| error_to_lua(lua, Error::invalid(msg)))?,
     )?;
     r.raw_set(
+        "nondeterminism",
+        lua.create_function(|lua, msg: String| {
+            error_to_lua(lua, Error::new(ErrorKind::Nondeterminism, msg))
+        })?,
+    )?;
+    r.raw_set(
         "require",
         lua.create_function(|lua, name: mlua::Value| require(lua, name))?,
     )?;
