@@ -109,9 +109,14 @@ fn tables_are_named_by_first_print_and_addresses_are_refused() {
     assert_eq!(
         field("names"),
         Value::Array(
-            ["table: #1", "function: #2", "table: #1", "function: #2|table: #1"]
-                .map(Value::from)
-                .to_vec()
+            [
+                "table: #1",
+                "function: #2",
+                "table: #1",
+                "function: #2|table: #1"
+            ]
+            .map(Value::from)
+            .to_vec()
         )
     );
     assert_eq!(field("percent"), Value::from("100%p 1"));

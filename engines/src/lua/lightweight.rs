@@ -216,11 +216,7 @@ impl Lightweight {
         drop(guard);
         // Running out of the state's memory names the state's limit.
         inner.memory_limit = shared.memory_limit;
-        Ok(LightProcess {
-            shared,
-            inner,
-            ctx,
-        })
+        Ok(LightProcess { shared, inner, ctx })
     }
 }
 
