@@ -173,3 +173,71 @@ fn process_spawns_and_messages() {
         Value::from("1")
     );
 }
+
+#[test]
+fn text_helpers_and_regular_expressions() {
+    let t = runtime();
+    let v = t
+        .run(
+            r#"
+        local text = require("text")
+        local out = {}
+        out.split = text.split("a,b,,c", ",")
+        out.fields = text.split("  GET   /index.html HTTP/1.1 ")
+        out.trim = { text.trim("  hi \n"), text.trim("xxhixx", "x"), text.trim_end("hi  ") }
+        out.replace = { text.replace("a-b-c", "-", "+"), text.replace("a-b-c", "-", "+", 1) }
+        out.case = { text.upper("straße"), text.lower("ÀB") }
+        out.affixes = { text.starts_with("troupe", "tro"), text.ends_with("troupe", "pe"), text.contains("troupe", "x") }
+        out.pad = { text.pad("7", 3, { char = "0", side = "left" }), text.pad("ab", 4) }
+        out.match = { text.match("order-42", "^order-\\d+$"), text.match("order-x", "^order-\\d+$") }
+        local m = text.find("id=ada@example.com", "(?P<user>\\w+)@(?P<host>[\\w.]+)")
+        out.find = { m.match, m.start, m.stop, m.groups.user, m.groups["2"] }
+        out.none = text.find("nothing here", "\\d") == nil
+        out.all = text.find_all("a1 b22 c333", "\\d+")
+        out.swap = text.replace_regex("ada lovelace", "(\\w+) (\\w+)", "$2, $1")
+        local ok, err = pcall(text.match, "x", "(")
+        out.bad = err:kind()
+        local _, big = pcall(text.pad, "x", 1e12)
+        out.big = big:kind()
+        return out
+    "#,
+        )
+        .unwrap();
+    assert_eq!(
+        v,
+        value!({
+            "split": ["a", "b", "", "c"],
+            "fields": ["GET", "/index.html", "HTTP/1.1"],
+            "trim": ["hi", "hi", "hi"],
+            "replace": ["a+b+c", "a+b-c"],
+            "case": ["STRASSE", "àb"],
+            "affixes": [true, true, false],
+            "pad": ["007", "ab  "],
+            "match": [true, false],
+            "find": ["ada@example.com", 4, 18, "ada", "example.com"],
+            "none": true,
+            "all": ["1", "22", "333"],
+            "swap": "lovelace, ada",
+            "bad": "INVALID",
+            "big": "LIMIT_EXCEEDED"
+        })
+    );
+}
+
+#[test]
+fn the_references_user_script_asks_for_json_and_text() {
+    let t = runtime();
+    let v = t
+        .run(
+            r#"
+        local runner = require("eval_runner")
+        return runner.run{
+          source = "local text = require('text') return require('json').encode(text.split(input, ','))",
+          args = {"a,b"},
+          modules = {"json", "text"},
+        }
+    "#,
+        )
+        .unwrap();
+    assert_eq!(v, value!(r#"["a","b"]"#));
+}

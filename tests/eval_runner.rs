@@ -157,7 +157,11 @@ fn context_and_custom_modules() {
             custom_modules = {cfg = {limits = {rate = 5}}},
         }
         local _, fn = runner.run{source = "return 1", custom_modules = {f = {go = print}}}
-        return {greeting, rate, ro:kind(), fn:kind()}
+        -- The reference's own example: custom modules are globals too.
+        local version = runner.run{source = "return sdk.version", custom_modules = {sdk = {version = "1.0.0"}}}
+        local same = runner.run{source = "return sdk == require('sdk')", custom_modules = {sdk = {version = "1.0.0"}}}
+        local _, ro_global = runner.run{source = "sdk.version = '2'", custom_modules = {sdk = {version = "1.0.0"}}}
+        return {greeting, rate, ro:kind(), fn:kind(), version, same, ro_global:kind()}
     "#);
     assert_eq!(
         v,
@@ -166,6 +170,9 @@ fn context_and_custom_modules() {
             Value::Int(10),
             s("PERMISSION_DENIED"),
             s("INVALID"),
+            s("1.0.0"),
+            Value::Bool(true),
+            s("PERMISSION_DENIED"),
         ]))
     );
 }

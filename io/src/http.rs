@@ -318,6 +318,7 @@ fn types() -> Types {
 /// The `http` module definition.
 pub(crate) fn definition() -> ModuleDef {
     ModuleDef::new("http")
+        .alias("http_client")
         .describe("HTTP requests")
         .class(Class::Network)
         .types(types())

@@ -169,6 +169,34 @@ fn status_headers_and_body_come_back() {
 }
 
 #[test]
+fn http_client_is_the_http_module_under_the_references_name() {
+    let (base, _) = start_server();
+    let http = Http::new().unwrap();
+    let code = format!(
+        r#"
+        local client = require("http_client")
+        return {{client.get("{base}/hello").body, client.get == require("http").get}}
+        "#
+    );
+    // Allowed by its class, by the alias alone, or by the real name alone.
+    for policy in [
+        policy(),
+        Policy::deny_all().allow_module("http_client"),
+        Policy::deny_all().allow_module("http"),
+    ] {
+        let v = run(&[&http], policy, &code).unwrap();
+        assert_eq!(json(&v), json!(["hello", true]));
+    }
+    // Denying either name denies the module.
+    let denied = r#"local ok, e = pcall(require, "http_client") return e:kind()"#;
+    let v = run(&[&http], policy().deny_module("http"), denied).unwrap();
+    assert_eq!(json(&v), json!("PERMISSION_DENIED"));
+    let denied = r#"local ok, e = pcall(require, "http") return e:kind()"#;
+    let v = run(&[&http], policy().deny_module("http_client"), denied).unwrap();
+    assert_eq!(json(&v), json!("PERMISSION_DENIED"));
+}
+
+#[test]
 fn slow_servers_time_out_and_closed_ports_are_unavailable() {
     let (base, _) = start_server();
     let closed = {

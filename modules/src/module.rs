@@ -153,6 +153,8 @@ impl std::fmt::Debug for FunctionDef {
 #[derive(Clone, Debug)]
 pub struct ModuleDef {
     name: String,
+    /// Other names `require` finds it by (see [`ModuleDef::alias`]).
+    aliases: Vec<String>,
     description: String,
     classes: ClassSet,
     functions: Vec<FunctionDef>,
@@ -185,6 +187,7 @@ impl ModuleDef {
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
+            aliases: Vec::new(),
             description: String::new(),
             classes: ClassSet::EMPTY,
             functions: Vec::new(),
@@ -193,6 +196,14 @@ impl ModuleDef {
             handlers: Vec::new(),
             userdata: Vec::new(),
         }
+    }
+
+    /// Another name the module answers to, in `require` and in a policy's
+    /// module lists (e.g. `http_client` for `http`, the reference's name).
+    #[must_use]
+    pub fn alias(mut self, name: impl Into<String>) -> Self {
+        self.aliases.push(name.into());
+        self
     }
 
     /// Sets the one-line description.
@@ -466,6 +477,16 @@ impl ModuleDef {
     /// The module's name, as scripts `require` it.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The other names it answers to ([`ModuleDef::alias`]).
+    pub fn aliases(&self) -> &[String] {
+        &self.aliases
+    }
+
+    /// Its name and its aliases.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.name.as_str()).chain(self.aliases.iter().map(String::as_str))
     }
 
     /// The one-line description.

@@ -217,17 +217,13 @@ impl Policy {
         self.allows_here(module) && self.parent.as_ref().is_none_or(|p| p.allows(module))
     }
 
+    /// A module is named in a list by its name or any of its aliases.
     fn allows_here(&self, module: &ModuleDef) -> bool {
-        let name = module.name();
-        if self.deny_modules.contains(name)
-            || self
-                .only_modules
-                .as_ref()
-                .is_some_and(|o| !o.contains(name))
-        {
+        let named = |list: &BTreeSet<String>| module.names().any(|n| list.contains(n));
+        if named(&self.deny_modules) || self.only_modules.as_ref().is_some_and(|o| !named(o)) {
             return false;
         }
-        self.allow_modules.contains(name) || self.classes.is_superset(module.classes())
+        named(&self.allow_modules) || self.classes.is_superset(module.classes())
     }
 
     /// Whether `action` on `resource` is allowed. An action no rule mentions

@@ -11,6 +11,8 @@ use crate::{ModuleDef, Policy};
 #[derive(Clone, Debug, Default)]
 pub struct ModuleRegistry {
     modules: BTreeMap<String, Arc<ModuleDef>>,
+    /// Each alias and the name of its module.
+    aliases: BTreeMap<String, String>,
 }
 
 impl ModuleRegistry {
@@ -28,8 +30,11 @@ impl ModuleRegistry {
         r
     }
 
-    /// Adds (or replaces) a module.
+    /// Adds (or replaces) a module, with its aliases.
     pub fn insert(&mut self, module: ModuleDef) {
+        for alias in module.aliases() {
+            self.aliases.insert(alias.clone(), module.name().to_owned());
+        }
         self.modules
             .insert(module.name().to_owned(), Arc::new(module));
     }
@@ -38,7 +43,6 @@ impl ModuleRegistry {
     /// name, `PERMISSION_DENIED` for one the policy refuses.
     pub fn resolve(&self, name: &str, policy: &Policy) -> Result<&Arc<ModuleDef>, Error> {
         let module = self
-            .modules
             .get(name)
             .ok_or_else(|| Error::not_found(format!("module {name:?} not found")))?;
         if !policy.allows(module) {
@@ -50,9 +54,13 @@ impl ModuleRegistry {
         Ok(module)
     }
 
-    /// The module called `name`, whatever any policy says.
+    /// The module called `name` (or aliased so), whatever any policy says.
     pub fn get(&self, name: &str) -> Option<&Arc<ModuleDef>> {
-        self.modules.get(name)
+        self.modules.get(name).or_else(|| {
+            self.aliases
+                .get(name)
+                .and_then(|real| self.modules.get(real))
+        })
     }
 
     /// Every module, by name.

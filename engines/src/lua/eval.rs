@@ -70,7 +70,7 @@ fn types() -> Types {
             Field::optional("allow_classes", strings())
                 .doc("classes added to deterministic, encoding, time, nondeterministic; only ones the caller has (`eval.class`)"),
             Field::optional("custom_modules", Type::table(Type::String, Type::Any))
-                .doc("data tables `require` returns by name, read-only"),
+                .doc("read-only data tables by name: globals of the run, and what `require` returns"),
             Field::optional("limits", Type::named("Limits"))
                 .doc("at most the caller's remaining limits"),
         ]

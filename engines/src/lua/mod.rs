@@ -273,7 +273,7 @@ pub(crate) fn prepare(
         ChunkMode::Text => syntax_error(name, &e),
         ChunkMode::Binary => internal(e),
     })?;
-    state::custom_modules(lua, &loaded, &extras.custom).map_err(internal)?;
+    state::custom_modules(lua, &env, &loaded, &extras.custom).map_err(internal)?;
     let mut limits = init.limits;
     if !init.lightweight && limits.max_memory.is_none() {
         // Running out of memory ends this process, not the host.

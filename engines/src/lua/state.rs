@@ -572,9 +572,12 @@ fn arm(lua: &Lua, co: mlua::Thread) -> mlua::Result<mlua::Thread> {
 }
 
 /// Read-only module tables holding `custom` (eval's `custom_modules`),
-/// ready for `require`.
+/// ready for `require` and set as globals of `env` (as the reference's
+/// `runner.run{source = "return sdk.version", custom_modules = {sdk = …}}`
+/// reads them).
 pub(crate) fn custom_modules(
     lua: &Lua,
+    env: &Table,
     loaded: &Table,
     custom: &BTreeMap<String, Value>,
 ) -> mlua::Result<()> {
@@ -593,7 +596,8 @@ pub(crate) fn custom_modules(
         };
         let proxy = lua.create_table()?;
         proxy.set_metatable(Some(readonly.call::<Table>((name.as_str(), inner))?))?;
-        loaded.raw_set(name.as_str(), proxy)?;
+        loaded.raw_set(name.as_str(), &proxy)?;
+        env.raw_set(name.as_str(), proxy)?;
     }
     Ok(())
 }

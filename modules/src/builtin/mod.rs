@@ -1,5 +1,5 @@
 //! The modules every runtime offers: `errors`, `json`, `base64`, `hash`,
-//! `log`, `expr` (pure), `rand`, `uuid`, `workflow` (their commands'
+//! `log`, `expr`, `text` (pure), `rand`, `uuid`, `workflow` (their commands'
 //! handlers travel with their definitions; a workflow's journal answers
 //! `workflow`'s first), and `time`, `process`, `supervisor` (commands
 //! handled by the runtime). Each module's typed commands are declared in
@@ -13,6 +13,7 @@ mod log;
 pub mod process;
 pub mod random;
 pub mod supervisor;
+mod text;
 pub mod time;
 pub mod workflow;
 
@@ -113,6 +114,7 @@ pub fn all() -> Vec<ModuleDef> {
         expr::module(),
         random::rand_module(),
         random::uuid_module(),
+        text::module(),
         workflow::module(),
     ]
 }

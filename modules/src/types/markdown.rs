@@ -60,6 +60,10 @@ fn module_section(out: &mut String, m: &ModuleDef) {
         let _ = writeln!(out, "{}\n", one_line(m.description()));
     }
     let _ = writeln!(out, "Classes: {}.\n", class_list(m.classes()));
+    if !m.aliases().is_empty() {
+        let names: Vec<String> = m.aliases().iter().map(|a| format!("`{a}`")).collect();
+        let _ = writeln!(out, "Also `require`d as {}.\n", names.join(", "));
+    }
     if !m.functions().is_empty() {
         let _ = writeln!(out, "### Functions\n");
         let owner = format!("{}.", m.name());
