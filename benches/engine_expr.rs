@@ -1,87 +1,66 @@
-//! The expressions engine beside the raw `evalexpr` crate, in the same run:
+//! The `expr` module's language beside the raw `expr-lang` crate, in the
+//! same run:
 //!
-//! * `spawn` — spawn + run + exit of a trivial `.expr` process (`1 + x`,
-//!   `x` from the spawn arguments) through a one-worker runtime, against
-//!   evaluating the same precompiled tree with a fresh `HashMapContext`.
-//! * `call` — a host→script function call: `ExprInterpreter::call_function`
-//!   of a registered host function, against evaluating `double(x)` with
-//!   the raw crate.
+//! * `compile` — `troupe_modules::builtin::expr::compile` (source checks,
+//!   the nesting bound, then the crate's parser) against `expr::compile`.
+//! * `run` — a business rule, `price * quantity > 100 and customer.tier in
+//!   ["gold", "platinum"]`, evaluated from Troupe values (converted to
+//!   expr values, run within the budget, converted back) against the raw
+//!   crate running the same program on a prebuilt `expr::Context`.
 //!
 //! Run with `cargo bench --features expr --bench engine_expr`.
 
+use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use evalexpr::{ContextWithMutableFunctions, ContextWithMutableVariables, HashMapContext};
-use troupe::{MemorySource, Runtime, Spawn, Value};
-use troupe_engines::capability::ScriptEngine;
-use troupe_engines::expr::{ExprEngine, ExprInterpreter};
+use troupe::Value;
+use troupe_modules::builtin::expr as troupe_expr;
 
-fn spawn(c: &mut Criterion) {
-    let rt = Runtime::builder()
-        .workers(1)
-        .source(MemorySource::new().with("job.expr", "1 + x"))
-        .engine(ExprEngine::new())
-        .build()
-        .expect("runtime builds");
-    let args: Value = [("x".to_owned(), Value::Int(41))].into_iter().collect();
-    let mut group = c.benchmark_group("engine_expr/spawn");
-    group.bench_function("troupe", |b| {
-        b.iter(|| {
-            let h = rt
-                .spawn(Spawn::script("job.expr").args([args.clone()]))
-                .expect("spawns");
-            assert_eq!(h.join_blocking(), Ok(Value::Int(42)));
-        })
-    });
-    let tree = evalexpr::build_operator_tree("1 + x").expect("compiles");
-    group.bench_function("raw_evalexpr", |b| {
-        b.iter(|| {
-            let mut ctx = HashMapContext::new();
-            ctx.set_value("x".into(), evalexpr::Value::Int(41))
-                .expect("sets");
-            black_box(tree.eval_with_context(&ctx).expect("runs"))
-        })
-    });
-    group.finish();
-    rt.shutdown();
-}
+const RULE: &str = r#"price * quantity > 100 and customer.tier in ["gold", "platinum"]"#;
 
-fn call(c: &mut Criterion) {
-    let mut group = c.benchmark_group("engine_expr/call");
-    let mut interp = ExprInterpreter::new();
-    interp.init().expect("opens");
-    let double = Arc::new(|args: Vec<Value>| match args.as_slice() {
-        [Value::Int(i)] => Ok(Value::Int(i * 2)),
-        _ => Ok(Value::Nil),
-    });
-    let functions = interp.as_functions().expect("has functions");
-    functions
-        .register_function("double", double)
-        .expect("registers");
+fn compile(c: &mut Criterion) {
+    let mut group = c.benchmark_group("engine_expr/compile");
     group.bench_function("troupe", |b| {
-        b.iter(|| {
-            let out = functions
-                .call_function("double", vec![Value::Int(21)])
-                .expect("calls");
-            assert_eq!(out, Value::Int(42));
-        })
+        b.iter(|| black_box(troupe_expr::compile(black_box(RULE)).expect("compiles")))
     });
-    let mut ctx = HashMapContext::new();
-    ctx.set_function(
-        "double".into(),
-        evalexpr::Function::new(|v| Ok(evalexpr::Value::Int(v.as_int()? * 2))),
-    )
-    .expect("registers");
-    ctx.set_value("x".into(), evalexpr::Value::Int(21))
-        .expect("sets");
-    let tree = evalexpr::build_operator_tree("double(x)").expect("compiles");
-    group.bench_function("raw_evalexpr", |b| {
-        b.iter(|| black_box(tree.eval_with_context(&ctx).expect("runs")))
+    group.bench_function("raw_expr_lang", |b| {
+        b.iter(|| black_box(expr::compile(black_box(RULE)).expect("compiles")))
     });
     group.finish();
 }
 
-criterion_group!(benches, spawn, call);
+fn run(c: &mut Criterion) {
+    let mut group = c.benchmark_group("engine_expr/run");
+    let customer: Value = [("tier".to_owned(), Value::from("gold"))]
+        .into_iter()
+        .collect();
+    let vars: BTreeMap<String, Value> = [
+        ("price".to_owned(), Value::Float(10.5)),
+        ("quantity".to_owned(), Value::Int(12)),
+        ("customer".to_owned(), customer),
+    ]
+    .into_iter()
+    .collect();
+    let rule = troupe_expr::compile(RULE).expect("compiles");
+    group.bench_function("troupe", |b| {
+        b.iter(|| assert_eq!(rule.run(&vars), Ok(Value::Bool(true))))
+    });
+    let program = expr::compile(RULE).expect("compiles");
+    let env = expr::Environment::new();
+    group.bench_function("raw_expr_lang", |b| {
+        b.iter(|| {
+            let mut ctx = expr::Context::default();
+            ctx.insert("price", 10.5);
+            ctx.insert("quantity", 12i64);
+            let mut customer = expr::__private::IndexMap::new();
+            customer.insert("tier".to_owned(), expr::Value::from("gold"));
+            ctx.insert("customer", expr::Value::Map(customer));
+            black_box(env.run(&program, &ctx).expect("runs"))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, compile, run);
 criterion_main!(benches);

@@ -6,7 +6,7 @@
 //!            [--data DIR] [--fs-root DIR] [--watch] [--lightweight]
 //! troupe types --out DIR [--allow CLASS,…] [--allow-module M]… [--deny-module M]…
 //! troupe docs
-//! troupe eval [--lang expr|cel|lua|starlark|js|python] 'SRC' [--var NAME=VALUE]… [--timeout D]
+//! troupe eval [--lang expr|cel|evalexpr|lua|starlark|js|python] 'SRC' [--var NAME=VALUE]… [--timeout D]
 //!            [--max-memory B] [--max-instructions N]
 //! troupe workflow run ID FILE [ARGS…] | resume ID | replay ID | show ID [--json]
 //!                 | list [--json] | check [--json] | signal ID TOPIC PAYLOAD | query ID KEY
@@ -98,10 +98,10 @@ impl Command {
     }
 }
 
-/// The languages `troupe eval` takes: `expr` and `cel` (the `expr`
-/// module's language) and every engine compiled in.
+/// The languages `troupe eval` takes: `expr` (the `expr` module's
+/// language, always there) and every engine compiled in.
 fn eval_langs() -> Vec<String> {
-    let mut langs = vec!["expr".to_owned(), "cel".to_owned()];
+    let mut langs = vec!["expr".to_owned()];
     for name in EngineFactory::builtin().names() {
         if !langs.iter().any(|l| l == name) {
             langs.push(name.to_owned());
@@ -129,8 +129,8 @@ struct EvalArgs {
     /// The expression (or chunk) to evaluate.
     source: String,
 
-    /// The language of SOURCE: expr, cel, or an engine compiled in (lua,
-    /// and with their features starlark, js, python, …).
+    /// The language of SOURCE: expr, or an engine compiled in (lua, and
+    /// with their features cel, evalexpr, starlark, js, python, …).
     #[arg(long, default_value = "expr", value_parser = parse_lang)]
     lang: String,
 
@@ -159,6 +159,9 @@ fn eval(args: EvalArgs) -> Result<Value, Error> {
     }
     let factory = EngineFactory::builtin();
     match args.lang.as_str() {
+        // The module, whether or not the `expr` engine is compiled in: one
+        // language, one set of messages.
+        "expr" => troupe_modules::builtin::expr::eval(&args.source, &vars),
         "lua" => {
             let rt = Runtime::builder()
                 .workers(1)
@@ -191,7 +194,7 @@ fn eval(args: EvalArgs) -> Result<Value, Error> {
             engine.close()?;
             result
         }
-        _ => troupe_modules::builtin::expr::eval(&args.source, &vars),
+        other => Err(Error::invalid(format!("unknown language {other:?}"))),
     }
 }
 
@@ -635,9 +638,9 @@ mod tests {
     }
 
     #[test]
-    fn eval_takes_expr_cel_and_every_compiled_in_engine() {
+    fn eval_takes_expr_and_every_compiled_in_engine() {
         let langs = eval_langs();
-        for lang in ["expr", "cel", "lua"] {
+        for lang in ["expr", "lua"] {
             assert!(langs.iter().any(|l| l == lang), "{lang}");
         }
         for name in EngineFactory::builtin().names() {

@@ -39,6 +39,51 @@ pub(crate) fn text<'a>(engine: &str, script: &'a Script) -> Result<&'a str, Erro
         .map_err(|e| Error::invalid(format!("{engine}: {}: not UTF-8: {e}", script.key)))
 }
 
+/// `e` (from the language `lang`, whose messages start `lang: `) naming
+/// the script `key` instead: `key:1:4: …` for a position, `key: …`
+/// otherwise. The kind and details are kept.
+#[cfg(any(feature = "cel", feature = "expr"))]
+pub(crate) fn located(lang: &str, key: &str, e: Error) -> Error {
+    let message = e
+        .message()
+        .strip_prefix(lang)
+        .and_then(|m| m.strip_prefix(": "))
+        .unwrap_or(e.message());
+    let sep = if message.starts_with(|c: char| c.is_ascii_digit()) {
+        ":"
+    } else {
+        ": "
+    };
+    let out = Error::new(e.kind(), format!("{key}{sep}{message}"));
+    match e.details() {
+        Some(details) => out.with_details(details.clone()),
+        None => out,
+    }
+}
+
+/// Calls the function `name` of an expression language: evaluates
+/// `name(_0, _1, …)` with `eval`, the arguments bound as `_0`, `_1`, ….
+#[cfg(any(feature = "cel", feature = "expr"))]
+pub(crate) fn call_by_name(
+    lang: &str,
+    name: &str,
+    args: Vec<Value>,
+    eval: impl FnOnce(&str, &BTreeMap<String, Value>) -> Result<Value, Error>,
+) -> Result<Value, Error> {
+    let identifier = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if !identifier {
+        return Err(Error::invalid(format!(
+            "{lang}: {name:?} is not a function name"
+        )));
+    }
+    let names: Vec<String> = (0..args.len()).map(|i| format!("_{i}")).collect();
+    let src = format!("{name}({})", names.join(", "));
+    let params: BTreeMap<String, Value> = names.into_iter().zip(args).collect();
+    eval(&src, &params)
+}
+
 /// The program as the type its engine compiled; `INTERNAL` for a program
 /// another engine made.
 pub(crate) fn downcast<'a, T: Send + Sync + 'static>(

@@ -59,6 +59,8 @@ impl EngineFactory {
         f.add::<crate::cel::CelEngine, crate::cel::CelInterpreter>();
         #[cfg(feature = "expr")]
         f.add::<crate::expr::ExprEngine, crate::expr::ExprInterpreter>();
+        #[cfg(feature = "evalexpr")]
+        f.add::<crate::evalexpr::EvalexprEngine, crate::evalexpr::EvalexprInterpreter>();
         #[cfg(feature = "js")]
         f.add::<crate::js::JsEngine, crate::js::JsInterpreter>();
         #[cfg(feature = "wasm")]

@@ -12,14 +12,21 @@
 //!
 //! [`EngineFactory::builtin`] knows every engine compiled in, one cargo
 //! feature each: `lua` (default; mlua, Lua 5.4), `js`, `python`, `wasm`,
-//! `starlark`, `cel`, `expr`. [`EnginePool`], [`AutoGrowPool`] and
+//! `starlark`, `cel`, `expr` (expr-lang), `evalexpr`. [`EnginePool`], [`AutoGrowPool`] and
 //! [`Manager`] share instances between tasks, threads and tenants.
 
 pub mod capability;
 #[cfg(feature = "cel")]
 pub mod cel;
-#[cfg(any(feature = "cel", feature = "expr", feature = "starlark"))]
+#[cfg(any(
+    feature = "cel",
+    feature = "expr",
+    feature = "evalexpr",
+    feature = "starlark"
+))]
 mod deterministic;
+#[cfg(feature = "evalexpr")]
+pub mod evalexpr;
 #[cfg(feature = "expr")]
 pub mod expr;
 pub mod factory;
@@ -40,7 +47,8 @@ pub mod python;
     feature = "wasm",
     feature = "starlark",
     feature = "cel",
-    feature = "expr"
+    feature = "expr",
+    feature = "evalexpr"
 ))]
 mod shell;
 #[cfg(feature = "starlark")]

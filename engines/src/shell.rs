@@ -52,7 +52,12 @@ impl<P> Shell<P> {
     }
 
     /// Opens the instance (idempotent).
-    #[cfg(any(feature = "starlark", feature = "cel", feature = "expr"))]
+    #[cfg(any(
+        feature = "starlark",
+        feature = "cel",
+        feature = "expr",
+        feature = "evalexpr"
+    ))]
     pub(crate) fn open(&mut self) {
         self.open = true;
     }
@@ -117,7 +122,8 @@ impl<P> Shell<P> {
         feature = "wasm",
         feature = "starlark",
         feature = "cel",
-        feature = "expr"
+        feature = "expr",
+        feature = "evalexpr"
     ))]
     pub(crate) fn keep(&mut self, key: &str, program: P) {
         self.loaded.insert(key.to_owned(), program);
@@ -129,7 +135,8 @@ impl<P> Shell<P> {
         feature = "python",
         feature = "starlark",
         feature = "cel",
-        feature = "expr"
+        feature = "expr",
+        feature = "evalexpr"
     ))]
     pub(crate) fn loaded(&self, key: &str) -> Result<&P, Error> {
         self.loaded.get(key).ok_or_else(|| not_loaded(key))

@@ -25,6 +25,9 @@ static ALLOC: troupe_engines::python::CountingAllocator = troupe_engines::python
 #[cfg(feature = "cel")]
 #[path = "conformance/cel.rs"]
 mod cel;
+#[cfg(feature = "evalexpr")]
+#[path = "conformance/evalexpr.rs"]
+mod evalexpr;
 #[cfg(feature = "expr")]
 #[path = "conformance/expr.rs"]
 mod expr;
@@ -86,8 +89,14 @@ const ENGINES: &[Lang] = &[
     },
     #[cfg(feature = "expr")]
     Lang {
-        name: "evalexpr",
+        name: "expr",
         case: expr::case,
+        sleepers: 0,
+    },
+    #[cfg(feature = "evalexpr")]
+    Lang {
+        name: "evalexpr",
+        case: evalexpr::case,
         sleepers: 0,
     },
     #[cfg(feature = "starlark")]

@@ -1,6 +1,6 @@
 //! The CEL engine: `.cel` files hold one Common Expression Language
-//! expression (the `expr` module's dialect: the CEL standard library plus
-//! `max`, `min` and `len`), run by the `cel` crate.
+//! expression (the CEL standard library plus `max`, `min` and `len`), run
+//! by the `cel` crate.
 //!
 //! As a process, a `.cel` script runs to completion in its first step and
 //! its value is the process's result. It sees the variable `args` (the
@@ -20,12 +20,14 @@ use cel::extractors::Arguments;
 use cel::{Context, ExecutionError};
 use parking_lot::Mutex;
 use troupe_dispatcher::{Error, Value};
-use troupe_modules::builtin::expr::{self, Expression, from_cel, root_context, to_cel};
+mod lang;
+
+use self::lang::{Expression, from_cel, root_context, to_cel};
 use troupe_runtime::{Engine, Limits, Process, ProcessInit, Program};
 use troupe_sources::Script;
 
 use crate::capability::{Functions, Globals, HostFunction};
-use crate::deterministic::{OneShot, downcast, interpreter, text, variables};
+use crate::deterministic::{OneShot, call_by_name, downcast, interpreter, located, text, variables};
 use crate::shell::Shell;
 
 /// The engine's name and file extension.
@@ -35,21 +37,9 @@ const KIND: &str = "cel";
 /// `key:line:column` (also in the details as `line`, `column`).
 fn compile(script: &Script) -> Result<Arc<Expression>, Error> {
     let src = text(KIND, script)?;
-    expr::compile(src).map(Arc::new).map_err(|e| {
-        let position = e.message().strip_prefix("expr: ").unwrap_or(e.message());
-        let located = Error::invalid(format!("{}:{position}", script.key));
-        match e.details() {
-            Some(details) => located.with_details(details.clone()),
-            None => located,
-        }
-    })
-}
-
-/// A runtime error, prefixed with the script's key (CEL reports no position
-/// at run time).
-fn runtime_error(key: &str, e: Error) -> Error {
-    let message = e.message().strip_prefix("expr: ").unwrap_or(e.message());
-    Error::new(e.kind(), format!("{key}: {message}"))
+    lang::compile(src)
+        .map(Arc::new)
+        .map_err(|e| located(KIND, &script.key, e))
 }
 
 /// The CEL process engine: runs `.cel` files (see the module docs).
@@ -85,7 +75,7 @@ impl Engine for CelEngine {
         }
         let vars = variables(&init.args);
         Ok(OneShot::boxed(move || {
-            expression.run(&vars).map_err(|e| runtime_error(&key, e))
+            expression.run(&vars).map_err(|e| located(KIND, &key, e))
         }))
     }
 }
@@ -206,23 +196,11 @@ impl Functions for CelInterpreter {
 
     /// Calls the host or built-in function `name` with `args`.
     fn call_function(&mut self, name: &str, args: Vec<Value>) -> Result<Value, Error> {
-        let r = self.shell.check().and_then(|()| call(self, name, args));
+        let r = self.shell.check().and_then(|()| {
+            call_by_name(KIND, name, args, |src, params| {
+                self.evaluate(&lang::compile(src)?, params)
+            })
+        });
         self.shell.record(r)
     }
-}
-
-/// `name(_0, _1, …)` with the arguments as variables.
-fn call(cel: &CelInterpreter, name: &str, args: Vec<Value>) -> Result<Value, Error> {
-    let identifier = !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !name.starts_with(|c: char| c.is_ascii_digit());
-    if !identifier {
-        return Err(Error::invalid(format!(
-            "cel: {name:?} is not a function name"
-        )));
-    }
-    let names: Vec<String> = (0..args.len()).map(|i| format!("_{i}")).collect();
-    let params: BTreeMap<String, Value> = names.iter().cloned().zip(args).collect();
-    let expression = expr::compile(&format!("{name}({})", names.join(", ")))?;
-    cel.evaluate(&expression, &params)
 }

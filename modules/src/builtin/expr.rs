@@ -1,14 +1,15 @@
-//! `expr`: small expressions such as `x > 0 ? 'positive' : 'negative'`,
-//! backed by the `cel` crate (the Common Expression Language: ternaries,
-//! lists, maps, indexing, `+` on strings and lists, `&&`/`||`/`!`, macros
-//! like `all`/`exists`/`map`/`filter`) plus `max`, `min` and `len`.
+//! `expr`: the expr language (expr-lang.org, Go-compatible semantics) on
+//! the `expr-lang` crate: business rules such as `price * quantity > 100`,
+//! `"ell" in name`, `all(items, # > 0)` or `user.name ?? "anon"`. Each
+//! evaluation has a budget of steps and memory (the crate is vendored with
+//! it, see `vendor/expr-lang/PATCHED.md`): `map(1..100000000, # * 2)` ends
+//! with `LIMIT_EXCEEDED` instead of filling the host's memory.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, LazyLock};
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
-use cel::extractors::Arguments;
-use cel::objects::{Key, Map};
-use cel::{Context, ExecutionError, Program};
+use expr::{Budget, Context, Environment, Program};
+use indexmap::IndexMap;
 use troupe_dispatcher::{Error, ErrorKind, Value};
 
 use crate::types::{Decl, Signature, Type, Types};
@@ -31,7 +32,7 @@ pub const MAX_NESTING: usize = 64;
 /// characters or more than [`MAX_NESTING`] levels of brackets, counted
 /// outside string literals. A cheap, conservative bound taken before the
 /// recursive parser ever runs.
-fn check_depth(src: &str) -> Result<(), Error> {
+pub fn check_depth(lang: &str, src: &str) -> Result<(), Error> {
     let (mut operators, mut depth, mut deepest) = (0usize, 0usize, 0usize);
     let mut chars = src.chars();
     while let Some(c) = chars.next() {
@@ -63,56 +64,32 @@ fn check_depth(src: &str) -> Result<(), Error> {
     let limit = |what: String| Err(Error::new(ErrorKind::LimitExceeded, what));
     if deepest > MAX_NESTING {
         return limit(format!(
-            "expr: nesting of {deepest} levels is deeper than the limit of {MAX_NESTING}"
+            "{lang}: nesting of {deepest} levels is deeper than the limit of {MAX_NESTING}"
         ));
     }
     if operators > MAX_OPERATORS {
         return limit(format!(
-            "expr: {operators} operators are more than the limit of {MAX_OPERATORS}"
+            "{lang}: {operators} operators are more than the limit of {MAX_OPERATORS}"
         ));
     }
     Ok(())
 }
 
-/// The root context: the CEL standard library plus `max`, `min`, `len`.
-/// Shared by every evaluation; variables live in a child scope per run.
-static ROOT: LazyLock<Context<'static, 'static>> = LazyLock::new(root_context);
+/// What one evaluation may spend: nodes evaluated, and array elements
+/// plus 8-byte string units allocated (about 64 MB at most).
+pub const BUDGET: Budget = Budget {
+    steps: 10_000_000,
+    memory: 1_000_000,
+};
 
-/// A new root context: the CEL standard library plus `max`, `min`, `len`.
-/// Embedders add their own functions to it (only a root context takes
-/// functions) and run expressions in it with [`Expression::run_in`].
-pub fn root_context() -> Context<'static, 'static> {
-    let mut ctx = Context::default();
-    // These names are not declared by the standard library, so adding them
-    // cannot conflict; a failure would only hide the function.
-    let _ = ctx.add_function("max", cel::functions::max);
-    let _ = ctx.add_function("min", cel::functions::min);
-    let _ = ctx.add_function("len", len);
-    ctx
-}
-
-/// `len(x)`: characters of a string, bytes of bytes, items of a list or map.
-fn len(Arguments(args): Arguments) -> Result<cel::Value, ExecutionError> {
-    let n = match args.as_slice() {
-        [cel::Value::String(s)] => s.chars().count(),
-        [cel::Value::Bytes(b)] => b.len(),
-        [cel::Value::List(l)] => l.len(),
-        [cel::Value::Map(m)] => m.map.len(),
-        [other] => {
-            return Err(ExecutionError::function_error(
-                "len",
-                format!("len() of a {} is undefined", other.type_of()),
-            ));
-        }
-        many => {
-            return Err(ExecutionError::InvalidArgumentCount {
-                expected: 1,
-                actual: many.len(),
-            });
-        }
-    };
-    Ok(cel::Value::Int(i64::try_from(n).unwrap_or(i64::MAX)))
-}
+/// The environment every expression runs in: expr's built-in functions
+/// (no `now`, `date`, `duration` or `timezone`: the module is
+/// deterministic) and [`BUDGET`].
+static ENVIRONMENT: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_budget(BUDGET);
+    env
+});
 
 /// A compiled expression; run it any number of times with different
 /// variables.
@@ -131,6 +108,25 @@ impl std::fmt::Debug for Expression {
     }
 }
 
+/// Where a syntax error is, 1-based (1:1 when the parser does not say).
+fn position(e: &expr::Error) -> (usize, usize) {
+    match e {
+        expr::Error::PestError(p) => match p.line_col {
+            pest::error::LineColLocation::Pos(at) | pest::error::LineColLocation::Span(at, _) => at,
+        },
+        _ => (1, 1),
+    }
+}
+
+/// The one-line message of a syntax error (pest's own text draws arrows
+/// over several lines).
+fn syntax_message(e: &expr::Error) -> String {
+    match e {
+        expr::Error::PestError(p) => p.variant.message().into_owned(),
+        other => other.to_string(),
+    }
+}
+
 /// Compiles `src`. A syntax error is `INVALID` with the line and column in
 /// the message (`expr: 1:4: …`) and in the details (`{line, column}`).
 pub fn compile(src: &str) -> Result<Expression, Error> {
@@ -140,20 +136,18 @@ pub fn compile(src: &str) -> Result<Expression, Error> {
             src.len()
         )));
     }
-    check_depth(src)?;
-    Program::compile(src)
+    check_depth("expr", src)?;
+    guarded(|| expr::compile(src))?
         .map(|program| Expression {
             program,
             source: src.to_owned(),
         })
-        .map_err(|errors| {
-            let first = errors.errors.first();
-            let (line, column) = first.map_or((1, 1), |e| e.pos);
-            let msg = first.map_or_else(|| errors.to_string(), |e| e.msg.clone());
-            Error::invalid(format!("expr: {line}:{column}: {msg}")).with_details(
+        .map_err(|e| {
+            let (line, column) = position(&e);
+            Error::invalid(format!("expr: {line}:{column}: {}", syntax_message(&e))).with_details(
                 [
-                    ("line".to_owned(), Value::Int(line as i64)),
-                    ("column".to_owned(), Value::Int(column as i64)),
+                    ("line".to_owned(), Value::Int(i64::try_from(line).unwrap_or(0))),
+                    ("column".to_owned(), Value::Int(i64::try_from(column).unwrap_or(0))),
                 ]
                 .into_iter()
                 .collect(),
@@ -161,27 +155,56 @@ pub fn compile(src: &str) -> Result<Expression, Error> {
         })
 }
 
+/// Runs `f`, turning a panic of the expr-lang crate (it has a few on
+/// unusual input) into `INVALID` instead of taking the caller down.
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
+        let why = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("unknown");
+        Error::invalid(format!("expr: unsupported expression (the evaluator failed: {why})"))
+    })
+}
+
+/// An evaluation error: past the budget `LIMIT_EXCEEDED`, anything else
+/// (an unknown name, a type mismatch, division by zero) `INVALID`.
+fn run_error(e: &expr::Error) -> Error {
+    let kind = match e {
+        expr::Error::BudgetExceeded(_) => ErrorKind::LimitExceeded,
+        _ => ErrorKind::Invalid,
+    };
+    Error::new(kind, format!("expr: {e}"))
+}
+
 impl Expression {
-    /// Evaluates the expression with `vars` as its variables. An evaluation
-    /// error (an unknown name, a type mismatch, division by zero, an index
-    /// out of range) is `INVALID`.
+    /// Evaluates the expression with `vars` as its variables (see
+    /// [`run_error`] for its errors).
     pub fn run(&self, vars: &BTreeMap<String, Value>) -> Result<Value, Error> {
-        let mut ctx = ROOT.new_inner_scope();
+        let mut ctx = Context::default();
         for (name, v) in vars {
-            ctx.add_variable_from_value(name.as_str(), to_cel(v));
+            ctx.insert(name.as_str(), to_expr(v));
         }
-        self.run_in(&ctx)
+        self.run_in(&ENVIRONMENT, &ctx)
     }
 
-    /// Evaluates the expression in `ctx` (its variables and functions), with
-    /// the same errors as [`Expression::run`].
-    pub fn run_in(&self, ctx: &Context) -> Result<Value, Error> {
-        let out = self
-            .program
-            .execute(ctx)
-            .map_err(|e| Error::invalid(format!("expr: {e}")))?;
-        from_cel(&out)
+    /// Evaluates the expression in `env` (its functions, which embedders
+    /// extend) with `ctx`'s variables, with the same errors as
+    /// [`Expression::run`].
+    pub fn run_in(&self, env: &Environment<'_>, ctx: &Context) -> Result<Value, Error> {
+        let out = guarded(|| env.run(&self.program, ctx))?.map_err(|e| run_error(&e))?;
+        from_expr(out)
     }
+}
+
+/// A new environment as the module's: expr's functions and [`BUDGET`].
+/// Embedders add their own functions to it and run expressions in it with
+/// [`Expression::run_in`].
+pub fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_budget(BUDGET);
+    env
 }
 
 /// Compiles and evaluates `src` once.
@@ -189,61 +212,63 @@ pub fn eval(src: &str, vars: &BTreeMap<String, Value>) -> Result<Value, Error> {
     compile(src)?.run(vars)
 }
 
-/// A Troupe value as a CEL value (`Nil` is `null`, maps have string keys).
-pub fn to_cel(v: &Value) -> cel::Value {
+/// A Troupe value as an expr value (`Nil` is `nil`, maps keep their
+/// sorted key order).
+pub fn to_expr(v: &Value) -> expr::Value {
     match v {
-        Value::Nil => cel::Value::Null,
-        Value::Bool(b) => cel::Value::Bool(*b),
-        Value::Int(i) => cel::Value::Int(*i),
-        Value::Float(f) => cel::Value::Float(*f),
-        Value::String(s) => cel::Value::String(Arc::new(s.clone())),
-        Value::Bytes(b) => cel::Value::Bytes(Arc::new(b.clone())),
-        Value::Array(a) => cel::Value::List(Arc::new(a.iter().map(to_cel).collect())),
-        Value::Map(m) => {
-            let map: HashMap<Key, cel::Value> = m
-                .iter()
-                .map(|(k, v)| (Key::String(Arc::new(k.clone())), to_cel(v)))
-                .collect();
-            cel::Value::Map(Map { map: Arc::new(map) })
-        }
+        Value::Nil => expr::Value::Nil,
+        Value::Bool(b) => expr::Value::Bool(*b),
+        Value::Int(i) => expr::Value::Integer(*i),
+        Value::Float(f) => expr::Value::Float(*f),
+        Value::String(s) => expr::Value::String(s.clone()),
+        Value::Bytes(b) => expr::Value::Bytes(b.clone()),
+        Value::Array(a) => expr::Value::Array(a.iter().map(to_expr).collect()),
+        Value::Map(m) => expr::Value::Map(
+            m.iter()
+                .map(|(k, v)| (k.clone(), to_expr(v)))
+                .collect::<IndexMap<_, _>>(),
+        ),
     }
 }
 
-/// A CEL value as a Troupe value: unsigned integers become integers (floats
-/// past `i64::MAX`), map keys become strings; durations, timestamps and
-/// functions cannot leave an expression (`INVALID`).
-pub fn from_cel(v: &cel::Value) -> Result<Value, Error> {
+/// An expr value as a Troupe value. A map with keys other than strings
+/// has them written as text (as Lua tables with integer keys are); a key
+/// that is itself a list or a map is `INVALID`.
+pub fn from_expr(v: expr::Value) -> Result<Value, Error> {
     Ok(match v {
-        cel::Value::Null => Value::Nil,
-        cel::Value::Bool(b) => Value::Bool(*b),
-        cel::Value::Int(i) => Value::Int(*i),
-        cel::Value::UInt(u) => match i64::try_from(*u) {
-            Ok(i) => Value::Int(i),
-            Err(_) => Value::Float(*u as f64),
-        },
-        cel::Value::Float(f) => Value::Float(*f),
-        cel::Value::String(s) => Value::String(s.to_string()),
-        cel::Value::Bytes(b) => Value::Bytes(b.to_vec()),
-        cel::Value::List(l) => Value::Array(l.iter().map(from_cel).collect::<Result<_, _>>()?),
-        cel::Value::Map(m) => {
-            let mut out = BTreeMap::new();
-            for (k, v) in m.map.iter() {
-                let key = match k {
-                    Key::String(s) => s.to_string(),
-                    Key::Int(i) => i.to_string(),
-                    Key::Uint(u) => u.to_string(),
-                    Key::Bool(b) => b.to_string(),
-                };
-                out.insert(key, from_cel(v)?);
-            }
-            Value::Map(out)
-        }
-        other => {
-            return Err(Error::invalid(format!(
-                "expr: a {} cannot leave an expression",
-                other.type_of()
-            )));
-        }
+        expr::Value::Nil => Value::Nil,
+        expr::Value::Bool(b) => Value::Bool(b),
+        expr::Value::Integer(i) => Value::Int(i),
+        expr::Value::Float(f) => Value::Float(f),
+        expr::Value::String(s) => Value::String(s),
+        expr::Value::Bytes(b) => Value::Bytes(b),
+        expr::Value::Array(a) => Value::Array(a.into_iter().map(from_expr).collect::<Result<_, _>>()?),
+        expr::Value::Map(m) => Value::Map(
+            m.into_iter()
+                .map(|(k, v)| Ok((k, from_expr(v)?)))
+                .collect::<Result<_, Error>>()?,
+        ),
+        expr::Value::KeyedMap(pairs) => Value::Map(
+            pairs
+                .into_iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        expr::Value::String(s) => s,
+                        expr::Value::Integer(i) => i.to_string(),
+                        expr::Value::Float(f) => f.to_string(),
+                        expr::Value::Bool(b) => b.to_string(),
+                        expr::Value::Nil => "nil".to_owned(),
+                        other => {
+                            return Err(Error::invalid(format!(
+                                "expr: a map keyed by {} cannot leave an expression",
+                                other.to_string()
+                            )));
+                        }
+                    };
+                    Ok((key, from_expr(v)?))
+                })
+                .collect::<Result<_, Error>>()?,
+        ),
     })
 }
 
@@ -303,7 +328,7 @@ fn types() -> Types {
 /// `program:run(vars?)` → value, err.
 pub(super) fn module() -> ModuleDef {
     ModuleDef::new("expr")
-        .describe("Expressions (CEL syntax) with max, min and len")
+        .describe("The expr language (expr-lang.org): rules and expressions, with a budget per evaluation")
         .class(Class::Deterministic)
         .types(types())
         .function("eval", |_cx, args| {
@@ -381,15 +406,52 @@ mod tests {
 
     #[test]
     fn evaluation_errors_are_invalid() {
-        for src in ["nope + 1", "1 / 0", "[1][5]", "'a' + 1"] {
-            assert_eq!(
-                run(src, &[]).unwrap_err().kind(),
-                ErrorKind::Invalid,
-                "{src}"
-            );
+        for src in ["nope + 1", "int('x')", "'a' - 1", "'a' + 1", "{'n': nope + 1}"] {
+            let got = run(src, &[]);
+            assert_eq!(got.map_err(|e| e.kind()), Err(ErrorKind::Invalid), "{src}");
         }
         let long = "1 + ".repeat(MAX_SOURCE_LEN / 4) + "1";
         assert_eq!(run(&long, &[]).unwrap_err().kind(), ErrorKind::Invalid);
+    }
+
+    /// Business rules as users of the expr language write them.
+    #[test]
+    fn ordinary_rules_follow_the_expr_language() {
+        let price = [("price", Value::Float(10.5)), ("quantity", Value::Int(2))];
+        assert_eq!(run("price * quantity", &price), Ok(Value::Float(21.0)));
+        assert_eq!(run("10 / 4", &[]), Ok(Value::Float(2.5)));
+        assert_eq!(run("2 ** 3", &[]), Ok(Value::Float(8.0)));
+        assert_eq!(run(r#""hello" contains "ell""#, &[]), Ok(Value::Bool(true)));
+        let ab = [("a", Value::Bool(true)), ("b", Value::Bool(false))];
+        assert_eq!(run("a and b", &ab), Ok(Value::Bool(false)));
+        assert_eq!(run("x == nil", &[("x", Value::Nil)]), Ok(Value::Bool(true)));
+        let items = [("items", Value::Array(vec![Value::Int(1), Value::Int(2)]))];
+        assert_eq!(run("all(items, # > 0)", &items), Ok(Value::Bool(true)));
+        assert_eq!(run(r#"name ?? "anon""#, &[("name", Value::Nil)]), Ok(Value::from("anon")));
+    }
+
+    /// A runaway expression ends with LIMIT_EXCEEDED before it allocates
+    /// what it asks for.
+    #[test]
+    fn runaway_expressions_exhaust_their_budget_not_the_host() {
+        for src in [
+            "map(1..100000000, # * 2)",
+            "len(1..9223372036854775807)",
+            "map(1..2000, {1..2000})",
+            "reduce(1..900000, #acc + #, 0) + reduce(1..900000, #acc + #, 0)",
+            r#"let a = repeat("x", 1000000); let b = repeat(a, 1000); len(b)"#,
+        ] {
+            let err = run(src, &[]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::LimitExceeded, "{src}: {err}");
+        }
+        // A big variable referenced over and over is charged each time.
+        let big = Value::Array(vec![Value::Int(1); 100_000]);
+        let err = run("map(1..100, len(big) + #)", &[("big", big)]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::LimitExceeded);
+        // Within the budget: a range of a hundred thousand.
+        assert_eq!(run("sum(1..100000)", &[]), Ok(Value::Int(5_000_050_000)));
+        // The budget is per evaluation: the next one starts afresh.
+        assert_eq!(run("len(1..900000)", &[]), Ok(Value::Int(900_000)));
     }
 
     #[test]
@@ -398,7 +460,7 @@ mod tests {
             .into_iter()
             .collect();
         assert_eq!(
-            run("{'n': m.k[0] + 1, 'l': [true, null]}", &[("m", m)]),
+            run("let n = m.k[0] + 1; {'n': 2, 'l': [true, nil]}", &[("m", m)]),
             Ok([
                 ("n".to_owned(), Value::Int(2)),
                 (

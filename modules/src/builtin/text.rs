@@ -238,7 +238,8 @@ fn str_param(name: &str) -> (&str, Type) {
     (name, Type::String)
 }
 
-fn signature(doc: &str, params: &[(&str, Type)], returns: Type) -> Signature {
+/// A function that cannot fail on arguments of the right types.
+fn plain(doc: &str, params: &[(&str, Type)], returns: Type) -> Signature {
     params
         .iter()
         .fold(Signature::new(doc), |sig, (name, ty)| {
@@ -247,15 +248,21 @@ fn signature(doc: &str, params: &[(&str, Type)], returns: Type) -> Signature {
         .returns(returns)
 }
 
+/// A function that returns `nil, err` when its result would be too big
+/// or its pattern is bad (`LIMIT_EXCEEDED`, `INVALID`).
+fn signature(doc: &str, params: &[(&str, Type)], returns: Type) -> Signature {
+    plain(doc, params, returns).fallible()
+}
+
 fn types() -> Types {
     let opt_int = |name| (name, Type::optional(Type::Integer));
     let s = || str_param("s");
     let pattern = || str_param("pattern");
     let predicate =
-        |doc: &str, other: &str| signature(doc, &[s(), str_param(other)], Type::Boolean);
+        |doc: &str, other: &str| plain(doc, &[s(), str_param(other)], Type::Boolean);
     let string_fn = |doc: &str| signature(doc, &[s()], Type::String);
     let trim_fn = |doc: &str| {
-        signature(
+        plain(
             doc,
             &[s(), ("chars", Type::optional(Type::String))],
             Type::String,

@@ -1,12 +1,12 @@
 //! The expressions engine (evalexpr) as a process and as an embedded
 //! interpreter.
-#![cfg(feature = "expr")]
+#![cfg(feature = "evalexpr")]
 
 use std::sync::Arc;
 
 use troupe_dispatcher::{Error, ErrorKind, Value};
 use troupe_engines::capability::ScriptEngine;
-use troupe_engines::expr::{ExprEngine, ExprInterpreter};
+use troupe_engines::evalexpr::{EvalexprEngine, EvalexprInterpreter};
 use troupe_runtime::{Runtime, Spawn};
 use troupe_sources::MemorySource;
 
@@ -14,10 +14,10 @@ fn spawn(code: &str, args: Vec<Value>) -> Result<Value, Error> {
     let rt = Runtime::builder()
         .workers(1)
         .source(MemorySource::new())
-        .engine(ExprEngine::new())
+        .engine(EvalexprEngine::new())
         .build()?;
     let result = rt
-        .spawn_code(Spawn::script("job.expr").args(args), code)
+        .spawn_code(Spawn::script("job.evalexpr").args(args), code)
         .and_then(|h| h.join_blocking());
     rt.shutdown();
     result
@@ -54,13 +54,13 @@ fn errors_name_the_script() {
     for src in ["1 +", "nope + 1", "1 / 0"] {
         let e = spawn(src, vec![]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Invalid, "{src}");
-        assert!(e.message().starts_with("job.expr: "), "{}", e.message());
+        assert!(e.message().starts_with("job.evalexpr: "), "{}", e.message());
     }
 }
 
 #[test]
 fn the_interpreter_keeps_globals_and_calls_host_functions() -> Result<(), Error> {
-    let mut ex = ExprInterpreter::new();
+    let mut ex = EvalexprInterpreter::new();
     ex.init()?;
     ex.as_globals()?.set_global("x", Value::Int(40))?;
     ex.as_executor()?.execute_string("y = x + 1")?;
@@ -98,24 +98,24 @@ fn the_interpreter_keeps_globals_and_calls_host_functions() -> Result<(), Error>
 
 #[test]
 fn the_interpreter_loads_resets_and_closes() -> Result<(), Error> {
-    let mut ex = ExprInterpreter::new();
+    let mut ex = EvalexprInterpreter::new();
     ex.init()?;
     let source = MemorySource::new();
     source
-        .insert("a.expr", "1 + 1")
+        .insert("a.evalexpr", "1 + 1")
         .map_err(|e| Error::internal(e.to_string()))?;
     ex.as_loader()?.bind_source(Arc::new(source));
-    ex.as_loader()?.load_many(&["a.expr"])?;
+    ex.as_loader()?.load_many(&["a.evalexpr"])?;
     ex.as_loader()?.load_string("b", "\"b\" + \"c\"")?;
     assert_eq!(
-        ex.as_executor()?.execute_many(&["a.expr", "b"])?,
+        ex.as_executor()?.execute_many(&["a.evalexpr", "b"])?,
         vec![Value::Int(2), Value::String("bc".into())]
     );
     ex.as_globals()?.set_global("x", Value::Int(1))?;
     ex.reset()?;
     assert_eq!(ex.as_globals()?.get_global("x")?, Value::Nil);
     assert_eq!(
-        ex.as_executor()?.execute("a.expr").unwrap_err().kind(),
+        ex.as_executor()?.execute("a.evalexpr").unwrap_err().kind(),
         ErrorKind::NotFound
     );
     ex.close()?;
