@@ -76,7 +76,7 @@ fn compiled_programs_run_with_different_variables() {
         local prog = assert(expr.compile("price * qty > limit ? 'review' : 'ok'"))
         local a = prog:run({price = 10, qty = 3, limit = 20})
         local b = prog:run({price = 1, qty = 3, limit = 20})
-        local items = assert(expr.compile("map(filter(items, .n > 1), .name)")):run({
+        local items = assert(expr.compile("map(filter(items, #.n > 1), #.name)")):run({
             items = {{name = "a", n = 1}, {name = "b", n = 2}, {name = "c", n = 3}},
         })
         local ok, misuse = pcall(prog.run, {price = 1})

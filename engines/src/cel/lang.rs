@@ -9,7 +9,7 @@ use cel::extractors::Arguments;
 use cel::objects::{Key, Map};
 use cel::{Context, ExecutionError, Program};
 use troupe_dispatcher::{Error, Value};
-use troupe_modules::builtin::expr::{MAX_SOURCE_LEN, check_depth};
+use troupe_modules::builtin::expr::{MAX_CEL_OPERATORS, MAX_SOURCE_LEN, check_depth};
 
 /// The root context: the CEL standard library plus `max`, `min`, `len`.
 /// Shared by every evaluation; variables live in a child scope per run.
@@ -72,7 +72,7 @@ pub fn compile(src: &str) -> Result<Expression, Error> {
             src.len()
         )));
     }
-    check_depth("cel", src)?;
+    check_depth("cel", src, MAX_CEL_OPERATORS)?;
     Program::compile(src)
         .map(|program| Expression { program })
         .map_err(|errors| {
@@ -170,4 +170,3 @@ pub fn from_cel(v: &cel::Value) -> Result<Value, Error> {
         }
     })
 }
-

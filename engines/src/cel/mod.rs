@@ -27,7 +27,9 @@ use troupe_runtime::{Engine, Limits, Process, ProcessInit, Program};
 use troupe_sources::Script;
 
 use crate::capability::{Functions, Globals, HostFunction};
-use crate::deterministic::{OneShot, call_by_name, downcast, interpreter, located, text, variables};
+use crate::deterministic::{
+    OneShot, call_by_name, downcast, interpreter, located, text, variables,
+};
 use crate::shell::Shell;
 
 /// The engine's name and file extension.

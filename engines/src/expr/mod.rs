@@ -24,7 +24,9 @@ use troupe_runtime::{Engine, Limits, Process, ProcessInit, Program};
 use troupe_sources::Script;
 
 use crate::capability::{Functions, Globals, HostFunction};
-use crate::deterministic::{OneShot, call_by_name, downcast, interpreter, located, text, variables};
+use crate::deterministic::{
+    OneShot, call_by_name, downcast, interpreter, located, text, variables,
+};
 use crate::shell::Shell;
 
 /// The engine's name and file extension.
@@ -81,9 +83,7 @@ impl Engine for ExprEngine {
         }
         let vars = variables(&init.args);
         Ok(OneShot::boxed(move || {
-            expression
-                .run(&vars)
-                .map_err(|e| located(KIND, &key, e))
+            expression.run(&vars).map_err(|e| located(KIND, &key, e))
         }))
     }
 }

@@ -19,20 +19,25 @@ use crate::{Args, CallError, Class, ModuleDef, Ret, UserData, UserType};
 pub const MAX_SOURCE_LEN: usize = 64 * 1024;
 
 /// Expressions with more operator characters than this are refused
-/// (`LIMIT_EXCEEDED`): the parser and the evaluator recurse once per
-/// operator of a chain (`1+1+…`), so this bounds their stack use.
-pub const MAX_OPERATORS: usize = 1000;
+/// (`LIMIT_EXCEEDED`): the expr-lang parser and evaluator recurse once per
+/// operator of a chain (`1+1+…`), about 2 KiB of stack each; 950 already
+/// fill a 2 MiB thread, so this leaves room for the caller's own frames.
+pub const MAX_OPERATORS: usize = 400;
+
+/// The operator bound of CEL (the `cel` engine), whose parser and
+/// evaluator take less stack per operator.
+pub const MAX_CEL_OPERATORS: usize = 1000;
 
 /// Expressions nested deeper than this (parentheses, brackets, braces)
 /// are refused (`LIMIT_EXCEEDED`), for the same reason.
 pub const MAX_NESTING: usize = 64;
 
 /// Refuses an expression whose parse tree could be deep enough to
-/// overflow a thread's stack: more than [`MAX_OPERATORS`] operator
+/// overflow a thread's stack: more than `max_operators` operator
 /// characters or more than [`MAX_NESTING`] levels of brackets, counted
 /// outside string literals. A cheap, conservative bound taken before the
 /// recursive parser ever runs.
-pub fn check_depth(lang: &str, src: &str) -> Result<(), Error> {
+pub fn check_depth(lang: &str, src: &str, max_operators: usize) -> Result<(), Error> {
     let (mut operators, mut depth, mut deepest) = (0usize, 0usize, 0usize);
     let mut chars = src.chars();
     while let Some(c) = chars.next() {
@@ -67,9 +72,9 @@ pub fn check_depth(lang: &str, src: &str) -> Result<(), Error> {
             "{lang}: nesting of {deepest} levels is deeper than the limit of {MAX_NESTING}"
         ));
     }
-    if operators > MAX_OPERATORS {
+    if operators > max_operators {
         return limit(format!(
-            "{lang}: {operators} operators are more than the limit of {MAX_OPERATORS}"
+            "{lang}: {operators} operators are more than the limit of {max_operators}"
         ));
     }
     Ok(())
@@ -122,7 +127,7 @@ fn position(e: &expr::Error) -> (usize, usize) {
 /// over several lines).
 fn syntax_message(e: &expr::Error) -> String {
     match e {
-        expr::Error::PestError(p) => p.variant.message().into_owned(),
+        expr::Error::PestError(p) => format!("syntax error: {}", p.variant.message()),
         other => other.to_string(),
     }
 }
@@ -136,7 +141,7 @@ pub fn compile(src: &str) -> Result<Expression, Error> {
             src.len()
         )));
     }
-    check_depth("expr", src)?;
+    check_depth("expr", src, MAX_OPERATORS)?;
     guarded(|| expr::compile(src))?
         .map(|program| Expression {
             program,
@@ -146,8 +151,14 @@ pub fn compile(src: &str) -> Result<Expression, Error> {
             let (line, column) = position(&e);
             Error::invalid(format!("expr: {line}:{column}: {}", syntax_message(&e))).with_details(
                 [
-                    ("line".to_owned(), Value::Int(i64::try_from(line).unwrap_or(0))),
-                    ("column".to_owned(), Value::Int(i64::try_from(column).unwrap_or(0))),
+                    (
+                        "line".to_owned(),
+                        Value::Int(i64::try_from(line).unwrap_or(0)),
+                    ),
+                    (
+                        "column".to_owned(),
+                        Value::Int(i64::try_from(column).unwrap_or(0)),
+                    ),
                 ]
                 .into_iter()
                 .collect(),
@@ -155,16 +166,27 @@ pub fn compile(src: &str) -> Result<Expression, Error> {
         })
 }
 
-/// Runs `f`, turning a panic of the expr-lang crate (it has a few on
-/// unusual input) into `INVALID` instead of taking the caller down.
+/// The stack a parse or an evaluation is sure to have: [`MAX_OPERATORS`]
+/// take about 800 KiB.
+const STACK_NEEDED: usize = 1 << 20;
+
+/// Runs `f` with at least [`STACK_NEEDED`] of stack, on a fresh segment
+/// when the current one has less (or cannot tell: on a wasm guest's fiber
+/// the thread's bounds are not the fiber's, and pest's own guard would
+/// refuse to parse), turning a panic of the expr-lang crate (it has a few
+/// on unusual input) into `INVALID` instead of taking the caller down.
 fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, Error> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
+    let run =
+        std::panic::AssertUnwindSafe(|| stacker::maybe_grow(STACK_NEEDED, 2 * STACK_NEEDED, f));
+    std::panic::catch_unwind(run).map_err(|panic| {
         let why = panic
             .downcast_ref::<String>()
             .map(String::as_str)
             .or_else(|| panic.downcast_ref::<&str>().copied())
             .unwrap_or("unknown");
-        Error::invalid(format!("expr: unsupported expression (the evaluator failed: {why})"))
+        Error::invalid(format!(
+            "expr: unsupported expression (the evaluator failed: {why})"
+        ))
     })
 }
 
@@ -242,7 +264,9 @@ pub fn from_expr(v: expr::Value) -> Result<Value, Error> {
         expr::Value::Float(f) => Value::Float(f),
         expr::Value::String(s) => Value::String(s),
         expr::Value::Bytes(b) => Value::Bytes(b),
-        expr::Value::Array(a) => Value::Array(a.into_iter().map(from_expr).collect::<Result<_, _>>()?),
+        expr::Value::Array(a) => {
+            Value::Array(a.into_iter().map(from_expr).collect::<Result<_, _>>()?)
+        }
         expr::Value::Map(m) => Value::Map(
             m.into_iter()
                 .map(|(k, v)| Ok((k, from_expr(v)?)))
@@ -260,8 +284,7 @@ pub fn from_expr(v: expr::Value) -> Result<Value, Error> {
                         expr::Value::Nil => "nil".to_owned(),
                         other => {
                             return Err(Error::invalid(format!(
-                                "expr: a map keyed by {} cannot leave an expression",
-                                other.to_string()
+                                "expr: a map keyed by {other} cannot leave an expression"
                             )));
                         }
                     };
@@ -367,7 +390,7 @@ mod tests {
             .unwrap()
             .join()
             .unwrap();
-        assert_eq!(ok, (Ok(Value::Int(1000)), Ok(Value::Int(2))));
+        assert_eq!(ok, (Ok(Value::Int(400)), Ok(Value::Int(2))));
         for deep in [
             format!("{}1", "1+".repeat(MAX_OPERATORS + 1)),
             format!(
@@ -406,7 +429,13 @@ mod tests {
 
     #[test]
     fn evaluation_errors_are_invalid() {
-        for src in ["nope + 1", "int('x')", "'a' - 1", "'a' + 1", "{'n': nope + 1}"] {
+        for src in [
+            "nope + 1",
+            "int('x')",
+            "'a' - 1",
+            "'a' + 1",
+            "{'n': nope + 1}",
+        ] {
             let got = run(src, &[]);
             assert_eq!(got.map_err(|e| e.kind()), Err(ErrorKind::Invalid), "{src}");
         }
@@ -427,7 +456,10 @@ mod tests {
         assert_eq!(run("x == nil", &[("x", Value::Nil)]), Ok(Value::Bool(true)));
         let items = [("items", Value::Array(vec![Value::Int(1), Value::Int(2)]))];
         assert_eq!(run("all(items, # > 0)", &items), Ok(Value::Bool(true)));
-        assert_eq!(run(r#"name ?? "anon""#, &[("name", Value::Nil)]), Ok(Value::from("anon")));
+        assert_eq!(
+            run(r#"name ?? "anon""#, &[("name", Value::Nil)]),
+            Ok(Value::from("anon"))
+        );
     }
 
     /// A runaway expression ends with LIMIT_EXCEEDED before it allocates
@@ -460,7 +492,10 @@ mod tests {
             .into_iter()
             .collect();
         assert_eq!(
-            run("let n = m.k[0] + 1; {'n': 2, 'l': [true, nil]}", &[("m", m)]),
+            run(
+                "let n = m.k[0] + 1; {'n': 2, 'l': [true, nil]}",
+                &[("m", m)]
+            ),
             Ok([
                 ("n".to_owned(), Value::Int(2)),
                 (

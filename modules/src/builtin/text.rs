@@ -109,9 +109,8 @@ fn split(s: &str, sep: Option<&str>, n: usize) -> Result<Value, Error> {
             pieces("split", out.into_iter())
         }
         Some("") => {
-            let mut chars = s.char_indices();
             let mut out = Vec::new();
-            while let Some((i, c)) = chars.next() {
+            for (i, c) in s.char_indices() {
                 if out.len() + 1 == n {
                     out.push(&s[i..]);
                     break;
@@ -258,8 +257,7 @@ fn types() -> Types {
     let opt_int = |name| (name, Type::optional(Type::Integer));
     let s = || str_param("s");
     let pattern = || str_param("pattern");
-    let predicate =
-        |doc: &str, other: &str| plain(doc, &[s(), str_param(other)], Type::Boolean);
+    let predicate = |doc: &str, other: &str| plain(doc, &[s(), str_param(other)], Type::Boolean);
     let string_fn = |doc: &str| signature(doc, &[s()], Type::String);
     let trim_fn = |doc: &str| {
         plain(
