@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use troupe_dispatcher::Error;
+use troupe_dispatcher::{Error, ErrorKind};
 use troupe_runtime::Engine;
 
 use crate::capability::ScriptEngine;
@@ -52,26 +52,27 @@ impl EngineFactory {
         let mut f = Self::new();
         // One line per engine: its process engine and its interpreter.
         #[cfg(feature = "lua")]
-        f.add::<crate::lua::LuaEngine, crate::lua::LuaInterpreter>();
+        f.builtin_engine::<crate::lua::LuaEngine, crate::lua::LuaInterpreter>();
         #[cfg(feature = "starlark")]
-        f.add::<crate::starlark::StarlarkEngine, crate::starlark::StarlarkInterpreter>();
+        f.builtin_engine::<crate::starlark::StarlarkEngine, crate::starlark::StarlarkInterpreter>();
         #[cfg(feature = "cel")]
-        f.add::<crate::cel::CelEngine, crate::cel::CelInterpreter>();
+        f.builtin_engine::<crate::cel::CelEngine, crate::cel::CelInterpreter>();
         #[cfg(feature = "expr")]
-        f.add::<crate::expr::ExprEngine, crate::expr::ExprInterpreter>();
+        f.builtin_engine::<crate::expr::ExprEngine, crate::expr::ExprInterpreter>();
         #[cfg(feature = "evalexpr")]
-        f.add::<crate::evalexpr::EvalexprEngine, crate::evalexpr::EvalexprInterpreter>();
+        f.builtin_engine::<crate::evalexpr::EvalexprEngine, crate::evalexpr::EvalexprInterpreter>();
         #[cfg(feature = "js")]
-        f.add::<crate::js::JsEngine, crate::js::JsInterpreter>();
+        f.builtin_engine::<crate::js::JsEngine, crate::js::JsInterpreter>();
         #[cfg(feature = "wasm")]
-        f.add::<crate::wasm::WasmEngine, crate::wasm::WasmInterpreter>();
+        f.builtin_engine::<crate::wasm::WasmEngine, crate::wasm::WasmInterpreter>();
         #[cfg(feature = "python")]
-        f.add::<crate::python::PythonEngine, crate::python::PythonInterpreter>();
+        f.builtin_engine::<crate::python::PythonEngine, crate::python::PythonInterpreter>();
         f
     }
 
-    /// Registers engine `E` (made with `E::default()`) with interpreter `I`.
-    pub fn add<E, I>(&mut self) -> &mut Self
+    /// Registers engine `E` (made with `E::default()`) with interpreter `I`
+    /// (see [`register`](EngineFactory::register)).
+    pub fn add<E, I>(&mut self) -> Result<&mut Self, Error>
     where
         E: Engine + Default,
         I: ScriptEngine + Default + 'static,
@@ -80,13 +81,35 @@ impl EngineFactory {
     }
 
     /// Registers an engine under its process engine's name and extensions
-    /// (replacing an engine of the same name; a later engine wins an
-    /// extension both claim). `interpreter` makes its embeddable instances.
+    /// (a later engine wins an extension both claim). `interpreter` makes
+    /// its embeddable instances. `ALREADY_EXISTS` if the name is taken:
+    /// [`unregister`](EngineFactory::unregister) it first.
     pub fn register(
         &mut self,
         process: Arc<dyn Engine>,
         interpreter: impl Fn() -> Box<dyn ScriptEngine> + Send + Sync + 'static,
-    ) -> &mut Self {
+    ) -> Result<&mut Self, Error> {
+        let name = process.name();
+        if self.by_name.contains_key(name) {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("an engine named {name:?} is already registered"),
+            ));
+        }
+        self.insert(process, Arc::new(interpreter));
+        Ok(self)
+    }
+
+    /// A compiled-in engine (their names are distinct).
+    fn builtin_engine<E, I>(&mut self)
+    where
+        E: Engine + Default,
+        I: ScriptEngine + Default + 'static,
+    {
+        self.insert(Arc::new(E::default()), Arc::new(|| Box::new(I::default())));
+    }
+
+    fn insert(&mut self, process: Arc<dyn Engine>, interpreter: InterpreterMaker) {
         let name = process.name().to_owned();
         for ext in process.extensions() {
             self.by_extension.insert((*ext).to_owned(), name.clone());
@@ -95,10 +118,19 @@ impl EngineFactory {
             name,
             Entry {
                 process,
-                interpreter: Arc::new(interpreter),
+                interpreter,
             },
         );
-        self
+    }
+
+    /// Removes engine `name` and the extensions it claims; `NOT_FOUND` if
+    /// there is none.
+    pub fn unregister(&mut self, name: &str) -> Result<(), Error> {
+        self.by_name
+            .remove(name)
+            .ok_or_else(|| Error::not_found(format!("no engine named {name:?}")))?;
+        self.by_extension.retain(|_, engine| engine != name);
+        Ok(())
     }
 
     /// A fresh, uninitialised interpreter of engine `name`; `NOT_FOUND`

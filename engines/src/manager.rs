@@ -33,6 +33,9 @@ use crate::pool::{EnginePool, PooledEngine};
 pub struct Manager {
     factory: EngineFactory,
     namespaces: Mutex<BTreeMap<String, BTreeMap<String, EnginePool>>>,
+    /// The `(namespace, name)` [`Manager::default`] hands out.
+    default: Mutex<Option<(String, String)>>,
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Manager {
@@ -42,12 +45,90 @@ impl Manager {
         Self {
             factory,
             namespaces: Mutex::new(BTreeMap::new()),
+            default: Mutex::new(None),
+            closed: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Makes `name` in `namespace` the default engine; `NOT_FOUND` if
+    /// there is none.
+    pub fn set_default(&self, namespace: &str, name: &str) -> Result<(), Error> {
+        self.pool(namespace, name)?;
+        *self.default.lock() = Some((namespace.to_owned(), name.to_owned()));
+        Ok(())
+    }
+
+    /// The default engine's pool; `NOT_FOUND` when none is set (or it was
+    /// removed).
+    pub fn default_pool(&self) -> Result<EnginePool, Error> {
+        let default = self.default.lock().clone();
+        let (namespace, name) =
+            default.ok_or_else(|| Error::not_found("no default engine is set"))?;
+        self.pool(&namespace, &name)
+    }
+
+    /// An instance of the default engine (see [`EnginePool::get`]).
+    pub async fn default(&self) -> Result<PooledEngine, Error> {
+        self.default_pool()?.get().await
+    }
+
+    /// Removes `name` from `namespace` and closes its pool, waiting up to
+    /// `timeout` for checked-out instances; `NOT_FOUND` if there is none.
+    pub async fn remove(
+        &self,
+        namespace: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        let pool = {
+            let mut namespaces = self.namespaces.lock();
+            let ns = namespaces
+                .get_mut(namespace)
+                .ok_or_else(|| Error::not_found(format!("no engine {namespace}/{name}")))?;
+            let pool = ns
+                .remove(name)
+                .ok_or_else(|| Error::not_found(format!("no engine {namespace}/{name}")))?;
+            if ns.is_empty() {
+                namespaces.remove(namespace);
+            }
+            pool
+        };
+        pool.close(timeout).await
+    }
+
+    /// Checks out and returns one instance of every engine, so a broken
+    /// one fails here rather than at its first use; the first error names
+    /// the engine.
+    pub async fn init_all(&self) -> Result<(), Error> {
+        let all: Vec<(String, EnginePool)> = self
+            .namespaces
+            .lock()
+            .iter()
+            .flat_map(|(ns, pools)| {
+                pools
+                    .iter()
+                    .map(move |(n, p)| (format!("{ns}/{n}"), p.clone()))
+            })
+            .collect();
+        for (name, pool) in all {
+            pool.get()
+                .await
+                .map_err(|e| Error::new(e.kind(), format!("{name}: {}", e.message())))?;
+        }
+        Ok(())
+    }
+
+    /// Whether [`close`](Manager::close) ran.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Adds `pool` as `name` in `namespace`; `ALREADY_EXISTS` if the name is
     /// taken there.
     pub fn add_pool(&self, namespace: &str, name: &str, pool: EnginePool) -> Result<(), Error> {
+        if self.is_closed() {
+            return Err(Error::new(ErrorKind::Unavailable, "the manager is closed"));
+        }
         let mut namespaces = self.namespaces.lock();
         let ns = namespaces.entry(namespace.to_owned()).or_default();
         if ns.contains_key(name) {
@@ -115,6 +196,7 @@ impl Manager {
     /// Closes every namespace, waiting up to `timeout` for checked-out
     /// instances; the first error (e.g. `TIMEOUT`) after all were closed.
     pub async fn close(&self, timeout: Duration) -> Result<(), Error> {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         let all = std::mem::take(&mut *self.namespaces.lock());
         close_all(all.into_values().flat_map(BTreeMap::into_values), timeout).await
     }

@@ -6,6 +6,51 @@
 //! back. An instance whose reset fails is dropped; the pool makes a new one
 //! when it needs it.
 //!
+//! What is set up on the pool itself ([`EnginePool::set_global`],
+//! [`register_function`](EnginePool::register_function),
+//! [`register_module`](EnginePool::register_module),
+//! [`bind_source`](EnginePool::bind_source), [`load`](EnginePool::load))
+//! is recorded once and applied to every instance: to the idle ones at
+//! once, to new ones when they are made, and again after each reset, so
+//! only what a user changed is gone when the next one gets the instance.
+//! [`execute_string`](EnginePool::execute_string),
+//! [`execute`](EnginePool::execute) and
+//! [`call_function`](EnginePool::call_function) check an instance out for
+//! one call.
+//!
+//! ```
+//! # #[cfg(feature = "lua")] {
+//! use std::sync::Arc;
+//! use troupe_dispatcher::Value;
+//! use troupe_engines::lua::LuaInterpreter;
+//! use troupe_engines::{AutoGrowPool, ScriptEngine};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let pool = AutoGrowPool::new(2, 8, || {
+//!     Ok(Box::new(LuaInterpreter::default()) as Box<dyn ScriptEngine>)
+//! })?
+//! .into_pool();
+//! // Once, for every instance the pool has or will make.
+//! pool.register_function("greet", Arc::new(|args: Vec<Value>| {
+//!     let name = args.first().and_then(Value::as_str).unwrap_or("world");
+//!     Ok(Value::from(format!("hello, {name}")))
+//! }))?;
+//! let tasks: Vec<_> = (0..100)
+//!     .map(|i| {
+//!         let pool = pool.clone();
+//!         tokio::spawn(async move {
+//!             pool.execute_string(&format!("return greet('task {i}')")).await
+//!         })
+//!     })
+//!     .collect();
+//! for (i, task) in tasks.into_iter().enumerate() {
+//!     assert_eq!(task.await.unwrap()?, Value::from(format!("hello, task {i}")));
+//! }
+//! # Ok::<(), troupe_dispatcher::Error>(())
+//! # }).unwrap();
+//! # }
+//! ```
+//!
 //! - [`EnginePool`]: a fixed number of instances, made up front.
 //! - [`AutoGrowPool`]: `initial` instances up front, more on demand up to
 //!   `max`; idle ones are reused first.
@@ -21,9 +66,11 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
-use troupe_dispatcher::{Error, ErrorKind};
+use troupe_dispatcher::{Error, ErrorKind, Value};
+use troupe_modules::ModuleDef;
+use troupe_sources::Source;
 
-use crate::capability::ScriptEngine;
+use crate::capability::{HostFunction, ScriptEngine};
 
 /// Makes a new interpreter instance for a pool.
 pub type EngineMaker = Arc<dyn Fn() -> Result<Box<dyn ScriptEngine>, Error> + Send + Sync>;
@@ -45,6 +92,34 @@ struct Inner {
     /// Wakes threads in `get_blocking` when a permit comes back.
     returned: Condvar,
     returned_lock: Mutex<()>,
+    /// The pool-level setup, in the order it was given.
+    setup: Mutex<Vec<Setup>>,
+}
+
+/// One step of a pool's setup, applied to each of its instances.
+enum Setup {
+    Global(String, Value),
+    Function(String, HostFunction),
+    Module(ModuleDef),
+    Source(Arc<dyn Source>),
+    Load(String),
+}
+
+impl Setup {
+    fn apply(&self, engine: &mut dyn ScriptEngine) -> Result<(), Error> {
+        match self {
+            Setup::Global(name, value) => engine.as_globals()?.set_global(name, value.clone()),
+            Setup::Function(name, f) => engine
+                .as_functions()?
+                .register_function(name, Arc::clone(f)),
+            Setup::Module(def) => engine.as_modules()?.register_module(def.clone()),
+            Setup::Source(source) => {
+                engine.as_loader()?.bind_source(Arc::clone(source));
+                Ok(())
+            }
+            Setup::Load(key) => engine.as_loader()?.load(key),
+        }
+    }
 }
 
 /// A fixed-size pool of interpreter instances. Cheap to clone.
@@ -134,6 +209,7 @@ impl EnginePool {
                 wait,
                 returned: Condvar::new(),
                 returned_lock: Mutex::new(()),
+                setup: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -141,14 +217,85 @@ impl EnginePool {
     /// An instance, waiting up to the pool's wait time for one to be free
     /// (then `RATE_LIMITED`). `UNAVAILABLE` once the pool is closed.
     pub async fn get(&self) -> Result<PooledEngine, Error> {
+        self.acquire(Some(self.inner.wait)).await
+    }
+
+    /// An instance, waiting until one is free: forever with `None`, or up
+    /// to `timeout` (then `RATE_LIMITED`). `UNAVAILABLE` once the pool is
+    /// closed.
+    pub async fn acquire(&self, timeout: Option<Duration>) -> Result<PooledEngine, Error> {
         self.check_open()?;
         let acquire = Arc::clone(&self.inner.permits).acquire_owned();
-        let permit = match tokio::time::timeout(self.inner.wait, acquire).await {
-            Ok(Ok(p)) => p,
-            Ok(Err(_)) => return Err(pool_closed()),
-            Err(_) => return Err(self.busy()),
+        let permit = match timeout {
+            None => acquire.await.map_err(|_| pool_closed())?,
+            Some(t) => match tokio::time::timeout(t, acquire).await {
+                Ok(Ok(p)) => p,
+                Ok(Err(_)) => return Err(pool_closed()),
+                Err(_) => return Err(self.busy()),
+            },
         };
         self.checkout(permit)
+    }
+
+    /// Sets global `name` in every instance, now and after each reset.
+    pub fn set_global(&self, name: &str, value: Value) -> Result<(), Error> {
+        self.record(Setup::Global(name.to_owned(), value))
+    }
+
+    /// Registers host function `name` in every instance.
+    pub fn register_function(&self, name: &str, f: HostFunction) -> Result<(), Error> {
+        self.record(Setup::Function(name.to_owned(), f))
+    }
+
+    /// Registers module `def` in every instance.
+    pub fn register_module(&self, def: ModuleDef) -> Result<(), Error> {
+        self.record(Setup::Module(def))
+    }
+
+    /// Binds every instance's loader to `source`.
+    pub fn bind_source(&self, source: Arc<dyn Source>) -> Result<(), Error> {
+        self.record(Setup::Source(source))
+    }
+
+    /// Loads script `key` (from the bound source) in every instance.
+    pub fn load(&self, key: &str) -> Result<(), Error> {
+        self.record(Setup::Load(key.to_owned()))
+    }
+
+    /// Runs `code` in an instance (checked out for the call).
+    pub async fn execute_string(&self, code: &str) -> Result<Value, Error> {
+        self.get().await?.as_executor()?.execute_string(code)
+    }
+
+    /// Runs loaded script `key` in an instance.
+    pub async fn execute(&self, key: &str) -> Result<Value, Error> {
+        self.get().await?.as_executor()?.execute(key)
+    }
+
+    /// Calls function `name` with `args` in an instance.
+    pub async fn call_function(&self, name: &str, args: Vec<Value>) -> Result<Value, Error> {
+        self.get().await?.as_functions()?.call_function(name, args)
+    }
+
+    /// Applies `step` to the idle instances and keeps it for the others.
+    /// A step an idle instance refuses is refused, and not kept.
+    fn record(&self, step: Setup) -> Result<(), Error> {
+        self.check_open()?;
+        let mut setup = self.inner.setup.lock();
+        for engine in self.inner.idle.lock().iter_mut() {
+            step.apply(engine.as_mut())?;
+        }
+        setup.push(step);
+        Ok(())
+    }
+
+    /// Applies the whole setup to `engine`.
+    fn prepare(&self, engine: &mut dyn ScriptEngine) -> Result<(), Error> {
+        self.inner
+            .setup
+            .lock()
+            .iter()
+            .try_for_each(|step| step.apply(engine))
     }
 
     /// [`get`](EnginePool::get) for threads outside an async context.
@@ -260,7 +407,8 @@ impl EnginePool {
         let engine = match idle {
             Some(e) => e,
             None => {
-                let e = make(&self.inner.maker)?;
+                let mut e = make(&self.inner.maker)?;
+                self.prepare(e.as_mut())?;
                 self.inner.alive.fetch_add(1, Ordering::SeqCst);
                 e
             }
@@ -281,7 +429,7 @@ impl EnginePool {
             self.inner.alive.fetch_sub(1, Ordering::SeqCst);
             return;
         }
-        match engine.reset() {
+        match engine.reset().and_then(|()| self.prepare(engine.as_mut())) {
             Ok(()) => self.inner.idle.lock().push(engine),
             Err(e) => {
                 tracing::warn!(kind = engine.kind(), error = %e, "dropping a pooled engine whose reset failed");

@@ -212,3 +212,169 @@ fn close_times_out_while_an_engine_is_held() {
     drop(held);
     assert_eq!(pool.size(), 0);
 }
+
+/// The reference's pool example: a function registered once on the pool,
+/// then `execute_string` from 100 concurrent tasks; what the pool set up
+/// survives every release, what a user set does not.
+#[test]
+fn pool_setup_is_kept_across_releases_and_serves_concurrent_tasks() {
+    let pool = AutoGrowPool::new(1, 4, lua).unwrap().into_pool();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    pool.register_function(
+        "add",
+        Arc::new(move |args: Vec<Value>| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            match args.as_slice() {
+                [Value::Int(a), Value::Int(b)] => Ok(Value::Int(a + b)),
+                _ => Err(Error::invalid("add(a, b) takes two integers")),
+            }
+        }),
+    )
+    .unwrap();
+    pool.set_global("base", Value::Int(100)).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let results = rt.block_on(async {
+        let tasks: Vec<_> = (0..100i64)
+            .map(|i| {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    // A user's own global, which the next user must not see.
+                    pool.execute_string(&format!("leak = {i} return add(base, {i})"))
+                        .await
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap().unwrap());
+        }
+        out
+    });
+    assert_eq!(
+        results,
+        (0..100).map(|i| Value::Int(100 + i)).collect::<Vec<_>>()
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 100);
+    assert!(pool.size() >= 1 && pool.size() <= 4);
+    let mut e = pool.get_blocking().unwrap();
+    let g = e.as_globals().unwrap();
+    assert_eq!(g.get_global("base").unwrap(), Value::Int(100));
+    assert_eq!(g.get_global("leak").unwrap(), Value::Nil);
+    drop(e);
+    // Pass-through calls check an instance out for one call.
+    let rt1 = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sum = rt1.block_on(pool.call_function("add", vec![Value::Int(2), Value::Int(3)]));
+    assert_eq!(sum, Ok(Value::Int(5)));
+    // A step the instances refuse is refused, and not kept.
+    let refused = pool.load("no-source-bound.lua").unwrap_err();
+    assert_ne!(refused.kind(), ErrorKind::Internal);
+    assert_eq!(
+        rt1.block_on(pool.execute_string("return base")),
+        Ok(Value::Int(100))
+    );
+}
+
+#[test]
+fn acquire_waits_as_long_as_asked() {
+    let pool = EnginePool::new(1, lua).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let held = pool.get_blocking().unwrap();
+    let short = rt.block_on(pool.acquire(Some(Duration::from_millis(20))));
+    assert_eq!(short.err().map(|e| e.kind()), Some(ErrorKind::RateLimited));
+    // With no timeout, the caller waits for the release (longer than the
+    // pool's default wait would allow is not needed to show it waits).
+    let waiter = {
+        let pool = pool.clone();
+        rt.spawn(async move { pool.acquire(None).await.map(|_| ()) })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!waiter.is_finished());
+    drop(held);
+    assert_eq!(rt.block_on(waiter).unwrap(), Ok(()));
+}
+
+#[test]
+fn manager_default_remove_init_all_and_closed() {
+    let manager = Manager::new(EngineFactory::builtin());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert_eq!(
+        manager.default_pool().err().map(|e| e.kind()),
+        Some(ErrorKind::NotFound)
+    );
+    manager.add_engine("a", "rules", "lua").unwrap();
+    manager.add_engine("a", "other", "lua").unwrap();
+    assert_eq!(
+        manager.set_default("a", "nope").err().map(|e| e.kind()),
+        Some(ErrorKind::NotFound)
+    );
+    manager.set_default("a", "rules").unwrap();
+    rt.block_on(manager.init_all()).unwrap();
+    let mut e = rt.block_on(manager.default()).unwrap();
+    assert_eq!(
+        e.as_executor().unwrap().execute_string("return 6 * 7"),
+        Ok(Value::Int(42))
+    );
+    drop(e);
+    rt.block_on(manager.remove("a", "rules", Duration::from_secs(1)))
+        .unwrap();
+    assert_eq!(manager.names("a"), vec!["other".to_owned()]);
+    assert_eq!(
+        manager.default_pool().err().map(|e| e.kind()),
+        Some(ErrorKind::NotFound)
+    );
+    assert_eq!(
+        rt.block_on(manager.remove("a", "rules", Duration::from_secs(1)))
+            .err()
+            .map(|e| e.kind()),
+        Some(ErrorKind::NotFound)
+    );
+    assert!(!manager.is_closed());
+    rt.block_on(manager.close(Duration::from_secs(1))).unwrap();
+    assert!(manager.is_closed());
+    assert_eq!(
+        manager
+            .add_engine("a", "late", "lua")
+            .err()
+            .map(|e| e.kind()),
+        Some(ErrorKind::Unavailable)
+    );
+}
+
+#[test]
+fn factory_names_are_unique_until_unregistered() {
+    let mut factory = EngineFactory::builtin();
+    let dup = factory
+        .add::<troupe_engines::lua::LuaEngine, LuaInterpreter>()
+        .err()
+        .map(|e| e.kind());
+    assert_eq!(dup, Some(ErrorKind::AlreadyExists));
+    factory.unregister("lua").unwrap();
+    assert_eq!(
+        factory.create("lua").err().map(|e| e.kind()),
+        Some(ErrorKind::NotFound)
+    );
+    assert!(factory.name_for_path("x.lua").is_err());
+    assert_eq!(
+        factory.unregister("lua").err().map(|e| e.kind()),
+        Some(ErrorKind::NotFound)
+    );
+    factory
+        .add::<troupe_engines::lua::LuaEngine, LuaInterpreter>()
+        .unwrap();
+    assert_eq!(factory.name_for_path("x.lua"), Ok("lua"));
+}
