@@ -85,6 +85,15 @@ pub trait ScriptEngine: Send {
     fn as_watcher(&mut self) -> Result<&mut dyn Watcher, Error> {
         Err(unsupported(self.kind(), "watcher"))
     }
+
+    /// Runs script `key`, loading it from the bound source first when it
+    /// is not loaded yet.
+    fn execute_key(&mut self, key: &str) -> Result<Value, Error> {
+        if !self.as_executor()?.loaded().iter().any(|k| k == key) {
+            self.as_loader()?.load(key)?;
+        }
+        self.as_executor()?.execute(key)
+    }
 }
 
 /// `UNAVAILABLE: capability not supported by ENGINE: CAP`
@@ -117,8 +126,20 @@ pub trait Executor {
     fn execute_many(&mut self, keys: &[&str]) -> Result<Vec<Value>, Error> {
         keys.iter().map(|key| self.execute(key)).collect()
     }
-    /// Compiles and runs `code` once.
-    fn execute_string(&mut self, code: &str) -> Result<Value, Error>;
+    /// The keys of the loaded scripts, in the order they were first loaded.
+    fn loaded(&self) -> Vec<String>;
+    /// Runs every loaded script, in load order (an `execute` with no key);
+    /// stops at the first error.
+    fn execute_all(&mut self) -> Result<Vec<Value>, Error> {
+        self.loaded().iter().map(|key| self.execute(key)).collect()
+    }
+    /// Compiles and runs `code` once, called `name` in its errors and
+    /// tracebacks.
+    fn execute_named(&mut self, name: &str, code: &str) -> Result<Value, Error>;
+    /// Compiles and runs `code` once, called `<string>` in its errors.
+    fn execute_string(&mut self, code: &str) -> Result<Value, Error> {
+        self.execute_named("<string>", code)
+    }
 }
 
 /// The instance's global variables.

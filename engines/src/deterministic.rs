@@ -206,6 +206,10 @@ macro_rules! interpreter {
         }
 
         impl $crate::capability::Executor for $interpreter {
+            fn loaded(&self) -> Vec<String> {
+                self.shell.loaded_keys()
+            }
+
             fn execute(
                 &mut self,
                 key: &str,
@@ -218,13 +222,13 @@ macro_rules! interpreter {
                 self.shell.record(r)
             }
 
-            fn execute_string(
+            fn execute_named(
                 &mut self,
+                name: &str,
                 code: &str,
             ) -> Result<::troupe_dispatcher::Value, ::troupe_dispatcher::Error> {
                 let r = self.shell.check().and_then(|()| {
-                    let script =
-                        ::troupe_sources::Script::from_content("<string>", code.as_bytes());
+                    let script = ::troupe_sources::Script::from_content(name, code.as_bytes());
                     Self::compile(&script).and_then(|program| self.run(&program))
                 });
                 self.shell.record(r)

@@ -22,6 +22,8 @@ pub(crate) struct Shell<P = ()> {
     last_error: Option<Error>,
     source: Arc<dyn Source>,
     loaded: HashMap<String, P>,
+    /// The loaded keys, in the order they were first loaded.
+    order: Vec<String>,
 }
 
 impl<P> Shell<P> {
@@ -34,6 +36,7 @@ impl<P> Shell<P> {
             last_error: None,
             source: Arc::new(MemorySource::new()),
             loaded: HashMap::new(),
+            order: Vec::new(),
         }
     }
 
@@ -66,6 +69,7 @@ impl<P> Shell<P> {
     pub(crate) fn close(&mut self) {
         self.open = false;
         self.loaded.clear();
+        self.order.clear();
     }
 
     /// `UNAVAILABLE` once closed (or, for a shell made closed, before it
@@ -94,6 +98,7 @@ impl<P> Shell<P> {
     /// Drops the loaded scripts and the last error (the source stays bound).
     pub(crate) fn reset(&mut self) {
         self.loaded.clear();
+        self.order.clear();
         self.last_error = None;
     }
 
@@ -126,7 +131,21 @@ impl<P> Shell<P> {
         feature = "evalexpr"
     ))]
     pub(crate) fn keep(&mut self, key: &str, program: P) {
+        self.note_loaded(key);
         self.loaded.insert(key.to_owned(), program);
+    }
+
+    /// Records that `key` is loaded (its place in the load order is its
+    /// first load).
+    pub(crate) fn note_loaded(&mut self, key: &str) {
+        if !self.order.iter().any(|k| k == key) {
+            self.order.push(key.to_owned());
+        }
+    }
+
+    /// The loaded keys, in load order.
+    pub(crate) fn loaded_keys(&self) -> Vec<String> {
+        self.order.clone()
     }
 
     /// A loaded script; `NOT_FOUND` when `key` was not loaded.

@@ -265,3 +265,89 @@ fn lua_closed_instance_is_unavailable() {
         ErrorKind::Unavailable
     );
 }
+
+/// `execute_named` puts the caller's name in the errors of every engine
+/// that reports where a script failed.
+#[test]
+fn a_named_string_is_named_in_its_errors() {
+    let factory = EngineFactory::builtin();
+    // A syntax error in each language (WebAssembly text included).
+    let broken = [
+        ("lua", "return +"),
+        ("js", "return +;"),
+        ("python", "def ("),
+        ("starlark", "def ("),
+        ("cel", "1 +"),
+        ("expr", "1 +"),
+        ("evalexpr", "1 +"),
+        ("wasm", "(module"),
+    ];
+    let mut checked = 0;
+    for (lang, code) in broken {
+        let Ok(mut engine) = factory.create(lang) else {
+            continue;
+        };
+        engine.init().unwrap();
+        let err = engine
+            .as_executor()
+            .unwrap()
+            .execute_named("rules/discount", code)
+            .unwrap_err();
+        assert!(
+            err.message().contains("rules/discount"),
+            "{lang}: {}",
+            err.message()
+        );
+        engine.close().unwrap();
+        checked += 1;
+    }
+    assert!(checked >= 1);
+}
+
+/// `execute_all` runs every loaded script in load order; `execute_key`
+/// loads a script from the bound source on first use.
+#[test]
+fn execute_all_in_load_order_and_execute_key_loads_on_demand() {
+    let factory = EngineFactory::builtin();
+    let scripts = [
+        ("lua", "return 1", "return 2"),
+        ("js", "1", "2"),
+        ("python", "result = 1", "result = 2"),
+        ("starlark", "1", "2"),
+        ("cel", "1", "2"),
+        ("expr", "1", "2"),
+        ("evalexpr", "1", "2"),
+    ];
+    let mut checked = 0;
+    for (lang, one, two) in scripts {
+        let Ok(mut engine) = factory.create(lang) else {
+            continue;
+        };
+        engine.init().unwrap();
+        let source = MemorySource::new().with("two", two).with("one", one);
+        let loader = engine.as_loader().unwrap();
+        loader.bind_source(Arc::new(source));
+        loader.load("two").unwrap();
+        loader.load_string("one", one).unwrap();
+        loader.load("two").unwrap();
+        let exec = engine.as_executor().unwrap();
+        assert_eq!(exec.loaded(), ["two", "one"], "{lang}");
+        assert_eq!(
+            exec.execute_all().unwrap(),
+            [Value::Int(2), Value::Int(1)],
+            "{lang}"
+        );
+        engine.reset().unwrap();
+        assert!(engine.as_executor().unwrap().loaded().is_empty(), "{lang}");
+        assert_eq!(engine.execute_key("one").unwrap(), Value::Int(1), "{lang}");
+        assert_eq!(engine.as_executor().unwrap().loaded(), ["one"], "{lang}");
+        assert_eq!(
+            engine.execute_key("missing").unwrap_err().kind(),
+            ErrorKind::NotFound,
+            "{lang}"
+        );
+        engine.close().unwrap();
+        checked += 1;
+    }
+    assert!(checked >= 1);
+}

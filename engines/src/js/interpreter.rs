@@ -273,25 +273,33 @@ impl Loader for JsInterpreter {
     fn load(&mut self, key: &str) -> Result<(), Error> {
         let script = self.shell.read(key);
         let script = self.shell.record(script)?;
-        let key = key.to_owned();
+        let owned = key.to_owned();
         self.with(move |inst| {
-            let parsed = parse(&key, &script.code, &mut inst.ctx)?;
-            inst.scripts.insert(key, parsed);
+            let parsed = parse(&owned, &script.code, &mut inst.ctx)?;
+            inst.scripts.insert(owned, parsed);
             Ok(())
-        })
+        })?;
+        self.shell.note_loaded(key);
+        Ok(())
     }
 
     fn load_string(&mut self, name: &str, code: &str) -> Result<(), Error> {
-        let (name, code) = (name.to_owned(), code.to_owned());
+        let (owned, code) = (name.to_owned(), code.to_owned());
         self.with(move |inst| {
-            let parsed = parse(&name, code.as_bytes(), &mut inst.ctx)?;
-            inst.scripts.insert(name, parsed);
+            let parsed = parse(&owned, code.as_bytes(), &mut inst.ctx)?;
+            inst.scripts.insert(owned, parsed);
             Ok(())
-        })
+        })?;
+        self.shell.note_loaded(name);
+        Ok(())
     }
 }
 
 impl Executor for JsInterpreter {
+    fn loaded(&self) -> Vec<String> {
+        self.shell.loaded_keys()
+    }
+
     fn execute(&mut self, key: &str) -> Result<Value, Error> {
         let key = key.to_owned();
         self.with(move |inst| {
@@ -304,11 +312,11 @@ impl Executor for JsInterpreter {
         })
     }
 
-    fn execute_string(&mut self, code: &str) -> Result<Value, Error> {
-        let code = code.to_owned();
+    fn execute_named(&mut self, name: &str, code: &str) -> Result<Value, Error> {
+        let (name, code) = (name.to_owned(), code.to_owned());
         self.with(move |inst| {
-            let parsed = parse("<string>", code.as_bytes(), &mut inst.ctx)?;
-            inst.run("<string>", &parsed)
+            let parsed = parse(&name, code.as_bytes(), &mut inst.ctx)?;
+            inst.run(&name, &parsed)
         })
     }
 }

@@ -289,6 +289,10 @@ impl Loader for LuaInterpreter {
 }
 
 impl Executor for LuaInterpreter {
+    fn loaded(&self) -> Vec<String> {
+        self.shell.loaded_keys()
+    }
+
     fn execute(&mut self, key: &str) -> Result<Value, Error> {
         self.apply_changes();
         let r = self
@@ -299,8 +303,8 @@ impl Executor for LuaInterpreter {
         self.shell.record(r)
     }
 
-    fn execute_string(&mut self, code: &str) -> Result<Value, Error> {
-        let r = self.run("string", Chunk::Text(code.as_bytes()), None, Vec::new());
+    fn execute_named(&mut self, name: &str, code: &str) -> Result<Value, Error> {
+        let r = self.run(name, Chunk::Text(code.as_bytes()), None, Vec::new());
         self.shell.record(r)
     }
 }

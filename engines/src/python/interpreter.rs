@@ -287,6 +287,10 @@ impl Loader for PythonInterpreter {
 }
 
 impl Executor for PythonInterpreter {
+    fn loaded(&self) -> Vec<String> {
+        self.shell.loaded_keys()
+    }
+
     fn execute(&mut self, key: &str) -> Result<Value, Error> {
         let code = self.shell.loaded(key).cloned();
         let code = self.shell.record(code)?;
@@ -300,9 +304,9 @@ impl Executor for PythonInterpreter {
         })
     }
 
-    fn execute_string(&mut self, code: &str) -> Result<Value, Error> {
-        let code = code.to_owned();
-        self.call(move |live| live.run(|vm, scope| vm::run_embedded(vm, "<string>", &code, scope)))
+    fn execute_named(&mut self, name: &str, code: &str) -> Result<Value, Error> {
+        let (name, code) = (name.to_owned(), code.to_owned());
+        self.call(move |live| live.run(|vm, scope| vm::run_embedded(vm, &name, &code, scope)))
     }
 }
 

@@ -225,14 +225,18 @@ impl Loader for WasmInterpreter {
 }
 
 impl Executor for WasmInterpreter {
+    fn loaded(&self) -> Vec<String> {
+        self.shell.loaded_keys()
+    }
+
     fn execute(&mut self, key: &str) -> Result<Value, Error> {
         let r = self.call_loaded(key, DEFAULT_ENTRY, Vec::new());
         self.shell.record(r)
     }
 
-    fn execute_string(&mut self, code: &str) -> Result<Value, Error> {
+    fn execute_named(&mut self, name: &str, code: &str) -> Result<Value, Error> {
         let r = self
-            .instantiate("<string>", code.as_bytes())
+            .instantiate(name, code.as_bytes())
             .and_then(|mut l| self.call(&mut l, DEFAULT_ENTRY, Vec::new()));
         self.shell.record(r)
     }
