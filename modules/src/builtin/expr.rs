@@ -132,9 +132,21 @@ fn syntax_message(e: &expr::Error) -> String {
     }
 }
 
+/// The most parser calls one compile may make. The expr grammar
+/// backtracks, and some inputs of a hundred characters (unclosed brackets
+/// after a call) take seconds to reject without a bound; a 64 KiB string
+/// literal, the longest legitimate source, needs about 200,000. With the
+/// bound the worst input fails in about 10 ms.
+const MAX_PARSER_CALLS: usize = 1_000_000;
+
 /// Compiles `src`. A syntax error is `INVALID` with the line and column in
-/// the message (`expr: 1:4: …`) and in the details (`{line, column}`).
+/// the message (`expr: 1:4: …`) and in the details (`{line, column}`); a
+/// source that makes the parser backtrack past [`MAX_PARSER_CALLS`] is
+/// `LIMIT_EXCEEDED`.
 pub fn compile(src: &str) -> Result<Expression, Error> {
+    static CALL_LIMIT: std::sync::Once = std::sync::Once::new();
+    // pest's bound is process-wide; expr-lang is its only user here.
+    CALL_LIMIT.call_once(|| pest::set_call_limit(std::num::NonZeroUsize::new(MAX_PARSER_CALLS)));
     if src.len() > MAX_SOURCE_LEN {
         return Err(Error::invalid(format!(
             "expr: expression of {} bytes is longer than the limit of {MAX_SOURCE_LEN}",
@@ -149,7 +161,13 @@ pub fn compile(src: &str) -> Result<Expression, Error> {
         })
         .map_err(|e| {
             let (line, column) = position(&e);
-            Error::invalid(format!("expr: {line}:{column}: {}", syntax_message(&e))).with_details(
+            let message = syntax_message(&e);
+            let kind = if message.contains("call limit reached") {
+                ErrorKind::LimitExceeded
+            } else {
+                ErrorKind::Invalid
+            };
+            Error::new(kind, format!("expr: {line}:{column}: {message}")).with_details(
                 [
                     (
                         "line".to_owned(),
@@ -441,6 +459,18 @@ mod tests {
         }
         let long = "1 + ".repeat(MAX_SOURCE_LEN / 4) + "1";
         assert_eq!(run(&long, &[]).unwrap_err().kind(), ErrorKind::Invalid);
+    }
+
+    /// An input the fuzzer found: unclosed brackets after a call make the
+    /// parser backtrack exponentially (seconds for 98 bytes); the call
+    /// bound ends it quickly with LIMIT_EXCEEDED.
+    #[test]
+    fn backtracking_inputs_are_cut_short() {
+        let src = "h0l..mp0l..mpa(6, vi[[[[[_[n[[[[[[[[Z[n[[if[e[[[[[_[nYa(6, vi[[[[[_[n[[[[[[[[Z[n[[if[e[[[[[_[nY[[e";
+        let err = compile(src).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::LimitExceeded, "{err}");
+        let long = format!("'{}' + 'b'", "a".repeat(MAX_SOURCE_LEN - 20));
+        assert_eq!(compile(&long).map(|_| ()), Ok(()));
     }
 
     /// Business rules as users of the expr language write them.
