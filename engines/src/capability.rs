@@ -34,6 +34,8 @@ use troupe_modules::{ModuleDef, ModuleRegistry, Policy};
 use troupe_runtime::Limits;
 use troupe_sources::{Source, SourceError};
 
+use crate::cancel::CancellationToken;
+
 /// A host function scripts can call: values in, a value or an error out.
 pub type HostFunction = Arc<dyn Fn(Vec<Value>) -> Result<Value, Error> + Send + Sync>;
 
@@ -60,6 +62,11 @@ pub trait ScriptEngine: Send {
     ) -> Result<(), Error>;
     /// Limits for each execution (instructions/time/memory as the engine can).
     fn set_limits(&mut self, limits: Limits) -> Result<(), Error>;
+    /// The cancellation handle of later executes and calls: once `token`
+    /// is cancelled (from any thread) they stop with `CANCELED`, a running
+    /// one included (see [`crate::cancel`] for how soon, per engine).
+    /// `None` removes it; so does [`reset`](ScriptEngine::reset).
+    fn set_cancel(&mut self, token: Option<CancellationToken>);
     /// Loading scripts by key or from a string, if the engine can.
     fn as_loader(&mut self) -> Result<&mut dyn Loader, Error> {
         Err(unsupported(self.kind(), "loader"))

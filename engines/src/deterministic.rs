@@ -217,6 +217,7 @@ macro_rules! interpreter {
                 let r = self
                     .shell
                     .check()
+                    .and_then(|()| self.shell.cancel().check())
                     .and_then(|()| self.shell.loaded(key).cloned())
                     .and_then(|program| self.run(&program));
                 self.shell.record(r)
@@ -228,6 +229,7 @@ macro_rules! interpreter {
                 code: &str,
             ) -> Result<::troupe_dispatcher::Value, ::troupe_dispatcher::Error> {
                 let r = self.shell.check().and_then(|()| {
+                    self.shell.cancel().check()?;
                     let script = ::troupe_sources::Script::from_content(name, code.as_bytes());
                     Self::compile(&script).and_then(|program| self.run(&program))
                 });

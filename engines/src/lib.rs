@@ -15,6 +15,7 @@
 //! `starlark`, `cel`, `expr` (expr-lang), `evalexpr`. [`EnginePool`], [`AutoGrowPool`] and
 //! [`Manager`] share instances between tasks, threads and tenants.
 
+pub mod cancel;
 pub mod capability;
 #[cfg(feature = "cel")]
 pub mod cel;

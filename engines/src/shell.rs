@@ -11,6 +11,7 @@ use std::sync::Arc;
 use troupe_dispatcher::Error;
 use troupe_sources::{MemorySource, Script, Source};
 
+use crate::cancel::CancelSlot;
 use crate::capability::{closed, source_error};
 
 /// The bookkeeping of one interpreter instance (see the module docs).
@@ -24,6 +25,7 @@ pub(crate) struct Shell<P = ()> {
     loaded: HashMap<String, P>,
     /// The loaded keys, in the order they were first loaded.
     order: Vec<String>,
+    cancel: CancelSlot,
 }
 
 impl<P> Shell<P> {
@@ -37,6 +39,7 @@ impl<P> Shell<P> {
             source: Arc::new(MemorySource::new()),
             loaded: HashMap::new(),
             order: Vec::new(),
+            cancel: CancelSlot::default(),
         }
     }
 
@@ -95,11 +98,25 @@ impl<P> Shell<P> {
         result
     }
 
-    /// Drops the loaded scripts and the last error (the source stays bound).
+    /// Drops the loaded scripts, the last error and the cancellation
+    /// handle (the source stays bound).
     pub(crate) fn reset(&mut self) {
         self.loaded.clear();
         self.order.clear();
         self.last_error = None;
+        self.cancel.set(None);
+    }
+
+    /// Forgets the loaded scripts (the instance lost them).
+    #[cfg(feature = "js")]
+    pub(crate) fn forget_loaded(&mut self) {
+        self.loaded.clear();
+        self.order.clear();
+    }
+
+    /// The instance's cancellation handle.
+    pub(crate) fn cancel(&self) -> &CancelSlot {
+        &self.cancel
     }
 
     /// Binds the source [`Shell::read`] reads from.
@@ -181,7 +198,7 @@ pub(crate) fn not_loaded(key: &str) -> Error {
 }
 
 /// Inside `impl ScriptEngine for T` whose field `shell` is a [`Shell`]:
-/// `kind` and `last_error` from the shell, and an `as_*` accessor
+/// `kind`, `last_error` and `set_cancel` from the shell, and an `as_*` accessor
 /// returning `Ok(self)` for each `as_capability: Capability` pair named
 /// (the capabilities `T` implements).
 macro_rules! shell_methods {
@@ -192,6 +209,10 @@ macro_rules! shell_methods {
 
         fn last_error(&self) -> Option<&::troupe_dispatcher::Error> {
             self.shell.last_error()
+        }
+
+        fn set_cancel(&mut self, token: Option<$crate::cancel::CancellationToken>) {
+            self.shell.cancel().set(token);
         }
 
         $(

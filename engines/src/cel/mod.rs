@@ -170,6 +170,7 @@ impl Functions for CelInterpreter {
     /// expression with that error.
     fn register_function(&mut self, name: &str, f: HostFunction) -> Result<(), Error> {
         self.shell.check()?;
+        let f = self.shell.cancel().guard(f);
         let slot = Arc::clone(&self.host_error);
         let fname = name.to_owned();
         let handler = move |Arguments(args): Arguments| -> Result<cel::Value, ExecutionError> {
@@ -199,6 +200,7 @@ impl Functions for CelInterpreter {
     /// Calls the host or built-in function `name` with `args`.
     fn call_function(&mut self, name: &str, args: Vec<Value>) -> Result<Value, Error> {
         let r = self.shell.check().and_then(|()| {
+            self.shell.cancel().check()?;
             call_by_name(KIND, name, args, |src, params| {
                 self.evaluate(&lang::compile(src)?, params)
             })

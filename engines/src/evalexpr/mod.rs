@@ -279,6 +279,7 @@ fn arguments(argument: &evalexpr::Value) -> Vec<Value> {
 impl Functions for EvalexprInterpreter {
     fn register_function(&mut self, name: &str, f: HostFunction) -> Result<(), Error> {
         self.shell.check()?;
+        let f = self.shell.cancel().guard(f);
         let slot = Arc::clone(&self.host_error);
         let function = Function::new(move |argument| {
             f(arguments(argument)).map(|v| to_expr(&v)).map_err(|e| {
@@ -296,6 +297,7 @@ impl Functions for EvalexprInterpreter {
 
     fn call_function(&mut self, name: &str, args: Vec<Value>) -> Result<Value, Error> {
         let r = self.shell.check().and_then(|()| {
+            self.shell.cancel().check()?;
             let argument = match args.as_slice() {
                 [] => evalexpr::Value::Empty,
                 [one] => to_expr(one),

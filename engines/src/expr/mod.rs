@@ -171,6 +171,7 @@ impl Functions for ExprInterpreter {
     /// with that error.
     fn register_function(&mut self, name: &str, f: HostFunction) -> Result<(), Error> {
         self.shell.check()?;
+        let f = self.shell.cancel().guard(f);
         if name.is_empty() {
             return Err(Error::invalid("expr: a function needs a name"));
         }
@@ -197,6 +198,7 @@ impl Functions for ExprInterpreter {
     /// Calls the host or built-in function `name` with `args`.
     fn call_function(&mut self, name: &str, args: Vec<Value>) -> Result<Value, Error> {
         let r = self.shell.check().and_then(|()| {
+            self.shell.cancel().check()?;
             call_by_name(KIND, name, args, |src, params| {
                 self.evaluate(&lang::compile(src)?, params)
             })

@@ -4,12 +4,14 @@
 //! settled value of the Promise it ends with); module commands are
 //! `UNAVAILABLE` here (they need a process).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
-use boa_engine::{Context, JsString, JsValue};
+use boa_engine::object::builtins::JsArray;
+use boa_engine::{Context, JsString};
 use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
 use troupe_modules::{ModuleDef, ModuleRegistry, Policy};
 use troupe_runtime::Limits;
@@ -18,8 +20,10 @@ use troupe_sources::Source;
 use super::Output;
 use super::convert::{from_js, from_js_error, to_js};
 use super::host::{Host, host, new_context, register_host_function, set_global};
-use super::run::{Main, Outcome, Parsed, apply_limits, parse, poll, start};
+use super::process::past;
+use super::run::{Outcome, Parsed, apply_limits, parse, poll, start};
 use super::threads::{Worker, next_id, pick};
+use crate::cancel::CancelSlot;
 use crate::capability::{
     Executor, Functions, Globals, HostFunction, Loader, Modules, ScriptEngine, closed,
 };
@@ -33,6 +37,14 @@ thread_local! {
     static INSTANCES: RefCell<HashMap<u64, Instance>> = RefCell::new(HashMap::new());
 }
 
+/// The globals a `call_function` hands its function and arguments to
+/// [`CALL`] through.
+const CALL_FUNCTION: &str = "__troupe_call_function";
+const CALL_ARGS: &str = "__troupe_call_args";
+/// The script a `call_function` runs (so a call runs in slices, as a
+/// script does, and can be stopped).
+const CALL: &str = "__troupe_call_function(...__troupe_call_args)";
+
 /// An interpreter's state on its JS thread.
 struct Instance {
     ctx: Context,
@@ -40,6 +52,11 @@ struct Instance {
     limits: Limits,
     /// Loaded scripts, parsed, by key.
     scripts: HashMap<String, Parsed>,
+    /// [`CALL`], parsed.
+    call: Parsed,
+    /// The last run was stopped midway (deadline, cancellation): `ctx`
+    /// still holds its frames.
+    stopped: bool,
 }
 
 impl Instance {
@@ -52,17 +69,44 @@ impl Instance {
         let host = Host::new(Pid::new(0, 0), None, policy, modules, false, output);
         let mut ctx = new_context(Rc::clone(&host))?;
         apply_limits(&mut ctx, &limits);
+        let call = parse("<call>", CALL.as_bytes(), &mut ctx)?;
         Ok(Self {
             ctx,
             host,
             limits,
             scripts: HashMap::new(),
+            call,
+            stopped: false,
         })
     }
 
-    fn run(&mut self, key: &str, parsed: &Parsed) -> Result<Value, Error> {
-        let deadline = self.limits.deadline(std::time::Instant::now());
-        let mut main = start(parsed, key, &mut self.ctx)?;
+    /// A fresh context in place of this one, with the same policy,
+    /// modules and limits (what `reset` and a stopped run leave).
+    fn restart(&mut self) -> Result<(), Error> {
+        let extra = self.host.extra.borrow().clone();
+        let policy = self.host.policy.borrow().clone();
+        let modules = self.host.modules.borrow().clone();
+        let fresh = Instance::new(policy, modules, self.limits)?;
+        *fresh.host.extra.borrow_mut() = extra;
+        *self = fresh;
+        Ok(())
+    }
+
+    /// Runs `parsed`; between its slices, a passed deadline or a cancelled
+    /// `cancel` stops it (and marks the instance [`Instance::stopped`]).
+    fn run(&mut self, key: &str, parsed: &Parsed, cancel: &CancelSlot) -> Result<Value, Error> {
+        let deadline = self.limits.deadline(Instant::now());
+        past(deadline, key)?;
+        cancel.check()?;
+        let stopped = Cell::new(false);
+        let stop = || {
+            let r = past(deadline, key).and_then(|()| cancel.check());
+            stopped.set(r.is_err());
+            r
+        };
+        let main = start(parsed, key, &mut self.ctx, &stop);
+        self.stopped = stopped.get();
+        let mut main = main?;
         let outcome = poll(&mut main, key, &mut self.ctx);
         self.finish(outcome, key, deadline)
     }
@@ -71,14 +115,9 @@ impl Instance {
         &mut self,
         outcome: Outcome,
         key: &str,
-        deadline: Option<std::time::Instant>,
+        deadline: Option<Instant>,
     ) -> Result<Value, Error> {
-        if deadline.is_some_and(|d| std::time::Instant::now() > d) {
-            return Err(Error::new(
-                ErrorKind::Timeout,
-                format!("{key}: time limit exceeded"),
-            ));
-        }
+        past(deadline, key)?;
         match outcome {
             Outcome::Done(v) => Ok(v),
             Outcome::Failed(e) => Err(e),
@@ -91,25 +130,38 @@ impl Instance {
         }
     }
 
-    fn call(&mut self, name: &str, args: Vec<Value>) -> Result<Value, Error> {
-        let deadline = self.limits.deadline(std::time::Instant::now());
+    /// Calls the global function `name` with `args`, through [`CALL`].
+    fn call(&mut self, name: &str, args: Vec<Value>, cancel: &CancelSlot) -> Result<Value, Error> {
         let ctx = &mut self.ctx;
         let f = ctx
             .global_object()
             .get(JsString::from(name), ctx)
             .map_err(|e| from_js_error(e, name, ctx))?;
-        let Some(f) = f.as_callable() else {
+        if !f.is_callable() {
             return Err(Error::not_found(format!("no function {name:?}")));
-        };
+        }
         let mut js_args = Vec::with_capacity(args.len());
         for a in &args {
             js_args.push(to_js(a, ctx).map_err(|e| Error::invalid(e.to_string()))?);
         }
-        let value = f
-            .call(&JsValue::undefined(), &js_args, ctx)
-            .map_err(|e| from_js_error(e, name, ctx))?;
-        let outcome = poll(&mut Main::Value(value), name, ctx);
-        self.finish(outcome, name, deadline)
+        let js_args = JsArray::from_iter(js_args, ctx);
+        let global = ctx.global_object();
+        for (slot, value) in [(CALL_FUNCTION, f), (CALL_ARGS, js_args.into())] {
+            global
+                .set(JsString::from(slot), value, false, ctx)
+                .map_err(|e| from_js_error(e, name, ctx))?;
+        }
+        let call = self.call.clone();
+        let r = self.run(name, &call, cancel);
+        if !self.stopped {
+            let ctx = &mut self.ctx;
+            for slot in [CALL_FUNCTION, CALL_ARGS] {
+                global
+                    .delete_property_or_throw(JsString::from(slot), ctx)
+                    .map_err(|e| from_js_error(e, name, ctx))?;
+            }
+        }
+        r
     }
 }
 
@@ -169,6 +221,29 @@ impl JsInterpreter {
         self.shell.record(result)
     }
 
+    /// Runs `f` (an execution or call) on the instance with the
+    /// cancellation handle; a run it stopped midway restarts the instance
+    /// (as `reset` does: its context holds the run's frames).
+    fn stoppable(
+        &mut self,
+        f: impl FnOnce(&mut Instance, &CancelSlot) -> Result<Value, Error> + Send + 'static,
+    ) -> Result<Value, Error> {
+        let cancel = self.shell.cancel().clone();
+        let (r, stopped) = self.with(move |inst| {
+            let r = f(inst, &cancel);
+            let stopped = inst.stopped;
+            if stopped {
+                inst.restart()?;
+            }
+            Ok((r, stopped))
+        })?;
+        if stopped {
+            tracing::debug!("a stopped JS run restarted its interpreter");
+            self.shell.forget_loaded();
+        }
+        self.shell.record(r)
+    }
+
     fn drop_instance(&mut self) {
         if let Some(worker) = self.worker.take() {
             let id = self.id;
@@ -221,15 +296,7 @@ impl ScriptEngine for JsInterpreter {
 
     fn reset(&mut self) -> Result<(), Error> {
         self.shell.check()?;
-        self.with(|inst| {
-            let extra = inst.host.extra.borrow().clone();
-            let policy = inst.host.policy.borrow().clone();
-            let modules = inst.host.modules.borrow().clone();
-            let fresh = Instance::new(policy, modules, inst.limits)?;
-            *fresh.host.extra.borrow_mut() = extra;
-            *inst = fresh;
-            Ok(())
-        })?;
+        self.with(Instance::restart)?;
         self.shell.reset();
         Ok(())
     }
@@ -302,21 +369,21 @@ impl Executor for JsInterpreter {
 
     fn execute(&mut self, key: &str) -> Result<Value, Error> {
         let key = key.to_owned();
-        self.with(move |inst| {
+        self.stoppable(move |inst, cancel| {
             let parsed = inst
                 .scripts
                 .get(&key)
                 .cloned()
                 .ok_or_else(|| not_loaded(&key))?;
-            inst.run(&key, &parsed)
+            inst.run(&key, &parsed, cancel)
         })
     }
 
     fn execute_named(&mut self, name: &str, code: &str) -> Result<Value, Error> {
         let (name, code) = (name.to_owned(), code.to_owned());
-        self.with(move |inst| {
+        self.stoppable(move |inst, cancel| {
             let parsed = parse(&name, code.as_bytes(), &mut inst.ctx)?;
-            inst.run(&name, &parsed)
+            inst.run(&name, &parsed, cancel)
         })
     }
 }
@@ -343,12 +410,13 @@ impl Globals for JsInterpreter {
 impl Functions for JsInterpreter {
     fn register_function(&mut self, name: &str, f: HostFunction) -> Result<(), Error> {
         let name = name.to_owned();
+        let f = self.shell.cancel().guard(f);
         self.with(move |inst| register_host_function(&mut inst.ctx, &name, f))
     }
 
     fn call_function(&mut self, name: &str, args: Vec<Value>) -> Result<Value, Error> {
         let name = name.to_owned();
-        self.with(move |inst| inst.call(&name, args))
+        self.stoppable(move |inst, cancel| inst.call(&name, args, cancel))
     }
 }
 

@@ -68,18 +68,15 @@ impl ProcState {
     }
 
     fn step(&mut self, input: Resume) -> Step {
-        if let Some(deadline) = self.deadline
-            && Instant::now() >= deadline
-        {
-            return Step::Failed(Error::new(
-                ErrorKind::Timeout,
-                format!("{}: time limit exceeded", self.key),
-            ));
+        if let Err(e) = past(self.deadline, &self.key) {
+            return Step::Failed(e);
         }
         match input {
             Resume::Start => {
+                let (deadline, key) = (self.deadline, self.key.clone());
+                let stop = move || past(deadline, &key);
                 let main = parse(&self.key, &self.code, &mut self.ctx)
-                    .and_then(|parsed| start(&parsed, &self.key, &mut self.ctx));
+                    .and_then(|parsed| start(&parsed, &self.key, &mut self.ctx, &stop));
                 let main = match (main, self.entry.clone()) {
                     (Ok(m), None) => m,
                     (Ok(m), Some(entry)) => {
@@ -123,6 +120,17 @@ impl ProcState {
                 self.key
             ))),
         }
+    }
+}
+
+/// `TIMEOUT` (naming `key`) once `deadline` passed.
+pub(crate) fn past(deadline: Option<Instant>, key: &str) -> Result<(), Error> {
+    match deadline {
+        Some(deadline) if Instant::now() >= deadline => Err(Error::new(
+            ErrorKind::Timeout,
+            format!("{key}: time limit exceeded"),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -4,9 +4,11 @@
 
 use std::num::NonZeroU64;
 use std::path::Path;
+use std::pin::pin;
+use std::task::{Context as TaskContext, Poll, Waker};
 
 use boa_engine::builtins::promise::PromiseState;
-use boa_engine::{Context, JsValue, Module, Script, Source, js_string};
+use boa_engine::{Context, JsResult, JsValue, Module, Script, Source, js_string};
 use troupe_dispatcher::{Error, ErrorKind, Value};
 use troupe_runtime::Limits;
 
@@ -98,13 +100,43 @@ pub(crate) fn check_syntax(key: &str, code: &[u8]) -> Result<(), Error> {
     parse(key, code, &mut Context::default()).map(drop)
 }
 
-/// Starts a parsed script (evaluates it) or module (loads, links and
-/// evaluates it).
-pub(crate) fn start(parsed: &Parsed, key: &str, ctx: &mut Context) -> Result<Main, Error> {
+/// boa's "clock cycles" a script runs between two checks of its stop
+/// condition (tens of microseconds).
+const SLICE_BUDGET: u32 = 10_000;
+
+/// Why a run must stop now (a deadline, a cancellation), checked between
+/// the slices of a script.
+pub(crate) type Stop<'a> = &'a dyn Fn() -> Result<(), Error>;
+
+/// Evaluates `script` in slices of [`SLICE_BUDGET`] (boa's async budget),
+/// checking `stop` between them. A stop abandons the evaluation midway:
+/// `ctx` still holds its frames, so its owner must not run it again.
+pub(crate) fn evaluate_sliced(
+    script: &Script,
+    ctx: &mut Context,
+    stop: Stop<'_>,
+) -> Result<JsResult<JsValue>, Error> {
+    let mut run = pin!(script.evaluate_async_with_budget(ctx, SLICE_BUDGET));
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(result) = run.as_mut().poll(&mut cx) {
+            return Ok(result);
+        }
+        stop()?;
+    }
+}
+
+/// Starts a parsed script (evaluates it, checking `stop` between slices)
+/// or module (loads, links and evaluates it, in one go).
+pub(crate) fn start(
+    parsed: &Parsed,
+    key: &str,
+    ctx: &mut Context,
+    stop: Stop<'_>,
+) -> Result<Main, Error> {
     match parsed {
         Parsed::Module(module) => Ok(Main::Module(module.clone(), module.load_link_evaluate(ctx))),
-        Parsed::Script(script) => script
-            .evaluate(ctx)
+        Parsed::Script(script) => evaluate_sliced(script, ctx, stop)?
             .map(Main::Value)
             .map_err(|e| from_js_error(e, key, ctx)),
     }

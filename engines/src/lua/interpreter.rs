@@ -3,7 +3,8 @@
 //! and limits as a process) and one global environment that lives until
 //! [`reset`](ScriptEngine::reset). Each run is a process of the Lua engine
 //! stepped to completion on the calling thread: preemptions continue at
-//! once, module commands fail `UNAVAILABLE` (they need the scheduler).
+//! once unless the cancellation handle was cancelled, module commands fail
+//! `UNAVAILABLE` (they need the scheduler).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -182,6 +183,8 @@ impl LuaInterpreter {
             env: Some((live.env.clone(), live.loaded.clone())),
             ..EvalExtras::default()
         };
+        let cancel = self.shell.cancel();
+        cancel.check()?;
         let mut process = launch(&live.pool, name, chunk, init, extras)?;
         let mut cx = StepCx::new(Pid::new(0, 0));
         let mut input = Resume::Start;
@@ -189,7 +192,10 @@ impl LuaInterpreter {
             match process.step(&mut cx, input) {
                 Step::Done(v) => return Ok(v),
                 Step::Failed(e) => return Err(e),
-                Step::Preempted => input = Resume::Continue,
+                Step::Preempted => {
+                    cancel.check()?;
+                    input = Resume::Continue;
+                }
                 Step::Yield(_) => return Err(commands_need_a_process()),
             }
         }
@@ -329,6 +335,7 @@ impl Globals for LuaInterpreter {
 
 impl Functions for LuaInterpreter {
     fn register_function(&mut self, name: &str, f: HostFunction) -> Result<(), Error> {
+        let f = self.shell.cancel().guard(f);
         let r = self.state().and_then(|(lua, env)| {
             let raw = lua
                 .create_function(move |lua, args: MultiValue| {

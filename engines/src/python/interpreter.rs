@@ -148,12 +148,14 @@ impl PythonInterpreter {
         let modules = Arc::clone(&self.modules);
         let limits = self.limits;
         let functions = self.functions.clone();
+        let cancel = self.shell.cancel().clone();
         move || {
             let mut host = Host::new(output);
             host.policy = policy;
             host.modules = modules;
             host.limits = limits;
             host.functions = functions;
+            host.cancel = cancel;
             host
         }
     }
@@ -203,6 +205,12 @@ impl PythonInterpreter {
             rx.recv()
                 .map_err(|_| Error::internal("the Python interpreter thread ended"))?
         })();
+        self.shell.record(r)
+    }
+
+    /// `CANCELED` (recorded) when the cancellation handle was cancelled.
+    fn check_cancel(&mut self) -> Result<(), Error> {
+        let r = self.shell.cancel().check();
         self.shell.record(r)
     }
 
@@ -292,6 +300,7 @@ impl Executor for PythonInterpreter {
     }
 
     fn execute(&mut self, key: &str) -> Result<Value, Error> {
+        self.check_cancel()?;
         let code = self.shell.loaded(key).cloned();
         let code = self.shell.record(code)?;
         self.call(move |live| {
@@ -305,6 +314,7 @@ impl Executor for PythonInterpreter {
     }
 
     fn execute_named(&mut self, name: &str, code: &str) -> Result<Value, Error> {
+        self.check_cancel()?;
         let (name, code) = (name.to_owned(), code.to_owned());
         self.call(move |live| live.run(|vm, scope| vm::run_embedded(vm, &name, &code, scope)))
     }
@@ -342,6 +352,7 @@ impl Globals for PythonInterpreter {
 
 impl Functions for PythonInterpreter {
     fn register_function(&mut self, name: &str, f: HostFunction) -> Result<(), Error> {
+        let f = self.shell.cancel().guard(f);
         self.functions.insert(name.to_owned(), Arc::clone(&f));
         let name = name.to_owned();
         self.call(move |live| {
@@ -358,6 +369,7 @@ impl Functions for PythonInterpreter {
     }
 
     fn call_function(&mut self, name: &str, args: Vec<Value>) -> Result<Value, Error> {
+        self.check_cancel()?;
         let name = name.to_owned();
         self.call(move |live| live.run(|vm, scope| vm::call_global(vm, scope, &name, &args)))
     }

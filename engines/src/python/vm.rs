@@ -28,6 +28,7 @@ use troupe_runtime::{Limits, Resume};
 
 use super::alloc;
 use crate::HostFunction;
+use crate::cancel::CancelSlot;
 use crate::nesting;
 
 /// Where `print` writes lines.
@@ -97,6 +98,10 @@ pub(crate) struct Link {
 /// handle went away. Python code cannot catch it.
 struct Terminated;
 
+/// Trace events (lines, calls) between two checks of the cancellation
+/// handle: a few hundred microseconds of Python.
+const CANCEL_CHECK_EVENTS: u64 = 1024;
+
 /// The host side of the interpreter on this thread.
 pub(crate) struct Host {
     pub pid: Pid,
@@ -116,6 +121,9 @@ pub(crate) struct Host {
     /// This thread's live bytes when the run started (see [`alloc`]).
     pub memory_base: isize,
     pub deadline: Option<Instant>,
+    /// The embedded interpreter's cancellation handle, checked every
+    /// [`CANCEL_CHECK_EVENTS`] trace events.
+    pub cancel: CancelSlot,
     /// Why the script was terminated, once it was.
     pub terminate: Option<Error>,
     /// Objects made by the prelude and the setup, per interpreter.
@@ -151,6 +159,7 @@ impl Host {
             slice_end: 0,
             memory_base: 0,
             deadline: None,
+            cancel: CancelSlot::default(),
             terminate: None,
             objs: None,
             loaded: HashMap::new(),
@@ -356,6 +365,11 @@ fn trace(_args: FuncArgs, vm: &VirtualMachine) -> PyResult {
                     format!("memory limit of {max} bytes exceeded"),
                 ));
             }
+        }
+        if h.used % CANCEL_CHECK_EVENTS == 0
+            && let Err(e) = h.cancel.check()
+        {
+            return Next::Stop(e);
         }
         if h.used < h.slice_end {
             return Next::Go;

@@ -45,6 +45,7 @@ use troupe_dispatcher::{Error, ErrorKind, Value};
 use troupe_runtime::{Engine, Limits, Process, ProcessInit, Program};
 use troupe_sources::Script;
 
+use crate::cancel::CancelSlot;
 use crate::capability::{Functions, Globals as GlobalsCap, HostFunction};
 use crate::deterministic::{OneShot, downcast, interpreter, text, variables};
 use crate::nesting;
@@ -280,6 +281,8 @@ struct Run<'a> {
     vars: &'a BTreeMap<String, Value>,
     limits: &'a Limits,
     deadline: Option<Instant>,
+    /// An embedded interpreter's cancellation handle.
+    cancel: Option<&'a CancelSlot>,
 }
 
 /// A frozen module holding what `fill` sets.
@@ -306,6 +309,7 @@ impl Run<'_> {
             starlark::values::Value<'v>,
         ) -> starlark::Result<starlark::values::Value<'v>>,
     ) -> Result<(Value, FrozenModule), Error> {
+        self.cancel.map_or(Ok(()), CancelSlot::check)?;
         Module::with_temp_heap(|module| {
             for earlier in self.scope {
                 module.import_public_symbols(earlier);
@@ -343,7 +347,7 @@ impl Run<'_> {
                         format!("{}: time limit exceeded", self.key),
                     ))
                 } else {
-                    None
+                    self.cancel.and_then(|c| c.check().err())
                 };
                 let stop = tripped.is_some();
                 if stop {
@@ -421,6 +425,7 @@ impl Engine for StarlarkEngine {
                 vars: &vars,
                 limits: &init.limits,
                 deadline,
+                cancel: None,
             };
             let entry = init.entry;
             let args = init.args;
@@ -476,6 +481,7 @@ impl StarlarkInterpreter {
             vars: &BTreeMap::new(),
             limits: &self.limits,
             deadline: self.limits.deadline(Instant::now()),
+            cancel: Some(self.shell.cancel()),
         };
         let (value, defined) = run.eval(ast, |eval, module, value| match call {
             Some(args) => {
@@ -535,7 +541,7 @@ impl Functions for StarlarkInterpreter {
         self.shell.check()?;
         let host = HostFn {
             name: name.to_owned(),
-            f,
+            f: self.shell.cancel().guard(f),
         };
         let module = frozen(|module| module.set(name, module.heap().alloc_simple(host)))?;
         self.scope.push(module);

@@ -120,6 +120,7 @@ impl WasmInterpreter {
                     .map_err(|e| (from_wasmtime(&e, store.data(), max), e))
             },
             self.deadline(),
+            self.shell.cancel(),
         );
         match instantiated? {
             Ok(instance) => Ok(Loaded { store, instance }),
@@ -145,6 +146,7 @@ impl WasmInterpreter {
                 }
             },
             self.deadline(),
+            self.shell.cancel(),
         )?
     }
 
@@ -246,6 +248,7 @@ impl Functions for WasmInterpreter {
     /// Makes `f` callable from guests as `call("host", name, args)`.
     fn register_function(&mut self, name: &str, f: HostFunction) -> Result<(), Error> {
         self.shell.check()?;
+        let f = self.shell.cancel().guard(f);
         self.functions.insert(name.to_owned(), f);
         self.refresh();
         Ok(())

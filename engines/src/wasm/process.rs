@@ -17,6 +17,7 @@ use super::Shared;
 use super::abi;
 use super::error::from_wasmtime;
 use super::host::{Ctx, Exchange, Host, Limiter};
+use crate::cancel::CancelSlot;
 
 /// A guest call in progress.
 type Running = Pin<Box<dyn Future<Output = Result<Value, Error>> + Send>>;
@@ -84,11 +85,14 @@ pub(crate) async fn instantiate_and_call(
 
 /// Drives `future` to its end on this thread. Only for guests that cannot
 /// wait for commands (embedded instances): a pending poll is a fuel-slice
-/// yield, after which the guest goes on unless `deadline` passed.
+/// yield, after which the guest goes on unless `deadline` passed or
+/// `cancel` was cancelled.
 pub(crate) fn run_to_end<F: Future>(
     future: F,
     deadline: Option<(Instant, Duration)>,
+    cancel: &CancelSlot,
 ) -> Result<F::Output, Error> {
+    cancel.check()?;
     let mut future = pin!(future);
     let mut cx = Context::from_waker(Waker::noop());
     loop {
@@ -98,6 +102,7 @@ pub(crate) fn run_to_end<F: Future>(
         if let Some(e) = timed_out(deadline) {
             return Err(e);
         }
+        cancel.check()?;
     }
 }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use troupe_dispatcher::Error;
 use troupe_engines::ScriptEngine;
+use troupe_engines::cancel::CancellationToken;
 use troupe_modules::{ModuleRegistry, Policy};
 use troupe_runtime::Limits;
 
@@ -38,4 +39,5 @@ impl ScriptEngine for Stub {
     fn set_limits(&mut self, _: Limits) -> Result<(), Error> {
         Ok(())
     }
+    fn set_cancel(&mut self, _: Option<CancellationToken>) {}
 }
