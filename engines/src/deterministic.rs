@@ -122,8 +122,9 @@ where
     }
 }
 
-/// Implements `ScriptEngine` (with the `Loader`, `Executor`, `Globals` and
-/// `Functions` capabilities), `Loader` and `Executor` for an interpreter
+/// Implements `ScriptEngine` (with the `Loader`, `Executor`, `Globals`,
+/// `Functions` and `Watcher` capabilities), `Loader`, `Executor` and
+/// `Watcher` for an interpreter
 /// whose `shell` field is a [`Shell`](crate::shell::Shell) made with
 /// `Shell::new` (closed until `init`), given its `compile(&Script)`,
 /// `run(&self, &P)`, `clear(&mut self)` (forget what users set) and
@@ -132,7 +133,7 @@ macro_rules! interpreter {
     ($interpreter:ty) => {
         impl $crate::capability::ScriptEngine for $interpreter {
             $crate::shell::shell_methods!(as_loader: Loader, as_executor: Executor,
-                as_globals: Globals, as_functions: Functions);
+                as_globals: Globals, as_functions: Functions, as_watcher: Watcher);
 
             fn init(&mut self) -> Result<(), ::troupe_dispatcher::Error> {
                 self.shell.open();
@@ -205,6 +206,19 @@ macro_rules! interpreter {
             }
         }
 
+        impl $crate::capability::Watcher for $interpreter {
+            fn watch(&mut self, key: &str) -> Result<(), ::troupe_dispatcher::Error> {
+                self.shell.check()?;
+                let compile = |script: &::troupe_sources::Script| Self::compile(script);
+                self.shell.watch(key, ::std::sync::Arc::new(compile))
+            }
+
+            fn unwatch(&mut self, key: &str) -> Result<(), ::troupe_dispatcher::Error> {
+                self.shell.unwatch(key);
+                Ok(())
+            }
+        }
+
         impl $crate::capability::Executor for $interpreter {
             fn loaded(&self) -> Vec<String> {
                 self.shell.loaded_keys()
@@ -214,6 +228,7 @@ macro_rules! interpreter {
                 &mut self,
                 key: &str,
             ) -> Result<::troupe_dispatcher::Value, ::troupe_dispatcher::Error> {
+                self.shell.apply_reloads();
                 let r = self
                     .shell
                     .check()

@@ -51,6 +51,17 @@ pub mod python;
     feature = "expr",
     feature = "evalexpr"
 ))]
+mod reload;
+#[cfg(any(
+    feature = "lua",
+    feature = "js",
+    feature = "python",
+    feature = "wasm",
+    feature = "starlark",
+    feature = "cel",
+    feature = "expr",
+    feature = "evalexpr"
+))]
 mod shell;
 #[cfg(feature = "starlark")]
 pub mod starlark;

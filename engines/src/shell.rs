@@ -13,6 +13,7 @@ use troupe_sources::{MemorySource, Script, Source};
 
 use crate::cancel::CancelSlot;
 use crate::capability::{closed, source_error};
+use crate::reload::{Compile, Reloads};
 
 /// The bookkeeping of one interpreter instance (see the module docs).
 /// Interpreters that keep their compiled scripts elsewhere (JS keeps them
@@ -26,6 +27,8 @@ pub(crate) struct Shell<P = ()> {
     /// The loaded keys, in the order they were first loaded.
     order: Vec<String>,
     cancel: CancelSlot,
+    /// Watched keys, reloaded in the background.
+    reloads: Reloads<P>,
 }
 
 impl<P> Shell<P> {
@@ -40,6 +43,7 @@ impl<P> Shell<P> {
             loaded: HashMap::new(),
             order: Vec::new(),
             cancel: CancelSlot::default(),
+            reloads: Reloads::default(),
         }
     }
 
@@ -68,11 +72,12 @@ impl<P> Shell<P> {
         self.open = true;
     }
 
-    /// Closes the instance and drops what it loaded.
+    /// Closes the instance and drops what it loaded and watched.
     pub(crate) fn close(&mut self) {
         self.open = false;
         self.loaded.clear();
         self.order.clear();
+        self.reloads.clear();
     }
 
     /// `UNAVAILABLE` once closed (or, for a shell made closed, before it
@@ -98,13 +103,14 @@ impl<P> Shell<P> {
         result
     }
 
-    /// Drops the loaded scripts, the last error and the cancellation
-    /// handle (the source stays bound).
+    /// Drops the loaded scripts, the last error, the watches and the
+    /// cancellation handle (the source stays bound).
     pub(crate) fn reset(&mut self) {
         self.loaded.clear();
         self.order.clear();
         self.last_error = None;
         self.cancel.set(None);
+        self.reloads.clear();
     }
 
     /// Forgets the loaded scripts (the instance lost them).
@@ -112,6 +118,37 @@ impl<P> Shell<P> {
     pub(crate) fn forget_loaded(&mut self) {
         self.loaded.clear();
         self.order.clear();
+    }
+
+    /// Reloads `key` with `compile`, in the background, whenever the bound
+    /// source changes it (see [`crate::reload`]).
+    pub(crate) fn watch(&mut self, key: &str, compile: Compile<P>) -> Result<(), Error>
+    where
+        P: Send + 'static,
+    {
+        let r = self.reloads.watch(&self.source, key, compile);
+        self.record(r)
+    }
+
+    /// Stops reloading `key`.
+    pub(crate) fn unwatch(&mut self, key: &str) {
+        self.reloads.unwatch(key);
+    }
+
+    /// Keeps the versions the background reloaded since the last call (a
+    /// failed reload becomes the last error); true if there was one.
+    pub(crate) fn apply_reloads(&mut self) -> bool {
+        let mut any = false;
+        for (key, version) in self.reloads.take() {
+            match version {
+                Ok(program) => {
+                    self.keep(&key, program);
+                    any = true;
+                }
+                Err(e) => self.last_error = Some(e),
+            }
+        }
+        any
     }
 
     /// The instance's cancellation handle.
@@ -138,15 +175,6 @@ impl<P> Shell<P> {
     }
 
     /// Keeps `program` as the loaded script `key`.
-    #[cfg(any(
-        feature = "lua",
-        feature = "python",
-        feature = "wasm",
-        feature = "starlark",
-        feature = "cel",
-        feature = "expr",
-        feature = "evalexpr"
-    ))]
     pub(crate) fn keep(&mut self, key: &str, program: P) {
         self.note_loaded(key);
         self.loaded.insert(key.to_owned(), program);

@@ -236,26 +236,6 @@ fn lua_limits_stop_runaway_scripts() {
 }
 
 #[test]
-fn lua_watch_reloads_changed_scripts() {
-    let src = Arc::new(MemorySource::new().with("job.lua", "return 1"));
-    let mut e = lua();
-    e.as_loader().unwrap().bind_source(src.clone());
-    e.as_loader().unwrap().load("job.lua").unwrap();
-    e.as_watcher().unwrap().watch("job.lua").unwrap();
-    src.insert("job.lua", "return 2").unwrap();
-    assert_eq!(
-        e.as_executor().unwrap().execute("job.lua").unwrap(),
-        Value::Int(2)
-    );
-    e.as_watcher().unwrap().unwatch("job.lua").unwrap();
-    src.insert("job.lua", "return 3").unwrap();
-    assert_eq!(
-        e.as_executor().unwrap().execute("job.lua").unwrap(),
-        Value::Int(2)
-    );
-}
-
-#[test]
 fn lua_closed_instance_is_unavailable() {
     let mut e = LuaInterpreter::new();
     e.close().unwrap();

@@ -15,17 +15,17 @@ use boa_engine::{Context, JsString};
 use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
 use troupe_modules::{ModuleDef, ModuleRegistry, Policy};
 use troupe_runtime::Limits;
-use troupe_sources::Source;
+use troupe_sources::{Script, Source};
 
 use super::Output;
 use super::convert::{from_js, from_js_error, to_js};
 use super::host::{Host, host, new_context, register_host_function, set_global};
 use super::process::past;
-use super::run::{Outcome, Parsed, apply_limits, parse, poll, start};
+use super::run::{Outcome, Parsed, apply_limits, check_syntax, parse, poll, start};
 use super::threads::{Worker, next_id, pick};
 use crate::cancel::CancelSlot;
 use crate::capability::{
-    Executor, Functions, Globals, HostFunction, Loader, Modules, ScriptEngine, closed,
+    Executor, Functions, Globals, HostFunction, Loader, Modules, ScriptEngine, Watcher, closed,
 };
 use crate::shell::{Shell, not_loaded, shell_methods};
 
@@ -264,7 +264,7 @@ impl Drop for JsInterpreter {
 
 impl ScriptEngine for JsInterpreter {
     shell_methods!(as_loader: Loader, as_executor: Executor, as_globals: Globals,
-        as_functions: Functions, as_modules: Modules);
+        as_functions: Functions, as_modules: Modules, as_watcher: Watcher);
 
     fn init(&mut self) -> Result<(), Error> {
         self.shell.check()?;
@@ -368,6 +368,9 @@ impl Executor for JsInterpreter {
     }
 
     fn execute(&mut self, key: &str) -> Result<Value, Error> {
+        // The JS thread holds the new versions already: this records the
+        // failed reloads and the newly loaded keys.
+        self.shell.apply_reloads();
         let key = key.to_owned();
         self.stoppable(move |inst, cancel| {
             let parsed = inst
@@ -417,6 +420,38 @@ impl Functions for JsInterpreter {
     fn call_function(&mut self, name: &str, args: Vec<Value>) -> Result<Value, Error> {
         let name = name.to_owned();
         self.stoppable(move |inst, cancel| inst.call(&name, args, cancel))
+    }
+}
+
+impl Watcher for JsInterpreter {
+    /// Checks a changed `key` on the reload thread, then parses it again on
+    /// the instance's JS thread, whenever the source changes it.
+    fn watch(&mut self, key: &str) -> Result<(), Error> {
+        self.init()?;
+        let (worker, id) = (self.worker.ok_or_else(|| closed(KIND))?, self.id);
+        let compile = move |script: &Script| {
+            check_syntax(&script.key, &script.code)?;
+            let (key, code) = (script.key.clone(), Arc::clone(&script.code));
+            worker.post(move || {
+                INSTANCES.with(|all| {
+                    let mut all = all.borrow_mut();
+                    let Some(inst) = all.get_mut(&id) else { return };
+                    match parse(&key, &code, &mut inst.ctx) {
+                        Ok(parsed) => drop(inst.scripts.insert(key, parsed)),
+                        Err(e) => {
+                            tracing::warn!(key, error = %e, "cannot reload a watched JS script")
+                        }
+                    }
+                });
+            });
+            Ok(())
+        };
+        self.shell.watch(key, Arc::new(compile))
+    }
+
+    fn unwatch(&mut self, key: &str) -> Result<(), Error> {
+        self.shell.unwatch(key);
+        Ok(())
     }
 }
 

@@ -6,21 +6,20 @@
 //! once unless the cancellation handle was cancelled, module commands fail
 //! `UNAVAILABLE` (they need the scheduler).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use mlua::{Lua, MultiValue, Table};
 use troupe_dispatcher::{Error, Pid, Value};
 use troupe_modules::{Class, ModuleDef, ModuleRegistry, Policy};
 use troupe_runtime::{Limits, Process, ProcessInit, Resume, Step, StepCx};
-use troupe_sources::{Source, Watch};
+use troupe_sources::{Script, Source};
 
 use super::convert::{to_lua, to_value};
 use super::state::{Output, Prelude, new_state, ok_values, raise, wrap};
-use super::{Chunk, EvalExtras, Pool, compile_bytecode, internal, launch};
+use super::{Chunk, EvalExtras, Pool, compile_bytecode, compile_detached, internal, launch};
 use crate::capability::{
     Executor, Functions, Globals, HostFunction, Loader, Modules, ScriptEngine, Watcher, closed,
-    commands_need_a_process, source_error,
+    commands_need_a_process,
 };
 use crate::shell::{Shell, shell_methods};
 
@@ -60,7 +59,6 @@ pub struct LuaInterpreter {
     policy: Arc<Policy>,
     modules: Arc<ModuleRegistry>,
     limits: Limits,
-    watches: HashMap<String, Watch>,
 }
 
 impl Default for LuaInterpreter {
@@ -85,7 +83,6 @@ impl LuaInterpreter {
             policy: Arc::new(Policy::deny_all()),
             modules: Arc::new(ModuleRegistry::with_builtins()),
             limits: Limits::default(),
-            watches: HashMap::new(),
         }
     }
 
@@ -117,30 +114,6 @@ impl LuaInterpreter {
         Ok((lua, live.env.clone()))
     }
 
-    /// Reloads watched scripts the source changed since the last call.
-    fn apply_changes(&mut self) {
-        let mut changed = Vec::new();
-        for (key, watch) in &self.watches {
-            while let Some(change) = watch.try_recv() {
-                if change.affects(key) {
-                    changed.push(key.clone());
-                }
-            }
-        }
-        for key in changed {
-            match self.compile_key(&key) {
-                Ok(bytecode) => {
-                    tracing::debug!(key, "reloaded a watched Lua script");
-                    self.shell.keep(&key, bytecode);
-                }
-                Err(e) => {
-                    tracing::warn!(key, error = %e, "keeping the old version of a watched Lua script");
-                    let _ = self.shell.record::<()>(Err(e));
-                }
-            }
-        }
-    }
-
     /// Reads `key` from the source and compiles it.
     fn compile_key(&mut self, key: &str) -> Result<Vec<u8>, Error> {
         let script = self.shell.read(key)?;
@@ -157,7 +130,7 @@ impl LuaInterpreter {
         entry: Option<String>,
         args: Vec<Value>,
     ) -> Result<Value, Error> {
-        self.apply_changes();
+        self.shell.apply_reloads();
         if self.live()?.pool.is_empty() {
             // A run died in a way that made its state unusable: start over.
             tracing::warn!("the Lua interpreter lost its state; starting a fresh one");
@@ -226,13 +199,11 @@ impl ScriptEngine for LuaInterpreter {
     fn close(&mut self) -> Result<(), Error> {
         self.shell.close();
         self.live = None;
-        self.watches.clear();
         Ok(())
     }
 
     fn reset(&mut self) -> Result<(), Error> {
         self.shell.reset();
-        self.watches.clear();
         let r = (|| {
             let (lua, _) = self.state()?;
             let fresh = fresh_env(&lua, &self.policy)?;
@@ -300,7 +271,7 @@ impl Executor for LuaInterpreter {
     }
 
     fn execute(&mut self, key: &str) -> Result<Value, Error> {
-        self.apply_changes();
+        self.shell.apply_reloads();
         let r = self
             .shell
             .loaded(key)
@@ -371,17 +342,12 @@ impl Modules for LuaInterpreter {
 
 impl Watcher for LuaInterpreter {
     fn watch(&mut self, key: &str) -> Result<(), Error> {
-        let r = self
-            .shell
-            .source()
-            .watch(key)
-            .map_err(source_error)
-            .map(|w| drop(self.watches.insert(key.to_owned(), w)));
-        self.shell.record(r)
+        let compile = |script: &Script| compile_detached(&script.key, &script.code);
+        self.shell.watch(key, Arc::new(compile))
     }
 
     fn unwatch(&mut self, key: &str) -> Result<(), Error> {
-        self.watches.remove(key);
+        self.shell.unwatch(key);
         Ok(())
     }
 }

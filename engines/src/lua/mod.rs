@@ -135,19 +135,30 @@ fn compile_with_factory(
     factory: bool,
 ) -> Result<(Vec<u8>, Option<Vec<u8>>), Error> {
     let lua = pool.take()?;
-    let dump = |code: &[u8]| {
-        lua.load(code)
-            .set_name(format!("@{key}"))
-            .set_mode(ChunkMode::Text)
-            .into_function()
-            .map(|f| f.dump(false))
-    };
-    let compiled = dump(code);
+    let compiled = dump(&lua, key, code);
     let wrapped = (factory && compiled.is_ok())
-        .then(|| dump(&lightweight::factory_source(code)).ok())
+        .then(|| dump(&lua, key, &lightweight::factory_source(code)).ok())
         .flatten();
     pool.give_back(lua, Ending::Clean);
     Ok((compiled.map_err(|e| syntax_error(key, &e))?, wrapped))
+}
+
+/// `code` (named `key`) compiled in `lua`, as bytecode.
+fn dump(lua: &Lua, key: &str, code: &[u8]) -> mlua::Result<Vec<u8>> {
+    lua.load(code)
+        .set_name(format!("@{key}"))
+        .set_mode(ChunkMode::Text)
+        .into_function()
+        .map(|f| f.dump(false))
+}
+
+/// [`compile_bytecode`] in a bare state of the calling thread, away from
+/// any pool (background reloads).
+fn compile_detached(key: &str, code: &[u8]) -> Result<Vec<u8>, Error> {
+    thread_local! {
+        static COMPILER: Lua = Lua::new();
+    }
+    COMPILER.with(|lua| dump(lua, key, code).map_err(|e| syntax_error(key, &e)))
 }
 
 /// Source text or bytecode made by [`compile_bytecode`].

@@ -13,12 +13,12 @@ use rustpython_vm::{Interpreter, VirtualMachine};
 use troupe_dispatcher::{Error, ErrorKind, Value};
 use troupe_modules::{ModuleDef, ModuleRegistry, Policy};
 use troupe_runtime::Limits;
-use troupe_sources::Source;
+use troupe_sources::{Script, Source};
 
 use super::STACK_SIZE;
 use super::vm::{self, Host, Output};
 use crate::capability::{
-    Executor, Functions, Globals, HostFunction, Loader, Modules, ScriptEngine, closed,
+    Executor, Functions, Globals, HostFunction, Loader, Modules, ScriptEngine, Watcher, closed,
 };
 use crate::shell::{Shell, shell_methods};
 
@@ -228,7 +228,7 @@ impl PythonInterpreter {
 
 impl ScriptEngine for PythonInterpreter {
     shell_methods!(as_loader: Loader, as_executor: Executor, as_globals: Globals,
-        as_functions: Functions, as_modules: Modules);
+        as_functions: Functions, as_modules: Modules, as_watcher: Watcher);
 
     fn init(&mut self) -> Result<(), Error> {
         self.call(|live| live.run(|_, _| Ok(())))
@@ -279,11 +279,7 @@ impl Loader for PythonInterpreter {
     }
 
     fn load(&mut self, key: &str) -> Result<(), Error> {
-        let r = self.shell.read(key).and_then(|s| {
-            let text = std::str::from_utf8(&s.code)
-                .map_err(|_| Error::invalid(format!("{key} is not UTF-8")))?;
-            vm::compile(key, text, Mode::Exec)
-        });
+        let r = self.shell.read(key).and_then(|s| compile_script(&s));
         let r = r.map(|code| self.shell.keep(key, code));
         self.shell.record(r)
     }
@@ -294,6 +290,24 @@ impl Loader for PythonInterpreter {
     }
 }
 
+/// A script read from a source, compiled.
+fn compile_script(script: &Script) -> Result<CodeObject, Error> {
+    let text = std::str::from_utf8(&script.code)
+        .map_err(|_| Error::invalid(format!("{} is not UTF-8", script.key)))?;
+    vm::compile(&script.key, text, Mode::Exec)
+}
+
+impl Watcher for PythonInterpreter {
+    fn watch(&mut self, key: &str) -> Result<(), Error> {
+        self.shell.watch(key, Arc::new(compile_script))
+    }
+
+    fn unwatch(&mut self, key: &str) -> Result<(), Error> {
+        self.shell.unwatch(key);
+        Ok(())
+    }
+}
+
 impl Executor for PythonInterpreter {
     fn loaded(&self) -> Vec<String> {
         self.shell.loaded_keys()
@@ -301,6 +315,7 @@ impl Executor for PythonInterpreter {
 
     fn execute(&mut self, key: &str) -> Result<Value, Error> {
         self.check_cancel()?;
+        self.shell.apply_reloads();
         let code = self.shell.loaded(key).cloned();
         let code = self.shell.record(code)?;
         self.call(move |live| {

@@ -15,7 +15,7 @@ use std::time::Instant;
 use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
 use troupe_modules::{ModuleDef, ModuleRegistry, Policy};
 use troupe_runtime::Limits;
-use troupe_sources::Source;
+use troupe_sources::{Script, Source};
 use wasmtime::{Instance, Module, Store};
 
 use super::Shared;
@@ -23,7 +23,10 @@ use super::abi::{self, DEFAULT_ENTRY};
 use super::error::from_wasmtime;
 use super::host::{Ctx, Host};
 use super::process::{new_store, run_to_end};
-use crate::capability::{Executor, Functions, HostFunction, Loader, Modules, ScriptEngine};
+use crate::cancel::CancelSlot;
+use crate::capability::{
+    Executor, Functions, HostFunction, Loader, Modules, ScriptEngine, Watcher,
+};
 use crate::shell::{Shell, shell_methods};
 
 const KIND: &str = "wasm";
@@ -99,36 +102,17 @@ impl WasmInterpreter {
         }
     }
 
-    fn deadline(&self) -> Option<(Instant, std::time::Duration)> {
-        self.limits
-            .timeout
-            .and_then(|t| Some((Instant::now().checked_add(t)?, t)))
-    }
-
     /// Compiles `code` and instantiates it under `key`.
     fn instantiate(&self, key: &str, code: &[u8]) -> Result<Loaded, Error> {
         let shared = self.shared()?;
-        let module: Module = shared.compile(key, code)?;
-        let mut store = new_store(&shared, self.ctx(key), &self.limits)?;
-        let max = self.limits.max_instructions.map(|m| m.get());
-        let instantiated = run_to_end(
-            async {
-                shared
-                    .linker
-                    .instantiate_async(&mut store, &module)
-                    .await
-                    .map_err(|e| (from_wasmtime(&e, store.data(), max), e))
-            },
-            self.deadline(),
+        instantiate(
+            &shared,
+            self.ctx(key),
+            &self.limits,
+            key,
+            code,
             self.shell.cancel(),
-        );
-        match instantiated? {
-            Ok(instance) => Ok(Loaded { store, instance }),
-            Err((err, e)) if err.kind() == ErrorKind::Internal => {
-                Err(Error::invalid(format!("cannot instantiate {key}: {e:#}")))
-            }
-            Err((err, _)) => Err(err),
-        }
+        )
     }
 
     /// Calls export `name` of `loaded` with fresh fuel.
@@ -145,13 +129,16 @@ impl WasmInterpreter {
                     Err(e) => Err(from_wasmtime(&e, store.data(), max)),
                 }
             },
-            self.deadline(),
+            deadline(&self.limits),
             self.shell.cancel(),
         )?
     }
 
     /// Calls export `name` of the loaded script `key`.
     fn call_loaded(&mut self, key: &str, name: &str, args: Vec<Value>) -> Result<Value, Error> {
+        if self.shell.apply_reloads() {
+            self.refresh();
+        }
         let mut loaded = self.shell.take(key)?;
         let r = self.call(&mut loaded, name, args);
         self.shell.keep(key, loaded);
@@ -166,9 +153,49 @@ impl WasmInterpreter {
     }
 }
 
+/// The wall-clock deadline of a run starting now under `limits`.
+fn deadline(limits: &Limits) -> Option<(Instant, std::time::Duration)> {
+    limits
+        .timeout
+        .and_then(|t| Some((Instant::now().checked_add(t)?, t)))
+}
+
+/// Compiles `code` and instantiates it under `key`, for guests that see
+/// `ctx`.
+fn instantiate(
+    shared: &Shared,
+    ctx: Arc<Ctx>,
+    limits: &Limits,
+    key: &str,
+    code: &[u8],
+    cancel: &CancelSlot,
+) -> Result<Loaded, Error> {
+    let module: Module = shared.compile(key, code)?;
+    let mut store = new_store(shared, ctx, limits)?;
+    let max = limits.max_instructions.map(|m| m.get());
+    let instantiated = run_to_end(
+        async {
+            shared
+                .linker
+                .instantiate_async(&mut store, &module)
+                .await
+                .map_err(|e| (from_wasmtime(&e, store.data(), max), e))
+        },
+        deadline(limits),
+        cancel,
+    );
+    match instantiated? {
+        Ok(instance) => Ok(Loaded { store, instance }),
+        Err((err, e)) if err.kind() == ErrorKind::Internal => {
+            Err(Error::invalid(format!("cannot instantiate {key}: {e:#}")))
+        }
+        Err((err, _)) => Err(err),
+    }
+}
+
 impl ScriptEngine for WasmInterpreter {
     shell_methods!(as_loader: Loader, as_executor: Executor, as_functions: Functions,
-        as_modules: Modules);
+        as_modules: Modules, as_watcher: Watcher);
 
     fn init(&mut self) -> Result<(), Error> {
         let r = self.shared().map(|_| ());
@@ -263,6 +290,31 @@ impl Functions for WasmInterpreter {
             .ok_or_else(|| Error::not_found("no WebAssembly module is loaded"))
             .and_then(|key| self.call_loaded(&key, name, args));
         self.shell.record(r)
+    }
+}
+
+impl Watcher for WasmInterpreter {
+    /// Reinstantiates `key` in the background whenever the source changes
+    /// it; the new instance starts with fresh memory and globals.
+    fn watch(&mut self, key: &str) -> Result<(), Error> {
+        let (shared, ctx, limits) = (self.shared()?, self.ctx(key), self.limits);
+        let compile = move |script: &Script| {
+            let cancel = CancelSlot::default();
+            instantiate(
+                &shared,
+                Arc::clone(&ctx),
+                &limits,
+                &script.key,
+                &script.code,
+                &cancel,
+            )
+        };
+        self.shell.watch(key, Arc::new(compile))
+    }
+
+    fn unwatch(&mut self, key: &str) -> Result<(), Error> {
+        self.shell.unwatch(key);
+        Ok(())
     }
 }
 
