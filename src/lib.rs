@@ -46,9 +46,11 @@ pub use troupe_runtime::{
     ChildInfo, ChildSpec, Engine, HostMailbox, Limits, Message, ProcessHandle, Restart, Runtime,
     RuntimeBuilder, Spawn, Strategy, Supervisor, SupervisorHandle, WORKERS_ENV,
 };
+#[cfg(feature = "etcd")]
+pub use troupe_sources::EtcdSource;
 pub use troupe_sources::{
-    CachedSource, Change, ChangeSink, EmbeddedSource, EtcdSource, FileSource, HttpSource,
-    LayerStrategy, LayeredSource, MemorySource, Script, Source, SourceError, TransformSource,
-    Watch, WatchGuard, embed_scripts,
+    CachedSource, Change, ChangeSink, EmbeddedSource, FileSource, HttpSource, LayerStrategy,
+    LayeredSource, MemorySource, Script, Source, SourceError, TransformSource, Watch, WatchGuard,
+    embed_scripts,
 };
 pub use troupe_workflow::{Checked, Entry, Header, Status, Summary, WorkflowStore};

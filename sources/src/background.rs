@@ -6,6 +6,7 @@
 use std::future::Future;
 
 use tokio::runtime::{Handle, Runtime};
+#[cfg(feature = "etcd")]
 use tokio::task::JoinHandle;
 
 pub(crate) struct Background {
@@ -48,6 +49,7 @@ impl Background {
     }
 
     /// Runs `fut` in the background.
+    #[cfg(feature = "etcd")]
     pub fn spawn<F>(&self, fut: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -66,8 +68,10 @@ impl Drop for Background {
 }
 
 /// Aborts a background task when dropped.
+#[cfg(feature = "etcd")]
 pub(crate) struct AbortOnDrop<T>(pub JoinHandle<T>);
 
+#[cfg(feature = "etcd")]
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();

@@ -10,7 +10,7 @@
 //! | [`MemorySource`] | a map changed at run time | on every insert/remove |
 //! | [`EmbeddedSource`] | the binary ([`embed_scripts!`]) | never changes |
 //! | [`HttpSource`] | `GET base_url/key`, revalidated with ETags | no |
-//! | [`EtcdSource`] | etcd keys under a prefix | etcd watch, resumed by revision |
+//! | `EtcdSource` (feature `etcd`) | etcd keys under a prefix | etcd watch, resumed by revision |
 //! | [`LayeredSource`] | several sources ([`LayerStrategy::Fallback`] / [`LayerStrategy::FirstOk`]) | all layers |
 //! | [`CachedSource`] | a copy of another source (TTL, size bound) | the inner source's |
 //! | [`TransformSource`] | another source, bytes rewritten | the inner source's |
@@ -21,6 +21,7 @@
 mod background;
 mod cached;
 mod embedded;
+#[cfg(feature = "etcd")]
 mod etcd;
 mod file;
 mod file_cache;
@@ -34,6 +35,7 @@ use std::sync::Arc;
 
 pub use cached::CachedSource;
 pub use embedded::EmbeddedSource;
+#[cfg(feature = "etcd")]
 pub use etcd::EtcdSource;
 pub use file::FileSource;
 pub use http::HttpSource;

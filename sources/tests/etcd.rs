@@ -1,5 +1,6 @@
 //! `EtcdSource` against a real etcd server (Debian's `etcd-server`), started
 //! on 127.0.0.1 with free ports and a temporary data directory.
+#![cfg(feature = "etcd")]
 
 use std::net::TcpListener;
 use std::path::PathBuf;
