@@ -18,7 +18,6 @@
 //! one line `KIND: message` on stderr (exit 1); a usage error is one line
 //! `INVALID: …` on stderr (exit 2).
 
-mod bench;
 mod workflow_cli;
 
 /// Counts each thread's bytes so Python processes can honour `max_memory`.
@@ -73,7 +72,7 @@ enum Command {
     Workflow(workflow_cli::WorkflowArgs),
     /// Runs the side-by-side benchmark (Erlang/OTP when `erl` is installed,
     /// raw mlua, Troupe) and prints one Markdown table with the ratios.
-    Bench(bench::BenchArgs),
+    Bench(troupe_bench::BenchArgs),
 }
 
 /// What a subcommand prints on success.
@@ -93,7 +92,7 @@ impl Command {
             Command::Docs => Ok(Output::Text(markdown(cli_modules().iter().map(|m| &**m)))),
             Command::Eval(args) => eval(args).map(Output::Json),
             Command::Workflow(args) => args.execute(),
-            Command::Bench(args) => bench::bench(&args).map(Output::Text),
+            Command::Bench(args) => troupe_bench::bench(&args).map(Output::Text),
         }
     }
 }

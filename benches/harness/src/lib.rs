@@ -1,4 +1,5 @@
-//! `troupe bench`: the side-by-side benchmark. Runs the same jobs in
+//! The harness of `troupe bench`, the side-by-side benchmark (the CLI is a
+//! thin entry to [`bench`]). Runs the same jobs in
 //! Erlang/OTP (`benches/erlang/troupe_bench.erl`, when `erl` is installed),
 //! in raw mlua and in Troupe, in one run, and prints one Markdown table with
 //! the ratios.
@@ -16,13 +17,17 @@ use clap::Args;
 use mlua::chunk::ChunkMode;
 use mlua::debug::HookTriggers;
 use mlua::{Function, Lua, Thread, VmState};
-use troupe::{Class, Error, ErrorKind, LuaEngine, MemorySource, Policy, Runtime, Spawn, Value};
+use troupe_dispatcher::{Error, ErrorKind, Value};
+use troupe_engines::lua::LuaEngine;
+use troupe_modules::{Class, Policy};
+use troupe_runtime::{Runtime, Spawn};
+use troupe_sources::MemorySource;
 
 /// The Erlang half of the jobs, compiled with `erlc` at run time.
-const ERLANG_SOURCE: &str = include_str!("../benches/erlang/troupe_bench.erl");
+const ERLANG_SOURCE: &str = include_str!("../../erlang/troupe_bench.erl");
 
 /// The ping-pong partner, the same script the criterion benches run.
-const PONG: &str = include_str!("../benches/support/pong.lua");
+const PONG: &str = include_str!("../../support/pong.lua");
 
 /// The Troupe half of the jobs: one script, an entry function per job.
 const TROUPE_SCRIPT: &str = r#"
@@ -91,7 +96,7 @@ const SLEEP_MS: u32 = 10;
 
 /// Arguments of `troupe bench`.
 #[derive(Args, Debug)]
-pub(crate) struct BenchArgs {
+pub struct BenchArgs {
     /// Runs every job with a tenth of its default size (a quick look, noisier).
     #[arg(long)]
     quick: bool,
@@ -216,7 +221,7 @@ impl Row {
 
 /// `troupe bench`: runs every job and returns the table (or, with
 /// `--child`, one memory figure).
-pub(crate) fn bench(args: &BenchArgs) -> Result<String, Error> {
+pub fn bench(args: &BenchArgs) -> Result<String, Error> {
     let sizes = Sizes::new(args.quick);
     let workers = args.workers.map(usize::from);
     if let Some(job) = args.child {
@@ -572,7 +577,7 @@ fn memory_child(job: MemoryJob, n: usize, workers: Option<usize>) -> Result<f64,
 /// polls 100 ms apart (or after 10 s).
 fn settled_rss() -> Result<u64, Error> {
     let rss = || {
-        troupe::machine::resident_memory()
+        troupe_runtime::machine::resident_memory()
             .ok_or_else(|| Error::new(ErrorKind::Unavailable, "no /proc/self/statm to read"))
     };
     let deadline = Instant::now() + Duration::from_secs(10);
