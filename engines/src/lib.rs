@@ -51,17 +51,6 @@ pub mod python;
     feature = "expr",
     feature = "evalexpr"
 ))]
-mod reload;
-#[cfg(any(
-    feature = "lua",
-    feature = "js",
-    feature = "python",
-    feature = "wasm",
-    feature = "starlark",
-    feature = "cel",
-    feature = "expr",
-    feature = "evalexpr"
-))]
 mod shell;
 #[cfg(feature = "starlark")]
 pub mod starlark;

@@ -1,9 +1,12 @@
 //! What every interpreter keeps beside its engine's own state: whether it
 //! is open, the last error a call returned, the bound source and the
-//! scripts loaded from it (or from strings), compiled to `P`; and
+//! scripts loaded from it (or from strings), compiled to `P`, with their
+//! background reloads ([`reload`]); and
 //! [`shell_methods!`], the `ScriptEngine` methods that only read the shell
 //! (`kind`, `last_error`) with the `as_*` accessors of the capabilities an
 //! interpreter has.
+
+pub(crate) mod reload;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,9 +14,9 @@ use std::sync::Arc;
 use troupe_dispatcher::Error;
 use troupe_sources::{MemorySource, Script, Source};
 
+use self::reload::{Compile, Reloads};
 use crate::cancel::CancelSlot;
 use crate::capability::{closed, source_error};
-use crate::reload::{Compile, Reloads};
 
 /// The bookkeeping of one interpreter instance (see the module docs).
 /// Interpreters that keep their compiled scripts elsewhere (JS keeps them
@@ -121,7 +124,7 @@ impl<P> Shell<P> {
     }
 
     /// Reloads `key` with `compile`, in the background, whenever the bound
-    /// source changes it (see [`crate::reload`]).
+    /// source changes it (see [`reload`]).
     pub(crate) fn watch(&mut self, key: &str, compile: Compile<P>) -> Result<(), Error>
     where
         P: Send + 'static,
