@@ -20,10 +20,16 @@
 
 mod workflow_cli;
 
-/// Counts each thread's bytes so Python processes can honour `max_memory`.
+/// Counts each thread's bytes so Python and TCL processes can honour
+/// `max_memory`.
 #[cfg(feature = "python")]
 #[global_allocator]
 static ALLOC: troupe_engines::python::CountingAllocator = troupe_engines::python::CountingAllocator;
+
+/// Counts each thread's bytes so TCL processes can honour `max_memory`.
+#[cfg(all(feature = "tcl", not(feature = "python")))]
+#[global_allocator]
+static ALLOC: troupe_engines::tcl::CountingAllocator = troupe_engines::tcl::CountingAllocator;
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -128,12 +128,40 @@ where
 /// whose `shell` field is a [`Shell`](crate::shell::Shell) made with
 /// `Shell::new` (closed until `init`), given its `compile(&Script)`,
 /// `run(&self, &P)`, `clear(&mut self)` (forget what users set) and
-/// `apply_limits(&mut self, Limits)` methods.
+/// `apply_limits(&mut self, Limits)` methods. With `modules`, it also
+/// offers the `Modules` capability and hands `set_policy` to its
+/// `apply_policy(&mut self, Arc<Policy>, Arc<ModuleRegistry>)`.
 macro_rules! interpreter {
     ($interpreter:ty) => {
+        $crate::deterministic::interpreter!(@engine $interpreter [] {
+            /// The language loads no modules: the policy has nothing to act on.
+            fn set_policy(
+                &mut self,
+                _policy: ::std::sync::Arc<::troupe_modules::Policy>,
+                _modules: ::std::sync::Arc<::troupe_modules::ModuleRegistry>,
+            ) -> Result<(), ::troupe_dispatcher::Error> {
+                self.shell.check()
+            }
+        });
+    };
+    ($interpreter:ty, modules) => {
+        $crate::deterministic::interpreter!(@engine $interpreter [as_modules: Modules] {
+            fn set_policy(
+                &mut self,
+                policy: ::std::sync::Arc<::troupe_modules::Policy>,
+                modules: ::std::sync::Arc<::troupe_modules::ModuleRegistry>,
+            ) -> Result<(), ::troupe_dispatcher::Error> {
+                self.shell.check()?;
+                self.apply_policy(policy, modules);
+                Ok(())
+            }
+        });
+    };
+    (@engine $interpreter:ty [$($accessor:ident: $capability:ident),*] { $($set_policy:tt)* }) => {
         impl $crate::capability::ScriptEngine for $interpreter {
             $crate::shell::shell_methods!(as_loader: Loader, as_executor: Executor,
-                as_globals: Globals, as_functions: Functions, as_watcher: Watcher);
+                as_globals: Globals, as_functions: Functions, as_watcher: Watcher
+                $(, $accessor: $capability)*);
 
             fn init(&mut self) -> Result<(), ::troupe_dispatcher::Error> {
                 self.shell.open();
@@ -153,14 +181,7 @@ macro_rules! interpreter {
                 Ok(())
             }
 
-            /// The language loads no modules: the policy has nothing to act on.
-            fn set_policy(
-                &mut self,
-                _policy: ::std::sync::Arc<::troupe_modules::Policy>,
-                _modules: ::std::sync::Arc<::troupe_modules::ModuleRegistry>,
-            ) -> Result<(), ::troupe_dispatcher::Error> {
-                self.shell.check()
-            }
+            $($set_policy)*
 
             fn set_limits(
                 &mut self,

@@ -59,6 +59,8 @@ impl EngineFactory {
         f.builtin_engine::<crate::cel::CelEngine, crate::cel::CelInterpreter>();
         #[cfg(feature = "expr")]
         f.builtin_engine::<crate::expr::ExprEngine, crate::expr::ExprInterpreter>();
+        #[cfg(feature = "tcl")]
+        f.builtin_engine::<crate::tcl::TclEngine, crate::tcl::TclInterpreter>();
         #[cfg(feature = "evalexpr")]
         f.builtin_engine::<crate::evalexpr::EvalexprEngine, crate::evalexpr::EvalexprInterpreter>();
         #[cfg(feature = "js")]

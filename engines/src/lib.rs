@@ -12,9 +12,11 @@
 //!
 //! [`EngineFactory::builtin`] knows every engine compiled in, one cargo
 //! feature each: `lua` (default; mlua, Lua 5.4), `js`, `python`, `wasm`,
-//! `starlark`, `cel`, `expr` (expr-lang), `evalexpr`. [`EnginePool`], [`AutoGrowPool`] and
+//! `starlark`, `cel`, `expr` (expr-lang), `evalexpr`, `tcl` (molt). [`EnginePool`], [`AutoGrowPool`] and
 //! [`Manager`] share instances between tasks, threads and tenants.
 
+#[cfg(any(feature = "python", feature = "tcl"))]
+mod alloc;
 pub mod cancel;
 pub mod capability;
 #[cfg(feature = "cel")]
@@ -23,7 +25,8 @@ pub mod cel;
     feature = "cel",
     feature = "expr",
     feature = "evalexpr",
-    feature = "starlark"
+    feature = "starlark",
+    feature = "tcl"
 ))]
 mod deterministic;
 #[cfg(feature = "evalexpr")]
@@ -49,11 +52,14 @@ pub mod python;
     feature = "starlark",
     feature = "cel",
     feature = "expr",
-    feature = "evalexpr"
+    feature = "evalexpr",
+    feature = "tcl"
 ))]
 mod shell;
 #[cfg(feature = "starlark")]
 pub mod starlark;
+#[cfg(feature = "tcl")]
+pub mod tcl;
 #[cfg(feature = "wasm")]
 pub mod wasm;
 

@@ -20,6 +20,7 @@ const BUSY: &[(&str, &str)] = &[
         "starlark",
         "def spin():\n    n = 0\n    for i in range(1000000):\n        for j in range(1000000):\n            n += 1\n    return n\nspin()\n",
     ),
+    ("tcl", "set n 0\nwhile 1 { incr n }"),
     (
         "wasm",
         r#"(module
@@ -36,6 +37,7 @@ fn quick(lang: &str) -> &'static str {
     match lang {
         "lua" => "return 1 + 1",
         "python" | "js" | "starlark" | "cel" | "expr" | "evalexpr" => "1 + 1",
+        "tcl" => "expr {1 + 1}",
         _ => {
             r#"(module
   (memory (export "memory") 1)
@@ -90,6 +92,7 @@ fn a_function_call_stops_with_canceled() {
         ("lua", "function spin() while true do end end"),
         ("js", "function spin() { while (true) {} }"),
         ("python", "def spin():\n    while True:\n        pass\n"),
+        ("tcl", "proc spin {} { while 1 {} }"),
     ];
     for (lang, code) in defs {
         let Some(mut e) = engine(lang) else { continue };
@@ -112,7 +115,9 @@ fn a_function_call_stops_with_canceled() {
 /// next host function call, and the call that cancelled is the last one.
 #[test]
 fn languages_without_loops_stop_at_the_next_host_call() {
-    for lang in ["cel", "expr", "evalexpr", "lua", "js", "python", "starlark"] {
+    for lang in [
+        "cel", "expr", "evalexpr", "lua", "js", "python", "starlark", "tcl",
+    ] {
         let Some(mut e) = engine(lang) else { continue };
         let token = CancellationToken::new();
         let calls = Arc::new(AtomicUsize::new(0));
@@ -131,6 +136,7 @@ fn languages_without_loops_stop_at_the_next_host_call() {
             .unwrap();
         let code = match lang {
             "lua" => "return tick() + tick() + tick() + tick()",
+            "tcl" => "expr {[tick] + [tick] + [tick] + [tick]}",
             _ => "tick() + tick() + tick() + tick()",
         };
         let r = cancellable(e.as_mut(), &token, |e| {
@@ -148,7 +154,7 @@ fn languages_without_loops_stop_at_the_next_host_call() {
 #[test]
 fn a_cancelled_handle_stops_every_call_until_it_is_removed_or_reset() {
     for lang in [
-        "lua", "js", "python", "starlark", "cel", "expr", "evalexpr", "wasm",
+        "lua", "js", "python", "starlark", "cel", "expr", "evalexpr", "wasm", "tcl",
     ] {
         let Some(mut e) = engine(lang) else { continue };
         let token = CancellationToken::new();

@@ -17,10 +17,16 @@ use troupe_modules::{ModuleRegistry, Policy};
 use troupe_runtime::{Limits, Runtime, Spawn};
 use troupe_sources::MemorySource;
 
-/// Lets the Python engine enforce `max_memory` (see `CountingAllocator`).
+/// Lets the Python and TCL engines enforce `max_memory` (see
+/// `CountingAllocator`).
 #[cfg(feature = "python")]
 #[global_allocator]
 static ALLOC: troupe_engines::python::CountingAllocator = troupe_engines::python::CountingAllocator;
+
+/// Lets the TCL engine enforce `max_memory` (see `CountingAllocator`).
+#[cfg(all(feature = "tcl", not(feature = "python")))]
+#[global_allocator]
+static ALLOC: troupe_engines::tcl::CountingAllocator = troupe_engines::tcl::CountingAllocator;
 
 #[cfg(feature = "cel")]
 #[path = "conformance/cel.rs"]
@@ -43,6 +49,9 @@ mod python;
 #[cfg(feature = "starlark")]
 #[path = "conformance/starlark.rs"]
 mod starlark;
+#[cfg(feature = "tcl")]
+#[path = "conformance/tcl.rs"]
+mod tcl;
 #[cfg(feature = "wasm")]
 #[path = "conformance/wasm.rs"]
 mod wasm;
@@ -103,6 +112,12 @@ const ENGINES: &[Lang] = &[
     Lang {
         name: "starlark",
         case: starlark::case,
+        sleepers: 0,
+    },
+    #[cfg(feature = "tcl")]
+    Lang {
+        name: "tcl",
+        case: tcl::case,
         sleepers: 0,
     },
 ];

@@ -43,6 +43,7 @@ fn version(lang: &str, n: u8) -> (&'static str, String) {
         "cel" => ("job.cel", format!("{n}")),
         "expr" => ("job.expr", format!("{n}")),
         "evalexpr" => ("job.evalexpr", format!("{n}")),
+        "tcl" => ("job.tcl", format!("return {n}")),
         // `n` as MessagePack (a positive fixint) at address 16.
         _ => (
             "job.wat",
@@ -70,7 +71,7 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 fn every_engine_with_a_loader_reloads_watched_scripts_in_the_background() {
     let mut checked = Vec::new();
     for lang in [
-        "lua", "js", "python", "starlark", "cel", "expr", "evalexpr", "wasm",
+        "lua", "js", "python", "starlark", "cel", "expr", "evalexpr", "wasm", "tcl",
     ] {
         let Ok(mut e) = EngineFactory::builtin().create(lang) else {
             continue;
@@ -99,7 +100,7 @@ fn every_engine_with_a_loader_reloads_watched_scripts_in_the_background() {
 
         // A version that does not load leaves the old one running.
         let reads = src.reads.load(Ordering::SeqCst);
-        src.inner.insert(key, "((( not a script").unwrap();
+        src.inner.insert(key, "((( not a script {").unwrap();
         wait_for(&format!("{lang} to read the broken version"), || {
             src.reads.load(Ordering::SeqCst) > reads
         });

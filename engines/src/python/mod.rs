@@ -43,7 +43,6 @@
 //! limited run fails `UNAVAILABLE`). The check runs between lines, so one
 //! huge allocation is seen only after it succeeded.
 
-mod alloc;
 mod interpreter;
 mod process;
 mod vm;
@@ -54,10 +53,10 @@ use troupe_dispatcher::Error;
 use troupe_runtime::{Engine, Process, ProcessInit, Program};
 use troupe_sources::Script;
 
-pub use self::alloc::CountingAllocator;
 pub use self::interpreter::PythonInterpreter;
 use self::process::PythonProcess;
 use self::vm::Output;
+pub use crate::alloc::CountingAllocator;
 /// The RustPython VM crate, for embedders that need its API directly.
 pub use rustpython_vm as rustpython;
 

@@ -26,8 +26,8 @@ use troupe_dispatcher::{Call, Error, ErrorKind, Pid, Value};
 use troupe_modules::{CallError, FnCx, ModuleRegistry, Policy, Ret};
 use troupe_runtime::{Limits, Resume};
 
-use super::alloc;
 use crate::HostFunction;
+use crate::alloc;
 use crate::cancel::CancelSlot;
 use crate::nesting;
 

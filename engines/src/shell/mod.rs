@@ -69,7 +69,8 @@ impl<P> Shell<P> {
         feature = "starlark",
         feature = "cel",
         feature = "expr",
-        feature = "evalexpr"
+        feature = "evalexpr",
+        feature = "tcl"
     ))]
     pub(crate) fn open(&mut self) {
         self.open = true;
@@ -203,7 +204,8 @@ impl<P> Shell<P> {
         feature = "starlark",
         feature = "cel",
         feature = "expr",
-        feature = "evalexpr"
+        feature = "evalexpr",
+        feature = "tcl"
     ))]
     pub(crate) fn loaded(&self, key: &str) -> Result<&P, Error> {
         self.loaded.get(key).ok_or_else(|| not_loaded(key))

@@ -1,10 +1,11 @@
-//! Per-thread allocation accounting for the Python engine's memory limit.
+//! Per-thread allocation accounting for the memory limit of the Python and
+//! TCL engines.
 //!
-//! RustPython allocates through Rust's global allocator and has no hook of
-//! its own, but every Python process (and every interpreter call) runs on
-//! one thread. [`CountingAllocator`] wraps the system allocator and keeps,
-//! per thread, the bytes allocated minus the bytes freed; the trace hook
-//! compares the growth since the run started with `max_memory`.
+//! RustPython and molt allocate through Rust's global allocator and have
+//! no hook of their own, but every Python or TCL run stays on one thread.
+//! [`CountingAllocator`] wraps the system allocator and keeps, per thread,
+//! the bytes allocated minus the bytes freed; the engines' hooks compare the
+//! growth since the run started with `max_memory`.
 //!
 //! A library cannot choose the program's allocator, so the binary does:
 //!
@@ -14,8 +15,8 @@
 //!     troupe_engines::python::CountingAllocator;
 //! ```
 //!
-//! The `troupe` CLI does this. Without it, a Python process spawned with
-//! `max_memory` fails `UNAVAILABLE` instead of running unlimited.
+//! The `troupe` CLI does this. Without it, a Python or TCL process spawned
+//! with `max_memory` fails `UNAVAILABLE` instead of running unlimited.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -1,0 +1,3 @@
+# expect: INTERNAL
+# no socket
+socket 127.0.0.1 22
