@@ -6,6 +6,8 @@
 //! preemption of spinning processes; isolation between processes that reuse
 //! a pooled Lua state; policy validation and no escalation on spawn.
 
+mod corpus;
+
 use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::Path;
 use std::time::Duration;
@@ -137,13 +139,7 @@ fn out_of_memory(e: &troupe::Error) -> bool {
 /// those states.
 fn run_corpus(kind: Kind) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sandbox");
-    let mut cases: Vec<_> = std::fs::read_dir(&dir)
-        .expect("corpus directory")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "lua"))
-        .collect();
-    cases.sort();
+    let cases = corpus::attempts(&dir, "lua", "--");
     assert!(cases.len() >= 40, "only {} cases", cases.len());
 
     let engine = kind.engine();
@@ -158,24 +154,21 @@ fn run_corpus(kind: Kind) {
         .build()
         .expect("runtime builds");
     let mut failures = Vec::new();
-    for path in &cases {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("?");
-        let code = std::fs::read_to_string(path).expect("readable case");
-        let expected = code
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("-- expect: "))
-            .unwrap_or_else(|| panic!("{name}: first line must be `-- expect: KIND`"))
-            .trim()
-            .to_owned();
+    for corpus::Attempt {
+        name,
+        code,
+        expected,
+    } in &cases
+    {
+        let name = name.as_str();
         // A lightweight attacker has no memory limit of its own, so what
         // a memory limit stops may be stopped by something else there
         // (`-- expect lightweight: KIND` on the second line).
         let expected = match (kind, code.lines().nth(1)) {
             (Kind::Lightweight, Some(l)) => l
                 .strip_prefix("-- expect lightweight: ")
-                .map_or(expected, |k| k.trim().to_owned()),
-            _ => expected,
+                .map_or(expected.clone(), |k| k.trim().to_owned()),
+            _ => expected.clone(),
         };
 
         let siblings: Vec<_> = (0..neighbours)

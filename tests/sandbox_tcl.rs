@@ -5,11 +5,13 @@
 //! was.
 #![cfg(feature = "tcl")]
 
+mod corpus;
+
 use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::Path;
 use std::time::Duration;
 
-use troupe::{Class, FileSource, Limits, ModuleDef, Policy, Ret, Runtime, Spawn, Value};
+use troupe::{Class, Limits, ModuleDef, Policy, Ret, Runtime, Spawn, Value};
 use troupe_engines::tcl::{CountingAllocator, TclEngine};
 
 /// Lets `max_memory` hold for TCL processes.
@@ -29,17 +31,10 @@ fn vault() -> ModuleDef {
 #[test]
 fn every_tcl_escape_attempt_in_the_corpus_fails() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sandbox/tcl");
-    let mut cases: Vec<_> = std::fs::read_dir(&dir)
-        .expect("corpus directory")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "tcl"))
-        .collect();
-    cases.sort();
+    let cases = corpus::attempts(&dir, "tcl", "#");
     assert!(cases.len() >= 15, "only {} cases", cases.len());
     let rt = Runtime::builder()
         .workers(1)
-        .source(FileSource::new(&dir))
         .engine(TclEngine::new())
         .module(vault())
         .default_policy(Policy::plugin())
@@ -54,25 +49,22 @@ fn every_tcl_escape_attempt_in_the_corpus_fails() {
         ..Limits::default()
     };
     let mut failures = Vec::new();
-    for path in &cases {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("?");
-        let code = std::fs::read_to_string(path).expect("readable case");
-        let expected = code
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("# expect: "))
-            .unwrap_or_else(|| panic!("{name}: first line must be `# expect: KIND`"))
-            .trim()
-            .to_owned();
+    for corpus::Attempt {
+        name,
+        code,
+        expected,
+    } in &cases
+    {
+        let name = name.as_str();
         let outcome = rt
-            .spawn(Spawn::script(name).limits(limits))
+            .spawn_code(Spawn::script(name).limits(limits), code)
             .expect("attacker spawns")
             .join_blocking();
         let got = match &outcome {
             Ok(v) => format!("ESCAPED with {}", v.to_json()),
             Err(e) => e.kind().as_str().to_owned(),
         };
-        if got != expected {
+        if got != *expected {
             failures.push(format!(
                 "{name}: expected {expected}, got {got} ({outcome:?})"
             ));
