@@ -308,8 +308,8 @@ struct RunArgs {
     watch: bool,
 
     /// Run the script as a lightweight process (a coroutine in a shared
-    /// Lua state; cannot be combined with --max-memory). See the README's
-    /// "Process kinds".
+    /// Lua state; cannot be combined with --max-memory). See "Process
+    /// kinds" in docs/sandbox.md.
     #[arg(long)]
     lightweight: bool,
 }

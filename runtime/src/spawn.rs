@@ -114,8 +114,8 @@ impl Spawn {
     /// and wall-clock limits apply as for an isolated process, but memory
     /// is shared (a lightweight spawn with `max_memory` is `INVALID`), and
     /// a fault of the interpreter itself affects every process of the
-    /// state. Meant for trusted code at massive scale; see the README's
-    /// "Process kinds".
+    /// state. Meant for trusted code at massive scale; see "Process kinds"
+    /// in docs/sandbox.md.
     #[must_use]
     pub fn lightweight(mut self) -> Self {
         self.lightweight = true;
