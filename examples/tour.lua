@@ -5,12 +5,12 @@
 local process = require("process")
 
 if ... == "worker" then
-  local msg = process.receive("job")
-  process.send(msg.from, "done", msg.payload * 2)
+  local msg = assert(process.receive("job"))
+  process.send(assert(msg.from), "done", msg.payload * 2)
   return
 end
 
-local worker = process.spawn("tour.lua", nil, "worker")
+local worker = assert(process.spawn("tour.lua", nil, "worker"))
 process.send(worker, "job", 21)
 local reply = assert(process.receive("done", 1000))
 return {answer = reply.payload}
