@@ -75,6 +75,12 @@ impl CancelSlot {
         *self.0.lock() = token;
     }
 
+    /// Whether a handle is set (a run must then be stoppable).
+    #[cfg(feature = "js")]
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.lock().is_some()
+    }
+
     /// `CANCELED` once the handle is cancelled.
     pub(crate) fn check(&self) -> Result<(), Error> {
         match self.0.lock().as_ref() {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use boa_engine::object::builtins::JsArray;
-use boa_engine::{Context, JsString};
+use boa_engine::{Context, JsString, JsValue};
 use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
 use troupe_modules::{ModuleDef, ModuleRegistry, Policy};
 use troupe_runtime::Limits;
@@ -21,7 +21,7 @@ use super::Output;
 use super::convert::{from_js, from_js_error, to_js};
 use super::host::{Host, host, new_context, register_host_function, set_global};
 use super::process::past;
-use super::run::{Outcome, Parsed, apply_limits, check_syntax, parse, poll, start};
+use super::run::{Main, Outcome, Parsed, Stop, apply_limits, check_syntax, parse, poll, start};
 use super::threads::{Worker, next_id, pick};
 use crate::cancel::CancelSlot;
 use crate::capability::{
@@ -92,8 +92,9 @@ impl Instance {
         Ok(())
     }
 
-    /// Runs `parsed`; between its slices, a passed deadline or a cancelled
-    /// `cancel` stops it (and marks the instance [`Instance::stopped`]).
+    /// Runs `parsed`; with a timeout or a cancellation handle it runs in
+    /// slices, and a passed deadline or a cancelled `cancel` stops it
+    /// between them (and marks the instance [`Instance::stopped`]).
     fn run(&mut self, key: &str, parsed: &Parsed, cancel: &CancelSlot) -> Result<Value, Error> {
         let deadline = self.limits.deadline(Instant::now());
         past(deadline, key)?;
@@ -104,7 +105,13 @@ impl Instance {
             stopped.set(r.is_err());
             r
         };
-        let main = start(parsed, key, &mut self.ctx, &stop);
+        let watched = deadline.is_some() || cancel.is_set();
+        let main = start(
+            parsed,
+            key,
+            &mut self.ctx,
+            watched.then_some(&stop as Stop<'_>),
+        );
         self.stopped = stopped.get();
         let mut main = main?;
         let outcome = poll(&mut main, key, &mut self.ctx);
@@ -130,7 +137,8 @@ impl Instance {
         }
     }
 
-    /// Calls the global function `name` with `args`, through [`CALL`].
+    /// Calls the global function `name` with `args`: directly, or, with a
+    /// timeout or a cancellation handle, through [`CALL`] (in slices).
     fn call(&mut self, name: &str, args: Vec<Value>, cancel: &CancelSlot) -> Result<Value, Error> {
         let ctx = &mut self.ctx;
         let f = ctx
@@ -143,6 +151,16 @@ impl Instance {
         let mut js_args = Vec::with_capacity(args.len());
         for a in &args {
             js_args.push(to_js(a, ctx).map_err(|e| Error::invalid(e.to_string()))?);
+        }
+        if let (true, Some(func)) = (
+            self.limits.timeout.is_none() && !cancel.is_set(),
+            f.as_callable(),
+        ) {
+            let value = func
+                .call(&JsValue::undefined(), &js_args, ctx)
+                .map_err(|e| from_js_error(e, name, ctx))?;
+            let outcome = poll(&mut Main::Value(value), name, ctx);
+            return self.finish(outcome, name, None);
         }
         let js_args = JsArray::from_iter(js_args, ctx);
         let global = ctx.global_object();

@@ -19,7 +19,7 @@ use troupe_runtime::{Process, ProcessInit, Resume, Step, StepCx};
 use super::Output;
 use super::convert::from_js_error;
 use super::host::{Host, Pending, new_context, set_global, settle};
-use super::run::{Main, Outcome, apply_limits, call_entry, parse, poll, start};
+use super::run::{Main, Outcome, Stop, apply_limits, call_entry, parse, poll, start};
 use super::threads::Worker;
 
 thread_local! {
@@ -75,8 +75,9 @@ impl ProcState {
             Resume::Start => {
                 let (deadline, key) = (self.deadline, self.key.clone());
                 let stop = move || past(deadline, &key);
+                let stop: Option<Stop<'_>> = deadline.map(|_| &stop as Stop<'_>);
                 let main = parse(&self.key, &self.code, &mut self.ctx)
-                    .and_then(|parsed| start(&parsed, &self.key, &mut self.ctx, &stop));
+                    .and_then(|parsed| start(&parsed, &self.key, &mut self.ctx, stop));
                 let main = match (main, self.entry.clone()) {
                     (Ok(m), None) => m,
                     (Ok(m), Some(entry)) => {

@@ -126,19 +126,22 @@ pub(crate) fn evaluate_sliced(
     }
 }
 
-/// Starts a parsed script (evaluates it, checking `stop` between slices)
-/// or module (loads, links and evaluates it, in one go).
+/// Starts a parsed script (evaluates it; with `stop`, in slices checking
+/// it between them) or module (loads, links and evaluates it, in one go).
 pub(crate) fn start(
     parsed: &Parsed,
     key: &str,
     ctx: &mut Context,
-    stop: Stop<'_>,
+    stop: Option<Stop<'_>>,
 ) -> Result<Main, Error> {
     match parsed {
         Parsed::Module(module) => Ok(Main::Module(module.clone(), module.load_link_evaluate(ctx))),
-        Parsed::Script(script) => evaluate_sliced(script, ctx, stop)?
-            .map(Main::Value)
-            .map_err(|e| from_js_error(e, key, ctx)),
+        Parsed::Script(script) => match stop {
+            Some(stop) => evaluate_sliced(script, ctx, stop)?,
+            None => script.evaluate(ctx),
+        }
+        .map(Main::Value)
+        .map_err(|e| from_js_error(e, key, ctx)),
     }
 }
 
