@@ -158,7 +158,8 @@ pub fn cmd_catch(interp: &mut Interp, _: ContextID, argv: &[Value]) -> MoltResul
             ResultCode::Return => (2, exception.value()),
             ResultCode::Break => (3, exception.value()),
             ResultCode::Continue => (4, exception.value()),
-            ResultCode::Other(_) => unimplemented!(), // TODO: Not in use yet
+            // Troupe: `return -code N` reaches here; TCL's catch returns N.
+            ResultCode::Other(code) => (code, exception.value()),
         },
     };
 
