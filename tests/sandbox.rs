@@ -13,8 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use troupe::{
-    Class, ErrorKind, FileSource, Limits, LuaEngine, MemorySource, ModuleDef, Policy, Ret, Runtime,
-    Spawn, Value,
+    Class, ErrorKind, FileSource, Limits, LuaEngine, MemorySource, Policy, Runtime, Spawn, Value,
 };
 
 /// The two kinds of process the corpus runs as.
@@ -88,16 +87,6 @@ fn attacker_policy() -> Policy {
         .allow_module("eval_runner")
 }
 
-/// A host module scripts must never reach without the io class.
-fn vault() -> ModuleDef {
-    ModuleDef::new("vault")
-        .describe("A host secret")
-        .class(Class::Io)
-        .function("secret", |_cx, _args| {
-            Ok(Ret::Value(Value::from("hunter2")))
-        })
-}
-
 /// Runs concurrently with each attacker: sleeps, computes, messages itself.
 const SIBLING: &str = r#"
     local time, json, process = require("time"), require("json"), require("process")
@@ -148,7 +137,7 @@ fn run_corpus(kind: Kind) {
         .workers(1)
         .source(FileSource::new(&dir))
         .engine(engine)
-        .module(vault())
+        .module(corpus::vault())
         .default_policy(attacker_policy())
         .mailbox_bytes(MAILBOX_BYTES)
         .build()
@@ -235,7 +224,7 @@ fn runtime(src: MemorySource, workers: usize) -> Runtime {
         .workers(workers)
         .source(src)
         .engine(LuaEngine::new())
-        .module(vault())
+        .module(corpus::vault())
         .default_policy(attacker_policy())
         .build()
         .expect("runtime builds")

@@ -11,22 +11,12 @@ use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::Path;
 use std::time::Duration;
 
-use troupe::{Class, Limits, ModuleDef, Policy, Ret, Runtime, Spawn, Value};
+use troupe::{Limits, Policy, Runtime, Spawn, Value};
 use troupe_engines::tcl::{CountingAllocator, TclEngine};
 
 /// Lets `max_memory` hold for TCL processes.
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator;
-
-/// A host module the attacker's policy leaves out (class io).
-fn vault() -> ModuleDef {
-    ModuleDef::new("vault")
-        .describe("A host secret")
-        .class(Class::Io)
-        .function("secret", |_cx, _args| {
-            Ok(Ret::Value(Value::from("hunter2")))
-        })
-}
 
 #[test]
 fn every_tcl_escape_attempt_in_the_corpus_fails() {
@@ -36,7 +26,7 @@ fn every_tcl_escape_attempt_in_the_corpus_fails() {
     let rt = Runtime::builder()
         .workers(1)
         .engine(TclEngine::new())
-        .module(vault())
+        .module(corpus::vault())
         .default_policy(Policy::plugin())
         .build()
         .expect("runtime builds");

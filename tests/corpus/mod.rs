@@ -1,7 +1,10 @@
-//! Escape corpora: one attempt per file, its first line a comment naming
-//! the outcome expected (`-- expect: KIND` in Lua, `# expect: KIND` in TCL).
+//! Escape corpora (one attempt per file, its first line a comment naming
+//! the outcome expected: `-- expect: KIND` in Lua, `# expect: KIND` in TCL)
+//! and the host module their attackers try to reach.
 
 use std::path::Path;
+
+use troupe::{Class, ModuleDef, Ret, Value};
 
 /// One attempt of a corpus.
 pub struct Attempt {
@@ -47,4 +50,15 @@ pub fn attempts(dir: &Path, ext: &str, comment: &str) -> Vec<Attempt> {
             }
         })
         .collect()
+}
+
+/// A host module scripts must never reach without the io class: the
+/// secret every corpus's attackers go for.
+pub fn vault() -> ModuleDef {
+    ModuleDef::new("vault")
+        .describe("A host secret")
+        .class(Class::Io)
+        .function("secret", |_cx, _args| {
+            Ok(Ret::Value(Value::from("hunter2")))
+        })
 }
