@@ -1,18 +1,18 @@
 //! Durable workflows against plain processes and raw redb, in the same run
 //! and on the same disk.
 //!
-//! * `workflow_roundtrip` — the same no-op command (`time.now()`) yielded
-//!   by a plain process and by a workflow, whose result is journaled
-//!   durably before the script sees it. Sequentially, one workflow pays one
-//!   fsync per command (beside it: one raw redb durable commit); with many
-//!   workflows at once the group-commit writer shares each fsync, which is
-//!   where the ≤ 3× target applies (`plain_256` vs `journaled_256`: 256
-//!   processes, spawned and parked in `receive` before the clock starts,
-//!   then each looping; time per command, the journaled `receive` and each
-//!   workflow's end record, queued to the same writer, included). Every
-//!   command of a workflow waits for its own commit, so the floor is one
-//!   durable commit (`raw_redb_durable_commit`) per step of a workflow,
-//!   shared by the 256 of them.
+//! * `workflow_roundtrip` — one command yielded in a loop by plain
+//!   processes and by workflows. `time.now()` is local to a workflow: its
+//!   record rides along with the next commit, so a journaled `time.now`
+//!   costs no `fsync` of its own (the loop's end commits them all).
+//!   `time.sleep(0)` is a wait: what is buffered commits before it starts,
+//!   so every one pays a durable commit, shared by all the workflows
+//!   committing at that moment. Sequentially (`_1`) one workflow pays the
+//!   whole commit (beside it: one raw redb durable commit); with 256
+//!   processes at once (`_256`: spawned and parked in `receive` before the
+//!   clock starts, then each looping; time per command, the journaled
+//!   `receive` and each workflow's end record included) the group-commit
+//!   writer shares each `fsync`, which is where the ≤ 3× target applies.
 //! * `workflow_replay` — `Runtime::replay` of a 10,000-step history (read
 //!   it, run the script, serve every step from it), beside a raw redb range
 //!   read and MessagePack decode of the same 10,000 records.
@@ -29,13 +29,17 @@ use troupe::{Entry, LuaEngine, MemorySource, Runtime, Spawn, Value, WorkflowStor
 
 const RAW: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("raw");
 
+/// A loop of `COMMAND`, `n` times, after a `go` when `parked`.
 const LOOP: &str = r#"
 local time, process = require("time"), require("process")
 local n, parked = ...
 if parked then process.receive("go") end
-for _ = 1, n do time.now() end
+for _ = 1, n do COMMAND end
 return n
 "#;
+
+/// The commands looped: a local one and a wait.
+const COMMANDS: [(&str, &str); 2] = [("now", "time.now()"), ("sleep", "time.sleep(0)")];
 
 /// Processes running at once in the concurrent groups.
 const WIDE: u64 = 256;
@@ -52,17 +56,17 @@ fn count(n: u64) -> Value {
     Value::Int(i64::try_from(n).expect("count fits i64"))
 }
 
-/// Spawns `procs` processes (workflows if `journaled`) parked in
-/// `receive`, then releases them to loop `each` times and returns the wall
-/// time from the release until all of them ended.
-fn loops(rt: &Runtime, journaled: bool, procs: u64, each: u64) -> Duration {
+/// Spawns `procs` processes running `script` (workflows if `journaled`)
+/// parked in `receive`, then releases them to loop `each` times and
+/// returns the wall time from the release until all of them ended.
+fn loops(rt: &Runtime, script: &str, journaled: bool, procs: u64, each: u64) -> Duration {
     let handles: Vec<_> = (0..procs)
         .map(|_| {
             let spawn = if journaled {
                 let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-                Spawn::workflow(format!("bench-{id}"), "loop.lua")
+                Spawn::workflow(format!("bench-{id}"), script)
             } else {
-                Spawn::script("loop.lua").policy(WorkflowStore::default_policy())
+                Spawn::script(script).policy(WorkflowStore::default_policy())
             };
             rt.spawn(spawn.args([count(each), Value::Bool(true)]))
                 .expect("spawn")
@@ -78,10 +82,16 @@ fn loops(rt: &Runtime, journaled: bool, procs: u64, each: u64) -> Duration {
     start.elapsed()
 }
 
-/// The time of `iters` commands: `procs` processes looping `each` times,
-/// scaled to `iters` commands.
-fn per_command(rt: &Runtime, journaled: bool, (procs, each): (u64, u64), iters: u64) -> Duration {
-    let took = loops(rt, journaled, procs, each);
+/// The time of `iters` commands: `procs` processes running `script`,
+/// looping `each` times, scaled to `iters` commands.
+fn per_command(
+    rt: &Runtime,
+    script: &str,
+    journaled: bool,
+    (procs, each): (u64, u64),
+    iters: u64,
+) -> Duration {
+    let took = loops(rt, script, journaled, procs, each);
     took.mul_f64(iters as f64 / (procs * each) as f64)
 }
 
@@ -91,7 +101,13 @@ fn workflow_bench(c: &mut Criterion) {
     let store = WorkflowStore::open(dir.path().join("wf.redb")).expect("store");
     let rt = Runtime::builder()
         .workers(2)
-        .source(MemorySource::new().with("loop.lua", LOOP))
+        .source(
+            COMMANDS
+                .iter()
+                .fold(MemorySource::new(), |src, (name, command)| {
+                    src.with(&format!("{name}.lua"), LOOP.replace("COMMAND", command))
+                }),
+        )
         .engine(LuaEngine::new())
         .journal_store(store.clone())
         .build()
@@ -114,23 +130,24 @@ fn workflow_bench(c: &mut Criterion) {
             txn.commit().expect("commit");
         });
     });
-    g.bench_function("plain_1", |b| {
-        b.iter_custom(|iters| per_command(&rt, false, (1, iters), iters));
-    });
-    g.bench_function("journaled_1", |b| {
-        b.iter_custom(|iters| per_command(&rt, true, (1, iters), iters));
-    });
-    g.bench_function("plain_256", |b| {
-        b.iter_custom(|iters| per_command(&rt, false, (WIDE, EACH), iters));
-    });
-    g.bench_function("journaled_256", |b| {
-        b.iter_custom(|iters| per_command(&rt, true, (WIDE, EACH), iters));
-    });
+    for (name, _) in COMMANDS {
+        let script = format!("{name}.lua");
+        for (journaled, kind) in [(false, "plain"), (true, "journaled")] {
+            for (procs, each, width) in [(1, None, "1"), (WIDE, Some(EACH), "256")] {
+                g.bench_function(format!("{name}_{kind}_{width}"), |b| {
+                    b.iter_custom(|iters| {
+                        let shape = (procs, each.unwrap_or(iters));
+                        per_command(&rt, &script, journaled, shape, iters)
+                    });
+                });
+            }
+        }
+    }
     g.finish();
 
     // One 10,000-step history, and the same records written raw.
     let h = rt
-        .spawn(Spawn::workflow("long", "loop.lua").args([count(STEPS)]))
+        .spawn(Spawn::workflow("long", "now.lua").args([count(STEPS)]))
         .expect("spawn");
     h.join_blocking().expect("the long workflow runs");
     let history = store.history("long").expect("history");

@@ -167,13 +167,13 @@ fn a_killed_workflow_resumes_to_the_result_of_an_uninterrupted_run() {
     assert!(gone.stderr.starts_with("NOT_FOUND: "), "{gone:?}");
 }
 
-/// A loopback HTTP server counting the requests for each path; every
-/// answer is `paid PATH`.
-fn counting_server() -> (String, Arc<Mutex<BTreeMap<String, u32>>>) {
+/// A loopback HTTP server logging the path of every request, in order;
+/// every answer is `paid PATH`.
+fn logging_server() -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let base = format!("http://{}", listener.local_addr().expect("address"));
-    let hits = Arc::new(Mutex::new(BTreeMap::new()));
-    let counted = Arc::clone(&hits);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let logged = Arc::clone(&log);
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let mut reader = BufReader::new(&stream);
@@ -181,13 +181,16 @@ fn counting_server() -> (String, Arc<Mutex<BTreeMap<String, u32>>>) {
             if reader.read_line(&mut line).is_err() {
                 continue;
             }
-            let path = line.split(' ').nth(1).unwrap_or_default().to_owned();
+            // A client killed before its request line was out sent nothing.
+            let Some(path) = line.split(' ').nth(1).map(str::to_owned) else {
+                continue;
+            };
             // The rest of the head, up to the blank line.
             let mut header = String::new();
             while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
                 header.clear();
             }
-            *counted.lock().unwrap().entry(path.clone()).or_insert(0) += 1;
+            logged.lock().unwrap().push(path.clone());
             let body = format!("paid {path}");
             let _ = write!(
                 &stream,
@@ -196,13 +199,22 @@ fn counting_server() -> (String, Arc<Mutex<BTreeMap<String, u32>>>) {
             );
         }
     });
-    (base, hits)
+    (base, log)
+}
+
+/// How many requests `log` holds for each path.
+fn counts(log: &Mutex<Vec<String>>) -> BTreeMap<String, u32> {
+    let mut counts = BTreeMap::new();
+    for path in log.lock().unwrap().iter() {
+        *counts.entry(path.clone()).or_insert(0) += 1;
+    }
+    counts
 }
 
 #[test]
 fn effects_done_before_a_kill_are_not_repeated_by_the_resume() {
     const N: usize = 5;
-    let (base, hits) = counting_server();
+    let (base, hits) = logging_server();
     let s = Scene::new();
     // One charge per step; a pause after the second gives the test time to
     // kill the run between two charges, never during one (a charge in
@@ -242,8 +254,7 @@ fn effects_done_before_a_kill_are_not_repeated_by_the_resume() {
     s.wait_for("cut", "charged 2", 1);
     s.kill(child);
     assert_eq!(
-        hits.lock()
-            .unwrap()
+        counts(&hits)
             .keys()
             .filter(|p| p.starts_with("/cut"))
             .count(),
@@ -263,7 +274,7 @@ fn effects_done_before_a_kill_are_not_repeated_by_the_resume() {
         paid("cut"),
         "the same result as an uninterrupted run"
     );
-    let counts = hits.lock().unwrap().clone();
+    let counts = counts(&hits);
     assert_eq!(counts.len(), 2 * N, "{counts:?}");
     assert!(
         counts.values().all(|&n| n == 1),
@@ -274,6 +285,127 @@ fn effects_done_before_a_kill_are_not_repeated_by_the_resume() {
     let mut expected = vec!["http.request"; N];
     expected.insert(2, "time.sleep");
     assert_eq!(steps, expected);
+}
+
+/// A workflow mixing local commands (two `rand.int`s a step), an effect
+/// built from them (an HTTP request) and waits (a sleep every 25 steps, a
+/// `receive` polling for `stop` every step).
+const MIXED_STEPS: &str = r#"
+local http, rand, time, process = require("http"), require("rand"), require("time"), require("process")
+local base = ...
+local total, i = 0, 0
+while true do
+  i = i + 1
+  local a, b = rand.int(1, 1000000), rand.int(1, 1000000)
+  total = total + a + b
+  http.get(string.format("%s/e/%d/%d/%d/%d", base, i, a, b, total))
+  if i % 25 == 0 then time.sleep(1) end
+  if process.receive("stop", 0) then return {steps = i, total = total} end
+end
+"#;
+
+/// A small deterministic generator for the kill moments (seeded from the
+/// clock, printed, so a failure can be replayed).
+struct Moments(u64);
+
+impl Moments {
+    /// The next moment, 0 ..= `max_ms` milliseconds.
+    fn next_ms(&mut self, max_ms: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % (max_ms + 1)
+    }
+}
+
+#[test]
+fn two_hundred_kills_at_random_moments_leave_a_history_consistent_with_what_the_outside_saw() {
+    const KILLS: usize = 200;
+    let (base, log) = logging_server();
+    let s = Scene::new();
+    s.script("mixed.lua", MIXED_STEPS);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(7, |d| d.as_nanos() as u64);
+    println!("kill moments seeded with {seed}");
+    let mut moments = Moments(seed);
+    let first = [
+        "run",
+        "w",
+        "mixed.lua",
+        base.as_str(),
+        "--allow-module",
+        "http",
+    ];
+    let mut created = false;
+    for round in 0..KILLS {
+        let tag = format!("round-{round}");
+        let mut child = if created {
+            s.start(&tag, &["resume", "w"])
+        } else {
+            s.start(&tag, &first)
+        };
+        std::thread::sleep(Duration::from_millis(moments.next_ms(60)));
+        if child.try_wait().expect("poll troupe").is_some() {
+            // Only a resume of a workflow the last kill cut off before it
+            // was stored ends by itself.
+            let run = s.finish(&tag, child);
+            assert!(run.stderr.starts_with("NOT_FOUND: "), "{run:?}");
+            created = false;
+            continue;
+        }
+        s.kill(child);
+        created = created || s.run("probe", &["show", "w"]).code == Some(0);
+    }
+    let sent = s.run("stop", &["signal", "w", "stop", "true"]);
+    assert_eq!(sent.code, Some(0), "{sent:?}");
+    let result = s.run("end", &["resume", "w"]).json();
+
+    // What the history says the script did: each step's two random
+    // numbers, then the request built from them.
+    let show = s.show("w");
+    let history = show["history"].as_array().expect("a history");
+    let mut rands = Vec::new();
+    let mut effects = Vec::new();
+    let mut total = 0;
+    for entry in history {
+        match entry["command"].as_str() {
+            Some("rand.int") => {
+                let n = entry["result"]["ok"].as_i64().expect("an int");
+                rands.push(n);
+                total += n;
+            }
+            Some("http.request") => {
+                let url = entry["args"]["url"].as_str().expect("a url");
+                let path = url.strip_prefix(base.as_str()).expect("our server");
+                // The script acted on the results the history holds.
+                let [a, b] = rands[rands.len() - 2..] else {
+                    panic!("two draws before {path}")
+                };
+                let i = effects.len() + 1;
+                assert_eq!(path, format!("/e/{i}/{a}/{b}/{total}"), "seed {seed}");
+                effects.push(path.to_owned());
+            }
+            _ => {}
+        }
+    }
+    assert!(effects.len() > 1, "the workflow made progress: {effects:?}");
+    assert_eq!(result["steps"], effects.len(), "seed {seed}");
+    assert_eq!(result["total"], total, "seed {seed}");
+    // The outside saw exactly the history's effects, in order; an effect in
+    // flight at a kill may have been seen once more (at least once).
+    let mut seen = log.lock().unwrap().clone();
+    seen.dedup();
+    if let Some(at) = (0..seen.len().max(effects.len())).find(|&i| seen.get(i) != effects.get(i)) {
+        let around = |v: &[String]| v[at.saturating_sub(2)..(at + 3).min(v.len())].to_vec();
+        panic!(
+            "seed {seed}: the outside saw {:?} where the history has {:?} (at effect {})",
+            around(&seen),
+            around(&effects),
+            at + 1
+        );
+    }
 }
 
 #[test]
@@ -347,11 +479,12 @@ fn a_reordered_script_fails_to_resume_with_nondeterminism() {
 }
 
 /// A workflow that waits for an `approve` signal.
-// `time.now()` first: once a journaled step returns, the workflow's header
-// is durable, so a kill after "waiting" always leaves a workflow to resume.
+// `time.sleep` first: a wait commits what is buffered before it starts, the
+// workflow's header with it, so a kill after "waiting" always leaves a
+// workflow to resume.
 const WAIT_FOR_APPROVAL: &str = r#"
 local process = require("process")
-require("time").now()
+require("time").sleep(1)
 print("waiting")
 local m = process.receive("approve")
 return { approved_by = m.payload.who }
@@ -368,7 +501,7 @@ fn a_signal_sent_from_the_cli_reaches_a_killed_workflow_on_resume() {
     assert_eq!(sent.code, Some(0), "{sent:?}");
     let resumed = s.run("resume", &["resume", "w"]).json();
     assert_eq!(resumed, serde_json::json!({"approved_by": "ada"}));
-    assert_eq!(commands(&s.show("w")), ["time.now", "process.receive"]);
+    assert_eq!(commands(&s.show("w")), ["time.sleep", "process.receive"]);
     let late = s.run("late", &["signal", "w", "approve", "1"]);
     assert!(late.stderr.starts_with("CONFLICT: "), "{late:?}");
 }
@@ -419,7 +552,7 @@ fn a_signal_from_another_process_reaches_a_running_workflow_through_the_spool() 
     assert!(sent.stdout.contains("spooled"), "{sent:?}");
     let run = s.finish("wait", child);
     assert_eq!(run.json(), serde_json::json!({"approved_by": "ada"}));
-    assert_eq!(commands(&s.show("w")), ["time.now", "process.receive"]);
+    assert_eq!(commands(&s.show("w")), ["time.sleep", "process.receive"]);
     let spool = std::fs::read_dir(s.path("data/workflows.redb.signals"))
         .expect("the spool directory")
         .count();

@@ -11,10 +11,15 @@
 //!   first, which either serves the journaled result (nothing is dispatched),
 //!   lets the command run (possibly rewritten, e.g. a durable sleep that only
 //!   waits for what is left), or fails the process (`NONDETERMINISM`);
-//! - the result of a command that ran goes to [`Journal::record`]; the process
-//!   stays parked until the journal reports the record durable through the
-//!   [`Completer`], so a script never acts on a result that a crash could
-//!   take back;
+//! - the result of a command that ran goes to [`Journal::record`], which
+//!   buffers it: a result only has to be durable before something outside
+//!   the workflow can observe what the script did with it. So before a live
+//!   command whose effect escapes the workflow (or that may wait long) is
+//!   dispatched, when [`Before`] asks for it, after such a command when
+//!   `record` asks for it, and before the process ends, the wrapper has the
+//!   journal [`commit`](Journal::commit) and keeps the process parked until
+//!   the journal reports everything recorded durable through the
+//!   [`Completer`];
 //! - how the process ended goes to [`Journal::finish`] (which may queue it
 //!   without waiting for the disk), except when the
 //!   runtime shut down under it: then the workflow stays unfinished and is
@@ -31,13 +36,41 @@ use troupe_sources::Script;
 pub enum Before {
     /// Replaying: resume the process with this journaled result, dispatch nothing.
     Replay(Result<Value, Error>),
-    /// Live: dispatch this call (the one yielded, or a rewritten one), then
-    /// [`Journal::record`] its result.
-    Dispatch(Call),
-    /// Live but not journaled: dispatch this call and hand its result
-    /// straight to the process (the commands a `workflow.side_effect`
-    /// function runs: only the function's value is journaled).
-    Passthrough(Call),
+    /// Live: dispatch `call` (the one yielded, or a rewritten one), then
+    /// [`Journal::record`] its result. With `commit`, everything recorded
+    /// so far is made durable first ([`Journal::commit`]): the command's
+    /// effect escapes the workflow, or it may wait long.
+    Dispatch {
+        /// The call to dispatch.
+        call: Call,
+        /// Whether to commit the journal before dispatching it.
+        commit: bool,
+    },
+    /// Live but not journaled: dispatch `call` and hand its result straight
+    /// to the process (the commands a `workflow.side_effect` function runs:
+    /// only the function's value is journaled); `commit` as for
+    /// [`Dispatch`](Self::Dispatch).
+    Passthrough {
+        /// The call to dispatch.
+        call: Call,
+        /// Whether to commit the journal before dispatching it.
+        commit: bool,
+    },
+}
+
+/// How [`Journal::immediate`] runs a live command inside the script's call.
+pub struct Inline<'a> {
+    /// The command's registered name.
+    pub name: &'a str,
+    /// The runtime's immediate handlers: the answer, or the call given
+    /// back when its handler would have to wait.
+    pub run: &'a dyn Fn(Call) -> Result<Result<Value, Error>, Call>,
+}
+
+impl std::fmt::Debug for Inline<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inline").field("name", &self.name).finish()
+    }
 }
 
 /// The journal of one workflow process. Called only by the worker stepping
@@ -47,19 +80,37 @@ pub trait Journal: Send + 'static {
     /// An error fails the process with it.
     fn before(&mut self, name: &str, call: Call) -> Result<Before, Error>;
 
-    /// Records the result of the command last dispatched, then calls
-    /// `durable.complete(Ok(Nil))` once the record is durable, or
-    /// `durable.complete(Err(e))` if it could not be written (which fails
-    /// the process with `e`).
-    fn record(&mut self, result: &Result<Value, Error>, durable: Completer);
+    /// Records the result of the command last dispatched, buffered until
+    /// the next [`commit`](Self::commit). Returns whether the record must
+    /// be durable before the script sees the result (the command's effect
+    /// was seen outside the workflow: a resume must not run it again); the
+    /// wrapper then commits first. An error (the result cannot be encoded)
+    /// fails the process with it.
+    fn record(&mut self, result: &Result<Value, Error>) -> Result<bool, Error>;
 
-    /// Answers `call` inside the script's call, without a yield, when the
-    /// journal answers it by itself without waiting (the workflow's id, a
-    /// version marker); gives it back otherwise, to be yielded and go
-    /// through [`Journal::before`]. A call it gives back must leave the
+    /// Whether records are buffered that no commit has taken yet.
+    fn pending(&self) -> bool;
+
+    /// Makes every record so far durable, then calls
+    /// `durable.complete(Ok(Nil))`, or `durable.complete(Err(e))` if they
+    /// could not be written (which fails the process with `e`).
+    fn commit(&mut self, durable: Completer);
+
+    /// Answers `call` inside the script's call, without a yield, where no
+    /// commit has to come first: what the journal answers by itself (the
+    /// workflow's id, a version marker), a journaled result while the script
+    /// replays its history, or, given `inline`, a live command local to the
+    /// workflow that the runtime answers at once (recorded like a
+    /// dispatched one). Gives the call back otherwise, to be yielded and go
+    /// through [`Journal::before`]; a call it gives back must leave the
     /// journal as it was, or as `before` would leave it for the same call.
     /// By default every call is given back.
-    fn immediate(&mut self, call: Call) -> Result<Result<Value, Error>, Call> {
+    fn immediate(
+        &mut self,
+        call: Call,
+        inline: Option<Inline<'_>>,
+    ) -> Result<Result<Value, Error>, Call> {
+        let _ = inline;
         Err(call)
     }
 

@@ -8,10 +8,16 @@
 //!   replayed result resumes the script inside the same step (after
 //!   [`REPLAY_BURST`] of them the step ends as preempted, so a long replay
 //!   cannot starve other processes); a live command is yielded;
-//! - the result of a live command goes to [`Journal::record`], and the
-//!   wrapper yields [`DURABLE`], a command nothing answers but the
-//!   journal: the completer handed to `record` completes that yield once
-//!   the record is durable, and only then does the script see the result;
+//! - the result of a live command goes to [`Journal::record`], which
+//!   buffers it;
+//! - before a live command the journal marks `commit` (its effect escapes
+//!   the workflow, or it may wait long), after one whose record `record`
+//!   says must be durable first, and before the process ends, the wrapper
+//!   has the journal [commit](Journal::commit) and yields
+//!   [`DURABLE`], a command nothing answers but the journal: the completer
+//!   handed to `commit` completes that yield once the records are durable,
+//!   and only then does the command run, the script see the result, or
+//!   the end show;
 //! - how the process ended goes to [`Journal::finish`] from
 //!   [`Process::finish`].
 
@@ -45,10 +51,21 @@ enum Phase {
     Idle,
     /// A live command is out: its result goes to the journal first.
     Recording,
-    /// The result waits for its record to become durable.
+    /// The journal makes its records durable; then this step is taken.
+    Committing(After),
+    /// The journal makes a result's record durable; then the script gets
+    /// the result.
     Holding(Result<Value, Error>),
     /// A replayed result the script gets when it runs next.
     Replayed(Result<Value, Error>),
+}
+
+/// What a commit holds back.
+enum After {
+    /// A live command: yielded, and its result recorded if `record`.
+    Dispatch { call: Call, record: bool },
+    /// The process's end (a result, a failure or `process.exit`).
+    End(Step),
 }
 
 /// A workflow process: the engine's process and its journal.
@@ -72,25 +89,59 @@ impl JournaledProcess {
     /// ended; `Err` is the step to return instead.
     fn input(&mut self, cx: &StepCx<'_>, input: Resume) -> Result<Resume, Step> {
         match (mem::take(&mut self.phase), input) {
-            (Phase::Recording, Resume::Return(result)) => {
-                let Some(durable) = cx.completer() else {
-                    return Err(Step::Failed(Error::new(
-                        ErrorKind::Internal,
-                        "a workflow was stepped without a completion sink",
-                    )));
-                };
-                self.journal.record(&result, durable);
-                self.phase = Phase::Holding(result);
-                Err(Step::Yield(Call::new(DURABLE, Value::Nil)))
-            }
+            (Phase::Recording, Resume::Return(result)) => match self.journal.record(&result) {
+                Ok(false) => Ok(Resume::Return(result)),
+                Ok(true) => Err(self.commit(cx, Phase::Holding(result))),
+                Err(e) => Err(Step::Failed(e)),
+            },
+            (Phase::Committing(after), Resume::Return(Ok(_))) => Err(self.proceed(after)),
             (Phase::Holding(held), Resume::Return(Ok(_))) => Ok(Resume::Return(held)),
-            (Phase::Holding(_), Resume::Return(Err(e))) => Err(Step::Failed(e)),
+            (Phase::Committing(_) | Phase::Holding(_), Resume::Return(Err(e))) => {
+                Err(Step::Failed(e))
+            }
             (Phase::Replayed(result), _) => Ok(Resume::Return(result)),
             (phase, input) => {
                 self.phase = phase;
                 Ok(input)
             }
         }
+    }
+
+    /// Takes the step a commit held back.
+    fn proceed(&mut self, after: After) -> Step {
+        match after {
+            After::Dispatch { call, record } => {
+                if record {
+                    self.phase = Phase::Recording;
+                }
+                Step::Yield(call)
+            }
+            After::End(step) => step,
+        }
+    }
+
+    /// Takes `after`, with `commit` once the journal's records are durable:
+    /// at once if nothing is buffered, else after a commit.
+    fn committed(&mut self, cx: &StepCx<'_>, after: After, commit: bool) -> Step {
+        if commit && self.journal.pending() {
+            self.commit(cx, Phase::Committing(after))
+        } else {
+            self.proceed(after)
+        }
+    }
+
+    /// Has the journal commit, and yields [`DURABLE`] in `phase` until the
+    /// commit completes it.
+    fn commit(&mut self, cx: &StepCx<'_>, phase: Phase) -> Step {
+        let Some(durable) = cx.completer() else {
+            return Step::Failed(Error::new(
+                ErrorKind::Internal,
+                "a workflow was stepped without a completion sink",
+            ));
+        };
+        self.journal.commit(durable);
+        self.phase = phase;
+        Step::Yield(Call::new(DURABLE, Value::Nil))
     }
 }
 
@@ -105,19 +156,27 @@ impl Process for JournaledProcess {
             // The script gets only what its journal answers by itself; every
             // other command is yielded, so the journal sees it.
             let step = {
-                let mut inner_cx = StepCx::journaled(cx.pid, self.journal.as_mut());
+                let mut inner_cx = cx.journaled(self.journal.as_mut());
                 self.inner.step(&mut inner_cx, input)
             };
             let call = match step {
                 Step::Yield(call) if call.id != ids::PROCESS_EXIT => call,
-                other => return other,
+                Step::Preempted => return Step::Preempted,
+                // The end shows outside: what led to it must be durable.
+                end => return self.committed(cx, After::End(end), true),
             };
             match self.journal.before(cx.command_name(call.id), call) {
-                Ok(Before::Dispatch(call)) => {
-                    self.phase = Phase::Recording;
-                    return Step::Yield(call);
+                Ok(Before::Dispatch { call, commit }) => {
+                    let after = After::Dispatch { call, record: true };
+                    return self.committed(cx, after, commit);
                 }
-                Ok(Before::Passthrough(call)) => return Step::Yield(call),
+                Ok(Before::Passthrough { call, commit }) => {
+                    let after = After::Dispatch {
+                        call,
+                        record: false,
+                    };
+                    return self.committed(cx, after, commit);
+                }
                 Ok(Before::Replay(result)) => {
                     replayed += 1;
                     if replayed >= REPLAY_BURST {

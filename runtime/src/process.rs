@@ -4,7 +4,7 @@ use std::sync::Arc;
 use troupe_dispatcher::{Call, CommandId, Completer, Error, Pid, Tag, Value};
 
 use crate::entry::Entry;
-use crate::journal::Journal;
+use crate::journal::{Inline, Journal};
 use crate::scheduler::Scheduler;
 
 /// How a process is resumed.
@@ -45,9 +45,15 @@ enum Immediate<'a> {
     /// The runtime, for the process of this entry, in the yield of this
     /// tag.
     Runtime(&'a Scheduler, &'a Arc<Entry>, Tag),
-    /// A workflow's journal, for what it answers by itself.
-    Journal(RefCell<&'a mut dyn Journal>),
+    /// A workflow's journal, for what it answers by itself or serves
+    /// inline, with the runtime (if any) for the live commands it may run
+    /// inside the step.
+    Journal(RefCell<&'a mut dyn Journal>, Option<Runtime<'a>>),
 }
+
+/// The runtime answering a step's immediate calls: the scheduler, the
+/// process's entry and the tag of the step's yield.
+type Runtime<'a> = (&'a Scheduler, &'a Arc<Entry>, Tag);
 
 impl<'a> StepCx<'a> {
     /// A context in which every command is yielded.
@@ -70,12 +76,17 @@ impl<'a> StepCx<'a> {
         }
     }
 
-    /// A workflow's context: only what `journal` answers by itself
+    /// The context of the process a workflow's `journal` wraps, inside
+    /// this one: only what the journal answers or serves inline
     /// ([`Journal::immediate`]) is answered inside the step.
-    pub(crate) fn journaled(pid: Pid, journal: &'a mut dyn Journal) -> Self {
-        Self {
-            pid,
-            immediate: Immediate::Journal(RefCell::new(journal)),
+    pub(crate) fn journaled<'b>(&'b self, journal: &'b mut dyn Journal) -> StepCx<'b> {
+        let runtime = match &self.immediate {
+            Immediate::Runtime(sched, entry, tag) => Some((*sched, *entry, *tag)),
+            _ => None,
+        };
+        StepCx {
+            pid: self.pid,
+            immediate: Immediate::Journal(RefCell::new(journal), runtime),
         }
     }
 
@@ -112,10 +123,17 @@ impl<'a> StepCx<'a> {
             Immediate::Runtime(sched, entry, tag) => {
                 sched.call_immediate(entry, *tag, call, can_wait)
             }
-            Immediate::Journal(journal) => match journal.try_borrow_mut() {
-                Ok(mut journal) => journal.immediate(call),
-                Err(_) => Err(call),
-            },
+            Immediate::Journal(journal, runtime) => {
+                let Ok(mut journal) = journal.try_borrow_mut() else {
+                    return Err(call);
+                };
+                let Some((sched, entry, tag)) = runtime else {
+                    return journal.immediate(call, None);
+                };
+                let name = sched.command_name(call.id).unwrap_or("unknown command");
+                let run = |call| sched.call_immediate(entry, *tag, call, can_wait);
+                journal.immediate(call, Some(Inline { name, run: &run }))
+            }
         }
     }
 }

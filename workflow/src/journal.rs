@@ -1,6 +1,7 @@
 //! The journal of one workflow process: serves its history while the script
 //! replays it, checks that the script yields the same commands in the same
-//! order, then records every live result through the group-commit writer.
+//! order, then records every live result, buffered until a commit point
+//! (see [`Class`]), through the group-commit writer.
 //!
 //! It also answers the `workflow` module's commands itself, without
 //! dispatching them: `workflow.id()`; `workflow.version(change, min, max)`
@@ -11,6 +12,7 @@
 //! `fn`'s value is journaled, as one step.
 
 use std::collections::HashMap;
+use std::mem;
 use std::sync::Arc;
 
 use troupe_dispatcher::{Call, Completer, Error, ErrorKind, Value};
@@ -18,7 +20,7 @@ use troupe_modules::builtin::ids;
 use troupe_modules::builtin::workflow::{
     DEFAULT_VERSION, SideEffect, side_effect_begin, side_effect_outcome,
 };
-use troupe_runtime::{Before, Journal, StartMode};
+use troupe_runtime::{Before, Inline, Journal, StartMode};
 
 use crate::record::{Entry, describe, encode};
 use crate::store::{Op, now_ms};
@@ -53,6 +55,50 @@ pub(crate) struct WorkflowJournal {
     /// Signals sent to this process's mailbox while it runs, until it
     /// journals receiving them.
     pub posted: Posted,
+    /// Records not yet handed to the writer, oldest first.
+    pub pending: Vec<Op>,
+    /// Whether the live side-effect function ran a command with an effect
+    /// outside the workflow (its value is then durable before the script
+    /// sees it).
+    pub side_effect_escaped: bool,
+}
+
+/// How a live command's record is made durable: the rule is that a result
+/// only has to be durable before something outside the workflow can
+/// observe what the script did with it. Until then, a crash just runs the
+/// script again to a point no one outside has seen.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Class {
+    /// Local to the workflow: reading the clock, drawing random numbers and
+    /// ids, looking up names or children, a side effect's value. Its record
+    /// rides along with the next commit.
+    Local,
+    /// A wait that can take long (`time.sleep`, `process.receive`): what
+    /// is buffered commits before it starts; its own record rides along.
+    Wait,
+    /// An effect outside the workflow (a send, a spawn, a signal, IO, a
+    /// host module's command, a link, a kill): what is buffered commits
+    /// before it runs, and its own record before the script sees its
+    /// result, so a resume never runs it again once the script went on.
+    Effect,
+}
+
+/// The class of command `call`.
+pub(crate) fn class(call: &Call) -> Class {
+    match call.id {
+        ids::TIME_NOW
+        | ids::TIME_MONOTONIC
+        | ids::RAND_INT
+        | ids::RAND_FLOAT
+        | ids::RAND_CHOICE
+        | ids::UUID_V4
+        | ids::UUID_V7
+        | ids::PROCESS_WHEREIS
+        | ids::SUPERVISOR_CHILDREN
+        | ids::WORKFLOW_SIDE_EFFECT => Class::Local,
+        ids::TIME_SLEEP | ids::PROCESS_RECEIVE => Class::Wait,
+        _ => Class::Effect,
+    }
 }
 
 /// The text argument `key` of `call` (empty if it has none).
@@ -106,13 +152,11 @@ impl WorkflowJournal {
             Some(d) => *d,
             None => {
                 let d = now.saturating_add(ms.max(0.0) as u64);
-                if let Ok(db) = self.store.db() {
-                    db.send(Op::Timer {
-                        id: Arc::clone(&self.id),
-                        step: self.next_step,
-                        deadline: d,
-                    });
-                }
+                self.pending.push(Op::Timer {
+                    id: Arc::clone(&self.id),
+                    step: self.next_step,
+                    deadline: d,
+                });
                 d
             }
         };
@@ -171,27 +215,34 @@ impl WorkflowJournal {
         Ok(version)
     }
 
-    /// Queues the workflow's published `{key, value}` for the store. A
-    /// replay writes nothing: what it publishes again was written when it
-    /// ran live (a publish reaches the disk before any later step of the
-    /// workflow, through the same writer queue).
+    /// Queues the workflow's published `{key, value}` for the store, behind
+    /// the records that led to it and without waiting: a query sees it once
+    /// they are durable. A replay writes nothing: what it publishes again
+    /// was written when it ran live.
     fn publish(&mut self, call: &Call) -> Result<(), Error> {
         if self.mode == StartMode::Replay || self.cursor < self.replay_end {
             return Ok(());
         }
         let key = text_arg(call, "key");
         let value = encode(call.args().get("value").unwrap_or(&Value::Nil))?;
-        self.store.db()?.send(Op::Publish {
+        self.pending.push(Op::Publish {
             id: Arc::clone(&self.id),
             key,
             value,
         });
+        self.send_pending(None)
+    }
+
+    /// Hands the buffered records to the writer as one batch, completing
+    /// `durable` (if any) once they are durable.
+    fn send_pending(&mut self, durable: Option<Completer>) -> Result<(), Error> {
+        let ops = mem::take(&mut self.pending);
+        self.store.db()?.send(Op::Batch { ops, durable });
         Ok(())
     }
 
-    /// Records a version marker. Nothing waits for it: every later record
-    /// of this workflow goes through the same writer queue behind it, so no
-    /// result the script acts on is durable without it.
+    /// Buffers a version marker: it commits with the next commit point,
+    /// before anything the script does with the version can escape.
     fn mark(&mut self, call: &Call, version: i64) -> Result<(), Error> {
         let entry = Entry::Command {
             name: "workflow.version".to_owned(),
@@ -199,14 +250,20 @@ impl WorkflowJournal {
             result: Ok(Value::Int(version)),
             at_ms: now_ms(),
         };
-        let bytes = encode(&entry)?;
-        self.store.db()?.send(Op::Mark {
+        self.append(encode(&entry)?, false, None);
+        Ok(())
+    }
+
+    /// Buffers the next history entry.
+    fn append(&mut self, entry: Vec<u8>, clear_timer: bool, consume: Option<u64>) {
+        self.pending.push(Op::Append {
             id: Arc::clone(&self.id),
             step: self.next_step,
-            entry: bytes,
+            entry,
+            clear_timer,
+            consume,
         });
         self.next_step += 1;
-        Ok(())
     }
 
     /// For a live `process.receive`, the oldest inbox signal it takes, as
@@ -266,9 +323,16 @@ impl WorkflowJournal {
             ids::WORKFLOW_SIDE_EFFECT => {
                 self.side_effects = 0;
                 self.live = Some((name.to_owned(), call.clone()));
-                Before::Dispatch(call)
+                Before::Dispatch {
+                    call,
+                    commit: false,
+                }
             }
-            _ => Before::Passthrough(call),
+            _ => {
+                let commit = class(&call) != Class::Local;
+                self.side_effect_escaped |= class(&call) == Class::Effect;
+                Before::Passthrough { call, commit }
+            }
         }
     }
 }
@@ -331,28 +395,77 @@ impl Journal for WorkflowJournal {
         } else {
             call.clone()
         };
+        let commit = class(&call) != Class::Local;
         self.live = Some((name.to_owned(), call));
-        Ok(Before::Dispatch(dispatch))
+        Ok(Before::Dispatch {
+            call: dispatch,
+            commit,
+        })
     }
 
-    fn immediate(&mut self, call: Call) -> Result<Result<Value, Error>, Call> {
+    fn immediate(
+        &mut self,
+        call: Call,
+        inline: Option<Inline<'_>>,
+    ) -> Result<Result<Value, Error>, Call> {
         match self.own_answer(&call) {
-            Some(Ok(v)) => Ok(Ok(v)),
+            Some(Ok(v)) => return Ok(Ok(v)),
             // A failed version check fails the process through `before`,
             // which comes to the same answer.
-            _ => Err(call),
+            Some(Err(_)) => return Err(call),
+            None => {}
+        }
+        // Side effects and divergences are left to `before`.
+        if self.side_effects > 0
+            || call.id == ids::WORKFLOW_SIDE_EFFECT_BEGIN
+            || call.id == ids::WORKFLOW_SIDE_EFFECT
+        {
+            return Err(call);
+        }
+        while self.history.get(self.cursor).is_some_and(is_marker) {
+            self.cursor += 1;
+        }
+        if let Some(Entry::Command {
+            call: journaled,
+            result,
+            ..
+        }) = self.history.get(self.cursor)
+        {
+            if *journaled != call {
+                return Err(call);
+            }
+            self.cursor += 1;
+            return Ok(result.clone());
+        }
+        let Some(inline) = inline.filter(|_| self.mode != StartMode::Replay) else {
+            return Err(call);
+        };
+        if class(&call) != Class::Local {
+            return Err(call);
+        }
+        let result = (inline.run)(call.clone())?;
+        self.live = Some((inline.name.to_owned(), call));
+        // A local record never has to be durable before the script sees
+        // it; one that cannot be encoded fails the call instead.
+        match self.record(&result) {
+            Ok(_) => Ok(result),
+            Err(e) => Ok(Err(e)),
         }
     }
 
-    fn record(&mut self, result: &Result<Value, Error>, durable: Completer) {
+    fn record(&mut self, result: &Result<Value, Error>) -> Result<bool, Error> {
         let Some((name, call)) = self.live.take() else {
-            durable.complete(Err(Error::internal(format!(
+            return Err(Error::internal(format!(
                 "workflow {:?}: a result arrived for no command",
                 self.id
-            ))));
-            return;
+            )));
         };
         let clear_timer = call.id == ids::TIME_SLEEP;
+        let durable_now = match class(&call) {
+            Class::Effect => true,
+            Class::Wait => false,
+            Class::Local => mem::take(&mut self.side_effect_escaped),
+        };
         let consume = self.consume.take().or_else(|| self.received(&call, result));
         let entry = Entry::Command {
             name,
@@ -360,24 +473,20 @@ impl Journal for WorkflowJournal {
             result: result.clone(),
             at_ms: now_ms(),
         };
-        let db = match self.store.db() {
-            Ok(db) => db,
-            Err(e) => return durable.complete(Err(e)),
-        };
-        match encode(&entry) {
-            Ok(bytes) => {
-                db.send(Op::Append {
-                    id: Arc::clone(&self.id),
-                    step: self.next_step,
-                    entry: bytes,
-                    clear_timer,
-                    consume,
-                    durable,
-                });
-                self.next_step += 1;
-            }
-            Err(e) => durable.complete(Err(e)),
+        self.append(encode(&entry)?, clear_timer, consume);
+        Ok(durable_now)
+    }
+
+    fn pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    fn commit(&mut self, durable: Completer) {
+        if let Err(e) = self.store.db() {
+            return durable.complete(Err(e));
         }
+        // Only fails without a store, checked above.
+        let _ = self.send_pending(Some(durable));
     }
 
     /// A workflow that diverged from its history stays unfinished: a fixed
@@ -392,17 +501,16 @@ impl Journal for WorkflowJournal {
             tracing::info!(workflow = %self.id, error = %e, "workflow left unfinished");
             return;
         }
-        // Queued, not waited for: the result the host joins is the
-        // script's, computed from durable results only, so a crash before
-        // this record commits just runs the workflow to the same end again.
-        match self.store.db() {
-            Ok(db) => db.send(Op::Finish {
-                id: Arc::clone(&self.id),
-                result: result.clone(),
-            }),
-            Err(e) => {
-                tracing::error!(workflow = %self.id, error = %e, "cannot journal the workflow's end");
-            }
+        // Queued behind the records still buffered (a killed workflow's),
+        // not waited for: the wrapper made every record the result depends
+        // on durable before the end showed, so a crash before this commits
+        // just runs the workflow to the same end again.
+        self.pending.push(Op::Finish {
+            id: Arc::clone(&self.id),
+            result: result.clone(),
+        });
+        if let Err(e) = self.send_pending(None) {
+            tracing::error!(workflow = %self.id, error = %e, "cannot journal the workflow's end");
         }
     }
 }

@@ -1,13 +1,12 @@
 //! Durable, deterministic workflows for Troupe, with no server: a process
 //! spawned as a workflow journals every command it yields and the result it
-//! got in an embedded database ([redb](https://docs.rs/redb)), durably,
-//! before the script sees the result. After a crash, the workflow is resumed
-//! by running its script again from the start: journaled results are served
-//! without running anything, a script that yields something else than its
-//! history fails with `NONDETERMINISM`, and where the history ends the script
-//! continues live. `time.now`, `process.receive` and any other command
-//! replay exactly; `time.sleep` is a durable timer that, after a restart,
-//! waits only for what is left.
+//! got in an embedded database ([redb](https://docs.rs/redb)). After a
+//! crash, the workflow is resumed by running its script again from the
+//! start: journaled results are served without running anything, a script
+//! that yields something else than its history fails with `NONDETERMINISM`,
+//! and where the history ends the script continues live. `time.now`,
+//! `process.receive` and any other command replay exactly; `time.sleep` is
+//! a durable timer that, after a restart, waits only for what is left.
 //!
 //! ```no_run
 //! use troupe_runtime::{Runtime, Spawn};
@@ -24,12 +23,18 @@
 //! # Ok::<(), troupe_dispatcher::Error>(())
 //! ```
 //!
-//! **Guarantee.** A command's result is durable before the script sees it,
-//! so nothing the script did *after* a command is ever based on a result a
-//! crash could take back. A command that was running when the process died
-//! has no journaled result and runs again on resume: commands with outside
-//! effects (an HTTP call, a host module) run **at least once**. Make them
-//! idempotent where that matters.
+//! **Durability.** A result only has to be durable before something
+//! outside the workflow can observe what the script did with it. Records
+//! are buffered and committed (group commit, one `fsync` shared by every
+//! workflow committing then) before a command with an effect outside the
+//! workflow runs and again before the script sees its result, before a
+//! wait (`time.sleep`, `receive`), and before the end shows; local
+//! commands (`time.now`, `rand`, `uuid`, …) ride along. So nothing the
+//! outside sees is ever based on a result a crash could take back, and an
+//! effect the script went past never runs again. A command that was running
+//! when the process died has no journaled result and runs again on resume:
+//! commands with outside effects (an HTTP call, a host module) run **at
+//! least once**. Make them idempotent where that matters.
 //!
 //! This crate knows the runtime only through its journal hook
 //! (`troupe_runtime::Journal`); it knows nothing of engines.
@@ -177,6 +182,13 @@ impl WorkflowStore {
     /// a workflow ended can call it to be sure its end record is written.
     pub fn flush(&self) -> Result<(), Error> {
         self.flushed().map(|_| ())
+    }
+
+    /// How many durable commits (one `fsync` each) the store has made
+    /// since it was opened: workflows' records are buffered and committed
+    /// only where the durability rule needs them (see the crate docs).
+    pub fn commits(&self) -> Result<u64, Error> {
+        Ok(self.db()?.commits())
     }
 
     /// The header of workflow `id` (`NOT_FOUND` if unknown).
@@ -338,6 +350,8 @@ impl WorkflowStore {
             inbox: Default::default(),
             consume: None,
             posted,
+            pending: Vec::new(),
+            side_effect_escaped: false,
         };
         if w.mode == StartMode::New {
             let header = Header {

@@ -21,13 +21,14 @@
 //!
 //! Every write of a running workflow — its header, each history entry,
 //! timer and marker, its end record — goes through one writer thread: it
-//! takes whatever records are queued, writes them in one transaction, makes
-//! it durable with one `fsync`, then wakes every process whose record it
-//! holds. Many concurrent workflows therefore share each commit, and no
-//! worker thread ever waits for an `fsync`: only a process waiting for its
-//! own command's record is parked until that record is durable. Readers
-//! call [`Db::flush`] first, which waits only if something is queued, so
-//! they see every record sent before them.
+//! takes whatever records are queued (a workflow's buffered records come as
+//! one [`Op::Batch`]), writes them in one transaction, makes it durable with
+//! one `fsync`, then wakes every process waiting for its records. Many
+//! concurrent workflows therefore share each commit, and no worker thread
+//! ever waits for an `fsync`: only a process waiting for its own commit is
+//! parked until it is durable. Readers call [`Db::flush`] first, which
+//! waits only if something is queued, so they see every record sent before
+//! them.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -123,7 +124,7 @@ pub(crate) struct Stored {
 pub(crate) enum Op {
     /// A new workflow's header ([`Db::create`] checked that its id is free).
     Create { id: Arc<str>, header: Vec<u8> },
-    /// A history entry; the process waits on `durable`.
+    /// A history entry: a command's result or a `workflow.version` marker.
     Append {
         id: Arc<str>,
         step: u64,
@@ -131,16 +132,8 @@ pub(crate) enum Op {
         clear_timer: bool,
         /// The inbox signal this entry received, removed with it.
         consume: Option<u64>,
-        durable: Completer,
     },
-    /// A history entry nobody waits for (a `workflow.version` marker):
-    /// every later record of the workflow commits with it or after it.
-    Mark {
-        id: Arc<str>,
-        step: u64,
-        entry: Vec<u8>,
-    },
-    /// A workflow published `value` (encoded) under `key`; nobody waits.
+    /// A workflow published `value` (encoded) under `key`.
     Publish {
         id: Arc<str>,
         key: String,
@@ -157,6 +150,14 @@ pub(crate) enum Op {
         id: Arc<str>,
         result: Result<Value, Error>,
     },
+    /// Records of one workflow, in order, written in the same commit; then
+    /// `durable`, if any, is completed.
+    Batch {
+        ops: Vec<Op>,
+        durable: Option<Completer>,
+    },
+    /// Completed once every op queued before it is durable.
+    Durable(Completer),
     /// Moves the `log` into `history`; answered once that and everything
     /// queued before it is durable.
     Settle { reply: Sender<Result<(), Error>> },
@@ -165,14 +166,34 @@ pub(crate) enum Op {
 impl Op {
     fn fail(self, e: &Error) {
         match self {
-            Op::Append { durable, .. } => durable.complete(Err(e.clone())),
+            Op::Durable(durable) => durable.complete(Err(e.clone())),
+            Op::Batch { ops, durable } => {
+                for op in ops {
+                    op.fail(e);
+                }
+                if let Some(durable) = durable {
+                    durable.complete(Err(e.clone()));
+                }
+            }
             Op::Create { id, .. } | Op::Finish { id, .. } => {
                 tracing::error!(workflow = %id, error = %e, "cannot journal the workflow's header or end");
             }
             Op::Settle { reply } => {
                 let _ = reply.send(Err(e.clone()));
             }
-            Op::Timer { .. } | Op::Mark { .. } | Op::Publish { .. } => {}
+            Op::Timer { .. } | Op::Append { .. } | Op::Publish { .. } => {}
+        }
+    }
+
+    /// Appends this op to a writer batch, a [`Batch`](Op::Batch) as its
+    /// ops and then its completion.
+    fn flatten_into(self, batch: &mut Vec<Op>) {
+        match self {
+            Op::Batch { ops, durable } => {
+                batch.extend(ops);
+                batch.extend(durable.map(Op::Durable));
+            }
+            op => batch.push(op),
         }
     }
 }
@@ -188,6 +209,8 @@ struct Shared {
     done: AtomicU64,
     /// Rows in the `log` table, not yet moved to `history`.
     logged: AtomicU64,
+    /// Durable transactions the writer has made.
+    commits: AtomicU64,
     /// New workflows whose header is queued.
     creating: Mutex<HashSet<Arc<str>>>,
 }
@@ -314,6 +337,11 @@ impl Db {
         self.send(Op::Settle { reply: tx });
         rx.recv()
             .unwrap_or_else(|_| Err(Error::internal("the journal writer has stopped")))
+    }
+
+    /// How many durable transactions the writer has made.
+    pub fn commits(&self) -> u64 {
+        self.shared.commits.load(Ordering::Relaxed)
     }
 
     /// Queues the header of the new workflow `id`, without waiting for it:
@@ -600,12 +628,11 @@ impl Writer {
         // Processes the last commit woke: most of them write again soon.
         let mut woken = 0;
         while let Ok(first) = rx.recv() {
-            let mut batch = Self::collect(rx, first, woken);
+            let (mut batch, received) = Self::collect(rx, first, woken);
             woken = batch
                 .iter()
-                .filter(|op| matches!(op, Op::Append { .. }))
+                .filter(|op| matches!(op, Op::Durable(_)))
                 .count();
-            let n = batch.len() as u64;
             let created: Vec<Arc<str>> = batch
                 .iter()
                 .filter_map(|op| match op {
@@ -618,7 +645,7 @@ impl Writer {
                 Ok(replies) => {
                     for (op, reply) in batch.into_iter().zip(replies) {
                         match (op, reply) {
-                            (Op::Append { durable, .. }, Ok(())) => {
+                            (Op::Durable(durable), Ok(())) => {
                                 durable.complete(Ok(Value::Nil));
                             }
                             (Op::Settle { reply }, Ok(())) => {
@@ -642,33 +669,38 @@ impl Writer {
                     creating.remove(id);
                 }
             }
-            self.shared.done.fetch_add(n, Ordering::SeqCst);
+            self.shared.done.fetch_add(received, Ordering::SeqCst);
         }
     }
 
-    /// The ops of the next commit: `first`, whatever is queued behind it
-    /// and, while fewer ops than the `woken` processes of the last commit
-    /// have arrived, what comes in close behind (each within
-    /// [`LINGER_GAP`], all within [`LINGER_MAX`]). Without that wait, the
-    /// first process a commit woke would get a commit of its own, and the
-    /// others would wait for it to end: two `fsync`s a round instead of one.
-    fn collect(rx: &Receiver<Op>, first: Op, woken: usize) -> Vec<Op> {
-        let mut batch = vec![first];
+    /// The ops of the next commit, flattened, and how many ops were taken
+    /// from the queue: `first`, whatever is queued behind it and, while
+    /// fewer completions than the `woken` processes of the last commit have
+    /// arrived, what comes in close behind (each within [`LINGER_GAP`], all
+    /// within [`LINGER_MAX`]). Without that wait, the first process a
+    /// commit woke would get a commit of its own, and the others would wait
+    /// for it to end: two `fsync`s a round instead of one.
+    fn collect(rx: &Receiver<Op>, first: Op, woken: usize) -> (Vec<Op>, u64) {
+        let mut batch = Vec::new();
+        first.flatten_into(&mut batch);
+        let mut received = 1;
         let until = Instant::now() + LINGER_MAX;
         while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) if batch.len() >= woken => break,
+            let next = match rx.try_recv() {
+                Ok(op) => op,
+                Err(_) if received >= woken => break,
                 Err(_) => {
                     let left = until.saturating_duration_since(Instant::now());
                     match rx.recv_timeout(left.min(LINGER_GAP)) {
-                        Ok(op) => batch.push(op),
+                        Ok(op) => op,
                         Err(_) => break,
                     }
                 }
-            }
+            };
+            next.flatten_into(&mut batch);
+            received += 1;
         }
-        batch
+        (batch, received as u64)
     }
 
     /// Writes a batch in one durable transaction. Each op gets its own
@@ -707,7 +739,6 @@ impl Writer {
                         entry,
                         clear_timer,
                         consume,
-                        ..
                     } => {
                         log.insert(self.next_log, (&**id, *step, entry.as_slice()))
                             .map_err(|e| err(e.into()))?;
@@ -721,13 +752,10 @@ impl Writer {
                         }
                         Ok(())
                     }
-                    Op::Mark { id, step, entry } => {
-                        log.insert(self.next_log, (&**id, *step, entry.as_slice()))
-                            .map_err(|e| err(e.into()))?;
-                        self.next_log += 1;
-                        logged += 1;
-                        Ok(())
-                    }
+                    Op::Durable(_) => Ok(()),
+                    Op::Batch { .. } => Err(Error::internal(
+                        "a journal batch reached the writer unflattened",
+                    )),
                     Op::Publish { id, key, value } => {
                         published
                             .insert((&**id, key.as_str()), value.as_slice())
@@ -782,6 +810,7 @@ impl Writer {
             self.shared.logged.store(logged, Ordering::SeqCst);
         }
         txn.commit().map_err(|e| err(e.into()))?;
+        self.shared.commits.fetch_add(1, Ordering::Relaxed);
         Ok(replies)
     }
 }

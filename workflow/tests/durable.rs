@@ -362,6 +362,47 @@ fn random_numbers_and_uuids_replay_exactly() {
 }
 
 #[test]
+fn local_commands_between_two_waits_share_one_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_at(&dir);
+    let (tx, _rx) = channel();
+    let script = r#"
+        local rand, time = require("rand"), require("time")
+        time.sleep(1)
+        local sum = 0
+        for _ = 1, 1000 do sum = sum + rand.int(1, 6) end
+        time.sleep(1)
+        return sum
+    "#;
+    let rt = runtime(
+        &store,
+        MemorySource::new().with("d.lua", script),
+        &tx,
+        false,
+    );
+    let before = store.commits().unwrap();
+    let sum = rt
+        .spawn(Spawn::workflow("d", "d.lua"))
+        .unwrap()
+        .join_blocking()
+        .unwrap();
+    store.flush().unwrap();
+    let commits = store.commits().unwrap() - before;
+    // The header and first timer before the first sleep, the thousand
+    // draws with the second timer before the second sleep, the last sleep's
+    // record before the end shows, the end record, the flush: not one per
+    // draw.
+    assert!(commits <= 6, "{commits} commits");
+    let history = store.history("d").unwrap();
+    assert_eq!(history.len(), 1002, "every draw is journaled");
+    let drawn: i64 = history[1..1001]
+        .iter()
+        .map(|Entry::Command { result, .. }| result.as_ref().unwrap().as_i64().unwrap())
+        .sum();
+    assert_eq!(Value::Int(drawn), sum);
+}
+
+#[test]
 fn signals_sent_while_a_workflow_is_down_are_received_on_resume() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_at(&dir);
