@@ -48,6 +48,8 @@ pub use troupe_runtime::{
 };
 #[cfg(feature = "etcd")]
 pub use troupe_sources::EtcdSource;
+#[cfg(feature = "redis")]
+pub use troupe_sources::RedisSource;
 pub use troupe_sources::{
     CachedSource, Change, ChangeSink, EmbeddedSource, FileSource, HttpSource, LayerStrategy,
     LayeredSource, MemorySource, Script, Source, SourceError, TransformSource, Watch, WatchGuard,

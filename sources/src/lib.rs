@@ -11,6 +11,7 @@
 //! | [`EmbeddedSource`] | the binary ([`embed_scripts!`]) | never changes |
 //! | [`HttpSource`] | `GET base_url/key`, revalidated with ETags | no |
 //! | `EtcdSource` (feature `etcd`) | etcd keys under a prefix | etcd watch, resumed by revision |
+//! | `RedisSource` (feature `redis`) | Redis string keys under a prefix | keyspace notifications (or a `PREFIX__changes` channel); after a reconnect, a re-list diffed against what was known |
 //! | [`LayeredSource`] | several sources ([`LayerStrategy::Fallback`] / [`LayerStrategy::FirstOk`]) | all layers |
 //! | [`CachedSource`] | a copy of another source (TTL, size bound) | the inner source's |
 //! | [`TransformSource`] | another source, bytes rewritten | the inner source's |
@@ -28,6 +29,8 @@ mod file_cache;
 mod http;
 mod layered;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 mod transform;
 mod watch;
 
@@ -41,6 +44,8 @@ pub use file::FileSource;
 pub use http::HttpSource;
 pub use layered::{LayerStrategy, LayeredSource};
 pub use memory::MemorySource;
+#[cfg(feature = "redis")]
+pub use redis::RedisSource;
 pub use transform::TransformSource;
 pub use watch::{Change, ChangeSink, Watch, WatchGuard};
 
