@@ -48,6 +48,8 @@ pub use troupe_runtime::{
 };
 #[cfg(feature = "etcd")]
 pub use troupe_sources::EtcdSource;
+#[cfg(feature = "archive")]
+pub use troupe_sources::{ArchiveLimits, TarGzSource, ZipSource};
 pub use troupe_sources::{
     CachedSource, Change, ChangeSink, EmbeddedSource, FileSource, HttpSource, LayerStrategy,
     LayeredSource, MemorySource, Script, Source, SourceError, TransformSource, Watch, WatchGuard,

@@ -18,6 +18,8 @@
 //! This crate depends on no other Troupe crate: sources know bytes and keys,
 //! not engines or processes.
 
+#[cfg(feature = "archive")]
+mod archive;
 mod background;
 mod cached;
 mod embedded;
@@ -33,6 +35,8 @@ mod watch;
 
 use std::sync::Arc;
 
+#[cfg(feature = "archive")]
+pub use archive::{ArchiveLimits, TarGzSource, ZipSource};
 pub use cached::CachedSource;
 pub use embedded::EmbeddedSource;
 #[cfg(feature = "etcd")]
