@@ -55,4 +55,6 @@ pub use troupe_sources::{
     LayeredSource, MemorySource, Script, Source, SourceError, TransformSource, Watch, WatchGuard,
     embed_scripts,
 };
+#[cfg(feature = "transforms")]
+pub use troupe_sources::{FilterSource, Key, KeyError, PatternError};
 pub use troupe_workflow::{Checked, Entry, Header, Status, Summary, WorkflowStore};

@@ -27,10 +27,14 @@ mod embedded;
 mod etcd;
 mod file;
 mod file_cache;
+#[cfg(feature = "transforms")]
+mod filter;
 mod http;
 mod layered;
 mod memory;
 mod transform;
+#[cfg(feature = "transforms")]
+mod transforms;
 mod watch;
 
 use std::sync::Arc;
@@ -42,10 +46,14 @@ pub use embedded::EmbeddedSource;
 #[cfg(feature = "etcd")]
 pub use etcd::EtcdSource;
 pub use file::FileSource;
+#[cfg(feature = "transforms")]
+pub use filter::{FilterSource, PatternError};
 pub use http::HttpSource;
 pub use layered::{LayerStrategy, LayeredSource};
 pub use memory::MemorySource;
 pub use transform::TransformSource;
+#[cfg(feature = "transforms")]
+pub use transforms::{DEFAULT_MAX_DECOMPRESSED, Key, KeyError};
 pub use watch::{Change, ChangeSink, Watch, WatchGuard};
 
 /// Why a source could not deliver a script.
