@@ -11,9 +11,11 @@
 //! | [`EmbeddedSource`] | the binary ([`embed_scripts!`]) | never changes |
 //! | [`HttpSource`] | `GET base_url/key`, revalidated with ETags | no |
 //! | `EtcdSource` (feature `etcd`) | etcd keys under a prefix | etcd watch, resumed by revision |
-//! | [`LayeredSource`] | several sources ([`LayerStrategy::Fallback`] / [`LayerStrategy::FirstOk`]) | all layers |
+//! | `ZipSource` / `TarGzSource` (feature `archive`) | a zip / .tar.gz file, read into memory (no entry escaping it, no links, sizes bounded by `ArchiveLimits`) | the file's directory (notify, debounced) and a stamp check each second; changes are the diff of the old and new index |
+//! | [`LayeredSource`] | several sources ([`LayerStrategy::Fallback`] in order / [`LayerStrategy::FirstOk`] raced) | all layers |
 //! | [`CachedSource`] | a copy of another source (TTL, size bound) | the inner source's |
-//! | [`TransformSource`] | another source, bytes rewritten | the inner source's |
+//! | [`TransformSource`] | another source, bytes rewritten (feature `transforms`: `gunzip`, `zstd`, `decrypt_aes256gcm` with a `Key`, output bounded) | the inner source's |
+//! | `FilterSource` (feature `transforms`) | another source, only keys matching glob patterns | the inner source's, filtered |
 //!
 //! This crate depends on no other Troupe crate: sources know bytes and keys,
 //! not engines or processes.
