@@ -50,9 +50,13 @@ pub use troupe_runtime::{
 pub use troupe_sources::EtcdSource;
 #[cfg(feature = "redis")]
 pub use troupe_sources::RedisSource;
+#[cfg(feature = "archive")]
+pub use troupe_sources::{ArchiveLimits, TarGzSource, ZipSource};
 pub use troupe_sources::{
     CachedSource, Change, ChangeSink, EmbeddedSource, FileSource, HttpSource, LayerStrategy,
     LayeredSource, MemorySource, Script, Source, SourceError, TransformSource, Watch, WatchGuard,
     embed_scripts,
 };
+#[cfg(feature = "transforms")]
+pub use troupe_sources::{FilterSource, Key, KeyError, PatternError};
 pub use troupe_workflow::{Checked, Entry, Header, Status, Summary, WorkflowStore};

@@ -11,12 +11,16 @@ pub enum LayerStrategy {
     /// silently serves a lower layer's older script).
     Fallback,
     /// The first layer that answers without error; failing layers are
-    /// skipped (replicas, mirrors).
+    /// skipped (replicas, mirrors). `get` asks every layer at once and takes
+    /// whichever succeeds first, so a hanging layer does not delay a healthy
+    /// one; when all fail the error lists every layer's reason.
     FirstOk,
 }
 
-/// Several sources asked in order (the first layer wins). Watching it
-/// watches every layer that can be watched.
+/// Several sources: asked in order, the first layer wins
+/// ([`LayerStrategy::Fallback`]), or raced, the first success wins
+/// ([`LayerStrategy::FirstOk`]). Watching it watches every layer that can be
+/// watched.
 #[derive(Clone)]
 pub struct LayeredSource {
     strategy: LayerStrategy,
@@ -71,6 +75,57 @@ impl LayeredSource {
                 .join("; "),
         }
     }
+
+    /// `Fallback`: the first layer that has the key; any other error stops.
+    fn get_in_order(&self, key: &str) -> Result<Script, SourceError> {
+        for layer in &self.layers {
+            match layer.get(key) {
+                Err(SourceError::NotFound { .. }) => {}
+                result => return result,
+            }
+        }
+        Err(self.not_found(key))
+    }
+
+    /// `FirstOk`: every layer asked at once; the first success wins. With
+    /// one layer (or none) nothing is spawned.
+    fn get_first_ok(&self, key: &str) -> Result<Script, SourceError> {
+        if let [only] = self.layers.as_slice() {
+            return only.get(key).map_err(|e| self.all_failed(key, vec![e]));
+        }
+        let (tx, rx) = flume::unbounded();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (layer, thread_tx, owned_key) = (Arc::clone(layer), tx.clone(), key.to_owned());
+            let spawned = std::thread::Builder::new()
+                .name("troupe-first-ok".to_owned())
+                .spawn(move || {
+                    // Fails only once the caller has its answer.
+                    let _ = thread_tx.send((i, layer.get(&owned_key)));
+                });
+            if let Err(e) = spawned {
+                let _ = tx.send((
+                    i,
+                    Err(SourceError::unavailable(
+                        self.layers[i].name(),
+                        format!("cannot start a thread to ask it: {e}"),
+                    )),
+                ));
+            }
+        }
+        drop(tx);
+        let mut errors = Vec::new();
+        while let Ok((i, result)) = rx.recv() {
+            match result {
+                Ok(script) => return Ok(script),
+                Err(e) => {
+                    tracing::debug!(layer = %self.layers[i].name(), error = %e, "layer failed");
+                    errors.push((i, e));
+                }
+            }
+        }
+        errors.sort_by_key(|(i, _)| *i);
+        Err(self.all_failed(key, errors.into_iter().map(|(_, e)| e).collect()))
+    }
 }
 
 impl Source for LayeredSource {
@@ -83,23 +138,15 @@ impl Source for LayeredSource {
         format!("layered-{strategy}[{}]", layers.join(", "))
     }
 
+    /// `Fallback` asks the layers in order. `FirstOk` asks them all at
+    /// once, one thread per layer, and returns the first success: a slow or
+    /// hanging layer does not delay a faster one (its thread is left to
+    /// finish on its own).
     fn get(&self, key: &str) -> Result<Script, SourceError> {
         validate_key(key)?;
-        let mut errors = Vec::new();
-        for layer in &self.layers {
-            match layer.get(key) {
-                Ok(script) => return Ok(script),
-                Err(SourceError::NotFound { .. }) if self.strategy == LayerStrategy::Fallback => {}
-                Err(e) if self.strategy == LayerStrategy::Fallback => return Err(e),
-                Err(e) => {
-                    tracing::debug!(layer = %layer.name(), error = %e, "layer failed; trying the next");
-                    errors.push(e);
-                }
-            }
-        }
         match self.strategy {
-            LayerStrategy::Fallback => Err(self.not_found(key)),
-            LayerStrategy::FirstOk => Err(self.all_failed(key, errors)),
+            LayerStrategy::Fallback => self.get_in_order(key),
+            LayerStrategy::FirstOk => self.get_first_ok(key),
         }
     }
 

@@ -12,13 +12,17 @@
 //! | [`HttpSource`] | `GET base_url/key`, revalidated with ETags | no |
 //! | `EtcdSource` (feature `etcd`) | etcd keys under a prefix | etcd watch, resumed by revision |
 //! | `RedisSource` (feature `redis`) | Redis string keys under a prefix | keyspace notifications (or a `PREFIX__changes` channel); after a reconnect, a re-list diffed against what was known |
-//! | [`LayeredSource`] | several sources ([`LayerStrategy::Fallback`] / [`LayerStrategy::FirstOk`]) | all layers |
+//! | `ZipSource` / `TarGzSource` (feature `archive`) | a zip / .tar.gz file, read into memory (no entry escaping it, no links, sizes bounded by `ArchiveLimits`) | the file's directory (notify, debounced) and a stamp check each second; changes are the diff of the old and new index |
+//! | [`LayeredSource`] | several sources ([`LayerStrategy::Fallback`] in order / [`LayerStrategy::FirstOk`] raced) | all layers |
 //! | [`CachedSource`] | a copy of another source (TTL, size bound) | the inner source's |
-//! | [`TransformSource`] | another source, bytes rewritten | the inner source's |
+//! | [`TransformSource`] | another source, bytes rewritten (feature `transforms`: `gunzip`, `zstd`, `decrypt_aes256gcm` with a `Key`, output bounded) | the inner source's |
+//! | `FilterSource` (feature `transforms`) | another source, only keys matching glob patterns | the inner source's, filtered |
 //!
 //! This crate depends on no other Troupe crate: sources know bytes and keys,
 //! not engines or processes.
 
+#[cfg(feature = "archive")]
+mod archive;
 mod background;
 mod cached;
 mod embedded;
@@ -26,27 +30,37 @@ mod embedded;
 mod etcd;
 mod file;
 mod file_cache;
+#[cfg(feature = "transforms")]
+mod filter;
 mod http;
 mod layered;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 mod transform;
+#[cfg(feature = "transforms")]
+mod transforms;
 mod watch;
 
 use std::sync::Arc;
 
+#[cfg(feature = "archive")]
+pub use archive::{ArchiveLimits, TarGzSource, ZipSource};
 pub use cached::CachedSource;
 pub use embedded::EmbeddedSource;
 #[cfg(feature = "etcd")]
 pub use etcd::EtcdSource;
 pub use file::FileSource;
+#[cfg(feature = "transforms")]
+pub use filter::{FilterSource, PatternError};
 pub use http::HttpSource;
 pub use layered::{LayerStrategy, LayeredSource};
 pub use memory::MemorySource;
 #[cfg(feature = "redis")]
 pub use redis::RedisSource;
 pub use transform::TransformSource;
+#[cfg(feature = "transforms")]
+pub use transforms::{DEFAULT_MAX_DECOMPRESSED, Key, KeyError};
 pub use watch::{Change, ChangeSink, Watch, WatchGuard};
 
 /// Why a source could not deliver a script.

@@ -4,7 +4,7 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use troupe_sources::{
     CachedSource, Change, ChangeSink, FileSource, HttpSource, LayerStrategy, LayeredSource,
@@ -111,6 +111,58 @@ fn first_ok_skips_failing_layers() {
         all_missing.get("a.lua"),
         Err(SourceError::NotFound { .. })
     ));
+}
+
+/// A layer that answers only after `delay` (a replica far away, or hung).
+struct Slow {
+    delay: Duration,
+    inner: MemorySource,
+}
+
+impl Source for Slow {
+    fn name(&self) -> String {
+        "slow".into()
+    }
+    fn get(&self, key: &str) -> Result<Script, SourceError> {
+        std::thread::sleep(self.delay);
+        self.inner.get(key)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>, SourceError> {
+        self.inner.list(prefix)
+    }
+}
+
+#[test]
+fn first_ok_races_the_layers_so_a_slow_one_does_not_delay_a_fast_one() {
+    let slow = Slow {
+        delay: Duration::from_secs(2),
+        inner: MemorySource::new().with("a.lua", "slow"),
+    };
+    let src = LayeredSource::new(LayerStrategy::FirstOk)
+        .layer(slow)
+        .layer(MemorySource::new().with("a.lua", "fast"));
+    let started = Instant::now();
+    assert_eq!(code(&src, "a.lua"), "fast");
+    // Asked one after the other this would take the slow layer's 2 s.
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    // A fast failure does not end the race: the slow success is taken.
+    let src = LayeredSource::new(LayerStrategy::FirstOk)
+        .layer(down())
+        .layer(Slow {
+            delay: Duration::from_millis(200),
+            inner: MemorySource::new().with("a.lua", "slow but there"),
+        });
+    assert_eq!(code(&src, "a.lua"), "slow but there");
+    // All failing: every layer's reason, in layer order.
+    let err = src.get("zzz.lua").unwrap_err();
+    let text = err.to_string();
+    let (http, slow) = (text.find("http:").unwrap(), text.find("slow").unwrap());
+    assert!(http < slow, "{text}");
 }
 
 #[test]
