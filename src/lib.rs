@@ -59,4 +59,6 @@ pub use troupe_sources::{
 };
 #[cfg(feature = "transforms")]
 pub use troupe_sources::{FilterSource, Key, KeyError, PatternError};
-pub use troupe_workflow::{Checked, Entry, Header, Status, Summary, WorkflowStore};
+pub use troupe_workflow::{
+    Checked, DEFAULT_HISTORY_LIMIT, Entry, Header, Run, Status, Summary, WorkflowStore,
+};

@@ -9,7 +9,7 @@ use troupe::{
     Error, ErrorKind, FileSource, Fs, HostModule, Http, LuaEngine, ProcessHandle, Runtime, Spawn,
     Value,
 };
-use troupe_workflow::{Entry, Header, WorkflowStore};
+use troupe_workflow::{Entry, Header, Run, WorkflowStore};
 
 use crate::{Output, locate_script, parse_arg};
 
@@ -66,13 +66,18 @@ enum WorkflowCommand {
         /// The workflow id.
         id: String,
     },
-    /// Shows a workflow and its history.
+    /// Shows a workflow, its history and the chain of its runs (one more
+    /// after each `workflow.continue_as_new`).
     Show {
         /// The workflow id.
         id: String,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Show this past run (its header and history) instead of the
+        /// current one.
+        #[arg(long, value_name = "N")]
+        run: Option<u32>,
     },
     /// Lists the workflows: id, status, steps, started, script.
     List {
@@ -175,13 +180,24 @@ impl WorkflowArgs {
             }
             WorkflowCommand::Resume { id } => host.run_to_end(store, |rt| rt.resume(&id)),
             WorkflowCommand::Replay { id } => host.run_to_end(store, |rt| rt.replay(&id)),
-            WorkflowCommand::Show { id, json } => {
-                let header = store.header(&id)?;
-                let history = store.history(&id)?;
+            WorkflowCommand::Show { id, json, run } => {
+                let runs = store.runs(&id)?;
+                let (header, history) = match run {
+                    None => (store.header(&id)?, store.history(&id)?),
+                    Some(n) => {
+                        let past = runs.iter().find(|r| r.header.run == n).ok_or_else(|| {
+                            Error::not_found(format!(
+                                "workflow {id:?} has no past run {n} (it is in run {})",
+                                runs.len() + 1
+                            ))
+                        })?;
+                        (past.header.clone(), past.history.clone())
+                    }
+                };
                 Ok(if json {
-                    Output::Json(show_json(&header, &history))
+                    Output::Json(show_json(&header, &history, &runs))
                 } else {
-                    Output::Text(show_table(&header, &history))
+                    Output::Text(show_table(&header, &history, &runs))
                 })
             }
             WorkflowCommand::List { json } => list(&store, json),
@@ -265,7 +281,7 @@ fn outcome_text(r: &Result<Value, Error>) -> String {
     }
 }
 
-fn show_json(h: &Header, history: &[Entry]) -> Value {
+fn show_json(h: &Header, history: &[Entry], runs: &[Run]) -> Value {
     let steps: Vec<Value> = history
         .iter()
         .enumerate()
@@ -287,12 +303,22 @@ fn show_json(h: &Header, history: &[Entry]) -> Value {
         .collect();
     let mut m = header_map(h);
     m.insert("history".to_owned(), Value::Array(steps));
+    let runs = runs
+        .iter()
+        .map(|r| {
+            let mut m = header_map(&r.header);
+            m.insert("steps".to_owned(), Value::from(r.history.len()));
+            Value::Map(m)
+        })
+        .collect();
+    m.insert("past_runs".to_owned(), Value::Array(runs));
     Value::Map(m)
 }
 
 fn header_map(h: &Header) -> std::collections::BTreeMap<String, Value> {
     let mut m = std::collections::BTreeMap::new();
     m.insert("id".to_owned(), Value::from(h.id.as_str()));
+    m.insert("run".to_owned(), Value::from(h.run));
     m.insert("status".to_owned(), Value::from(h.status.as_str()));
     m.insert("script".to_owned(), Value::from(script_path(&h.key)));
     m.insert("args".to_owned(), Value::Array(h.args.clone()));
@@ -316,9 +342,12 @@ fn script_path(key: &str) -> String {
     format!("/{key}")
 }
 
-fn show_table(h: &Header, history: &[Entry]) -> String {
+fn show_table(h: &Header, history: &[Entry], runs: &[Run]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "workflow {}  {}", h.id, h.status.as_str());
+    if h.run > 1 || !runs.is_empty() {
+        let _ = writeln!(out, "run      {} of {}", h.run, runs.len() + 1);
+    }
     let _ = writeln!(out, "script   {}", script_path(&h.key));
     let _ = writeln!(out, "args     {}", Value::Array(h.args.clone()).to_json());
     let _ = writeln!(out, "started  {}", utc(h.started_ms));
@@ -348,6 +377,21 @@ fn show_table(h: &Header, history: &[Entry]) -> String {
         .collect();
     let _ = writeln!(out);
     out.push_str(&table(&["STEP", "COMMAND", "ARGS", "RESULT"], &rows));
+    if !runs.is_empty() {
+        let rows: Vec<[String; 4]> = runs
+            .iter()
+            .map(|r| {
+                [
+                    r.header.run.to_string(),
+                    utc(r.header.started_ms),
+                    r.history.len().to_string(),
+                    Value::Array(r.header.args.clone()).to_json(),
+                ]
+            })
+            .collect();
+        let _ = writeln!(out, "\npast runs (continued as new; `--run N` shows one):");
+        out.push_str(&table(&["RUN", "STARTED", "STEPS", "ARGS"], &rows));
+    }
     out
 }
 

@@ -409,6 +409,50 @@ fn two_hundred_kills_at_random_moments_leave_a_history_consistent_with_what_the_
 }
 
 #[test]
+fn show_lists_the_runs_of_a_workflow_that_continued_as_new() {
+    let s = Scene::new();
+    s.script(
+        "chain.lua",
+        r#"
+local workflow, rand = require("workflow"), require("rand")
+local n = ... or 1
+rand.int(1, 6)
+if n < 3 then workflow.continue_as_new(n + 1) end
+return n
+"#,
+    );
+    assert_eq!(s.run("run", &["run", "c", "chain.lua"]).json(), 3);
+    let show = s.show("c");
+    assert_eq!(
+        (show["run"].as_u64(), show["status"].as_str()),
+        (Some(3), Some("completed"))
+    );
+    assert_eq!(commands(&show), ["rand.int"]);
+    let past = show["past_runs"].as_array().expect("past runs");
+    let runs: Vec<_> = past
+        .iter()
+        .map(|r| (r["run"].as_u64(), r["status"].as_str(), r["steps"].as_u64()))
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            (Some(1), Some("continued"), Some(1)),
+            (Some(2), Some("continued"), Some(1))
+        ]
+    );
+    let first = s.run("run1", &["show", "c", "--run", "1", "--json"]).json();
+    assert_eq!(first["args"], serde_json::json!([]));
+    assert_eq!(commands(&first), ["rand.int"]);
+    let second = s.run("run2", &["show", "c", "--run", "2", "--json"]).json();
+    assert_eq!(second["args"], serde_json::json!([2]));
+    let text = s.run("text", &["show", "c"]);
+    assert!(text.stdout.contains("run      3 of 3"), "{text:?}");
+    assert!(text.stdout.contains("past runs"), "{text:?}");
+    let missing = s.run("missing", &["show", "c", "--run", "7"]);
+    assert!(missing.stderr.starts_with("NOT_FOUND: "), "{missing:?}");
+}
+
+#[test]
 fn a_durable_sleep_waits_only_for_what_is_left_after_a_restart() {
     const SLEEP_MS: u64 = 8_000;
     let s = Scene::new();

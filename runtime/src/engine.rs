@@ -12,6 +12,7 @@ use crate::{Limits, Process};
 pub type Program = Arc<dyn Any + Send + Sync>;
 
 /// Everything an engine needs to start one process.
+#[derive(Clone)]
 pub struct ProcessInit {
     /// The new process's pid.
     pub pid: Pid,

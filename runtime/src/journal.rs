@@ -56,6 +56,11 @@ pub enum Before {
         /// Whether to commit the journal before dispatching it.
         commit: bool,
     },
+    /// `workflow.continue_as_new`: the journal has recorded the end of this
+    /// run and the start of the next. Once a commit makes that durable, the
+    /// process starts its script afresh with these arguments, and the
+    /// journal serves the new run.
+    ContinueAsNew(Vec<Value>),
 }
 
 /// How [`Journal::immediate`] runs a live command inside the script's call.

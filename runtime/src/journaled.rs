@@ -62,25 +62,34 @@ enum Phase {
 
 /// What a commit holds back.
 enum After {
+    /// A new run of the script, with these arguments.
+    Restart(Vec<Value>),
     /// A live command: yielded, and its result recorded if `record`.
     Dispatch { call: Call, record: bool },
     /// The process's end (a result, a failure or `process.exit`).
     End(Step),
 }
 
+/// Starts the workflow's script afresh with new arguments (for
+/// `workflow.continue_as_new`).
+pub(crate) type Restart = Box<dyn Fn(Vec<Value>) -> Result<Box<dyn Process>, Error> + Send>;
+
 /// A workflow process: the engine's process and its journal.
 pub(crate) struct JournaledProcess {
     inner: Box<dyn Process>,
     journal: Box<dyn Journal>,
+    restart: Restart,
     phase: Phase,
 }
 
 impl JournaledProcess {
-    /// Wraps `inner` with `journal`.
-    pub fn new(inner: Box<dyn Process>, journal: Box<dyn Journal>) -> Self {
+    /// Wraps `inner` with `journal`; `restart` makes the process of a new
+    /// run.
+    pub fn new(inner: Box<dyn Process>, journal: Box<dyn Journal>, restart: Restart) -> Self {
         Self {
             inner,
             journal,
+            restart,
             phase: Phase::Idle,
         }
     }
@@ -94,6 +103,15 @@ impl JournaledProcess {
                 Ok(true) => Err(self.commit(cx, Phase::Holding(result))),
                 Err(e) => Err(Step::Failed(e)),
             },
+            (Phase::Committing(After::Restart(args)), Resume::Return(Ok(_))) => {
+                match (self.restart)(args) {
+                    Ok(inner) => {
+                        self.inner = inner;
+                        Ok(Resume::Start)
+                    }
+                    Err(e) => Err(Step::Failed(e)),
+                }
+            }
             (Phase::Committing(after), Resume::Return(Ok(_))) => Err(self.proceed(after)),
             (Phase::Holding(held), Resume::Return(Ok(_))) => Ok(Resume::Return(held)),
             (Phase::Committing(_) | Phase::Holding(_), Resume::Return(Err(e))) => {
@@ -117,6 +135,10 @@ impl JournaledProcess {
                 Step::Yield(call)
             }
             After::End(step) => step,
+            // Taken by `input` once the commit completes, never without one.
+            After::Restart(_) => Step::Failed(Error::internal(
+                "a workflow's new run started without its commit",
+            )),
         }
     }
 
@@ -176,6 +198,9 @@ impl Process for JournaledProcess {
                         record: false,
                     };
                     return self.committed(cx, after, commit);
+                }
+                Ok(Before::ContinueAsNew(args)) => {
+                    return self.commit(cx, Phase::Committing(After::Restart(args)));
                 }
                 Ok(Before::Replay(result)) => {
                     replayed += 1;

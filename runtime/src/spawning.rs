@@ -11,7 +11,7 @@ use troupe_sources::Script;
 use crate::entry::{Entry, NewEntry};
 use crate::exit::ExitCell;
 use crate::journal::WorkflowStart;
-use crate::journaled::JournaledProcess;
+use crate::journaled::{JournaledProcess, Restart};
 use crate::quota::{Caps, Quota};
 use crate::scheduler::Scheduler;
 use crate::spawn::{Native, SPAWN, child_spec, source_error};
@@ -190,27 +190,37 @@ impl Scheduler {
                 policy: &policy,
             })?),
         };
-        let process = engine.instantiate(
-            &program,
-            ProcessInit {
-                pid,
-                parent: parent.map(|p| p.pid),
-                key: script.key.clone(),
-                args: spec.args,
-                entry: spec.entry,
-                policy: Arc::clone(&policy),
-                modules: Arc::clone(&self.modules),
-                limits: *limits,
-                source: Arc::clone(self.programs.source()),
-                lightweight: spec.lightweight,
-                memory_ceiling: self.quota.caps().memory,
-                journaled: journal.is_some(),
-            },
-        )?;
-        // A workflow's journal wraps its process (see `journaled.rs`).
+        let init = ProcessInit {
+            pid,
+            parent: parent.map(|p| p.pid),
+            key: script.key.clone(),
+            args: spec.args,
+            entry: spec.entry,
+            policy: Arc::clone(&policy),
+            modules: Arc::clone(&self.modules),
+            limits: *limits,
+            source: Arc::clone(self.programs.source()),
+            lightweight: spec.lightweight,
+            memory_ceiling: self.quota.caps().memory,
+            journaled: journal.is_some(),
+        };
+        // A workflow's journal wraps its process (see `journaled.rs`); a
+        // new run (`workflow.continue_as_new`) is the same program with
+        // other arguments.
         let process: Box<dyn Process> = match journal {
-            Some(journal) => Box::new(JournaledProcess::new(process, journal)),
-            None => process,
+            Some(journal) => {
+                let process = engine.instantiate(&program, init.clone())?;
+                let (engine, program) = (Arc::clone(engine), program.clone());
+                let restart: Restart = Box::new(move |args| {
+                    let init = ProcessInit {
+                        args,
+                        ..init.clone()
+                    };
+                    engine.instantiate(&program, init)
+                });
+                Box::new(JournaledProcess::new(process, journal, restart))
+            }
+            None => engine.instantiate(&program, init)?,
         };
         if spec.restart_on_change {
             self.programs.add_service(pid, script.key.clone(), version);

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use troupe_dispatcher::{Call, Completer, Error, ErrorKind, Value};
 use troupe_modules::builtin::ids;
 use troupe_modules::builtin::workflow::{
-    DEFAULT_VERSION, SideEffect, side_effect_begin, side_effect_outcome,
+    ContinueAsNew, DEFAULT_VERSION, SideEffect, side_effect_begin, side_effect_outcome,
 };
 use troupe_runtime::{Before, Inline, Journal, StartMode};
 
@@ -61,6 +61,10 @@ pub(crate) struct WorkflowJournal {
     /// outside the workflow (its value is then durable before the script
     /// sees it).
     pub side_effect_escaped: bool,
+    /// The most steps a run's history may hold.
+    pub limit: u64,
+    /// Whether the warning that the history nears its limit was logged.
+    pub warned: bool,
 }
 
 /// How a live command's record is made durable: the rule is that a result
@@ -130,6 +134,54 @@ pub(crate) fn recorded_versions(history: &[Entry]) -> HashMap<String, i64> {
 }
 
 impl WorkflowJournal {
+    /// `LIMIT_EXCEEDED` once the run's history holds [`limit`](Self::limit)
+    /// steps (a warning is logged at 80%), naming the way out.
+    fn check_limit(&mut self) -> Result<(), Error> {
+        let steps = self.next_step.saturating_sub(1);
+        if steps >= self.limit {
+            return Err(Error::new(
+                ErrorKind::LimitExceeded,
+                format!(
+                    "workflow {:?} reached its history limit of {} steps: call workflow.continue_as_new(state) before that to go on with a fresh history (WorkflowStore::with_history_limit sets the limit)",
+                    self.id, self.limit
+                ),
+            ));
+        }
+        if !self.warned && steps >= self.limit / 5 * 4 {
+            self.warned = true;
+            tracing::warn!(
+                workflow = %self.id,
+                steps,
+                limit = self.limit,
+                "the workflow's history is at 80% of its limit: it fails at the limit unless it calls workflow.continue_as_new"
+            );
+        }
+        Ok(())
+    }
+
+    /// Ends this run: queues the run's end and the next run's start (one
+    /// commit, with the records still buffered) and starts the journal
+    /// afresh, for the script's new run with `args`.
+    fn continue_as_new(&mut self, args: Vec<Value>) -> Before {
+        self.pending.push(Op::ContinueAsNew {
+            id: Arc::clone(&self.id),
+            args: args.clone(),
+        });
+        self.history.clear();
+        self.cursor = 0;
+        self.timers.clear();
+        self.next_step = 1;
+        self.live = None;
+        self.versions.clear();
+        self.replay_end = 0;
+        self.side_effects = 0;
+        self.side_effect_escaped = false;
+        self.consume = None;
+        self.warned = false;
+        self.mode = StartMode::New;
+        Before::ContinueAsNew(args)
+    }
+
     fn nondeterminism(&self, step: usize, name: &str, call: &Call) -> Error {
         let journaled = self.history[step].describe();
         Error::new(
@@ -380,6 +432,11 @@ impl Journal for WorkflowJournal {
                 ),
             ));
         }
+        if call.id == ids::WORKFLOW_CONTINUE_AS_NEW {
+            let ContinueAsNew { args } = call.into_command()?;
+            return Ok(self.continue_as_new(args));
+        }
+        self.check_limit()?;
         if call.id == ids::WORKFLOW_SIDE_EFFECT_BEGIN {
             self.side_effects = 1;
             return Ok(Before::Replay(Ok(side_effect_begin(None))));
@@ -440,7 +497,7 @@ impl Journal for WorkflowJournal {
         let Some(inline) = inline.filter(|_| self.mode != StartMode::Replay) else {
             return Err(call);
         };
-        if class(&call) != Class::Local {
+        if class(&call) != Class::Local || self.next_step > self.limit {
             return Err(call);
         }
         let result = (inline.run)(call.clone())?;

@@ -46,6 +46,7 @@ mod store;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once, OnceLock};
 
 use parking_lot::Mutex;
@@ -79,6 +80,20 @@ pub struct Checked {
     pub steps: Result<u64, Error>,
 }
 
+/// A past run of a workflow, ended by `workflow.continue_as_new`: see
+/// [`WorkflowStore::runs`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Run {
+    /// Its header (status [`Status::Continued`]; `run` numbers it).
+    pub header: Header,
+    /// Its history, step 1 first.
+    pub history: Vec<Entry>,
+}
+
+/// The default of [`WorkflowStore::with_history_limit`]: Temporal's cap is
+/// 51,200 events.
+pub const DEFAULT_HISTORY_LIMIT: u64 = 50_000;
+
 /// Signals handed to a running workflow's mailbox that it has not
 /// journaled receiving yet: `(inbox seq, {topic, payload})`.
 pub(crate) type Posted = Arc<Mutex<VecDeque<(u64, Value)>>>;
@@ -93,6 +108,8 @@ pub(crate) struct Inner {
     path: PathBuf,
     db: OnceLock<Result<Db, Error>>,
     policy: Mutex<Policy>,
+    /// The most steps a run's history may hold.
+    history_limit: AtomicU64,
     /// Workflows with a live process in this runtime.
     running: Mutex<HashMap<Arc<str>, Live>>,
     /// How to reach the processes of the runtime using the store.
@@ -121,6 +138,7 @@ impl WorkflowStore {
                 path: path.into(),
                 db: OnceLock::new(),
                 policy: Mutex::new(Self::default_policy()),
+                history_limit: AtomicU64::new(DEFAULT_HISTORY_LIMIT),
                 running: Mutex::new(HashMap::new()),
                 deliver: Mutex::new(None),
                 spool: Once::new(),
@@ -141,6 +159,19 @@ impl WorkflowStore {
     #[must_use]
     pub fn with_policy(self, policy: Policy) -> Self {
         *self.inner.policy.lock() = policy;
+        self
+    }
+
+    /// Sets the most steps one run of a workflow may journal (default
+    /// [`DEFAULT_HISTORY_LIMIT`]): a warning is logged at 80%, and the
+    /// command that would go past it fails the workflow with
+    /// `LIMIT_EXCEEDED`, naming `workflow.continue_as_new` as the way to
+    /// carry on with a fresh history. At least 1.
+    #[must_use]
+    pub fn with_history_limit(self, steps: u64) -> Self {
+        self.inner
+            .history_limit
+            .store(steps.max(1), Ordering::Relaxed);
         self
     }
 
@@ -222,6 +253,20 @@ impl WorkflowStore {
                     .map(|h| h.entries.len() as u64);
                 Checked { id: s.id, steps }
             })
+            .collect())
+    }
+
+    /// The past runs of workflow `id`, first run first: those
+    /// `workflow.continue_as_new` ended (the current run is
+    /// [`header`](Self::header) and [`history`](Self::history)). Empty for
+    /// a workflow that never continued; `NOT_FOUND` if unknown.
+    pub fn runs(&self, id: &str) -> Result<Vec<Run>, Error> {
+        let db = self.flushed()?;
+        db.header(id)?;
+        Ok(db
+            .runs(id)?
+            .into_iter()
+            .map(|(header, history)| Run { header, history })
             .collect())
     }
 
@@ -352,6 +397,8 @@ impl WorkflowStore {
             posted,
             pending: Vec::new(),
             side_effect_escaped: false,
+            limit: self.inner.history_limit.load(Ordering::Relaxed),
+            warned: false,
         };
         if w.mode == StartMode::New {
             let header = Header {
@@ -364,6 +411,7 @@ impl WorkflowStore {
                 finished_ms: None,
                 result: None,
                 policy: Some(w.policy.clone()),
+                run: 1,
             };
             db.create(id, record::encode(&header)?)?;
             return Ok(journal);

@@ -20,6 +20,9 @@ pub enum Status {
     Completed,
     /// Ended with an error.
     Failed,
+    /// Ended by `workflow.continue_as_new`: a later run goes on (a past
+    /// run's status).
+    Continued,
 }
 
 impl Status {
@@ -29,6 +32,7 @@ impl Status {
             Status::Running => "running",
             Status::Completed => "completed",
             Status::Failed => "failed",
+            Status::Continued => "continued",
         }
     }
 }
@@ -56,6 +60,16 @@ pub struct Header {
     /// Absent in histories written before policies were journaled.
     #[serde(default)]
     pub policy: Option<Policy>,
+    /// Which run of the workflow this is: 1, then one more after each
+    /// `workflow.continue_as_new`. Absent (1) in histories written before
+    /// runs were counted.
+    #[serde(default = "first_run")]
+    pub run: u32,
+}
+
+/// The number of a workflow's first run.
+fn first_run() -> u32 {
+    1
 }
 
 /// One step of a workflow's history.

@@ -10,6 +10,8 @@
 //! | `log` | commit order | (id, step, [`Entry`]): history entries not yet moved to `history` |
 //! | `timers` | (id, step) | deadline of a sleep in flight, ms since the epoch |
 //! | `inbox` | (id, seq) | a signal not yet received: `{topic, payload}` |
+//! | `runs` | (id, run) | the [`Header`] of a past run (ended by `workflow.continue_as_new`) |
+//! | `run_history` | (id, run, step) | a past run's [`Entry`] |
 //!
 //! History entries are first appended to `log`, keyed in commit order, so a
 //! commit of entries of many workflows writes a few pages at the end of one
@@ -49,6 +51,9 @@ pub(crate) const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition:
 pub(crate) const TIMERS: TableDefinition<(&str, u64), u64> = TableDefinition::new("timers");
 pub(crate) const INBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("inbox");
 pub(crate) const LOG: TableDefinition<u64, (&str, u64, &[u8])> = TableDefinition::new("log");
+pub(crate) const RUNS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("runs");
+pub(crate) const RUN_HISTORY: TableDefinition<(&str, u32, u64), &[u8]> =
+    TableDefinition::new("run_history");
 /// What workflows published for queries: `(id, key)` → the value.
 pub(crate) const PUBLISHED: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("published");
@@ -150,6 +155,9 @@ pub(crate) enum Op {
         id: Arc<str>,
         result: Result<Value, Error>,
     },
+    /// `workflow.continue_as_new`: the current run and its history become
+    /// a past run, and a new run with `args` starts with an empty history.
+    ContinueAsNew { id: Arc<str>, args: Vec<Value> },
     /// Records of one workflow, in order, written in the same commit; then
     /// `durable`, if any, is completed.
     Batch {
@@ -175,7 +183,7 @@ impl Op {
                     durable.complete(Err(e.clone()));
                 }
             }
-            Op::Create { id, .. } | Op::Finish { id, .. } => {
+            Op::Create { id, .. } | Op::Finish { id, .. } | Op::ContinueAsNew { id, .. } => {
                 tracing::error!(workflow = %id, error = %e, "cannot journal the workflow's header or end");
             }
             Op::Settle { reply } => {
@@ -267,6 +275,8 @@ impl Db {
             txn.open_table(TIMERS).map_err(|e| db_error(path, e))?;
             txn.open_table(INBOX).map_err(|e| db_error(path, e))?;
             txn.open_table(PUBLISHED).map_err(|e| db_error(path, e))?;
+            txn.open_table(RUNS).map_err(|e| db_error(path, e))?;
+            txn.open_table(RUN_HISTORY).map_err(|e| db_error(path, e))?;
             let (next_log, logged) = {
                 let log = txn.open_table(LOG).map_err(|e| db_error(path, e))?;
                 let last = log.last().map_err(|e| db_error(path, e))?;
@@ -481,6 +491,13 @@ impl Db {
                 published
                     .retain(|(owner, _), _| owner != id)
                     .map_err(|e| self.err(e))?;
+                let mut runs = txn.open_table(RUNS).map_err(|e| self.err(e))?;
+                runs.retain_in((id, 0)..=(id, u32::MAX), |_, _| false)
+                    .map_err(|e| self.err(e))?;
+                let mut run_history = txn.open_table(RUN_HISTORY).map_err(|e| self.err(e))?;
+                run_history
+                    .retain_in((id, 0, 0)..=(id, u32::MAX, u64::MAX), |_, _| false)
+                    .map_err(|e| self.err(e))?;
             }
             txn.commit().map_err(|e| self.err(e))
         })
@@ -538,6 +555,44 @@ impl Db {
                     "workflow {id:?}: the value published under {key:?} is unreadable: {e}"
                 ))
             })
+        })
+    }
+
+    /// The past runs of `id` (ended by `workflow.continue_as_new`), first
+    /// run first: each one's header and history.
+    pub fn runs(&self, id: &str) -> Result<Vec<(Header, Vec<Entry>)>, Error> {
+        guarded(&self.path, || {
+            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+            let runs = txn.open_table(RUNS).map_err(|e| self.err(e))?;
+            let history = txn.open_table(RUN_HISTORY).map_err(|e| self.err(e))?;
+            let mut out = Vec::new();
+            for row in runs
+                .range((id, 0)..=(id, u32::MAX))
+                .map_err(|e| self.err(e))?
+            {
+                let (k, v) = row.map_err(|e| self.err(e))?;
+                let run = k.value().1;
+                let header: Header = decode(v.value()).map_err(|e| {
+                    Error::internal(format!(
+                        "workflow {id:?}: the header of run {run} is unreadable: {e}"
+                    ))
+                })?;
+                let mut entries = Vec::new();
+                for row in history
+                    .range((id, run, 0)..=(id, run, u64::MAX))
+                    .map_err(|e| self.err(e))?
+                {
+                    let (k, v) = row.map_err(|e| self.err(e))?;
+                    entries.push(decode(v.value()).map_err(|e| {
+                        Error::internal(format!(
+                            "workflow {id:?}: run {run}, step {} is unreadable: {e}",
+                            k.value().2
+                        ))
+                    })?);
+                }
+                out.push((header, entries));
+            }
+            Ok(out)
         })
     }
 
@@ -612,6 +667,81 @@ fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Er
             path.display()
         )))
     })
+}
+
+/// Why `workflow.continue_as_new` could not be written.
+enum Continued {
+    Db(redb::Error),
+    Record(Error),
+}
+
+impl<E: Into<redb::Error>> From<E> for Continued {
+    fn from(e: E) -> Self {
+        Continued::Db(e.into())
+    }
+}
+
+/// The tables a new run touches, inside the writer's transaction.
+struct RunTables<'t, 'txn> {
+    workflows: &'t mut redb::Table<'txn, &'static str, &'static [u8]>,
+    history: &'t mut redb::Table<'txn, (&'static str, u64), &'static [u8]>,
+    timers: &'t mut redb::Table<'txn, (&'static str, u64), u64>,
+    runs: &'t mut redb::Table<'txn, (&'static str, u32), &'static [u8]>,
+    run_history: &'t mut redb::Table<'txn, (&'static str, u32, u64), &'static [u8]>,
+}
+
+impl RunTables<'_, '_> {
+    /// Files workflow `id`'s current run and history under its run number
+    /// and starts the next run with `args` and an empty history.
+    fn continue_as_new(&mut self, id: &str, args: &[Value]) -> Result<(), Continued> {
+        let bytes = self
+            .workflows
+            .get(id)?
+            .map(|b| b.value().to_vec())
+            .ok_or_else(|| {
+                Continued::Record(Error::not_found(format!(
+                    "workflow {id:?} was deleted while it ran"
+                )))
+            })?;
+        let mut header: Header = decode(&bytes).map_err(|e| {
+            Continued::Record(Error::internal(format!(
+                "workflow {id:?}: its header record is unreadable: {e}"
+            )))
+        })?;
+        let now = now_ms();
+        let run = header.run;
+        let past = Header {
+            status: Status::Continued,
+            finished_ms: Some(now),
+            ..header.clone()
+        };
+        self.runs.insert(
+            (id, run),
+            encode(&past).map_err(Continued::Record)?.as_slice(),
+        )?;
+        let steps: Vec<(u64, Vec<u8>)> = self
+            .history
+            .range((id, 1)..=(id, u64::MAX))?
+            .map(|row| row.map(|(k, v)| (k.value().1, v.value().to_vec())))
+            .collect::<Result<_, _>>()?;
+        for (step, entry) in &steps {
+            self.run_history
+                .insert((id, run, *step), entry.as_slice())?;
+        }
+        self.history
+            .retain_in((id, 1)..=(id, u64::MAX), |_, _| false)?;
+        self.timers
+            .retain_in((id, 1)..=(id, u64::MAX), |_, _| false)?;
+        header.run = run.saturating_add(1);
+        header.args = args.to_vec();
+        header.started_ms = now;
+        header.finished_ms = None;
+        header.result = None;
+        header.status = Status::Running;
+        let bytes = encode(&header).map_err(Continued::Record)?;
+        self.workflows.insert(id, bytes.as_slice())?;
+        Ok(())
+    }
 }
 
 /// The group-commit writer.
@@ -716,6 +846,8 @@ impl Writer {
             let mut inbox = txn.open_table(INBOX).map_err(|e| err(e.into()))?;
             let mut log = txn.open_table(LOG).map_err(|e| err(e.into()))?;
             let mut published = txn.open_table(PUBLISHED).map_err(|e| err(e.into()))?;
+            let mut runs = txn.open_table(RUNS).map_err(|e| err(e.into()))?;
+            let mut run_history = txn.open_table(RUN_HISTORY).map_err(|e| err(e.into()))?;
             let mut logged = self.shared.logged.load(Ordering::SeqCst);
             let mut settle = false;
             for op in batch.iter() {
@@ -750,6 +882,23 @@ impl Writer {
                         if let Some(seq) = consume {
                             inbox.remove((&**id, *seq)).map_err(|e| err(e.into()))?;
                         }
+                        Ok(())
+                    }
+                    Op::ContinueAsNew { id, args } => {
+                        // The run's whole history is in `history` first.
+                        settle_log(&mut log, &mut history).map_err(err)?;
+                        logged = 0;
+                        let mut tables = RunTables {
+                            workflows: &mut workflows,
+                            history: &mut history,
+                            timers: &mut timers,
+                            runs: &mut runs,
+                            run_history: &mut run_history,
+                        };
+                        tables.continue_as_new(id, args).map_err(|e| match e {
+                            Continued::Db(e) => err(e),
+                            Continued::Record(e) => e,
+                        })?;
                         Ok(())
                     }
                     Op::Durable(_) => Ok(()),

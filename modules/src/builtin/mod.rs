@@ -98,6 +98,8 @@ pub mod ids {
     pub const WORKFLOW_SIGNAL: CommandId = CommandId(74);
     /// `workflow.publish(key, value)`: `{key, value}`.
     pub const WORKFLOW_PUBLISH: CommandId = CommandId(75);
+    /// `workflow.continue_as_new(...)`: `{args}`.
+    pub const WORKFLOW_CONTINUE_AS_NEW: CommandId = CommandId(76);
 }
 
 /// Every built-in module definition.

@@ -52,6 +52,22 @@ pub struct Publish {
 
 command!(Publish, WORKFLOW_PUBLISH, "workflow.publish", ());
 
+/// `workflow.continue_as_new(...)`: ends the workflow's run and starts its
+/// script again, with these arguments and a fresh history, under the same
+/// id.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContinueAsNew {
+    /// The new run's arguments.
+    pub args: Vec<Value>,
+}
+
+command!(
+    ContinueAsNew,
+    WORKFLOW_CONTINUE_AS_NEW,
+    "workflow.continue_as_new",
+    ()
+);
+
 unit_command!(
     /// The start of `workflow.side_effect(fn)`: answered `{done, value}`.
     SideEffectBegin,
@@ -138,6 +154,13 @@ pub(super) fn module() -> ModuleDef {
                     .param("value", Type::Any),
                 )
                 .function(
+                    "continue_as_new",
+                    Signature::new(
+                        "Ends this run of the workflow and starts its script again from the top with these arguments and an empty history, under the same id, in one commit: the way to keep a long-lived workflow under its history limit (carry the state it needs in the arguments). Does not return. The previous runs stay readable (`troupe workflow show`). INVALID outside a workflow.",
+                    )
+                    .variadic(Type::Any),
+                )
+                .function(
                     "side_effect",
                     Signature::new(
                         "Runs `fn` once and journals its value (or error): a replay returns the journaled value without calling `fn`. Commands `fn` runs are not journaled one by one.",
@@ -178,6 +201,10 @@ pub(super) fn module() -> ModuleDef {
             let value = args.take(1);
             Ok(Ret::Call(Call::typed(Publish { key, value })))
         })
+        .command("continue_as_new", |_cx, mut args| {
+            let args = args.rest(0);
+            Ok(Ret::Call(Call::typed(ContinueAsNew { args })))
+        })
         .command("side_effect", |_cx, mut args| {
             let phase = args.string(0)?;
             let outcome = |value, error| Call::typed(SideEffect { value, error });
@@ -211,6 +238,11 @@ pub(super) fn module() -> ModuleDef {
         .immediate::<Publish, _>(|_, _| {
             Err(Error::invalid(
                 "workflow.publish: this process is not a workflow (only a workflow's state can be queried)",
+            ))
+        })
+        .immediate::<ContinueAsNew, _>(|_, _| {
+            Err(Error::invalid(
+                "workflow.continue_as_new: this process is not a workflow",
             ))
         })
         .handle::<SideEffectBegin, _>(|_, SideEffectBegin| Ok(side_effect_begin(None)))
