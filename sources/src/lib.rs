@@ -32,6 +32,8 @@ mod file;
 mod file_cache;
 #[cfg(feature = "transforms")]
 mod filter;
+#[cfg(feature = "git")]
+mod git;
 mod http;
 mod layered;
 mod memory;
@@ -53,6 +55,8 @@ pub use etcd::EtcdSource;
 pub use file::FileSource;
 #[cfg(feature = "transforms")]
 pub use filter::{FilterSource, PatternError};
+#[cfg(feature = "git")]
+pub use git::GitSource;
 pub use http::HttpSource;
 pub use layered::{LayerStrategy, LayeredSource};
 pub use memory::MemorySource;
