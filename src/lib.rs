@@ -48,6 +48,8 @@ pub use troupe_runtime::{
 };
 #[cfg(feature = "etcd")]
 pub use troupe_sources::EtcdSource;
+#[cfg(feature = "git")]
+pub use troupe_sources::GitSource;
 #[cfg(feature = "redis")]
 pub use troupe_sources::RedisSource;
 #[cfg(feature = "archive")]

@@ -13,6 +13,7 @@
 //! | `EtcdSource` (feature `etcd`) | etcd keys under a prefix | etcd watch, resumed by revision |
 //! | `RedisSource` (feature `redis`) | Redis string keys under a prefix | keyspace notifications (or a `PREFIX__changes` channel); after a reconnect, a re-list diffed against what was known |
 //! | `ZipSource` / `TarGzSource` (feature `archive`) | a zip / .tar.gz file, read into memory (no entry escaping it, no links, sizes bounded by `ArchiveLimits`) | the file's directory (notify, debounced) and a stamp check each second; changes are the diff of the old and new index |
+//! | `GitSource` (feature `git`) | a local Git repository (bare or a checkout): the tree at a branch, tag or commit id, under a subdirectory (no links or submodules, scripts up to 16 MiB) | the reference, polled; a new commit's tree diffed against the old (a commit id never moves) |
 //! | [`LayeredSource`] | several sources ([`LayerStrategy::Fallback`] in order / [`LayerStrategy::FirstOk`] raced) | all layers |
 //! | [`CachedSource`] | a copy of another source (TTL, size bound) | the inner source's |
 //! | [`TransformSource`] | another source, bytes rewritten (feature `transforms`: `gunzip`, `zstd`, `decrypt_aes256gcm` with a `Key`, output bounded) | the inner source's |
@@ -32,6 +33,8 @@ mod file;
 mod file_cache;
 #[cfg(feature = "transforms")]
 mod filter;
+#[cfg(feature = "git")]
+mod git;
 mod http;
 mod layered;
 mod memory;
@@ -53,6 +56,8 @@ pub use etcd::EtcdSource;
 pub use file::FileSource;
 #[cfg(feature = "transforms")]
 pub use filter::{FilterSource, PatternError};
+#[cfg(feature = "git")]
+pub use git::GitSource;
 pub use http::HttpSource;
 pub use layered::{LayerStrategy, LayeredSource};
 pub use memory::MemorySource;
