@@ -372,6 +372,8 @@ impl Source for SqlSource {
             backend: shared.backend.clone(),
             statements: Arc::clone(&shared.statements),
             channel: shared.table.channel.clone(),
+            table: shared.table.sql.clone(),
+            checked_trigger: false,
             prefix: prefix.to_owned(),
             timeout: self.timeout,
             poll: self.poll,
@@ -468,6 +470,23 @@ impl Conn {
                 .await
                 .map(Some),
             Conn::Postgres(_) => Ok(None),
+        }
+    }
+
+    /// True if the PostgreSQL table (quoted name) has the trigger
+    /// [`SqlSource::install_notify_trigger`] makes.
+    async fn has_trigger(&mut self, table: &str) -> Result<bool, sqlx::Error> {
+        match self {
+            Conn::Postgres(c) => {
+                sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM pg_trigger \
+                 WHERE tgrelid = to_regclass($1) AND tgname = 'troupe_scripts_notify')",
+                )
+                .bind(table)
+                .fetch_one(c)
+                .await
+            }
+            Conn::Sqlite(_) => Ok(false),
         }
     }
 
@@ -621,6 +640,10 @@ struct Watcher {
     backend: Backend,
     statements: Arc<Statements>,
     channel: String,
+    /// The table's quoted name, to look for its trigger.
+    table: String,
+    /// The trigger was looked for (and its absence reported).
+    checked_trigger: bool,
     /// The key prefix watched.
     prefix: String,
     timeout: Duration,
@@ -675,6 +698,17 @@ impl Watcher {
             Backend::Postgres(options) => Some(within(t, listen(options, &self.channel)).await?),
             Backend::Sqlite(_) => None,
         };
+        if notifications.is_some() && !self.checked_trigger {
+            let found = within(t, conn.has_trigger(&self.table)).await?;
+            self.checked_trigger = true;
+            if !found {
+                tracing::warn!(
+                    source = %self.name,
+                    channel = %self.channel,
+                    "the table has no troupe_scripts_notify trigger (SqlSource::install_notify_trigger): unless another trigger notifies the channel, changes are seen only after a reconnect"
+                );
+            }
+        }
         // Listening first, listing second: a change in between is reported
         // twice at worst, never lost.
         let data_version = within(t, conn.data_version()).await?;
