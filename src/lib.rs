@@ -50,6 +50,8 @@ pub use troupe_runtime::{
 pub use troupe_sources::EtcdSource;
 #[cfg(feature = "redis")]
 pub use troupe_sources::RedisSource;
+#[cfg(feature = "sql")]
+pub use troupe_sources::SqlSource;
 #[cfg(feature = "archive")]
 pub use troupe_sources::{ArchiveLimits, TarGzSource, ZipSource};
 pub use troupe_sources::{
