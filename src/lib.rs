@@ -52,6 +52,8 @@ pub use troupe_sources::EtcdSource;
 pub use troupe_sources::GitSource;
 #[cfg(feature = "redis")]
 pub use troupe_sources::RedisSource;
+#[cfg(feature = "sql")]
+pub use troupe_sources::SqlSource;
 #[cfg(feature = "archive")]
 pub use troupe_sources::{ArchiveLimits, TarGzSource, ZipSource};
 pub use troupe_sources::{

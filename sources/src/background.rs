@@ -6,7 +6,7 @@
 use std::future::Future;
 
 use tokio::runtime::{Handle, Runtime};
-#[cfg(any(feature = "etcd", feature = "redis"))]
+#[cfg(any(feature = "etcd", feature = "redis", feature = "sql"))]
 use tokio::task::JoinHandle;
 
 pub(crate) struct Background {
@@ -49,7 +49,7 @@ impl Background {
     }
 
     /// Runs `fut` in the background.
-    #[cfg(any(feature = "etcd", feature = "redis"))]
+    #[cfg(any(feature = "etcd", feature = "redis", feature = "sql"))]
     pub fn spawn<F>(&self, fut: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -68,10 +68,10 @@ impl Drop for Background {
 }
 
 /// Aborts a background task when dropped.
-#[cfg(any(feature = "etcd", feature = "redis"))]
+#[cfg(any(feature = "etcd", feature = "redis", feature = "sql"))]
 pub(crate) struct AbortOnDrop<T>(pub JoinHandle<T>);
 
-#[cfg(any(feature = "etcd", feature = "redis"))]
+#[cfg(any(feature = "etcd", feature = "redis", feature = "sql"))]
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();

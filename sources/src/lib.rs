@@ -12,6 +12,7 @@
 //! | [`HttpSource`] | `GET base_url/key`, revalidated with ETags | no |
 //! | `EtcdSource` (feature `etcd`) | etcd keys under a prefix | etcd watch, resumed by revision |
 //! | `RedisSource` (feature `redis`) | Redis string keys under a prefix | keyspace notifications (or a `PREFIX__changes` channel); after a reconnect, a re-list diffed against what was known |
+//! | `SqlSource` (feature `sql`) | rows `(key, code, version)` of an SQLite or PostgreSQL table | PostgreSQL: `LISTEN`/`NOTIFY` from a trigger, and after a reconnect a re-list diffed by `version`; SQLite: polling |
 //! | `ZipSource` / `TarGzSource` (feature `archive`) | a zip / .tar.gz file, read into memory (no entry escaping it, no links, sizes bounded by `ArchiveLimits`) | the file's directory (notify, debounced) and a stamp check each second; changes are the diff of the old and new index |
 //! | `GitSource` (feature `git`) | a local Git repository (bare or a checkout): the tree at a branch, tag or commit id, under a subdirectory (no links or submodules, scripts up to 16 MiB) | the reference, polled; a new commit's tree diffed against the old (a commit id never moves) |
 //! | [`LayeredSource`] | several sources ([`LayerStrategy::Fallback`] in order / [`LayerStrategy::FirstOk`] raced) | all layers |
@@ -40,6 +41,8 @@ mod layered;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "sql")]
+mod sql;
 mod transform;
 #[cfg(feature = "transforms")]
 mod transforms;
@@ -63,6 +66,8 @@ pub use layered::{LayerStrategy, LayeredSource};
 pub use memory::MemorySource;
 #[cfg(feature = "redis")]
 pub use redis::RedisSource;
+#[cfg(feature = "sql")]
+pub use sql::SqlSource;
 pub use transform::TransformSource;
 #[cfg(feature = "transforms")]
 pub use transforms::{DEFAULT_MAX_DECOMPRESSED, Key, KeyError};
