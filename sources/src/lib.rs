@@ -41,6 +41,8 @@ mod layered;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(any(feature = "redis", feature = "sql"))]
+mod remote;
 #[cfg(feature = "sql")]
 mod sql;
 mod transform;

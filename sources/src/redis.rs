@@ -8,6 +8,7 @@ use ::redis::{AsyncConnectionConfig, Client, ConnectionAddr, Msg, RedisError, Re
 use futures_util::StreamExt;
 
 use crate::background::{AbortOnDrop, Background};
+use crate::remote::{describe, lock, without_userinfo};
 use crate::{
     Change, ChangeSink, Script, Source, SourceError, WatchGuard, content_hash, validate_key,
 };
@@ -687,58 +688,12 @@ fn glob_escape(text: &str) -> String {
     out
 }
 
-/// `url` without `user:password@`, for naming a URL that did not parse.
-fn without_userinfo(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let rest = rest.split(['?', '#']).next().unwrap_or_default();
-    let end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(end);
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    if scheme.is_empty() {
-        format!("{host}{path}")
-    } else {
-        format!("{scheme}://{host}{path}")
-    }
-}
-
-/// `e` and its causes on one line, each cause once (a Redis IO error
-/// repeats its cause in its own message).
-fn describe(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let c_text = c.to_string();
-        if !text.contains(&c_text) {
-            text.push_str(": ");
-            text.push_str(&c_text);
-        }
-        cause = c.source();
-    }
-    one_line(&text)
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn urls_are_named_without_credentials() {
-        assert_eq!(
-            without_userinfo("redis://user:s3cret@host:6379/2"),
-            "redis://host:6379/2"
-        );
-        assert_eq!(without_userinfo("redis://:p@ss@h"), "redis://h");
-        assert_eq!(without_userinfo("nonsense"), "nonsense");
         let err = RedisSource::new("redis://user:s3cret@", "p/").unwrap_err();
         assert!(!err.to_string().contains("s3cret"), "{err}");
         let src = RedisSource::new("redis://user:s3cret@127.0.0.1:6390/3", "p/").unwrap();

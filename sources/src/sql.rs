@@ -9,6 +9,7 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 use tokio::sync::mpsc;
 
 use crate::background::{AbortOnDrop, Background};
+use crate::remote::{describe, lock, without_userinfo};
 use crate::{Change, ChangeSink, Script, Source, SourceError, WatchGuard, validate_key};
 
 /// How long a `get` or `list` may take by default, connecting included.
@@ -918,40 +919,6 @@ async fn within<T>(
     }
 }
 
-/// `url` without `user:password@` and without its query (which may hold a
-/// password too), for naming a URL that did not parse.
-fn without_userinfo(url: &str) -> String {
-    let url = url.split(['?', '#']).next().unwrap_or_default();
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(end);
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    format!("{scheme}://{host}{path}")
-}
-
-/// `e` and its causes on one line, each cause once.
-fn describe(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let c_text = c.to_string();
-        if !text.contains(&c_text) {
-            text.push_str(": ");
-            text.push_str(&c_text);
-        }
-        cause = c.source();
-    }
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -994,11 +961,6 @@ mod tests {
 
     #[test]
     fn urls_are_named_without_credentials() {
-        assert_eq!(
-            without_userinfo("postgres://u:s3cret@h:5432/db?password=x"),
-            "postgres://h:5432/db"
-        );
-        assert_eq!(without_userinfo("nonsense"), "nonsense");
         let src = SqlSource::connect("postgres://u:s3cret@127.0.0.1:5499/app", "scripts").unwrap();
         assert_eq!(src.name(), "postgres://127.0.0.1:5499/app?table=scripts");
         assert!(!format!("{src:?}").contains("s3cret"));
