@@ -108,6 +108,14 @@ enum WorkflowCommand {
         #[arg(allow_negative_numbers = true)]
         payload: String,
     },
+    /// Asks the unfinished workflow ID to stop, durably: its script gets an
+    /// error of kind CANCELED from its next command (at once if it waits in
+    /// a sleep or a receive), and its cleanup code may still run. Through
+    /// the spool when another troupe process holds the store, as `signal`.
+    Cancel {
+        /// The workflow id.
+        id: String,
+    },
     /// Prints, as JSON, what workflow ID last published under KEY with
     /// `workflow.publish(KEY, value)`.
     Query {
@@ -161,6 +169,12 @@ impl WorkflowArgs {
                     "signal {topic:?} spooled for workflow {id}: the troupe process holding the store delivers it"
                 )));
             }
+            (Err(e), WorkflowCommand::Cancel { id }) if e.kind() == ErrorKind::Unavailable => {
+                WorkflowStore::post_cancel(&path, id)?;
+                return Ok(Output::Text(format!(
+                    "cancellation spooled for workflow {id}: the troupe process holding the store delivers it"
+                )));
+            }
             (Err(e), _) => return Err(e),
         };
         let host = Host {
@@ -206,6 +220,12 @@ impl WorkflowArgs {
                 store.signal(&id, &topic, parse_arg(3, &payload)?)?;
                 Ok(Output::Text(format!(
                     "signal {topic:?} queued for workflow {id}: delivered on its next resume"
+                )))
+            }
+            WorkflowCommand::Cancel { id } => {
+                store.cancel(&id)?;
+                Ok(Output::Text(format!(
+                    "cancellation stored for workflow {id}: its script gets CANCELED on its next resume"
                 )))
             }
             WorkflowCommand::Query { id, key } => Ok(Output::Json(store.query(&id, &key)?)),

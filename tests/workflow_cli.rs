@@ -453,6 +453,31 @@ return n
 }
 
 #[test]
+fn a_running_workflow_is_cancelled_from_another_shell() {
+    let s = Scene::new();
+    s.script(
+        "cancel.lua",
+        r#"
+local process, time, errors = require("process"), require("time"), require("errors")
+time.sleep(1)
+print("waiting")
+local m, err = process.receive("approve")
+if err and err:kind() == errors.CANCELED then return "cancelled" end
+return "approved"
+"#,
+    );
+    let child = s.start("run", &["run", "w", "cancel.lua"]);
+    s.wait_for("run", "waiting", 1);
+    // The run holds the store: the cancellation goes through the spool.
+    let sent = s.run("cancel", &["cancel", "w"]);
+    assert_eq!(sent.code, Some(0), "{sent:?}");
+    assert!(sent.stdout.contains("spooled"), "{sent:?}");
+    assert_eq!(s.finish("run", child).json(), "cancelled");
+    let late = s.run("late", &["cancel", "w"]);
+    assert!(late.stderr.starts_with("CONFLICT: "), "{late:?}");
+}
+
+#[test]
 fn a_durable_sleep_waits_only_for_what_is_left_after_a_restart() {
     const SLEEP_MS: u64 = 8_000;
     let s = Scene::new();

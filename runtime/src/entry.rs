@@ -162,6 +162,11 @@ impl Entry {
         self.expect.store(tag, Ordering::Release);
     }
 
+    /// The tag of the completion awaited (0: none).
+    pub fn expected(&self) -> Tag {
+        self.expect.load(Ordering::Acquire)
+    }
+
     /// Stores the result of the yield `tag`; `Wake::Nothing` (and nothing
     /// stored) unless that is the one awaited.
     pub fn complete(&self, tag: Tag, result: Result<Value, Error>) -> Wake {

@@ -192,11 +192,48 @@ pub trait JournalStore: Send + Sync + 'static {
     /// `NOT_FOUND` if unknown, `CONFLICT` if finished.
     fn signal(&self, id: &str, topic: &str, payload: Value) -> Result<(), Error>;
 
+    /// Asks the unfinished workflow `id` to stop, durably: its script gets
+    /// an error of kind `CANCELED` from its next command (at once, if it
+    /// waits in `time.sleep` or `process.receive`), once; cleanup code may
+    /// still run commands after it. `NOT_FOUND` if unknown, `CONFLICT` if
+    /// finished.
+    fn cancel(&self, id: &str) -> Result<(), Error>;
+
     /// Called once by [`RuntimeBuilder::build`](crate::RuntimeBuilder::build)
-    /// with the way to reach the runtime's processes, for signals to
-    /// running workflows (also ones arriving from other OS processes).
-    fn attach(&self, deliver: Deliver);
+    /// with the way to reach the runtime's processes, for signals and
+    /// cancellations of running workflows (also ones arriving from other OS
+    /// processes).
+    fn attach(&self, reach: Reach);
 }
+
+/// How a [`JournalStore`] reaches the processes of the runtime using it.
+#[derive(Clone)]
+pub struct Reach {
+    /// Delivers a signal to a process's mailbox.
+    pub deliver: Deliver,
+    /// Ends the wait of a process with an error.
+    pub interrupt: Interrupt,
+}
+
+impl std::fmt::Debug for Reach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reach")
+    }
+}
+
+/// What a process waits in, for an [`Interrupt`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// A `time.sleep`.
+    Sleep,
+    /// A `process.receive`.
+    Receive,
+}
+
+/// Ends the wait of process `pid` in a [`Wait`] now, as if the command
+/// returned the error; false if it is not waiting in one (not yet, or any
+/// more).
+pub type Interrupt = Arc<dyn Fn(Pid, Wait, Error) -> bool + Send + Sync>;
 
 /// Delivers a signal `(topic, payload)` from no process (`from = nil`) to
 /// the mailbox of process `pid` of a runtime; `UNAVAILABLE` once that

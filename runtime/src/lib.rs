@@ -56,7 +56,8 @@ pub use engine::{Engine, ProcessInit, Program};
 pub use host::HostMailbox;
 pub use host_module::HostModule;
 pub use journal::{
-    Before, Deliver, Inline, Journal, JournalStore, StartMode, StoredWorkflow, WorkflowStart,
+    Before, Deliver, Inline, Interrupt, Journal, JournalStore, Reach, StartMode, StoredWorkflow,
+    Wait, WorkflowStart,
 };
 pub use limits::Limits;
 pub use mailbox::Message;

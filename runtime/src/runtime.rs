@@ -9,7 +9,7 @@ use troupe_sources::{FileSource, Script, Source};
 
 use crate::engine::Engine;
 use crate::exit::{Exit, ExitCell};
-use crate::journal::JournalStore;
+use crate::journal::{Deliver, Interrupt, JournalStore, Reach};
 use crate::mailbox::Message;
 use crate::quota::{Caps, Quota};
 use crate::reload::Reloader;
@@ -254,9 +254,9 @@ impl RuntimeBuilder {
             None
         };
         if let Some(store) = &self.journals {
-            let sched = Arc::downgrade(&sched);
-            store.attach(Arc::new(move |pid, topic: &str, payload| {
-                let sched = sched.upgrade().ok_or_else(|| {
+            let weak = Arc::downgrade(&sched);
+            let deliver: Deliver = Arc::new(move |pid, topic: &str, payload| {
+                let sched = weak.upgrade().ok_or_else(|| {
                     Error::new(ErrorKind::Unavailable, "the runtime has shut down")
                 })?;
                 let from = None;
@@ -269,7 +269,13 @@ impl RuntimeBuilder {
                         payload,
                     },
                 )
-            }));
+            });
+            let weak = Arc::downgrade(&sched);
+            let interrupt: Interrupt = Arc::new(move |pid, wait, error| {
+                weak.upgrade()
+                    .is_some_and(|sched| sched.interrupt_wait(pid, wait, error))
+            });
+            store.attach(Reach { deliver, interrupt });
         }
         let rt = Runtime {
             owner: Arc::new(Owner {

@@ -36,7 +36,7 @@ use crate::engine::Engine;
 use crate::entry::Entry;
 use crate::exit::Exit;
 use crate::idle::Idle;
-use crate::journal::JournalStore;
+use crate::journal::{JournalStore, Wait};
 use crate::links::MonitorRef;
 use crate::mailbox::Message;
 use crate::programs::Programs;
@@ -212,6 +212,31 @@ impl Scheduler {
                 }
             }
         }
+    }
+
+    /// Ends process `pid`'s wait in `wait` with `error`, as if the command
+    /// returned it (a workflow's cancellation); false if it is not waiting
+    /// in one.
+    pub fn interrupt_wait(&self, pid: Pid, wait: Wait, error: Error) -> bool {
+        let Some(entry) = self.table.lookup(pid) else {
+            return false;
+        };
+        let tag = match wait {
+            Wait::Receive => match entry.mailbox.lock().waiter.take() {
+                Some(w) => w.tag,
+                None => return false,
+            },
+            Wait::Sleep => {
+                let Some(key) = TimerKey::from_bits(entry.sleep_timer.swap(0, Ordering::AcqRel))
+                else {
+                    return false;
+                };
+                self.timers.cancel(key);
+                entry.expected()
+            }
+        };
+        self.complete_entry(entry, tag, Err(error));
+        true
     }
 
     /// Delivers a completion: if the process waits for this tag, stores the

@@ -46,6 +46,16 @@ impl Runtime {
             .signal(id, topic, payload.into())
     }
 
+    /// Asks workflow `id` to stop, durably: its script gets an error of
+    /// kind `CANCELED` from its next command, or at once if it waits in
+    /// `time.sleep` or `process.receive` in this runtime; a workflow not
+    /// running gets it on its next resume. Only once: cleanup code may
+    /// still run commands, and the workflow ends however its script ends.
+    /// `NOT_FOUND` if unknown, `CONFLICT` if finished.
+    pub fn cancel_workflow(&self, id: &str) -> Result<(), Error> {
+        self.sched().workflow_store()?.cancel(id)
+    }
+
     /// Resumes every unfinished workflow (for `RuntimeBuilder::recover`).
     pub(crate) fn recover_all(&self) -> Result<(), Error> {
         let ids = self.sched().workflow_store()?.unfinished()?;

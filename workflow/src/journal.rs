@@ -14,13 +14,14 @@
 use std::collections::HashMap;
 use std::mem;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use troupe_dispatcher::{Call, Completer, Error, ErrorKind, Value};
 use troupe_modules::builtin::ids;
 use troupe_modules::builtin::workflow::{
     ContinueAsNew, DEFAULT_VERSION, SideEffect, side_effect_begin, side_effect_outcome,
 };
-use troupe_runtime::{Before, Inline, Journal, StartMode};
+use troupe_runtime::{Before, Inline, Journal, StartMode, Wait};
 
 use crate::record::{Entry, describe, encode};
 use crate::store::{Op, now_ms};
@@ -63,8 +64,41 @@ pub(crate) struct WorkflowJournal {
     pub side_effect_escaped: bool,
     /// The most steps a run's history may hold.
     pub limit: u64,
+    /// A cancellation asked for, and what the script waits in.
+    pub cancel: Arc<Canceling>,
+    /// Whether the script got its cancellation (journaled as a `CANCELED`
+    /// result).
+    pub canceled: bool,
     /// Whether the warning that the history nears its limit was logged.
     pub warned: bool,
+}
+
+/// A workflow's cancellation, shared by its journal and its store: asked
+/// for (`requested`) and what the script waits in now (`waiting`: 0 none,
+/// 1 a sleep, 2 a receive), so a cancellation can end the wait.
+#[derive(Default)]
+pub(crate) struct Canceling {
+    pub requested: AtomicBool,
+    pub waiting: AtomicU8,
+}
+
+impl Canceling {
+    /// What the script waits in, if anything.
+    pub fn waiting(&self) -> Option<Wait> {
+        match self.waiting.load(Ordering::SeqCst) {
+            1 => Some(Wait::Sleep),
+            2 => Some(Wait::Receive),
+            _ => None,
+        }
+    }
+}
+
+/// The error a cancelled workflow's script gets.
+pub(crate) fn canceled_error(id: &str) -> Error {
+    Error::new(
+        ErrorKind::Canceled,
+        format!("workflow {id:?} was cancelled"),
+    )
 }
 
 /// How a live command's record is made durable: the rule is that a result
@@ -159,6 +193,16 @@ impl WorkflowJournal {
         Ok(())
     }
 
+    /// Answers the live command `call` with the workflow's cancellation,
+    /// journaled as its result, so a replay gets it at the same point.
+    fn deliver_cancel(&mut self, name: &str, call: Call) -> Result<Before, Error> {
+        self.canceled = true;
+        let error = canceled_error(&self.id);
+        self.live = Some((name.to_owned(), call));
+        self.record(&Err(error.clone()))?;
+        Ok(Before::Replay(Err(error)))
+    }
+
     /// Ends this run: queues the run's end and the next run's start (one
     /// commit, with the records still buffered) and starts the journal
     /// afresh, for the script's new run with `args`.
@@ -178,6 +222,9 @@ impl WorkflowJournal {
         self.side_effect_escaped = false;
         self.consume = None;
         self.warned = false;
+        // A cancellation the ended run got does not carry over.
+        self.cancel.requested.store(false, Ordering::SeqCst);
+        self.canceled = false;
         self.mode = StartMode::New;
         Before::ContinueAsNew(args)
     }
@@ -432,6 +479,18 @@ impl Journal for WorkflowJournal {
                 ),
             ));
         }
+        let wait = match call.id {
+            ids::TIME_SLEEP => 1,
+            ids::PROCESS_RECEIVE => 2,
+            _ => 0,
+        };
+        // Set before the cancellation is read: a cancellation asked for
+        // meanwhile either is seen here or sees the wait and ends it.
+        self.cancel.waiting.store(wait, Ordering::SeqCst);
+        if !self.canceled && self.cancel.requested.load(Ordering::SeqCst) {
+            self.cancel.waiting.store(0, Ordering::SeqCst);
+            return self.deliver_cancel(name, call);
+        }
         if call.id == ids::WORKFLOW_CONTINUE_AS_NEW {
             let ContinueAsNew { args } = call.into_command()?;
             return Ok(self.continue_as_new(args));
@@ -497,7 +556,8 @@ impl Journal for WorkflowJournal {
         let Some(inline) = inline.filter(|_| self.mode != StartMode::Replay) else {
             return Err(call);
         };
-        if class(&call) != Class::Local || self.next_step > self.limit {
+        let cancel = !self.canceled && self.cancel.requested.load(Ordering::SeqCst);
+        if class(&call) != Class::Local || self.next_step > self.limit || cancel {
             return Err(call);
         }
         let result = (inline.run)(call.clone())?;
@@ -518,6 +578,14 @@ impl Journal for WorkflowJournal {
             )));
         };
         let clear_timer = call.id == ids::TIME_SLEEP;
+        self.cancel.waiting.store(0, Ordering::SeqCst);
+        // A wait the cancellation ended.
+        if let Err(e) = result
+            && e.kind() == ErrorKind::Canceled
+            && self.cancel.requested.load(Ordering::SeqCst)
+        {
+            self.canceled = true;
+        }
         let durable_now = match class(&call) {
             Class::Effect => true,
             Class::Wait => false,

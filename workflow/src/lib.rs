@@ -52,9 +52,9 @@ use std::sync::{Arc, Once, OnceLock};
 use parking_lot::Mutex;
 use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
 use troupe_modules::Policy;
-use troupe_runtime::{Deliver, Journal, JournalStore, StartMode, StoredWorkflow, WorkflowStart};
+use troupe_runtime::{Journal, JournalStore, Reach, StartMode, StoredWorkflow, WorkflowStart};
 
-use crate::journal::WorkflowJournal;
+use crate::journal::{Canceling, WorkflowJournal};
 pub use crate::record::{Entry, FORMAT_VERSION, Header, Status};
 pub use crate::spool::SPOOL_POLL;
 use crate::store::{Db, now_ms};
@@ -102,6 +102,7 @@ pub(crate) type Posted = Arc<Mutex<VecDeque<(u64, Value)>>>;
 struct Live {
     pid: Pid,
     posted: Posted,
+    cancel: Arc<Canceling>,
 }
 
 pub(crate) struct Inner {
@@ -113,7 +114,7 @@ pub(crate) struct Inner {
     /// Workflows with a live process in this runtime.
     running: Mutex<HashMap<Arc<str>, Live>>,
     /// How to reach the processes of the runtime using the store.
-    deliver: Mutex<Option<Deliver>>,
+    reach: Mutex<Option<Reach>>,
     /// Starts the spool watcher once.
     spool: Once,
 }
@@ -140,7 +141,7 @@ impl WorkflowStore {
                 policy: Mutex::new(Self::default_policy()),
                 history_limit: AtomicU64::new(DEFAULT_HISTORY_LIMIT),
                 running: Mutex::new(HashMap::new()),
-                deliver: Mutex::new(None),
+                reach: Mutex::new(None),
                 spool: Once::new(),
             }),
         }
@@ -312,9 +313,9 @@ impl WorkflowStore {
         live.posted.lock().push_back((seq, message));
         let pid = live.pid;
         drop(running);
-        let deliver = self.inner.deliver.lock().clone();
-        let delivered = match deliver {
-            Some(deliver) => deliver(pid, topic, payload),
+        let reach = self.inner.reach.lock().clone();
+        let delivered = match reach {
+            Some(reach) => (reach.deliver)(pid, topic, payload),
             None => Err(Error::new(
                 ErrorKind::Unavailable,
                 "no runtime uses the store",
@@ -339,6 +340,39 @@ impl WorkflowStore {
         spool::post(path, id, topic, payload)
     }
 
+    /// Asks the unfinished workflow `id` to stop, durably (in the store)
+    /// before it returns: its script gets an error of kind `CANCELED` from
+    /// its next command, once, or at once if it waits in `time.sleep` or
+    /// `process.receive` in a runtime using this store; a workflow not
+    /// running gets it on its next resume. Cleanup code may still run
+    /// commands; the workflow ends however its script ends. `NOT_FOUND` if
+    /// unknown, `CONFLICT` if finished. Another OS process holding the
+    /// store file: see [`post_cancel`](Self::post_cancel).
+    pub fn cancel(&self, id: &str) -> Result<(), Error> {
+        // Held across the write, as for a signal.
+        let running = self.inner.running.lock();
+        self.flushed()?.cancel(id)?;
+        let Some(live) = running.get(id) else {
+            return Ok(());
+        };
+        live.cancel.requested.store(true, Ordering::SeqCst);
+        let (pid, wait) = (live.pid, live.cancel.waiting());
+        drop(running);
+        let reach = self.inner.reach.lock().clone();
+        if let (Some(wait), Some(reach)) = (wait, reach) {
+            (reach.interrupt)(pid, wait, journal::canceled_error(id));
+        }
+        Ok(())
+    }
+
+    /// Leaves a cancellation of workflow `id` in the spool of the store file
+    /// `path`, for when another OS process holds the store (see
+    /// [`post`](Self::post)); the runtime using it cancels the workflow
+    /// within [`SPOOL_POLL`]. Returns the file's path.
+    pub fn post_cancel(path: &Path, id: &str) -> Result<PathBuf, Error> {
+        spool::post_cancel(path, id)
+    }
+
     /// The signals waiting for workflow `id`: `(seq, {topic, payload})`.
     pub fn inbox(&self, id: &str) -> Result<Vec<(u64, Value)>, Error> {
         self.flushed()?.inbox(id)
@@ -346,7 +380,7 @@ impl WorkflowStore {
 
     /// Marks `id` as running in this process as `pid`; `ALREADY_EXISTS`
     /// if it is.
-    fn claim(&self, id: &str, pid: Pid) -> Result<(Arc<str>, Posted), Error> {
+    fn claim(&self, id: &str, pid: Pid) -> Result<(Arc<str>, Posted, Arc<Canceling>), Error> {
         let mut running = self.inner.running.lock();
         if running.contains_key(id) {
             return Err(Error::new(
@@ -356,12 +390,14 @@ impl WorkflowStore {
         }
         let id: Arc<str> = id.into();
         let posted = Posted::default();
+        let cancel = Arc::new(Canceling::default());
         let live = Live {
             pid,
             posted: Arc::clone(&posted),
+            cancel: Arc::clone(&cancel),
         };
         running.insert(Arc::clone(&id), live);
-        Ok((id, posted))
+        Ok((id, posted, cancel))
     }
 
     /// Delivers the signals other OS processes left in the spool.
@@ -375,8 +411,7 @@ impl WorkflowStore {
 
     fn start(
         &self,
-        id: Arc<str>,
-        posted: Posted,
+        (id, posted, cancel): (Arc<str>, Posted, Arc<Canceling>),
         w: &WorkflowStart<'_>,
     ) -> Result<WorkflowJournal, Error> {
         let db = self.db()?;
@@ -399,6 +434,8 @@ impl WorkflowStore {
             side_effect_escaped: false,
             limit: self.inner.history_limit.load(Ordering::Relaxed),
             warned: false,
+            cancel,
+            canceled: false,
         };
         if w.mode == StartMode::New {
             let header = Header {
@@ -443,15 +480,22 @@ impl WorkflowStore {
         journal.timers = stored.deadlines.into_iter().collect();
         if w.mode == StartMode::Resume {
             journal.inbox = db.inbox(&id)?.into();
+            let requested = db.canceled(&id)?;
+            journal.cancel.requested.store(requested, Ordering::SeqCst);
         }
+        // A history that holds its cancellation got it already.
+        journal.canceled = journal.history.iter().any(|Entry::Command { result, .. }| {
+            matches!(result, Err(e) if e.kind() == ErrorKind::Canceled)
+        });
         Ok(journal)
     }
 }
 
 impl JournalStore for WorkflowStore {
     fn open(&self, w: &WorkflowStart<'_>) -> Result<Box<dyn Journal>, Error> {
-        let (id, posted) = self.claim(w.id, w.pid)?;
-        match self.start(Arc::clone(&id), posted, w) {
+        let claimed = self.claim(w.id, w.pid)?;
+        let id = Arc::clone(&claimed.0);
+        match self.start(claimed, w) {
             Ok(j) => Ok(Box::new(j)),
             Err(e) => {
                 self.release(&id);
@@ -490,10 +534,14 @@ impl JournalStore for WorkflowStore {
         WorkflowStore::signal(self, id, topic, payload)
     }
 
+    fn cancel(&self, id: &str) -> Result<(), Error> {
+        WorkflowStore::cancel(self, id)
+    }
+
     /// Also starts watching the store's spool directory (see
     /// [`WorkflowStore::post`]).
-    fn attach(&self, deliver: Deliver) {
-        *self.inner.deliver.lock() = Some(deliver);
+    fn attach(&self, reach: Reach) {
+        *self.inner.reach.lock() = Some(reach);
         self.inner
             .spool
             .call_once(|| spool::watch(Arc::downgrade(&self.inner)));

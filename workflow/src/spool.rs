@@ -30,12 +30,15 @@ const READY: &str = "signal";
 /// The extension a spooled signal gets when it cannot be delivered.
 const REJECTED: &str = "rejected";
 
-/// One spooled signal.
+/// One spooled signal, or a cancellation.
 #[derive(Serialize, Deserialize)]
 struct Spooled {
     id: String,
     topic: String,
     payload: Value,
+    /// A cancellation of workflow `id` (`topic` and `payload` unused).
+    #[serde(default)]
+    cancel: bool,
 }
 
 /// The spool directory of the store file `store`.
@@ -54,14 +57,36 @@ fn io_error(what: &str, path: &Path, e: &std::io::Error) -> Error {
 
 /// Writes a spooled signal; returns its path.
 pub(crate) fn post(store: &Path, id: &str, topic: &str, payload: Value) -> Result<PathBuf, Error> {
+    spool(
+        store,
+        &Spooled {
+            id: id.to_owned(),
+            topic: topic.to_owned(),
+            payload,
+            cancel: false,
+        },
+    )
+}
+
+/// Writes a spooled cancellation; returns its path.
+pub(crate) fn post_cancel(store: &Path, id: &str) -> Result<PathBuf, Error> {
+    spool(
+        store,
+        &Spooled {
+            id: id.to_owned(),
+            topic: String::new(),
+            payload: Value::Nil,
+            cancel: true,
+        },
+    )
+}
+
+/// Writes `spooled` into the spool of `store`; returns its path.
+fn spool(store: &Path, spooled: &Spooled) -> Result<PathBuf, Error> {
     static SENT: AtomicU64 = AtomicU64::new(0);
     let dir = dir(store);
     std::fs::create_dir_all(&dir).map_err(|e| io_error("create", &dir, &e))?;
-    let bytes = encode(&Spooled {
-        id: id.to_owned(),
-        topic: topic.to_owned(),
-        payload,
-    })?;
+    let bytes = encode(spooled)?;
     let name = format!(
         "{:020}-{}-{}",
         now_ns(),
@@ -125,7 +150,10 @@ pub(crate) fn ingest(store: &WorkflowStore) {
                     ))
                 })
             })
-            .and_then(|s| store.signal(&s.id, &s.topic, s.payload));
+            .and_then(|s| match s.cancel {
+                true => store.cancel(&s.id),
+                false => store.signal(&s.id, &s.topic, s.payload),
+            });
         match delivered {
             Ok(()) => {
                 if let Err(e) = std::fs::remove_file(&file) {

@@ -10,6 +10,7 @@
 //! | `log` | commit order | (id, step, [`Entry`]): history entries not yet moved to `history` |
 //! | `timers` | (id, step) | deadline of a sleep in flight, ms since the epoch |
 //! | `inbox` | (id, seq) | a signal not yet received: `{topic, payload}` |
+//! | `cancels` | id | when a cancellation was asked for (until the workflow ends or continues as new) |
 //! | `runs` | (id, run) | the [`Header`] of a past run (ended by `workflow.continue_as_new`) |
 //! | `run_history` | (id, run, step) | a past run's [`Entry`] |
 //!
@@ -54,6 +55,8 @@ pub(crate) const LOG: TableDefinition<u64, (&str, u64, &[u8])> = TableDefinition
 pub(crate) const RUNS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("runs");
 pub(crate) const RUN_HISTORY: TableDefinition<(&str, u32, u64), &[u8]> =
     TableDefinition::new("run_history");
+/// Cancellations asked for: id → when, ms since the epoch.
+pub(crate) const CANCELS: TableDefinition<&str, u64> = TableDefinition::new("cancels");
 /// What workflows published for queries: `(id, key)` → the value.
 pub(crate) const PUBLISHED: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("published");
@@ -277,6 +280,7 @@ impl Db {
             txn.open_table(PUBLISHED).map_err(|e| db_error(path, e))?;
             txn.open_table(RUNS).map_err(|e| db_error(path, e))?;
             txn.open_table(RUN_HISTORY).map_err(|e| db_error(path, e))?;
+            txn.open_table(CANCELS).map_err(|e| db_error(path, e))?;
             let (next_log, logged) = {
                 let log = txn.open_table(LOG).map_err(|e| db_error(path, e))?;
                 let last = log.last().map_err(|e| db_error(path, e))?;
@@ -491,6 +495,8 @@ impl Db {
                 published
                     .retain(|(owner, _), _| owner != id)
                     .map_err(|e| self.err(e))?;
+                let mut cancels = txn.open_table(CANCELS).map_err(|e| self.err(e))?;
+                cancels.remove(id).map_err(|e| self.err(e))?;
                 let mut runs = txn.open_table(RUNS).map_err(|e| self.err(e))?;
                 runs.retain_in((id, 0)..=(id, u32::MAX), |_, _| false)
                     .map_err(|e| self.err(e))?;
@@ -555,6 +561,34 @@ impl Db {
                     "workflow {id:?}: the value published under {key:?} is unreadable: {e}"
                 ))
             })
+        })
+    }
+
+    /// Asks the unfinished workflow `id` to stop, durably.
+    pub fn cancel(&self, id: &str) -> Result<(), Error> {
+        guarded(&self.path, || {
+            let header = self.header(id)?;
+            if header.status != Status::Running {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!("workflow {id:?} has already {}", header.status.as_str()),
+                ));
+            }
+            let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+            {
+                let mut cancels = txn.open_table(CANCELS).map_err(|e| self.err(e))?;
+                cancels.insert(id, now_ms()).map_err(|e| self.err(e))?;
+            }
+            txn.commit().map_err(|e| self.err(e))
+        })
+    }
+
+    /// Whether a cancellation of `id` was asked for and not yet dropped.
+    pub fn canceled(&self, id: &str) -> Result<bool, Error> {
+        guarded(&self.path, || {
+            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+            let cancels = txn.open_table(CANCELS).map_err(|e| self.err(e))?;
+            Ok(cancels.get(id).map_err(|e| self.err(e))?.is_some())
         })
     }
 
@@ -848,6 +882,7 @@ impl Writer {
             let mut published = txn.open_table(PUBLISHED).map_err(|e| err(e.into()))?;
             let mut runs = txn.open_table(RUNS).map_err(|e| err(e.into()))?;
             let mut run_history = txn.open_table(RUN_HISTORY).map_err(|e| err(e.into()))?;
+            let mut cancels = txn.open_table(CANCELS).map_err(|e| err(e.into()))?;
             let mut logged = self.shared.logged.load(Ordering::SeqCst);
             let mut settle = false;
             for op in batch.iter() {
@@ -899,6 +934,8 @@ impl Writer {
                             Continued::Db(e) => err(e),
                             Continued::Record(e) => e,
                         })?;
+                        // A cancellation was delivered to the run that ended.
+                        cancels.remove(&**id).map_err(|e| err(e.into()))?;
                         Ok(())
                     }
                     Op::Durable(_) => Ok(()),
@@ -935,6 +972,7 @@ impl Writer {
                                 };
                                 h.finished_ms = Some(now_ms());
                                 h.result = Some(result.clone());
+                                cancels.remove(&**id).map_err(|e| err(e.into()))?;
                                 let bytes = encode(&h)?;
                                 workflows
                                     .insert(&**id, bytes.as_slice())
