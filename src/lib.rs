@@ -50,6 +50,8 @@ pub use troupe_runtime::{
 pub use troupe_sources::EtcdSource;
 #[cfg(feature = "git")]
 pub use troupe_sources::GitSource;
+#[cfg(feature = "object-store")]
+pub use troupe_sources::ObjectStoreSource;
 #[cfg(feature = "redis")]
 pub use troupe_sources::RedisSource;
 #[cfg(feature = "sql")]

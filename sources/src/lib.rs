@@ -13,6 +13,7 @@
 //! | `EtcdSource` (feature `etcd`) | etcd keys under a prefix | etcd watch, resumed by revision |
 //! | `RedisSource` (feature `redis`) | Redis string keys under a prefix | keyspace notifications (or a `PREFIX__changes` channel); after a reconnect, a re-list diffed against what was known |
 //! | `SqlSource` (feature `sql`) | rows `(key, code, version)` of an SQLite or PostgreSQL table | PostgreSQL: `LISTEN`/`NOTIFY` from a trigger, and after a reconnect a re-list diffed by `version`; SQLite: polling |
+//! | `ObjectStoreSource` (feature `object-store`) | objects under a prefix in S3 (`s3`, credentials from the environment), a local directory (`local`) or any `object_store::ObjectStore` (`new`: GCS, Azure, …); scripts up to 16 MiB | polling: a listing (ETag, last-modified, size) every 2 s diffed against the last one, so what changed while the store was down is reported once it answers |
 //! | `ZipSource` / `TarGzSource` (feature `archive`) | a zip / .tar.gz file, read into memory (no entry escaping it, no links, sizes bounded by `ArchiveLimits`) | the file's directory (notify, debounced) and a stamp check each second; changes are the diff of the old and new index |
 //! | `GitSource` (feature `git`) | a local Git repository (bare or a checkout): the tree at a branch, tag or commit id, under a subdirectory (no links or submodules, scripts up to 16 MiB) | the reference, polled; a new commit's tree diffed against the old (a commit id never moves) |
 //! | [`LayeredSource`] | several sources ([`LayerStrategy::Fallback`] in order / [`LayerStrategy::FirstOk`] raced) | all layers |
@@ -39,9 +40,11 @@ mod git;
 mod http;
 mod layered;
 mod memory;
+#[cfg(feature = "object-store")]
+mod object_store;
 #[cfg(feature = "redis")]
 mod redis;
-#[cfg(any(feature = "redis", feature = "sql"))]
+#[cfg(any(feature = "redis", feature = "sql", feature = "object-store"))]
 mod remote;
 #[cfg(feature = "sql")]
 mod sql;
@@ -66,6 +69,8 @@ pub use git::GitSource;
 pub use http::HttpSource;
 pub use layered::{LayerStrategy, LayeredSource};
 pub use memory::MemorySource;
+#[cfg(feature = "object-store")]
+pub use object_store::ObjectStoreSource;
 #[cfg(feature = "redis")]
 pub use redis::RedisSource;
 #[cfg(feature = "sql")]

@@ -1,6 +1,7 @@
-//! What the networked sources (Redis, SQL) share: naming a server without
+//! What the networked sources (Redis, SQL, object stores) share: naming a server without
 //! its credentials, one-line error text, and a lock that outlives a panic.
 
+#[cfg(any(feature = "redis", feature = "sql"))]
 use std::sync::{Mutex, MutexGuard};
 
 /// `url` without `user:password@` and without its query or fragment (which
@@ -34,6 +35,7 @@ pub(crate) fn describe(e: &dyn std::error::Error) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+#[cfg(any(feature = "redis", feature = "sql"))]
 /// Locks `m`, also after a panic of another holder (the state it guards
 /// stays usable: a connection slot or a list of idle connections).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
