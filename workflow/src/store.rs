@@ -513,13 +513,7 @@ impl Db {
     /// workflow `id`, durably; returns its sequence number there.
     pub fn signal(&self, id: &str, message: &Value) -> Result<u64, Error> {
         guarded(&self.path, || {
-            let header = self.header(id)?;
-            if header.status != Status::Running {
-                return Err(Error::new(
-                    ErrorKind::Conflict,
-                    format!("workflow {id:?} has already {}", header.status.as_str()),
-                ));
-            }
+            self.unfinished(id)?;
             let bytes = encode(message)?;
             let txn = self.db.begin_write().map_err(|e| self.err(e))?;
             let seq = {
@@ -564,16 +558,23 @@ impl Db {
         })
     }
 
+    /// `CONFLICT` unless workflow `id` is still running (`NOT_FOUND` if
+    /// unknown).
+    fn unfinished(&self, id: &str) -> Result<(), Error> {
+        let header = self.header(id)?;
+        if header.status != Status::Running {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("workflow {id:?} has already {}", header.status.as_str()),
+            ));
+        }
+        Ok(())
+    }
+
     /// Asks the unfinished workflow `id` to stop, durably.
     pub fn cancel(&self, id: &str) -> Result<(), Error> {
         guarded(&self.path, || {
-            let header = self.header(id)?;
-            if header.status != Status::Running {
-                return Err(Error::new(
-                    ErrorKind::Conflict,
-                    format!("workflow {id:?} has already {}", header.status.as_str()),
-                ));
-            }
+            self.unfinished(id)?;
             let txn = self.db.begin_write().map_err(|e| self.err(e))?;
             {
                 let mut cancels = txn.open_table(CANCELS).map_err(|e| self.err(e))?;

@@ -6,10 +6,11 @@
 use std::time::{Duration, Instant};
 
 use troupe_dispatcher::{ErrorKind, Value};
-use troupe_engines::lua::LuaEngine;
 use troupe_runtime::{Runtime, Spawn};
 use troupe_sources::MemorySource;
 use troupe_workflow::{Entry, Status, WorkflowStore};
+
+mod support;
 
 /// Waits for approval, or cleans up (a journaled sleep) when cancelled.
 const APPROVAL: &str = r#"
@@ -32,17 +33,12 @@ return "slept"
 "#;
 
 fn runtime(store: &WorkflowStore) -> Runtime {
-    Runtime::builder()
-        .workers(2)
-        .source(
-            MemorySource::new()
-                .with("approval.lua", APPROVAL)
-                .with("nap.lua", NAP),
-        )
-        .engine(LuaEngine::new())
-        .journal_store(store.clone())
-        .build()
-        .unwrap()
+    support::runtime(
+        store,
+        MemorySource::new()
+            .with("approval.lua", APPROVAL)
+            .with("nap.lua", NAP),
+    )
 }
 
 fn store(dir: &tempfile::TempDir) -> WorkflowStore {

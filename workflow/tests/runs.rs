@@ -5,10 +5,11 @@
 use std::time::{Duration, Instant};
 
 use troupe_dispatcher::{ErrorKind, Value};
-use troupe_engines::lua::LuaEngine;
 use troupe_runtime::{Runtime, Spawn};
 use troupe_sources::MemorySource;
 use troupe_workflow::{Entry, Run, Status, WorkflowStore};
+
+mod support;
 
 /// Draws a number, waits, and continues as new until its fourth run, which
 /// returns how many runs there were and the sum of the draws; in run 2 it
@@ -25,17 +26,12 @@ return {runs = n, total = total}
 "#;
 
 fn runtime(store: &WorkflowStore) -> Runtime {
-    Runtime::builder()
-        .workers(2)
-        .source(
-            MemorySource::new()
-                .with("chain.lua", CHAIN)
-                .with("draws.lua", DRAWS),
-        )
-        .engine(LuaEngine::new())
-        .journal_store(store.clone())
-        .build()
-        .unwrap()
+    support::runtime(
+        store,
+        MemorySource::new()
+            .with("chain.lua", CHAIN)
+            .with("draws.lua", DRAWS),
+    )
 }
 
 fn int(v: &Value) -> i64 {
