@@ -153,6 +153,10 @@ pub struct WorkflowStart<'a> {
     /// The policy the process runs with (for a resume or a replay: the one
     /// [`StoredWorkflow::policy`] gave).
     pub policy: &'a Policy,
+    /// The whole workflow's time limit (the spawn's `Limits::timeout`): a
+    /// new workflow's store keeps its deadline, so a resume gets only
+    /// what is left ([`StoredWorkflow::deadline_ms`]).
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// A workflow as its store remembers it: enough to start it again.
@@ -166,6 +170,9 @@ pub struct StoredWorkflow {
     /// one. `None` for a history recorded before policies were journaled
     /// (it then gets the store's policy).
     pub policy: Option<Policy>,
+    /// When the workflow times out, ms since the Unix epoch (set when it
+    /// started with a `Limits::timeout`; it spans `continue_as_new` runs).
+    pub deadline_ms: Option<u64>,
 }
 
 /// Where workflow journals live. Set with

@@ -188,6 +188,7 @@ impl Scheduler {
                 args: &spec.args,
                 mode: *mode,
                 policy: &policy,
+                timeout: limits.timeout,
             })?),
         };
         let init = ProcessInit {

@@ -4,7 +4,7 @@
 use troupe_dispatcher::{Error, Value};
 
 use crate::journal::StartMode;
-use crate::{ProcessHandle, Runtime, Spawn};
+use crate::{Limits, ProcessHandle, Runtime, Spawn};
 
 impl Runtime {
     /// Resumes the unfinished workflow `id` from its journal store: the
@@ -29,6 +29,18 @@ impl Runtime {
         let mut spawn = Spawn::script(stored.key).args(stored.args);
         if let Some(p) = stored.policy {
             spawn = spawn.policy(p);
+        }
+        // A resume gets what is left of the workflow's time; a replay, which
+        // runs nothing live, none.
+        if let (Some(deadline), StartMode::Resume) = (stored.deadline_ms, mode) {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            let left = std::time::Duration::from_millis(deadline.saturating_sub(now));
+            spawn = spawn.limits(Limits {
+                timeout: Some(left),
+                ..*self.sched().default_limits
+            });
         }
         spawn.workflow = Some((id.to_owned(), mode));
         self.spawn(spawn)

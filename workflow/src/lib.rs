@@ -449,6 +449,10 @@ impl WorkflowStore {
                 result: None,
                 policy: Some(w.policy.clone()),
                 run: 1,
+                deadline_ms: w.timeout.map(|t| {
+                    let ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
+                    now_ms().saturating_add(ms)
+                }),
             };
             db.create(id, record::encode(&header)?)?;
             return Ok(journal);
@@ -510,6 +514,7 @@ impl JournalStore for WorkflowStore {
             key: h.key,
             args: h.args,
             policy: h.policy,
+            deadline_ms: h.deadline_ms,
         })
     }
 

@@ -65,6 +65,10 @@ pub struct Header {
     /// runs were counted.
     #[serde(default = "first_run")]
     pub run: u32,
+    /// When the whole workflow times out (ms since the Unix epoch), if it
+    /// started with a time limit; every run of it shares the deadline.
+    #[serde(default)]
+    pub deadline_ms: Option<u64>,
 }
 
 /// The number of a workflow's first run.
