@@ -218,6 +218,7 @@ fn params(url: &Url, allowed: &[&str]) -> Result<Vec<(String, String)>, String> 
 }
 
 /// The value of parameter `key` among `params`.
+#[cfg(any(feature = "redis", feature = "sql", feature = "git"))]
 fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
     params
         .iter()
@@ -264,6 +265,7 @@ fn host_port(url: &Url, default_port: u16) -> Result<(String, u16), String> {
 }
 
 /// The path after the host, without its leading `/`, decoded: a key prefix.
+#[cfg(any(feature = "etcd", feature = "redis"))]
 fn prefix(url: &Url) -> Result<String, String> {
     decode(url.path().strip_prefix('/').unwrap_or(url.path()))
 }
