@@ -3,7 +3,7 @@
 //! ```text
 //! troupe run FILE [ARGS…] [--allow CLASS,…] [--allow-module M]… [--deny-module M]…
 //!            [--workers N] [--timeout D] [--max-memory B] [--max-instructions N]
-//!            [--data DIR] [--fs-root DIR] [--watch] [--lightweight]
+//!            [--data DIR] [--fs-root DIR] [--watch] [--lightweight] [--source URL]…
 //! troupe types --out DIR [--allow CLASS,…] [--allow-module M]… [--deny-module M]…
 //! troupe docs
 //! troupe eval [--lang expr|cel|evalexpr|lua|starlark|js|python] 'SRC' [--var NAME=VALUE]… [--timeout D]
@@ -18,6 +18,7 @@
 //! one line `KIND: message` on stderr (exit 1); a usage error is one line
 //! `INVALID: …` on stderr (exit 2).
 
+mod source_url;
 mod workflow_cli;
 
 /// Counts each thread's bytes so Python and TCL processes can honour
@@ -44,9 +45,11 @@ use clap::{Args, Parser, Subcommand};
 use troupe::types::{lua_definitions, markdown, shared_definitions};
 use troupe::{
     Change, Class, ClassSet, Engine, EngineFactory, Error, ErrorKind, FileSource, Fs, HostModule,
-    Http, Kv, Limits, LuaEngine, MemorySource, ModuleRegistry, Policy, Runtime, Source, Spawn,
-    Value,
+    Http, Kv, LayerStrategy, LayeredSource, Limits, LuaEngine, MemorySource, ModuleRegistry,
+    Policy, Runtime, Source, SourceError, Spawn, Value,
 };
+
+use crate::source_url::{SourceSpec, SourceUrlParser};
 
 /// Exit code of a failed script or runtime error.
 const EXIT_FAILURE: u8 = 1;
@@ -274,7 +277,7 @@ fn write_types(args: &TypesArgs) -> Result<String, Error> {
 #[derive(Args, Debug)]
 struct RunArgs {
     /// The script to run; its directory is the source other scripts are
-    /// spawned from.
+    /// spawned from. With --source, the script's key in that source.
     file: PathBuf,
 
     /// Spawn arguments (`...` in Lua): JSON when they parse as JSON,
@@ -301,11 +304,21 @@ struct RunArgs {
     #[arg(long = "fs-root", value_name = "DIR")]
     fs_root: Option<PathBuf>,
 
-    /// Rerun whenever a file under FILE's directory changes (a run still
-    /// going is killed); prints each run's result or error line. Runs until
-    /// interrupted.
+    /// Rerun whenever a file under FILE's directory (or a script of a
+    /// --source) changes (a run still going is killed); prints each run's
+    /// result or error line. Runs until interrupted.
     #[arg(long)]
     watch: bool,
+
+    /// Read FILE, and every script it spawns or imports, from this source
+    /// instead of FILE's directory: file:///DIR, http(s)://…,
+    /// etcd://HOST:PORT/PREFIX, redis://HOST:PORT/PREFIX[?db=N],
+    /// sqlite:///PATH?table=T, postgres://HOST:PORT/DB?table=T,
+    /// git+file:///REPO?ref=REF&path=DIR, zip:///PATH, tar+gz:///PATH.
+    /// Repeatable: the first source that has a key wins. Passwords come
+    /// from TROUPE_SOURCE_PASSWORD (or REDIS_PASSWORD, PGPASSWORD).
+    #[arg(long = "source", value_name = "URL", value_parser = SourceUrlParser)]
+    sources: Vec<SourceSpec>,
 
     /// Run the script as a lightweight process (a coroutine in a shared
     /// Lua state; cannot be combined with --max-memory). See "Process
@@ -341,6 +354,20 @@ impl PolicyArgs {
 }
 
 impl RunArgs {
+    /// Checks what clap cannot: `--watch` needs a source with change
+    /// events. The error is a usage error's message.
+    fn check(&self) -> Result<(), String> {
+        if self.watch && !self.sources.is_empty() && !self.sources.iter().any(SourceSpec::watchable)
+        {
+            let names: Vec<&str> = self.sources.iter().map(SourceSpec::shown).collect();
+            return Err(format!(
+                "--watch needs a source with change events; {} has none",
+                names.join(", ")
+            ));
+        }
+        Ok(())
+    }
+
     /// The policy flags, plus the modules whose directory was granted
     /// (`--data` allows `kv`, `--fs-root` allows `fs`); a denied module
     /// stays denied.
@@ -394,7 +421,18 @@ impl LimitArgs {
 
 /// `troupe run`: spawns FILE as a process, waits for its result, shuts down.
 fn run(args: RunArgs) -> Result<Value, Error> {
-    let (dir, key) = locate_script(&args.file)?;
+    let (source, key): (Arc<dyn Source>, String) = if args.sources.is_empty() {
+        let (dir, key) = locate_script(&args.file)?;
+        (Arc::new(FileSource::new(dir)), key)
+    } else {
+        let key = args.file.to_str().ok_or_else(|| {
+            Error::invalid(format!(
+                "script key {} is not valid UTF-8",
+                args.file.display()
+            ))
+        })?;
+        (open_sources(&args.sources, args.watch)?, key.to_owned())
+    };
     let spawn_args = args
         .args
         .iter()
@@ -409,9 +447,8 @@ fn run(args: RunArgs) -> Result<Value, Error> {
         spawn = spawn.lightweight();
     }
 
-    let files = FileSource::new(dir);
     let mut builder = Runtime::builder()
-        .source(files.clone())
+        .source(Arc::clone(&source))
         .hot_reload(args.watch);
     for engine in EngineFactory::builtin().process_engines() {
         builder = builder.engine(engine);
@@ -428,22 +465,59 @@ fn run(args: RunArgs) -> Result<Value, Error> {
     }
     let rt = builder.build()?;
     if args.watch {
-        return run_watching(&rt, &files, &spawn);
+        return run_watching(&rt, &*source, &spawn);
     }
     let result = rt.spawn(spawn).and_then(|handle| handle.join_blocking());
     rt.shutdown();
     result
 }
 
+/// The `--source` layers as one source: a single one as it is, several as
+/// a [`LayeredSource`] with [`LayerStrategy::Fallback`], so an earlier
+/// `--source` wins when several have a key, and an outage of one is an
+/// error rather than a silent fallback to the next. With `watch`, a layer
+/// without change events is logged: its changes go unseen.
+fn open_sources(specs: &[SourceSpec], watch: bool) -> Result<Arc<dyn Source>, Error> {
+    let mut layers = Vec::with_capacity(specs.len());
+    for spec in specs {
+        if watch && !spec.watchable() {
+            tracing::warn!(source = %spec.shown(), "--watch: this source has no change events; its changes go unseen");
+        }
+        layers.push(spec.open(watch).map_err(open_error)?);
+    }
+    if layers.len() == 1 {
+        return Ok(layers.remove(0));
+    }
+    let layered = layers
+        .into_iter()
+        .fold(LayeredSource::new(LayerStrategy::Fallback), |l, s| {
+            l.layer(s)
+        });
+    Ok(Arc::new(layered))
+}
+
+/// A source that could not be opened, as the one-line error of a run.
+fn open_error(e: SourceError) -> Error {
+    let kind = match &e {
+        SourceError::NotFound { .. } => ErrorKind::NotFound,
+        SourceError::Unavailable { .. } => ErrorKind::Unavailable,
+        _ => ErrorKind::Invalid,
+    };
+    Error::new(kind, e.to_string())
+}
+
 /// `troupe run --watch`: runs `spawn`, prints its result (stdout) or error
-/// line (stderr), and runs it again after every change under the source's
-/// directory (hidden files such as editors' temporaries excepted); a run
-/// still going when a change arrives is killed first. Returns only if the
-/// directory cannot be watched.
-fn run_watching(rt: &Runtime, files: &FileSource, spawn: &Spawn) -> Result<Value, Error> {
-    let watch = files
-        .watch("")
-        .map_err(|e| Error::new(ErrorKind::Unavailable, format!("cannot watch: {e}")))?;
+/// line (stderr), and runs it again after every change the source reports
+/// (hidden files such as editors' temporaries excepted); a run still going
+/// when a change arrives is killed first. Returns only if the source
+/// cannot be watched.
+fn run_watching(rt: &Runtime, source: &dyn Source, spawn: &Spawn) -> Result<Value, Error> {
+    let watch = source.watch("").map_err(|e| {
+        Error::new(
+            ErrorKind::Unavailable,
+            format!("cannot watch {}: {e}", source.name()),
+        )
+    })?;
     let relevant = |change: &Change| {
         change
             .key()
@@ -480,7 +554,7 @@ fn run_watching(rt: &Runtime, files: &FileSource, spawn: &Spawn) -> Result<Value
                 match watch.recv() {
                     Some(c) if relevant(&c) => break,
                     Some(_) => {}
-                    None => return Err(Error::new(ErrorKind::Unavailable, "the file watch ended")),
+                    None => return Err(Error::new(ErrorKind::Unavailable, "the watch ended")),
                 }
             }
         }
@@ -604,6 +678,12 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(&e),
     };
     init_tracing();
+    if let Command::Run(args) = &cli.command
+        && let Err(message) = args.check()
+    {
+        eprintln!("INVALID: {message}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     match cli.command.execute() {
         Ok(output) => {
             let mut out = std::io::stdout().lock();

@@ -23,16 +23,32 @@ pub struct Run {
 /// Starts `troupe ARGS…` in `dir` with logging at its default level, stdout
 /// and stderr going to the files `out` and `err`.
 pub fn start(dir: &Path, args: &[&str], out: &Path, err: &Path) -> Child {
+    start_with_env(dir, args, &[], out, err)
+}
+
+/// [`start`] with environment variables set (`Some`) or removed (`None`).
+pub fn start_with_env(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, Option<&str>)],
+    out: &Path,
+    err: &Path,
+) -> Child {
     let file = |p: &Path| std::fs::File::create(p).expect("capture file");
-    Command::new(env!("CARGO_BIN_EXE_troupe"))
-        .args(args)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_troupe"));
+    cmd.args(args)
         .current_dir(dir)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(file(out))
-        .stderr(file(err))
-        .spawn()
-        .expect("the troupe binary runs")
+        .stderr(file(err));
+    for (name, value) in env {
+        match value {
+            Some(v) => cmd.env(name, v),
+            None => cmd.env_remove(name),
+        };
+    }
+    cmd.spawn().expect("the troupe binary runs")
 }
 
 /// Waits for a started run to end (killing it and failing the test after
