@@ -9,6 +9,7 @@
 //! postgres://[USER[:PASSWORD]@]HOST[:PORT]/DB?table=T[&sslmode=…]   (feature sql; also postgresql://)
 //! git+file:///REPO[?ref=REF][&path=SUBDIR]   (feature git; ref HEAD, path the root)
 //! zip:///PATH    tar+gz:///PATH    tgz:///PATH   (feature archive)
+//! s3://BUCKET/PREFIX[?endpoint=URL]  (feature object-store; AWS_* credentials)
 //! ```
 //!
 //! Parsing ([`parse`]) does no IO, so a bad URL is a usage error before
@@ -33,7 +34,7 @@ pub(crate) const PASSWORD_ENV: &str = "TROUPE_SOURCE_PASSWORD";
 
 /// The schemes `--source` knows, for the message about an unknown one.
 const KNOWN: &str = "file, http, https, etcd, redis, sqlite, postgres, postgresql, git+file, \
-                     zip, tar+gz, tgz";
+                     zip, tar+gz, tgz, s3";
 
 /// Makes the source of a parsed URL.
 type Opener = dyn Fn() -> Result<Arc<dyn Source>, SourceError> + Send + Sync;
@@ -154,7 +155,7 @@ pub(crate) fn parse(text: &str) -> Result<SourceSpec, String> {
         "git+file" => with_feature!("git", git(&url)),
         "zip" => with_feature!("archive", zip(&url)),
         "tar+gz" | "tgz" => with_feature!("archive", tar_gz(&url)),
-        "s3" => Err("no s3 source in this build (not implemented yet)".to_owned()),
+        "s3" => with_feature!("object-store", s3(&url)),
         other => Err(format!("unknown source scheme {other:?} (known: {KNOWN})")),
     }
 }
@@ -505,6 +506,30 @@ fn git(url: &Url) -> Result<SourceSpec, String> {
 
 /// `zip:///PATH`.
 #[cfg(feature = "archive")]
+/// `s3://BUCKET/PREFIX[?endpoint=URL]`: credentials, region and (without
+/// `endpoint`) the endpoint come from the `AWS_*` environment variables.
+#[cfg(feature = "object-store")]
+fn s3(url: &Url) -> Result<SourceSpec, String> {
+    let params = params(url, &["endpoint"])?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("s3:// takes its credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, not the URL".to_owned());
+    }
+    let bucket = url
+        .host_str()
+        .filter(|b| !b.is_empty())
+        .ok_or("s3:// needs a bucket: s3://BUCKET/PREFIX")?
+        .to_owned();
+    let prefix = prefix(url)?;
+    let endpoint = param(&params, "endpoint").map(str::to_owned);
+    let shown = match &endpoint {
+        Some(e) => format!("s3://{bucket}/{prefix} ({e})"),
+        None => format!("s3://{bucket}/{prefix}"),
+    };
+    Ok(spec(shown, true, true, move || {
+        troupe::ObjectStoreSource::s3(&bucket, &prefix, endpoint.as_deref()).map(boxed)
+    }))
+}
+
 fn zip(url: &Url) -> Result<SourceSpec, String> {
     params(url, &[])?;
     let path = local_path(url)?;
@@ -567,7 +592,10 @@ mod tests {
             e.contains("unknown source scheme \"ftp\"") && e.contains("git+file"),
             "{e}"
         );
-        assert!(error("s3://bucket/x").contains("no s3 source in this build"));
+        #[cfg(not(feature = "object-store"))]
+        assert!(error("s3://bucket/x").contains("--features object-store"));
+        #[cfg(feature = "object-store")]
+        assert!(error("s3://u:p@bucket/x").contains("AWS_ACCESS_KEY_ID"));
         for (url, feature, on) in [
             ("etcd://h/p/", "etcd", cfg!(feature = "etcd")),
             ("redis://h/p/", "redis", cfg!(feature = "redis")),

@@ -1,12 +1,13 @@
-//! Cancelling a workflow: its script gets `CANCELED` from its next command
-//! (at once while it waits in a sleep or a receive), once, journaled so a
-//! replay gets it at the same point; cleanup code still runs; a workflow
-//! not running gets it on its next resume.
+//! Stopping a workflow. Cancelling: its script gets `CANCELED` from its
+//! next command (at once while it waits in a sleep or a receive), once,
+//! journaled so a replay gets it at the same point; cleanup code still
+//! runs; a workflow not running gets it on its next resume. A time limit:
+//! the deadline is durable, so a resume gets only what is left.
 
 use std::time::{Duration, Instant};
 
 use troupe_dispatcher::{ErrorKind, Value};
-use troupe_runtime::{Runtime, Spawn};
+use troupe_runtime::{Limits, Runtime, Spawn};
 use troupe_sources::MemorySource;
 use troupe_workflow::{Entry, Status, WorkflowStore};
 
@@ -137,6 +138,41 @@ fn a_workflow_cancelled_while_down_gets_it_on_resume_after_its_replay() {
             ("process.receive".to_owned(), true),
             ("time.sleep".to_owned(), false)
         ]
+    );
+    rt.shutdown();
+}
+
+#[test]
+fn a_workflows_time_limit_holds_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir);
+    let rt = runtime(&store);
+    let limits = |ms| Limits {
+        timeout: Some(Duration::from_millis(ms)),
+        ..Limits::default()
+    };
+    let short = Spawn::workflow("short", "nap.lua").limits(limits(200));
+    let err = rt.spawn(short).unwrap().join_blocking().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert_eq!(store.header("short").unwrap().status, Status::Failed);
+
+    // A restart does not give a workflow its whole time again.
+    let long = Spawn::workflow("t", "approval.lua").limits(limits(1_000));
+    let h = rt.spawn(long).unwrap();
+    wait_header(&store, "t");
+    rt.shutdown();
+    drop(h);
+    let deadline = store.header("t").unwrap().deadline_ms.expect("a deadline");
+    std::thread::sleep(Duration::from_millis(1_200));
+    let rt = runtime(&store);
+    let resumed = Instant::now();
+    let err = rt.resume("t").unwrap().join_blocking().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(resumed.elapsed() < Duration::from_secs(30));
+    let header = store.header("t").unwrap();
+    assert_eq!(
+        (header.status, header.deadline_ms),
+        (Status::Failed, Some(deadline))
     );
     rt.shutdown();
 }
