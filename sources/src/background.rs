@@ -6,12 +6,6 @@
 use std::future::Future;
 
 use tokio::runtime::{Handle, Runtime};
-#[cfg(any(
-    feature = "etcd",
-    feature = "redis",
-    feature = "sql",
-    feature = "object-store"
-))]
 use tokio::task::JoinHandle;
 
 pub(crate) struct Background {
@@ -54,12 +48,6 @@ impl Background {
     }
 
     /// Runs `fut` in the background.
-    #[cfg(any(
-        feature = "etcd",
-        feature = "redis",
-        feature = "sql",
-        feature = "object-store"
-    ))]
     pub fn spawn<F>(&self, fut: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -78,20 +66,8 @@ impl Drop for Background {
 }
 
 /// Aborts a background task when dropped.
-#[cfg(any(
-    feature = "etcd",
-    feature = "redis",
-    feature = "sql",
-    feature = "object-store"
-))]
 pub(crate) struct AbortOnDrop<T>(pub JoinHandle<T>);
 
-#[cfg(any(
-    feature = "etcd",
-    feature = "redis",
-    feature = "sql",
-    feature = "object-store"
-))]
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
