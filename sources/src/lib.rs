@@ -9,7 +9,7 @@
 //! | [`FileSource`] | a directory (traversal- and symlink-safe; contents cached, validated by file stamps) | notify, debounced |
 //! | [`MemorySource`] | a map changed at run time | on every insert/remove |
 //! | [`EmbeddedSource`] | the binary ([`embed_scripts!`]) | never changes |
-//! | [`HttpSource`] | `GET base_url/key`, revalidated with ETags | no |
+//! | [`HttpSource`] | `GET base_url/key`, revalidated with ETags; `list` reads an index document (`index.json`, a JSON array of keys) | polling (2 s): the index and the scripts served or listed, revalidated with ETags (at most 100 scripts a poll, taking turns); what changed while the server was down is reported once it answers |
 //! | `EtcdSource` (feature `etcd`) | etcd keys under a prefix | etcd watch, resumed by revision |
 //! | `RedisSource` (feature `redis`) | Redis string keys under a prefix | keyspace notifications (or a `PREFIX__changes` channel); after a reconnect, a re-list diffed against what was known |
 //! | `SqlSource` (feature `sql`) | rows `(key, code, version)` of an SQLite or PostgreSQL table | PostgreSQL: `LISTEN`/`NOTIFY` from a trigger, and after a reconnect a re-list diffed by `version`; SQLite: polling |
