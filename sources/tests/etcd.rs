@@ -101,10 +101,22 @@ impl Etcd {
         self.stop();
         self.launch(source_port);
     }
+
+    /// Sends `signal` (`STOP`, `CONT`) to etcd.
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal} {pid}");
+    }
 }
 
 impl Drop for Etcd {
     fn drop(&mut self) {
+        // SIGKILL ends a stopped (SIGSTOP) process too.
         self.stop();
     }
 }
@@ -245,5 +257,45 @@ fn a_server_that_is_down_is_unavailable_and_named() {
             err.to_string().contains(&etcd.endpoint()),
             "names the source: {err}"
         );
+    }
+}
+
+#[test]
+fn a_hanging_server_gives_unavailable_within_the_deadline() {
+    let etcd = Etcd::start();
+    let mut w = Writer::new(&etcd);
+    w.put("a.lua", "return 1");
+    let src = EtcdSource::connect(&[etcd.endpoint()], PREFIX)
+        .unwrap()
+        .timeout(Duration::from_millis(500));
+    assert!(src.get("a.lua").is_ok());
+
+    etcd.signal("STOP");
+    let name = format!("etcd:{}/{PREFIX}", etcd.endpoint());
+    // Twice: the second time after the first has given up.
+    for _ in 0..2 {
+        // On a thread, so a call that never returns fails the test.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let asked = src.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send([asked.get("a.lua").map(|_| ()), asked.list("").map(|_| ())]);
+        });
+        let answers = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("get and list return within 10 s");
+        for err in answers.into_iter().map(Result::unwrap_err) {
+            assert!(matches!(err, SourceError::Unavailable { .. }), "{err}");
+            assert!(err.to_string().contains("no answer within"), "{err}");
+            assert_eq!(err.source_name(), Some(name.as_str()));
+        }
+    }
+
+    etcd.signal("CONT");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match src.get("a.lua") {
+            Ok(script) => break assert_eq!(&*script.code, b"return 1"),
+            Err(e) => assert!(Instant::now() < deadline, "never recovered: {e}"),
+        }
     }
 }
