@@ -354,20 +354,6 @@ impl PolicyArgs {
 }
 
 impl RunArgs {
-    /// Checks what clap cannot: `--watch` needs a source with change
-    /// events. The error is a usage error's message.
-    fn check(&self) -> Result<(), String> {
-        if self.watch && !self.sources.is_empty() && !self.sources.iter().any(SourceSpec::watchable)
-        {
-            let names: Vec<&str> = self.sources.iter().map(SourceSpec::shown).collect();
-            return Err(format!(
-                "--watch needs a source with change events; {} has none",
-                names.join(", ")
-            ));
-        }
-        Ok(())
-    }
-
     /// The policy flags, plus the modules whose directory was granted
     /// (`--data` allows `kv`, `--fs-root` allows `fs`); a denied module
     /// stays denied.
@@ -475,14 +461,11 @@ fn run(args: RunArgs) -> Result<Value, Error> {
 /// The `--source` layers as one source: a single one as it is, several as
 /// a [`LayeredSource`] with [`LayerStrategy::Fallback`], so an earlier
 /// `--source` wins when several have a key, and an outage of one is an
-/// error rather than a silent fallback to the next. With `watch`, a layer
-/// without change events is logged: its changes go unseen.
+/// error rather than a silent fallback to the next. Every kind of source
+/// reports changes, so `watch` follows them all.
 fn open_sources(specs: &[SourceSpec], watch: bool) -> Result<Arc<dyn Source>, Error> {
     let mut layers = Vec::with_capacity(specs.len());
     for spec in specs {
-        if watch && !spec.watchable() {
-            tracing::warn!(source = %spec.shown(), "--watch: this source has no change events; its changes go unseen");
-        }
         layers.push(spec.open(watch).map_err(open_error)?);
     }
     if layers.len() == 1 {
@@ -678,12 +661,6 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(&e),
     };
     init_tracing();
-    if let Command::Run(args) = &cli.command
-        && let Err(message) = args.check()
-    {
-        eprintln!("INVALID: {message}");
-        return ExitCode::from(EXIT_USAGE);
-    }
     match cli.command.execute() {
         Ok(output) => {
             let mut out = std::io::stdout().lock();

@@ -42,9 +42,9 @@ type Opener = dyn Fn() -> Result<Arc<dyn Source>, SourceError> + Send + Sync;
 /// A parsed `--source` URL: what it names, and how to open it.
 #[derive(Clone)]
 pub(crate) struct SourceSpec {
+    /// The URL without credentials (and without query parameters other
+    /// than `table`), for messages.
     shown: String,
-    /// The source reports changes (so `--watch` can follow it).
-    watchable: bool,
     /// Every read is a round trip to a server: worth a cache under
     /// `--watch`, where change events keep the cache fresh.
     networked: bool,
@@ -60,17 +60,6 @@ impl fmt::Debug for SourceSpec {
 }
 
 impl SourceSpec {
-    /// The URL without credentials (and without query parameters other
-    /// than `table`), for messages.
-    pub(crate) fn shown(&self) -> &str {
-        &self.shown
-    }
-
-    /// True if the source reports changes, so `--watch` can follow it.
-    pub(crate) fn watchable(&self) -> bool {
-        self.watchable
-    }
-
     /// Opens the source. With `watch`, a networked source is wrapped in a
     /// [`CachedSource`]: its change events invalidate the copy, so spawns
     /// stop costing a round trip without ever running stale code.
@@ -279,13 +268,11 @@ fn boxed(source: impl Source) -> Arc<dyn Source> {
 /// A spec without credentials.
 fn spec(
     shown: String,
-    watchable: bool,
     networked: bool,
     open: impl Fn() -> Result<Arc<dyn Source>, SourceError> + Send + Sync + 'static,
 ) -> SourceSpec {
     SourceSpec {
         shown,
-        watchable,
         networked,
         password_in_url: false,
         open: Arc::new(open),
@@ -298,7 +285,7 @@ fn file(url: &Url) -> Result<SourceSpec, String> {
     let dir = local_path(url)?;
     let shown = format!("file://{}", dir.display());
     let name = shown.clone();
-    Ok(spec(shown, true, false, move || {
+    Ok(spec(shown, false, move || {
         if !dir.is_dir() {
             return Err(SourceError::unavailable(name.clone(), "no such directory"));
         }
@@ -323,7 +310,8 @@ fn http(url: &Url) -> Result<SourceSpec, String> {
     }
     host_port(url, 0)?;
     let base = url.as_str().to_owned();
-    Ok(spec(base.clone(), false, true, move || {
+    // Watched by polling with ETags (see `HttpSource::subscribe`).
+    Ok(spec(base.clone(), true, move || {
         HttpSource::new(&base).map(boxed)
     }))
 }
@@ -342,7 +330,6 @@ fn etcd(url: &Url) -> Result<SourceSpec, String> {
     let endpoint = format!("http://{host}:{port}");
     Ok(spec(
         format!("etcd://{host}:{port}/{prefix}"),
-        true,
         true,
         move || troupe::EtcdSource::connect(&[&endpoint], &prefix).map(boxed),
     ))
@@ -399,7 +386,7 @@ fn redis(url: &Url) -> Result<SourceSpec, String> {
     };
     Ok(SourceSpec {
         password_in_url,
-        ..spec(shown, true, true, open)
+        ..spec(shown, true, open)
     })
 }
 
@@ -435,7 +422,6 @@ fn sqlite(url: &Url) -> Result<SourceSpec, String> {
     let db = format!("sqlite://{}", path.display());
     Ok(spec(
         format!("sqlite://{}?table={table}", path.display()),
-        true,
         false,
         move || troupe::SqlSource::connect(&db, &table).map(boxed),
     ))
@@ -484,7 +470,7 @@ fn postgres(url: &Url) -> Result<SourceSpec, String> {
     };
     Ok(SourceSpec {
         password_in_url,
-        ..spec(shown, true, true, open)
+        ..spec(shown, true, open)
     })
 }
 
@@ -499,7 +485,7 @@ fn git(url: &Url) -> Result<SourceSpec, String> {
     if !subdir.is_empty() {
         shown.push_str(&format!("&path={subdir}"));
     }
-    Ok(spec(shown, true, false, move || {
+    Ok(spec(shown, false, move || {
         troupe::GitSource::open(&repo, &reference, &subdir).map(boxed)
     }))
 }
@@ -525,7 +511,7 @@ fn s3(url: &Url) -> Result<SourceSpec, String> {
         Some(e) => format!("s3://{bucket}/{prefix} ({e})"),
         None => format!("s3://{bucket}/{prefix}"),
     };
-    Ok(spec(shown, true, true, move || {
+    Ok(spec(shown, true, move || {
         troupe::ObjectStoreSource::s3(&bucket, &prefix, endpoint.as_deref()).map(boxed)
     }))
 }
@@ -535,7 +521,6 @@ fn zip(url: &Url) -> Result<SourceSpec, String> {
     let path = local_path(url)?;
     Ok(spec(
         format!("zip://{}", path.display()),
-        true,
         false,
         move || troupe::ZipSource::open(&path).map(boxed),
     ))
@@ -548,7 +533,6 @@ fn tar_gz(url: &Url) -> Result<SourceSpec, String> {
     let path = local_path(url)?;
     Ok(spec(
         format!("{}://{}", url.scheme(), path.display()),
-        true,
         false,
         move || troupe::TarGzSource::open(&path).map(boxed),
     ))
@@ -582,7 +566,7 @@ mod tests {
         assert!(error("file:///srv?x=1").contains("no query"));
         assert!(error("scripts/").contains("not a source URL"));
         let spec = parse("file:///srv").unwrap();
-        assert!(spec.watchable() && !spec.networked);
+        assert!(!spec.networked);
     }
 
     #[test]
@@ -622,7 +606,7 @@ mod tests {
         assert!(!error("https://u:secret@example.com/").contains("secret"));
         assert!(error("http://example.com/?token=1").contains("no query"));
         let spec = parse("http://example.com/").unwrap();
-        assert!(!spec.watchable() && spec.networked);
+        assert!(spec.networked);
     }
 
     #[test]
@@ -641,7 +625,7 @@ mod tests {
             "redis://127.0.0.1:6379/troupe/"
         );
         let spec = parse("redis://:s3cret@h:7000/p/?db=2").unwrap();
-        assert_eq!(spec.shown(), "redis://h:7000/p/?db=2");
+        assert_eq!(spec.shown, "redis://h:7000/p/?db=2");
         assert!(spec.password_in_url && !format!("{spec:?}").contains("s3cret"));
         assert!(!parse("redis://h/p/").unwrap().password_in_url);
         assert!(error("redis://h/p/?db=x").contains("db must be"));
@@ -660,7 +644,7 @@ mod tests {
             "sqlite:///x.db?table=scripts"
         );
         let spec = parse("postgres://u:pw@h:5433/app?sslmode=disable&table=s").unwrap();
-        assert_eq!(spec.shown(), "postgres://h:5433/app?table=s");
+        assert_eq!(spec.shown, "postgres://h:5433/app?table=s");
         assert!(spec.password_in_url);
         assert!(
             parse("postgres://h/app?table=s&password=x")
