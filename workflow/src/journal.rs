@@ -24,7 +24,7 @@ use troupe_modules::builtin::workflow::{
 use troupe_runtime::{Before, Inline, Journal, StartMode, Wait};
 
 use crate::record::{Entry, describe, encode};
-use crate::store::{Op, now_ms};
+use crate::store::{Op, now_ms, now_ms_f64};
 use crate::{Posted, WorkflowStore};
 
 /// The journal the scheduler consults for one workflow process.
@@ -246,11 +246,14 @@ impl WorkflowJournal {
     /// after a restart it waits only for what is left.
     fn sleep(&mut self, call: &Call) -> Call {
         let ms = call.args().get("ms").and_then(Value::as_f64).unwrap_or(0.0);
-        let now = now_ms();
+        let now = now_ms_f64();
         let deadline = match self.timers.get(&self.next_step) {
             Some(d) => *d,
             None => {
-                let d = now.saturating_add(ms.max(0.0) as u64);
+                // Rounded up to the next whole ms, so no clock read after the
+                // sleep (`time.now`, after a resume too) is short of it
+                // (`as` saturates, and a NaN `ms` counts as 0).
+                let d = (now + ms.max(0.0)).ceil() as u64;
                 self.pending.push(Op::Timer {
                     id: Arc::clone(&self.id),
                     step: self.next_step,
@@ -259,7 +262,7 @@ impl WorkflowJournal {
                 d
             }
         };
-        let left = deadline.saturating_sub(now) as f64;
+        let left = (deadline as f64 - now).max(0.0);
         let args = [("ms".to_owned(), Value::Float(left.min(ms)))]
             .into_iter()
             .collect();
