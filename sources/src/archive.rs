@@ -31,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 use notify::event::{AccessKind, AccessMode, MetadataKind, ModifyKind};
 use notify::{Event, EventKind, RecursiveMode, Watcher};
 
-use crate::watch::Subscribers;
+use crate::watch::{Subscribers, differences};
 use crate::{Change, ChangeSink, Script, Source, SourceError, WatchGuard, validate_key};
 
 mod tar_reader;
@@ -352,40 +352,7 @@ struct Shared {
 
 /// The changes from `old` to `new`, in key order.
 fn diff(old: &Index, new: &Index) -> Vec<Change> {
-    let mut changes = Vec::new();
-    let mut old_iter = old.iter().peekable();
-    let mut new_iter = new.iter().peekable();
-    loop {
-        match (old_iter.peek(), new_iter.peek()) {
-            (None, None) => break,
-            (Some((k, _)), None) => {
-                changes.push(Change::Removed { key: (*k).clone() });
-                old_iter.next();
-            }
-            (None, Some((k, _))) => {
-                changes.push(Change::Updated { key: (*k).clone() });
-                new_iter.next();
-            }
-            (Some((ko, so)), Some((kn, sn))) => match ko.cmp(kn) {
-                std::cmp::Ordering::Less => {
-                    changes.push(Change::Removed { key: (*ko).clone() });
-                    old_iter.next();
-                }
-                std::cmp::Ordering::Greater => {
-                    changes.push(Change::Updated { key: (*kn).clone() });
-                    new_iter.next();
-                }
-                std::cmp::Ordering::Equal => {
-                    if so.code != sn.code {
-                        changes.push(Change::Updated { key: (*kn).clone() });
-                    }
-                    old_iter.next();
-                    new_iter.next();
-                }
-            },
-        }
-    }
-    changes
+    differences(old, new, |a, b| a.code != b.code)
 }
 
 impl Shared {

@@ -30,7 +30,7 @@ use std::time::Duration;
 use gix::ObjectId;
 use gix::objs::tree::EntryKind;
 
-use crate::watch::Subscribers;
+use crate::watch::{Subscribers, differences};
 use crate::{
     Change, ChangeSink, Script, Source, SourceError, WatchGuard, content_hash, validate_key,
 };
@@ -356,37 +356,7 @@ fn blobs(index: &Index) -> impl Iterator<Item = (&String, ObjectId)> {
 /// The changes from `old` to `new`, in key order (refused entries count as
 /// absent).
 fn diff(old: &Index, new: &Index) -> Vec<Change> {
-    let mut changes = Vec::new();
-    let mut old_iter = blobs(old).peekable();
-    let mut new_iter = blobs(new).peekable();
-    loop {
-        let order = match (old_iter.peek(), new_iter.peek()) {
-            (None, None) => break,
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (Some((ko, _)), Some((kn, _))) => ko.cmp(kn),
-        };
-        match order {
-            std::cmp::Ordering::Less => {
-                if let Some((k, _)) = old_iter.next() {
-                    changes.push(Change::Removed { key: k.clone() });
-                }
-            }
-            std::cmp::Ordering::Greater => {
-                if let Some((k, _)) = new_iter.next() {
-                    changes.push(Change::Updated { key: k.clone() });
-                }
-            }
-            std::cmp::Ordering::Equal => {
-                if let (Some((_, io)), Some((k, in_))) = (old_iter.next(), new_iter.next())
-                    && io != in_
-                {
-                    changes.push(Change::Updated { key: k.clone() });
-                }
-            }
-        }
-    }
-    changes
+    differences(blobs(old), blobs(new), |a, b| a != b)
 }
 
 impl Shared {

@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 
 use crate::background::{AbortOnDrop, Background};
 use crate::remote::{describe, without_userinfo};
+use crate::watch::differences;
 use crate::{Change, ChangeSink, Script, Source, SourceError, WatchGuard, validate_key};
 
 /// How long a `get` or `list` may take by default.
@@ -407,17 +408,7 @@ impl Watcher {
                 }
             }
             Some(old) => {
-                // In key order.
-                let mut changes: BTreeMap<&str, Change> = BTreeMap::new();
-                for (key, stamp) in &now {
-                    if old.get(key) != Some(stamp) {
-                        changes.insert(key, Change::Updated { key: key.clone() });
-                    }
-                }
-                for key in old.keys().filter(|k| !now.contains_key(*k)) {
-                    changes.insert(key, Change::Removed { key: key.clone() });
-                }
-                for change in changes.into_values() {
+                for change in differences(&old, &now, |a, b| a != b) {
                     self.sink.send(change);
                 }
             }

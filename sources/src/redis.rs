@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 
 use crate::background::{AbortOnDrop, Background};
 use crate::remote::{describe, lock, without_userinfo};
+use crate::watch::differences;
 use crate::{
     Change, ChangeSink, Script, Source, SourceError, WatchGuard, content_hash, validate_key,
 };
@@ -479,17 +480,8 @@ impl Watcher {
                 }
             }
             Some(old) => {
-                // In key order; an unknown hash (`None`) counts as changed.
-                let mut changes: BTreeMap<&str, Change> = BTreeMap::new();
-                for (key, hash) in &now {
-                    if hash.is_none() || old.get(key) != Some(hash) {
-                        changes.insert(key, Change::Updated { key: key.clone() });
-                    }
-                }
-                for key in old.keys().filter(|k| !now.contains_key(*k)) {
-                    changes.insert(key, Change::Removed { key: key.clone() });
-                }
-                for change in changes.into_values() {
+                // An unknown hash (`None`) counts as changed.
+                for change in differences(&old, &now, |a, b| b.is_none() || a != b) {
                     self.sink.send(change);
                 }
             }

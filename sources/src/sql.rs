@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::background::{AbortOnDrop, Background};
 use crate::remote::{describe, lock, without_userinfo};
+use crate::watch::differences;
 use crate::{Change, ChangeSink, Script, Source, SourceError, WatchGuard, validate_key};
 
 /// How long a `get` or `list` may take by default, connecting included.
@@ -745,17 +746,7 @@ impl Watcher {
                 }
             }
             Some(old) => {
-                // In key order.
-                let mut changes: BTreeMap<&str, Change> = BTreeMap::new();
-                for (key, version) in &now {
-                    if old.get(key) != Some(version) {
-                        changes.insert(key, Change::Updated { key: key.clone() });
-                    }
-                }
-                for key in old.keys().filter(|k| !now.contains_key(*k)) {
-                    changes.insert(key, Change::Removed { key: key.clone() });
-                }
-                for change in changes.into_values() {
+                for change in differences(&old, &now, |a, b| a != b) {
                     self.sink.send(change);
                 }
             }

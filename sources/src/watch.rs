@@ -25,6 +25,55 @@ pub enum Change {
     Resync,
 }
 
+/// The changes from listing `old` to listing `new`, both `(key, stamp)` in
+/// key order: a key only in `new`, or whose stamps `differ`, is `Updated`;
+/// a key only in `old` is `Removed`. In key order. (For the sources that
+/// watch by comparing listings.)
+#[cfg(any(
+    feature = "archive",
+    feature = "git",
+    feature = "redis",
+    feature = "sql",
+    feature = "object-store"
+))]
+pub(crate) fn differences<'a, A, B>(
+    old: impl IntoIterator<Item = (&'a String, A)>,
+    new: impl IntoIterator<Item = (&'a String, B)>,
+    differ: impl Fn(&A, &B) -> bool,
+) -> Vec<Change> {
+    use std::cmp::Ordering;
+    let mut changes = Vec::new();
+    let (mut old, mut new) = (old.into_iter().peekable(), new.into_iter().peekable());
+    loop {
+        let order = match (old.peek(), new.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((ko, _)), Some((kn, _))) => ko.cmp(kn),
+        };
+        match order {
+            Ordering::Less => {
+                if let Some((k, _)) = old.next() {
+                    changes.push(Change::Removed { key: k.clone() });
+                }
+            }
+            Ordering::Greater => {
+                if let Some((k, _)) = new.next() {
+                    changes.push(Change::Updated { key: k.clone() });
+                }
+            }
+            Ordering::Equal => {
+                if let (Some((_, a)), Some((k, b))) = (old.next(), new.next())
+                    && differ(&a, &b)
+                {
+                    changes.push(Change::Updated { key: k.clone() });
+                }
+            }
+        }
+    }
+    changes
+}
+
 impl Change {
     /// The key named by the change (`None` for [`Change::Resync`]).
     pub fn key(&self) -> Option<&str> {
