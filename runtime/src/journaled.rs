@@ -56,14 +56,15 @@ enum Phase {
     /// The journal makes a result's record durable; then the script gets
     /// the result.
     Holding(Result<Value, Error>),
+    /// The journal makes a run's end durable (`workflow.continue_as_new`);
+    /// then the script starts afresh with these arguments.
+    Restarting(Vec<Value>),
     /// A replayed result the script gets when it runs next.
     Replayed(Result<Value, Error>),
 }
 
 /// What a commit holds back.
 enum After {
-    /// A new run of the script, with these arguments.
-    Restart(Vec<Value>),
     /// A live command: yielded, and its result recorded if `record`.
     Dispatch { call: Call, record: bool },
     /// The process's end (a result, a failure or `process.exit`).
@@ -103,20 +104,19 @@ impl JournaledProcess {
                 Ok(true) => Err(self.commit(cx, Phase::Holding(result))),
                 Err(e) => Err(Step::Failed(e)),
             },
-            (Phase::Committing(After::Restart(args)), Resume::Return(Ok(_))) => {
-                match (self.restart)(args) {
-                    Ok(inner) => {
-                        self.inner = inner;
-                        Ok(Resume::Start)
-                    }
-                    Err(e) => Err(Step::Failed(e)),
+            (Phase::Restarting(args), Resume::Return(Ok(_))) => match (self.restart)(args) {
+                Ok(inner) => {
+                    self.inner = inner;
+                    Ok(Resume::Start)
                 }
-            }
+                Err(e) => Err(Step::Failed(e)),
+            },
             (Phase::Committing(after), Resume::Return(Ok(_))) => Err(self.proceed(after)),
             (Phase::Holding(held), Resume::Return(Ok(_))) => Ok(Resume::Return(held)),
-            (Phase::Committing(_) | Phase::Holding(_), Resume::Return(Err(e))) => {
-                Err(Step::Failed(e))
-            }
+            (
+                Phase::Committing(_) | Phase::Holding(_) | Phase::Restarting(_),
+                Resume::Return(Err(e)),
+            ) => Err(Step::Failed(e)),
             (Phase::Replayed(result), _) => Ok(Resume::Return(result)),
             (phase, input) => {
                 self.phase = phase;
@@ -135,10 +135,6 @@ impl JournaledProcess {
                 Step::Yield(call)
             }
             After::End(step) => step,
-            // Taken by `input` once the commit completes, never without one.
-            After::Restart(_) => Step::Failed(Error::internal(
-                "a workflow's new run started without its commit",
-            )),
         }
     }
 
@@ -200,7 +196,7 @@ impl Process for JournaledProcess {
                     return self.committed(cx, after, commit);
                 }
                 Ok(Before::ContinueAsNew(args)) => {
-                    return self.commit(cx, Phase::Committing(After::Restart(args)));
+                    return self.commit(cx, Phase::Restarting(args));
                 }
                 Ok(Before::Replay(result)) => {
                     replayed += 1;
