@@ -18,6 +18,7 @@
 //! one line `KIND: message` on stderr (exit 1); a usage error is one line
 //! `INVALID: …` on stderr (exit 2).
 
+mod dashboard_cli;
 mod source_url;
 mod workflow_cli;
 
@@ -45,8 +46,8 @@ use clap::{Args, Parser, Subcommand};
 use troupe::types::{lua_definitions, markdown, shared_definitions};
 use troupe::{
     Change, Class, ClassSet, Engine, EngineFactory, Error, ErrorKind, FileSource, Fs, HostModule,
-    Http, Kv, LayerStrategy, LayeredSource, Limits, LuaEngine, MemorySource, ModuleRegistry,
-    Policy, Runtime, Source, SourceError, Spawn, Value,
+    Http, Kv, Limits, LuaEngine, MemorySource, ModuleRegistry, Policy, Runtime, Source, Spawn,
+    Value,
 };
 
 use crate::source_url::{SourceSpec, SourceUrlParser};
@@ -79,6 +80,9 @@ enum Command {
     Eval(EvalArgs),
     /// Durable workflows: run, resume, replay, show, list, delete.
     Workflow(workflow_cli::WorkflowArgs),
+    /// Lists the live processes of a runtime serving a dashboard
+    /// (`troupe run --dashboard ADDR`).
+    Ps(dashboard_cli::PsArgs),
     /// Runs the side-by-side benchmark (Erlang/OTP when `erl` is installed,
     /// raw mlua, Troupe) and prints one Markdown table with the ratios.
     Bench(troupe_bench::BenchArgs),
@@ -101,6 +105,7 @@ impl Command {
             Command::Docs => Ok(Output::Text(markdown(cli_modules().iter().map(|m| &**m)))),
             Command::Eval(args) => eval(args).map(Output::Json),
             Command::Workflow(args) => args.execute(),
+            Command::Ps(args) => args.execute(),
             Command::Bench(args) => troupe_bench::bench(&args).map(Output::Text),
         }
     }
@@ -295,6 +300,9 @@ struct RunArgs {
     #[command(flatten)]
     limits: LimitArgs,
 
+    #[command(flatten)]
+    dashboard: dashboard_cli::DashboardArgs,
+
     /// Directory of the persistent `kv` store (created if missing); also
     /// allows the `kv` module.
     #[arg(long, value_name = "DIR")]
@@ -411,13 +419,10 @@ fn run(args: RunArgs) -> Result<Value, Error> {
         let (dir, key) = locate_script(&args.file)?;
         (Arc::new(FileSource::new(dir)), key)
     } else {
-        let key = args.file.to_str().ok_or_else(|| {
-            Error::invalid(format!(
-                "script key {} is not valid UTF-8",
-                args.file.display()
-            ))
-        })?;
-        (open_sources(&args.sources, args.watch)?, key.to_owned())
+        (
+            source_url::open_all(&args.sources, args.watch)?,
+            source_url::key(&args.file)?,
+        )
     };
     let spawn_args = args
         .args
@@ -450,43 +455,13 @@ fn run(args: RunArgs) -> Result<Value, Error> {
         builder = builder.module(Fs::open(dir)?.module());
     }
     let rt = builder.build()?;
+    let _dashboard = args.dashboard.serve(&rt, None)?;
     if args.watch {
         return run_watching(&rt, &*source, &spawn);
     }
     let result = rt.spawn(spawn).and_then(|handle| handle.join_blocking());
     rt.shutdown();
     result
-}
-
-/// The `--source` layers as one source: a single one as it is, several as
-/// a [`LayeredSource`] with [`LayerStrategy::Fallback`], so an earlier
-/// `--source` wins when several have a key, and an outage of one is an
-/// error rather than a silent fallback to the next. Every kind of source
-/// reports changes, so `watch` follows them all.
-fn open_sources(specs: &[SourceSpec], watch: bool) -> Result<Arc<dyn Source>, Error> {
-    let mut layers = Vec::with_capacity(specs.len());
-    for spec in specs {
-        layers.push(spec.open(watch).map_err(open_error)?);
-    }
-    if layers.len() == 1 {
-        return Ok(layers.remove(0));
-    }
-    let layered = layers
-        .into_iter()
-        .fold(LayeredSource::new(LayerStrategy::Fallback), |l, s| {
-            l.layer(s)
-        });
-    Ok(Arc::new(layered))
-}
-
-/// A source that could not be opened, as the one-line error of a run.
-fn open_error(e: SourceError) -> Error {
-    let kind = match &e {
-        SourceError::NotFound { .. } => ErrorKind::NotFound,
-        SourceError::Unavailable { .. } => ErrorKind::Unavailable,
-        _ => ErrorKind::Invalid,
-    };
-    Error::new(kind, e.to_string())
 }
 
 /// `troupe run --watch`: runs `spawn`, prints its result (stdout) or error

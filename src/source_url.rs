@@ -22,11 +22,14 @@
 //! other than `table`.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::builder::TypedValueParser;
-use troupe::{CachedSource, FileSource, HttpSource, Source, SourceError};
+use troupe::{
+    CachedSource, Error, FileSource, HttpSource, LayerStrategy, LayeredSource, Source, SourceError,
+    source_error,
+};
 use url::Url;
 
 /// The password of every `--source` that takes one, unless its URL has one.
@@ -35,6 +38,34 @@ pub(crate) const PASSWORD_ENV: &str = "TROUPE_SOURCE_PASSWORD";
 /// The schemes `--source` knows, for the message about an unknown one.
 const KNOWN: &str = "file, http, https, etcd, redis, sqlite, postgres, postgresql, git+file, \
                      zip, tar+gz, tgz, s3";
+
+/// The `--source` layers as one source: a single one as it is, several as
+/// a [`LayeredSource`] with [`LayerStrategy::Fallback`], so an earlier
+/// `--source` wins when several have a key, and an outage of one is an
+/// error rather than a silent fallback to the next. Every kind of source
+/// reports changes, so `watch` follows them all.
+pub(crate) fn open_all(specs: &[SourceSpec], watch: bool) -> Result<Arc<dyn Source>, Error> {
+    let mut layers = Vec::with_capacity(specs.len());
+    for spec in specs {
+        layers.push(spec.open(watch).map_err(source_error)?);
+    }
+    if layers.len() == 1 {
+        return Ok(layers.remove(0));
+    }
+    let layered = layers
+        .into_iter()
+        .fold(LayeredSource::new(LayerStrategy::Fallback), |l, s| {
+            l.layer(s)
+        });
+    Ok(Arc::new(layered))
+}
+
+/// FILE as a key of the `--source` sources: its text, as given.
+pub(crate) fn key(file: &Path) -> Result<String, Error> {
+    file.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| Error::invalid(format!("script key {} is not valid UTF-8", file.display())))
+}
 
 /// Makes the source of a parsed URL.
 type Opener = dyn Fn() -> Result<Arc<dyn Source>, SourceError> + Send + Sync;

@@ -3,14 +3,17 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use troupe::{
-    Error, ErrorKind, FileSource, Fs, HostModule, Http, LuaEngine, ProcessHandle, Runtime, Spawn,
-    Value,
+    Error, ErrorKind, FileSource, Fs, HostModule, Http, LuaEngine, ProcessHandle, Runtime, Source,
+    Spawn, Value,
 };
 use troupe_workflow::{Entry, Header, Run, WorkflowStore};
 
+use crate::dashboard_cli::DashboardArgs;
+use crate::source_url::{self, SourceSpec, SourceUrlParser};
 use crate::{Output, locate_script, parse_arg};
 
 /// The store file inside the data directory.
@@ -38,6 +41,18 @@ pub struct WorkflowArgs {
     #[arg(long, global = true, value_name = "DIR")]
     fs_root: Option<PathBuf>,
 
+    /// Read scripts from this source (a URL, as `troupe run --source`)
+    /// instead of the file system; FILE is then the script's key there.
+    /// Repeatable: the first source that has a key wins. Give the same
+    /// sources to `resume` and `replay`: a workflow journals its script's
+    /// key, not the source.
+    #[arg(long = "source", global = true, value_name = "URL", value_parser = SourceUrlParser)]
+    sources: Vec<SourceSpec>,
+
+    /// Serve the dashboard (workflows included) while a workflow runs.
+    #[command(flatten)]
+    dashboard: DashboardArgs,
+
     #[command(subcommand)]
     command: WorkflowCommand,
 }
@@ -49,7 +64,7 @@ enum WorkflowCommand {
     Run {
         /// The workflow id (must be new).
         id: String,
-        /// The script.
+        /// The script (with --source, its key in the sources).
         file: PathBuf,
         /// Spawn arguments: JSON when they parse as JSON, otherwise strings.
         #[arg(allow_negative_numbers = true)]
@@ -180,10 +195,12 @@ impl WorkflowArgs {
         let host = Host {
             workers: self.workers,
             fs_root: self.fs_root,
+            sources: self.sources,
+            dashboard: self.dashboard,
         };
         match self.command {
             WorkflowCommand::Run { id, file, args } => {
-                let key = script_key(&file)?;
+                let key = host.script_key(&file)?;
                 let args = args
                     .iter()
                     .enumerate()
@@ -241,19 +258,42 @@ impl WorkflowArgs {
 struct Host {
     workers: Option<u16>,
     fs_root: Option<PathBuf>,
+    /// `--source`: where scripts come from instead of the file system.
+    sources: Vec<SourceSpec>,
+    dashboard: DashboardArgs,
 }
 
 impl Host {
-    /// Builds a runtime on `store` whose source is the whole file system, so
-    /// a journaled script key (an absolute path) finds the script again on
-    /// resume, with the `http` module (and `fs` with `--fs-root`) installed.
+    /// The journaled key of FILE: its key in the `--source` sources, or,
+    /// without any, its absolute path (the file system is then the source).
+    fn script_key(&self, file: &Path) -> Result<String, Error> {
+        if self.sources.is_empty() {
+            absolute_key(file)
+        } else {
+            source_url::key(file)
+        }
+    }
+
+    /// The scripts' source: the `--source` sources, or the whole file
+    /// system, so a journaled script key (an absolute path) finds the
+    /// script again on resume.
+    fn source(&self) -> Result<Arc<dyn Source>, Error> {
+        if self.sources.is_empty() {
+            Ok(Arc::new(FileSource::new("/")))
+        } else {
+            source_url::open_all(&self.sources, false)
+        }
+    }
+
+    /// Builds a runtime on `store` reading scripts from [`Host::source`],
+    /// with the `http` module (and `fs` with `--fs-root`) installed.
     fn run_to_end(
         &self,
         store: WorkflowStore,
         start: impl FnOnce(&Runtime) -> Result<ProcessHandle, Error>,
     ) -> Result<Output, Error> {
         let mut builder = Runtime::builder()
-            .source(FileSource::new("/"))
+            .source(self.source()?)
             .engine(LuaEngine::new())
             .journal_store(store.clone());
         if let Some(n) = self.workers {
@@ -264,7 +304,9 @@ impl Host {
             builder = builder.module(Fs::open(dir)?.module());
         }
         let rt = builder.build()?;
+        let dashboard = self.dashboard.serve(&rt, Some(store.clone()))?;
         let result = start(&rt).and_then(|h| h.join_blocking());
+        drop(dashboard);
         rt.shutdown();
         // The end record is queued when the result arrives: write it
         // before this process exits.
@@ -275,7 +317,7 @@ impl Host {
 
 /// The key of FILE in a source rooted at `/`: its absolute path without the
 /// leading slash.
-fn script_key(file: &Path) -> Result<String, Error> {
+fn absolute_key(file: &Path) -> Result<String, Error> {
     let (dir, name) = locate_script(file)?;
     let path = dir.join(name);
     let text = path.to_str().ok_or_else(|| {

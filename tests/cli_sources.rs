@@ -2,7 +2,8 @@
 //! and the scripts it spawns come from there too; layers (the first that
 //! has a key wins); zip, Git, SQLite and Redis sources (a real
 //! `redis-server` started here); passwords from the environment and never
-//! in messages; usage errors; `--watch` over file and Redis sources.
+//! in messages; usage errors; `--watch` over file and Redis sources;
+//! `troupe workflow --source`.
 
 #[cfg(any(feature = "archive", feature = "redis"))]
 use std::io::Write;
@@ -117,6 +118,36 @@ fn a_file_source_runs_a_key_and_spawns_from_the_same_source() {
     let missing = troupe(&["run", "--source", &url, "nope.lua"]);
     let line = failure(&missing, 1, "NOT_FOUND: ");
     assert!(line.contains("nope.lua"), "{line}");
+}
+
+#[test]
+fn a_workflow_runs_from_a_source_and_replays_only_from_it() {
+    let scripts = tempfile::tempdir().unwrap();
+    write(
+        scripts.path(),
+        &[
+            ("flows/main.lua", &main_script("workflow")),
+            ("flows/child.lua", &child_script("workflow child")),
+        ],
+    );
+    let data = tempfile::tempdir().unwrap();
+    let data = data.path().to_str().unwrap();
+    let url = file_url(scripts.path());
+    let expected = serde_json::json!({"main": "workflow", "child": "workflow child"});
+    let workflow = |args: &[&str]| {
+        let mut all = vec!["workflow", "--data", data];
+        all.extend_from_slice(args);
+        troupe(&all)
+    };
+    let run = workflow(&["run", "--source", &url, "wf-1", "flows/main.lua"]);
+    assert_eq!(json(&run), expected);
+    // The history holds the key, not the source: replay needs it again.
+    assert_eq!(
+        json(&workflow(&["replay", "wf-1", "--source", &url])),
+        expected
+    );
+    let line = failure(&workflow(&["replay", "wf-1"]), 1, "NOT_FOUND: ");
+    assert!(line.contains("flows/main.lua"), "{line}");
 }
 
 /// A zip file with `files`.

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use troupe_dispatcher::{Error, ErrorKind, Value};
 use troupe_modules::{ModuleDef, ModuleRegistry, Policy};
 use troupe_runtime::Limits;
-use troupe_sources::{Source, SourceError};
+use troupe_sources::Source;
 
 use crate::cancel::CancellationToken;
 
@@ -197,13 +197,5 @@ pub fn closed(engine: &str) -> Error {
     )
 }
 
-/// A source's error as the error a [`Loader`] gives: a missing key is
-/// `NOT_FOUND`, a bad key or content `INVALID`, anything else `UNAVAILABLE`.
-pub fn source_error(e: SourceError) -> Error {
-    let kind = match &e {
-        SourceError::NotFound { .. } => ErrorKind::NotFound,
-        SourceError::InvalidKey { .. } | SourceError::BadContent { .. } => ErrorKind::Invalid,
-        _ => ErrorKind::Unavailable,
-    };
-    Error::new(kind, e.to_string())
-}
+/// A source's error as the error a [`Loader`] gives.
+pub use troupe_runtime::source_error;

@@ -13,10 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use tokio::task::AbortHandle;
-use troupe_dispatcher::{Error, Pid, Tag, Value};
+use troupe_dispatcher::{CommandId, Error, Pid, Tag, Value};
 use troupe_modules::Policy;
 
 use crate::exit::{Exit, ExitCell, Kept};
+use crate::introspect::Origin;
 use crate::links::LinkState;
 use crate::mailbox::Mailbox;
 use crate::quota::Quota;
@@ -55,6 +56,9 @@ pub(crate) struct Slot {
     tag: Tag,
     /// The bytes of its engine's memory charged to its quota.
     pub charged: usize,
+    /// The command whose result it waits for, from its dispatch until
+    /// its next step (for snapshots).
+    pub waiting: Option<CommandId>,
 }
 
 impl Slot {
@@ -112,6 +116,8 @@ pub(crate) struct Entry {
     ///
     /// [`TimerKey`]: crate::timers::TimerKey
     pub deadline_timer: AtomicU64,
+    /// Where it came from, for snapshots.
+    pub origin: Origin,
 }
 
 /// Everything an entry is made from.
@@ -128,6 +134,7 @@ pub(crate) struct NewEntry {
     pub mailbox_bytes: usize,
     pub process: Box<dyn Process>,
     pub exit: Option<Arc<ExitCell>>,
+    pub origin: Origin,
 }
 
 impl Entry {
@@ -148,12 +155,14 @@ impl Entry {
                 abort: None,
                 tag: 0,
                 charged: 0,
+                waiting: None,
             }),
             mailbox: Mutex::new(Mailbox::new(n.mailbox, n.mailbox_bytes, Some(n.quota))),
             links: Mutex::new(LinkState::default()),
             exit: n.exit,
             sleep_timer: AtomicU64::new(0),
             deadline_timer: AtomicU64::new(0),
+            origin: n.origin,
         })
     }
 
@@ -224,7 +233,9 @@ mod tests {
         // `Result<Value, Error>`). The quotas added 40 bytes: the tree's
         // quota in the entry and the mailbox, the mailbox's byte count
         // and cap, the memory charged in the slot; the engine's footprint 8 more.
-        assert_eq!(size_of::<Entry>(), 360);
+        // What snapshots show of its origin (parent, engine, kind, start,
+        // workflow id), packed: 40 more.
+        assert_eq!(size_of::<Entry>(), 400);
         assert_eq!(size_of::<Slot>(), 48);
         assert_eq!(size_of::<Mailbox>(), 120);
         assert_eq!(size_of::<ExitCell>(), 80);

@@ -218,4 +218,8 @@ impl Process for JournaledProcess {
     fn memory(&self) -> Option<usize> {
         self.inner.memory()
     }
+
+    fn instructions(&self) -> Option<u64> {
+        self.inner.instructions()
+    }
 }

@@ -26,6 +26,7 @@ mod exit;
 mod host;
 mod host_module;
 mod idle;
+mod introspect;
 mod journal;
 mod journaled;
 mod limits;
@@ -44,6 +45,7 @@ mod send;
 mod spawn;
 mod spawning;
 mod state;
+mod stats;
 mod supervisor;
 mod supervisor_spec;
 mod table;
@@ -55,6 +57,10 @@ mod workflows;
 pub use engine::{Engine, ProcessInit, Program};
 pub use host::HostMailbox;
 pub use host_module::HostModule;
+pub use introspect::{
+    ProcessInfo, ProcessKind, ProcessStatus, SupervisedChild, SupervisorTree, TOPICS_SHOWN,
+    WaitingOn,
+};
 pub use journal::{
     Before, Deliver, Inline, Interrupt, Journal, JournalStore, Reach, StartMode, StoredWorkflow,
     Wait, WorkflowStart,
@@ -63,6 +69,7 @@ pub use limits::Limits;
 pub use mailbox::Message;
 pub use process::{Process, Resume, Step, StepCx};
 pub use runtime::{MAX_WORKERS, ProcessHandle, Runtime, RuntimeBuilder, WORKERS_ENV};
-pub use spawn::{Spawn, check_spawn_options};
+pub use spawn::{Spawn, check_spawn_options, source_error};
+pub use stats::RuntimeStats;
 pub use supervisor::SupervisorHandle;
 pub use supervisor_spec::{ChildInfo, ChildSpec, Restart, Strategy, Supervisor};

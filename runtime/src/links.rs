@@ -78,6 +78,24 @@ impl LinkState {
         self.sets.as_ref()?.name.as_deref()
     }
 
+    /// Its linked pids, the pids it monitors and the pids monitoring it,
+    /// each sorted, for observers.
+    pub fn peers(&self) -> [Vec<Pid>; 3] {
+        let Some(s) = &self.sets else {
+            return Default::default();
+        };
+        let sorted = |pids: &mut dyn Iterator<Item = Pid>| {
+            let mut v: Vec<Pid> = pids.collect();
+            v.sort_unstable();
+            v
+        };
+        [
+            sorted(&mut s.links.iter().copied()),
+            sorted(&mut s.monitors.values().copied()),
+            sorted(&mut s.watchers.values().copied()),
+        ]
+    }
+
     /// Marks the endpoint dead and takes what it held, for the notices
     /// of its end.
     pub fn end(&mut self) -> Option<Box<LinkSets>> {

@@ -164,6 +164,30 @@ impl Mailbox {
         }
     }
 
+    /// How many messages are queued.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// The bytes the queued messages count for.
+    pub fn bytes(&self) -> usize {
+        self.held
+    }
+
+    /// How many sends wait for room.
+    pub fn blocked_sends(&self) -> usize {
+        self.blocked.as_ref().map_or(0, |b| b.0.len())
+    }
+
+    /// The topics of the first `n` queued messages, oldest first.
+    pub fn topics(&self, n: usize) -> Vec<String> {
+        self.queue
+            .iter()
+            .take(n)
+            .map(|q| q.msg.topic.clone())
+            .collect()
+    }
+
     /// Queues `msg` of weight `size`, already charged.
     fn enqueue(&mut self, msg: Message, size: usize) {
         self.held = self.held.saturating_add(size);

@@ -172,4 +172,10 @@ pub trait Process: Send + 'static {
     fn memory(&self) -> Option<usize> {
         None
     }
+
+    /// Instructions the script has run, where the engine counts them
+    /// (for snapshots); `None` (the default) where it does not.
+    fn instructions(&self) -> Option<u64> {
+        None
+    }
 }

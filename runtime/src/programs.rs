@@ -37,6 +37,8 @@ struct CachedProgram {
 /// processes that restart when their script changes.
 pub(crate) struct Programs {
     engines: Vec<Arc<dyn Engine>>,
+    /// The engines' names, for snapshots.
+    names: Vec<Arc<str>>,
     source: Arc<dyn Source>,
     cache: DashMap<String, CachedProgram>,
     /// Processes that restart when their script changes: pid → (key,
@@ -48,6 +50,7 @@ impl Programs {
     /// An empty cache over `engines` and `source`.
     pub fn new(engines: Vec<Arc<dyn Engine>>, source: Arc<dyn Source>) -> Self {
         Self {
+            names: engines.iter().map(|e| Arc::from(e.name())).collect(),
             engines,
             source,
             cache: DashMap::new(),
@@ -63,6 +66,11 @@ impl Programs {
     /// Engine `idx`, as [`Programs::program`] names it.
     pub fn engine(&self, idx: usize) -> &Arc<dyn Engine> {
         &self.engines[idx]
+    }
+
+    /// The name of engine `idx`.
+    pub fn engine_name(&self, idx: usize) -> Option<Arc<str>> {
+        self.names.get(idx).cloned()
     }
 
     fn engine_for(&self, key: &str) -> Result<(usize, &Arc<dyn Engine>), Error> {

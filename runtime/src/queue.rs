@@ -149,11 +149,12 @@ impl RunQueues {
         self.injector.push(entry);
     }
 
-    /// The next process for the calling worker: its slot (unless it ran
-    /// [`MAX_NEXT_RUNS`] in a row), its deque, the injector, its peers.
-    pub fn pop(&self) -> Option<Arc<Entry>> {
+    /// The next process of the calling worker's own: its slot (unless it
+    /// ran [`MAX_NEXT_RUNS`] in a row), else its deque. When there is none,
+    /// [`RunQueues::steal`] looks in the injector and the peers'.
+    pub fn pop_local(&self) -> Option<Arc<Entry>> {
         let me = self.id();
-        let local = LOCAL.with(|l| match &mut *l.borrow_mut() {
+        LOCAL.with(|l| match &mut *l.borrow_mut() {
             Some(local) if local.owner == me => {
                 if let Some(next) = local.next.take() {
                     if local.next_runs < MAX_NEXT_RUNS {
@@ -166,12 +167,11 @@ impl RunQueues {
                 local.queue.pop()
             }
             _ => None,
-        });
-        local.or_else(|| self.steal())
+        })
     }
 
     /// A process from the injector or a peer.
-    fn steal(&self) -> Option<Arc<Entry>> {
+    pub fn steal(&self) -> Option<Arc<Entry>> {
         let me = self.id();
         loop {
             let mut retry = false;

@@ -9,11 +9,13 @@ use troupe_sources::{FileSource, Script, Source};
 
 use crate::engine::Engine;
 use crate::exit::{Exit, ExitCell};
+use crate::introspect::{ProcessInfo, SupervisorTree};
 use crate::journal::{Deliver, Interrupt, JournalStore, Reach};
 use crate::mailbox::Message;
 use crate::quota::{Caps, Quota};
 use crate::reload::Reloader;
 use crate::scheduler::{Scheduler, SchedulerParts};
+use crate::stats::RuntimeStats;
 use crate::{Limits, Spawn, journaled};
 
 /// Configures and starts a [`Runtime`].
@@ -235,6 +237,7 @@ impl RuntimeBuilder {
                 mailbox_bytes: self.mailbox_bytes,
                 caps: node_caps(self.max_processes, self.max_memory),
                 journals: self.journals.clone(),
+                workers,
             })
         });
         sched.builtins.check(&sched.dispatcher)?;
@@ -244,7 +247,7 @@ impl RuntimeBuilder {
             let t = std::thread::Builder::new()
                 .name(format!("troupe-worker-{i}"))
                 .stack_size(WORKER_STACK)
-                .spawn(move || s.work())
+                .spawn(move || s.work(i))
                 .map_err(|e| unavailable("worker thread", e))?;
             threads.push(t);
         }
@@ -504,6 +507,34 @@ impl Runtime {
     /// How many processes are alive.
     pub fn process_count(&self) -> usize {
         self.sched().table.len()
+    }
+
+    /// What the runtime has done since it started: spawns, exits by
+    /// reason, messages, full mailboxes, steals and parks (counters that
+    /// only grow, kept per worker thread at next to no cost).
+    pub fn stats(&self) -> RuntimeStats {
+        self.sched().stats.read()
+    }
+
+    /// A snapshot of every live process, by pid: what each is, where it
+    /// is, what it waits for, its mailbox, links and monitors. Reads each
+    /// process under its own locks without stopping any (see
+    /// [`ProcessInfo`]); cheap enough to call every second with 100,000
+    /// processes.
+    pub fn processes(&self) -> Vec<ProcessInfo> {
+        self.sched().processes()
+    }
+
+    /// A snapshot of process `pid`, with the topics of its oldest queued
+    /// messages; `None` if it is not alive.
+    pub fn process(&self, pid: Pid) -> Option<ProcessInfo> {
+        self.sched().process(pid)
+    }
+
+    /// The supervision tree: each top supervisor with its children, and
+    /// under each child the supervisors it is or its script started.
+    pub fn supervisors(&self) -> Vec<SupervisorTree> {
+        self.sched().supervisors()
     }
 
     /// The bytes charged to this node's processes now: their isolated

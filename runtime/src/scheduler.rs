@@ -43,6 +43,7 @@ use crate::programs::Programs;
 use crate::queue::{Pushed, RunQueues};
 use crate::quota::{Caps, Quota};
 use crate::state::{Signal, Wake};
+use crate::stats::{Counters, Event};
 use crate::table::{ProcessTable, Signals};
 use crate::timers::{TimerAction, TimerKey, Timers};
 
@@ -73,6 +74,8 @@ pub(crate) struct Scheduler {
     pub quota: Arc<Quota>,
     /// Where workflow journals live.
     pub journals: Option<Arc<dyn JournalStore>>,
+    /// What it did, for metrics.
+    pub stats: Counters,
     shutting_down: AtomicBool,
 }
 
@@ -90,6 +93,8 @@ pub(crate) struct SchedulerParts {
     pub mailbox_bytes: usize,
     pub caps: Caps,
     pub journals: Option<Arc<dyn JournalStore>>,
+    /// How many worker threads will run.
+    pub workers: usize,
 }
 
 impl Scheduler {
@@ -112,6 +117,7 @@ impl Scheduler {
             mailbox_bytes: p.mailbox_bytes,
             quota: Quota::runtime(p.caps),
             journals: p.journals,
+            stats: Counters::new(p.workers),
             shutting_down: AtomicBool::new(false),
         }
     }
@@ -141,6 +147,7 @@ impl Scheduler {
     /// Inserts a new process and schedules its first step, behind what
     /// is queued (see [`RunQueues::push_back`]).
     pub fn start(&self, entry: Arc<Entry>) {
+        self.stats.count(Event::Spawned);
         self.table.insert(Arc::clone(&entry));
         if let Some(t) = entry.limits.timeout {
             let key = self.add_timer(t, TimerAction::Deadline { pid: entry.pid });
@@ -329,9 +336,18 @@ impl Scheduler {
         }
         self.fail_senders(entry.pid, senders);
         match &exit {
-            Exit::Normal(_) => tracing::debug!(pid = %entry.pid, "process exited"),
-            Exit::Killed => tracing::debug!(pid = %entry.pid, "process killed"),
-            Exit::Failed(e) => tracing::debug!(pid = %entry.pid, error = %e, "process failed"),
+            Exit::Normal(_) => {
+                self.stats.count(Event::ExitedNormal);
+                tracing::debug!(pid = %entry.pid, "process exited");
+            }
+            Exit::Killed => {
+                self.stats.count(Event::ExitedKilled);
+                tracing::debug!(pid = %entry.pid, "process killed");
+            }
+            Exit::Failed(e) => {
+                self.stats.failed(e.kind());
+                tracing::debug!(pid = %entry.pid, error = %e, "process failed");
+            }
         }
         self.table.release(entry.pid, &entry.links, &exit, self);
         let result = exit.into_result();

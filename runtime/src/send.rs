@@ -17,6 +17,7 @@ use troupe_dispatcher::{Error, ErrorKind, Pid, Tag, Value};
 
 use crate::mailbox::{BlockedSend, Mailbox, Message, Offered, SendWaker};
 use crate::scheduler::Scheduler;
+use crate::stats::Event;
 use crate::table::Endpoint;
 use crate::timers::TimerAction;
 
@@ -69,7 +70,7 @@ impl Scheduler {
         bounded: bool,
         full: impl FnOnce(&mut Mailbox, Message) -> R,
     ) -> Result<Delivery<R>, Error> {
-        match self.table.endpoint(to) {
+        let delivery = match self.table.endpoint(to) {
             Some(Endpoint::Process(entry)) => {
                 let mut mb = entry.mailbox.lock();
                 if let Some(w) = mb.waiter.take_if(|w| w.wants(&msg)) {
@@ -78,19 +79,30 @@ impl Scheduler {
                         self.timers.cancel(key);
                     }
                     self.complete_entry(entry, w.tag, Ok(msg.into_value()));
+                    self.stats.count(Event::Sent);
                     return Ok(Delivery::Delivered);
                 }
-                queue(&mut mb, msg, bounded, full)
+                let delivery = queue(&mut mb, msg, bounded, full);
+                self.stats.mailbox_len(mb.len());
+                delivery
             }
             Some(Endpoint::Host(host)) => {
-                let delivery = queue(&mut host.mailbox.lock(), msg, bounded, full)?;
-                if matches!(delivery, Delivery::Delivered) {
+                let delivery = queue(&mut host.mailbox.lock(), msg, bounded, full);
+                if matches!(delivery, Ok(Delivery::Delivered)) {
                     host.notify();
                 }
-                Ok(delivery)
+                delivery
             }
-            None => Err(noproc(to)),
-        }
+            None => {
+                self.stats.count(Event::ToDead);
+                return Err(noproc(to));
+            }
+        };
+        self.stats.count(match &delivery {
+            Ok(Delivery::Delivered) => Event::Sent,
+            _ => Event::MailboxFull,
+        });
+        delivery
     }
 
     /// Delivers `msg` to `to` without waiting: `RATE_LIMITED` if its

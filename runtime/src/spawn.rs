@@ -144,10 +144,14 @@ pub(crate) struct Native {
     pub exit: Option<Arc<ExitCell>>,
 }
 
-/// Converts a source failure into the error a script or host sees.
-pub(crate) fn source_error(e: SourceError) -> Error {
+/// Converts a source failure into the error a script or host sees: a
+/// missing key is `NOT_FOUND`, a bad key, rejected content or an operation
+/// the source lacks `INVALID`, a deadline passed `TIMEOUT`, anything else
+/// `UNAVAILABLE`; the source's name is in the details.
+pub fn source_error(e: SourceError) -> Error {
     let kind = match &e {
         SourceError::NotFound { .. } => ErrorKind::NotFound,
+        SourceError::TimedOut { .. } => ErrorKind::Timeout,
         SourceError::InvalidKey { .. }
         | SourceError::BadContent { .. }
         | SourceError::Unsupported { .. } => ErrorKind::Invalid,

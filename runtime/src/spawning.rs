@@ -10,6 +10,7 @@ use troupe_sources::Script;
 
 use crate::entry::{Entry, NewEntry};
 use crate::exit::ExitCell;
+use crate::introspect::{Origin, ProcessKind};
 use crate::journal::WorkflowStart;
 use crate::journaled::{JournaledProcess, Restart};
 use crate::quota::{Caps, Quota};
@@ -226,6 +227,13 @@ impl Scheduler {
         if spec.restart_on_change {
             self.programs.add_service(pid, script.key.clone(), version);
         }
+        let kind = if spec.lightweight {
+            ProcessKind::Lightweight
+        } else {
+            ProcessKind::Isolated
+        };
+        let mut origin = Origin::new(self, parent.map(|p| p.pid), Some(idx), kind);
+        origin.workflow = spec.workflow.map(|(id, _)| id.into_boxed_str());
         let entry = Entry::new(NewEntry {
             pid,
             key: script.key,
@@ -237,6 +245,7 @@ impl Scheduler {
             mailbox_bytes: self.mailbox_bytes,
             process,
             exit,
+            origin,
         });
         if let Some(to) = spec.link {
             self.table.link_at_spawn(&entry, to)?;
@@ -288,6 +297,7 @@ impl Scheduler {
             mailbox_bytes: self.mailbox_bytes,
             process: make(pid),
             exit: n.exit,
+            origin: Origin::new(self, n.link, None, ProcessKind::Native),
         });
         if let Some(to) = n.link {
             self.table.link_at_spawn(&entry, to)?;

@@ -22,6 +22,8 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use crate::introspect::ProcessStatus;
+
 const IDLE: u8 = 0;
 const SCHEDULED: u8 = 1;
 const RUNNING: u8 = 2;
@@ -125,6 +127,16 @@ impl State {
                 change => change,
             }
         })
+    }
+
+    /// Where the process is, for observers.
+    pub fn status(&self) -> ProcessStatus {
+        match self.0.load(Ordering::Acquire) & LIFECYCLE {
+            IDLE => ProcessStatus::Waiting,
+            SCHEDULED => ProcessStatus::Runnable,
+            RUNNING => ProcessStatus::Running,
+            _ => ProcessStatus::Exiting,
+        }
     }
 
     /// The signal raised, if any.

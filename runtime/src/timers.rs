@@ -85,6 +85,12 @@ impl Timers {
         cancelled
     }
 
+    /// When timer `key` is due; `None` if it fired or was cancelled.
+    pub fn due(&self, key: TimerKey) -> Option<Instant> {
+        let tick = self.wheel.lock().due(key)?;
+        self.start.checked_add(Duration::from_millis(tick))
+    }
+
     /// When the earliest timer is due, if any.
     pub fn next_due(&self) -> Option<Instant> {
         match self.next_tick.load(Ordering::SeqCst) {

@@ -198,6 +198,15 @@ impl<T> Wheel<T> {
         live
     }
 
+    /// The tick timer `key` is due at; `None` if it fired or was
+    /// cancelled.
+    pub fn due(&self, key: TimerKey) -> Option<u64> {
+        self.nodes
+            .get(key.index as usize)
+            .filter(|n| n.generation == key.generation && n.action.is_some())
+            .map(|n| n.when)
+    }
+
     /// How many timers are pending.
     pub fn len(&self) -> usize {
         self.len

@@ -24,6 +24,7 @@ use crate::entry::{Entry, Next, Slot};
 use crate::exit::{self, Exit};
 use crate::scheduler::Scheduler;
 use crate::state::{Park, Signal};
+use crate::stats::Event;
 use crate::{Resume, Step, StepCx};
 
 /// How many inline command results a process may consume in a row before it
@@ -43,12 +44,13 @@ enum Flow {
 }
 
 impl Scheduler {
-    /// The worker thread's loop.
-    pub fn work(&self) {
+    /// The loop of worker thread `index`.
+    pub fn work(&self, index: usize) {
         self.queues.register_worker();
+        self.stats.enter_worker(index);
         loop {
             self.fire_timers();
-            if let Some(entry) = self.queues.pop() {
+            if let Some(entry) = self.next_process() {
                 self.run(entry);
                 continue;
             }
@@ -59,12 +61,25 @@ impl Scheduler {
             if self.idle.spin(found, || self.shutting_down()) {
                 continue;
             }
+            self.stats.count(Event::Park);
             self.idle.park(
                 || found() || self.shutting_down(),
                 || self.timers.next_due(),
             );
         }
         self.queues.unregister_worker();
+    }
+
+    /// The next process to run: the worker's own, else one stolen from
+    /// the injector or a peer.
+    fn next_process(&self) -> Option<Arc<Entry>> {
+        self.queues.pop_local().or_else(|| {
+            let stolen = self.queues.steal();
+            if stolen.is_some() {
+                self.stats.count(Event::Steal);
+            }
+            stolen
+        })
     }
 
     /// Steps one process until it waits, is preempted or ends.
@@ -180,6 +195,7 @@ impl Scheduler {
         // completion made during the step (a journal's) is not lost.
         let tag = slot.next_tag();
         entry.expect(tag);
+        slot.waiting = None;
         let process = slot.process.as_mut()?;
         let mut cx = StepCx::with_runtime(self, entry, tag);
         let step = process.step(&mut cx, input);
@@ -210,7 +226,7 @@ impl Scheduler {
     /// Dispatches a yielded command under the step's tag: to the runtime's
     /// own typed handler, else to the host's dispatcher.
     fn dispatch(&self, entry: &Arc<Entry>, slot: &mut Slot, call: Call) -> Flow {
-        let tag = slot.tag();
+        let (tag, id) = (slot.tag(), call.id);
         let dispatched = self
             .builtins
             .dispatch(&self.cx(entry, tag, true), call)
@@ -225,6 +241,7 @@ impl Scheduler {
             }
             Dispatched::Pending(abort) => {
                 slot.abort = abort;
+                slot.waiting = Some(id);
                 Flow::Wait
             }
         }

@@ -83,9 +83,7 @@ impl EtcdSource {
             .bg
             .block(async move { tokio::time::timeout(timeout, call).await })
             .ok_or_else(|| SourceError::unavailable(self.name(), "its IO thread stopped"))?
-            .map_err(|_| {
-                SourceError::unavailable(self.name(), format!("no answer within {timeout:?}"))
-            })?
+            .map_err(|_| SourceError::timed_out(self.name(), timeout))?
             .map_err(|e| SourceError::unavailable(self.name(), error_chain(&e)))
     }
 }

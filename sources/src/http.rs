@@ -209,7 +209,13 @@ impl Shared {
         if let Some(etag) = etag {
             req = req.header(IF_NONE_MATCH, etag);
         }
-        let failed = |e: reqwest::Error| self.unavailable(error_chain(&e));
+        let failed = |e: reqwest::Error| {
+            if e.is_timeout() {
+                SourceError::timed_out(self.name.clone(), timeout)
+            } else {
+                self.unavailable(error_chain(&e))
+            }
+        };
         let mut resp = req.send().await.map_err(failed)?;
         let status = resp.status();
         let etag = resp

@@ -54,6 +54,7 @@ mod transforms;
 mod watch;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 #[cfg(feature = "archive")]
 pub use archive::{ArchiveLimits, TarGzSource, ZipSource};
@@ -108,6 +109,15 @@ pub enum SourceError {
         /// What went wrong.
         reason: String,
     },
+    /// The source's server gave no answer within the deadline (it hangs,
+    /// or is too slow). Retryable.
+    #[error("{source_name} gave no answer within {after:?}")]
+    TimedOut {
+        /// The source that did not answer.
+        source_name: String,
+        /// The deadline.
+        after: Duration,
+    },
     /// The script was read but its content was rejected (e.g. by a
     /// [`TransformSource`]).
     #[error("script {key:?} from {source_name} was rejected: {reason}")]
@@ -138,20 +148,33 @@ impl SourceError {
         }
     }
 
+    /// `TimedOut` for `source_name`, after `after`.
+    pub fn timed_out(source_name: impl Into<String>, after: Duration) -> Self {
+        SourceError::TimedOut {
+            source_name: source_name.into(),
+            after,
+        }
+    }
+
     /// The source the error comes from, if it names one.
     pub fn source_name(&self) -> Option<&str> {
         match self {
             SourceError::NotFound { source_name, .. }
             | SourceError::Unavailable { source_name, .. }
+            | SourceError::TimedOut { source_name, .. }
             | SourceError::BadContent { source_name, .. }
             | SourceError::Unsupported { source_name, .. } => Some(source_name),
             SourceError::InvalidKey { .. } => None,
         }
     }
 
-    /// True if asking again later may succeed (the source is down).
+    /// True if asking again later may succeed (the source is down or
+    /// hangs).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, SourceError::Unavailable { .. })
+        matches!(
+            self,
+            SourceError::Unavailable { .. } | SourceError::TimedOut { .. }
+        )
     }
 }
 

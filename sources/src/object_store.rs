@@ -208,7 +208,7 @@ impl ObjectStoreSource {
 
     fn unavailable(&self, failure: Failure) -> SourceError {
         let reason = match failure {
-            Failure::Timeout => format!("timed out after {:?}", self.timeout),
+            Failure::Timeout => return SourceError::timed_out(self.name(), self.timeout),
             Failure::Store(e) => describe(&e),
             Failure::TooLarge(size) => format!("an object of {size} bytes"),
             Failure::Stopped => "its IO thread stopped".to_owned(),

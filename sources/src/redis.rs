@@ -181,7 +181,7 @@ impl RedisSource {
 
     fn unavailable(&self, failure: Failure) -> SourceError {
         let reason = match failure {
-            Failure::Timeout => format!("timed out after {:?}", self.timeout),
+            Failure::Timeout => return SourceError::timed_out(self.name(), self.timeout),
             Failure::Redis(e) => describe(&e),
             Failure::Stopped => "its IO thread stopped".to_owned(),
         };

@@ -306,7 +306,7 @@ impl SqlSource {
 
     fn unavailable(&self, failure: Failure) -> SourceError {
         let reason = match failure {
-            Failure::Timeout => format!("timed out after {:?}", self.timeout),
+            Failure::Timeout => return SourceError::timed_out(self.name(), self.timeout),
             Failure::Sql(e) => describe(&e),
             Failure::Stopped => "its IO thread stopped".to_owned(),
         };

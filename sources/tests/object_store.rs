@@ -389,7 +389,7 @@ fn a_server_that_is_down_is_unavailable_within_the_deadline_named_without_secret
     let short = s3.source().timeout(Duration::from_millis(200));
     let started = Instant::now();
     let err = short.get("a.lua").unwrap_err();
-    assert!(matches!(err, SourceError::Unavailable { .. }), "{err}");
+    assert!(matches!(err, SourceError::TimedOut { .. }), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
 
     // A watch started while the server is down starts when it is back,

@@ -468,7 +468,7 @@ fn postgres_down_is_unavailable_and_named_without_the_password() {
 }
 
 #[test]
-fn postgres_frozen_gives_unavailable_within_the_deadline() {
+fn postgres_frozen_gives_timed_out_within_the_deadline() {
     let pg = postgres_with_table();
     put(&pg, "a.lua", "return 1");
     let src = SqlSource::connect(&pg.url(DB), TABLE)
@@ -483,12 +483,12 @@ fn postgres_frozen_gives_unavailable_within_the_deadline() {
         let started = Instant::now();
         let err = src.get("a.lua").unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(10), "it returned");
-        assert!(matches!(err, SourceError::Unavailable { .. }), "{err}");
-        assert!(err.to_string().contains("timed out after 500ms"), "{err}");
+        assert!(matches!(err, SourceError::TimedOut { .. }), "{err}");
+        assert!(err.to_string().contains("no answer within 500ms"), "{err}");
         assert_eq!(err.source_name(), Some(src.name().as_str()));
     }
     let started = Instant::now();
-    assert!(matches!(src.list(""), Err(SourceError::Unavailable { .. })));
+    assert!(matches!(src.list(""), Err(SourceError::TimedOut { .. })));
     assert!(started.elapsed() < Duration::from_secs(10));
 
     pg.signal_all("CONT");

@@ -127,6 +127,14 @@ impl Process for LuaProcess {
     fn memory(&self) -> Option<usize> {
         self.lua.as_ref().map(Lua::used_memory)
     }
+
+    /// Counted when the process thread runs under the instruction hook
+    /// (an instruction limit); a process preempted by time is not counted.
+    fn instructions(&self) -> Option<u64> {
+        let lua = self.lua.as_ref()?;
+        let ctx = lua.app_data_ref::<ProcCtx>()?;
+        (!ctx.timed).then_some(ctx.instructions)
+    }
 }
 
 impl LuaProcess {
