@@ -23,7 +23,7 @@ use troupe_modules::builtin::workflow::{
 };
 use troupe_runtime::{Before, Inline, Journal, StartMode, Wait};
 
-use crate::record::{Entry, describe, encode};
+use crate::record::{Chunk, Entry, describe, encode};
 use crate::store::{Op, now_ms, now_ms_f64};
 use crate::{Posted, WorkflowStore};
 
@@ -352,20 +352,44 @@ impl WorkflowJournal {
             result: Ok(Value::Int(version)),
             at_ms: now_ms(),
         };
-        self.append(encode(&entry)?, false, None);
-        Ok(())
+        self.append(&entry, false, None)
     }
 
-    /// Buffers the next history entry.
-    fn append(&mut self, entry: Vec<u8>, clear_timer: bool, consume: Option<u64>) {
-        self.pending.push(Op::Append {
-            id: Arc::clone(&self.id),
-            step: self.next_step,
-            entry,
-            clear_timer,
-            consume,
-        });
+    /// Buffers the next history entry: into the chunk of the entries
+    /// buffered right before it, or a new one. An entry that cannot be
+    /// encoded is an error, and nothing is buffered.
+    fn append(
+        &mut self,
+        entry: &Entry,
+        clear_timer: bool,
+        consume: Option<u64>,
+    ) -> Result<(), Error> {
+        let step = self.next_step;
+        match self.pending.last_mut() {
+            Some(Op::Entries {
+                chunk,
+                timers,
+                consumed,
+                ..
+            }) => {
+                chunk.push(entry)?;
+                timers.extend(clear_timer.then_some(step));
+                consumed.extend(consume);
+            }
+            _ => {
+                let mut chunk = Chunk::default();
+                chunk.push(entry)?;
+                self.pending.push(Op::Entries {
+                    id: Arc::clone(&self.id),
+                    first: step,
+                    chunk,
+                    timers: clear_timer.then_some(step).into_iter().collect(),
+                    consumed: consume.into_iter().collect(),
+                });
+            }
+        }
         self.next_step += 1;
+        Ok(())
     }
 
     /// For a live `process.receive`, the oldest inbox signal it takes, as
@@ -601,7 +625,7 @@ impl Journal for WorkflowJournal {
             result: result.clone(),
             at_ms: now_ms(),
         };
-        self.append(encode(&entry)?, clear_timer, consume);
+        self.append(&entry, clear_timer, consume)?;
         Ok(durable_now)
     }
 
