@@ -17,13 +17,15 @@
 //! A workflow's history entries are stored one row per commit: the
 //! entries it buffered between two commit points are one [`Chunk`], keyed
 //! by its first step (a store of journal format 1 has one entry per row,
-//! which reads alike). Chunks are first appended to `log`, keyed in commit
-//! order, so a commit of chunks of many workflows writes a few pages at
-//! the end of one tree instead of a page of `history` per workflow (a
-//! copy-on-write B-tree rewrites every page it touches). Every
-//! [`SETTLE_ROWS`] rows, and whenever a reader asks ([`Db::flush`]), a
-//! commit moves the log into `history`, where each workflow's chunks are
-//! together.
+//! which reads alike). A small chunk (less than [`LOG_BYTES`]) is first
+//! appended to `log`, keyed in commit order, so a commit of small chunks
+//! of many workflows writes a few pages at the end of one tree instead of
+//! a page of `history` per workflow (a copy-on-write B-tree rewrites every
+//! page it touches). Every [`SETTLE_ROWS`] rows or [`SETTLE_BYTES`], and
+//! whenever a reader asks ([`Db::flush`]), a commit moves the log into
+//! `history`, where each workflow's chunks are together. A larger chunk
+//! goes to `history` at once: its page is worth rewriting, and copying
+//! it twice is not.
 //!
 //! Every write of a running workflow — its header, each history entry,
 //! timer and marker, its end record — goes through one writer thread: it
@@ -80,6 +82,13 @@ fn settle_log(
 
 /// Rows the `log` table collects before a commit moves them to `history`.
 const SETTLE_ROWS: u64 = 8192;
+
+/// Bytes the `log` table collects before a commit moves them to `history`.
+const SETTLE_BYTES: usize = 1 << 20;
+
+/// The size from which a chunk goes to `history` without the `log`: about
+/// a page.
+const LOG_BYTES: usize = 2048;
 
 /// Records a writer transaction can hold at most.
 const MAX_BATCH: usize = 4096;
@@ -311,6 +320,7 @@ impl Db {
                 db: Arc::clone(&db),
                 shared: Arc::clone(&shared),
                 next_log,
+                log_bytes: 0,
             };
             let thread = std::thread::Builder::new()
                 .name("troupe-journal".into())
@@ -804,6 +814,9 @@ struct Writer {
     shared: Arc<Shared>,
     /// The key of the next `log` row.
     next_log: u64,
+    /// Bytes of chunks appended to `log` since it last settled (as far as
+    /// this writer knows).
+    log_bytes: usize,
 }
 
 impl Writer {
@@ -926,10 +939,18 @@ impl Writer {
                         timers: ended,
                         consumed,
                     } => {
-                        log.insert(self.next_log, (&**id, *first, chunk.bytes()))
-                            .map_err(|e| err(e.into()))?;
-                        self.next_log += 1;
-                        logged += 1;
+                        let bytes = chunk.bytes();
+                        if bytes.len() < LOG_BYTES {
+                            log.insert(self.next_log, (&**id, *first, bytes))
+                                .map_err(|e| err(e.into()))?;
+                            self.next_log += 1;
+                            logged += 1;
+                            self.log_bytes += bytes.len();
+                        } else {
+                            history
+                                .insert((&**id, *first), bytes)
+                                .map_err(|e| err(e.into()))?;
+                        }
                         for step in ended {
                             timers.remove((&**id, *step)).map_err(|e| err(e.into()))?;
                         }
@@ -1009,9 +1030,12 @@ impl Writer {
                 };
                 replies.push(reply);
             }
-            if settle || logged >= SETTLE_ROWS {
+            if settle || logged >= SETTLE_ROWS || self.log_bytes >= SETTLE_BYTES {
                 settle_log(&mut log, &mut history).map_err(err)?;
                 logged = 0;
+            }
+            if logged == 0 {
+                self.log_bytes = 0;
             }
             self.shared.logged.store(logged, Ordering::SeqCst);
         }
