@@ -104,6 +104,24 @@ pub enum Entry {
     },
 }
 
+/// A history entry borrowed, encoded as the [`Entry`] it stands for: what
+/// a journal records without building an `Entry`.
+#[derive(Serialize)]
+#[serde(rename = "Entry")]
+pub enum EntryRef<'a> {
+    /// [`Entry::Command`].
+    Command {
+        /// The command's registered name.
+        name: &'a str,
+        /// The command as yielded.
+        call: &'a Call,
+        /// Its result.
+        result: &'a Result<Value, Error>,
+        /// When the result was journaled, ms since the Unix epoch.
+        at_ms: u64,
+    },
+}
+
 impl Entry {
     /// A one-line description: `time.sleep {"ms":10}`.
     pub fn describe(&self) -> String {
@@ -189,7 +207,7 @@ impl Default for Chunk {
 
 impl Chunk {
     /// Appends `entry`; on an error the chunk is left as it was.
-    pub fn push(&mut self, entry: &Entry) -> Result<(), Error> {
+    pub fn push(&mut self, entry: &EntryRef<'_>) -> Result<(), Error> {
         let len = self
             .len
             .checked_add(1)
@@ -284,7 +302,21 @@ mod tests {
         let mut chunk = Chunk::default();
         assert!(chunk.is_empty());
         for e in &entries {
-            chunk.push(e).unwrap();
+            let Entry::Command {
+                name,
+                call,
+                result,
+                at_ms,
+            } = e;
+            let borrowed = EntryRef::Command {
+                name,
+                call,
+                result,
+                at_ms: *at_ms,
+            };
+            // Encoded as the entry it stands for.
+            assert_eq!(encode(&borrowed).unwrap(), encode(e).unwrap());
+            chunk.push(&borrowed).unwrap();
         }
         assert_eq!(chunk.len(), 300);
         assert_eq!(entry_count(chunk.bytes()).unwrap(), 300);
