@@ -23,7 +23,7 @@ use troupe_modules::builtin::workflow::{
 };
 use troupe_runtime::{Before, Inline, Journal, StartMode, Wait};
 
-use crate::record::{Entry, describe, encode};
+use crate::record::{Chunk, Entry, EntryRef, describe, encode};
 use crate::store::{Op, now_ms, now_ms_f64};
 use crate::{Posted, WorkflowStore};
 
@@ -346,26 +346,50 @@ impl WorkflowJournal {
     /// Buffers a version marker: it commits with the next commit point,
     /// before anything the script does with the version can escape.
     fn mark(&mut self, call: &Call, version: i64) -> Result<(), Error> {
-        let entry = Entry::Command {
-            name: "workflow.version".to_owned(),
-            call: call.clone(),
-            result: Ok(Value::Int(version)),
+        let entry = EntryRef::Command {
+            name: "workflow.version",
+            call,
+            result: &Ok(Value::Int(version)),
             at_ms: now_ms(),
         };
-        self.append(encode(&entry)?, false, None);
-        Ok(())
+        self.append(&entry, false, None)
     }
 
-    /// Buffers the next history entry.
-    fn append(&mut self, entry: Vec<u8>, clear_timer: bool, consume: Option<u64>) {
-        self.pending.push(Op::Append {
-            id: Arc::clone(&self.id),
-            step: self.next_step,
-            entry,
-            clear_timer,
-            consume,
-        });
+    /// Buffers the next history entry: into the chunk of the entries
+    /// buffered right before it, or a new one. An entry that cannot be
+    /// encoded is an error, and nothing is buffered.
+    fn append(
+        &mut self,
+        entry: &EntryRef<'_>,
+        clear_timer: bool,
+        consume: Option<u64>,
+    ) -> Result<(), Error> {
+        let step = self.next_step;
+        match self.pending.last_mut() {
+            Some(Op::Entries {
+                chunk,
+                timers,
+                consumed,
+                ..
+            }) => {
+                chunk.push(entry)?;
+                timers.extend(clear_timer.then_some(step));
+                consumed.extend(consume);
+            }
+            _ => {
+                let mut chunk = Chunk::default();
+                chunk.push(entry)?;
+                self.pending.push(Op::Entries {
+                    id: Arc::clone(&self.id),
+                    first: step,
+                    chunk,
+                    timers: clear_timer.then_some(step).into_iter().collect(),
+                    consumed: consume.into_iter().collect(),
+                });
+            }
+        }
         self.next_step += 1;
+        Ok(())
     }
 
     /// For a live `process.receive`, the oldest inbox signal it takes, as
@@ -436,6 +460,39 @@ impl WorkflowJournal {
                 Before::Passthrough { call, commit }
             }
         }
+    }
+
+    /// Records the result of the live command `call`, named `name`, as
+    /// [`Journal::record`] does.
+    fn record_call(
+        &mut self,
+        name: &str,
+        call: &Call,
+        result: &Result<Value, Error>,
+    ) -> Result<bool, Error> {
+        let clear_timer = call.id == ids::TIME_SLEEP;
+        self.cancel.waiting.store(0, Ordering::SeqCst);
+        // A wait the cancellation ended.
+        if let Err(e) = result
+            && e.kind() == ErrorKind::Canceled
+            && self.cancel.requested.load(Ordering::SeqCst)
+        {
+            self.canceled = true;
+        }
+        let durable_now = match class(call) {
+            Class::Effect => true,
+            Class::Wait => false,
+            Class::Local => mem::take(&mut self.side_effect_escaped),
+        };
+        let consume = self.consume.take().or_else(|| self.received(call, result));
+        let entry = EntryRef::Command {
+            name,
+            call,
+            result,
+            at_ms: now_ms(),
+        };
+        self.append(&entry, clear_timer, consume)?;
+        Ok(durable_now)
     }
 }
 
@@ -564,10 +621,9 @@ impl Journal for WorkflowJournal {
             return Err(call);
         }
         let result = (inline.run)(call.clone())?;
-        self.live = Some((inline.name.to_owned(), call));
         // A local record never has to be durable before the script sees
         // it; one that cannot be encoded fails the call instead.
-        match self.record(&result) {
+        match self.record_call(inline.name, &call, &result) {
             Ok(_) => Ok(result),
             Err(e) => Ok(Err(e)),
         }
@@ -580,29 +636,7 @@ impl Journal for WorkflowJournal {
                 self.id
             )));
         };
-        let clear_timer = call.id == ids::TIME_SLEEP;
-        self.cancel.waiting.store(0, Ordering::SeqCst);
-        // A wait the cancellation ended.
-        if let Err(e) = result
-            && e.kind() == ErrorKind::Canceled
-            && self.cancel.requested.load(Ordering::SeqCst)
-        {
-            self.canceled = true;
-        }
-        let durable_now = match class(&call) {
-            Class::Effect => true,
-            Class::Wait => false,
-            Class::Local => mem::take(&mut self.side_effect_escaped),
-        };
-        let consume = self.consume.take().or_else(|| self.received(&call, result));
-        let entry = Entry::Command {
-            name,
-            call,
-            result: result.clone(),
-            at_ms: now_ms(),
-        };
-        self.append(encode(&entry)?, clear_timer, consume);
-        Ok(durable_now)
+        self.record_call(&name, &call, result)
     }
 
     fn pending(&self) -> bool {

@@ -1,14 +1,26 @@
 //! What a journal holds on disk, and its encoding: one format-version byte,
 //! then the record as MessagePack with named fields (`rmp-serde`), so a
 //! history written by this version of Troupe can be read by later ones.
+//!
+//! Format 2 stores a workflow's history as [chunks](Chunk): one record per
+//! commit of consecutive steps, a MessagePack array of [`Entry`]s. Format
+//! 1 stored one entry per record; this build reads both (every other
+//! record is encoded alike in both), and writes format 2, which a format-1
+//! build refuses with an error naming the version.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use troupe_dispatcher::{Call, Error, Value};
 use troupe_modules::Policy;
 
-/// The journal format this build writes and reads.
-pub const FORMAT_VERSION: u8 = 1;
+/// The journal format this build writes.
+pub const FORMAT_VERSION: u8 = 2;
+
+/// The oldest journal format this build reads.
+pub const OLDEST_FORMAT_VERSION: u8 = 1;
+
+/// The format that stored one history entry per record.
+const ENTRY_PER_RECORD: u8 = 1;
 
 /// Whether a workflow is still running.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +104,24 @@ pub enum Entry {
     },
 }
 
+/// A history entry borrowed, encoded as the [`Entry`] it stands for: what
+/// a journal records without building an `Entry`.
+#[derive(Serialize)]
+#[serde(rename = "Entry")]
+pub enum EntryRef<'a> {
+    /// [`Entry::Command`].
+    Command {
+        /// The command's registered name.
+        name: &'a str,
+        /// The command as yielded.
+        call: &'a Call,
+        /// Its result.
+        result: &'a Result<Value, Error>,
+        /// When the result was journaled, ms since the Unix epoch.
+        at_ms: u64,
+    },
+}
+
 impl Entry {
     /// A one-line description: `time.sleep {"ms":10}`.
     pub fn describe(&self) -> String {
@@ -119,7 +149,9 @@ pub enum DecodeError {
     #[error("empty record")]
     Empty,
     /// Written by a format this build does not know.
-    #[error("unsupported journal format version {0} (this build reads version {FORMAT_VERSION})")]
+    #[error(
+        "unsupported journal format version {0} (this build reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})"
+    )]
     Version(u8),
     /// Truncated or corrupt bytes.
     #[error("corrupt record: {0}")]
@@ -134,12 +166,97 @@ pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
-/// Decodes a record written by [`encode`].
+/// Decodes a record written by [`encode`] (or by a build of an older
+/// format this one reads).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let (_, body) = versioned(bytes)?;
+    Ok(rmp_serde::from_slice(body)?)
+}
+
+/// A record's format version, checked, and its body.
+fn versioned(bytes: &[u8]) -> Result<(u8, &[u8]), DecodeError> {
     match bytes.split_first() {
         None => Err(DecodeError::Empty),
-        Some((&FORMAT_VERSION, body)) => Ok(rmp_serde::from_slice(body)?),
-        Some((v, _)) => Err(DecodeError::Version(*v)),
+        Some((&v, body)) if (OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&v) => Ok((v, body)),
+        Some((&v, _)) => Err(DecodeError::Version(v)),
+    }
+}
+
+/// The MessagePack marker of an array with a 32-bit big-endian length.
+const ARRAY32: u8 = 0xdd;
+
+/// Where a chunk's entries start: the version byte and the array header.
+const CHUNK_HEAD: usize = 6;
+
+/// Consecutive history entries of one workflow, encoded one at a time into
+/// the record that stores them (the version byte, then a MessagePack
+/// array of the entries, its length patched as entries are pushed).
+#[derive(Debug)]
+pub struct Chunk {
+    bytes: Vec<u8>,
+    len: u32,
+}
+
+impl Default for Chunk {
+    fn default() -> Self {
+        let mut bytes = Vec::with_capacity(256);
+        bytes.extend([FORMAT_VERSION, ARRAY32, 0, 0, 0, 0]);
+        Self { bytes, len: 0 }
+    }
+}
+
+impl Chunk {
+    /// Appends `entry`; on an error the chunk is left as it was.
+    pub fn push(&mut self, entry: &EntryRef<'_>) -> Result<(), Error> {
+        let len = self
+            .len
+            .checked_add(1)
+            .ok_or_else(|| Error::internal("too many journal entries in one commit"))?;
+        let end = self.bytes.len();
+        if let Err(e) = rmp_serde::encode::write_named(&mut self.bytes, entry) {
+            self.bytes.truncate(end);
+            return Err(Error::internal(format!(
+                "cannot encode a journal record: {e}"
+            )));
+        }
+        self.len = len;
+        self.bytes[2..CHUNK_HEAD].copy_from_slice(&len.to_be_bytes());
+        Ok(())
+    }
+
+    /// How many entries it holds.
+    pub fn len(&self) -> u64 {
+        u64::from(self.len)
+    }
+
+    /// Whether it holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The record, as stored.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// The history entries of a stored history record: a [`Chunk`], or one
+/// entry of format 1.
+pub fn decode_entries(bytes: &[u8]) -> Result<Vec<Entry>, DecodeError> {
+    match versioned(bytes)? {
+        (ENTRY_PER_RECORD, body) => Ok(vec![rmp_serde::from_slice(body)?]),
+        (_, body) => Ok(rmp_serde::from_slice(body)?),
+    }
+}
+
+/// How many entries a stored history record holds, read from its header
+/// without decoding them.
+pub fn entry_count(bytes: &[u8]) -> Result<u64, DecodeError> {
+    match versioned(bytes)? {
+        (ENTRY_PER_RECORD, _) => Ok(1),
+        (_, mut body) => rmp::decode::read_array_len(&mut body)
+            .map(u64::from)
+            .map_err(|e| DecodeError::Corrupt(e.into())),
     }
 }
 
@@ -167,6 +284,64 @@ mod tests {
         assert!(matches!(
             decode::<Entry>(&[9, 1, 2]),
             Err(DecodeError::Version(9))
+        ));
+    }
+
+    fn entry(at_ms: u64) -> Entry {
+        Entry::Command {
+            name: "time.now".into(),
+            call: Call::new(CommandId(1), Value::Nil),
+            result: Ok(Value::Float(at_ms as f64 + 0.5)),
+            at_ms,
+        }
+    }
+
+    #[test]
+    fn a_chunk_reads_back_as_the_entries_pushed_and_as_an_encoded_vec() {
+        let entries: Vec<Entry> = (1..=300).map(entry).collect();
+        let mut chunk = Chunk::default();
+        assert!(chunk.is_empty());
+        for e in &entries {
+            let Entry::Command {
+                name,
+                call,
+                result,
+                at_ms,
+            } = e;
+            let borrowed = EntryRef::Command {
+                name,
+                call,
+                result,
+                at_ms: *at_ms,
+            };
+            // Encoded as the entry it stands for.
+            assert_eq!(encode(&borrowed).unwrap(), encode(e).unwrap());
+            chunk.push(&borrowed).unwrap();
+        }
+        assert_eq!(chunk.len(), 300);
+        assert_eq!(entry_count(chunk.bytes()).unwrap(), 300);
+        assert_eq!(decode_entries(chunk.bytes()).unwrap(), entries);
+        // The same record as the whole list encoded at once.
+        let whole = encode(&entries).unwrap();
+        assert_eq!(decode_entries(&whole).unwrap(), entries);
+        assert_eq!(entry_count(&whole).unwrap(), 300);
+        let bytes = chunk.bytes();
+        assert!(matches!(
+            decode_entries(&bytes[..bytes.len() - 3]),
+            Err(DecodeError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn a_format_1_record_holds_one_entry() {
+        let mut v1 = vec![1];
+        rmp_serde::encode::write_named(&mut v1, &entry(7)).unwrap();
+        assert_eq!(decode_entries(&v1).unwrap(), [entry(7)]);
+        assert_eq!(entry_count(&v1).unwrap(), 1);
+        assert_eq!(decode::<Entry>(&v1).unwrap(), entry(7));
+        assert!(matches!(
+            entry_count(&[FORMAT_VERSION + 1, 0x90]),
+            Err(DecodeError::Version(_))
         ));
     }
 }

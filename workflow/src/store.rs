@@ -6,21 +6,26 @@
 //! | table | key | value |
 //! |---|---|---|
 //! | `workflows` | id | [`Header`] |
-//! | `history` | (id, step) | [`Entry`], steps counted from 1 |
-//! | `log` | commit order | (id, step, [`Entry`]): history entries not yet moved to `history` |
+//! | `history` | (id, first step) | a [`Chunk`]: the [`Entry`]s of consecutive steps, counted from 1 |
+//! | `log` | commit order | (id, first step, [`Chunk`]): chunks not yet moved to `history` |
 //! | `timers` | (id, step) | deadline of a sleep in flight, ms since the epoch |
 //! | `inbox` | (id, seq) | a signal not yet received: `{topic, payload}` |
 //! | `cancels` | id | when a cancellation was asked for (until the workflow ends or continues as new) |
 //! | `runs` | (id, run) | the [`Header`] of a past run (ended by `workflow.continue_as_new`) |
-//! | `run_history` | (id, run, step) | a past run's [`Entry`] |
+//! | `run_history` | (id, run, first step) | a [`Chunk`] of a past run |
 //!
-//! History entries are first appended to `log`, keyed in commit order, so a
-//! commit of entries of many workflows writes a few pages at the end of one
-//! tree instead of a page of `history` per workflow (a copy-on-write B-tree
-//! rewrites every page it touches). Every [`SETTLE_ROWS`] rows, and whenever
-//! a reader asks ([`Db::flush`]), a commit moves the log into `history`,
-//! where each workflow's entries are together: a workflow's page is then
-//! rewritten once per settle, not once per step.
+//! A workflow's history entries are stored one row per commit: the
+//! entries it buffered between two commit points are one [`Chunk`], keyed
+//! by its first step (a store of journal format 1 has one entry per row,
+//! which reads alike). A small chunk (less than [`LOG_BYTES`]) is first
+//! appended to `log`, keyed in commit order, so a commit of small chunks
+//! of many workflows writes a few pages at the end of one tree instead of
+//! a page of `history` per workflow (a copy-on-write B-tree rewrites every
+//! page it touches). Every [`SETTLE_ROWS`] rows or [`SETTLE_BYTES`], and
+//! whenever a reader asks ([`Db::flush`]), a commit moves the log into
+//! `history`, where each workflow's chunks are together. A larger chunk
+//! goes to `history` at once: its page is worth rewriting, and copying
+//! it twice is not.
 //!
 //! Every write of a running workflow — its header, each history entry,
 //! timer and marker, its end record — goes through one writer thread: it
@@ -45,7 +50,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Tab
 use troupe_dispatcher::{Completer, Error, ErrorKind, Value};
 
 use crate::Summary;
-use crate::record::{Entry, Header, Status, decode, encode};
+use crate::record::{Chunk, Entry, Header, Status, decode, decode_entries, encode, entry_count};
 
 pub(crate) const WORKFLOWS: TableDefinition<&str, &[u8]> = TableDefinition::new("workflows");
 pub(crate) const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("history");
@@ -68,8 +73,8 @@ fn settle_log(
 ) -> Result<(), redb::Error> {
     for row in log.iter()? {
         let (_, v) = row?;
-        let (id, step, entry) = v.value();
-        history.insert((id, step), entry)?;
+        let (id, first, chunk) = v.value();
+        history.insert((id, first), chunk)?;
     }
     log.retain(|_, _| false)?;
     Ok(())
@@ -77,6 +82,13 @@ fn settle_log(
 
 /// Rows the `log` table collects before a commit moves them to `history`.
 const SETTLE_ROWS: u64 = 8192;
+
+/// Bytes the `log` table collects before a commit moves them to `history`.
+const SETTLE_BYTES: usize = 1 << 20;
+
+/// The size from which a chunk goes to `history` without the `log`: about
+/// a page.
+const LOG_BYTES: usize = 2048;
 
 /// Records a writer transaction can hold at most.
 const MAX_BATCH: usize = 4096;
@@ -139,14 +151,16 @@ pub(crate) struct Stored {
 pub(crate) enum Op {
     /// A new workflow's header ([`Db::create`] checked that its id is free).
     Create { id: Arc<str>, header: Vec<u8> },
-    /// A history entry: a command's result or a `workflow.version` marker.
-    Append {
+    /// History entries of consecutive steps from `first`: commands'
+    /// results and `workflow.version` markers.
+    Entries {
         id: Arc<str>,
-        step: u64,
-        entry: Vec<u8>,
-        clear_timer: bool,
-        /// The inbox signal this entry received, removed with it.
-        consume: Option<u64>,
+        first: u64,
+        chunk: Chunk,
+        /// The steps of sleeps that ended with them: their timers go.
+        timers: Vec<u64>,
+        /// The inbox signals they received, removed with them.
+        consumed: Vec<u64>,
     },
     /// A workflow published `value` (encoded) under `key`.
     Publish {
@@ -199,7 +213,7 @@ impl Op {
             Op::Settle { reply } => {
                 let _ = reply.send(Err(e.clone()));
             }
-            Op::Timer { .. } | Op::Append { .. } | Op::Publish { .. } => {}
+            Op::Timer { .. } | Op::Entries { .. } | Op::Publish { .. } => {}
         }
     }
 
@@ -306,6 +320,7 @@ impl Db {
                 db: Arc::clone(&db),
                 shared: Arc::clone(&shared),
                 next_log,
+                log_bytes: 0,
             };
             let thread = std::thread::Builder::new()
                 .name("troupe-journal".into())
@@ -426,16 +441,16 @@ impl Db {
                 .map_err(|e| self.err(e))?
             {
                 let (k, v) = row.map_err(|e| self.err(e))?;
-                let step = k.value().1;
-                if step != entries.len() as u64 + 1 {
+                let first = k.value().1;
+                if first != entries.len() as u64 + 1 {
                     return Err(Error::internal(format!(
                         "workflow {id:?}: its history is missing step {}",
                         entries.len() + 1
                     )));
                 }
-                entries.push(decode(v.value()).map_err(|e| {
+                entries.extend(decode_entries(v.value()).map_err(|e| {
                     Error::internal(format!(
-                        "workflow {id:?}: journal entry of step {step} is unreadable: {e}"
+                        "workflow {id:?}: journal entries from step {first} are unreadable: {e}"
                     ))
                 })?);
             }
@@ -467,10 +482,16 @@ impl Db {
                         "workflow {id:?}: its header record is unreadable: {e}"
                     ))
                 });
-                let steps = history
+                // A row whose length does not read counts as one step (it
+                // holds one at least); `check` says what is wrong with it.
+                let mut steps = 0;
+                for row in history
                     .range((id.as_str(), 1)..=(id.as_str(), u64::MAX))
                     .map_err(|e| self.err(e))?
-                    .count() as u64;
+                {
+                    let (_, v) = row.map_err(|e| self.err(e))?;
+                    steps += entry_count(v.value()).unwrap_or(1);
+                }
                 out.push(Summary { id, header, steps });
             }
             Ok(out)
@@ -625,9 +646,9 @@ impl Db {
                     .map_err(|e| self.err(e))?
                 {
                     let (k, v) = row.map_err(|e| self.err(e))?;
-                    entries.push(decode(v.value()).map_err(|e| {
+                    entries.extend(decode_entries(v.value()).map_err(|e| {
                         Error::internal(format!(
-                            "workflow {id:?}: run {run}, step {} is unreadable: {e}",
+                            "workflow {id:?}: run {run}, entries from step {} are unreadable: {e}",
                             k.value().2
                         ))
                     })?);
@@ -761,14 +782,14 @@ impl RunTables<'_, '_> {
             (id, run),
             encode(&past).map_err(Continued::Record)?.as_slice(),
         )?;
-        let steps: Vec<(u64, Vec<u8>)> = self
+        let chunks: Vec<(u64, Vec<u8>)> = self
             .history
             .range((id, 1)..=(id, u64::MAX))?
             .map(|row| row.map(|(k, v)| (k.value().1, v.value().to_vec())))
             .collect::<Result<_, _>>()?;
-        for (step, entry) in &steps {
+        for (first, chunk) in &chunks {
             self.run_history
-                .insert((id, run, *step), entry.as_slice())?;
+                .insert((id, run, *first), chunk.as_slice())?;
         }
         self.history
             .retain_in((id, 1)..=(id, u64::MAX), |_, _| false)?;
@@ -793,6 +814,9 @@ struct Writer {
     shared: Arc<Shared>,
     /// The key of the next `log` row.
     next_log: u64,
+    /// Bytes of chunks appended to `log` since it last settled (as far as
+    /// this writer knows).
+    log_bytes: usize,
 }
 
 impl Writer {
@@ -908,21 +932,29 @@ impl Writer {
                             Ok(())
                         }
                     }
-                    Op::Append {
+                    Op::Entries {
                         id,
-                        step,
-                        entry,
-                        clear_timer,
-                        consume,
+                        first,
+                        chunk,
+                        timers: ended,
+                        consumed,
                     } => {
-                        log.insert(self.next_log, (&**id, *step, entry.as_slice()))
-                            .map_err(|e| err(e.into()))?;
-                        self.next_log += 1;
-                        logged += 1;
-                        if *clear_timer {
+                        let bytes = chunk.bytes();
+                        if bytes.len() < LOG_BYTES {
+                            log.insert(self.next_log, (&**id, *first, bytes))
+                                .map_err(|e| err(e.into()))?;
+                            self.next_log += 1;
+                            logged += 1;
+                            self.log_bytes += bytes.len();
+                        } else {
+                            history
+                                .insert((&**id, *first), bytes)
+                                .map_err(|e| err(e.into()))?;
+                        }
+                        for step in ended {
                             timers.remove((&**id, *step)).map_err(|e| err(e.into()))?;
                         }
-                        if let Some(seq) = consume {
+                        for seq in consumed {
                             inbox.remove((&**id, *seq)).map_err(|e| err(e.into()))?;
                         }
                         Ok(())
@@ -998,9 +1030,12 @@ impl Writer {
                 };
                 replies.push(reply);
             }
-            if settle || logged >= SETTLE_ROWS {
+            if settle || logged >= SETTLE_ROWS || self.log_bytes >= SETTLE_BYTES {
                 settle_log(&mut log, &mut history).map_err(err)?;
                 logged = 0;
+            }
+            if logged == 0 {
+                self.log_bytes = 0;
             }
             self.shared.logged.store(logged, Ordering::SeqCst);
         }
