@@ -16,7 +16,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::Stream;
 use serde_json::{Value as Json, json};
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use troupe_dispatcher::{Error, ErrorKind};
 use troupe_runtime::Runtime;
 use troupe_workflow::WorkflowStore;
@@ -31,6 +31,17 @@ struct Shared {
     token: Option<String>,
     interval: Duration,
     metrics: Metrics,
+    /// Turns true when the dashboard stops, ending the event streams.
+    stopping: watch::Receiver<bool>,
+}
+
+impl Shared {
+    /// Resolves when the dashboard stops.
+    async fn stopped(&self) {
+        let mut stopping = self.stopping.clone();
+        // An error means the handle is gone: stopped too.
+        let _ = stopping.wait_for(|s| *s).await;
+    }
 }
 
 type App = State<Arc<Shared>>;
@@ -39,7 +50,7 @@ type App = State<Arc<Shared>>;
 #[derive(Debug)]
 pub struct DashboardHandle {
     addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
+    stop: watch::Sender<bool>,
 }
 
 impl DashboardHandle {
@@ -50,20 +61,14 @@ impl DashboardHandle {
 
     /// Stops serving: open event streams end, and the dashboard's clone
     /// of the runtime is dropped.
-    pub fn stop(mut self) {
-        self.shut();
-    }
-
-    fn shut(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+    pub fn stop(self) {
+        drop(self);
     }
 }
 
 impl Drop for DashboardHandle {
     fn drop(&mut self) {
-        self.shut();
+        self.stop.send_replace(true);
     }
 }
 
@@ -93,30 +98,26 @@ pub(crate) fn start(d: Dashboard, addr: SocketAddr) -> Result<DashboardHandle, E
             )
         })?
     };
+    let (stop, stopping) = watch::channel(false);
     let shared = Arc::new(Shared {
         rt: d.rt,
         store: d.store,
         token: d.token,
         interval: d.interval,
         metrics: Metrics::new(),
+        stopping,
     });
-    let app = router(shared);
-    let (stop, stopped) = oneshot::channel::<()>();
+    let app = router(Arc::clone(&shared));
     io.spawn(async move {
         let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
+            .with_graceful_shutdown(async move { shared.stopped().await })
             .await;
         if let Err(e) = served {
             tracing::warn!(error = %e, "the dashboard stopped");
         }
     });
     tracing::info!(addr = %bound, "dashboard listening");
-    Ok(DashboardHandle {
-        addr: bound,
-        stop: Some(stop),
-    })
+    Ok(DashboardHandle { addr: bound, stop })
 }
 
 fn router(shared: Arc<Shared>) -> Router {
@@ -338,7 +339,10 @@ fn changes(
                 return Some((Ok(Event::default().data(text)), (s, name, q, None, last)));
             }
             loop {
-                tokio::time::sleep(s.interval).await;
+                tokio::select! {
+                    () = tokio::time::sleep(s.interval) => {}
+                    () = s.stopped() => return None,
+                }
                 let (s2, n2, q2) = (Arc::clone(&s), name.clone(), q.clone());
                 let now = tokio::task::spawn_blocking(move || view(&s2, &n2, &q2))
                     .await

@@ -314,3 +314,26 @@ fn workflows_are_listed_with_their_history_in_order() {
     assert_eq!(status, 404);
     rt.shutdown();
 }
+
+#[test]
+fn stopping_the_dashboard_ends_open_event_streams() {
+    let rt = runtime(None);
+    let d = Dashboard::new(&rt).serve(loopback()).unwrap();
+    let url = format!("http://{}/api/events/processes", d.local_addr());
+    let io = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    io.block_on(async {
+        let mut resp = reqwest::get(&url).await.unwrap();
+        let first = resp.chunk().await.unwrap().expect("the first view");
+        assert!(String::from_utf8_lossy(&first).contains("data: []"));
+        d.stop();
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(_)) = resp.chunk().await {}
+        })
+        .await
+        .expect("the stream ended");
+    });
+    rt.shutdown();
+}
