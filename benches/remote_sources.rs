@@ -24,7 +24,7 @@
 //! * `spawn_cached` — the same through `CachedSource::new(source)`.
 //! * `spawn_memory` — the same from a `MemorySource` (the baseline), in
 //!   the same group, so each source's spawn ratios are against a baseline
-//!   measured minutes apart at most.
+//!   measured seconds apart.
 //!
 //! Every runtime has hot reload on (so it watches its source, as a host
 //! serving changing scripts does). The servers (redis-server, etcd,
