@@ -23,21 +23,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use troupe::{
-    CachedSource, Change, FileSource, LuaEngine, MemorySource, Policy, Runtime, Source, Spawn,
-    Value,
-};
+use troupe::{CachedSource, Change, FileSource, MemorySource, Runtime, Source, Spawn, Value};
 
-fn runtime(source: impl Source) -> Runtime {
-    Runtime::builder()
-        .workers(1)
-        .source(source)
-        .hot_reload(true)
-        .engine(LuaEngine::new())
-        .default_policy(Policy::plugin())
-        .build()
-        .expect("runtime builds")
-}
+#[path = "support/sources.rs"]
+mod source_support;
+
+use source_support::runtime;
 
 fn save(dir: &Path, name: &str, code: &str) {
     let tmp = dir.join(format!(".{name}.tmp"));
