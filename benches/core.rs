@@ -18,7 +18,9 @@
 //! * `ping_pong` — one message round trip between two Troupe processes (a
 //!   script spawns a `pong.lua` partner), on one and on two workers,
 //!   isolated and lightweight (target ≤ 0.5 µs); against two OS threads
-//!   ping-ponging over `std::sync::mpsc`.
+//!   ping-ponging over `std::sync::mpsc`. Each Troupe case runs again with
+//!   a dashboard serving and a client following its live process list, as
+//!   an open browser tab does (target: within 2% of the plain case).
 //!   (Runs with preemption effectively off; see the workaround note there.)
 //!
 //! Run with `cargo bench --bench core`.
@@ -237,12 +239,20 @@ fn ping_pong(c: &mut Criterion) {
     drop(to_echo);
     echo.join().expect("echo thread");
 
-    // Troupe: one script pings a partner it spawned N times.
+    // Troupe: one script pings a partner it spawned N times; then the
+    // same with a dashboard serving and a client following its process
+    // list (an open browser tab), to measure what watching costs.
     for workers in [1, 2] {
         let rt = runtime(workers);
         g.bench_function(format!("troupe_processes_{workers}_workers"), |b| {
             b.iter_custom(|iters| timed_run(&rt, Spawn::script("ping.lua"), iters, false));
         });
+        let watcher = Watcher::start(&rt);
+        g.bench_function(
+            format!("troupe_processes_{workers}_workers_dashboard_watched"),
+            |b| b.iter_custom(|iters| timed_run(&rt, Spawn::script("ping.lua"), iters, false)),
+        );
+        watcher.stop();
         g.bench_function(
             format!("troupe_lightweight_processes_{workers}_workers"),
             |b| b.iter_custom(|iters| timed_run(&rt, Spawn::script("ping.lua"), iters, true)),
@@ -250,6 +260,44 @@ fn ping_pong(c: &mut Criterion) {
         rt.shutdown();
     }
     g.finish();
+}
+
+/// A dashboard of a runtime and a client reading its live process list
+/// (one view a second, as an open browser tab gets it), until stopped.
+struct Watcher {
+    dashboard: troupe::DashboardHandle,
+    reader: thread::JoinHandle<usize>,
+}
+
+impl Watcher {
+    fn start(rt: &Runtime) -> Self {
+        let dashboard = troupe::Dashboard::new(rt)
+            .serve("127.0.0.1:0".parse().expect("an address"))
+            .expect("the dashboard starts");
+        let url = format!("http://{}/api/events/processes", dashboard.local_addr());
+        let reader = thread::spawn(move || {
+            let io = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime");
+            io.block_on(async {
+                let mut resp = reqwest::get(&url).await.expect("the stream opens");
+                let mut events = 0;
+                while let Ok(Some(chunk)) = resp.chunk().await {
+                    events += chunk.windows(5).filter(|w| w == b"data:").count();
+                }
+                events
+            })
+        });
+        Self { dashboard, reader }
+    }
+
+    /// Stops the dashboard; the client saw at least its first view.
+    fn stop(self) {
+        self.dashboard.stop();
+        let events = self.reader.join().expect("the reader");
+        assert!(events >= 1, "the client got the process list");
+    }
 }
 
 criterion_group!(benches, yield_roundtrip, spawn, ping_pong);

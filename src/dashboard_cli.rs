@@ -7,8 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use serde_json::Value as Json;
-use troupe::{Error, ErrorKind, Runtime, WorkflowStore};
-use troupe_dashboard::{Dashboard, DashboardHandle};
+use troupe::{Dashboard, DashboardHandle, Error, ErrorKind, Runtime, WorkflowStore};
 
 use crate::Output;
 

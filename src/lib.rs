@@ -36,6 +36,7 @@ pub use troupe_io::{Fs, HostModule, Http, Kv};
 pub use troupe_modules::types;
 
 pub mod testing;
+pub use troupe_dashboard::{Dashboard, DashboardHandle};
 pub use troupe_modules::{
     Args, Bytes, CallError, Class, ClassSet, FnCx, FromArg, FromArgs, IntoRet, ModuleCommand,
     ModuleDef, ModuleRegistry, Obj, Object, Policy, Rest, Ret, RuleEffect, UserData, UserType,

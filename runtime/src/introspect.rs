@@ -289,14 +289,11 @@ impl Scheduler {
     /// A snapshot of every live process, by pid.
     pub(crate) fn processes(&self) -> Vec<ProcessInfo> {
         let clock = Clock::now(self.started);
-        let mut all: Vec<ProcessInfo> = self
-            .table
-            .entries()
+        self.table
+            .entries_by_pid()
             .iter()
             .map(|e| self.snapshot(e, &clock, 0))
-            .collect();
-        all.sort_unstable_by_key(|p| p.pid);
-        all
+            .collect()
     }
 
     /// A snapshot of process `pid`, with its queued topics; `None` if it

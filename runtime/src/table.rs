@@ -189,6 +189,18 @@ impl ProcessTable {
         self.procs.iter().map(|e| Arc::clone(e.value())).collect()
     }
 
+    /// Every live process, by pid (sorted on the table's keys, so no
+    /// entry is read to order them).
+    pub fn entries_by_pid(&self) -> Vec<Arc<Entry>> {
+        let mut all: Vec<(Pid, Arc<Entry>)> = self
+            .procs
+            .iter()
+            .map(|e| (*e.key(), Arc::clone(e.value())))
+            .collect();
+        all.sort_unstable_by_key(|(pid, _)| *pid);
+        all.into_iter().map(|(_, e)| e).collect()
+    }
+
     /// The live process or host mailbox `pid`.
     pub fn endpoint(&self, pid: Pid) -> Option<Endpoint> {
         if let Some(e) = self.lookup(pid) {
