@@ -241,7 +241,9 @@ function workflowPage(id) {
 
 function route() {
   const [, page, arg] = (location.hash || "#/processes").split("/").map(decodeURIComponent);
-  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("current", a.id === "nav-" + page || a.id === "nav-" + page + "s");
+  // The tab of the page shown: one process or workflow is under its list's.
+  const tab = { process: "processes", supervisors: "supervisors", workflows: "workflows", workflow: "workflows" }[page] || "processes";
+  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("current", a.id === "nav-" + tab);
   if (page === "process" && arg) processPage(arg);
   else if (page === "supervisors") supervisorsPage();
   else if (page === "workflows") workflowsPage();
