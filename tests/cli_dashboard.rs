@@ -107,7 +107,11 @@ fn ps_lists_the_processes_of_a_running_troupe() {
     let table = ps_until_workers(&serving.addr, &[], &[]);
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[0].starts_with("PID"), "{table}");
-    assert_eq!(lines.len(), 5, "a header, main.lua and three workers: {table}");
+    assert_eq!(
+        lines.len(),
+        5,
+        "a header, main.lua and three workers: {table}"
+    );
     let worker = lines.iter().find(|l| l.contains("worker-2")).unwrap();
     assert!(worker.contains("worker.lua"), "{worker}");
     assert!(worker.contains("receive stop"), "{worker}");
