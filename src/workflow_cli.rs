@@ -10,7 +10,7 @@ use troupe::{
     Error, ErrorKind, FileSource, Fs, HostModule, Http, LuaEngine, ProcessHandle, Runtime, Source,
     Spawn, Value,
 };
-use troupe_workflow::{Entry, Header, Run, WorkflowStore};
+use troupe_workflow::{Entry, Header, Run, WorkflowStore, outcome_value};
 
 use crate::dashboard_cli::DashboardArgs;
 use crate::source_url::{self, SourceSpec, SourceUrlParser};
@@ -326,15 +326,6 @@ fn absolute_key(file: &Path) -> Result<String, Error> {
     Ok(text.trim_start_matches('/').to_owned())
 }
 
-/// A result or error as JSON-ready value: `{"ok": v}` or `{"error": {kind, message, …}}`.
-fn outcome(r: &Result<Value, Error>) -> Value {
-    let (k, v) = match r {
-        Ok(v) => ("ok", v.clone()),
-        Err(e) => ("error", e.to_value()),
-    };
-    Value::Map([(k.to_owned(), v)].into_iter().collect())
-}
-
 /// One line for a result: the JSON value, or `KIND: message`.
 fn outcome_text(r: &Result<Value, Error>) -> String {
     match r {
@@ -347,21 +338,7 @@ fn show_json(h: &Header, history: &[Entry], runs: &[Run]) -> Value {
     let steps: Vec<Value> = history
         .iter()
         .enumerate()
-        .map(|(i, e)| {
-            let Entry::Command {
-                name,
-                call,
-                result,
-                at_ms,
-            } = e;
-            let mut m = std::collections::BTreeMap::new();
-            m.insert("step".to_owned(), Value::from(i + 1));
-            m.insert("command".to_owned(), Value::from(name.as_str()));
-            m.insert("args".to_owned(), call.args().into_owned());
-            m.insert("result".to_owned(), outcome(result));
-            m.insert("at_ms".to_owned(), Value::from(*at_ms));
-            Value::Map(m)
-        })
+        .map(|(i, e)| e.to_value(i + 1))
         .collect();
     let mut m = header_map(h);
     m.insert("history".to_owned(), Value::Array(steps));
@@ -395,7 +372,7 @@ fn header_map(h: &Header) -> std::collections::BTreeMap<String, Value> {
     );
     m.insert(
         "result".to_owned(),
-        h.result.as_ref().map_or(Value::Nil, outcome),
+        h.result.as_ref().map_or(Value::Nil, outcome_value),
     );
     m
 }

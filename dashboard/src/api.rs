@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Value as Json, json};
 use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
 use troupe_runtime::{ProcessInfo, Runtime, SupervisorTree, WaitingOn};
-use troupe_workflow::{Entry, Header, WorkflowStore};
+use troupe_workflow::{Header, WorkflowStore, outcome_value};
 
 /// Milliseconds since the Unix epoch.
 fn epoch_ms(t: SystemTime) -> u64 {
@@ -21,14 +21,6 @@ fn pids(pids: &[Pid]) -> Json {
 /// A script value as JSON (through its own JSON text).
 fn value(v: &Value) -> Json {
     serde_json::from_str(&v.to_json()).unwrap_or(Json::Null)
-}
-
-/// `{"ok": v}` or `{"error": {kind, message}}`.
-fn outcome(r: &Result<Value, Error>) -> Json {
-    match r {
-        Ok(v) => json!({"ok": value(v)}),
-        Err(e) => json!({"error": {"kind": e.kind().as_str(), "message": e.message()}}),
-    }
 }
 
 /// One process.
@@ -122,7 +114,7 @@ fn header(h: &Header) -> Json {
         "started_ms": h.started_ms,
         "finished_ms": h.finished_ms,
         "deadline_ms": h.deadline_ms,
-        "result": h.result.as_ref().map(outcome),
+        "result": h.result.as_ref().map(|r| value(&outcome_value(r))),
     })
 }
 
@@ -151,21 +143,7 @@ pub(crate) fn workflow(store: Option<&WorkflowStore>, id: &str) -> Result<Json, 
         .history(id)?
         .iter()
         .enumerate()
-        .map(|(i, e)| {
-            let Entry::Command {
-                name,
-                call,
-                result,
-                at_ms,
-            } = e;
-            json!({
-                "step": i + 1,
-                "command": name,
-                "args": value(&call.args()),
-                "result": outcome(result),
-                "at_ms": at_ms,
-            })
-        })
+        .map(|(i, e)| value(&e.to_value(i + 1)))
         .collect();
     j["history"] = Json::Array(steps);
     j["past_runs"] = store

@@ -55,7 +55,7 @@ use troupe_modules::Policy;
 use troupe_runtime::{Journal, JournalStore, Reach, StartMode, StoredWorkflow, WorkflowStart};
 
 use crate::journal::{Canceling, WorkflowJournal};
-pub use crate::record::{Entry, FORMAT_VERSION, Header, Status};
+pub use crate::record::{Entry, FORMAT_VERSION, Header, Status, outcome_value};
 pub use crate::spool::SPOOL_POLL;
 use crate::store::{Db, now_ms};
 

@@ -129,6 +129,40 @@ impl Entry {
             Entry::Command { name, call, .. } => describe(name, call),
         }
     }
+
+    /// The entry as step `step` of a history, as `troupe workflow show
+    /// --json` and the dashboard show it: `{step, command, args, result,
+    /// at_ms}`, the result as [`outcome_value`] gives it.
+    pub fn to_value(&self, step: usize) -> Value {
+        let Entry::Command {
+            name,
+            call,
+            result,
+            at_ms,
+        } = self;
+        Value::Map(
+            [
+                ("step", Value::from(step)),
+                ("command", Value::from(name.as_str())),
+                ("args", call.args().into_owned()),
+                ("result", outcome_value(result)),
+                ("at_ms", Value::from(*at_ms)),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+        )
+    }
+}
+
+/// A result or error as a value: `{"ok": v}` or `{"error": {kind,
+/// message, …}}`.
+pub fn outcome_value(r: &Result<Value, Error>) -> Value {
+    let (k, v) = match r {
+        Ok(v) => ("ok", v.clone()),
+        Err(e) => ("error", e.to_value()),
+    };
+    Value::Map([(k.to_owned(), v)].into_iter().collect())
 }
 
 /// A command in one line: its name, then its arguments as JSON if any
