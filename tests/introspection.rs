@@ -213,6 +213,17 @@ fn lightweight_processes_are_listed_by_kind() {
             == Some(WaitingOn::Receive {
                 topic: Some("job".into())
             })));
+    // The census counts the same without a snapshot.
+    let census = rt.census();
+    assert_eq!(census.len(), 12, "every status and kind: {census:?}");
+    for (status, kind, n) in census {
+        let expected = if (status, kind) == (ProcessStatus::Waiting, ProcessKind::Lightweight) {
+            1000
+        } else {
+            0
+        };
+        assert_eq!(n, expected, "{status:?} {kind:?}");
+    }
     rt.shutdown();
 }
 

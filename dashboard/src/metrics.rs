@@ -6,11 +6,9 @@
 //! The runtime counts as it goes ([`Runtime::stats`]); a scrape sets each
 //! metric to the runtime's figure, then renders.
 
-use std::collections::HashMap;
-
 use metrics::{Unit, counter, describe_counter, describe_gauge, gauge, with_local_recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
-use troupe_runtime::{ProcessKind, ProcessStatus, Runtime};
+use troupe_runtime::Runtime;
 use troupe_workflow::{Status, WorkflowStore};
 
 /// The dashboard's recorder and the handle that renders it.
@@ -30,18 +28,12 @@ impl Metrics {
     /// The metrics of `rt` (and of the workflows in `store`) now.
     pub fn render(&self, rt: &Runtime, store: Option<&WorkflowStore>) -> String {
         let stats = rt.stats();
-        let mut census: HashMap<(ProcessStatus, ProcessKind), u64> = HashMap::new();
-        for p in rt.processes() {
-            *census.entry((p.status, p.kind)).or_default() += 1;
-        }
+        let census = rt.census();
         let workflows = store.and_then(|s| s.list().ok());
         with_local_recorder(&self.recorder, || {
-            for status in ProcessStatus::ALL {
-                for kind in ProcessKind::ALL {
-                    let n = census.get(&(status, kind)).copied().unwrap_or(0);
-                    gauge!("troupe_processes", "status" => status.as_str(), "kind" => kind.as_str())
-                        .set(n as f64);
-                }
+            for (status, kind, n) in census {
+                gauge!("troupe_processes", "status" => status.as_str(), "kind" => kind.as_str())
+                    .set(n as f64);
             }
             counter!("troupe_spawns_total").absolute(stats.spawned);
             counter!("troupe_exits_total", "reason" => "normal").absolute(stats.exited_normal);

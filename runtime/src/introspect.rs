@@ -296,6 +296,20 @@ impl Scheduler {
             .collect()
     }
 
+    /// How many live processes there are of each status and kind, read
+    /// from their state words alone: no lock, no snapshot.
+    pub(crate) fn census(&self) -> Vec<(ProcessStatus, ProcessKind, usize)> {
+        let mut counts = [[0usize; ProcessKind::ALL.len()]; ProcessStatus::ALL.len()];
+        self.table.each(|e| {
+            counts[e.state.status() as usize][e.origin.kind as usize] += 1;
+        });
+        ProcessStatus::ALL
+            .iter()
+            .flat_map(|s| ProcessKind::ALL.iter().map(move |k| (*s, *k)))
+            .map(|(s, k)| (s, k, counts[s as usize][k as usize]))
+            .collect()
+    }
+
     /// A snapshot of process `pid`, with its queued topics; `None` if it
     /// is not alive.
     pub(crate) fn process(&self, pid: Pid) -> Option<ProcessInfo> {

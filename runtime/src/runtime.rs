@@ -9,7 +9,7 @@ use troupe_sources::{FileSource, Script, Source};
 
 use crate::engine::Engine;
 use crate::exit::{Exit, ExitCell};
-use crate::introspect::{ProcessInfo, SupervisorTree};
+use crate::introspect::{ProcessInfo, ProcessKind, ProcessStatus, SupervisorTree};
 use crate::journal::{Deliver, Interrupt, JournalStore, Reach};
 use crate::mailbox::Message;
 use crate::quota::{Caps, Quota};
@@ -523,6 +523,13 @@ impl Runtime {
     /// processes.
     pub fn processes(&self) -> Vec<ProcessInfo> {
         self.sched().processes()
+    }
+
+    /// How many live processes there are of each status and kind (every
+    /// pair, zeros included): what [`Runtime::processes`] would count,
+    /// without taking a snapshot (no lock, no allocation per process).
+    pub fn census(&self) -> Vec<(ProcessStatus, ProcessKind, usize)> {
+        self.sched().census()
     }
 
     /// A snapshot of process `pid`, with the topics of its oldest queued

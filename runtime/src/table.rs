@@ -189,6 +189,13 @@ impl ProcessTable {
         self.procs.iter().map(|e| Arc::clone(e.value())).collect()
     }
 
+    /// Calls `f` with every live process, without copying the table.
+    pub fn each(&self, mut f: impl FnMut(&Entry)) {
+        for e in self.procs.iter() {
+            f(e.value());
+        }
+    }
+
     /// Every live process, by pid (sorted on the table's keys, so no
     /// entry is read to order them).
     pub fn entries_by_pid(&self) -> Vec<Arc<Entry>> {
