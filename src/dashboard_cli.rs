@@ -54,9 +54,10 @@ impl DashboardArgs {
     }
 }
 
-/// Arguments of `troupe ps`.
-#[derive(Args, Debug)]
-pub struct PsArgs {
+/// Where a running dashboard is, and its token: the flags of `troupe ps`
+/// and `troupe top`.
+#[derive(Args, Debug, Clone)]
+pub struct ConnectArgs {
     /// The address of a running dashboard (`troupe run --dashboard ADDR`).
     #[arg(long, value_name = "ADDR")]
     connect: SocketAddr,
@@ -64,44 +65,55 @@ pub struct PsArgs {
     /// The dashboard's token. Default: $TROUPE_DASHBOARD_TOKEN.
     #[arg(long, value_name = "TOKEN", env = TOKEN_ENV, hide_env_values = true)]
     token: Option<String>,
-
-    /// Print the processes as JSON instead of a table.
-    #[arg(long)]
-    json: bool,
 }
 
-/// How long `troupe ps` waits for the dashboard.
-const PS_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request to the dashboard may take.
+const API_TIMEOUT: Duration = Duration::from_secs(10);
 
-impl PsArgs {
-    /// Lists the live processes of the runtime behind the dashboard.
-    pub fn execute(self) -> Result<Output, Error> {
-        let list = self.fetch("/api/processes")?;
-        if self.json {
-            return Ok(Output::Text(list.to_string()));
-        }
-        Ok(Output::Text(table(&list)))
-    }
+/// A client of a dashboard's JSON API.
+pub struct ApiClient {
+    args: ConnectArgs,
+    io: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
 
-    fn fetch(&self, path: &str) -> Result<Json, Error> {
-        let url = format!("http://{}{path}", self.connect);
+impl ApiClient {
+    /// A client of the dashboard `args` name.
+    pub fn new(args: ConnectArgs) -> Result<Self, Error> {
         let down = |e: &dyn std::fmt::Display| {
-            Error::new(
-                ErrorKind::Unavailable,
-                format!("no dashboard answers at {}: {e}", self.connect),
-            )
+            Error::new(ErrorKind::Internal, format!("no HTTP client: {e}"))
         };
         let io = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| down(&e))?;
-        io.block_on(async {
-            let client = reqwest::Client::builder()
-                .timeout(PS_TIMEOUT)
-                .build()
-                .map_err(|e| down(&e))?;
-            let mut req = client.get(&url);
-            if let Some(t) = &self.token {
+        let client = reqwest::Client::builder()
+            .timeout(API_TIMEOUT)
+            .build()
+            .map_err(|e| down(&e))?;
+        Ok(Self { args, io, client })
+    }
+
+    /// The dashboard's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.args.connect
+    }
+
+    /// GETs `path`'s JSON; an error of the dashboard's as its kind
+    /// (`PERMISSION_DENIED` for a bad token), `UNAVAILABLE` when no
+    /// dashboard answers.
+    pub fn get(&self, path: &str) -> Result<Json, Error> {
+        let addr = self.args.connect;
+        let url = format!("http://{addr}{path}");
+        let down = |e: &dyn std::fmt::Display| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("no dashboard answers at {addr}: {e}"),
+            )
+        };
+        self.io.block_on(async {
+            let mut req = self.client.get(&url);
+            if let Some(t) = &self.args.token {
                 req = req.bearer_auth(t);
             }
             let resp = req.send().await.map_err(|e| down(&e))?;
@@ -122,14 +134,36 @@ impl PsArgs {
             };
             Err(Error::new(
                 kind,
-                format!("the dashboard at {}: {message}", self.connect),
+                format!("the dashboard at {addr}: {message}"),
             ))
         })
     }
 }
 
+/// Arguments of `troupe ps`.
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+
+    /// Print the processes as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+impl PsArgs {
+    /// Lists the live processes of the runtime behind the dashboard.
+    pub fn execute(self) -> Result<Output, Error> {
+        let list = ApiClient::new(self.connect)?.get("/api/processes")?;
+        if self.json {
+            return Ok(Output::Text(list.to_string()));
+        }
+        Ok(Output::Text(table(&list)))
+    }
+}
+
 /// What a process waits on, in a few words.
-fn waiting(p: &Json) -> String {
+pub fn waiting(p: &Json) -> String {
     let w = &p["waiting"];
     match w["on"].as_str() {
         Some("receive") => format!("receive {}", w["topic"].as_str().unwrap_or("(any)")),

@@ -44,10 +44,10 @@ pub use troupe_modules::{
 };
 pub use troupe_runtime::machine;
 pub use troupe_runtime::{
-    ChildInfo, ChildSpec, Engine, HostMailbox, Limits, Message, ProcessHandle, ProcessInfo,
-    ProcessKind, ProcessStatus, Restart, Runtime, RuntimeBuilder, Spawn, Strategy, SupervisedChild,
-    Supervisor, SupervisorHandle, SupervisorTree, TOPICS_SHOWN, WORKERS_ENV, WaitingOn,
-    source_error,
+    ChildInfo, ChildSpec, CommandStats, Engine, HostMailbox, LATENCY_BOUNDS, LatencyCounts, Limits,
+    Message, ProcessHandle, ProcessInfo, ProcessKind, ProcessStatus, Restart, Runtime,
+    RuntimeBuilder, RuntimeStats, Spawn, Strategy, SupervisedChild, Supervisor, SupervisorHandle,
+    SupervisorTree, TOPICS_SHOWN, WORKERS_ENV, WaitingOn, source_error,
 };
 #[cfg(feature = "etcd")]
 pub use troupe_sources::EtcdSource;

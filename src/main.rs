@@ -11,6 +11,8 @@
 //! troupe workflow run ID FILE [ARGS…] | resume ID | replay ID | show ID [--json]
 //!                 | list [--json] | check [--json] | signal ID TOPIC PAYLOAD | query ID KEY
 //!                 | delete ID   [--data DIR]
+//! troupe ps --connect ADDR [--token T] [--json]
+//! troupe top --connect ADDR [--token T] [--interval MS] [--sort mailbox|memory|instructions|pid]
 //! troupe bench [--quick] [--no-erlang] [--workers N]
 //! ```
 //!
@@ -19,7 +21,9 @@
 //! `INVALID: …` on stderr (exit 2).
 
 mod dashboard_cli;
+mod progress;
 mod source_url;
+mod top;
 mod workflow_cli;
 
 /// Counts each thread's bytes so Python and TCL processes can honour
@@ -83,6 +87,10 @@ enum Command {
     /// Lists the live processes of a runtime serving a dashboard
     /// (`troupe run --dashboard ADDR`).
     Ps(dashboard_cli::PsArgs),
+    /// A live terminal view of a runtime serving a dashboard: totals,
+    /// rates, the busiest commands and the processes (one plain-text frame
+    /// when stdout is not a terminal).
+    Top(top::TopArgs),
     /// Runs the side-by-side benchmark (Erlang/OTP when `erl` is installed,
     /// raw mlua, Troupe) and prints one Markdown table with the ratios.
     Bench(troupe_bench::BenchArgs),
@@ -106,7 +114,11 @@ impl Command {
             Command::Eval(args) => eval(args).map(Output::Json),
             Command::Workflow(args) => args.execute(),
             Command::Ps(args) => args.execute(),
-            Command::Bench(args) => troupe_bench::bench(&args).map(Output::Text),
+            Command::Top(args) => args.execute(),
+            Command::Bench(args) => {
+                let progress = progress::Progress::new("bench", troupe_bench::BENCH_STEPS);
+                troupe_bench::bench(&args, &mut |n, what| progress.step(n, what)).map(Output::Text)
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ use troupe::{
 use troupe_workflow::{Entry, Header, Run, WorkflowStore, outcome_value};
 
 use crate::dashboard_cli::DashboardArgs;
+use crate::progress::Progress;
 use crate::source_url::{self, SourceSpec, SourceUrlParser};
 use crate::{Output, locate_script, parse_arg};
 
@@ -487,7 +488,14 @@ fn list(store: &WorkflowStore, json: bool) -> Result<Output, Error> {
 /// unreadable ones.
 fn check(store: &WorkflowStore, json: bool) -> Result<Output, Error> {
     let (mut readable, mut bad) = (Vec::new(), Vec::new());
-    for checked in store.check()? {
+    let mut progress = None;
+    let list = store.check_with(&mut |n, of| {
+        progress
+            .get_or_insert_with(|| Progress::new("workflow check", of))
+            .step(n, "workflows read back");
+    })?;
+    drop(progress);
+    for checked in list {
         let id = checked.id;
         match checked.steps {
             Ok(steps) => readable.push((id, steps)),

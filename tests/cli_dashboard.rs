@@ -1,6 +1,7 @@
-//! `troupe run --dashboard ADDR` and `troupe ps --connect ADDR`, end to
-//! end: a script keeps processes alive, `ps` lists them from another
-//! process, a token guards them, and bad flags are one-line errors.
+//! `troupe run --dashboard ADDR`, `troupe ps --connect ADDR` and `troupe
+//! top --connect ADDR`, end to end: a script keeps processes alive, `ps`
+//! and `top` show them from another process, a token guards them, and bad
+//! flags are one-line errors.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -123,6 +124,40 @@ fn ps_lists_the_processes_of_a_running_troupe() {
 }
 
 #[test]
+fn top_prints_one_frame_when_piped() {
+    let serving = Serving::start(&[], &[]);
+    ps_until_workers(&serving.addr, &[], &[]);
+    let run = troupe(&["top", "--connect", &serving.addr, "--sort", "pid"], &[]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let frame = run.stdout;
+    assert!(frame.starts_with("troupe top - 127.0.0.1:"), "{frame}");
+    assert!(frame.contains("sorted by pid"), "{frame}");
+    assert!(
+        frame.contains("processes 4: "),
+        "main and three workers: {frame}"
+    );
+    assert!(
+        frame.contains("process.spawn"),
+        "the commands called: {frame}"
+    );
+    assert!(frame.contains("processes 1-4 of 4"), "{frame}");
+    let rows: Vec<&str> = frame.lines().filter(|l| l.contains("worker.lua")).collect();
+    assert_eq!(rows.len(), 3, "{frame}");
+    assert!(rows.iter().all(|r| r.contains("receive stop")), "{frame}");
+    let main = frame.find("main.lua").expect("main.lua shown");
+    let worker = frame.find("worker.lua").expect("a worker shown");
+    assert!(
+        main < worker,
+        "by pid, main (the first) comes first: {frame}"
+    );
+    let no_control_codes = !frame.contains('\u{1b}');
+    assert!(no_control_codes, "plain text when piped: {frame:?}");
+
+    let bad = troupe(&["top", "--connect", &serving.addr, "--interval", "5"], &[]);
+    assert_eq!(bad.code, Some(2), "an interval under 100 ms: {bad:?}");
+}
+
+#[test]
 fn a_token_from_the_environment_guards_the_dashboard() {
     let token = [("TROUPE_DASHBOARD_TOKEN", "t0ken")];
     let serving = Serving::start(&[], &token);
@@ -135,6 +170,11 @@ fn a_token_from_the_environment_guards_the_dashboard() {
     assert_eq!(refused.stderr.lines().count(), 1, "{refused:?}");
     ps_until_workers(&serving.addr, &["--token", "t0ken"], &[]);
     ps_until_workers(&serving.addr, &[], &token);
+    let top = troupe(&["top", "--connect", &serving.addr], &[]);
+    assert_eq!(top.code, Some(1), "{top:?}");
+    assert!(top.stderr.starts_with("PERMISSION_DENIED: "), "{top:?}");
+    let top = troupe(&["top", "--connect", &serving.addr], &token);
+    assert_eq!(top.code, Some(0), "{top:?}");
 }
 
 #[test]

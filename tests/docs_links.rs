@@ -102,3 +102,46 @@ fn every_relative_link_in_the_docs_resolves() {
     }
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }
+
+/// The chapters of docs/ (every `.md` but the book's table of contents).
+fn chapters() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(repo().join("docs"))
+        .expect("docs/")
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".md") && n != "SUMMARY.md")
+        .collect();
+    names.sort();
+    names
+}
+
+/// The book (mdBook, `docs/book.toml`) has every chapter, and no chapter
+/// links out of docs/, which the built book would not contain.
+#[test]
+fn the_book_lists_every_chapter_and_stays_inside_docs() {
+    let summary = std::fs::read_to_string(repo().join("docs/SUMMARY.md")).expect("SUMMARY.md");
+    let listed = links(&summary);
+    let missing: Vec<_> = chapters()
+        .into_iter()
+        .filter(|c| !listed.iter().any(|l| l == c))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "chapters not in docs/SUMMARY.md: {missing:?}"
+    );
+    let mut outside = Vec::new();
+    for chapter in chapters() {
+        let text = std::fs::read_to_string(repo().join("docs").join(&chapter)).expect("readable");
+        outside.extend(
+            links(&text)
+                .into_iter()
+                .filter(|l| l.starts_with("../") || l.starts_with('/'))
+                .map(|l| format!("docs/{chapter}: {l}")),
+        );
+    }
+    assert!(
+        outside.is_empty(),
+        "links out of the book:\n{}",
+        outside.join("\n")
+    );
+}

@@ -263,3 +263,45 @@ fn the_supervision_tree_nests_supervisors_started_by_children() {
     assert_eq!(&*native.engine, "native");
     rt.shutdown();
 }
+
+#[test]
+fn commands_are_counted_by_name_with_how_long_their_waits_took() {
+    let rt = runtime();
+    let script = r#"
+local time = require("time")
+for _ = 1, 5 do time.now() end
+for _ = 1, 3 do time.sleep(20) end
+return "done"
+"#;
+    let done = rt
+        .spawn_code(Spawn::script("timed.lua"), script)
+        .expect("spawns")
+        .join_blocking()
+        .expect("runs");
+    assert_eq!(done, troupe::Value::from("done"));
+    let stats = rt.stats();
+    let command = |name: &str| {
+        stats
+            .commands
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("{name} not in {:#?}", stats.commands))
+    };
+    let now = command("time.now");
+    assert_eq!(now.calls, 5);
+    assert_eq!(now.waits.count(), 0, "time.now answers at once");
+    let sleep = command("time.sleep");
+    assert_eq!(sleep.calls, 3);
+    assert_eq!(sleep.waits.count(), 3);
+    assert!(
+        sleep.waits.sum >= Duration::from_millis(60),
+        "three 20 ms sleeps waited {:?}",
+        sleep.waits.sum
+    );
+    let (_, at_or_below_10ms) = sleep
+        .waits
+        .cumulative()
+        .find(|(bound, _)| *bound == Some(Duration::from_millis(10)))
+        .expect("a 10 ms bucket");
+    assert_eq!(at_or_below_10ms, 0, "no 20 ms sleep waited 10 ms or less");
+}

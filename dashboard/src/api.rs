@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value as Json, json};
 use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
-use troupe_runtime::{ProcessInfo, Runtime, SupervisorTree, WaitingOn};
+use troupe_runtime::{LatencyCounts, ProcessInfo, Runtime, SupervisorTree, WaitingOn};
 use troupe_workflow::{Header, WorkflowStore, outcome_value};
 
 /// Milliseconds since the Unix epoch.
@@ -54,6 +54,54 @@ pub(crate) fn process(p: &ProcessInfo) -> Json {
         "monitored_by": pids(&p.monitored_by),
         "trap_exits": p.trap_exits,
         "started_ms": epoch_ms(p.started_at),
+    })
+}
+
+/// A latency histogram: count, total and per-bucket counts (`le_ms`:
+/// each bucket's upper bound in milliseconds, `null` for the last).
+fn latencies(l: &LatencyCounts) -> Json {
+    let buckets: Vec<Json> = l
+        .cumulative()
+        .map(|(bound, n)| json!({"le_ms": bound.map(|b| b.as_secs_f64() * 1e3), "count": n}))
+        .collect();
+    json!({"count": l.count(), "sum_ms": l.sum.as_secs_f64() * 1e3, "buckets": buckets})
+}
+
+/// What the runtime has done since it started ([`Runtime::stats`]), with
+/// its process census, memory and pending timers.
+pub(crate) fn stats(rt: &Runtime) -> Json {
+    let s = rt.stats();
+    let failed: serde_json::Map<String, Json> = s
+        .exited_failed
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| (k.as_str().to_owned(), Json::from(*n)))
+        .collect();
+    let census: Vec<Json> = rt
+        .census()
+        .into_iter()
+        .map(|(status, kind, n)| json!({"status": status.as_str(), "kind": kind.as_str(), "count": n}))
+        .collect();
+    let commands: Vec<Json> = s
+        .commands
+        .iter()
+        .map(|c| json!({"name": c.name, "calls": c.calls, "waits": latencies(&c.waits)}))
+        .collect();
+    json!({
+        "processes": rt.process_count(),
+        "census": census,
+        "spawned": s.spawned,
+        "exited": {"normal": s.exited_normal, "killed": s.exited_killed, "failed": failed},
+        "messages": {
+            "sent": s.messages_sent,
+            "mailbox_full": s.mailbox_full,
+            "to_dead": s.messages_to_dead,
+            "mailbox_high_water": s.mailbox_high_water,
+        },
+        "scheduler": {"steals": s.steals, "parks": s.parks},
+        "memory_in_use": rt.memory_in_use(),
+        "timers_pending": rt.pending_timers(),
+        "commands": commands,
     })
 }
 

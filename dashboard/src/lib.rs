@@ -15,6 +15,7 @@
 //! | path | what |
 //! |---|---|
 //! | `/` | the dashboard: one page (assets embedded in the binary) |
+//! | `/api/stats` | what the runtime did: spawns, exits, messages, each command's calls and waits ([`Runtime::stats`]) |
 //! | `/api/processes` | every live process ([`Runtime::processes`]) |
 //! | `/api/processes/{pid}` | one process, with its queued topics |
 //! | `POST /api/processes/{pid}/kill` | kills it (needs the token) |

@@ -6,9 +6,11 @@
 //! The runtime counts as it goes ([`Runtime::stats`]); a scrape sets each
 //! metric to the runtime's figure, then renders.
 
+use std::fmt::Write;
+
 use metrics::{Unit, counter, describe_counter, describe_gauge, gauge, with_local_recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
-use troupe_runtime::Runtime;
+use troupe_runtime::{LatencyCounts, Runtime};
 use troupe_workflow::{Status, WorkflowStore};
 
 /// The dashboard's recorder and the handle that renders it.
@@ -30,6 +32,7 @@ impl Metrics {
         let stats = rt.stats();
         let census = rt.census();
         let workflows = store.and_then(|s| s.list().ok());
+        let commits = store.and_then(|s| Some((s.commits().ok()?, s.commit_latencies().ok()?)));
         with_local_recorder(&self.recorder, || {
             for (status, kind, n) in census {
                 gauge!("troupe_processes", "status" => status.as_str(), "kind" => kind.as_str())
@@ -49,6 +52,12 @@ impl Metrics {
             counter!("troupe_scheduler_parks_total").absolute(stats.parks);
             gauge!("troupe_memory_in_use_bytes").set(rt.memory_in_use() as f64);
             gauge!("troupe_timers_pending").set(rt.pending_timers() as f64);
+            for c in &stats.commands {
+                counter!("troupe_commands_total", "command" => c.name.clone()).absolute(c.calls);
+            }
+            if let Some((n, _)) = &commits {
+                counter!("troupe_workflow_commits_total").absolute(*n);
+            }
             if let Some(list) = &workflows {
                 for status in [Status::Running, Status::Completed, Status::Failed] {
                     let n = list
@@ -61,8 +70,75 @@ impl Metrics {
                 gauge!("troupe_workflow_steps").set(steps as f64);
             }
         });
-        self.handle.render()
+        let mut text = self.handle.render();
+        let waits: Vec<_> = stats
+            .commands
+            .iter()
+            .filter(|c| c.waits.count() > 0)
+            .map(|c| (Some(("command", c.name.as_str())), &c.waits))
+            .collect();
+        histograms(
+            &mut text,
+            "troupe_command_wait_seconds",
+            "How long commands that did not answer at once were outstanding",
+            &waits,
+        );
+        if let Some((_, latencies)) = &commits {
+            histograms(
+                &mut text,
+                "troupe_workflow_commit_seconds",
+                "How long the workflow journal's durable commits took, fsync included",
+                &[(None, latencies)],
+            );
+        }
+        text
     }
+}
+
+/// Appends the histogram family `name` in Prometheus text: one series per
+/// entry of `series`, labelled with its label if it has one. Written here
+/// rather than by the exporter, which builds its buckets from every
+/// sample while the runtime has counted them already.
+fn histograms(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    series: &[(Option<(&str, &str)>, &LatencyCounts)],
+) {
+    if series.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    for (label, counts) in series {
+        let label = label.map(|(k, v)| format!("{k}=\"{}\"", escape(v)));
+        let with = |extra: Option<String>| -> String {
+            let all: Vec<String> = label.iter().cloned().chain(extra).collect();
+            if all.is_empty() {
+                String::new()
+            } else {
+                format!("{{{}}}", all.join(","))
+            }
+        };
+        for (bound, n) in counts.cumulative() {
+            let le = bound.map_or("+Inf".to_owned(), |b| b.as_secs_f64().to_string());
+            let _ = writeln!(
+                out,
+                "{name}_bucket{} {n}",
+                with(Some(format!("le=\"{le}\"")))
+            );
+        }
+        let _ = writeln!(out, "{name}_sum{} {}", with(None), counts.sum.as_secs_f64());
+        let _ = writeln!(out, "{name}_count{} {}", with(None), counts.count());
+    }
+    out.push('\n');
+}
+
+/// A label value with Prometheus's escapes.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// The help text of every metric.
@@ -105,6 +181,14 @@ fn describe() {
     describe_gauge!(
         "troupe_timers_pending",
         "Sleeps, receive timeouts and deadlines pending"
+    );
+    describe_counter!(
+        "troupe_commands_total",
+        "Commands scripts called, by name (waits: troupe_command_wait_seconds)"
+    );
+    describe_counter!(
+        "troupe_workflow_commits_total",
+        "Durable commits of the workflow journal (latency: troupe_workflow_commit_seconds)"
     );
     describe_gauge!("troupe_workflows", "Workflows in the store by status");
     describe_gauge!(

@@ -124,6 +124,7 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/metrics", get(metrics))
+        .route("/api/stats", get(stats))
         .route("/api/processes", get(processes))
         .route("/api/processes/{pid}", get(process))
         .route("/api/processes/{pid}/kill", post(kill))
@@ -243,6 +244,10 @@ async fn metrics(State(s): App) -> Response {
     }
 }
 
+async fn stats(State(s): App) -> Response {
+    blocking(s, |s| Ok(api::stats(&s.rt))).await
+}
+
 async fn processes(State(s): App) -> Response {
     blocking(s, |s| Ok(api::processes(&s.rt))).await
 }
@@ -291,13 +296,14 @@ fn view(s: &Shared, name: &str, q: &HashMap<String, String>) -> Result<Json, Err
             .ok_or_else(|| Error::invalid(format!("the {name} view needs ?{k}=")))
     };
     match name {
+        "stats" => Ok(api::stats(&s.rt)),
         "processes" => Ok(api::processes(&s.rt)),
         "process" => api::one_process(&s.rt, api::parse_pid(arg("pid")?)?),
         "supervisors" => Ok(api::supervisors(&s.rt)),
         "workflows" => api::workflows(s.store.as_ref()),
         "workflow" => api::workflow(s.store.as_ref(), arg("id")?),
         other => Err(Error::not_found(format!(
-            "no view {other:?} (processes, process, supervisors, workflows, workflow)"
+            "no view {other:?} (stats, processes, process, supervisors, workflows, workflow)"
         ))),
     }
 }

@@ -165,7 +165,13 @@ fn kill_needs_the_token_and_a_token_guards_every_request() {
         .token("s3cret")
         .serve(loopback())
         .unwrap();
-    for path in ["/", "/api/processes", "/metrics", "/api/events/processes"] {
+    for path in [
+        "/",
+        "/api/stats",
+        "/api/processes",
+        "/metrics",
+        "/api/events/processes",
+    ] {
         let (status, _) = call(&guarded, "GET", path, None);
         assert_eq!(status, 403, "{path} without the token");
         let (status, _) = call(&guarded, "GET", path, Some("wrong"));
@@ -202,10 +208,29 @@ fn a_bad_configuration_is_refused_before_listening() {
     rt.shutdown();
 }
 
+/// The value of the sample `series` (name and labels) in Prometheus
+/// `text`.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).map(str::trim))
+        .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+        .parse()
+        .unwrap()
+}
+
 #[test]
-fn metrics_count_spawns_exits_and_messages() {
+fn metrics_count_spawns_exits_messages_and_commands() {
     let rt = runtime(None);
     let handles = start_workers(&rt, 2);
+    // Both wait in `receive` before their message comes: two waits.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while handles
+        .iter()
+        .any(|h| rt.process(h.pid()).is_some_and(|p| p.waiting.is_none()))
+    {
+        assert!(Instant::now() < deadline, "workers never waited");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     for h in &handles {
         rt.try_send(h.pid(), "stop", ()).unwrap();
         h.join_blocking().unwrap();
@@ -215,13 +240,7 @@ fn metrics_count_spawns_exits_and_messages() {
     let (status, text) = call(&d, "GET", "/metrics", None);
     assert_eq!(status, 200);
     let text = text.as_str().expect("text").to_owned();
-    let value = |line: &str| -> f64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(line).map(str::trim))
-            .unwrap_or_else(|| panic!("no {line} in:\n{text}"))
-            .parse()
-            .unwrap()
-    };
+    let value = |line: &str| metric(&text, line);
     assert_eq!(value("troupe_spawns_total"), 2.0);
     assert_eq!(value("troupe_exits_total{reason=\"normal\"}"), 2.0);
     assert_eq!(value("troupe_messages_sent_total"), 2.0);
@@ -231,6 +250,40 @@ fn metrics_count_spawns_exits_and_messages() {
         0.0
     );
     assert!(text.contains("# HELP troupe_spawns_total"));
+    assert_eq!(
+        value("troupe_commands_total{command=\"process.register\"}"),
+        2.0
+    );
+    assert_eq!(
+        value("troupe_commands_total{command=\"process.receive\"}"),
+        2.0
+    );
+    let waits = "troupe_command_wait_seconds";
+    assert_eq!(
+        value(&format!("{waits}_count{{command=\"process.receive\"}}")),
+        2.0
+    );
+    assert_eq!(
+        value(&format!(
+            "{waits}_bucket{{command=\"process.receive\",le=\"+Inf\"}}"
+        )),
+        2.0
+    );
+    assert!(value(&format!("{waits}_sum{{command=\"process.receive\"}}")) > 0.0);
+    assert!(text.contains(&format!("# TYPE {waits} histogram")));
+
+    let stats = get(&d, "/api/stats");
+    assert_eq!(stats["spawned"], 2);
+    assert_eq!(stats["exited"]["normal"], 2);
+    assert_eq!(stats["messages"]["to_dead"], 1);
+    let receive = stats["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "process.receive")
+        .expect("process.receive in /api/stats");
+    assert_eq!(receive["calls"], 2);
+    assert_eq!(receive["waits"]["count"], 2);
     rt.shutdown();
 }
 
@@ -312,6 +365,15 @@ fn workflows_are_listed_with_their_history_in_order() {
     assert_eq!(one["result"]["ok"]["done"], true);
     let (status, _) = call(&d, "GET", "/api/workflows/nope", None);
     assert_eq!(status, 404);
+
+    let (_, text) = call(&d, "GET", "/metrics", None);
+    let text = text.as_str().expect("text");
+    let commits = metric(text, "troupe_workflow_commits_total");
+    assert!(commits >= 1.0, "the workflow's end was committed");
+    assert_eq!(
+        metric(text, "troupe_workflow_commit_seconds_count"),
+        commits
+    );
     rt.shutdown();
 }
 

@@ -295,6 +295,12 @@ impl Dispatcher {
             .and_then(Option::as_ref)
     }
 
+    /// One more than the highest command id registered (0 if none): every
+    /// command's id is below it.
+    pub fn id_limit(&self) -> usize {
+        self.handlers.len()
+    }
+
     /// The registered name of a command id.
     pub fn name(&self, id: CommandId) -> Option<&str> {
         self.registered(id).map(|r| r.name.as_str())

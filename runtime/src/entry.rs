@@ -59,6 +59,9 @@ pub(crate) struct Slot {
     /// The command whose result it waits for, from its dispatch until
     /// its next step (for snapshots).
     pub waiting: Option<CommandId>,
+    /// When that command was dispatched, in nanoseconds since the
+    /// scheduler started (for its wait's latency).
+    pub since: u64,
 }
 
 impl Slot {
@@ -156,6 +159,7 @@ impl Entry {
                 tag: 0,
                 charged: 0,
                 waiting: None,
+                since: 0,
             }),
             mailbox: Mutex::new(Mailbox::new(n.mailbox, n.mailbox_bytes, Some(n.quota))),
             links: Mutex::new(LinkState::default()),
@@ -234,9 +238,10 @@ mod tests {
         // quota in the entry and the mailbox, the mailbox's byte count
         // and cap, the memory charged in the slot; the engine's footprint 8 more.
         // What snapshots show of its origin (parent, engine, kind, start,
-        // workflow id), packed: 40 more.
-        assert_eq!(size_of::<Entry>(), 400);
-        assert_eq!(size_of::<Slot>(), 48);
+        // workflow id), packed: 40 more. When the command it waits for
+        // was dispatched (command latency metrics): 8 more.
+        assert_eq!(size_of::<Entry>(), 408);
+        assert_eq!(size_of::<Slot>(), 56);
         assert_eq!(size_of::<Mailbox>(), 120);
         assert_eq!(size_of::<ExitCell>(), 80);
         assert_eq!(size_of::<Option<Kept>>(), 32);

@@ -29,6 +29,7 @@ mod idle;
 mod introspect;
 mod journal;
 mod journaled;
+mod latency;
 mod limits;
 mod links;
 pub mod machine;
@@ -65,11 +66,12 @@ pub use journal::{
     Before, Deliver, Inline, Interrupt, Journal, JournalStore, Reach, StartMode, StoredWorkflow,
     Wait, WorkflowStart,
 };
+pub use latency::{LATENCY_BOUNDS, Latencies, LatencyCounts};
 pub use limits::Limits;
 pub use mailbox::Message;
 pub use process::{Process, Resume, Step, StepCx};
 pub use runtime::{MAX_WORKERS, ProcessHandle, Runtime, RuntimeBuilder, WORKERS_ENV};
 pub use spawn::{Spawn, check_spawn_options, source_error};
-pub use stats::RuntimeStats;
+pub use stats::{CommandStats, RuntimeStats};
 pub use supervisor::SupervisorHandle;
 pub use supervisor_spec::{ChildInfo, ChildSpec, Restart, Strategy, Supervisor};

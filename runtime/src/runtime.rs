@@ -510,10 +510,12 @@ impl Runtime {
     }
 
     /// What the runtime has done since it started: spawns, exits by
-    /// reason, messages, full mailboxes, steals and parks (counters that
-    /// only grow, kept per worker thread at next to no cost).
+    /// reason, messages, full mailboxes, steals and parks, and each
+    /// command's calls and waits (counters that only grow, kept per worker
+    /// thread at next to no cost).
     pub fn stats(&self) -> RuntimeStats {
-        self.sched().stats.read()
+        let sched = self.sched();
+        sched.stats.read(|id| sched.command_name(id))
     }
 
     /// A snapshot of every live process, by pid: what each is, where it

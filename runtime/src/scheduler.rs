@@ -99,6 +99,8 @@ pub(crate) struct SchedulerParts {
 
 impl Scheduler {
     pub fn new(p: SchedulerParts) -> Self {
+        let builtins = Builtins::new();
+        let commands = builtins.id_limit().max(p.dispatcher.id_limit());
         Self {
             table: ProcessTable::new(p.node),
             queues: RunQueues::new(),
@@ -106,7 +108,7 @@ impl Scheduler {
             timers: Timers::new(),
             programs: Programs::new(p.engines, p.source),
             dispatcher: p.dispatcher,
-            builtins: Builtins::new(),
+            builtins,
             sink: Arc::new(Sink(p.me.clone())),
             me: p.me,
             modules: p.modules,
@@ -117,7 +119,7 @@ impl Scheduler {
             mailbox_bytes: p.mailbox_bytes,
             quota: Quota::runtime(p.caps),
             journals: p.journals,
-            stats: Counters::new(p.workers),
+            stats: Counters::new(p.workers, commands),
             shutting_down: AtomicBool::new(false),
         }
     }

@@ -10,9 +10,13 @@
 //! workers count may miss their last few increments, never count one twice.
 
 use std::cell::Cell;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
-use troupe_dispatcher::ErrorKind;
+use troupe_dispatcher::{CommandId, ErrorKind};
+
+use crate::latency::{Latencies, LatencyCounts};
 
 /// What the counters say, summed over the runtime's threads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,6 +46,23 @@ pub struct RuntimeStats {
     pub steals: u64,
     /// Times a worker found nothing to run and parked.
     pub parks: u64,
+    /// Every command scripts have called at least once, by id.
+    pub commands: Vec<CommandStats>,
+}
+
+/// What one command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandStats {
+    /// Its id.
+    pub id: CommandId,
+    /// The name it is registered under (`time.sleep`, a host's `db.get`).
+    pub name: String,
+    /// Times scripts called it.
+    pub calls: u64,
+    /// How long the calls that did not answer at once (IO, a sleep, a
+    /// `receive` that waited) were outstanding: from their dispatch until
+    /// their process was resumed with the result.
+    pub waits: LatencyCounts,
 }
 
 /// One counted event.
@@ -64,11 +85,18 @@ const COUNTERS: usize = EVENTS + ErrorKind::ALL.len();
 
 /// One thread's counters, on cache lines of their own.
 #[repr(align(128))]
-struct Shard([AtomicU64; COUNTERS]);
+struct Shard {
+    events: [AtomicU64; COUNTERS],
+    /// Calls, by command id.
+    calls: Box<[AtomicU64]>,
+}
 
 impl Shard {
-    fn new() -> Self {
-        Self(std::array::from_fn(|_| AtomicU64::new(0)))
+    fn new(commands: usize) -> Self {
+        Self {
+            events: std::array::from_fn(|_| AtomicU64::new(0)),
+            calls: (0..commands).map(|_| AtomicU64::new(0)).collect(),
+        }
     }
 }
 
@@ -79,6 +107,9 @@ pub(crate) struct Counters {
     /// Shard 0 is shared by every thread that is not one of the workers.
     shards: Box<[Shard]>,
     high_water: AtomicUsize,
+    /// How long calls waited, by command id (made on a command's first
+    /// wait: most commands never wait).
+    waits: Box<[OnceLock<Box<Latencies>>]>,
 }
 
 /// Hands out counter ids.
@@ -90,12 +121,14 @@ thread_local! {
 }
 
 impl Counters {
-    /// Counters for a runtime of `workers` worker threads.
-    pub fn new(workers: usize) -> Self {
+    /// Counters for a runtime of `workers` worker threads whose command
+    /// ids are below `commands`.
+    pub fn new(workers: usize, commands: usize) -> Self {
         Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            shards: (0..=workers).map(|_| Shard::new()).collect(),
+            shards: (0..=workers).map(|_| Shard::new(commands)).collect(),
             high_water: AtomicUsize::new(0),
+            waits: (0..commands).map(|_| OnceLock::new()).collect(),
         }
     }
 
@@ -108,26 +141,41 @@ impl Counters {
         }
     }
 
-    fn bump(&self, counter: usize) {
+    /// Adds one to the counter `pick` chooses in the calling thread's
+    /// shard (nothing if it chooses none).
+    fn bump(&self, pick: impl Fn(&Shard) -> Option<&AtomicU64>) {
         let (id, shard) = SHARD.get();
         if id == self.id && shard != 0 {
             // Only this worker writes its shard.
-            let c = &self.shards[shard].0[counter];
-            c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
-        } else {
-            self.shards[0].0[counter].fetch_add(1, Ordering::Relaxed);
+            if let Some(c) = pick(&self.shards[shard]) {
+                c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+            }
+        } else if let Some(c) = pick(&self.shards[0]) {
+            c.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Counts one `event`.
     pub fn count(&self, event: Event) {
-        self.bump(event as usize);
+        self.bump(|s| Some(&s.events[event as usize]));
+    }
+
+    /// Counts a call of command `id`.
+    pub fn call(&self, id: CommandId) {
+        self.bump(|s| s.calls.get(usize::from(id.0)));
+    }
+
+    /// Notes that a call of command `id` was outstanding for `waited`.
+    pub fn waited(&self, id: CommandId, waited: Duration) {
+        if let Some(cell) = self.waits.get(usize::from(id.0)) {
+            cell.get_or_init(Box::default).record(waited);
+        }
     }
 
     /// Counts a process that failed with an error of `kind`.
     pub fn failed(&self, kind: ErrorKind) {
         let at = ErrorKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
-        self.bump(EVENTS + at);
+        self.bump(|s| Some(&s.events[EVENTS + at]));
     }
 
     /// Notes a mailbox that now holds `len` messages.
@@ -137,13 +185,28 @@ impl Counters {
         }
     }
 
-    /// The counters summed over the shards.
-    pub fn read(&self) -> RuntimeStats {
-        let sum = |i: usize| -> u64 {
-            self.shards
-                .iter()
-                .fold(0u64, |t, s| t.wrapping_add(s.0[i].load(Ordering::Relaxed)))
+    /// The counters summed over the shards, with each command's name as
+    /// `name` gives it.
+    pub fn read<'n>(&self, name: impl Fn(CommandId) -> Option<&'n str>) -> RuntimeStats {
+        let total = |pick: &dyn Fn(&Shard) -> Option<&AtomicU64>| -> u64 {
+            self.shards.iter().fold(0u64, |t, s| {
+                t.wrapping_add(pick(s).map_or(0, |c| c.load(Ordering::Relaxed)))
+            })
         };
+        let sum = |i: usize| total(&|s: &Shard| Some(&s.events[i]));
+        let commands = (0..self.waits.len())
+            .filter_map(|i| {
+                let id = CommandId(u16::try_from(i).ok()?);
+                let calls = total(&|s: &Shard| s.calls.get(i));
+                let waits = self.waits[i].get().map(|l| l.read()).unwrap_or_default();
+                (calls > 0).then(|| CommandStats {
+                    id,
+                    name: name(id).unwrap_or("?").to_owned(),
+                    calls,
+                    waits,
+                })
+            })
+            .collect();
         RuntimeStats {
             spawned: sum(Event::Spawned as usize),
             exited_normal: sum(Event::ExitedNormal as usize),
@@ -159,6 +222,7 @@ impl Counters {
             mailbox_high_water: self.high_water.load(Ordering::Relaxed),
             steals: sum(Event::Steal as usize),
             parks: sum(Event::Park as usize),
+            commands,
         }
     }
 }
@@ -169,7 +233,7 @@ mod tests {
 
     #[test]
     fn workers_and_other_threads_both_count() {
-        let counters = std::sync::Arc::new(Counters::new(2));
+        let counters = std::sync::Arc::new(Counters::new(2, 0));
         let worker = {
             let c = std::sync::Arc::clone(&counters);
             std::thread::spawn(move || {
@@ -186,7 +250,7 @@ mod tests {
         worker.join().unwrap();
         counters.mailbox_len(7);
         counters.mailbox_len(3);
-        let stats = counters.read();
+        let stats = counters.read(|_| None);
         assert_eq!(stats.messages_sent, 1500);
         assert_eq!(stats.mailbox_high_water, 7);
         let timeouts = stats
@@ -199,7 +263,7 @@ mod tests {
 
     #[test]
     fn a_worker_of_another_runtime_counts_in_the_shared_shard() {
-        let (a, b) = (Counters::new(1), Counters::new(1));
+        let (a, b) = (Counters::new(1, 0), Counters::new(1, 0));
         std::thread::scope(|s| {
             s.spawn(|| {
                 a.enter_worker(0);
@@ -207,10 +271,10 @@ mod tests {
                 a.count(Event::Spawned);
             });
         });
-        assert_eq!(b.read().spawned, 1);
-        assert_eq!(a.read().spawned, 1);
+        assert_eq!(b.read(|_| None).spawned, 1);
+        assert_eq!(a.read(|_| None).spawned, 1);
         assert_eq!(
-            b.shards[0].0[Event::Spawned as usize].load(Ordering::Relaxed),
+            b.shards[0].events[Event::Spawned as usize].load(Ordering::Relaxed),
             1
         );
     }

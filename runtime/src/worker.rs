@@ -13,6 +13,7 @@
 //! parks it until its completion wakes it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use troupe_dispatcher::{
     Call, CommandId, Completer, Dispatched, Error, ErrorKind, HandlerCx, Pid, Tag, Value,
@@ -168,14 +169,25 @@ impl Scheduler {
         call: Call,
         can_wait: bool,
     ) -> Result<Result<Value, Error>, Call> {
-        match self.builtins.now(&self.cx(entry, tag, can_wait), call) {
+        let id = call.id;
+        let answer = match self.builtins.now(&self.cx(entry, tag, can_wait), call) {
             Ok(answer) => Ok(answer),
             Err((call, true)) => Err(call),
             Err((call, false)) => {
                 let hcx = self.handler_cx(entry.pid, tag, can_wait);
                 self.dispatcher.call_immediate(&hcx, call)
             }
+        };
+        // A call given back is yielded, and counted when it is dispatched.
+        if answer.is_ok() {
+            self.stats.call(id);
         }
+        answer
+    }
+
+    /// Nanoseconds since the scheduler started.
+    fn clock(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// The name command `id` is registered under, by the runtime or the
@@ -195,7 +207,10 @@ impl Scheduler {
         // completion made during the step (a journal's) is not lost.
         let tag = slot.next_tag();
         entry.expect(tag);
-        slot.waiting = None;
+        if let Some(id) = slot.waiting.take() {
+            let waited = self.clock().saturating_sub(slot.since);
+            self.stats.waited(id, Duration::from_nanos(waited));
+        }
         let process = slot.process.as_mut()?;
         let mut cx = StepCx::with_runtime(self, entry, tag);
         let step = process.step(&mut cx, input);
@@ -227,6 +242,7 @@ impl Scheduler {
     /// own typed handler, else to the host's dispatcher.
     fn dispatch(&self, entry: &Arc<Entry>, slot: &mut Slot, call: Call) -> Flow {
         let (tag, id) = (slot.tag(), call.id);
+        self.stats.call(id);
         let dispatched = self
             .builtins
             .dispatch(&self.cx(entry, tag, true), call)
@@ -242,6 +258,7 @@ impl Scheduler {
             Dispatched::Pending(abort) => {
                 slot.abort = abort;
                 slot.waiting = Some(id);
+                slot.since = self.clock();
                 Flow::Wait
             }
         }

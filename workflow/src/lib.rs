@@ -52,7 +52,9 @@ use std::sync::{Arc, Once, OnceLock};
 use parking_lot::Mutex;
 use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
 use troupe_modules::Policy;
-use troupe_runtime::{Journal, JournalStore, Reach, StartMode, StoredWorkflow, WorkflowStart};
+use troupe_runtime::{
+    Journal, JournalStore, LatencyCounts, Reach, StartMode, StoredWorkflow, WorkflowStart,
+};
 
 use crate::journal::{Canceling, WorkflowJournal};
 pub use crate::record::{Entry, FORMAT_VERSION, Header, Status, outcome_value};
@@ -223,6 +225,12 @@ impl WorkflowStore {
         Ok(self.db()?.commits())
     }
 
+    /// How long those commits took (each from its transaction's start to
+    /// the end of its `fsync`).
+    pub fn commit_latencies(&self) -> Result<LatencyCounts, Error> {
+        Ok(self.db()?.commit_latencies())
+    }
+
     /// The header of workflow `id` (`NOT_FOUND` if unknown).
     pub fn header(&self, id: &str) -> Result<Header, Error> {
         self.flushed()?.header(id)
@@ -243,15 +251,24 @@ impl WorkflowStore {
     /// the first record that does not (`INTERNAL` naming it). An error
     /// of the whole call means the store itself is unreadable.
     pub fn check(&self) -> Result<Vec<Checked>, Error> {
+        self.check_with(&mut |_, _| {})
+    }
+
+    /// [`check`](Self::check), calling `checked(n, of)` after each
+    /// workflow (the `n`th of `of`): the progress of a long check.
+    pub fn check_with(&self, checked: &mut dyn FnMut(u64, u64)) -> Result<Vec<Checked>, Error> {
         let db = self.flushed()?;
-        Ok(db
-            .list()?
+        let list = db.list()?;
+        let of = list.len() as u64;
+        Ok(list
             .into_iter()
-            .map(|s| {
+            .zip(1u64..)
+            .map(|(s, n)| {
                 let steps = s
                     .header
                     .and_then(|_| db.history(&s.id))
                     .map(|h| h.entries.len() as u64);
+                checked(n, of);
                 Checked { id: s.id, steps }
             })
             .collect())

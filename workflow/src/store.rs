@@ -48,6 +48,7 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use troupe_dispatcher::{Completer, Error, ErrorKind, Value};
+use troupe_runtime::{Latencies, LatencyCounts};
 
 use crate::Summary;
 use crate::record::{Chunk, Entry, Header, Status, decode, decode_entries, encode, entry_count};
@@ -243,6 +244,9 @@ struct Shared {
     logged: AtomicU64,
     /// Durable transactions the writer has made.
     commits: AtomicU64,
+    /// How long they took, from the transaction's start to its `fsync`'s
+    /// end.
+    commit_time: Latencies,
     /// New workflows whose header is queued.
     creating: Mutex<HashSet<Arc<str>>>,
 }
@@ -378,6 +382,11 @@ impl Db {
     /// How many durable transactions the writer has made.
     pub fn commits(&self) -> u64 {
         self.shared.commits.load(Ordering::Relaxed)
+    }
+
+    /// How long the writer's durable transactions took.
+    pub fn commit_latencies(&self) -> LatencyCounts {
+        self.shared.commit_time.read()
     }
 
     /// Queues the header of the new workflow `id`, without waiting for it:
@@ -903,6 +912,7 @@ impl Writer {
     /// outcome (a `Create` of a taken id fails alone).
     fn commit(&mut self, batch: &mut [Op]) -> Result<Vec<Result<(), Error>>, Error> {
         let err = |e: redb::Error| db_error(&self.path, e);
+        let started = Instant::now();
         let txn = self.db.begin_write().map_err(|e| err(e.into()))?;
         let mut replies = Vec::with_capacity(batch.len());
         {
@@ -1041,6 +1051,7 @@ impl Writer {
         }
         txn.commit().map_err(|e| err(e.into()))?;
         self.shared.commits.fetch_add(1, Ordering::Relaxed);
+        self.shared.commit_time.record(started.elapsed());
         Ok(replies)
     }
 }

@@ -219,14 +219,19 @@ impl Row {
     }
 }
 
+/// How many steps `troupe bench` reports to its `step` callback.
+pub const BENCH_STEPS: u64 = 9;
+
 /// `troupe bench`: runs every job and returns the table (or, with
-/// `--child`, one memory figure).
-pub fn bench(args: &BenchArgs) -> Result<String, Error> {
+/// `--child`, one memory figure). `step(n, what)` is called as step `n`
+/// of [`BENCH_STEPS`] starts.
+pub fn bench(args: &BenchArgs, step: &mut dyn FnMut(u64, &str)) -> Result<String, Error> {
     let sizes = Sizes::new(args.quick);
     let workers = args.workers.map(usize::from);
     if let Some(job) = args.child {
         return memory_child(job, sizes.idle, workers).map(|b| format!("{b:.1}\n"));
     }
+    step(1, "Erlang/OTP");
     let erlang = if args.no_erlang {
         Err("left out (--no-erlang)".to_owned())
     } else {
@@ -260,6 +265,7 @@ pub fn bench(args: &BenchArgs) -> Result<String, Error> {
 
     let mut rows = Vec::new();
 
+    step(2, "spawn + run + exit");
     let mut r = Row::new(
         format!(
             "spawn + run + exit ({} linked, EXIT collected)",
@@ -282,6 +288,7 @@ pub fn bench(args: &BenchArgs) -> Result<String, Error> {
     r.mlua = Some(mlua_coroutine_spawn(sizes.spawns)?);
     rows.push(r);
 
+    step(3, "ping-pong");
     let yield_ns = mlua_resume_yield(sizes.commands)?;
     let mut r = Row::new(
         format!("ping-pong round trip ({} rounds)", sizes.rounds),
@@ -296,6 +303,7 @@ pub fn bench(args: &BenchArgs) -> Result<String, Error> {
         ("immediate command `time.now()`", false),
         ("yielded no-op command `time.sleep(0)`", true),
     ] {
+        step(if yielded { 5 } else { 4 }, what);
         let job = || vec![count(sizes.commands), Value::Bool(yielded)];
         let mut r = Row::new(format!("{what} ({})", sizes.commands), Unit::Nanos);
         r.mlua = Some(yield_ns);
@@ -304,6 +312,7 @@ pub fn bench(args: &BenchArgs) -> Result<String, Error> {
         rows.push(r);
     }
 
+    step(6, "idle memory");
     let child = |job: MemoryJob| memory_in_child(job, args);
     let mut r = Row::new(
         format!("idle memory per process ({})", sizes.idle),
@@ -318,6 +327,7 @@ pub fn bench(args: &BenchArgs) -> Result<String, Error> {
     r.mlua = Some(child(MemoryJob::MluaCoroutine)?);
     rows.push(r);
 
+    step(7, "sleepers fanned out");
     let mut fan_outs = Vec::new();
     for (i, n) in sizes.sleepers.into_iter().enumerate() {
         let mut r = Row::new(
@@ -348,6 +358,7 @@ pub fn bench(args: &BenchArgs) -> Result<String, Error> {
         }
     }
 
+    step(8, "CPU-bound loop");
     let mut r = Row::new(
         format!("CPU-bound loop ({} iterations)", sizes.cpu),
         Unit::Millis,
@@ -364,6 +375,7 @@ pub fn bench(args: &BenchArgs) -> Result<String, Error> {
     r.mlua = Some(mlua_cpu(sizes.cpu, true)? * 1e3);
     rows.push(r);
     rt.shutdown();
+    step(BENCH_STEPS, "done");
 
     Ok(table(&rows, &notes, workers))
 }

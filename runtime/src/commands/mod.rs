@@ -143,6 +143,11 @@ impl Builtins {
         }
     }
 
+    /// One more than the highest runtime command id.
+    pub fn id_limit(&self) -> usize {
+        self.table.len()
+    }
+
     /// The name of a runtime command.
     pub fn name(&self, id: CommandId) -> Option<&'static str> {
         self.get(id).map(|r| r.name)
