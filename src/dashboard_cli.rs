@@ -179,6 +179,15 @@ pub fn waiting(p: &Json) -> String {
     }
 }
 
+/// A process's mailbox as `queued/capacity`.
+pub fn mailbox(p: &Json) -> String {
+    format!(
+        "{}/{}",
+        p["mailbox"]["len"].as_u64().unwrap_or(0),
+        p["mailbox"]["capacity"].as_u64().unwrap_or(0)
+    )
+}
+
 /// The processes as an aligned table.
 fn table(list: &Json) -> String {
     let rows: Vec<[String; 7]> = list
@@ -195,11 +204,7 @@ fn table(list: &Json) -> String {
                 text(&p["kind"]),
                 text(&p["status"]),
                 waiting(p),
-                format!(
-                    "{}/{}",
-                    p["mailbox"]["len"].as_u64().unwrap_or(0),
-                    p["mailbox"]["capacity"].as_u64().unwrap_or(0)
-                ),
+                mailbox(p),
             ]
         })
         .collect();

@@ -23,7 +23,7 @@ use serde_json::Value as Json;
 use troupe::{Error, ErrorKind};
 
 use crate::Output;
-use crate::dashboard_cli::{ApiClient, ConnectArgs, waiting};
+use crate::dashboard_cli::{ApiClient, ConnectArgs, mailbox, waiting};
 
 /// Arguments of `troupe top`.
 #[derive(Args, Debug)]
@@ -467,11 +467,7 @@ fn process_row(p: &Json) -> Row<'static> {
         text(&p["script"]),
         text(&p["status"]),
         waiting(p),
-        format!(
-            "{}/{}",
-            p["mailbox"]["len"].as_u64().unwrap_or(0),
-            p["mailbox"]["capacity"].as_u64().unwrap_or(0)
-        ),
+        mailbox(p),
         p["memory"].as_u64().map_or(String::new(), bytes),
         num(&p["instructions"]),
     ])
