@@ -521,8 +521,6 @@ fn git(url: &Url) -> Result<SourceSpec, String> {
     }))
 }
 
-/// `zip:///PATH`.
-#[cfg(feature = "archive")]
 /// `s3://BUCKET/PREFIX[?endpoint=URL]`: credentials, region and (without
 /// `endpoint`) the endpoint come from the `AWS_*` environment variables.
 #[cfg(feature = "object-store")]
@@ -547,6 +545,8 @@ fn s3(url: &Url) -> Result<SourceSpec, String> {
     }))
 }
 
+/// `zip:///PATH`.
+#[cfg(feature = "archive")]
 fn zip(url: &Url) -> Result<SourceSpec, String> {
     params(url, &[])?;
     let path = local_path(url)?;
