@@ -23,6 +23,7 @@
 mod dashboard_cli;
 mod progress;
 mod source_url;
+mod store_socket;
 mod top;
 mod workflow_cli;
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use troupe::{
     Error, ErrorKind, FileSource, Fs, HostModule, Http, LuaEngine, ProcessHandle, Runtime, Source,
     Spawn, Value,
@@ -15,6 +15,7 @@ use troupe_workflow::{Entry, Header, Run, WorkflowStore, outcome_value};
 use crate::dashboard_cli::DashboardArgs;
 use crate::progress::Progress;
 use crate::source_url::{self, SourceSpec, SourceUrlParser};
+use crate::store_socket::{self, ReadServer};
 use crate::{Output, locate_script, parse_arg};
 
 /// The store file inside the data directory.
@@ -160,13 +161,7 @@ impl WorkflowArgs {
             policy = policy.allow_module("fs");
         }
         let path = self.data.join(STORE_FILE);
-        let reads_only = matches!(
-            self.command,
-            WorkflowCommand::Show { .. }
-                | WorkflowCommand::List { .. }
-                | WorkflowCommand::Check { .. }
-                | WorkflowCommand::Query { .. }
-        );
+        let reads_only = self.command.reads_only();
         if reads_only && !path.exists() {
             // Reading must not leave an empty store (or directory) behind.
             return Err(Error::not_found(format!(
@@ -191,13 +186,28 @@ impl WorkflowArgs {
                     "cancellation spooled for workflow {id}: the troupe process holding the store delivers it"
                 )));
             }
+            (Err(e), _) if reads_only && e.kind() == ErrorKind::Unavailable => {
+                // Another troupe process holds the store: ask it.
+                let args: Vec<String> = std::env::args()
+                    .skip_while(|a| a != "workflow")
+                    .skip(1)
+                    .collect();
+                return store_socket::read_through_holder(&path, &args)
+                    .map_err(|failed| failed.unwrap_or(e));
+            }
             (Err(e), _) => return Err(e),
         };
+        self.execute_on(store, path)
+    }
+
+    /// Executes the subcommand on the open `store` (the file `path`).
+    fn execute_on(self, store: WorkflowStore, path: PathBuf) -> Result<Output, Error> {
         let host = Host {
             workers: self.workers,
             fs_root: self.fs_root,
             sources: self.sources,
             dashboard: self.dashboard,
+            store_path: path,
         };
         match self.command {
             WorkflowCommand::Run { id, file, args } => {
@@ -255,6 +265,44 @@ impl WorkflowArgs {
     }
 }
 
+impl WorkflowCommand {
+    /// Whether it only reads the store (and can ask the process holding
+    /// it).
+    fn reads_only(&self) -> bool {
+        matches!(
+            self,
+            WorkflowCommand::Show { .. }
+                | WorkflowCommand::List { .. }
+                | WorkflowCommand::Check { .. }
+                | WorkflowCommand::Query { .. }
+        )
+    }
+}
+
+/// A read command another troupe process sent through the store's socket
+/// (see [`store_socket`]).
+#[derive(Parser, Debug)]
+#[command(name = "troupe workflow")]
+struct ReadRequest {
+    #[command(flatten)]
+    args: WorkflowArgs,
+}
+
+/// Runs the read command `args` (as typed after `troupe workflow`) on
+/// `store`, for another process.
+fn read_request(store: &WorkflowStore, args: Vec<String>) -> Result<Output, Error> {
+    let argv = std::iter::once("troupe workflow".to_owned()).chain(args);
+    let request = ReadRequest::try_parse_from(argv).map_err(|e| Error::invalid(e.to_string()))?;
+    if !request.args.command.reads_only() {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            "only show, list, check and query go through the process holding the store",
+        ));
+    }
+    let path = request.args.data.join(STORE_FILE);
+    request.args.execute_on(store.clone(), path)
+}
+
 /// How the runtime that runs a workflow is built.
 struct Host {
     workers: Option<u16>,
@@ -262,6 +310,9 @@ struct Host {
     /// `--source`: where scripts come from instead of the file system.
     sources: Vec<SourceSpec>,
     dashboard: DashboardArgs,
+    /// The store file, beside which reads from other processes are
+    /// served while this one holds it.
+    store_path: PathBuf,
 }
 
 impl Host {
@@ -306,7 +357,12 @@ impl Host {
         }
         let rt = builder.build()?;
         let dashboard = self.dashboard.serve(&rt, Some(store.clone()))?;
+        let reads = {
+            let store = store.clone();
+            ReadServer::start(&self.store_path, move |args| read_request(&store, args))
+        };
         let result = start(&rt).and_then(|h| h.join_blocking());
+        drop(reads);
         drop(dashboard);
         rt.shutdown();
         // The end record is queued when the result arrives: write it
@@ -606,5 +662,26 @@ mod tests {
             ],
         );
         assert_eq!(t, "A    LONGER\nxyz  1\nq    22");
+    }
+
+    #[test]
+    fn only_reads_are_run_for_another_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = WorkflowStore::open(dir.path().join(STORE_FILE)).unwrap();
+        let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect();
+        for write in [
+            &["delete", "w"][..],
+            &["cancel", "w"],
+            &["run", "w", "x.lua"],
+        ] {
+            let err = read_request(&store, args(write)).err().expect("refused");
+            assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{write:?}: {err}");
+        }
+        let err = read_request(&store, args(&["show"]))
+            .err()
+            .expect("refused");
+        assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
+        let listed = read_request(&store, args(&["list", "--json"])).expect("a read");
+        assert!(matches!(listed, Output::Json(Value::Array(ref l)) if l.is_empty()));
     }
 }

@@ -629,6 +629,37 @@ fn a_signal_from_another_process_reaches_a_running_workflow_through_the_spool() 
 }
 
 #[test]
+fn show_list_check_and_query_work_while_another_process_holds_the_store() {
+    let s = Scene::new();
+    s.script("wait.lua", WAIT_FOR_APPROVAL);
+    let child = s.start("wait", &["run", "w", "wait.lua"]);
+    s.wait_for("wait", "waiting", 1);
+    // The running troupe holds the store file: these ask it, through the
+    // socket beside the store.
+    assert!(s.path("data/workflows.redb.sock").exists());
+    let shown = s.show("w");
+    assert_eq!(shown["status"], "running");
+    assert_eq!(commands(&shown), ["time.sleep"]);
+    let listed = s.run("list", &["list"]);
+    assert_eq!(listed.code, Some(0), "{listed:?}");
+    let row = listed.stdout.lines().nth(1).unwrap_or_default();
+    assert!(row.starts_with("w ") && row.contains("running"), "{listed:?}");
+    let checked = s.run("check", &["check", "--json"]).json();
+    assert_eq!(checked[0]["id"], "w", "{checked}");
+    let missing = s.run("missing", &["show", "nope"]);
+    assert!(missing.stderr.starts_with("NOT_FOUND: "), "{missing:?}");
+    assert_eq!(missing.stderr.lines().count(), 1, "{missing:?}");
+    let sent = s.run("signal", &["signal", "w", "approve", r#"{"who":"ada"}"#]);
+    assert_eq!(sent.code, Some(0), "{sent:?}");
+    assert_eq!(s.finish("wait", child).json()["approved_by"], "ada");
+    assert!(
+        !s.path("data/workflows.redb.sock").exists(),
+        "the socket goes with the run"
+    );
+    assert_eq!(s.show("w")["status"], "completed");
+}
+
+#[test]
 fn workflow_usage_errors_are_one_line() {
     let s = Scene::new();
     let run = s.run("missing", &["resume", "nope"]);
