@@ -62,8 +62,8 @@ pub use introspect::{
     WaitingOn,
 };
 pub use journal::{
-    Before, Deliver, Inline, Interrupt, Journal, JournalStore, Reach, StartMode, StoredWorkflow,
-    Wait, WorkflowStart,
+    Before, ChildDone, Deliver, Inline, Interrupt, Journal, JournalStore, Reach, StartMode, Stop,
+    StoredWorkflow, Wait, WorkflowStart,
 };
 pub use limits::Limits;
 pub use mailbox::Message;
