@@ -351,7 +351,9 @@ struct Shown<'a> {
 
 /// A child's status as `show` prints it.
 fn child_status(c: &Child) -> &'static str {
-    c.header.as_ref().map_or("unreadable", |h| h.status.as_str())
+    c.header
+        .as_ref()
+        .map_or("unreadable", |h| h.status.as_str())
 }
 
 impl Shown<'_> {

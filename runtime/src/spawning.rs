@@ -11,11 +11,11 @@ use troupe_sources::Script;
 use crate::entry::{Entry, NewEntry};
 use crate::exit::ExitCell;
 use crate::introspect::{Origin, ProcessKind};
+use crate::journal::StartMode;
 use crate::journal::WorkflowStart;
 use crate::journaled::{JournaledProcess, Restart};
 use crate::quota::{Caps, Quota};
 use crate::scheduler::Scheduler;
-use crate::journal::StartMode;
 use crate::spawn::{Native, OptionsOf, SPAWN, child_spec, source_error};
 use crate::{JournalStore, Process, ProcessInit, Spawn};
 
@@ -183,16 +183,21 @@ impl Scheduler {
         };
         let journal = match &spec.workflow {
             None => None,
-            Some((id, mode)) => Some(self.workflow_store()?.open(&WorkflowStart {
-                id,
-                pid,
-                script: &script,
-                args: &spec.args,
-                mode: *mode,
-                policy: &policy,
-                timeout: limits.timeout,
-                parent: spec.child_of.as_ref().map(|(p, close)| (p.as_str(), *close)),
-            })?),
+            Some((id, mode)) => Some(
+                self.workflow_store()?.open(&WorkflowStart {
+                    id,
+                    pid,
+                    script: &script,
+                    args: &spec.args,
+                    mode: *mode,
+                    policy: &policy,
+                    timeout: limits.timeout,
+                    parent: spec
+                        .child_of
+                        .as_ref()
+                        .map(|(p, close)| (p.as_str(), *close)),
+                })?,
+            ),
         };
         let init = ProcessInit {
             pid,

@@ -58,10 +58,10 @@ use troupe_runtime::{
 };
 
 use crate::journal::{Canceling, WorkflowJournal};
-use troupe_modules::builtin::ids;
 pub use crate::record::{Entry, FORMAT_VERSION, Header, Status, outcome_value};
 pub use crate::spool::SPOOL_POLL;
 use crate::store::{Db, now_ms};
+use troupe_modules::builtin::ids;
 
 /// One row of [`WorkflowStore::list`].
 #[derive(Debug)]

@@ -16,8 +16,6 @@ use troupe_runtime::{Runtime, Spawn};
 use troupe_sources::MemorySource;
 use troupe_workflow::{Entry, Header, ParentClose, Status, WorkflowStore};
 
-mod support;
-
 /// Starts three children and returns the sum of their results.
 const SUM: &str = r#"
 local workflow = require("workflow")
@@ -231,10 +229,8 @@ fn each_parent_close_policy_applies_when_the_parent_ends() {
         ("abandon", 200),
         ("request_cancel", 60_000),
     ] {
-        let spawn = Spawn::workflow(format!("close-{policy}"), "closer.lua").args([
-            Value::from(policy),
-            Value::Int(ms),
-        ]);
+        let spawn = Spawn::workflow(format!("close-{policy}"), "closer.lua")
+            .args([Value::from(policy), Value::Int(ms)]);
         let done = rt.spawn(spawn).unwrap().join_blocking().unwrap();
         assert_eq!(done, Value::from("done"));
     }
@@ -441,7 +437,10 @@ fn bad_arguments_are_invalid_and_taken_ids_already_exist() {
     );
     // The timed-out child was terminated with its parent.
     let slow = ended(&store, "slow");
-    assert_eq!(slow.result.unwrap().unwrap_err().kind(), ErrorKind::Canceled);
+    assert_eq!(
+        slow.result.unwrap().unwrap_err().kind(),
+        ErrorKind::Canceled
+    );
     rt.shutdown();
 }
 

@@ -166,7 +166,12 @@ pub struct StartChild {
     pub opts: Value,
 }
 
-command!(StartChild, WORKFLOW_START_CHILD, "workflow.start_child", String);
+command!(
+    StartChild,
+    WORKFLOW_START_CHILD,
+    "workflow.start_child",
+    String
+);
 
 /// The options `workflow.start_child` takes; any other key is `INVALID`.
 pub const CHILD_OPTIONS: [&str; 4] = ["parent_close", "allow", "timeout", "mailbox"];

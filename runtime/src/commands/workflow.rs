@@ -4,25 +4,32 @@
 
 use std::sync::Arc;
 
-use troupe_dispatcher::{Dispatched, Error, ErrorKind, HandlerCx, Value};
+use troupe_dispatcher::{Completer, Dispatched, Error, ErrorKind, HandlerCx, Value};
 use troupe_modules::builtin::workflow::{AwaitChild, Signal, StartChild};
 
 use super::{Builtin, Cx, millis, ready};
-use crate::journal::ChildDone;
+use crate::journal::{ChildDone, JournalStore};
+
+/// The workflow store, and the completer of the command being handled,
+/// for a handler that answers from the IO pool.
+fn store_and_completer(cx: &Cx<'_>) -> Result<(Arc<dyn JournalStore>, Completer), Error> {
+    let store = Arc::clone(cx.sched.workflow_store()?);
+    let completer = HandlerCx {
+        pid: cx.entry.pid,
+        tag: cx.tag,
+        sink: &cx.sched.sink,
+        can_wait: cx.can_wait,
+    }
+    .completer();
+    Ok((store, completer))
+}
 
 impl Builtin for Signal {
     fn handle(self, cx: &Cx<'_>) -> Dispatched {
-        let store = match cx.sched.workflow_store() {
-            Ok(store) => Arc::clone(store),
+        let (store, completer) = match store_and_completer(cx) {
+            Ok(both) => both,
             Err(e) => return ready(Err(e)),
         };
-        let completer = HandlerCx {
-            pid: cx.entry.pid,
-            tag: cx.tag,
-            sink: &cx.sched.sink,
-            can_wait: cx.can_wait,
-        }
-        .completer();
         let Signal { id, topic, payload } = self;
         // A durable write: on the IO pool's blocking threads.
         let task = cx.sched.dispatcher.io().spawn(async move {
@@ -53,17 +60,10 @@ impl Builtin for AwaitChild {
                 "workflow.await: this process is not a workflow",
             )));
         };
-        let store = match cx.sched.workflow_store() {
-            Ok(store) => Arc::clone(store),
+        let (store, completer) = match store_and_completer(cx) {
+            Ok(both) => both,
             Err(e) => return ready(Err(e)),
         };
-        let completer = HandlerCx {
-            pid: cx.entry.pid,
-            tag: cx.tag,
-            sink: &cx.sched.sink,
-            can_wait: cx.can_wait,
-        }
-        .completer();
         let AwaitChild { id, timeout_ms } = self;
         let timeout = timeout_ms.map(millis);
         let task = cx.sched.dispatcher.io().spawn(async move {
