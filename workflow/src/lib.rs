@@ -113,6 +113,10 @@ pub const DEFAULT_HISTORY_LIMIT: u64 = 50_000;
 /// journaled receiving yet: `(inbox seq, {topic, payload})`.
 pub(crate) type Posted = Arc<Mutex<VecDeque<(u64, Value)>>>;
 
+/// A parent waiting in `workflow.await`: its id, and what its await
+/// gets the child's outcome with.
+type Waiter = (Arc<str>, ChildDone);
+
 /// A workflow with a live process in this runtime.
 struct Live {
     pid: Pid,
@@ -128,8 +132,8 @@ pub(crate) struct Inner {
     history_limit: AtomicU64,
     /// Workflows with a live process in this runtime.
     running: Mutex<HashMap<Arc<str>, Live>>,
-    /// Parents waiting in `workflow.await`, by child: `(parent, done)`.
-    awaiting: Mutex<HashMap<Arc<str>, (Arc<str>, ChildDone)>>,
+    /// Parents waiting in `workflow.await`, by child.
+    awaiting: Mutex<HashMap<Arc<str>, Waiter>>,
     /// How to reach the processes of the runtime using the store.
     reach: Mutex<Option<Reach>>,
     /// Starts the spool watcher once.
@@ -409,7 +413,7 @@ impl WorkflowStore {
     }
 
     /// Takes the first `workflow.await` waiter `pick` chooses.
-    fn take_waiter(&self, pick: impl Fn(&(Arc<str>, ChildDone)) -> bool) -> Option<ChildDone> {
+    fn take_waiter(&self, pick: impl Fn(&Waiter) -> bool) -> Option<ChildDone> {
         let mut awaiting = self.inner.awaiting.lock();
         let child = awaiting
             .iter()
@@ -670,23 +674,27 @@ impl JournalStore for WorkflowStore {
         // read: whichever comes first takes the waiter, so none is missed
         // and none answered twice.
         let child: Arc<str> = child.into();
-        self.inner
-            .awaiting
-            .lock()
-            .insert(Arc::clone(&child), (parent.into(), done));
-        let take = || self.take_waiter(|(p, _)| **p == *parent);
-        if cancel.is_some_and(|c| {
+        {
+            let mut awaiting = self.inner.awaiting.lock();
+            // A parent awaits one child at a time: a waiter of an await that
+            // timed out goes.
+            awaiting.retain(|_, (p, _)| **p != *parent);
+            awaiting.insert(Arc::clone(&child), (parent.into(), done));
+        }
+        let waiter = if cancel.is_some_and(|c| {
             c.requested.load(Ordering::SeqCst) && !c.delivered.load(Ordering::SeqCst)
         }) {
-            if let Some(done) = take() {
-                done(Err(journal::canceled_error(parent)));
+            Some(Err(journal::canceled_error(parent)))
+        } else {
+            self.header(&child)?
+                .result
+                .map(|result| child_outcome(&child, result))
+        };
+        if let Some(outcome) = waiter {
+            let done = self.inner.awaiting.lock().remove(&child);
+            if let Some((_, done)) = done {
+                done(outcome);
             }
-            return Ok(());
-        }
-        if let Some(result) = self.header(&child)?.result
-            && let Some((_, done)) = self.inner.awaiting.lock().remove(&child)
-        {
-            done(child_outcome(&child, result));
         }
         Ok(())
     }
