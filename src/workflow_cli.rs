@@ -10,7 +10,7 @@ use troupe::{
     Error, ErrorKind, FileSource, Fs, HostModule, Http, LuaEngine, ProcessHandle, Runtime, Source,
     Spawn, Value,
 };
-use troupe_workflow::{Entry, Header, Run, WorkflowStore, outcome_value};
+use troupe_workflow::{Child, Entry, Header, Run, WorkflowStore, outcome_value};
 
 use crate::dashboard_cli::DashboardArgs;
 use crate::progress::Progress;
@@ -83,8 +83,8 @@ enum WorkflowCommand {
         /// The workflow id.
         id: String,
     },
-    /// Shows a workflow, its history and the chain of its runs (one more
-    /// after each `workflow.continue_as_new`).
+    /// Shows a workflow, its history, the chain of its runs (one more
+    /// after each `workflow.continue_as_new`) and its child workflows.
     Show {
         /// The workflow id.
         id: String,
@@ -236,10 +236,16 @@ impl WorkflowArgs {
                         (past.header.clone(), past.history.clone())
                     }
                 };
+                let shown = Shown {
+                    header: &header,
+                    history: &history,
+                    runs: &runs,
+                    children: &store.children(&id)?,
+                };
                 Ok(if json {
-                    Output::Json(show_json(&header, &history, &runs))
+                    Output::Json(shown.json())
                 } else {
-                    Output::Text(show_table(&header, &history, &runs))
+                    Output::Text(shown.table())
                 })
             }
             WorkflowCommand::List { json } => list(&store, json),
@@ -391,30 +397,95 @@ fn outcome_text(r: &Result<Value, Error>) -> String {
     }
 }
 
-fn show_json(h: &Header, history: &[Entry], runs: &[Run]) -> Value {
-    let steps: Vec<Value> = history
-        .iter()
-        .enumerate()
-        .map(|(i, e)| e.to_value(i + 1))
-        .collect();
-    let mut m = header_map(h);
-    m.insert("history".to_owned(), Value::Array(steps));
-    let runs = runs
-        .iter()
-        .map(|r| {
-            let mut m = header_map(&r.header);
-            m.insert("steps".to_owned(), Value::from(r.history.len()));
-            Value::Map(m)
-        })
-        .collect();
-    m.insert("past_runs".to_owned(), Value::Array(runs));
-    Value::Map(m)
+/// What `troupe workflow show` prints: a run of a workflow, its past
+/// runs and its children.
+struct Shown<'a> {
+    header: &'a Header,
+    history: &'a [Entry],
+    runs: &'a [Run],
+    children: &'a [Child],
+}
+
+/// A child's status as `show` prints it.
+fn child_status(c: &Child) -> &'static str {
+    c.header
+        .as_ref()
+        .map_or("unreadable", |h| h.status.as_str())
+}
+
+impl Shown<'_> {
+    fn json(&self) -> Value {
+        let steps: Vec<Value> = self
+            .history
+            .iter()
+            .enumerate()
+            .map(|(i, e)| e.to_value(i + 1))
+            .collect();
+        let mut m = header_map(self.header);
+        m.insert("history".to_owned(), Value::Array(steps));
+        let runs = self
+            .runs
+            .iter()
+            .map(|r| {
+                let mut m = header_map(&r.header);
+                m.insert("steps".to_owned(), Value::from(r.history.len()));
+                Value::Map(m)
+            })
+            .collect();
+        m.insert("past_runs".to_owned(), Value::Array(runs));
+        let children = self
+            .children
+            .iter()
+            .map(|c| {
+                let result = c.header.as_ref().ok().and_then(|h| h.result.as_ref());
+                Value::Map(
+                    [
+                        ("id", Value::from(c.id.as_str())),
+                        ("status", Value::from(child_status(c))),
+                        ("parent_close", Value::from(c.parent_close.as_str())),
+                        ("result", result.map_or(Value::Nil, outcome_value)),
+                    ]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect(),
+                )
+            })
+            .collect();
+        m.insert("children".to_owned(), Value::Array(children));
+        Value::Map(m)
+    }
+
+    fn table(&self) -> String {
+        let mut out = show_table(self.header, self.history, self.runs);
+        if !self.children.is_empty() {
+            let rows: Vec<[String; 4]> = self
+                .children
+                .iter()
+                .map(|c| {
+                    let result = c.header.as_ref().ok().and_then(|h| h.result.as_ref());
+                    [
+                        c.id.clone(),
+                        child_status(c).to_owned(),
+                        c.parent_close.as_str().to_owned(),
+                        result.map(outcome_text).unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            let _ = writeln!(out, "\n\nchildren:");
+            out.push_str(&table(&["ID", "STATUS", "PARENT_CLOSE", "RESULT"], &rows));
+        }
+        out
+    }
 }
 
 fn header_map(h: &Header) -> std::collections::BTreeMap<String, Value> {
     let mut m = std::collections::BTreeMap::new();
     m.insert("id".to_owned(), Value::from(h.id.as_str()));
     m.insert("run".to_owned(), Value::from(h.run));
+    m.insert(
+        "parent".to_owned(),
+        h.parent.as_deref().map_or(Value::Nil, Value::from),
+    );
     m.insert("status".to_owned(), Value::from(h.status.as_str()));
     m.insert("script".to_owned(), Value::from(script_path(&h.key)));
     m.insert("args".to_owned(), Value::Array(h.args.clone()));
@@ -443,6 +514,9 @@ fn show_table(h: &Header, history: &[Entry], runs: &[Run]) -> String {
     let _ = writeln!(out, "workflow {}  {}", h.id, h.status.as_str());
     if h.run > 1 || !runs.is_empty() {
         let _ = writeln!(out, "run      {} of {}", h.run, runs.len() + 1);
+    }
+    if let Some(p) = &h.parent {
+        let _ = writeln!(out, "parent   {p}");
     }
     let _ = writeln!(out, "script   {}", script_path(&h.key));
     let _ = writeln!(out, "args     {}", Value::Array(h.args.clone()).to_json());

@@ -643,7 +643,10 @@ fn show_list_check_and_query_work_while_another_process_holds_the_store() {
     let listed = s.run("list", &["list"]);
     assert_eq!(listed.code, Some(0), "{listed:?}");
     let row = listed.stdout.lines().nth(1).unwrap_or_default();
-    assert!(row.starts_with("w ") && row.contains("running"), "{listed:?}");
+    assert!(
+        row.starts_with("w ") && row.contains("running"),
+        "{listed:?}"
+    );
     let checked = s.run("check", &["check", "--json"]).json();
     assert_eq!(checked[0]["id"], "w", "{checked}");
     let missing = s.run("missing", &["show", "nope"]);
@@ -697,4 +700,100 @@ fn reading_a_store_that_does_not_exist_is_not_found_and_creates_nothing() {
         assert_eq!(run.code, Some(0), "{run:?}");
         assert!(run.stdout.ends_with('\n'), "{run:?}");
     }
+}
+
+#[test]
+fn children_killed_mid_sleep_with_their_parent_finish_once_after_a_resume() {
+    let (base, hits) = logging_server();
+    let s = Scene::new();
+    s.script(
+        "parent.lua",
+        r#"
+local workflow, http = require("workflow"), require("http")
+local base = ...
+local kids = {}
+for i = 1, 3 do kids[i] = workflow.start_child("kid-" .. i, "kid.lua", { base, i }) end
+local sum = 0
+for i = 1, 3 do sum = sum + assert(workflow.await(kids[i])) end
+http.get(base .. "/parent/" .. sum)
+return sum
+"#,
+    );
+    s.script(
+        "kid.lua",
+        r#"
+local http, time = require("http"), require("time")
+local base, i = ...
+http.get(base .. "/kid/" .. i .. "/in")
+print("kid sleeping")
+time.sleep(1500)
+http.get(base .. "/kid/" .. i .. "/out")
+return i * 10
+"#,
+    );
+    let args = ["run", "fam", "parent.lua", &base, "--allow-module", "http"];
+    let child = s.start("run", &args);
+    s.wait_for("run", "kid sleeping", 3);
+    s.kill(child);
+    let before = counts(&hits);
+    assert_eq!(before.len(), 3, "only the kids' first effects: {before:?}");
+    let killed = s.show("fam");
+    assert_eq!(killed["status"], "running");
+    let statuses: Vec<&str> = killed["children"]
+        .as_array()
+        .expect("children")
+        .iter()
+        .map(|c| c["status"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(statuses, ["running"; 3]);
+
+    assert_eq!(s.run("resume", &["resume", "fam"]).json(), 60);
+    let counts = counts(&hits);
+    let expected: Vec<String> = (1..=3)
+        .flat_map(|i| [format!("/kid/{i}/in"), format!("/kid/{i}/out")])
+        .chain(["/parent/60".to_owned()])
+        .collect();
+    let mut paths: Vec<&String> = counts.keys().collect();
+    paths.sort();
+    let mut want: Vec<&String> = expected.iter().collect();
+    want.sort();
+    assert_eq!(paths, want, "{counts:?}");
+    assert!(counts.values().all(|&n| n == 1), "each once: {counts:?}");
+
+    let show = s.show("fam");
+    assert_eq!(
+        commands(&show),
+        [
+            "workflow.start_child",
+            "workflow.start_child",
+            "workflow.start_child",
+            "workflow.await",
+            "workflow.await",
+            "workflow.await",
+            "http.request"
+        ]
+    );
+    let children = show["children"].as_array().expect("children");
+    let rows: Vec<(&str, &str, &str)> = children
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap_or_default(),
+                c["status"].as_str().unwrap_or_default(),
+                c["parent_close"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("kid-1", "completed", "terminate"),
+            ("kid-2", "completed", "terminate"),
+            ("kid-3", "completed", "terminate")
+        ]
+    );
+    assert_eq!(s.show("kid-2")["parent"], "fam");
+    let text = s.run("text", &["show", "fam"]);
+    assert!(text.stdout.contains("children:"), "{text:?}");
+    assert!(text.stdout.contains("kid-3"), "{text:?}");
 }

@@ -156,6 +156,7 @@ fn header(h: &Header) -> Json {
     json!({
         "id": h.id,
         "run": h.run,
+        "parent": h.parent,
         "status": h.status.as_str(),
         "script": h.key,
         "args": h.args.iter().map(value).collect::<Vec<_>>(),

@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 use troupe_dispatcher::{Call, Completer, Error, Pid, Value};
 use troupe_modules::Policy;
+use troupe_modules::builtin::workflow::ParentClose;
 use troupe_sources::Script;
 
 /// What a journal decides about a command a workflow is about to run.
@@ -157,6 +158,9 @@ pub struct WorkflowStart<'a> {
     /// new workflow's store keeps its deadline, so a resume gets only
     /// what is left ([`StoredWorkflow::deadline_ms`]).
     pub timeout: Option<std::time::Duration>,
+    /// For a child workflow (`workflow.start_child`): its parent's id and
+    /// what happens to it when the parent ends.
+    pub parent: Option<(&'a str, ParentClose)>,
 }
 
 /// A workflow as its store remembers it: enough to start it again.
@@ -173,7 +177,13 @@ pub struct StoredWorkflow {
     /// When the workflow times out, ms since the Unix epoch (set when it
     /// started with a `Limits::timeout`; it spans `continue_as_new` runs).
     pub deadline_ms: Option<u64>,
+    /// The workflow that started it with `workflow.start_child`, if any.
+    pub parent: Option<String>,
 }
+
+/// Called once with a child workflow's outcome (see
+/// [`JournalStore::await_child`]).
+pub type ChildDone = Box<dyn FnOnce(Result<Value, Error>) + Send>;
 
 /// Where workflow journals live. Set with
 /// [`RuntimeBuilder::journal_store`](crate::RuntimeBuilder::journal_store).
@@ -206,6 +216,17 @@ pub trait JournalStore: Send + Sync + 'static {
     /// finished.
     fn cancel(&self, id: &str) -> Result<(), Error>;
 
+    /// The unfinished child workflows of workflow `id` (started with
+    /// `workflow.start_child`), resumed with it.
+    fn unfinished_children(&self, id: &str) -> Result<Vec<String>, Error>;
+
+    /// Calls `done` with the outcome of `child`, a child workflow of the
+    /// running workflow `parent`: at once if it has ended, else when it
+    /// ends; the error, if it failed, keeps its kind and names the child.
+    /// `done` gets `CANCELED` instead if `parent` is cancelled first.
+    /// `NOT_FOUND` if `child` is no child of `parent`.
+    fn await_child(&self, parent: &str, child: &str, done: ChildDone) -> Result<(), Error>;
+
     /// Called once by [`RuntimeBuilder::build`](crate::RuntimeBuilder::build)
     /// with the way to reach the runtime's processes, for signals and
     /// cancellations of running workflows (also ones arriving from other OS
@@ -220,6 +241,8 @@ pub struct Reach {
     pub deliver: Deliver,
     /// Ends the wait of a process with an error.
     pub interrupt: Interrupt,
+    /// Ends a process with an error (a terminated child workflow).
+    pub stop: Stop,
 }
 
 impl std::fmt::Debug for Reach {
@@ -241,6 +264,10 @@ pub enum Wait {
 /// returned the error; false if it is not waiting in one (not yet, or any
 /// more).
 pub type Interrupt = Arc<dyn Fn(Pid, Wait, Error) -> bool + Send + Sync>;
+
+/// Ends process `pid` with the error, as if it failed with it; false if
+/// it is not alive.
+pub type Stop = Arc<dyn Fn(Pid, Error) -> bool + Send + Sync>;
 
 /// Delivers a signal `(topic, payload)` from no process (`from = nil`) to
 /// the mailbox of process `pid` of a runtime; `UNAVAILABLE` once that

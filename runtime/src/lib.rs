@@ -63,8 +63,8 @@ pub use introspect::{
     WaitingOn,
 };
 pub use journal::{
-    Before, Deliver, Inline, Interrupt, Journal, JournalStore, Reach, StartMode, StoredWorkflow,
-    Wait, WorkflowStart,
+    Before, ChildDone, Deliver, Inline, Interrupt, Journal, JournalStore, Reach, StartMode, Stop,
+    StoredWorkflow, Wait, WorkflowStart,
 };
 pub use latency::{LATENCY_BOUNDS, Latencies, LatencyCounts};
 pub use limits::Limits;

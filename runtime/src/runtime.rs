@@ -10,7 +10,7 @@ use troupe_sources::{FileSource, Script, Source};
 use crate::engine::Engine;
 use crate::exit::{Exit, ExitCell};
 use crate::introspect::{ProcessInfo, ProcessKind, ProcessStatus, SupervisorTree};
-use crate::journal::{Deliver, Interrupt, JournalStore, Reach};
+use crate::journal::{Deliver, Interrupt, JournalStore, Reach, Stop};
 use crate::mailbox::Message;
 use crate::quota::{Caps, Quota};
 use crate::reload::Reloader;
@@ -278,7 +278,16 @@ impl RuntimeBuilder {
                 weak.upgrade()
                     .is_some_and(|sched| sched.interrupt_wait(pid, wait, error))
             });
-            store.attach(Reach { deliver, interrupt });
+            let weak = Arc::downgrade(&sched);
+            let stop: Stop = Arc::new(move |pid, error| {
+                weak.upgrade()
+                    .is_some_and(|sched| sched.stop(pid, Exit::Failed(error)))
+            });
+            store.attach(Reach {
+                deliver,
+                interrupt,
+                stop,
+            });
         }
         let rt = Runtime {
             owner: Arc::new(Owner {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
+use troupe_modules::builtin::workflow::ParentClose;
 use troupe_modules::{ClassSet, Policy};
 use troupe_sources::{SourceError, resolve_relative};
 
@@ -34,6 +35,8 @@ pub struct Spawn {
     /// Stop the process when its script changes (see [`Spawn::restart_on_change`]).
     pub(crate) restart_on_change: bool,
     pub(crate) workflow: Option<(String, StartMode)>,
+    /// A child workflow's parent and parent-close policy.
+    pub(crate) child_of: Option<(String, ParentClose)>,
     /// Run as a lightweight process (see [`Spawn::lightweight`]).
     pub(crate) lightweight: bool,
 }
@@ -51,6 +54,7 @@ impl Spawn {
             link: None,
             restart_on_change: false,
             workflow: None,
+            child_of: None,
             lightweight: false,
         }
     }

@@ -11,11 +11,12 @@ use troupe_sources::Script;
 use crate::entry::{Entry, NewEntry};
 use crate::exit::ExitCell;
 use crate::introspect::{Origin, ProcessKind};
+use crate::journal::StartMode;
 use crate::journal::WorkflowStart;
 use crate::journaled::{JournaledProcess, Restart};
 use crate::quota::{Caps, Quota};
 use crate::scheduler::Scheduler;
-use crate::spawn::{Native, SPAWN, child_spec, source_error};
+use crate::spawn::{Native, OptionsOf, SPAWN, child_spec, source_error};
 use crate::{JournalStore, Process, ProcessInit, Spawn};
 
 /// What a process is made with once it is counted.
@@ -182,15 +183,21 @@ impl Scheduler {
         };
         let journal = match &spec.workflow {
             None => None,
-            Some((id, mode)) => Some(self.workflow_store()?.open(&WorkflowStart {
-                id,
-                pid,
-                script: &script,
-                args: &spec.args,
-                mode: *mode,
-                policy: &policy,
-                timeout: limits.timeout,
-            })?),
+            Some((id, mode)) => Some(
+                self.workflow_store()?.open(&WorkflowStart {
+                    id,
+                    pid,
+                    script: &script,
+                    args: &spec.args,
+                    mode: *mode,
+                    policy: &policy,
+                    timeout: limits.timeout,
+                    parent: spec
+                        .child_of
+                        .as_ref()
+                        .map(|(p, close)| (p.as_str(), *close)),
+                })?,
+            ),
         };
         let init = ProcessInit {
             pid,
@@ -273,6 +280,65 @@ impl Scheduler {
     ) -> Result<Pid, Error> {
         let spec = child_spec(parent, &cmd.script, cmd.args, &cmd.opts, &SPAWN)?;
         self.spawn(spec, Some(parent), None, None)
+    }
+
+    /// `workflow.start_child(id, script, args, opts)` from the workflow
+    /// `parent`: starts the child workflow `id` (the script relative to the
+    /// parent's, the policy at most the parent's) and answers its id. A
+    /// child this parent already started from the same script (a start
+    /// run again after a crash) is answered as it is; any other workflow
+    /// with that id is `ALREADY_EXISTS`. `INVALID` if `parent` is no
+    /// workflow.
+    pub(crate) fn start_child(
+        &self,
+        parent: &Entry,
+        cmd: troupe_modules::builtin::workflow::StartChild,
+    ) -> Result<String, Error> {
+        const START_CHILD: OptionsOf = OptionsOf {
+            what: "workflow.start_child",
+            own: &["parent_close"],
+        };
+        let Some(parent_id) = parent.origin.workflow.as_deref() else {
+            return Err(Error::invalid(
+                "workflow.start_child: this process is not a workflow",
+            ));
+        };
+        let close = cmd.parent_close();
+        let mut spec = child_spec(parent, &cmd.script, cmd.args, &cmd.opts, &START_CHILD)?;
+        let store = self.workflow_store()?;
+        match store.load(&cmd.id) {
+            Ok(stored) if stored.parent.as_deref() == Some(parent_id) && stored.key == spec.key => {
+                return Ok(cmd.id);
+            }
+            Ok(stored) => {
+                return Err(Error::new(
+                    ErrorKind::AlreadyExists,
+                    format!(
+                        "workflow.start_child: workflow {:?} already exists (script {}, {})",
+                        cmd.id,
+                        stored.key,
+                        stored
+                            .parent
+                            .map_or_else(|| "no parent".to_owned(), |p| format!("parent {p:?}")),
+                    ),
+                ));
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        // Started by the host, not as the parent's process: a child workflow
+        // outlives its parent's process (a restart, an abandon), so it gets
+        // the parent's policy and limits as its own, never more.
+        let policy = match spec.policy.take() {
+            Some(p) => Policy::clone(&p).within(&parent.policy),
+            None => Policy::clone(&parent.policy),
+        };
+        spec.policy = Some(Arc::new(policy));
+        spec.limits = Some(spec.limits.unwrap_or(*parent.limits));
+        spec.workflow = Some((cmd.id.clone(), StartMode::New));
+        spec.child_of = Some((parent_id.to_owned(), close));
+        self.spawn(spec, None, None, None)?;
+        Ok(cmd.id)
     }
 
     /// Starts a process implemented in Rust (a supervisor), made by

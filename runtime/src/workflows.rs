@@ -1,7 +1,7 @@
 //! The host's side of durable workflows: resuming, replaying and signalling
 //! them by id, and recovering the unfinished ones at start-up.
 
-use troupe_dispatcher::{Error, Value};
+use troupe_dispatcher::{Error, ErrorKind, Value};
 
 use crate::journal::StartMode;
 use crate::{Limits, ProcessHandle, Runtime, Spawn};
@@ -12,8 +12,38 @@ impl Runtime {
     /// without running anything, and it continues live where the journal
     /// ends. A script that diverges from its history fails with
     /// `NONDETERMINISM`.
+    ///
+    /// Its unfinished child workflows (`workflow.start_child`) are resumed
+    /// with it, and theirs with them; one already running is left as it is.
     pub fn resume(&self, id: &str) -> Result<ProcessHandle, Error> {
-        self.restart(id, StartMode::Resume)
+        let handle = self.restart(id, StartMode::Resume)?;
+        self.resume_children(id);
+        Ok(handle)
+    }
+
+    /// Resumes the unfinished children of workflow `id` that do not run
+    /// here yet, logging those that cannot be.
+    fn resume_children(&self, id: &str) {
+        let children = self
+            .sched()
+            .workflow_store()
+            .and_then(|s| s.unfinished_children(id));
+        let children = match children {
+            Ok(children) => children,
+            Err(e) => {
+                tracing::error!(workflow = %id, error = %e, "cannot list the workflow's children");
+                return;
+            }
+        };
+        for child in children {
+            match self.resume(&child) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    tracing::error!(workflow = %child, parent = %id, error = %e, "cannot resume child workflow");
+                }
+            }
+        }
     }
 
     /// Replays workflow `id` (finished or not) against its history without
@@ -75,6 +105,8 @@ impl Runtime {
         for id in ids {
             match self.resume(&id) {
                 Ok(h) => recovered.push((id, h.pid, h.exit)),
+                // A child its parent's resume resumed already.
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
                 Err(e) => tracing::error!(workflow = %id, error = %e, "cannot resume workflow"),
             }
         }

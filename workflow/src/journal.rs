@@ -71,6 +71,9 @@ pub(crate) struct WorkflowJournal {
     pub canceled: bool,
     /// Whether the warning that the history nears its limit was logged.
     pub warned: bool,
+    /// Whether this run started child workflows (their parent-close
+    /// policies apply when it ends).
+    pub has_children: bool,
 }
 
 /// A workflow's cancellation, shared by its journal and its store: asked
@@ -80,6 +83,8 @@ pub(crate) struct WorkflowJournal {
 pub(crate) struct Canceling {
     pub requested: AtomicBool,
     pub waiting: AtomicU8,
+    /// Whether the script got its cancellation (the journal's `canceled`).
+    pub delivered: AtomicBool,
 }
 
 impl Canceling {
@@ -91,6 +96,13 @@ impl Canceling {
             _ => None,
         }
     }
+}
+
+/// Whether `result` of `call` is the workflow's own cancellation (not a
+/// child's `CANCELED` outcome a `workflow.await` passed on).
+pub(crate) fn is_own_cancel(call: &Call, result: &Result<Value, Error>) -> bool {
+    matches!(result, Err(e) if e.kind() == ErrorKind::Canceled
+        && !(call.id == ids::WORKFLOW_AWAIT && e.details().is_some_and(|d| d.get("child").is_some())))
 }
 
 /// The error a cancelled workflow's script gets.
@@ -111,11 +123,13 @@ pub(crate) enum Class {
     /// ids, looking up names or children, a side effect's value. Its record
     /// rides along with the next commit.
     Local,
-    /// A wait that can take long (`time.sleep`, `process.receive`): what
+    /// A wait that can take long (`time.sleep`, `process.receive`,
+    /// `workflow.await`): what
     /// is buffered commits before it starts; its own record rides along.
     Wait,
-    /// An effect outside the workflow (a send, a spawn, a signal, IO, a
-    /// host module's command, a link, a kill): what is buffered commits
+    /// An effect outside the workflow (a send, a spawn, a child
+    /// workflow's start, a signal, IO, a host module's command, a link, a
+    /// kill): what is buffered commits
     /// before it runs, and its own record before the script sees its
     /// result, so a resume never runs it again once the script went on.
     Effect,
@@ -134,7 +148,7 @@ pub(crate) fn class(call: &Call) -> Class {
         | ids::PROCESS_WHEREIS
         | ids::SUPERVISOR_CHILDREN
         | ids::WORKFLOW_SIDE_EFFECT => Class::Local,
-        ids::TIME_SLEEP | ids::PROCESS_RECEIVE => Class::Wait,
+        ids::TIME_SLEEP | ids::PROCESS_RECEIVE | ids::WORKFLOW_AWAIT => Class::Wait,
         _ => Class::Effect,
     }
 }
@@ -196,17 +210,26 @@ impl WorkflowJournal {
     /// Answers the live command `call` with the workflow's cancellation,
     /// journaled as its result, so a replay gets it at the same point.
     fn deliver_cancel(&mut self, name: &str, call: Call) -> Result<Before, Error> {
-        self.canceled = true;
+        self.set_canceled();
         let error = canceled_error(&self.id);
         self.live = Some((name.to_owned(), call));
         self.record(&Err(error.clone()))?;
         Ok(Before::Replay(Err(error)))
     }
 
+    /// Notes that the script got its cancellation.
+    fn set_canceled(&mut self) {
+        self.canceled = true;
+        self.cancel.delivered.store(true, Ordering::SeqCst);
+    }
+
     /// Ends this run: queues the run's end and the next run's start (one
     /// commit, with the records still buffered) and starts the journal
     /// afresh, for the script's new run with `args`.
     fn continue_as_new(&mut self, args: Vec<Value>) -> Before {
+        if mem::take(&mut self.has_children) {
+            self.store.close_children(&self.id);
+        }
         self.pending.push(Op::ContinueAsNew {
             id: Arc::clone(&self.id),
             args: args.clone(),
@@ -224,6 +247,7 @@ impl WorkflowJournal {
         self.warned = false;
         // A cancellation the ended run got does not carry over.
         self.cancel.requested.store(false, Ordering::SeqCst);
+        self.cancel.delivered.store(false, Ordering::SeqCst);
         self.canceled = false;
         self.mode = StartMode::New;
         Before::ContinueAsNew(args)
@@ -473,11 +497,11 @@ impl WorkflowJournal {
         let clear_timer = call.id == ids::TIME_SLEEP;
         self.cancel.waiting.store(0, Ordering::SeqCst);
         // A wait the cancellation ended.
-        if let Err(e) = result
-            && e.kind() == ErrorKind::Canceled
-            && self.cancel.requested.load(Ordering::SeqCst)
-        {
-            self.canceled = true;
+        if is_own_cancel(call, result) && self.cancel.requested.load(Ordering::SeqCst) {
+            self.set_canceled();
+        }
+        if call.id == ids::WORKFLOW_START_CHILD && result.is_ok() {
+            self.has_children = true;
         }
         let durable_now = match class(call) {
             Class::Effect => true,
@@ -673,6 +697,10 @@ impl Journal for WorkflowJournal {
         });
         if let Err(e) = self.send_pending(None) {
             tracing::error!(workflow = %self.id, error = %e, "cannot journal the workflow's end");
+        }
+        self.store.child_ended(&self.id, result);
+        if self.has_children {
+            self.store.close_children(&self.id);
         }
     }
 }

@@ -52,14 +52,17 @@ use std::sync::{Arc, Once, OnceLock};
 use parking_lot::Mutex;
 use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
 use troupe_modules::Policy;
+pub use troupe_modules::builtin::workflow::ParentClose;
 use troupe_runtime::{
-    Journal, JournalStore, LatencyCounts, Reach, StartMode, StoredWorkflow, WorkflowStart,
+    ChildDone, Journal, JournalStore, LatencyCounts, Reach, StartMode, StoredWorkflow,
+    WorkflowStart,
 };
 
 use crate::journal::{Canceling, WorkflowJournal};
 pub use crate::record::{Entry, FORMAT_VERSION, Header, Status, outcome_value};
 pub use crate::spool::SPOOL_POLL;
 use crate::store::{Db, now_ms};
+use troupe_modules::builtin::ids;
 
 /// One row of [`WorkflowStore::list`].
 #[derive(Debug)]
@@ -92,6 +95,17 @@ pub struct Run {
     pub history: Vec<Entry>,
 }
 
+/// A child workflow, as [`WorkflowStore::children`] lists it.
+#[derive(Debug)]
+pub struct Child {
+    /// The child's workflow id.
+    pub id: String,
+    /// What happens to it when its parent ends.
+    pub parent_close: ParentClose,
+    /// Its header, or why it cannot be read.
+    pub header: Result<Header, Error>,
+}
+
 /// The default of [`WorkflowStore::with_history_limit`]: Temporal's cap is
 /// 51,200 events.
 pub const DEFAULT_HISTORY_LIMIT: u64 = 50_000;
@@ -99,6 +113,10 @@ pub const DEFAULT_HISTORY_LIMIT: u64 = 50_000;
 /// Signals handed to a running workflow's mailbox that it has not
 /// journaled receiving yet: `(inbox seq, {topic, payload})`.
 pub(crate) type Posted = Arc<Mutex<VecDeque<(u64, Value)>>>;
+
+/// A parent waiting in `workflow.await`: its id, and what its await
+/// gets the child's outcome with.
+type Waiter = (Arc<str>, ChildDone);
 
 /// A workflow with a live process in this runtime.
 struct Live {
@@ -115,6 +133,8 @@ pub(crate) struct Inner {
     history_limit: AtomicU64,
     /// Workflows with a live process in this runtime.
     running: Mutex<HashMap<Arc<str>, Live>>,
+    /// Parents waiting in `workflow.await`, by child.
+    awaiting: Mutex<HashMap<Arc<str>, Waiter>>,
     /// How to reach the processes of the runtime using the store.
     reach: Mutex<Option<Reach>>,
     /// Starts the spool watcher once.
@@ -143,6 +163,7 @@ impl WorkflowStore {
                 policy: Mutex::new(Self::default_policy()),
                 history_limit: AtomicU64::new(DEFAULT_HISTORY_LIMIT),
                 running: Mutex::new(HashMap::new()),
+                awaiting: Mutex::new(HashMap::new()),
                 reach: Mutex::new(None),
                 spool: Once::new(),
             }),
@@ -374,11 +395,106 @@ impl WorkflowStore {
         };
         live.cancel.requested.store(true, Ordering::SeqCst);
         let (pid, wait) = (live.pid, live.cancel.waiting());
+        let delivered = live.cancel.delivered.load(Ordering::SeqCst);
         drop(running);
+        if !delivered {
+            // A `workflow.await` ends with the cancellation.
+            let waiter = self.take_waiter(|(parent, _)| **parent == *id);
+            if let Some(done) = waiter {
+                done(Err(journal::canceled_error(id)));
+            }
+        }
         let reach = self.inner.reach.lock().clone();
         if let (Some(wait), Some(reach)) = (wait, reach) {
             (reach.interrupt)(pid, wait, journal::canceled_error(id));
         }
+        Ok(())
+    }
+
+    /// The child workflows of `id` (started with `workflow.start_child`),
+    /// in id order: their parent-close policies and headers. `NOT_FOUND`
+    /// if `id` is unknown.
+    pub fn children(&self, id: &str) -> Result<Vec<Child>, Error> {
+        let db = self.flushed()?;
+        db.header(id)?;
+        Ok(db
+            .children(id)?
+            .into_iter()
+            .map(|(child, parent_close)| Child {
+                header: db.header(&child),
+                id: child,
+                parent_close,
+            })
+            .collect())
+    }
+
+    /// Takes the first `workflow.await` waiter `pick` chooses.
+    fn take_waiter(&self, pick: impl Fn(&Waiter) -> bool) -> Option<ChildDone> {
+        let mut awaiting = self.inner.awaiting.lock();
+        let child = awaiting
+            .iter()
+            .find(|(_, w)| pick(w))
+            .map(|(c, _)| Arc::clone(c))?;
+        awaiting.remove(&child).map(|(_, done)| done)
+    }
+
+    /// Hands the outcome of the child workflow `id`, which just ended, to
+    /// its parent if it waits in `workflow.await`.
+    pub(crate) fn child_ended(&self, id: &str, result: &Result<Value, Error>) {
+        let waiter = self.inner.awaiting.lock().remove(id);
+        if let Some((_, done)) = waiter {
+            done(child_outcome(id, result.clone()));
+        }
+    }
+
+    /// Applies the parent-close policy of each unfinished child of the
+    /// workflow `parent`, which ended: terminates, cancels or leaves it.
+    pub(crate) fn close_children(&self, parent: &str) {
+        let children = match self.flushed().and_then(|db| db.children(parent)) {
+            Ok(children) => children,
+            Err(e) => {
+                tracing::error!(workflow = %parent, error = %e, "cannot close the workflow's children");
+                return;
+            }
+        };
+        for (child, close) in children {
+            let running = self
+                .header(&child)
+                .is_ok_and(|h| h.status == Status::Running);
+            let closed = match close {
+                _ if !running => continue,
+                ParentClose::Abandon => continue,
+                ParentClose::RequestCancel => self.cancel(&child),
+                ParentClose::Terminate => self.terminate(parent, &child),
+            };
+            if let Err(e) = closed {
+                tracing::error!(workflow = %child, %parent, error = %e, "cannot close child workflow");
+            }
+        }
+    }
+
+    /// Ends the child workflow `child` of `parent` at once, with a
+    /// `CANCELED` error: its process is stopped if it runs here (its
+    /// journal then records the end), its end written otherwise.
+    fn terminate(&self, parent: &str, child: &str) -> Result<(), Error> {
+        let error = Error::new(
+            ErrorKind::Canceled,
+            format!("workflow {child:?} was terminated: its parent workflow {parent:?} ended"),
+        );
+        let pid = self.inner.running.lock().get(child).map(|l| l.pid);
+        let reach = self.inner.reach.lock().clone();
+        if let (Some(pid), Some(reach)) = (pid, reach)
+            && (reach.stop)(pid, error.clone())
+        {
+            return Ok(());
+        }
+        let result = Err(error);
+        self.db()?.send(store::Op::Finish {
+            id: child.into(),
+            result: result.clone(),
+        });
+        self.child_ended(child, &result);
+        self.close_children(child);
         Ok(())
     }
 
@@ -453,6 +569,7 @@ impl WorkflowStore {
             warned: false,
             cancel,
             canceled: false,
+            has_children: false,
         };
         if w.mode == StartMode::New {
             let header = Header {
@@ -470,8 +587,10 @@ impl WorkflowStore {
                     let ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
                     now_ms().saturating_add(ms)
                 }),
+                parent: w.parent.map(|(p, _)| p.to_owned()),
             };
-            db.create(id, record::encode(&header)?)?;
+            let child_of = w.parent.map(|(p, close)| (p.to_owned(), close));
+            db.create(id, record::encode(&header)?, child_of)?;
             return Ok(journal);
         }
         // Records a previous process of this workflow queued must be in.
@@ -505,9 +624,18 @@ impl WorkflowStore {
             journal.cancel.requested.store(requested, Ordering::SeqCst);
         }
         // A history that holds its cancellation got it already.
-        journal.canceled = journal.history.iter().any(|Entry::Command { result, .. }| {
-            matches!(result, Err(e) if e.kind() == ErrorKind::Canceled)
-        });
+        journal.canceled = journal
+            .history
+            .iter()
+            .any(|Entry::Command { call, result, .. }| journal::is_own_cancel(call, result));
+        journal
+            .cancel
+            .delivered
+            .store(journal.canceled, Ordering::SeqCst);
+        journal.has_children = journal
+            .history
+            .iter()
+            .any(|Entry::Command { call, .. }| call.id == ids::WORKFLOW_START_CHILD);
         Ok(journal)
     }
 }
@@ -532,7 +660,59 @@ impl JournalStore for WorkflowStore {
             args: h.args,
             policy: h.policy,
             deadline_ms: h.deadline_ms,
+            parent: h.parent,
         })
+    }
+
+    fn unfinished_children(&self, id: &str) -> Result<Vec<String>, Error> {
+        Ok(self
+            .children(id)?
+            .into_iter()
+            .filter(|c| matches!(&c.header, Ok(h) if h.status == Status::Running))
+            .map(|c| c.id)
+            .collect())
+    }
+
+    fn await_child(&self, parent: &str, child: &str, done: ChildDone) -> Result<(), Error> {
+        let header = self.header(child)?;
+        if header.parent.as_deref() != Some(parent) {
+            return Err(Error::not_found(format!(
+                "workflow.await: workflow {child:?} is not a child of workflow {parent:?}"
+            )));
+        }
+        let cancel = self
+            .inner
+            .running
+            .lock()
+            .get(parent)
+            .map(|l| Arc::clone(&l.cancel));
+        // Registered first, then the child's end and the cancellation are
+        // read: whichever comes first takes the waiter, so none is missed
+        // and none answered twice.
+        let child: Arc<str> = child.into();
+        {
+            let mut awaiting = self.inner.awaiting.lock();
+            // A parent awaits one child at a time: a waiter of an await that
+            // timed out goes.
+            awaiting.retain(|_, (p, _)| **p != *parent);
+            awaiting.insert(Arc::clone(&child), (parent.into(), done));
+        }
+        let waiter = if cancel.is_some_and(|c| {
+            c.requested.load(Ordering::SeqCst) && !c.delivered.load(Ordering::SeqCst)
+        }) {
+            Some(Err(journal::canceled_error(parent)))
+        } else {
+            self.header(&child)?
+                .result
+                .map(|result| child_outcome(&child, result))
+        };
+        if let Some(outcome) = waiter {
+            let done = self.inner.awaiting.lock().remove(&child);
+            if let Some((_, done)) = done {
+                done(outcome);
+            }
+        }
+        Ok(())
     }
 
     fn unfinished(&self) -> Result<Vec<String>, Error> {
@@ -568,6 +748,29 @@ impl JournalStore for WorkflowStore {
             .spool
             .call_once(|| spool::watch(Arc::downgrade(&self.inner)));
     }
+}
+
+/// What a parent's `workflow.await` gets from its child's end: the
+/// result, or the error with its kind (and retryability) kept, its
+/// message naming the child and its details holding the child's id and
+/// error.
+fn child_outcome(id: &str, result: Result<Value, Error>) -> Result<Value, Error> {
+    result.map_err(|e| {
+        let details = Value::Map(
+            [
+                ("child".to_owned(), Value::from(id)),
+                ("error".to_owned(), e.to_value()),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        Error::new(
+            e.kind(),
+            format!("child workflow {id:?} failed: {}", e.message()),
+        )
+        .retryable(e.is_retryable())
+        .with_details(details)
+    })
 }
 
 /// A signal as the inbox keeps it: `{topic, payload}`.

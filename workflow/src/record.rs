@@ -81,6 +81,10 @@ pub struct Header {
     /// started with a time limit; every run of it shares the deadline.
     #[serde(default)]
     pub deadline_ms: Option<u64>,
+    /// The workflow that started this one with `workflow.start_child`, if
+    /// any.
+    #[serde(default)]
+    pub parent: Option<String>,
 }
 
 /// The number of a workflow's first run.

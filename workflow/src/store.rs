@@ -13,6 +13,7 @@
 //! | `cancels` | id | when a cancellation was asked for (until the workflow ends or continues as new) |
 //! | `runs` | (id, run) | the [`Header`] of a past run (ended by `workflow.continue_as_new`) |
 //! | `run_history` | (id, run, first step) | a [`Chunk`] of a past run |
+//! | `children` | (parent id, child id) | the child's parent-close policy (`workflow.start_child`) |
 //!
 //! A workflow's history entries are stored one row per commit: the
 //! entries it buffered between two commit points are one [`Chunk`], keyed
@@ -48,6 +49,7 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use troupe_dispatcher::{Completer, Error, ErrorKind, Value};
+use troupe_modules::builtin::workflow::ParentClose;
 use troupe_runtime::{Latencies, LatencyCounts};
 
 use crate::Summary;
@@ -63,6 +65,8 @@ pub(crate) const RUN_HISTORY: TableDefinition<(&str, u32, u64), &[u8]> =
     TableDefinition::new("run_history");
 /// Cancellations asked for: id → when, ms since the epoch.
 pub(crate) const CANCELS: TableDefinition<&str, u64> = TableDefinition::new("cancels");
+/// Child workflows: `(parent, child)` → the child's parent-close policy.
+pub(crate) const CHILDREN: TableDefinition<(&str, &str), &str> = TableDefinition::new("children");
 /// What workflows published for queries: `(id, key)` → the value.
 pub(crate) const PUBLISHED: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("published");
@@ -150,8 +154,13 @@ pub(crate) struct Stored {
 
 /// One write for the writer thread.
 pub(crate) enum Op {
-    /// A new workflow's header ([`Db::create`] checked that its id is free).
-    Create { id: Arc<str>, header: Vec<u8> },
+    /// A new workflow's header ([`Db::create`] checked that its id is free)
+    /// and, for a child workflow, its parent and parent-close policy.
+    Create {
+        id: Arc<str>,
+        header: Vec<u8>,
+        child_of: Option<(String, ParentClose)>,
+    },
     /// History entries of consecutive steps from `first`: commands'
     /// results and `workflow.version` markers.
     Entries {
@@ -306,6 +315,7 @@ impl Db {
             txn.open_table(RUNS).map_err(|e| db_error(path, e))?;
             txn.open_table(RUN_HISTORY).map_err(|e| db_error(path, e))?;
             txn.open_table(CANCELS).map_err(|e| db_error(path, e))?;
+            txn.open_table(CHILDREN).map_err(|e| db_error(path, e))?;
             let (next_log, logged) = {
                 let log = txn.open_table(LOG).map_err(|e| db_error(path, e))?;
                 let last = log.last().map_err(|e| db_error(path, e))?;
@@ -393,7 +403,12 @@ impl Db {
     /// its first history entry commits with it or after it, so no script
     /// acts on a result whose workflow is not durable. `ALREADY_EXISTS` if
     /// the id is stored or queued.
-    pub fn create(&self, id: Arc<str>, header: Vec<u8>) -> Result<(), Error> {
+    pub fn create(
+        &self,
+        id: Arc<str>,
+        header: Vec<u8>,
+        child_of: Option<(String, ParentClose)>,
+    ) -> Result<(), Error> {
         let mut creating = self.shared.creating.lock();
         // The writer forgets a queued id only after its commit, so an id
         // not queued any more is in the table.
@@ -404,7 +419,11 @@ impl Db {
             ));
         }
         creating.insert(Arc::clone(&id));
-        self.send(Op::Create { id, header });
+        self.send(Op::Create {
+            id,
+            header,
+            child_of,
+        });
         Ok(())
     }
 
@@ -534,6 +553,10 @@ impl Db {
                     .map_err(|e| self.err(e))?;
                 let mut cancels = txn.open_table(CANCELS).map_err(|e| self.err(e))?;
                 cancels.remove(id).map_err(|e| self.err(e))?;
+                let mut children = txn.open_table(CHILDREN).map_err(|e| self.err(e))?;
+                children
+                    .retain(|(parent, child), _| parent != id && child != id)
+                    .map_err(|e| self.err(e))?;
                 let mut runs = txn.open_table(RUNS).map_err(|e| self.err(e))?;
                 runs.retain_in((id, 0)..=(id, u32::MAX), |_, _| false)
                     .map_err(|e| self.err(e))?;
@@ -663,6 +686,31 @@ impl Db {
                     })?);
                 }
                 out.push((header, entries));
+            }
+            Ok(out)
+        })
+    }
+
+    /// The child workflows of `id`, in id order, with their parent-close
+    /// policies.
+    pub fn children(&self, id: &str) -> Result<Vec<(String, ParentClose)>, Error> {
+        guarded(&self.path, || {
+            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+            let table = txn.open_table(CHILDREN).map_err(|e| self.err(e))?;
+            let mut out = Vec::new();
+            for row in table.range((id, "")..).map_err(|e| self.err(e))? {
+                let (k, v) = row.map_err(|e| self.err(e))?;
+                let (parent, child) = k.value();
+                if parent != id {
+                    break;
+                }
+                let close = ParentClose::parse(v.value()).ok_or_else(|| {
+                    Error::internal(format!(
+                        "workflow {id:?}: child {child:?} has an unknown parent-close policy {:?}",
+                        v.value()
+                    ))
+                })?;
+                out.push((child.to_owned(), close));
             }
             Ok(out)
         })
@@ -925,11 +973,16 @@ impl Writer {
             let mut runs = txn.open_table(RUNS).map_err(|e| err(e.into()))?;
             let mut run_history = txn.open_table(RUN_HISTORY).map_err(|e| err(e.into()))?;
             let mut cancels = txn.open_table(CANCELS).map_err(|e| err(e.into()))?;
+            let mut children = txn.open_table(CHILDREN).map_err(|e| err(e.into()))?;
             let mut logged = self.shared.logged.load(Ordering::SeqCst);
             let mut settle = false;
             for op in batch.iter() {
                 let reply = match op {
-                    Op::Create { id, header, .. } => {
+                    Op::Create {
+                        id,
+                        header,
+                        child_of,
+                    } => {
                         if workflows.get(&**id).map_err(|e| err(e.into()))?.is_some() {
                             Err(Error::new(
                                 ErrorKind::AlreadyExists,
@@ -939,6 +992,11 @@ impl Writer {
                             workflows
                                 .insert(&**id, header.as_slice())
                                 .map_err(|e| err(e.into()))?;
+                            if let Some((parent, close)) = child_of {
+                                children
+                                    .insert((parent.as_str(), &**id), close.as_str())
+                                    .map_err(|e| err(e.into()))?;
+                            }
                             Ok(())
                         }
                     }

@@ -100,6 +100,12 @@ pub mod ids {
     pub const WORKFLOW_PUBLISH: CommandId = CommandId(75);
     /// `workflow.continue_as_new(...)`: `{args}`.
     pub const WORKFLOW_CONTINUE_AS_NEW: CommandId = CommandId(76);
+    /// `workflow.start_child(id, script, args, opts)`: `{id, script, args,
+    /// opts}`, answered by the runtime with the child's id.
+    pub const WORKFLOW_START_CHILD: CommandId = CommandId(77);
+    /// `workflow.await(child, timeout?)`: `{id, timeout_ms?}`, answered by
+    /// the runtime with the child's result.
+    pub const WORKFLOW_AWAIT: CommandId = CommandId(78);
 }
 
 /// Every built-in module definition.

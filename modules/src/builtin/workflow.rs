@@ -1,6 +1,7 @@
 //! `workflow`: `id()`, `version(change_id, min, max)`, `side_effect(fn)`,
-//! `retry(opts, fn)`, `signal(id, topic, payload)` (answered by the runtime,
-//! which holds the workflow store), `publish(key, value)`. Every function
+//! `retry(opts, fn)`, `signal(id, topic, payload)`, `start_child(id,
+//! script, args, opts)` and `await(child, timeout)` (answered by the
+//! runtime, which holds the workflow store), `publish(key, value)`. Every function
 //! is a command: in a workflow process the journal answers it (see the
 //! `troupe-workflow` crate); the handlers here answer it anywhere else,
 //! trivially, so a workflow script also runs as a plain process (`troupe
@@ -19,7 +20,7 @@ use troupe_dispatcher::{Call, Error, ErrorKind, Value};
 use super::commands::{command, unit_command};
 use super::map;
 use super::time::Sleep;
-use crate::types::{Field, Signature, Type, Types};
+use crate::types::{Decl, Field, Signature, Type, Types};
 use crate::{Class, ModuleDef, Ret};
 
 unit_command!(
@@ -108,6 +109,130 @@ pub struct Signal {
 
 command!(Signal, WORKFLOW_SIGNAL, "workflow.signal", bool);
 
+/// What happens to a child workflow when its parent ends (returns,
+/// fails, is cancelled or continues as new): Temporal's parent-close
+/// policy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParentClose {
+    /// The child is ended at once, its outcome a `CANCELED` error (the
+    /// default).
+    #[default]
+    Terminate,
+    /// The child runs on to its own end.
+    Abandon,
+    /// The child is cancelled: its script gets `CANCELED` from its next
+    /// command, and its cleanup code runs.
+    RequestCancel,
+}
+
+impl ParentClose {
+    /// Every policy, as scripts name them.
+    pub const NAMES: [&str; 3] = ["terminate", "abandon", "request_cancel"];
+
+    /// The policy named `name` (`"terminate"`, `"abandon"`,
+    /// `"request_cancel"`).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "terminate" => Some(Self::Terminate),
+            "abandon" => Some(Self::Abandon),
+            "request_cancel" => Some(Self::RequestCancel),
+            _ => None,
+        }
+    }
+
+    /// The policy's name, as scripts give it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Terminate => "terminate",
+            Self::Abandon => "abandon",
+            Self::RequestCancel => "request_cancel",
+        }
+    }
+}
+
+/// `workflow.start_child(id, script, args, opts)`: starts the child
+/// workflow `id` (answered by the runtime with `id`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StartChild {
+    /// The child's workflow id.
+    pub id: String,
+    /// Its script, relative to the parent's.
+    pub script: String,
+    /// Its arguments.
+    pub args: Vec<Value>,
+    /// The options table as the script gave it (nil or a table of
+    /// [`CHILD_OPTIONS`]).
+    pub opts: Value,
+}
+
+command!(
+    StartChild,
+    WORKFLOW_START_CHILD,
+    "workflow.start_child",
+    String
+);
+
+/// The options `workflow.start_child` takes; any other key is `INVALID`.
+pub const CHILD_OPTIONS: [&str; 4] = ["parent_close", "allow", "timeout", "mailbox"];
+
+impl StartChild {
+    /// The parent-close policy its options name (default terminate).
+    pub fn parent_close(&self) -> ParentClose {
+        self.opts
+            .get("parent_close")
+            .and_then(Value::as_str)
+            .and_then(ParentClose::parse)
+            .unwrap_or_default()
+    }
+}
+
+/// `workflow.await(child, timeout)`: the child workflow's result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AwaitChild {
+    /// The child's workflow id.
+    pub id: String,
+    /// How long to wait, if not for ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<f64>,
+}
+
+command!(AwaitChild, WORKFLOW_AWAIT, "workflow.await", Value);
+
+/// Checks `workflow.start_child`'s options as far as the module can:
+/// a table (or nil) of [`CHILD_OPTIONS`], `parent_close` one of
+/// [`ParentClose::NAMES`]. The runtime checks the others' values.
+fn check_child_options(opts: &Value) -> Result<(), Error> {
+    let map = match opts {
+        Value::Nil => return Ok(()),
+        Value::Map(m) => m,
+        other => {
+            return Err(Error::invalid(format!(
+                "workflow.start_child: argument #4 expected table of options or nil, got {}",
+                other.type_name()
+            )));
+        }
+    };
+    if let Some(k) = map.keys().find(|k| !CHILD_OPTIONS.contains(&k.as_str())) {
+        return Err(Error::invalid(format!(
+            "workflow.start_child: unknown option {k:?} (the options are {})",
+            CHILD_OPTIONS.join(", ")
+        )));
+    }
+    match map.get("parent_close") {
+        None | Some(Value::Nil) => Ok(()),
+        Some(v) if v.as_str().and_then(ParentClose::parse).is_some() => Ok(()),
+        Some(v) => Err(Error::invalid(format!(
+            "workflow.start_child: opts.parent_close must be one of {}, got {}",
+            ParentClose::NAMES.join(", "),
+            match v.as_str() {
+                Some(s) => format!("{s:?}"),
+                None => v.type_name().to_owned(),
+            }
+        ))),
+    }
+}
+
 /// The version `workflow.version` returns for a history recorded before the
 /// change (Temporal's `DefaultVersion`).
 pub const DEFAULT_VERSION: i64 = -1;
@@ -161,6 +286,28 @@ pub(super) fn module() -> ModuleDef {
                     .variadic(Type::Any),
                 )
                 .function(
+                    "start_child",
+                    Signature::new(
+                        "Starts the child workflow `id` running `script` (a path relative to this script) with `args` as its `...`, and returns its handle (the id) for `workflow.await`. A journaled step: a replay or a resume does not start it again. The child has its own history in the same store, a policy at most this workflow's, and is resumed with its parent. When the parent ends, `opts.parent_close` applies. An id that exists (not started by this step) is ALREADY_EXISTS; INVALID outside a workflow.",
+                    )
+                    .param("id", Type::String)
+                    .param("script", Type::String)
+                    .optional("args", Type::array(Type::Any))
+                    .optional("opts", Type::named("ChildOptions"))
+                    .returns(Type::String)
+                    .fallible(),
+                )
+                .function(
+                    "await",
+                    Signature::new(
+                        "Waits for the child workflow `child` (a handle from `start_child`) to end and returns its result, journaled; a child that already ended (even before a restart) answers at once. A failed child is `nil, err` with the child's error kind and a message naming the child; TIMEOUT after `timeout` (ms or \"1.5s\"), the child going on; CANCELED if this workflow is cancelled meanwhile.",
+                    )
+                    .param("child", Type::String)
+                    .optional("timeout", Type::union([Type::Number, Type::String]))
+                    .returns(Type::Any)
+                    .fallible(),
+                )
+                .function(
                     "side_effect",
                     Signature::new(
                         "Runs `fn` once and journals its value (or error): a replay returns the journaled value without calling `fn`. Commands `fn` runs are not journaled one by one.",
@@ -185,7 +332,21 @@ pub(super) fn module() -> ModuleDef {
                     )
                     .param("fn", Type::function(Signature::new("One attempt.").param("attempt", Type::Integer).returns(Type::Any)))
                     .returns(Type::Any),
-                ),
+                )
+                .decl(Decl::record(
+                    "ChildOptions",
+                    "Options of `workflow.start_child`; any other key is INVALID.",
+                    [
+                        Field::optional("parent_close", Type::String)
+                            .doc("what happens to the child when this workflow ends: \"terminate\" (default: it ends as CANCELED), \"abandon\" (it runs on) or \"request_cancel\" (it gets CANCELED at its next command and may clean up)"),
+                        Field::optional("allow", Type::union([Type::String, Type::array(Type::String)]))
+                            .doc("module classes the child may use (within this workflow's policy)"),
+                        Field::optional("timeout", Type::union([Type::Number, Type::String]))
+                            .doc("the child workflow's time limit (ms or \"1.5s\")"),
+                        Field::optional("mailbox", Type::Integer)
+                            .doc("mailbox capacity in messages (1 to 16777216)"),
+                    ],
+                )),
         )
         .command("id", |_cx, _args| Ok(Ret::Call(Call::typed(Id))))
         .command("version", |_cx, args| {
@@ -227,6 +388,32 @@ pub(super) fn module() -> ModuleDef {
             }
             let payload = args.take(2);
             Ok(Ret::Call(Call::typed(Signal { id, topic, payload })))
+        })
+        .command("start_child", |_cx, mut args| {
+            let id = args.string(0)?;
+            let script = args.string(1)?;
+            let child_args = match args.take(2) {
+                Value::Array(a) => a,
+                Value::Nil => Vec::new(),
+                Value::Map(m) if m.is_empty() => Vec::new(),
+                _ => return Err(args.error(2, "array of arguments or nil").into()),
+            };
+            let opts = args.take(3);
+            check_child_options(&opts)?;
+            Ok(Ret::Call(Call::typed(StartChild {
+                id,
+                script,
+                args: child_args,
+                opts,
+            })))
+        })
+        .command("await", |_cx, args| {
+            let id = args.string(0)?;
+            let timeout_ms = match args.get(1) {
+                Value::Nil => None,
+                t => Some(super::parse_duration_ms(t)?),
+            };
+            Ok(Ret::Call(Call::typed(AwaitChild { id, timeout_ms })))
         })
         .command("retry", |_cx, args| {
             let ms = args.number(0)?.max(0.0);

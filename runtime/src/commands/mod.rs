@@ -107,6 +107,8 @@ impl Builtins {
         b.add::<sup::Start>();
         b.add::<sup::WhichChildren>();
         b.add::<wf::Signal>();
+        b.add::<wf::StartChild>();
+        b.add::<wf::AwaitChild>();
         b
     }
 
