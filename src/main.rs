@@ -18,6 +18,8 @@
 //! one line `KIND: message` on stderr (exit 1); a usage error is one line
 //! `INVALID: …` on stderr (exit 2).
 
+#[cfg(feature = "cluster")]
+mod cluster_cli;
 mod dashboard_cli;
 mod source_url;
 mod workflow_cli;
@@ -333,6 +335,10 @@ struct RunArgs {
     /// kinds" in docs/sandbox.md.
     #[arg(long)]
     lightweight: bool,
+
+    #[cfg(feature = "cluster")]
+    #[command(flatten)]
+    cluster: cluster_cli::ClusterArgs,
 }
 
 impl PolicyArgs {
@@ -454,13 +460,27 @@ fn run(args: RunArgs) -> Result<Value, Error> {
     if let Some(dir) = &args.fs_root {
         builder = builder.module(Fs::open(dir)?.module());
     }
+    #[cfg(feature = "cluster")]
+    let cluster = args.cluster.join()?;
+    #[cfg(feature = "cluster")]
+    if let Some(c) = &cluster {
+        builder = builder.module(c.module());
+    }
     let rt = builder.build()?;
+    #[cfg(feature = "cluster")]
+    if let Some(c) = &cluster {
+        c.attach(&rt)?;
+    }
     let _dashboard = args.dashboard.serve(&rt, None)?;
     if args.watch {
         return run_watching(&rt, &*source, &spawn);
     }
     let result = rt.spawn(spawn).and_then(|handle| handle.join_blocking());
     rt.shutdown();
+    #[cfg(feature = "cluster")]
+    if let Some(c) = cluster {
+        c.leave();
+    }
     result
 }
 

@@ -39,6 +39,7 @@ mod queue;
 mod quota;
 mod registry;
 mod reload;
+mod remote;
 mod runtime;
 mod scheduler;
 mod send;
@@ -68,6 +69,7 @@ pub use journal::{
 pub use limits::Limits;
 pub use mailbox::Message;
 pub use process::{Process, Resume, Step, StepCx};
+pub use remote::{RemoteFuture, RemoteNodes};
 pub use runtime::{MAX_WORKERS, ProcessHandle, Runtime, RuntimeBuilder, WORKERS_ENV};
 pub use spawn::{Spawn, check_spawn_options, source_error};
 pub use stats::RuntimeStats;
