@@ -67,12 +67,13 @@ fn split_pid(text: &str) -> Option<(String, u64)> {
 }
 
 impl State {
-    /// Applies one key of `troupe/` that is now `kv` (a put), or was
-    /// deleted (`None` value).
-    fn apply(&self, key: &str, value: Option<&str>) {
+    /// Applies one key of `troupe/` that now has `value` (a put), or was
+    /// deleted (`None`); `joining` while this node reads the cluster as it
+    /// joins (it then dials the members).
+    fn apply(&self, key: &str, value: Option<&str>, joining: bool) {
         if let Some(name) = key.strip_prefix(NODES) {
             match value {
-                Some(v) => self.node_up(name, v),
+                Some(v) => self.node_up(name, v, joining),
                 None => self.node_down(name),
             }
         } else if let Some(name) = key.strip_prefix(NAMES) {
@@ -87,8 +88,9 @@ impl State {
         }
     }
 
-    /// Node `name` joined (or rejoined) at what `record` says.
-    fn node_up(&self, name: &str, record: &str) {
+    /// Node `name` joined (or rejoined) at what `record` says; dialed now
+    /// if `dial`.
+    fn node_up(&self, name: &str, record: &str, dial: bool) {
         if *self.local == *name {
             return;
         }
@@ -119,7 +121,7 @@ impl State {
             record.gateway,
         ) {
             Ok(p) => {
-                self.transport.dial(peer, addr);
+                self.transport.add_peer(peer, addr, dial);
                 tracing::info!(node = %name, "node joined the cluster");
                 self.peers.write().insert(index, (name, p));
             }
@@ -271,7 +273,7 @@ pub(crate) async fn load(client: &mut Client, state: &State) -> Result<i64, Clus
         .get(PREFIX, Some(GetOptions::new().with_prefix()))
         .await?;
     for (key, value) in all.kvs().iter().filter_map(texts) {
-        state.apply(key, Some(value));
+        state.apply(key, Some(value), true);
     }
     Ok(all.header().map_or(0, |h| h.revision()))
 }
@@ -289,8 +291,8 @@ pub(crate) async fn follow(mut client: Client, state: Arc<State>, after: i64) {
                 let Some(kv) = event.kv() else { continue };
                 let Ok(key) = kv.key_str() else { continue };
                 match event.event_type() {
-                    EventType::Put => state.apply(key, kv.value_str().ok()),
-                    EventType::Delete => state.apply(key, None),
+                    EventType::Put => state.apply(key, kv.value_str().ok(), false),
+                    EventType::Delete => state.apply(key, None, false),
                 }
             }
         }

@@ -122,7 +122,7 @@ pub(crate) struct Transport {
     pub gateway_seq: u64,
     /// Kept alive for as long as the node is up.
     _gateway: ActorRef<Gateway>,
-    dials: mpsc::UnboundedSender<(PeerId, Multiaddr)>,
+    dials: mpsc::UnboundedSender<(PeerId, Multiaddr, bool)>,
     swarm_task: AbortHandle,
 }
 
@@ -191,7 +191,7 @@ impl Transport {
             }
         };
         let peer_id = *swarm.local_peer_id();
-        let (dials, mut dial_rx) = mpsc::unbounded_channel::<(PeerId, Multiaddr)>();
+        let (dials, mut dial_rx) = mpsc::unbounded_channel::<(PeerId, Multiaddr, bool)>();
         let swarm_task = tokio::spawn(async move {
             loop {
                 // Dials first: a node is dialed before anything is sent to
@@ -199,10 +199,10 @@ impl Transport {
                 tokio::select! {
                     biased;
                     dial = dial_rx.recv() => {
-                        let Some((peer, addr)) = dial else { break };
+                        let Some((peer, addr, dial)) = dial else { break };
                         swarm.add_peer_address(peer, addr.clone());
                         let opts = DialOpts::peer_id(peer).addresses(vec![addr]).build();
-                        if let Err(e) = swarm.dial(opts) {
+                        if dial && let Err(e) = swarm.dial(opts) {
                             tracing::debug!(%peer, error = %e, "dial");
                         }
                     }
@@ -223,9 +223,13 @@ impl Transport {
         })
     }
 
-    /// Starts connecting to `peer` at `addr`.
-    pub fn dial(&self, peer: PeerId, addr: Multiaddr) {
-        let _ = self.dials.send((peer, addr));
+    /// Records that `peer` listens at `addr`, and starts connecting to it
+    /// if `dial`. Only a node that joins dials the members it finds: the
+    /// members see it join and wait for its connection (connections carry
+    /// both ways), so two nodes never dial each other at once (a
+    /// simultaneous dial can fail a request that still gets through).
+    pub fn add_peer(&self, peer: PeerId, addr: Multiaddr, dial: bool) {
+        let _ = self.dials.send((peer, addr, dial));
     }
 }
 
