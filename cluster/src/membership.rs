@@ -114,12 +114,12 @@ impl State {
             return;
         }
         let name: Arc<str> = Arc::from(name);
-        match Peer::connect(
-            Arc::clone(&self.local),
-            Arc::clone(&name),
-            peer,
-            record.gateway,
-        ) {
+        let local = Arc::clone(&self.local);
+        let target = (peer, addr.clone());
+        match self
+            .transport
+            .peer(local, Arc::clone(&name), target, record.gateway)
+        {
             Ok(p) => {
                 self.transport.add_peer(peer, addr, dial);
                 tracing::info!(node = %name, "node joined the cluster");

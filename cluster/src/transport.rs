@@ -16,6 +16,7 @@
 //! yamux: a node with another secret cannot finish a handshake, and the
 //! refused attempts are logged.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +32,7 @@ use libp2p::{Multiaddr, PeerId, SwarmBuilder, Transport as _, noise, tcp, yamux}
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use troupe_dispatcher::{Pid, Value, nodes};
 use troupe_runtime::{Message, Runtime};
@@ -46,6 +47,9 @@ const QUEUE: usize = 4096;
 /// How long a batch may take to be delivered (receivers with full
 /// mailboxes hold it up) before it counts as lost.
 const BATCH_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a batch waits for a connection to its node before it counts
+/// as lost.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest batch a node accepts, encoded.
 const MAX_BATCH_BYTES: u64 = 256 << 20;
 
@@ -123,6 +127,8 @@ pub(crate) struct Transport {
     /// Kept alive for as long as the node is up.
     _gateway: ActorRef<Gateway>,
     dials: mpsc::UnboundedSender<(PeerId, Multiaddr, bool)>,
+    /// The peers this node has a connection to.
+    connected: watch::Receiver<HashSet<PeerId>>,
     swarm_task: AbortHandle,
 }
 
@@ -192,6 +198,7 @@ impl Transport {
         };
         let peer_id = *swarm.local_peer_id();
         let (dials, mut dial_rx) = mpsc::unbounded_channel::<(PeerId, Multiaddr, bool)>();
+        let (links, connected) = watch::channel(HashSet::new());
         let swarm_task = tokio::spawn(async move {
             loop {
                 // Dials first: a node is dialed before anything is sent to
@@ -206,7 +213,10 @@ impl Transport {
                             tracing::debug!(%peer, error = %e, "dial");
                         }
                     }
-                    event = swarm.select_next_some() => log_event(&event),
+                    event = swarm.select_next_some() => {
+                        log_event(&event);
+                        track(&links, &event);
+                    }
                 }
             }
         })
@@ -219,17 +229,66 @@ impl Transport {
             gateway_seq: gateway.id().sequence_id(),
             _gateway: gateway,
             dials,
+            connected,
             swarm_task,
         })
     }
 
     /// Records that `peer` listens at `addr`, and starts connecting to it
-    /// if `dial`. Only a node that joins dials the members it finds: the
-    /// members see it join and wait for its connection (connections carry
-    /// both ways), so two nodes never dial each other at once (a
-    /// simultaneous dial can fail a request that still gets through).
+    /// if `dial`: a node that joins connects to the members it finds, so
+    /// its first messages find a connection; the members wait for it (a
+    /// queue dials its node itself when it has something to send and no
+    /// connection).
     pub fn add_peer(&self, peer: PeerId, addr: Multiaddr, dial: bool) {
         let _ = self.dials.send((peer, addr, dial));
+    }
+
+    /// The queue to node `name`, whose gateway is `seq` on `peer_id`
+    /// listening at `addr`.
+    pub fn peer(
+        &self,
+        local: Arc<str>,
+        name: Arc<str>,
+        (peer_id, addr): (PeerId, Multiaddr),
+        seq: u64,
+    ) -> Result<Peer, ClusterError> {
+        let link = Link {
+            local,
+            name,
+            gateway: gateway_of(peer_id, seq)?,
+            peer_id,
+            addr,
+            dials: self.dials.clone(),
+            connected: self.connected.clone(),
+        };
+        let (queue, rx) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(pump(link, rx)).abort_handle();
+        Ok(Peer {
+            peer_id,
+            queue,
+            task,
+        })
+    }
+}
+
+/// Keeps the set of connected peers up to date.
+fn track<E>(links: &watch::Sender<HashSet<PeerId>>, event: &SwarmEvent<E>) {
+    match event {
+        SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+            links.send_modify(|set| {
+                set.insert(*peer_id);
+            });
+        }
+        SwarmEvent::ConnectionClosed {
+            peer_id,
+            num_established: 0,
+            ..
+        } => {
+            links.send_modify(|set| {
+                set.remove(peer_id);
+            });
+        }
+        _ => {}
     }
 }
 
@@ -286,24 +345,6 @@ impl Drop for Peer {
 }
 
 impl Peer {
-    /// The queue to node `name`, whose gateway is `seq` on `peer_id`,
-    /// from node `local`.
-    pub fn connect(
-        local: Arc<str>,
-        name: Arc<str>,
-        peer_id: PeerId,
-        seq: u64,
-    ) -> Result<Peer, ClusterError> {
-        let gateway = gateway_of(peer_id, seq)?;
-        let (queue, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(pump(local, name, gateway, rx)).abort_handle();
-        Ok(Peer {
-            peer_id,
-            queue,
-            task,
-        })
-    }
-
     /// Queues `msg` for process `to` of that node; gives it back if the
     /// queue is full, or fails if the node is gone.
     pub fn try_send(&self, to: u64, msg: Message) -> Result<Option<Message>, ClusterError> {
@@ -322,14 +363,39 @@ impl Peer {
     }
 }
 
-/// Sends what is queued for one node, a batch at a time, each after the
-/// previous one was delivered.
-async fn pump(
+/// What one node's queue is drained to: the other node's gateway, and
+/// how to connect to it.
+struct Link {
     local: Arc<str>,
     name: Arc<str>,
     gateway: RemoteActorRef<Gateway>,
-    mut rx: mpsc::Receiver<(u64, Message)>,
-) {
+    peer_id: PeerId,
+    addr: Multiaddr,
+    dials: mpsc::UnboundedSender<(PeerId, Multiaddr, bool)>,
+    connected: watch::Receiver<HashSet<PeerId>>,
+}
+
+impl Link {
+    /// Waits until there is a connection to the node, dialing it if there
+    /// is none; false if none comes within [`CONNECT_TIMEOUT`]. A request
+    /// is only sent on a connection: one sent while a dial is under way
+    /// would be failed by kameo (it fails a peer's requests on any dial
+    /// failure, a dial refused because another is under way included) and
+    /// still be delivered.
+    async fn connect(&mut self) -> bool {
+        if self.connected.borrow().contains(&self.peer_id) {
+            return true;
+        }
+        let _ = self.dials.send((self.peer_id, self.addr.clone(), true));
+        let peer = self.peer_id;
+        let up = self.connected.wait_for(|set| set.contains(&peer));
+        matches!(tokio::time::timeout(CONNECT_TIMEOUT, up).await, Ok(Ok(_)))
+    }
+}
+
+/// Sends what is queued for one node, a batch at a time, each after the
+/// previous one was delivered.
+async fn pump(mut link: Link, mut rx: mpsc::Receiver<(u64, Message)>) {
     let mut queued = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut queued, BATCH).await > 0 {
         let msgs: Vec<Envelope> = queued
@@ -338,16 +404,20 @@ async fn pump(
                 from: m.from.map(Pid::id),
                 to,
                 topic: m.topic,
-                payload: pids::outbound(m.payload, &local),
+                payload: pids::outbound(m.payload, &link.local),
             })
             .collect();
         let lost = msgs.len();
+        if !link.connect().await {
+            tracing::warn!(node = %link.name, lost, "messages to another node were lost: no connection");
+            continue;
+        }
         let batch = Batch {
-            from: local.to_string(),
+            from: link.local.to_string(),
             msgs,
         };
-        if let Err(e) = gateway.ask(&batch).await {
-            tracing::warn!(node = %name, lost, error = %e, "messages to another node were lost");
+        if let Err(e) = link.gateway.ask(&batch).await {
+            tracing::warn!(node = %link.name, lost, error = %e, "messages to another node were lost");
         }
     }
 }
