@@ -164,7 +164,8 @@ end
 
 /// A client: finds `echo` (waiting for it to be registered), sends it N
 /// messages with a window of 1,000 in flight, checks every answer comes
-/// back in order and its own pid comes back as its own; then reports.
+/// back in order and its own pid comes back as its own; then reports
+/// (with `stop`, after stopping echo, whose node then leaves).
 const CLIENT: &str = r#"
 local process = require("process")
 local time = require("time")
@@ -190,10 +191,20 @@ while got < n do
   if m.payload.from ~= me then error("own pid came back as " .. tostring(m.payload.from)) end
 end
 local _, unknown = process.send("<nowhere.0.1>", "ping", 1)
-if stop then assert(process.send(echo, "stop")) end
 local cluster = require("cluster")
-return {echo = echo, got = got, node = cluster.node(), nodes = cluster.nodes(),
-        unknown = unknown and unknown:kind()}
+local nodes = cluster.nodes()
+-- Once echo's node has left, sends to its pids are UNAVAILABLE.
+local gone
+if stop then
+  assert(process.send(echo, "stop"))
+  for _ = 1, 200 do
+    local ok, err = process.send(echo, "ping", {})
+    if not ok then gone = err:kind() break end
+    time.sleep(50)
+  end
+end
+return {echo = echo, got = got, node = cluster.node(), nodes = nodes,
+        unknown = unknown and unknown:kind(), gone = gone}
 "#;
 
 fn json(run: &Run) -> Json {
@@ -203,6 +214,7 @@ fn json(run: &Run) -> Json {
 
 #[test]
 fn a_node_finds_a_global_echo_on_another_and_exchanges_100_000_messages_in_order() {
+    // …and once b has left, sends to b's pids are UNAVAILABLE.
     let etcd = Etcd::start();
     let scripts = Scripts::new();
     let b = scripts.node(&etcd, "b", "right.secret", &["echo.lua"]);
@@ -221,6 +233,7 @@ fn a_node_finds_a_global_echo_on_another_and_exchanges_100_000_messages_in_order
     assert_eq!(out["node"], "a");
     assert_eq!(out["nodes"], json!(["a", "b"]));
     assert_eq!(out["unknown"], "UNAVAILABLE", "{out}");
+    assert_eq!(out["gone"], "UNAVAILABLE", "{out}");
     let b = b.finish("node b");
     assert_eq!(json(&b), json!("stopped"), "{b:?}");
     eprintln!("100,000 messages each way between two nodes in {elapsed:?}");
