@@ -20,6 +20,8 @@
 //! one line `KIND: message` on stderr (exit 1); a usage error is one line
 //! `INVALID: …` on stderr (exit 2).
 
+#[cfg(feature = "cluster")]
+mod cluster_cli;
 mod dashboard_cli;
 mod progress;
 mod source_url;
@@ -346,6 +348,10 @@ struct RunArgs {
     /// kinds" in docs/sandbox.md.
     #[arg(long)]
     lightweight: bool,
+
+    #[cfg(feature = "cluster")]
+    #[command(flatten)]
+    cluster: cluster_cli::ClusterArgs,
 }
 
 impl PolicyArgs {
@@ -467,13 +473,27 @@ fn run(args: RunArgs) -> Result<Value, Error> {
     if let Some(dir) = &args.fs_root {
         builder = builder.module(Fs::open(dir)?.module());
     }
+    #[cfg(feature = "cluster")]
+    let cluster = args.cluster.join()?;
+    #[cfg(feature = "cluster")]
+    if let Some(c) = &cluster {
+        builder = builder.module(c.module());
+    }
     let rt = builder.build()?;
+    #[cfg(feature = "cluster")]
+    if let Some(c) = &cluster {
+        c.attach(&rt)?;
+    }
     let _dashboard = args.dashboard.serve(&rt, None)?;
     if args.watch {
         return run_watching(&rt, &*source, &spawn);
     }
     let result = rt.spawn(spawn).and_then(|handle| handle.join_blocking());
     rt.shutdown();
+    #[cfg(feature = "cluster")]
+    if let Some(c) = cluster {
+        c.leave();
+    }
     result
 }
 
@@ -584,10 +604,12 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(ms / 1e3).map_err(|e| e.to_string())
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default: `warn`).
+/// Logs to stderr, filtered by `RUST_LOG` (default: `warn`, but errors only
+/// from the Kademlia DHT kameo's swarm runs, which warns of an empty
+/// routing table that a cluster never fills: nodes find each other in etcd).
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,libp2p_kad=error"));
     // Fails only if a subscriber is already set, which cannot happen here.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -23,7 +23,7 @@ pub use dispatcher::{
 };
 pub use error::{Error, ErrorKind};
 pub use io::IoPool;
-pub use pid::Pid;
+pub use pid::{Pid, nodes};
 pub use value::Value;
 pub use value_serde::{from_value, to_value};
 

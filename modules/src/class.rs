@@ -25,11 +25,13 @@ pub enum Class {
     Security,
     /// Workflow primitives (side effects, versions).
     Workflow,
+    /// The cluster this node belongs to (its members).
+    Cluster,
 }
 
 impl Class {
     /// Every class.
-    pub const ALL: [Class; 10] = [
+    pub const ALL: [Class; 11] = [
         Class::Deterministic,
         Class::Nondeterministic,
         Class::Encoding,
@@ -40,6 +42,7 @@ impl Class {
         Class::Process,
         Class::Security,
         Class::Workflow,
+        Class::Cluster,
     ];
 
     /// The lowercase name used in policies and on the command line.
@@ -55,6 +58,7 @@ impl Class {
             Class::Process => "process",
             Class::Security => "security",
             Class::Workflow => "workflow",
+            Class::Cluster => "cluster",
         }
     }
 

@@ -14,6 +14,7 @@ use crate::journal::{Deliver, Interrupt, JournalStore, Reach, Stop};
 use crate::mailbox::Message;
 use crate::quota::{Caps, Quota};
 use crate::reload::Reloader;
+use crate::remote::RemoteNodes;
 use crate::scheduler::{Scheduler, SchedulerParts};
 use crate::stats::RuntimeStats;
 use crate::{Limits, Spawn, journaled};
@@ -494,6 +495,37 @@ impl Runtime {
     ) -> Result<(), Error> {
         let msg = host_message(topic, payload);
         self.sched().send_parked(pid, msg)?.wait_blocking()
+    }
+
+    /// Joins this node to a cluster: sends to pids of other nodes, global
+    /// names and `register(name, {global = true})` go through `remote`
+    /// from now on. `ALREADY_EXISTS` if it already joined one.
+    pub fn set_remote(&self, remote: Arc<dyn RemoteNodes>) -> Result<(), Error> {
+        self.sched().remote.set(remote).map_err(|_| {
+            Error::new(
+                ErrorKind::AlreadyExists,
+                "this node is already in a cluster",
+            )
+        })
+    }
+
+    /// Delivers a message that process `from` of another node sent to
+    /// `to`, a process of this node, waiting while `to`'s mailbox is full
+    /// (the backpressure a cluster passes back to the sending node).
+    /// `NOT_FOUND` if `to` is not alive.
+    pub async fn deliver_remote(
+        &self,
+        from: Option<Pid>,
+        to: Pid,
+        topic: String,
+        payload: Value,
+    ) -> Result<(), Error> {
+        let msg = Message {
+            from,
+            topic,
+            payload,
+        };
+        self.sched().send_parked(to, msg)?.wait().await
     }
 
     /// Sends without waiting: `RATE_LIMITED` if `pid`'s mailbox is full,

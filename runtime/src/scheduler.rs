@@ -20,8 +20,8 @@
 //! machine that makes sure a completion racing a yield is never lost, and
 //! the signals that stop a process from outside, are in `state.rs`.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use troupe_dispatcher::{
@@ -42,6 +42,7 @@ use crate::mailbox::Message;
 use crate::programs::Programs;
 use crate::queue::{Pushed, RunQueues};
 use crate::quota::{Caps, Quota};
+use crate::remote::RemoteNodes;
 use crate::state::{Signal, Wake};
 use crate::stats::{Counters, Event};
 use crate::table::{ProcessTable, Signals};
@@ -76,6 +77,8 @@ pub(crate) struct Scheduler {
     pub journals: Option<Arc<dyn JournalStore>>,
     /// What it did, for metrics.
     pub stats: Counters,
+    /// The cluster this node belongs to, once it joined one.
+    pub remote: OnceLock<Arc<dyn RemoteNodes>>,
     shutting_down: AtomicBool,
 }
 
@@ -120,6 +123,7 @@ impl Scheduler {
             quota: Quota::runtime(p.caps),
             journals: p.journals,
             stats: Counters::new(p.workers, commands),
+            remote: OnceLock::new(),
             shutting_down: AtomicBool::new(false),
         }
     }

@@ -141,6 +141,11 @@ fn gone(pid: Pid) -> Error {
 }
 
 impl ProcessTable {
+    /// The node whose pids this table hands out.
+    pub(crate) fn node(&self) -> u32 {
+        self.node
+    }
+
     /// An empty table handing out pids of `node`.
     pub fn new(node: u32) -> Self {
         Self {

@@ -101,10 +101,18 @@ one_field!(
     /// `process.kill(pid)`: answered with whether it was alive.
     Kill { pid: Target }, PROCESS_KILL, "process.kill", bool
 );
-one_field!(
-    /// `process.register(name)`.
-    Register { name: String }, PROCESS_REGISTER, "process.register", bool
-);
+/// `process.register(name, opts?)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Register {
+    /// The name.
+    pub name: String,
+    /// Claim it cluster-wide (`opts.global`); absent from the value form
+    /// when false, as journaled before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub global: bool,
+}
+
+command!(Register, PROCESS_REGISTER, "process.register", bool);
 one_field!(
     /// `process.unregister(name)`.
     Unregister { name: String }, PROCESS_UNREGISTER, "process.unregister", bool
@@ -251,9 +259,10 @@ fn types() -> Types {
         .function(
             "register",
             Signature::new(
-                "Names the caller; `nil, err` with ALREADY_EXISTS if the name is taken or the caller has a name.",
+                "Names the caller; `nil, err` with ALREADY_EXISTS if the name is taken or the caller has a name. With `opts.global` the name is claimed cluster-wide (UNAVAILABLE outside a cluster).",
             )
             .param("name", Type::String)
+            .optional("opts", Type::named("RegisterOptions"))
             .returns(Type::Boolean)
             .fallible(),
         )
@@ -296,6 +305,12 @@ fn types() -> Types {
                 Field::optional("timeout", Type::union([Type::Number, Type::String]))
                     .doc("wall-clock limit (ms or \"1.5s\")"),
             ],
+        ))
+        .decl(Decl::record(
+            "RegisterOptions",
+            "Options of `process.register`.",
+            [Field::optional("global", Type::Boolean)
+                .doc("claim the name in the whole cluster (through etcd), not only on this node")],
         ))
         .decl(Decl::record(
             "SendOptions",
@@ -411,7 +426,20 @@ pub(super) fn module() -> ModuleDef {
     let def = one_string(def, "unlink", |t| Ok(Unlink { pid: target(t)? }));
     let def = one_string(def, "monitor", |t| Ok(Monitor { pid: target(t)? }));
     let def = one_string(def, "kill", |t| Ok(Kill { pid: target(t)? }));
-    let def = one_string(def, "register", |name| Ok(Register { name }));
+    let def = def.command("register", |_cx, args| {
+        let name = args.string(0)?;
+        let global = match args.get(1) {
+            Value::Nil => false,
+            Value::Map(m) => match m.get("global") {
+                None | Some(Value::Nil) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => return Err(args.error(1, "{global = boolean}").into()),
+            },
+            Value::Array(a) if a.is_empty() => false,
+            _ => return Err(args.error(1, "table of options or nil").into()),
+        };
+        Ok(Ret::Call(Call::typed(Register { name, global })))
+    });
     let def = one_string(def, "unregister", |name| Ok(Unregister { name }));
     one_string(def, "whereis", |name| Ok(Whereis { name }))
 }

@@ -11,16 +11,45 @@ use troupe_modules::builtin::process::{
 use super::{Answer, Builtin, Cx, millis, ready};
 use crate::exit::Exit;
 use crate::mailbox::{Mailbox, Message, SendWaker, Waiter};
+use crate::remote::queue_full;
 use crate::scheduler::Scheduler;
 use crate::send::Delivery;
 use crate::timers::TimerAction;
 
-/// The pid a message goes to: given, or looked up by name.
+/// The pid a message goes to: given, or looked up by name (this node's
+/// names first, then the cluster's global ones).
 pub(super) fn target(s: &Scheduler, to: &Target) -> Result<Pid, Error> {
     match to {
         Target::Pid(p) => Ok(*p),
-        Target::Name(n) => s.table.resolve(n),
+        Target::Name(n) => s
+            .table
+            .resolve(n)
+            .or_else(|e| s.remote.get().and_then(|r| r.whereis(n)).ok_or(e)),
     }
+}
+
+/// `UNAVAILABLE` for a signal (link, monitor, kill) to a process of
+/// another node, which the cluster does not carry yet.
+fn local_only(s: &Scheduler, to: Pid, what: &str) -> Result<Pid, Error> {
+    match s.remote_of(to) {
+        None => Ok(to),
+        Some(_) => Err(Error::new(
+            ErrorKind::Unavailable,
+            format!("cannot {what} {to}: signals to processes of other nodes are not carried yet"),
+        )),
+    }
+}
+
+/// A send given back to be yielded (to wait for room).
+fn resend(to: Pid, msg: Message, timeout_ms: Option<f64>) -> Call {
+    Call::typed(Send {
+        msg: Outgoing {
+            to: Target::Pid(to),
+            topic: msg.topic,
+            payload: msg.payload,
+        },
+        timeout_ms,
+    })
 }
 
 /// A send's destination and message.
@@ -50,29 +79,37 @@ impl Builtin for Send {
             Ok(parts) => parts,
             Err(e) => return Ok(Err(e)),
         };
+        if let Some(remote) = cx.sched.remote_of(to) {
+            return match remote.try_send(to, msg) {
+                Ok(None) => Ok(Ok(Value::Bool(true))),
+                Err(e) => Ok(Err(e)),
+                Ok(Some(_)) if !cx.can_wait => Ok(Err(queue_full(to))),
+                Ok(Some(msg)) => Err(resend(to, msg, timeout_ms)),
+            };
+        }
         let full = |mb: &mut Mailbox, msg| (mb.full(to), msg);
         match cx.sched.deliver_with(to, msg, true, full) {
             Ok(Delivery::Delivered) => Ok(Ok(Value::Bool(true))),
             Err(e) => Ok(Err(e)),
             Ok(Delivery::Full((e, _))) if !cx.can_wait => Ok(Err(e)),
-            Ok(Delivery::Full((_, msg))) => Err(Call::typed(Send {
-                msg: Outgoing {
-                    to: Target::Pid(to),
-                    topic: msg.topic,
-                    payload: msg.payload,
-                },
-                timeout_ms,
-            })),
+            Ok(Delivery::Full((_, msg))) => Err(resend(to, msg, timeout_ms)),
         }
     }
 
     fn handle(self, cx: &Cx<'_>) -> Dispatched {
         let timeout = self.timeout_ms.map(millis);
-        let sent = outgoing(cx, self.msg).and_then(|(to, msg)| {
+        let (to, msg) = match outgoing(cx, self.msg) {
+            Ok(parts) => parts,
+            Err(e) => return ready(Err(e)),
+        };
+        if let Some(remote) = cx.sched.remote_of(to) {
             let me = (cx.entry.pid, cx.tag);
-            cx.sched
-                .send_or_block(to, msg, me, timeout, &cx.entry.sleep_timer)
-        });
+            return cx.sched.remote_pending(me, remote.send(to, msg), timeout);
+        }
+        let me = (cx.entry.pid, cx.tag);
+        let sent = cx
+            .sched
+            .send_or_block(to, msg, me, timeout, &cx.entry.sleep_timer);
         match sent {
             Ok(true) => Dispatched::Ready(Ok(Value::Bool(true))),
             Ok(false) => Dispatched::Pending(None),
@@ -94,8 +131,13 @@ impl Builtin for TrySend {
 /// Delivers without waiting: `RATE_LIMITED` on a full mailbox.
 fn try_send(cx: &Cx<'_>, TrySend(out): TrySend) -> Result<Value, Error> {
     let (to, msg) = outgoing(cx, out)?;
-    cx.sched.deliver(to, msg)?;
-    Ok(Value::Bool(true))
+    match cx.sched.remote_of(to) {
+        Some(remote) => match remote.try_send(to, msg)? {
+            Some(_) => Err(queue_full(to)),
+            None => Ok(Value::Bool(true)),
+        },
+        None => cx.sched.deliver(to, msg).map(|()| Value::Bool(true)),
+    }
 }
 
 /// A message already queued (or a timeout of 0) answers inside the
@@ -183,7 +225,9 @@ impl Builtin for Spawn {
 
 impl Builtin for Link {
     fn handle(self, cx: &Cx<'_>) -> Dispatched {
-        let linked = target(cx.sched, &self.pid).and_then(|to| cx.sched.link(cx.entry.pid, to));
+        let linked = target(cx.sched, &self.pid)
+            .and_then(|to| local_only(cx.sched, to, "link"))
+            .and_then(|to| cx.sched.link(cx.entry.pid, to));
         ready(linked.map(|()| Value::Bool(true)))
     }
 }
@@ -200,7 +244,7 @@ impl Builtin for Unlink {
 
 impl Builtin for Monitor {
     fn handle(self, cx: &Cx<'_>) -> Dispatched {
-        let to = target(cx.sched, &self.pid);
+        let to = target(cx.sched, &self.pid).and_then(|to| local_only(cx.sched, to, "monitor"));
         ready(to.and_then(|to| cx.sched.monitor(cx.entry.pid, to).map(Value::Int)))
     }
 }
@@ -225,13 +269,23 @@ impl Builtin for TrapExits {
 
 impl Builtin for Kill {
     fn handle(self, cx: &Cx<'_>) -> Dispatched {
-        let to = target(cx.sched, &self.pid);
+        let to = target(cx.sched, &self.pid).and_then(|to| local_only(cx.sched, to, "kill"));
         ready(to.map(|to| Value::Bool(cx.sched.stop(to, Exit::Killed))))
     }
 }
 
+/// A global name is claimed through the cluster (etcd), off the workers.
 impl Builtin for Register {
     fn handle(self, cx: &Cx<'_>) -> Dispatched {
+        if self.global {
+            return match cx.sched.cluster() {
+                Ok(remote) => {
+                    let claim = remote.register(&self.name, cx.entry.pid);
+                    cx.sched.remote_pending((cx.entry.pid, cx.tag), claim, None)
+                }
+                Err(e) => ready(Err(e)),
+            };
+        }
         let done = cx.sched.table.register(cx.entry.pid, &self.name);
         ready(done.map(|()| Value::Bool(true)))
     }
@@ -255,7 +309,12 @@ impl Builtin for Whereis {
     }
 }
 
+/// This node's names first, then the cluster's.
 fn whereis(cx: &Cx<'_>, w: &Whereis) -> Value {
-    let pid = cx.sched.table.whereis(&w.name);
+    let pid = cx
+        .sched
+        .table
+        .whereis(&w.name)
+        .or_else(|| cx.sched.remote.get().and_then(|r| r.whereis(&w.name)));
     pid.map_or(Value::Nil, |p| Value::from(p.to_string()))
 }

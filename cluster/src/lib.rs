@@ -1,0 +1,361 @@
+//! Troupe nodes in a cluster: processes on several nodes message each
+//! other by pid or global name.
+//!
+//! - **Transport**: kameo's remote actors over a libp2p swarm (TCP, a
+//!   private-network handshake keyed by the cluster secret, noise, yamux);
+//!   see `transport.rs`.
+//! - **Membership and global names**: etcd, under a lease per node; see
+//!   `membership.rs`.
+//! - **Pids**: a pid of node `b` reads `<b.0.42>` on the other nodes, and
+//!   pids inside payloads are rewritten as they cross; see `pids.rs`.
+//!
+//! A [`Cluster`] implements the runtime's [`RemoteNodes`] hook:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use troupe_cluster::{Cluster, ClusterConfig};
+//! use troupe_runtime::Runtime;
+//!
+//! let cluster = Cluster::join(ClusterConfig::new("a", ["http://127.0.0.1:2379"]))?;
+//! let rt = Runtime::builder().module(cluster.module()).build()?;
+//! cluster.attach(&rt)?;
+//! // … spawn processes …
+//! cluster.leave();
+//! # Ok::<(), troupe_dispatcher::Error>(())
+//! ```
+//!
+//! One OS process is one node (kameo's swarm and the pid node names are
+//! per OS process).
+
+mod error;
+mod membership;
+mod pids;
+mod transport;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use etcd_client::Client;
+use libp2p::Multiaddr;
+use parking_lot::{Mutex, RwLock};
+use tokio::task::AbortHandle;
+use troupe_dispatcher::{Error, ErrorKind, Pid, Value, nodes};
+use troupe_modules::{Class, ModuleDef};
+use troupe_runtime::{HostMailbox, Message, RemoteFuture, RemoteNodes, Runtime};
+
+pub use error::ClusterError;
+
+use membership::State;
+use transport::{Inbound, Transport};
+
+/// How a node joins a cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    node: String,
+    etcd: Vec<String>,
+    listen: Option<String>,
+    secret: Vec<u8>,
+}
+
+impl ClusterConfig {
+    /// Node `node` of the cluster whose etcd is at `etcd` (endpoints such
+    /// as `http://127.0.0.1:2379`).
+    pub fn new<I, S>(node: impl Into<String>, etcd: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ClusterConfig {
+            node: node.into(),
+            etcd: etcd.into_iter().map(Into::into).collect(),
+            listen: None,
+            secret: Vec::new(),
+        }
+    }
+
+    /// Where to listen for the other nodes: a multiaddr
+    /// (`/ip4/10.0.0.5/tcp/7000`) or `HOST:PORT` (default: a free port on
+    /// 127.0.0.1).
+    #[must_use]
+    pub fn listen(mut self, addr: impl Into<String>) -> Self {
+        self.listen = Some(addr.into());
+        self
+    }
+
+    /// The shared secret every node of the cluster has (as Erlang's
+    /// cookie): a node with another one cannot connect. Empty (the
+    /// default) is a secret too, a publicly known one.
+    #[must_use]
+    pub fn secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.secret = secret.into();
+        self
+    }
+
+    /// The listen address as a multiaddr.
+    fn listen_addr(&self) -> Result<Multiaddr, ClusterError> {
+        let text = self.listen.as_deref().unwrap_or("127.0.0.1:0");
+        if text.starts_with('/') {
+            return text
+                .parse()
+                .map_err(|e| ClusterError::Config(format!("listen address {text:?}: {e}")));
+        }
+        let addr: SocketAddr = text
+            .parse()
+            .map_err(|e| ClusterError::Config(format!("listen address {text:?}: {e}")))?;
+        let ip = match addr.ip() {
+            std::net::IpAddr::V4(ip) => format!("/ip4/{ip}"),
+            std::net::IpAddr::V6(ip) => format!("/ip6/{ip}"),
+        };
+        format!("{ip}/tcp/{}", addr.port())
+            .parse()
+            .map_err(|e| ClusterError::Config(format!("listen address {text:?}: {e}")))
+    }
+}
+
+/// This node's membership of a cluster: its swarm, its lease in etcd and
+/// what it knows of the other nodes.
+pub struct Cluster {
+    state: Arc<State>,
+    etcd: Client,
+    lease: i64,
+    inbound: Arc<Inbound>,
+    /// Watches the holders of this node's global names, once attached.
+    holders: Mutex<Option<Arc<HostMailbox>>>,
+    tasks: Mutex<Vec<AbortHandle>>,
+    /// The cluster's own threads (swarm, etcd); taken when it leaves.
+    tokio: Mutex<Option<tokio::runtime::Runtime>>,
+    handle: tokio::runtime::Handle,
+}
+
+impl Cluster {
+    /// Joins the cluster: names this node, starts listening, registers the
+    /// node in etcd under a lease and reads the members and global names.
+    /// Blocks until done; call it outside any async runtime.
+    pub fn join(config: ClusterConfig) -> Result<Arc<Cluster>, ClusterError> {
+        nodes::set_local(&config.node).map_err(|e| ClusterError::Config(e.to_string()))?;
+        if config.secret.is_empty() {
+            tracing::warn!("no cluster secret: any node that knows the etcd can join");
+        }
+        let listen = config.listen_addr()?;
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("troupe-cluster")
+            .enable_all()
+            .build()?;
+        let handle = tokio.handle().clone();
+        let local: Arc<str> = Arc::from(config.node.as_str());
+        let cluster = tokio.block_on(async {
+            let mut etcd = Client::connect(&config.etcd, None).await?;
+            let lease = etcd.lease_grant(membership::LEASE_TTL, None).await?.id();
+            let inbound = Arc::new(Inbound::default());
+            let transport = Transport::start(listen, &config.secret, Arc::clone(&inbound)).await?;
+            let state = Arc::new(State {
+                local,
+                transport,
+                peers: RwLock::new(HashMap::new()),
+                names: RwLock::new(Default::default()),
+            });
+            let keep = tokio::spawn(membership::keep_alive(etcd.clone(), lease)).abort_handle();
+            membership::register_node(&mut etcd, &state, lease).await?;
+            let at = membership::load(&mut etcd, &state).await?;
+            let watch = tokio::spawn(membership::follow(etcd.clone(), Arc::clone(&state), at))
+                .abort_handle();
+            tracing::info!(
+                node = %state.local,
+                addr = %state.transport.addr,
+                peer = %state.transport.peer_id,
+                "joined the cluster"
+            );
+            Ok::<_, ClusterError>(Cluster {
+                state,
+                etcd,
+                lease,
+                inbound,
+                holders: Mutex::new(None),
+                tasks: Mutex::new(vec![keep, watch]),
+                tokio: Mutex::new(None),
+                handle: handle.clone(),
+            })
+        })?;
+        *cluster.tokio.lock() = Some(tokio);
+        Ok(Arc::new(cluster))
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.state.local
+    }
+
+    /// The live nodes' names, this one included, sorted.
+    pub fn nodes(&self) -> Vec<String> {
+        self.state.members()
+    }
+
+    /// The address this node listens on for the others.
+    pub fn listen_addr(&self) -> String {
+        self.state.transport.addr.to_string()
+    }
+
+    /// Hooks the cluster into `rt` ([`Runtime::set_remote`]) and starts
+    /// delivering the messages other nodes send to its processes.
+    pub fn attach(self: &Arc<Self>, rt: &Runtime) -> Result<(), Error> {
+        rt.set_remote(Arc::clone(self) as Arc<dyn RemoteNodes>)?;
+        *self.inbound.runtime.lock() = Some(rt.clone());
+        let holders = Arc::new(rt.mailbox());
+        *self.holders.lock() = Some(Arc::clone(&holders));
+        let state = Arc::clone(&self.state);
+        let etcd = self.etcd.clone();
+        let task = self.handle.spawn(async move {
+            loop {
+                let down = holders.recv_topic("DOWN").await;
+                if let Some(pid) = down.from {
+                    membership::release_names(etcd.clone(), &state, pid.id()).await;
+                }
+            }
+        });
+        self.tasks.lock().push(task.abort_handle());
+        Ok(())
+    }
+
+    /// The `cluster` module (class `cluster`): `cluster.node()` and
+    /// `cluster.nodes()`.
+    pub fn module(self: &Arc<Self>) -> ModuleDef {
+        let node = Arc::clone(&self.state);
+        let members = Arc::clone(&self.state);
+        ModuleDef::new("cluster")
+            .describe("The cluster this node belongs to: its name and the live nodes")
+            .class(Class::Cluster)
+            .typed_function("node", move |_cx, ()| Ok(node.local.to_string()))
+            .typed_function("nodes", move |_cx, ()| {
+                Ok(Value::Array(
+                    members.members().into_iter().map(Value::from).collect(),
+                ))
+            })
+    }
+
+    /// Leaves the cluster: revokes the node's lease (its member record and
+    /// global names go with it), stops its tasks and threads, and lets go
+    /// of the runtime. Idempotent.
+    pub fn leave(&self) {
+        let Some(tokio) = self.tokio.lock().take() else {
+            return;
+        };
+        let mut etcd = self.etcd.clone();
+        let lease = self.lease;
+        // Inside an async runtime it cannot wait: the lease then expires
+        // by itself within its TTL.
+        if tokio::runtime::Handle::try_current().is_err()
+            && let Err(e) = tokio.block_on(etcd.lease_revoke(lease))
+        {
+            tracing::warn!(error = %e, "could not revoke the node's lease; it expires by itself");
+        }
+        for task in self.tasks.lock().drain(..) {
+            task.abort();
+        }
+        self.state.peers.write().clear();
+        *self.inbound.runtime.lock() = None;
+        *self.holders.lock() = None;
+        tokio.shutdown_background();
+    }
+
+    /// `UNAVAILABLE`: `to`'s node is not a live member.
+    fn unavailable(to: Pid) -> Error {
+        Error::from(ClusterError::NoNode(
+            nodes::name(to.node()).map_or_else(|| to.node().to_string(), |n| n.to_string()),
+        ))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+impl RemoteNodes for Cluster {
+    fn try_send(&self, to: Pid, msg: Message) -> Result<Option<Message>, Error> {
+        let peers = self.state.peers.read();
+        let (_, peer) = peers.get(&to.node()).ok_or_else(|| Self::unavailable(to))?;
+        peer.try_send(to.id(), msg).map_err(Error::from)
+    }
+
+    fn send(&self, to: Pid, msg: Message) -> RemoteFuture {
+        let queue = self
+            .state
+            .peers
+            .read()
+            .get(&to.node())
+            .map(|(_, p)| p.sender());
+        Box::pin(async move {
+            let queue = queue.ok_or_else(|| Self::unavailable(to))?;
+            queue
+                .send((to.id(), msg))
+                .await
+                .map_err(|_| Self::unavailable(to))
+        })
+    }
+
+    fn whereis(&self, name: &str) -> Option<Pid> {
+        self.state.whereis(name)
+    }
+
+    fn register(&self, name: &str, pid: Pid) -> RemoteFuture {
+        let name = name.to_owned();
+        if name.is_empty() || name.len() > 255 || name.starts_with('<') {
+            return Box::pin(std::future::ready(Err(Error::invalid(format!(
+                "{name:?} cannot be a global name: 1 to 255 bytes, not starting with '<'"
+            )))));
+        }
+        let etcd = self.etcd.clone();
+        let state = Arc::clone(&self.state);
+        let lease = self.lease;
+        let holders = self.holders.lock().clone();
+        let claim = self.handle.spawn(async move {
+            membership::claim_name(etcd, &state, lease, &name, pid).await?;
+            if let Some(h) = holders
+                && let Err(e) = h.monitor(pid)
+            {
+                tracing::debug!(%pid, error = %e, "cannot watch a global name's holder");
+            }
+            Ok::<_, ClusterError>(())
+        });
+        Box::pin(async move {
+            claim
+                .await
+                .map_err(|e| Error::new(ErrorKind::Internal, format!("global register: {e}")))?
+                .map_err(Error::from)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_are_host_ports_or_multiaddrs() {
+        let addr = |listen: Option<&str>| {
+            let config = ClusterConfig::new("n", ["http://127.0.0.1:2379"]);
+            let config = match listen {
+                Some(l) => config.listen(l),
+                None => config,
+            };
+            config.listen_addr().map(|a| a.to_string())
+        };
+        assert_eq!(addr(None).unwrap(), "/ip4/127.0.0.1/tcp/0");
+        assert_eq!(
+            addr(Some("10.0.0.5:7000")).unwrap(),
+            "/ip4/10.0.0.5/tcp/7000"
+        );
+        assert_eq!(addr(Some("[::1]:7000")).unwrap(), "/ip6/::1/tcp/7000");
+        assert_eq!(
+            addr(Some("/ip4/0.0.0.0/tcp/9")).unwrap(),
+            "/ip4/0.0.0.0/tcp/9"
+        );
+        for bad in ["nowhere", "/not/a/multiaddr", "1.2.3.4"] {
+            let err = Error::from(addr(Some(bad)).unwrap_err());
+            assert_eq!(err.kind(), ErrorKind::Invalid, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,423 @@
+//! Between nodes: a libp2p swarm carrying kameo's remote actors.
+//!
+//! Each node runs one kameo actor, its [`Gateway`], and advertises the
+//! gateway's actor id in etcd beside its peer id and listen address. A
+//! node sends to another through one [`Peer`] per destination: a bounded
+//! queue drained by one task, which sends what is queued as one [`Batch`]
+//! (a kameo `ask` to the destination's gateway) and waits for its reply
+//! before sending the next. So messages from one node to another arrive
+//! in the order they were sent, and the queue fills (holding senders back)
+//! while the receiving node delivers slowly: the gateway answers a batch
+//! only once every message in it is in its receiver's mailbox, waiting
+//! for room like any send.
+//!
+//! The swarm's TCP connections start with libp2p's private-network
+//! handshake (pnet) keyed by SHA-256 of the cluster secret, then noise and
+//! yamux: a node with another secret cannot finish a handshake, and the
+//! refused attempts are logged.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use kameo::actor::{ActorId, ActorRef, RemoteActorRef, Spawn as _};
+use kameo::message::{Context, Message as KameoMessage};
+use kameo::remote;
+use libp2p::core::upgrade::Version;
+use libp2p::pnet::{PnetConfig, PreSharedKey};
+use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::{Multiaddr, PeerId, SwarmBuilder, Transport as _, noise, tcp, yamux};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, watch};
+use tokio::task::AbortHandle;
+use troupe_dispatcher::{Pid, Value, nodes};
+use troupe_runtime::{Message, Runtime};
+
+use crate::error::ClusterError;
+use crate::pids;
+
+/// The most messages one batch carries.
+const BATCH: usize = 512;
+/// Messages queued per destination node before senders wait.
+const QUEUE: usize = 4096;
+/// How long a batch may take to be delivered (receivers with full
+/// mailboxes hold it up) before it counts as lost.
+const BATCH_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a batch waits for a connection to its node before it counts
+/// as lost.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest batch a node accepts, encoded.
+const MAX_BATCH_BYTES: u64 = 256 << 20;
+
+/// One message between nodes: sender and receiver as numbers on their own
+/// nodes, topic, and the payload with its pids in cluster-wide form.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Envelope {
+    from: Option<u64>,
+    to: u64,
+    topic: String,
+    payload: Value,
+}
+
+/// Messages from one node to another, in the order they were sent.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Batch {
+    /// The sending node's name.
+    from: String,
+    msgs: Vec<Envelope>,
+}
+
+/// Where a node's incoming messages go: its runtime, once attached.
+#[derive(Default)]
+pub(crate) struct Inbound {
+    pub runtime: Mutex<Option<Runtime>>,
+}
+
+impl Inbound {
+    /// Delivers `batch` in order, each message waiting for room in its
+    /// receiver's mailbox. A message to a process that is gone is dropped
+    /// (as Erlang drops a message to a dead remote pid).
+    async fn deliver(&self, batch: Batch) {
+        let Some(rt) = self.runtime.lock().clone() else {
+            tracing::warn!(from = %batch.from, "messages arrived before the node was ready; dropped");
+            return;
+        };
+        let Ok(node) = nodes::index(&batch.from) else {
+            tracing::warn!(from = %batch.from, "messages from a malformed node name; dropped");
+            return;
+        };
+        for env in batch.msgs {
+            let from = env.from.map(|id| Pid::new(node, id));
+            let to = Pid::new(0, env.to);
+            let payload = pids::inbound(env.payload);
+            if let Err(e) = rt.deliver_remote(from, to, env.topic, payload).await {
+                tracing::debug!(%to, error = %e, "dropped a message from another node");
+            }
+        }
+    }
+}
+
+/// The actor through which a node receives messages from the others.
+#[derive(kameo::Actor, kameo::RemoteActor)]
+pub(crate) struct Gateway {
+    inbound: Arc<Inbound>,
+}
+
+#[kameo::remote_message("troupe.cluster.batch")]
+impl KameoMessage<Batch> for Gateway {
+    type Reply = ();
+
+    async fn handle(&mut self, batch: Batch, _ctx: &mut Context<Self, Self::Reply>) {
+        self.inbound.deliver(batch).await;
+    }
+}
+
+/// This node's end of the swarm.
+pub(crate) struct Transport {
+    /// This node's libp2p identity.
+    pub peer_id: PeerId,
+    /// The address it listens on.
+    pub addr: Multiaddr,
+    /// Its gateway's number among its actors.
+    pub gateway_seq: u64,
+    /// Kept alive for as long as the node is up.
+    _gateway: ActorRef<Gateway>,
+    dials: mpsc::UnboundedSender<(PeerId, Multiaddr, bool)>,
+    /// The peers this node has a connection to.
+    connected: watch::Receiver<HashSet<PeerId>>,
+    swarm_task: AbortHandle,
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        self.swarm_task.abort();
+    }
+}
+
+/// The pre-shared key of the private network: SHA-256 of the secret.
+fn psk(secret: &[u8]) -> PreSharedKey {
+    PreSharedKey::new(Sha256::digest(secret).into())
+}
+
+fn transport_error(e: impl std::fmt::Display) -> ClusterError {
+    ClusterError::Transport(e.to_string())
+}
+
+impl Transport {
+    /// Starts the swarm listening on `listen` (inside the cluster's tokio
+    /// runtime), and this node's gateway.
+    pub async fn start(
+        listen: Multiaddr,
+        secret: &[u8],
+        inbound: Arc<Inbound>,
+    ) -> Result<Transport, ClusterError> {
+        let key = psk(secret);
+        let messaging = remote::messaging::Config::default()
+            .with_request_timeout(BATCH_TIMEOUT)
+            .with_request_size_maximum(MAX_BATCH_BYTES);
+        let mut swarm = SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_other_transport(|id| {
+                let noise = noise::Config::new(id)?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                    tcp::tokio::Transport::new(tcp::Config::default())
+                        .and_then(move |socket, _| PnetConfig::new(key).handshake(socket))
+                        .upgrade(Version::V1Lazy)
+                        .authenticate(noise)
+                        .multiplex(yamux::Config::default())
+                        .timeout(Duration::from_secs(20))
+                        .boxed(),
+                )
+            })
+            .map_err(transport_error)?
+            .with_behaviour(|id| remote::Behaviour::new(id.public().to_peer_id(), messaging))
+            .map_err(transport_error)?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+            .build();
+        swarm
+            .behaviour()
+            .try_init_global()
+            .map_err(|_| transport_error("one OS process can be one node of a cluster only"))?;
+        swarm.listen_on(listen).map_err(transport_error)?;
+        let addr = loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::NewListenAddr { address, .. } => break address,
+                SwarmEvent::ListenerError { error, .. } => return Err(transport_error(error)),
+                SwarmEvent::ListenerClosed { reason, .. } => {
+                    let why = reason
+                        .err()
+                        .map_or_else(|| "closed".to_owned(), |e| e.to_string());
+                    return Err(transport_error(why));
+                }
+                _ => {}
+            }
+        };
+        let peer_id = *swarm.local_peer_id();
+        let (dials, mut dial_rx) = mpsc::unbounded_channel::<(PeerId, Multiaddr, bool)>();
+        let (links, connected) = watch::channel(HashSet::new());
+        let swarm_task = tokio::spawn(async move {
+            loop {
+                // Dials first: a node is dialed before anything is sent to
+                // it, so a request never goes out before its address is known.
+                tokio::select! {
+                    biased;
+                    dial = dial_rx.recv() => {
+                        let Some((peer, addr, dial)) = dial else { break };
+                        swarm.add_peer_address(peer, addr.clone());
+                        let opts = DialOpts::peer_id(peer).addresses(vec![addr]).build();
+                        if dial && let Err(e) = swarm.dial(opts) {
+                            tracing::debug!(%peer, error = %e, "dial");
+                        }
+                    }
+                    event = swarm.select_next_some() => {
+                        log_event(&event);
+                        track(&links, &event);
+                    }
+                }
+            }
+        })
+        .abort_handle();
+        let gateway = Gateway::spawn(Gateway { inbound });
+        gateway.into_remote_ref().await;
+        Ok(Transport {
+            peer_id,
+            addr,
+            gateway_seq: gateway.id().sequence_id(),
+            _gateway: gateway,
+            dials,
+            connected,
+            swarm_task,
+        })
+    }
+
+    /// Records that `peer` listens at `addr`, and starts connecting to it
+    /// if `dial`: a node that joins connects to the members it finds, so
+    /// its first messages find a connection; the members wait for it (a
+    /// queue dials its node itself when it has something to send and no
+    /// connection).
+    pub fn add_peer(&self, peer: PeerId, addr: Multiaddr, dial: bool) {
+        let _ = self.dials.send((peer, addr, dial));
+    }
+
+    /// The queue to node `name`, whose gateway is `seq` on `peer_id`
+    /// listening at `addr`.
+    pub fn peer(
+        &self,
+        local: Arc<str>,
+        name: Arc<str>,
+        (peer_id, addr): (PeerId, Multiaddr),
+        seq: u64,
+    ) -> Result<Peer, ClusterError> {
+        let link = Link {
+            local,
+            name,
+            gateway: gateway_of(peer_id, seq)?,
+            peer_id,
+            addr,
+            dials: self.dials.clone(),
+            connected: self.connected.clone(),
+        };
+        let (queue, rx) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(pump(link, rx)).abort_handle();
+        Ok(Peer {
+            peer_id,
+            queue,
+            task,
+        })
+    }
+}
+
+/// Keeps the set of connected peers up to date.
+fn track<E>(links: &watch::Sender<HashSet<PeerId>>, event: &SwarmEvent<E>) {
+    match event {
+        SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+            links.send_modify(|set| {
+                set.insert(*peer_id);
+            });
+        }
+        SwarmEvent::ConnectionClosed {
+            peer_id,
+            num_established: 0,
+            ..
+        } => {
+            links.send_modify(|set| {
+                set.remove(peer_id);
+            });
+        }
+        _ => {}
+    }
+}
+
+/// Logs what the swarm reports that matters to an operator: refused
+/// connections (a wrong secret, or frames from outside the cluster) and
+/// connections made and lost.
+fn log_event<E>(event: &SwarmEvent<E>) {
+    match event {
+        SwarmEvent::IncomingConnectionError {
+            send_back_addr,
+            error,
+            ..
+        } => tracing::warn!(
+            from = %send_back_addr,
+            error = %error,
+            "refused a connection from outside the cluster (wrong secret or not a troupe node)"
+        ),
+        SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => tracing::warn!(
+            peer = ?peer_id,
+            error = %error,
+            "could not connect to a node (wrong secret, or it is down)"
+        ),
+        SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+            tracing::debug!(peer = %peer_id, "connected to a node");
+        }
+        SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
+            tracing::debug!(peer = %peer_id, cause = ?cause, "connection to a node closed");
+        }
+        _ => {}
+    }
+}
+
+/// The gateway of the node whose peer id is `peer`, from the number etcd
+/// advertises for it.
+fn gateway_of(peer: PeerId, seq: u64) -> Result<RemoteActorRef<Gateway>, ClusterError> {
+    // kameo makes remote refs from their serialized form only.
+    let id = ActorId::new_with_peer_id(seq, peer);
+    let bytes = rmp_serde::to_vec(&(id,)).map_err(transport_error)?;
+    rmp_serde::from_slice(&bytes).map_err(transport_error)
+}
+
+/// The queue to one other node and the task sending what it holds.
+pub(crate) struct Peer {
+    /// The node's libp2p identity (a node that rejoins gets a new one).
+    pub peer_id: PeerId,
+    queue: mpsc::Sender<(u64, Message)>,
+    task: AbortHandle,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Peer {
+    /// Queues `msg` for process `to` of that node; gives it back if the
+    /// queue is full, or fails if the node is gone.
+    pub fn try_send(&self, to: u64, msg: Message) -> Result<Option<Message>, ClusterError> {
+        match self.queue.try_send((to, msg)) {
+            Ok(()) => Ok(None),
+            Err(mpsc::error::TrySendError::Full((_, msg))) => Ok(Some(msg)),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                Err(ClusterError::Transport("the node left".into()))
+            }
+        }
+    }
+
+    /// A handle to queue messages, waiting for room.
+    pub fn sender(&self) -> mpsc::Sender<(u64, Message)> {
+        self.queue.clone()
+    }
+}
+
+/// What one node's queue is drained to: the other node's gateway, and
+/// how to connect to it.
+struct Link {
+    local: Arc<str>,
+    name: Arc<str>,
+    gateway: RemoteActorRef<Gateway>,
+    peer_id: PeerId,
+    addr: Multiaddr,
+    dials: mpsc::UnboundedSender<(PeerId, Multiaddr, bool)>,
+    connected: watch::Receiver<HashSet<PeerId>>,
+}
+
+impl Link {
+    /// Waits until there is a connection to the node, dialing it if there
+    /// is none; false if none comes within [`CONNECT_TIMEOUT`]. A request
+    /// is only sent on a connection: one sent while a dial is under way
+    /// would be failed by kameo (it fails a peer's requests on any dial
+    /// failure, a dial refused because another is under way included) and
+    /// still be delivered.
+    async fn connect(&mut self) -> bool {
+        if self.connected.borrow().contains(&self.peer_id) {
+            return true;
+        }
+        let _ = self.dials.send((self.peer_id, self.addr.clone(), true));
+        let peer = self.peer_id;
+        let up = self.connected.wait_for(|set| set.contains(&peer));
+        matches!(tokio::time::timeout(CONNECT_TIMEOUT, up).await, Ok(Ok(_)))
+    }
+}
+
+/// Sends what is queued for one node, a batch at a time, each after the
+/// previous one was delivered.
+async fn pump(mut link: Link, mut rx: mpsc::Receiver<(u64, Message)>) {
+    let mut queued = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut queued, BATCH).await > 0 {
+        let msgs: Vec<Envelope> = queued
+            .drain(..)
+            .map(|(to, m)| Envelope {
+                from: m.from.map(Pid::id),
+                to,
+                topic: m.topic,
+                payload: pids::outbound(m.payload, &link.local),
+            })
+            .collect();
+        let lost = msgs.len();
+        if !link.connect().await {
+            tracing::warn!(node = %link.name, lost, "messages to another node were lost: no connection");
+            continue;
+        }
+        let batch = Batch {
+            from: link.local.to_string(),
+            msgs,
+        };
+        if let Err(e) = link.gateway.ask(&batch).await {
+            tracing::warn!(node = %link.name, lost, error = %e, "messages to another node were lost");
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! A cluster of real `troupe` OS processes on loopback, with a real etcd
+//! (Debian's `etcd-server`, which .ci/setup installs) on free ports in a
+//! temporary directory: global names, remote sends in order, pids
+//! rewritten across nodes, the `cluster` module, and a wrong secret.
+#![cfg(feature = "cluster")]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value as Json, json};
+use support::Run;
+
+mod support;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+/// An etcd server of its own, killed when dropped.
+struct Etcd {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Etcd {
+    fn start() -> Etcd {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (port, peer) = (free_port(), free_port());
+        let client = format!("http://127.0.0.1:{port}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let log = std::fs::File::create(dir.path().join("etcd.log")).expect("etcd log");
+        let child = Command::new("etcd")
+            .arg("--name=cluster-test")
+            .arg(format!("--data-dir={}", dir.path().join("data").display()))
+            .arg(format!("--listen-client-urls={client}"))
+            .arg(format!("--advertise-client-urls={client}"))
+            .arg(format!("--listen-peer-urls={peer_url}"))
+            .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+            .arg(format!("--initial-cluster=cluster-test={peer_url}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("etcd is installed (.ci/setup installs Debian's etcd-server)");
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "etcd did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Etcd {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A node running one script, killed when dropped; output in files.
+struct Node {
+    child: Option<Child>,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+/// The scripts every node runs from, and their secrets.
+struct Scripts(tempfile::TempDir);
+
+impl Scripts {
+    fn new() -> Scripts {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (name, code) in [
+            ("echo.lua", ECHO),
+            ("client.lua", CLIENT),
+            ("right.secret", "the right secret\n"),
+            ("wrong.secret", "another secret\n"),
+        ] {
+            std::fs::write(dir.path().join(name), code).expect("write");
+        }
+        Scripts(dir)
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    /// Starts `troupe run --cluster …` as node `name` with `secret`.
+    fn node(&self, etcd: &Etcd, name: &str, secret: &str, script: &[&str]) -> Node {
+        let out = self.path().join(format!("{name}.out"));
+        let err = self.path().join(format!("{name}.err"));
+        let url = etcd.url();
+        let mut args = vec![
+            "run",
+            "--cluster",
+            &url,
+            "--node",
+            name,
+            "--cluster-secret-file",
+            secret,
+            "--allow-module",
+            "cluster",
+        ];
+        args.extend_from_slice(script);
+        let child = support::start(self.path(), &args, &out, &err);
+        Node {
+            child: Some(child),
+            out,
+            err,
+        }
+    }
+}
+
+impl Node {
+    /// Waits for the script's end.
+    fn finish(mut self, label: &str) -> Run {
+        let child = self.child.take().expect("running");
+        support::finish(label, child, &self.out, &self.err)
+    }
+
+    /// What it logged so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Node b's service: claims the global name `echo` and answers every
+/// message with its payload, until told to stop.
+const ECHO: &str = r#"
+local process = require("process")
+assert(process.register("echo", {global = true}))
+while true do
+  local m = assert(process.receive())
+  if m.topic == "stop" then return "stopped" end
+  assert(process.send(m.from, "echo", m.payload))
+end
+"#;
+
+/// A client: finds `echo` (waiting for it to be registered), sends it N
+/// messages with a window of 1,000 in flight, checks every answer comes
+/// back in order and its own pid comes back as its own; then reports
+/// (with `stop`, after stopping echo, whose node then leaves).
+const CLIENT: &str = r#"
+local process = require("process")
+local time = require("time")
+local n, wait_ms, stop = ...
+local echo
+for _ = 1, 400 do
+  echo = process.whereis("echo")
+  if echo then break end
+  time.sleep(50)
+end
+assert(echo, "no global echo")
+local me = process.pid()
+local sent, got = 0, 0
+while got < n do
+  while sent < n and sent - got < 1000 do
+    sent = sent + 1
+    assert(process.send(echo, "ping", {i = sent, from = me}))
+  end
+  local m, err = process.receive("echo", wait_ms)
+  if not m then return {echo = echo, got = got, error = err:kind()} end
+  got = got + 1
+  if m.payload.i ~= got then error(("answer %d came as %d"):format(m.payload.i, got)) end
+  if m.payload.from ~= me then error("own pid came back as " .. tostring(m.payload.from)) end
+end
+local _, unknown = process.send("<nowhere.0.1>", "ping", 1)
+local cluster = require("cluster")
+local nodes = cluster.nodes()
+-- Once echo's node has left, sends to its pids are UNAVAILABLE.
+local gone
+if stop then
+  assert(process.send(echo, "stop"))
+  for _ = 1, 200 do
+    local ok, err = process.send(echo, "ping", {})
+    if not ok then gone = err:kind() break end
+    time.sleep(50)
+  end
+end
+return {echo = echo, got = got, node = cluster.node(), nodes = nodes,
+        unknown = unknown and unknown:kind(), gone = gone}
+"#;
+
+fn json(run: &Run) -> Json {
+    assert_eq!(run.code, Some(0), "expected success: {run:?}");
+    serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {run:?}"))
+}
+
+#[test]
+fn a_node_finds_a_global_echo_on_another_and_exchanges_100_000_messages_in_order() {
+    // …and once b has left, sends to b's pids are UNAVAILABLE.
+    let etcd = Etcd::start();
+    let scripts = Scripts::new();
+    let b = scripts.node(&etcd, "b", "right.secret", &["echo.lua"]);
+    let started = Instant::now();
+    let a = scripts.node(
+        &etcd,
+        "a",
+        "right.secret",
+        &["client.lua", "100000", "20000", "true"],
+    );
+    let out = json(&a.finish("node a"));
+    let elapsed = started.elapsed();
+    let echo = out["echo"].as_str().expect("echo's pid");
+    assert!(echo.starts_with("<b.0.") && echo.ends_with('>'), "{out}");
+    assert_eq!(out["got"], 100_000, "{out}");
+    assert_eq!(out["node"], "a");
+    assert_eq!(out["nodes"], json!(["a", "b"]));
+    assert_eq!(out["unknown"], "UNAVAILABLE", "{out}");
+    assert_eq!(out["gone"], "UNAVAILABLE", "{out}");
+    let b = b.finish("node b");
+    assert_eq!(json(&b), json!("stopped"), "{b:?}");
+    eprintln!("100,000 messages each way between two nodes in {elapsed:?}");
+}
+
+#[test]
+fn a_node_with_the_wrong_secret_cannot_reach_the_others() {
+    let etcd = Etcd::start();
+    let scripts = Scripts::new();
+    let b = scripts.node(&etcd, "b", "right.secret", &["echo.lua"]);
+    let c = scripts.node(&etcd, "c", "wrong.secret", &["client.lua", "1", "3000"]);
+    let out = json(&c.finish("node c"));
+    assert_eq!(out["got"], 0, "{out}");
+    assert_eq!(out["error"], "TIMEOUT", "{out}");
+    assert!(
+        b.log()
+            .contains("refused a connection from outside the cluster"),
+        "node b logs the refused connection: {}",
+        b.log()
+    );
+}
+
+#[test]
+fn the_cluster_module_is_left_out_of_the_default_policy() {
+    let etcd = Etcd::start();
+    let scripts = Scripts::new();
+    std::fs::write(
+        scripts.path().join("nodes.lua"),
+        "return require('cluster').nodes()",
+    )
+    .expect("write");
+    let url = etcd.url();
+    let args = ["run", "--cluster", &url, "--node", "d", "nodes.lua"];
+    let out = scripts.path().join("d.out");
+    let err = scripts.path().join("d.err");
+    let run = support::finish(
+        "node d",
+        support::start(scripts.path(), &args, &out, &err),
+        &out,
+        &err,
+    );
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("PERMISSION_DENIED"), "{run:?}");
+}
