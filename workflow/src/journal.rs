@@ -101,8 +101,12 @@ impl Canceling {
 /// Whether `result` of `call` is the workflow's own cancellation (not a
 /// child's `CANCELED` outcome a `workflow.await` passed on).
 pub(crate) fn is_own_cancel(call: &Call, result: &Result<Value, Error>) -> bool {
-    matches!(result, Err(e) if e.kind() == ErrorKind::Canceled
-        && !(call.id == ids::WORKFLOW_AWAIT && e.details().is_some_and(|d| d.get("child").is_some())))
+    let Err(e) = result else {
+        return false;
+    };
+    let from_child =
+        call.id == ids::WORKFLOW_AWAIT && e.details().is_some_and(|d| d.get("child").is_some());
+    e.kind() == ErrorKind::Canceled && !from_child
 }
 
 /// The error a cancelled workflow's script gets.
@@ -124,14 +128,14 @@ pub(crate) enum Class {
     /// rides along with the next commit.
     Local,
     /// A wait that can take long (`time.sleep`, `process.receive`,
-    /// `workflow.await`): what
-    /// is buffered commits before it starts; its own record rides along.
+    /// `workflow.await`): what is buffered commits before it starts; its
+    /// own record rides along.
     Wait,
     /// An effect outside the workflow (a send, a spawn, a child
     /// workflow's start, a signal, IO, a host module's command, a link, a
-    /// kill): what is buffered commits
-    /// before it runs, and its own record before the script sees its
-    /// result, so a resume never runs it again once the script went on.
+    /// kill): what is buffered commits before it runs, and its own record
+    /// before the script sees its result, so a resume never runs it again
+    /// once the script went on.
     Effect,
 }
 

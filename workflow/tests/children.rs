@@ -16,6 +16,10 @@ use troupe_runtime::{Runtime, Spawn};
 use troupe_sources::MemorySource;
 use troupe_workflow::{Entry, Header, ParentClose, Status, WorkflowStore};
 
+#[path = "support/history.rs"]
+mod history;
+use history::names;
+
 /// Starts three children and returns the sum of their results.
 const SUM: &str = r#"
 local workflow = require("workflow")
@@ -124,15 +128,6 @@ fn ended(store: &WorkflowStore, id: &str) -> Header {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-fn names(store: &WorkflowStore, id: &str) -> Vec<String> {
-    store
-        .history(id)
-        .unwrap()
-        .into_iter()
-        .map(|Entry::Command { name, .. }| name)
-        .collect()
 }
 
 #[test]

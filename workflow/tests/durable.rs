@@ -14,6 +14,10 @@ use troupe_runtime::{Runtime, Spawn};
 use troupe_sources::MemorySource;
 use troupe_workflow::{Entry, Status, WorkflowStore};
 
+#[path = "support/history.rs"]
+mod history;
+use history::names;
+
 /// `bank.charge(n)`: journaled as `n` itself.
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
@@ -561,15 +565,6 @@ fn wait_steps(store: &WorkflowStore, id: &str, n: usize) {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-fn names(store: &WorkflowStore, id: &str) -> Vec<String> {
-    store
-        .history(id)
-        .unwrap()
-        .into_iter()
-        .map(|Entry::Command { name, .. }| name)
-        .collect()
 }
 
 #[test]
