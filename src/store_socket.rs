@@ -78,19 +78,19 @@ impl Drop for ReadServer {
     }
 }
 
+/// One line of `stream`, at most [`MAX_LINE`] bytes.
+fn read_line(stream: UnixStream) -> std::io::Result<String> {
+    let mut line = String::new();
+    BufReader::new(stream.take(MAX_LINE)).read_line(&mut line)?;
+    Ok(line)
+}
+
 /// Reads one request from `stream` and writes its answer.
 fn answer(stream: UnixStream, run: &impl Fn(Vec<String>) -> Result<Output, Error>) {
     let _ = stream.set_read_timeout(Some(ANSWER_TIMEOUT));
-    let mut line = String::new();
-    let Ok(reader) = stream.try_clone() else {
+    let Ok(line) = stream.try_clone().and_then(read_line) else {
         return;
     };
-    if BufReader::new(reader.take(MAX_LINE))
-        .read_line(&mut line)
-        .is_err()
-    {
-        return;
-    }
     let reply = match serde_json::from_str::<Vec<String>>(&line) {
         Ok(args) => match run(args) {
             Ok(Output::Json(v)) => {
@@ -122,10 +122,7 @@ pub fn read_through_holder(store: &Path, args: &[String]) -> Result<Output, Opti
         .map_err(|e| down(&e))?;
     let request = serde_json::to_string(args).map_err(|e| down(&e))?;
     writeln!(stream, "{request}").map_err(|e| down(&e))?;
-    let mut line = String::new();
-    BufReader::new(stream.take(MAX_LINE))
-        .read_line(&mut line)
-        .map_err(|e| down(&e))?;
+    let line = read_line(stream).map_err(|e| down(&e))?;
     let reply: Json = serde_json::from_str(&line).map_err(|e| down(&e))?;
     if let Some(t) = reply["text"].as_str() {
         return Ok(Output::Text(t.to_owned()));

@@ -20,7 +20,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Paragraph, Row, Table};
 use serde_json::Value as Json;
-use troupe::{Error, ErrorKind};
+use troupe::{Error, ErrorKind, Pid};
 
 use crate::Output;
 use crate::dashboard_cli::{ApiClient, ConnectArgs, mailbox, waiting};
@@ -78,10 +78,10 @@ impl SortBy {
     /// `list` in this order.
     fn sort(self, list: &mut [Json]) {
         let num = |p: &Json, path: &[&str]| path.iter().fold(p, |v, k| &v[*k]).as_u64();
+        // Pids this process cannot read (another node's) sort last.
         let pid = |p: &Json| {
-            let text = p["pid"].as_str().unwrap_or("");
-            let id = text.trim_end_matches('>').rsplit('.').next().unwrap_or("");
-            id.parse::<u64>().unwrap_or(u64::MAX)
+            let pid = p["pid"].as_str().and_then(|t| t.parse::<Pid>().ok());
+            (pid.is_none(), pid)
         };
         match self {
             SortBy::Mailbox => list.sort_by_key(|p| std::cmp::Reverse(num(p, &["mailbox", "len"]))),
@@ -89,7 +89,7 @@ impl SortBy {
             SortBy::Instructions => {
                 list.sort_by_key(|p| std::cmp::Reverse(num(p, &["instructions"])));
             }
-            SortBy::Pid => list.sort_by_key(pid),
+            SortBy::Pid => list.sort_by_cached_key(pid),
         }
     }
 }
@@ -118,26 +118,27 @@ impl View {
     /// The growth per second of the counter at `path` of the stats since
     /// the previous reading.
     fn rate(&self, path: &[&str]) -> Option<f64> {
-        let before = self.before.as_ref()?;
-        let read = |s: &Json| path.iter().fold(s, |v, k| &v[*k]).as_u64();
-        let (a, b) = (read(&before.stats)?, read(&self.now.stats)?);
-        let secs = self.now.at.duration_since(before.at).as_secs_f64();
-        (secs > 0.0).then(|| b.saturating_sub(a) as f64 / secs)
+        self.per_second(|s| path.iter().fold(s, |v, k| &v[*k]).as_u64())
     }
 
     /// Calls per second of command `name` since the previous reading.
     fn command_rate(&self, name: &str) -> Option<f64> {
-        let before = self.before.as_ref()?;
-        let calls = |s: &Json| {
+        self.per_second(|s| {
             s["commands"]
                 .as_array()?
                 .iter()
                 .find(|c| c["name"] == name)
                 .and_then(|c| c["calls"].as_u64())
-        };
+        })
+    }
+
+    /// How fast the counter `read` takes out of the stats grew per second
+    /// since the previous reading (from 0 if it was not there yet).
+    fn per_second(&self, read: impl Fn(&Json) -> Option<u64>) -> Option<f64> {
+        let before = self.before.as_ref()?;
+        let grown = read(&self.now.stats)?.saturating_sub(read(&before.stats).unwrap_or(0));
         let secs = self.now.at.duration_since(before.at).as_secs_f64();
-        let delta = calls(&self.now.stats)?.saturating_sub(calls(&before.stats).unwrap_or(0));
-        (secs > 0.0).then(|| delta as f64 / secs)
+        (secs > 0.0).then(|| grown as f64 / secs)
     }
 }
 

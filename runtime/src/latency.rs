@@ -64,7 +64,8 @@ pub struct LatencyCounts {
     /// `LATENCY_BOUNDS[i - 1]` up to `LATENCY_BOUNDS[i]`; the last one
     /// those above every bound.
     pub buckets: [u64; BUCKETS],
-    /// All the durations added up (saturating at about 584 years).
+    /// All the durations added up (each saturates at about 584 years;
+    /// the total wraps past that).
     pub sum: Duration,
 }
 
