@@ -4,6 +4,7 @@
 //! rewritten across nodes, the `cluster` module, and a wrong secret.
 #![cfg(feature = "cluster")]
 
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -29,7 +30,19 @@ struct Etcd {
 }
 
 impl Etcd {
+    /// Starts etcd on free ports and waits until it answers `/health`.
+    /// A port another test took between the probe and etcd's bind makes
+    /// etcd exit; then it is tried again on new ports.
     fn start() -> Etcd {
+        for _ in 0..5 {
+            if let Some(etcd) = Etcd::try_start() {
+                return etcd;
+            }
+        }
+        panic!("etcd did not start in five tries");
+    }
+
+    fn try_start() -> Option<Etcd> {
         let dir = tempfile::tempdir().expect("temp dir");
         let (port, peer) = (free_port(), free_port());
         let client = format!("http://127.0.0.1:{port}");
@@ -47,19 +60,37 @@ impl Etcd {
             .stderr(log)
             .spawn()
             .expect("etcd is installed (.ci/setup installs Debian's etcd-server)");
+        let mut etcd = Etcd {
+            child,
+            port,
+            _dir: dir,
+        };
         let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !etcd.healthy() {
+            if etcd.child.try_wait().ok().flatten().is_some() {
+                return None;
+            }
             assert!(
                 started.elapsed() < Duration::from_secs(20),
                 "etcd did not start"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Etcd {
-            child,
-            port,
-            _dir: dir,
-        }
+        Some(etcd)
+    }
+
+    /// Whether etcd's `/health` says it is serving.
+    fn healthy(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut answer = String::new();
+        stream
+            .write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .and_then(|()| stream.read_to_string(&mut answer))
+            .is_ok()
+            && answer.contains(r#""health":"true""#)
     }
 
     fn url(&self) -> String {
