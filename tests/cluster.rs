@@ -121,6 +121,7 @@ impl Scripts {
         for (name, code) in [
             ("echo.lua", ECHO),
             ("client.lua", CLIENT),
+            ("watcher.lua", WATCHER),
             ("right.secret", "the right secret\n"),
             ("wrong.secret", "another secret\n"),
         ] {
@@ -150,7 +151,13 @@ impl Scripts {
             "cluster",
         ];
         args.extend_from_slice(script);
-        let child = support::start(self.path(), &args, &out, &err);
+        let child = support::start_with_env(
+            self.path(),
+            &args,
+            &[("RUST_LOG", Some("troupe_cluster=debug"))],
+            &out,
+            &err,
+        );
         Node {
             child: Some(child),
             out,
@@ -181,11 +188,12 @@ impl Drop for Node {
     }
 }
 
-/// Node b's service: claims the global name `echo` and answers every
-/// message with its payload, until told to stop.
+/// Node b's service: claims the global name `echo` (or its argument) and
+/// answers every message with its payload, until told to stop.
 const ECHO: &str = r#"
 local process = require("process")
-assert(process.register("echo", {global = true}))
+local name = ... or "echo"
+assert(process.register(name, {global = true}))
 while true do
   local m = assert(process.receive())
   if m.topic == "stop" then return "stopped" end
@@ -238,6 +246,52 @@ return {echo = echo, got = got, node = cluster.node(), nodes = nodes,
         unknown = unknown and unknown:kind(), gone = gone}
 "#;
 
+/// Node a's watcher: links to and monitors `echo` (node b) and `keeper`
+/// (node c), trapping exits, and monitors node b; prints `ready` once b
+/// has seen all that, then reports the first three notices (b is killed
+/// meanwhile), and the two of keeper's normal end.
+const WATCHER: &str = r#"
+local process = require("process")
+local cluster = require("cluster")
+local time = require("time")
+local function find(name)
+  for _ = 1, 400 do
+    local pid = process.whereis(name)
+    if pid then return pid end
+    time.sleep(50)
+  end
+  error("no global " .. name)
+end
+local echo, keeper = find("echo"), find("keeper")
+process.trap_exits(true)
+assert(process.link(echo))
+process.monitor(echo)
+assert(process.link(keeper))
+process.monitor(keeper)
+cluster.monitor_node("b")
+-- Signals and messages to a node stay in order: once echo answers, b
+-- holds the link and the monitor.
+assert(process.send(echo, "ping", {}))
+assert(process.receive("echo", 10000))
+print("ready")
+local function notices(n, wait_ms)
+  local seen = {}
+  for i = 1, n do
+    local m, err = process.receive(nil, wait_ms)
+    if not m then seen[i] = err:kind() break end
+    local p = m.payload
+    seen[i] = table.concat({m.topic, tostring(p.pid or p.node), tostring(p.reason)}, " ")
+  end
+  table.sort(seen)
+  return seen
+end
+local b_down = notices(3, 2000)
+assert(process.send(keeper, "stop"))
+local keeper_end = notices(2, 10000)
+return {echo = echo, keeper = keeper, b_down = b_down, keeper_end = keeper_end,
+        nodes = cluster.nodes()}
+"#;
+
 fn json(run: &Run) -> Json {
     assert_eq!(run.code, Some(0), "expected success: {run:?}");
     serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {run:?}"))
@@ -268,6 +322,61 @@ fn a_node_finds_a_global_echo_on_another_and_exchanges_100_000_messages_in_order
     let b = b.finish("node b");
     assert_eq!(json(&b), json!("stopped"), "{b:?}");
     eprintln!("100,000 messages each way between two nodes in {elapsed:?}");
+}
+
+#[test]
+fn links_and_monitors_across_three_nodes_fire_noconnection_when_a_node_is_killed() {
+    let etcd = Etcd::start();
+    let scripts = Scripts::new();
+    let b = scripts.node(&etcd, "b", "right.secret", &["echo.lua"]);
+    let c = scripts.node(&etcd, "c", "right.secret", &["echo.lua", "keeper"]);
+    let a = scripts.node(&etcd, "a", "right.secret", &["watcher.lua"]);
+    let started = Instant::now();
+    while !std::fs::read_to_string(&a.out)
+        .unwrap_or_default()
+        .contains("ready")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "node a never got ready: {}",
+            a.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(b); // SIGKILL
+    let run = a.finish("node a");
+    let stdout = run.stdout.trim().trim_start_matches("ready").trim();
+    let out: Json = serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}: {run:?}"));
+    let echo = out["echo"].as_str().expect("echo's pid");
+    let keeper = out["keeper"].as_str().expect("keeper's pid");
+    assert!(
+        echo.starts_with("<b.0.") && keeper.starts_with("<c.0."),
+        "{out}"
+    );
+    // All three within the 2 s each notice is waited for.
+    assert_eq!(
+        out["b_down"],
+        json!([
+            format!("DOWN {echo} noconnection"),
+            format!("EXIT {echo} noconnection"),
+            "nodedown b nil",
+        ]),
+        "{out}"
+    );
+    // Node c's keeper ended normally: its link and monitor say so.
+    let c = c.finish("node c");
+    assert_eq!(
+        out["keeper_end"],
+        json!([
+            format!("DOWN {keeper} normal"),
+            format!("EXIT {keeper} normal")
+        ]),
+        "{out}\nnode c: {c:?}\nnode a: {run:?}"
+    );
+    // b's connection is lost: it is no live member any more.
+    let nodes = out["nodes"].as_array().expect("nodes");
+    assert!(!nodes.contains(&json!("b")), "{out}");
+    assert_eq!(json(&c), json!("stopped"));
 }
 
 #[test]

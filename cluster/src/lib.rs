@@ -32,7 +32,7 @@ mod membership;
 mod pids;
 mod transport;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -42,12 +42,16 @@ use parking_lot::{Mutex, RwLock};
 use tokio::task::AbortHandle;
 use troupe_dispatcher::{Error, ErrorKind, Pid, Value, nodes};
 use troupe_modules::{Class, ModuleDef};
-use troupe_runtime::{HostMailbox, Message, RemoteFuture, RemoteNodes, Runtime};
+use troupe_runtime::{HostMailbox, Message, RemoteFuture, RemoteNodes, RemoteSignal, Runtime};
 
 pub use error::ClusterError;
 
 use membership::State;
 use transport::{Inbound, Transport};
+
+/// How long a node that leaves waits for what it queued for the others
+/// to be delivered.
+const LEAVE_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How a node joins a cluster.
 #[derive(Clone, Debug)]
@@ -155,12 +159,16 @@ impl Cluster {
                 transport,
                 peers: RwLock::new(HashMap::new()),
                 names: RwLock::new(Default::default()),
+                inbound: Arc::clone(&inbound),
+                lost: RwLock::new(HashSet::new()),
+                node_watchers: Mutex::new(HashMap::new()),
             });
             let keep = tokio::spawn(membership::keep_alive(etcd.clone(), lease)).abort_handle();
             membership::register_node(&mut etcd, &state, lease).await?;
             let at = membership::load(&mut etcd, &state).await?;
             let watch = tokio::spawn(membership::follow(etcd.clone(), Arc::clone(&state), at))
                 .abort_handle();
+            let links = tokio::spawn(follow_connections(Arc::clone(&state))).abort_handle();
             tracing::info!(
                 node = %state.local,
                 addr = %state.transport.addr,
@@ -173,7 +181,7 @@ impl Cluster {
                 lease,
                 inbound,
                 holders: Mutex::new(None),
-                tasks: Mutex::new(vec![keep, watch]),
+                tasks: Mutex::new(vec![keep, watch, links]),
                 tokio: Mutex::new(None),
                 handle: handle.clone(),
             })
@@ -218,11 +226,12 @@ impl Cluster {
         Ok(())
     }
 
-    /// The `cluster` module (class `cluster`): `cluster.node()` and
-    /// `cluster.nodes()`.
+    /// The `cluster` module (class `cluster`): `cluster.node()`,
+    /// `cluster.nodes()` and `cluster.monitor_node(name)`.
     pub fn module(self: &Arc<Self>) -> ModuleDef {
         let node = Arc::clone(&self.state);
         let members = Arc::clone(&self.state);
+        let watched = Arc::clone(&self.state);
         ModuleDef::new("cluster")
             .describe("The cluster this node belongs to: its name and the live nodes")
             .class(Class::Cluster)
@@ -231,6 +240,13 @@ impl Cluster {
                 Ok(Value::Array(
                     members.members().into_iter().map(Value::from).collect(),
                 ))
+            })
+            .typed_function("monitor_node", move |cx, (name,): (String,)| {
+                nodes::valid_name(&name)
+                    .then_some(())
+                    .ok_or_else(|| Error::invalid(format!("{name:?} is not a node name")))?;
+                watched.monitor_node(cx.pid, &name);
+                Ok(true)
             })
     }
 
@@ -241,14 +257,25 @@ impl Cluster {
         let Some(tokio) = self.tokio.lock().take() else {
             return;
         };
-        let mut etcd = self.etcd.clone();
-        let lease = self.lease;
-        // Inside an async runtime it cannot wait: the lease then expires
-        // by itself within its TTL.
-        if tokio::runtime::Handle::try_current().is_err()
-            && let Err(e) = tokio.block_on(etcd.lease_revoke(lease))
-        {
-            tracing::warn!(error = %e, "could not revoke the node's lease; it expires by itself");
+        // Inside an async runtime it cannot wait: what is queued is then
+        // dropped, and the lease expires by itself within its TTL.
+        // Otherwise what was sent before leaving (a process's last
+        // messages, the exit signals of its end) is delivered first, for a
+        // while, and the lease revoked.
+        if tokio::runtime::Handle::try_current().is_err() {
+            let mut etcd = self.etcd.clone();
+            let lease = self.lease;
+            let state = &self.state;
+            let revoked = tokio.block_on(async move {
+                let deadline = tokio::time::Instant::now() + LEAVE_FLUSH;
+                while !state.drained() && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                etcd.lease_revoke(lease).await
+            });
+            if let Err(e) = revoked {
+                tracing::warn!(error = %e, "could not revoke the node's lease; it expires by itself");
+            }
         }
         for task in self.tasks.lock().drain(..) {
             task.abort();
@@ -275,25 +302,28 @@ impl Drop for Cluster {
 
 impl RemoteNodes for Cluster {
     fn try_send(&self, to: Pid, msg: Message) -> Result<Option<Message>, Error> {
-        let peers = self.state.peers.read();
-        let (_, peer) = peers.get(&to.node()).ok_or_else(|| Self::unavailable(to))?;
-        peer.try_send(to.id(), msg).map_err(Error::from)
+        self.state
+            .reachable(to.node(), |peer| peer.try_send(to.id(), msg))
+            .ok_or_else(|| Self::unavailable(to))?
+            .map_err(Error::from)
     }
 
     fn send(&self, to: Pid, msg: Message) -> RemoteFuture {
-        let queue = self
-            .state
-            .peers
-            .read()
-            .get(&to.node())
-            .map(|(_, p)| p.sender());
+        let queue = self.state.reachable(to.node(), |p| p.sender());
         Box::pin(async move {
             let queue = queue.ok_or_else(|| Self::unavailable(to))?;
             queue
-                .send((to.id(), msg))
+                .send(to.id(), msg)
                 .await
                 .map_err(|_| Self::unavailable(to))
         })
+    }
+
+    fn signal(&self, signal: RemoteSignal) -> bool {
+        let to = signal.to();
+        self.state
+            .reachable(to.node(), |peer| peer.signal(signal))
+            .unwrap_or(false)
     }
 
     fn whereis(&self, name: &str) -> Option<Pid> {
@@ -326,6 +356,23 @@ impl RemoteNodes for Cluster {
                 .map_err(|e| Error::new(ErrorKind::Internal, format!("global register: {e}")))?
                 .map_err(Error::from)
         })
+    }
+}
+
+/// Tells `state` of the connections lost and made again, as the swarm
+/// reports them.
+async fn follow_connections(state: Arc<State>) {
+    let mut connected = state.transport.connected.clone();
+    let mut before: HashSet<libp2p::PeerId> = HashSet::new();
+    while connected.changed().await.is_ok() {
+        let now = connected.borrow_and_update().clone();
+        for &peer in before.difference(&now) {
+            state.connection_lost(peer);
+        }
+        for &peer in now.difference(&before) {
+            state.connection_back(peer);
+        }
+        before = now;
     }
 }
 

@@ -10,7 +10,7 @@
 //! Every node watches `troupe/` and keeps what it sees in [`State`]: one
 //! [`Peer`] per live node, and the global names.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,13 +19,13 @@ use etcd_client::{
     TxnOpResponse, WatchOptions,
 };
 use libp2p::{Multiaddr, PeerId};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
-use troupe_dispatcher::{Pid, nodes};
+use troupe_dispatcher::{Pid, Value, nodes};
 
 use crate::error::ClusterError;
 use crate::pids;
-use crate::transport::{Peer, Transport};
+use crate::transport::{Inbound, Peer, Transport};
 
 /// Where members are listed.
 pub(crate) const NODES: &str = "troupe/nodes/";
@@ -57,7 +57,17 @@ pub(crate) struct State {
     pub peers: RwLock<HashMap<u32, (Arc<str>, Peer)>>,
     /// Global names → the holder's node name and number there.
     pub names: RwLock<BTreeMap<String, (String, u64)>>,
+    /// The runtime, told when a node goes away.
+    pub inbound: Arc<Inbound>,
+    /// Members whose connection was lost, by pid node index: links and
+    /// monitors to them have fired, and sends fail until it is back.
+    pub lost: RwLock<HashSet<u32>>,
+    /// Processes waiting for a node's `nodedown`, by node name.
+    pub node_watchers: Mutex<HashMap<String, Vec<Pid>>>,
 }
+
+/// Topic of the message `cluster.monitor_node` delivers.
+pub(crate) const NODEDOWN: &str = "nodedown";
 
 /// The holder's node and number in a pid's cluster-wide text.
 fn split_pid(text: &str) -> Option<(String, u64)> {
@@ -105,13 +115,12 @@ impl State {
             tracing::warn!(node = name, "ignored a malformed member record in etcd");
             return;
         };
-        if self
-            .peers
-            .read()
-            .get(&index)
-            .is_some_and(|(_, p)| p.peer_id == peer)
-        {
-            return;
+        let known = self.peers.read().get(&index).map(|(_, p)| p.peer_id);
+        match known {
+            Some(id) if id == peer => return,
+            // It restarted: its old processes are gone.
+            Some(_) => self.node_gone(index, name),
+            None => {}
         }
         let name: Arc<str> = Arc::from(name);
         let local = Arc::clone(&self.local);
@@ -129,26 +138,112 @@ impl State {
         }
     }
 
-    /// Node `name` left (its lease ended): sends to it fail from now on.
+    /// Node `name` left (its lease ended): sends to it fail from now on,
+    /// and links and monitors to its processes fire.
     fn node_down(&self, name: &str) {
         if let Some(index) = nodes::lookup(name)
             && self.peers.write().remove(&index).is_some()
         {
             tracing::info!(node = name, "node left the cluster");
+            if !self.lost.write().remove(&index) {
+                self.node_gone(index, name);
+            }
         }
     }
 
-    /// The live nodes' names, this one included, sorted.
+    /// The connection to the node whose libp2p identity is `peer` was
+    /// lost: as Erlang does, its links and monitors fire with
+    /// `noconnection` and sends to it fail, until a connection is back.
+    pub fn connection_lost(&self, peer: PeerId) {
+        let Some((index, name)) = self.member_of(peer) else {
+            return;
+        };
+        if self.lost.write().insert(index) {
+            tracing::warn!(node = %name, "lost the connection to a node");
+            self.node_gone(index, &name);
+        }
+    }
+
+    /// The connection to `peer` is back.
+    pub fn connection_back(&self, peer: PeerId) {
+        if let Some((index, name)) = self.member_of(peer)
+            && self.lost.write().remove(&index)
+        {
+            tracing::info!(node = %name, "connected to a node again");
+        }
+    }
+
+    /// The member whose libp2p identity is `peer`: its index and name.
+    fn member_of(&self, peer: PeerId) -> Option<(u32, Arc<str>)> {
+        self.peers
+            .read()
+            .iter()
+            .find(|(_, (_, p))| p.peer_id == peer)
+            .map(|(&i, (n, _))| (i, Arc::clone(n)))
+    }
+
+    /// Fires what a node going away fires: links and monitors to its
+    /// processes (`noconnection`), and `nodedown` to its watchers.
+    fn node_gone(&self, index: u32, name: &str) {
+        let Some(rt) = self.inbound.runtime.lock().clone() else {
+            return;
+        };
+        rt.node_down(index);
+        let watchers = self.node_watchers.lock().remove(name).unwrap_or_default();
+        for pid in watchers {
+            rt.notify(pid, NODEDOWN, nodedown(name));
+        }
+    }
+
+    /// The queue to node `index`, if it is a member that can be reached;
+    /// a node whose connection was lost is dialed again, and counts as
+    /// unreachable until the connection is back.
+    pub fn reachable<T>(&self, index: u32, f: impl FnOnce(&Peer) -> T) -> Option<T> {
+        let peers = self.peers.read();
+        let (_, peer) = peers.get(&index)?;
+        if self.lost.read().contains(&index) {
+            self.transport.dial(peer.peer_id, peer.addr.clone());
+            return None;
+        }
+        Some(f(peer))
+    }
+
+    /// `watcher` gets a `nodedown` message once node `name` goes away: at
+    /// once if it is not a live member now.
+    pub fn monitor_node(&self, watcher: Pid, name: &str) {
+        let up = nodes::lookup(name)
+            .is_some_and(|i| self.peers.read().contains_key(&i) && !self.lost.read().contains(&i));
+        if up || *self.local == *name {
+            self.node_watchers
+                .lock()
+                .entry(name.to_owned())
+                .or_default()
+                .push(watcher);
+        } else if let Some(rt) = self.inbound.runtime.lock().clone() {
+            rt.notify(watcher, NODEDOWN, nodedown(name));
+        }
+    }
+
+    /// The live nodes' names (connected, or not yet tried), this one
+    /// included, sorted.
     pub fn members(&self) -> Vec<String> {
+        let lost = self.lost.read();
         let mut all: Vec<String> = self
             .peers
             .read()
-            .values()
-            .map(|(n, _)| n.to_string())
+            .iter()
+            .filter(|(i, _)| !lost.contains(i))
+            .map(|(_, (n, _))| n.to_string())
             .collect();
         all.push(self.local.to_string());
         all.sort_unstable();
         all
+    }
+
+    /// Whether everything queued for the other nodes was delivered, or
+    /// lost with a node's connection.
+    pub fn drained(&self) -> bool {
+        self.peers.read().values().all(|(_, p)| p.drained())
     }
 
     /// The pid registered cluster-wide under `name`.
@@ -157,6 +252,11 @@ impl State {
         let (node, id) = names.get(name)?;
         Some(Pid::new(nodes::lookup(node)?, *id))
     }
+}
+
+/// The payload of a `nodedown` message: `{node = name}`.
+fn nodedown(name: &str) -> Value {
+    Value::from_iter([("node".to_owned(), Value::from(name))])
 }
 
 /// A kv's key and value as text (etcd keys and values here are UTF-8).

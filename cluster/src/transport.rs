@@ -2,14 +2,16 @@
 //!
 //! Each node runs one kameo actor, its [`Gateway`], and advertises the
 //! gateway's actor id in etcd beside its peer id and listen address. A
-//! node sends to another through one [`Peer`] per destination: a bounded
-//! queue drained by one task, which sends what is queued as one [`Batch`]
-//! (a kameo `ask` to the destination's gateway) and waits for its reply
-//! before sending the next. So messages from one node to another arrive
-//! in the order they were sent, and the queue fills (holding senders back)
-//! while the receiving node delivers slowly: the gateway answers a batch
-//! only once every message in it is in its receiver's mailbox, waiting
-//! for room like any send.
+//! node sends to another through one [`Peer`] per destination: a queue
+//! drained by one task, which sends what is queued as one [`Batch`] (a
+//! kameo `ask` to the destination's gateway) and waits for its reply
+//! before sending the next. So messages and signals (links, monitors,
+//! exits) from one node to another arrive in the order they were sent.
+//! Messages take a place of the queue's [`QUEUE`] (signals never wait for
+//! one), and the places come back as the task takes them: the queue fills
+//! (holding senders back) while the receiving node delivers slowly, since
+//! the gateway answers a batch only once every message in it is in its
+//! receiver's mailbox, waiting for room like any send.
 //!
 //! The swarm's TCP connections start with libp2p's private-network
 //! handshake (pnet) keyed by SHA-256 of the cluster secret, then noise and
@@ -18,6 +20,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -32,10 +35,10 @@ use libp2p::{Multiaddr, PeerId, SwarmBuilder, Transport as _, noise, tcp, yamux}
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::AbortHandle;
 use troupe_dispatcher::{Pid, Value, nodes};
-use troupe_runtime::{Message, Runtime};
+use troupe_runtime::{Message, RemoteSignal, Runtime};
 
 use crate::error::ClusterError;
 use crate::pids;
@@ -63,12 +66,46 @@ pub(crate) struct Envelope {
     payload: Value,
 }
 
-/// Messages from one node to another, in the order they were sent.
+/// What one node sends another.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Frame {
+    /// A message.
+    Message(Envelope),
+    /// A link, monitor or exit signal, its pids marked by [`wire_pid`].
+    Signal(RemoteSignal),
+}
+
+/// Messages and signals from one node to another, in the order they were
+/// sent.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Batch {
     /// The sending node's name.
     from: String,
-    msgs: Vec<Envelope>,
+    frames: Vec<Frame>,
+}
+
+/// On the wire, a signal's pids are marked by whose they are: node 1 for
+/// the sending node's, node 0 for the receiving node's (a signal is always
+/// between a process of each).
+fn wire_pid(pid: Pid) -> Pid {
+    Pid::new(u32::from(pid.node() == 0), pid.id())
+}
+
+/// A signal's pid from the wire, on the node that received it from node
+/// `sender`.
+fn unwire_pid(pid: Pid, sender: u32) -> Pid {
+    match pid.node() {
+        1 => Pid::new(sender, pid.id()),
+        _ => Pid::new(0, pid.id()),
+    }
+}
+
+/// What a node's queue to another holds.
+enum Outgoing {
+    /// A message for process `.0` of that node.
+    Message(u64, Message),
+    /// A signal for one of its processes.
+    Signal(RemoteSignal),
 }
 
 /// Where a node's incoming messages go: its runtime, once attached.
@@ -90,12 +127,19 @@ impl Inbound {
             tracing::warn!(from = %batch.from, "messages from a malformed node name; dropped");
             return;
         };
-        for env in batch.msgs {
-            let from = env.from.map(|id| Pid::new(node, id));
-            let to = Pid::new(0, env.to);
-            let payload = pids::inbound(env.payload);
-            if let Err(e) = rt.deliver_remote(from, to, env.topic, payload).await {
-                tracing::debug!(%to, error = %e, "dropped a message from another node");
+        for frame in batch.frames {
+            match frame {
+                Frame::Message(env) => {
+                    let from = env.from.map(|id| Pid::new(node, id));
+                    let to = Pid::new(0, env.to);
+                    let payload = pids::inbound(env.payload);
+                    if let Err(e) = rt.deliver_remote(from, to, env.topic, payload).await {
+                        tracing::debug!(%to, error = %e, "dropped a message from another node");
+                    }
+                }
+                Frame::Signal(signal) => {
+                    rt.deliver_signal(signal.map_pids(|p| unwire_pid(p, node)));
+                }
             }
         }
     }
@@ -128,7 +172,7 @@ pub(crate) struct Transport {
     _gateway: ActorRef<Gateway>,
     dials: mpsc::UnboundedSender<(PeerId, Multiaddr, bool)>,
     /// The peers this node has a connection to.
-    connected: watch::Receiver<HashSet<PeerId>>,
+    pub connected: watch::Receiver<HashSet<PeerId>>,
     swarm_task: AbortHandle,
 }
 
@@ -243,6 +287,11 @@ impl Transport {
         let _ = self.dials.send((peer, addr, dial));
     }
 
+    /// Starts connecting to `peer` at `addr` (again).
+    pub fn dial(&self, peer: PeerId, addr: Multiaddr) {
+        let _ = self.dials.send((peer, addr, true));
+    }
+
     /// The queue to node `name`, whose gateway is `seq` on `peer_id`
     /// listening at `addr`.
     pub fn peer(
@@ -257,15 +306,21 @@ impl Transport {
             name,
             gateway: gateway_of(peer_id, seq)?,
             peer_id,
-            addr,
+            addr: addr.clone(),
             dials: self.dials.clone(),
             connected: self.connected.clone(),
         };
-        let (queue, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(pump(link, rx)).abort_handle();
+        let (queue, rx) = mpsc::unbounded_channel();
+        let sender = PeerSender {
+            queue,
+            room: Arc::new(Semaphore::new(QUEUE)),
+            unsent: Arc::new(AtomicUsize::new(0)),
+        };
+        let task = tokio::spawn(pump(link, rx, sender.clone())).abort_handle();
         Ok(Peer {
             peer_id,
-            queue,
+            addr,
+            sender,
             task,
         })
     }
@@ -334,13 +389,49 @@ fn gateway_of(peer: PeerId, seq: u64) -> Result<RemoteActorRef<Gateway>, Cluster
 pub(crate) struct Peer {
     /// The node's libp2p identity (a node that rejoins gets a new one).
     pub peer_id: PeerId,
-    queue: mpsc::Sender<(u64, Message)>,
+    /// Where it listens.
+    pub addr: Multiaddr,
+    sender: PeerSender,
     task: AbortHandle,
 }
 
 impl Drop for Peer {
     fn drop(&mut self) {
+        // Senders waiting for room fail rather than wait for ever.
+        self.sender.room.close();
         self.task.abort();
+    }
+}
+
+/// A handle to the queue to one node.
+#[derive(Clone)]
+pub(crate) struct PeerSender {
+    queue: mpsc::UnboundedSender<Outgoing>,
+    /// The places for messages left in the queue.
+    room: Arc<Semaphore>,
+    /// Frames queued and not yet delivered (or lost).
+    unsent: Arc<AtomicUsize>,
+}
+
+/// The node is gone.
+fn node_left() -> ClusterError {
+    ClusterError::Transport("the node left".into())
+}
+
+impl PeerSender {
+    /// Queues `msg` for process `to` of that node, waiting for room.
+    pub async fn send(&self, to: u64, msg: Message) -> Result<(), ClusterError> {
+        self.room.acquire().await.map_err(|_| node_left())?.forget();
+        self.queue(Outgoing::Message(to, msg))
+    }
+
+    /// Queues `out`, counting it until it is delivered.
+    fn queue(&self, out: Outgoing) -> Result<(), ClusterError> {
+        self.unsent.fetch_add(1, Ordering::Relaxed);
+        self.queue.send(out).map_err(|_| {
+            self.unsent.fetch_sub(1, Ordering::Relaxed);
+            node_left()
+        })
     }
 }
 
@@ -348,18 +439,28 @@ impl Peer {
     /// Queues `msg` for process `to` of that node; gives it back if the
     /// queue is full, or fails if the node is gone.
     pub fn try_send(&self, to: u64, msg: Message) -> Result<Option<Message>, ClusterError> {
-        match self.queue.try_send((to, msg)) {
-            Ok(()) => Ok(None),
-            Err(mpsc::error::TrySendError::Full((_, msg))) => Ok(Some(msg)),
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                Err(ClusterError::Transport("the node left".into()))
-            }
+        match self.sender.room.try_acquire() {
+            Ok(place) => place.forget(),
+            Err(tokio::sync::TryAcquireError::NoPermits) => return Ok(Some(msg)),
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(node_left()),
         }
+        self.sender.queue(Outgoing::Message(to, msg)).map(|()| None)
+    }
+
+    /// Queues `signal`, after what is queued, without waiting for room;
+    /// false if the node is gone.
+    pub fn signal(&self, signal: RemoteSignal) -> bool {
+        self.sender.queue(Outgoing::Signal(signal)).is_ok()
+    }
+
+    /// Whether everything queued so far was delivered (or lost).
+    pub fn drained(&self) -> bool {
+        self.sender.unsent.load(Ordering::Relaxed) == 0
     }
 
     /// A handle to queue messages, waiting for room.
-    pub fn sender(&self) -> mpsc::Sender<(u64, Message)> {
-        self.queue.clone()
+    pub fn sender(&self) -> PeerSender {
+        self.sender.clone()
     }
 }
 
@@ -394,30 +495,41 @@ impl Link {
 }
 
 /// Sends what is queued for one node, a batch at a time, each after the
-/// previous one was delivered.
-async fn pump(mut link: Link, mut rx: mpsc::Receiver<(u64, Message)>) {
+/// previous one was delivered; gives the queue's places back as it takes
+/// messages out.
+async fn pump(mut link: Link, mut rx: mpsc::UnboundedReceiver<Outgoing>, sender: PeerSender) {
     let mut queued = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut queued, BATCH).await > 0 {
-        let msgs: Vec<Envelope> = queued
+        let mut taken = 0;
+        let frames: Vec<Frame> = queued
             .drain(..)
-            .map(|(to, m)| Envelope {
-                from: m.from.map(Pid::id),
-                to,
-                topic: m.topic,
-                payload: pids::outbound(m.payload, &link.local),
+            .map(|out| match out {
+                Outgoing::Message(to, m) => {
+                    taken += 1;
+                    Frame::Message(Envelope {
+                        from: m.from.map(Pid::id),
+                        to,
+                        topic: m.topic,
+                        payload: pids::outbound(m.payload, &link.local),
+                    })
+                }
+                Outgoing::Signal(signal) => Frame::Signal(signal.map_pids(wire_pid)),
             })
             .collect();
-        let lost = msgs.len();
+        sender.room.add_permits(taken);
+        let lost = frames.len();
         if !link.connect().await {
             tracing::warn!(node = %link.name, lost, "messages to another node were lost: no connection");
+            sender.unsent.fetch_sub(lost, Ordering::Relaxed);
             continue;
         }
         let batch = Batch {
             from: link.local.to_string(),
-            msgs,
+            frames,
         };
         if let Err(e) = link.gateway.ask(&batch).await {
             tracing::warn!(node = %link.name, lost, error = %e, "messages to another node were lost");
         }
+        sender.unsent.fetch_sub(lost, Ordering::Relaxed);
     }
 }

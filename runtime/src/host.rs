@@ -119,7 +119,8 @@ impl HostMailbox {
 
     /// Stops a monitor; false if it already fired.
     pub fn demonitor(&self, r: i64) -> bool {
-        self.rt.sched().table.demonitor(self.pid, r)
+        let sched = self.rt.sched();
+        sched.table.demonitor(self.pid, r, sched)
     }
 
     /// Links to `pid`: its exit arrives here as an `EXIT` message (a host

@@ -61,8 +61,9 @@ pub(crate) struct LinkSets {
     pub links: HashSet<Pid>,
     /// Monitors this endpoint holds: ref → watched pid.
     pub monitors: HashMap<MonitorRef, Pid>,
-    /// Monitors on this endpoint: ref → watcher.
-    pub watchers: HashMap<MonitorRef, Pid>,
+    /// Monitors on this endpoint: watcher and ref (a ref is unique on
+    /// its watcher's node, so the pair is unique in the cluster).
+    pub watchers: HashSet<(Pid, MonitorRef)>,
     /// The registered name, if any.
     pub name: Option<String>,
 }
@@ -71,6 +72,11 @@ impl LinkState {
     /// The sets, made now if this is their first use.
     pub fn sets(&mut self) -> &mut LinkSets {
         self.sets.get_or_insert_default()
+    }
+
+    /// Whether it ever linked, monitored, was monitored or registered.
+    pub fn has_sets(&self) -> bool {
+        self.sets.is_some()
     }
 
     /// The registered name, if any.
@@ -92,7 +98,7 @@ impl LinkState {
         [
             sorted(&mut s.links.iter().copied()),
             sorted(&mut s.monitors.values().copied()),
-            sorted(&mut s.watchers.values().copied()),
+            sorted(&mut s.watchers.iter().map(|&(w, _)| w)),
         ]
     }
 
@@ -113,10 +119,10 @@ impl LinkState {
         self.sets.as_mut()?.monitors.remove(&r)
     }
 
-    /// Removes the monitor `r` on this endpoint.
-    pub fn drop_watcher(&mut self, r: MonitorRef) {
+    /// Removes the monitor `r` of `watcher` on this endpoint.
+    pub fn drop_watcher(&mut self, watcher: Pid, r: MonitorRef) {
         if let Some(s) = self.sets.as_mut() {
-            s.watchers.remove(&r);
+            s.watchers.remove(&(watcher, r));
         }
     }
 }

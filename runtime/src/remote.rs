@@ -8,6 +8,14 @@
 //! cluster's global names, and `register(name, {global = true})` claims a
 //! name cluster-wide. Messages arriving from other nodes come in through
 //! [`Runtime::deliver_remote`](crate::Runtime::deliver_remote).
+//!
+//! Links, monitors and kills that cross nodes travel as [`RemoteSignal`]s:
+//! the runtime hands them to [`RemoteNodes::signal`], in the same queue
+//! as the messages to that node (so a message and a signal from one
+//! process to another stay in order), and takes the other nodes' through
+//! [`Runtime::deliver_signal`](crate::Runtime::deliver_signal). When a
+//! node goes away, [`Runtime::node_down`](crate::Runtime::node_down) fires
+//! every link and monitor to its processes with reason `noconnection`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,8 +23,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use troupe_dispatcher::{Dispatched, Error, ErrorKind, HandlerCx, Pid, Tag, Value};
 
+use crate::exit::{Exit, NOPROC};
 use crate::mailbox::Message;
 use crate::scheduler::Scheduler;
 
@@ -41,6 +51,199 @@ pub trait RemoteNodes: Send + Sync + 'static {
     /// Claims `name` cluster-wide for `pid`, a process of this node:
     /// `ALREADY_EXISTS` if it is taken.
     fn register(&self, name: &str, pid: Pid) -> RemoteFuture;
+
+    /// Queues `signal` for its process of another node
+    /// ([`RemoteSignal::to`]), after the messages already queued for that
+    /// node and never held back by a full queue; false if that node is
+    /// not a live member (the runtime then acts as if the signal came back
+    /// with reason `noconnection`).
+    fn signal(&self, signal: RemoteSignal) -> bool;
+}
+
+/// Why a process ended, as a link carries it to another node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ExitReason {
+    /// It returned: linked processes that do not trap exits ignore it.
+    Normal,
+    /// It was killed.
+    Killed,
+    /// It failed with this error.
+    Failed(Error),
+    /// It was not alive when the link was made.
+    NoProc,
+    /// Its node went away, or could not be reached.
+    NoConnection,
+}
+
+/// The reason a link or monitor to a process of a node that went away
+/// reports.
+pub(crate) const NOCONNECTION: &str = "noconnection";
+
+impl ExitReason {
+    pub(crate) fn of(exit: &Exit) -> Self {
+        match exit {
+            Exit::Normal(_) => ExitReason::Normal,
+            Exit::Killed => ExitReason::Killed,
+            Exit::Failed(e) => ExitReason::Failed(e.clone()),
+        }
+    }
+
+    /// What `EXIT` and `DOWN` messages show: `"normal"`, `"killed"`,
+    /// `"noproc"`, `"noconnection"`, or the error as a map.
+    pub(crate) fn value(&self) -> Value {
+        match self {
+            ExitReason::Normal => Value::from("normal"),
+            ExitReason::Killed => Value::from("killed"),
+            ExitReason::Failed(e) => e.to_value(),
+            ExitReason::NoProc => Value::from(NOPROC),
+            ExitReason::NoConnection => Value::from(NOCONNECTION),
+        }
+    }
+
+    /// The exit a linked process that does not trap exits takes, from
+    /// `from`'s; none for a normal exit.
+    pub(crate) fn propagated(&self, from: Pid) -> Option<Exit> {
+        match self {
+            ExitReason::Normal => None,
+            ExitReason::Killed => Some(Exit::Killed),
+            ExitReason::Failed(e) => Some(Exit::Failed(e.clone())),
+            ExitReason::NoProc => Some(Exit::Failed(Error::not_found(format!(
+                "{NOPROC}: the linked {from} was not alive"
+            )))),
+            ExitReason::NoConnection => Some(Exit::Failed(Error::new(
+                ErrorKind::Unavailable,
+                format!("{NOCONNECTION}: the node of the linked {from} went away"),
+            ))),
+        }
+    }
+}
+
+/// A link, monitor or exit signal between a process of one node and a
+/// process of another. Every pid is as the sending node writes it; the
+/// cluster rewrites them for the receiving node (see
+/// [`RemoteSignal::map_pids`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum RemoteSignal {
+    /// `from` linked itself to `to`.
+    Link {
+        /// The process that linked.
+        from: Pid,
+        /// The process it linked to.
+        to: Pid,
+    },
+    /// `from` removed its link to `to`.
+    Unlink {
+        /// The process that unlinked.
+        from: Pid,
+        /// The process it was linked to.
+        to: Pid,
+    },
+    /// `from`, linked to `to`, ended (or was not alive when linked).
+    Exit {
+        /// The process that ended.
+        from: Pid,
+        /// The linked process.
+        to: Pid,
+        /// Why it ended.
+        reason: ExitReason,
+    },
+    /// `process.kill(to)` from `from`.
+    Kill {
+        /// The killer.
+        from: Pid,
+        /// The process to kill.
+        to: Pid,
+    },
+    /// `watcher` started monitoring `target` with monitor `r`.
+    Monitor {
+        /// The monitoring process.
+        watcher: Pid,
+        /// The monitored one.
+        target: Pid,
+        /// The monitor's ref, on the watcher's node.
+        r: i64,
+    },
+    /// `watcher` stopped its monitor `r` of `target`.
+    Demonitor {
+        /// The monitoring process.
+        watcher: Pid,
+        /// The monitored one.
+        target: Pid,
+        /// The monitor's ref, on the watcher's node.
+        r: i64,
+    },
+    /// `target`, monitored by `watcher` with `r`, ended (or was not alive).
+    Down {
+        /// The process that ended.
+        target: Pid,
+        /// The monitoring process.
+        watcher: Pid,
+        /// The monitor's ref, on the watcher's node.
+        r: i64,
+        /// Why it ended.
+        reason: ExitReason,
+    },
+}
+
+impl RemoteSignal {
+    /// The process of the other node the signal is for.
+    pub fn to(&self) -> Pid {
+        match self {
+            RemoteSignal::Link { to, .. }
+            | RemoteSignal::Unlink { to, .. }
+            | RemoteSignal::Exit { to, .. }
+            | RemoteSignal::Kill { to, .. } => *to,
+            RemoteSignal::Monitor { target, .. } | RemoteSignal::Demonitor { target, .. } => {
+                *target
+            }
+            RemoteSignal::Down { watcher, .. } => *watcher,
+        }
+    }
+
+    /// The signal with both of its pids rewritten by `f`.
+    #[must_use]
+    pub fn map_pids(self, f: impl Fn(Pid) -> Pid) -> Self {
+        match self {
+            RemoteSignal::Link { from, to } => RemoteSignal::Link {
+                from: f(from),
+                to: f(to),
+            },
+            RemoteSignal::Unlink { from, to } => RemoteSignal::Unlink {
+                from: f(from),
+                to: f(to),
+            },
+            RemoteSignal::Exit { from, to, reason } => RemoteSignal::Exit {
+                from: f(from),
+                to: f(to),
+                reason,
+            },
+            RemoteSignal::Kill { from, to } => RemoteSignal::Kill {
+                from: f(from),
+                to: f(to),
+            },
+            RemoteSignal::Monitor { watcher, target, r } => RemoteSignal::Monitor {
+                watcher: f(watcher),
+                target: f(target),
+                r,
+            },
+            RemoteSignal::Demonitor { watcher, target, r } => RemoteSignal::Demonitor {
+                watcher: f(watcher),
+                target: f(target),
+                r,
+            },
+            RemoteSignal::Down {
+                target,
+                watcher,
+                r,
+                reason,
+            } => RemoteSignal::Down {
+                target: f(target),
+                watcher: f(watcher),
+                r,
+                reason,
+            },
+        }
+    }
 }
 
 impl Scheduler {

@@ -14,7 +14,7 @@ use crate::journal::{Deliver, Interrupt, JournalStore, Reach, Stop};
 use crate::mailbox::Message;
 use crate::quota::{Caps, Quota};
 use crate::reload::Reloader;
-use crate::remote::RemoteNodes;
+use crate::remote::{RemoteNodes, RemoteSignal};
 use crate::scheduler::{Scheduler, SchedulerParts};
 use crate::stats::RuntimeStats;
 use crate::{Limits, Spawn, journaled};
@@ -526,6 +526,30 @@ impl Runtime {
             payload,
         };
         self.sched().send_parked(to, msg)?.wait().await
+    }
+
+    /// Acts on a link, monitor or exit signal a process of another node
+    /// sent to one of this node (its pids as this node writes them).
+    pub fn deliver_signal(&self, signal: RemoteSignal) {
+        let sched = self.sched();
+        sched.table.deliver_signal(signal, sched);
+    }
+
+    /// Delivers a notice to `pid` the way the runtime delivers `EXIT` and
+    /// `DOWN`: from no process, and past a full mailbox (a notice is never
+    /// lost to backpressure). False if `pid` is not alive.
+    pub fn notify(&self, pid: Pid, topic: &str, payload: impl Into<Value>) -> bool {
+        self.sched()
+            .deliver_with(pid, host_message(topic, payload), false, |_, _| ())
+            .is_ok()
+    }
+
+    /// Node `node` (a pid node index) went away or cannot be reached:
+    /// links to its processes deliver exit signals and monitors of them
+    /// `DOWN`s, with reason `noconnection`.
+    pub fn node_down(&self, node: u32) {
+        let sched = self.sched();
+        sched.table.node_down(node, sched);
     }
 
     /// Sends without waiting: `RATE_LIMITED` if `pid`'s mailbox is full,

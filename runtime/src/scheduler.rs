@@ -42,7 +42,7 @@ use crate::mailbox::Message;
 use crate::programs::Programs;
 use crate::queue::{Pushed, RunQueues};
 use crate::quota::{Caps, Quota};
-use crate::remote::RemoteNodes;
+use crate::remote::{RemoteNodes, RemoteSignal};
 use crate::state::{Signal, Wake};
 use crate::stats::{Counters, Event};
 use crate::table::{ProcessTable, Signals};
@@ -391,6 +391,10 @@ impl Signals for Scheduler {
 
     fn stop(&self, to: Pid, exit: Exit) -> bool {
         Scheduler::stop(self, to, exit)
+    }
+
+    fn remote(&self, signal: RemoteSignal) -> bool {
+        self.remote.get().is_some_and(|r| r.signal(signal))
     }
 }
 

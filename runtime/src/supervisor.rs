@@ -117,7 +117,7 @@ impl SupervisorProcess {
             return;
         };
         self.publish();
-        s.table.unlink(self.me, pid);
+        s.table.unlink(self.me, pid, s);
         if let Ok(r) = s.monitor(self.me, pid) {
             self.waiting.insert(r);
         }

@@ -18,6 +18,7 @@ use crate::entry::Entry;
 use crate::exit::{Exit, NOPROC};
 use crate::links::{LinkState, MonitorRef, down_message, exit_message};
 use crate::mailbox::{Mailbox, Message, Taken};
+use crate::remote::{ExitReason, NOCONNECTION, RemoteSignal};
 use crate::supervisor_spec::Children;
 
 /// A map keyed by pid, hashed with [`PidHasher`].
@@ -120,6 +121,10 @@ pub(crate) trait Signals {
 
     /// Ends `to` with `exit` at its next step; false if it is not alive.
     fn stop(&self, to: Pid, exit: Exit) -> bool;
+
+    /// Queues `signal` for its process of another node; false if that
+    /// node cannot be reached.
+    fn remote(&self, signal: RemoteSignal) -> bool;
 }
 
 /// Every live endpoint of a node, its names and its links.
@@ -221,8 +226,17 @@ impl ProcessTable {
         self.hosts.get(&pid).map(|h| Endpoint::Host(Arc::clone(&h)))
     }
 
+    /// Whether `pid` is a process of another node.
+    fn is_remote(&self, pid: Pid) -> bool {
+        pid.node() != self.node
+    }
+
     /// Links `me` and `other`. If `other` is not alive: a trapping `me`
-    /// gets `EXIT {pid, "noproc"}`, any other gets `NOT_FOUND`.
+    /// gets `EXIT {pid, "noproc"}`, any other gets `NOT_FOUND`. A process
+    /// of another node is linked at once, and checked there: if it is not
+    /// alive, its `noproc` comes back as an exit signal (as in Erlang); if
+    /// its node cannot be reached, `me` is told as above with
+    /// `noconnection` (`UNAVAILABLE`).
     pub fn link(&self, me: Pid, other: Pid, signals: &dyn Signals) -> Result<(), Error> {
         if me == other {
             return Ok(());
@@ -233,39 +247,62 @@ impl ProcessTable {
             st.sets().links.insert(other);
             st.trap_exits
         };
-        let alive = self.endpoint(other).is_some_and(|ep| {
-            let mut st = ep.links().lock();
-            if !st.dead {
-                st.sets().links.insert(me);
-            }
-            !st.dead
-        });
+        let (alive, reason) = if self.is_remote(other) {
+            let sent = signals.remote(RemoteSignal::Link {
+                from: me,
+                to: other,
+            });
+            (sent, NOCONNECTION)
+        } else {
+            let alive = self.endpoint(other).is_some_and(|ep| {
+                let mut st = ep.links().lock();
+                if !st.dead {
+                    st.sets().links.insert(me);
+                }
+                !st.dead
+            });
+            (alive, NOPROC)
+        };
         if alive {
             return Ok(());
         }
         mine.links().lock().unlink(other);
         if traps {
-            signals.notify(me, exit_message(other, Value::from(NOPROC)));
+            signals.notify(me, exit_message(other, Value::from(reason)));
             Ok(())
-        } else {
+        } else if reason == NOPROC {
             Err(Error::not_found(format!(
                 "{NOPROC}: cannot link to {other}, it is not alive"
             )))
+        } else {
+            Err(Error::new(
+                ErrorKind::Unavailable,
+                format!("{NOCONNECTION}: cannot link to {other}, its node cannot be reached"),
+            ))
         }
     }
 
     /// Removes the link between `me` and `other`, if any.
-    pub fn unlink(&self, me: Pid, other: Pid) {
-        if let Some(ep) = self.endpoint(me) {
-            ep.links().lock().unlink(other);
-        }
-        if let Some(ep) = self.endpoint(other) {
+    pub fn unlink(&self, me: Pid, other: Pid, signals: &dyn Signals) {
+        let was = self
+            .endpoint(me)
+            .is_some_and(|ep| ep.links().lock().unlink(other));
+        if self.is_remote(other) {
+            if was {
+                signals.remote(RemoteSignal::Unlink {
+                    from: me,
+                    to: other,
+                });
+            }
+        } else if let Some(ep) = self.endpoint(other) {
             ep.links().lock().unlink(me);
         }
     }
 
     /// `me` starts watching `target`; if `target` is not alive, the `DOWN`
-    /// with reason `"noproc"` is delivered at once.
+    /// with reason `"noproc"` is delivered at once (from `target`'s node,
+    /// for a process of another node; `"noconnection"` at once if that
+    /// node cannot be reached).
     pub fn monitor(
         &self,
         me: Pid,
@@ -275,33 +312,50 @@ impl ProcessTable {
         let r = self.next_ref.fetch_add(1, Ordering::Relaxed);
         let mine = self.endpoint(me).ok_or_else(|| gone(me))?;
         mine.links().lock().sets().monitors.insert(r, target);
-        let alive = self.endpoint(target).is_some_and(|ep| {
-            let mut st = ep.links().lock();
-            if !st.dead {
-                st.sets().watchers.insert(r, me);
-            }
-            !st.dead
-        });
+        let (alive, reason) = if self.is_remote(target) {
+            let sent = signals.remote(RemoteSignal::Monitor {
+                watcher: me,
+                target,
+                r,
+            });
+            (sent, NOCONNECTION)
+        } else {
+            let alive = self.endpoint(target).is_some_and(|ep| {
+                let mut st = ep.links().lock();
+                if !st.dead {
+                    st.sets().watchers.insert((me, r));
+                }
+                !st.dead
+            });
+            (alive, NOPROC)
+        };
         if !alive {
             mine.links().lock().drop_monitor(r);
-            signals.notify(me, down_message(target, Value::from(NOPROC), r));
+            signals.notify(me, down_message(target, Value::from(reason), r));
         }
         Ok(r)
     }
 
     /// Stops monitor `r` held by `me`; false if it was not active (already
     /// fired, or never existed). A `DOWN` already delivered stays queued.
-    pub fn demonitor(&self, me: Pid, r: MonitorRef) -> bool {
+    pub fn demonitor(&self, me: Pid, r: MonitorRef, signals: &dyn Signals) -> bool {
         let Some(target) = self
             .endpoint(me)
             .and_then(|ep| ep.links().lock().drop_monitor(r))
         else {
             return false;
         };
-        if let Some(ep) = self.endpoint(target) {
-            ep.links().lock().drop_watcher(r);
-        }
+        self.drop_watcher(target, me, r, signals);
         true
+    }
+
+    /// Takes monitor `r` of `watcher` off `target`, here or on its node.
+    fn drop_watcher(&self, target: Pid, watcher: Pid, r: MonitorRef, signals: &dyn Signals) {
+        if self.is_remote(target) {
+            signals.remote(RemoteSignal::Demonitor { watcher, target, r });
+        } else if let Some(ep) = self.endpoint(target) {
+            ep.links().lock().drop_watcher(watcher, r);
+        }
     }
 
     /// Sets whether `me` traps exits; returns the previous setting.
@@ -312,8 +366,28 @@ impl ProcessTable {
     }
 
     /// Delivers the exit signal of `from` (which ended with `exit`) to the
-    /// linked `to`.
+    /// linked `to`, here or on its node.
     fn exit_signal(&self, to: Pid, from: Pid, exit: &Exit, signals: &dyn Signals) {
+        if self.is_remote(to) {
+            let reason = ExitReason::of(exit);
+            signals.remote(RemoteSignal::Exit { from, to, reason });
+            return;
+        }
+        let propagated = (!exit.is_normal()).then(|| exit.propagated());
+        self.exit_signal_with(to, from, exit.reason(), propagated, signals);
+    }
+
+    /// Delivers to the linked local `to` an exit signal of `from` with
+    /// `reason`: a message if `to` traps exits, else the end `propagated`
+    /// (none for a normal exit). Nothing if the link is gone meanwhile.
+    fn exit_signal_with(
+        &self,
+        to: Pid,
+        from: Pid,
+        reason: Value,
+        propagated: Option<Exit>,
+        signals: &dyn Signals,
+    ) {
         let Some(ep) = self.endpoint(to) else {
             return;
         };
@@ -325,9 +399,9 @@ impl ProcessTable {
             st.trap_exits || matches!(ep, Endpoint::Host(_))
         };
         if traps {
-            signals.notify(to, exit_message(from, exit.reason()));
-        } else if !exit.is_normal() {
-            signals.stop(to, exit.propagated());
+            signals.notify(to, exit_message(from, reason));
+        } else if let Some(exit) = propagated {
+            signals.stop(to, exit);
         }
     }
 
@@ -343,9 +417,7 @@ impl ProcessTable {
             self.names.remove_if(&name, |_, owner| *owner == pid);
         }
         for (r, target) in st.monitors {
-            if let Some(ep) = self.endpoint(target) {
-                ep.links().lock().drop_watcher(r);
-            }
+            self.drop_watcher(target, pid, r, signals);
         }
         for other in st.links {
             self.exit_signal(other, pid, exit, signals);
@@ -354,12 +426,137 @@ impl ProcessTable {
             return;
         }
         let reason = exit.reason();
-        for (r, watcher) in st.watchers {
-            let active = self
-                .endpoint(watcher)
-                .is_some_and(|ep| ep.links().lock().drop_monitor(r).is_some());
-            if active {
-                signals.notify(watcher, down_message(pid, reason.clone(), r));
+        for (watcher, r) in st.watchers {
+            if self.is_remote(watcher) {
+                signals.remote(RemoteSignal::Down {
+                    target: pid,
+                    watcher,
+                    r,
+                    reason: ExitReason::of(exit),
+                });
+            } else {
+                self.down(watcher, pid, r, reason.clone(), signals);
+            }
+        }
+    }
+
+    /// Delivers `DOWN` of monitor `r` (on `target`, with `reason`) to the
+    /// local `watcher`, if the monitor is still active.
+    fn down(&self, watcher: Pid, target: Pid, r: MonitorRef, reason: Value, signals: &dyn Signals) {
+        let active = self
+            .endpoint(watcher)
+            .is_some_and(|ep| ep.links().lock().drop_monitor(r).is_some());
+        if active {
+            signals.notify(watcher, down_message(target, reason, r));
+        }
+    }
+
+    /// Acts on a signal from a process of another node to one of this
+    /// node; what cannot be done (a link or monitor to a process that is
+    /// not alive) goes back as `noproc`.
+    pub fn deliver_signal(&self, signal: RemoteSignal, signals: &dyn Signals) {
+        match signal {
+            RemoteSignal::Link { from, to } => {
+                let alive = self.endpoint(to).is_some_and(|ep| {
+                    let mut st = ep.links().lock();
+                    if !st.dead {
+                        st.sets().links.insert(from);
+                    }
+                    !st.dead
+                });
+                if !alive {
+                    let reason = ExitReason::NoProc;
+                    signals.remote(RemoteSignal::Exit {
+                        from: to,
+                        to: from,
+                        reason,
+                    });
+                }
+            }
+            RemoteSignal::Unlink { from, to } => {
+                if let Some(ep) = self.endpoint(to) {
+                    ep.links().lock().unlink(from);
+                }
+            }
+            RemoteSignal::Exit { from, to, reason } => {
+                let propagated = reason.propagated(from);
+                self.exit_signal_with(to, from, reason.value(), propagated, signals);
+            }
+            RemoteSignal::Kill { to, .. } => {
+                signals.stop(to, Exit::Killed);
+            }
+            RemoteSignal::Monitor { watcher, target, r } => {
+                let alive = self.endpoint(target).is_some_and(|ep| {
+                    let mut st = ep.links().lock();
+                    if !st.dead {
+                        st.sets().watchers.insert((watcher, r));
+                    }
+                    !st.dead
+                });
+                if !alive {
+                    let reason = ExitReason::NoProc;
+                    signals.remote(RemoteSignal::Down {
+                        target,
+                        watcher,
+                        r,
+                        reason,
+                    });
+                }
+            }
+            RemoteSignal::Demonitor { watcher, target, r } => {
+                if let Some(ep) = self.endpoint(target) {
+                    ep.links().lock().drop_watcher(watcher, r);
+                }
+            }
+            RemoteSignal::Down {
+                target,
+                watcher,
+                r,
+                reason,
+            } => self.down(watcher, target, r, reason.value(), signals),
+        }
+    }
+
+    /// Node `node` went away: every link to one of its processes delivers
+    /// an exit signal with reason `noconnection`, every monitor of one a
+    /// `DOWN` with it, and its monitors of this node's processes are
+    /// forgotten.
+    pub fn node_down(&self, node: u32, signals: &dyn Signals) {
+        let mut endpoints: Vec<(Pid, Endpoint)> = self
+            .procs
+            .iter()
+            .map(|e| (*e.key(), Endpoint::Process(Arc::clone(e.value()))))
+            .collect();
+        endpoints.extend(
+            self.hosts
+                .iter()
+                .map(|h| (*h.key(), Endpoint::Host(Arc::clone(h.value())))),
+        );
+        let on_node = |pid: &Pid| pid.node() == node;
+        for (me, ep) in endpoints {
+            let (links, monitors) = {
+                let mut st = ep.links().lock();
+                if st.dead || !st.has_sets() {
+                    continue;
+                }
+                let sets = st.sets();
+                sets.watchers.retain(|(w, _)| !on_node(w));
+                let links: Vec<Pid> = sets.links.iter().copied().filter(on_node).collect();
+                let monitors: Vec<(MonitorRef, Pid)> = sets
+                    .monitors
+                    .iter()
+                    .filter(|(_, t)| on_node(t))
+                    .map(|(&r, &t)| (r, t))
+                    .collect();
+                (links, monitors)
+            };
+            let reason = ExitReason::NoConnection;
+            for other in links {
+                let propagated = reason.propagated(other);
+                self.exit_signal_with(me, other, reason.value(), propagated, signals);
+            }
+            for (r, target) in monitors {
+                self.down(me, target, r, reason.value(), signals);
             }
         }
     }

@@ -28,18 +28,6 @@ pub(super) fn target(s: &Scheduler, to: &Target) -> Result<Pid, Error> {
     }
 }
 
-/// `UNAVAILABLE` for a signal (link, monitor, kill) to a process of
-/// another node, which the cluster does not carry yet.
-fn local_only(s: &Scheduler, to: Pid, what: &str) -> Result<Pid, Error> {
-    match s.remote_of(to) {
-        None => Ok(to),
-        Some(_) => Err(Error::new(
-            ErrorKind::Unavailable,
-            format!("cannot {what} {to}: signals to processes of other nodes are not carried yet"),
-        )),
-    }
-}
-
 /// A send given back to be yielded (to wait for room).
 fn resend(to: Pid, msg: Message, timeout_ms: Option<f64>) -> Call {
     Call::typed(Send {
@@ -225,9 +213,7 @@ impl Builtin for Spawn {
 
 impl Builtin for Link {
     fn handle(self, cx: &Cx<'_>) -> Dispatched {
-        let linked = target(cx.sched, &self.pid)
-            .and_then(|to| local_only(cx.sched, to, "link"))
-            .and_then(|to| cx.sched.link(cx.entry.pid, to));
+        let linked = target(cx.sched, &self.pid).and_then(|to| cx.sched.link(cx.entry.pid, to));
         ready(linked.map(|()| Value::Bool(true)))
     }
 }
@@ -236,7 +222,7 @@ impl Builtin for Unlink {
     fn handle(self, cx: &Cx<'_>) -> Dispatched {
         let to = target(cx.sched, &self.pid);
         ready(to.map(|to| {
-            cx.sched.table.unlink(cx.entry.pid, to);
+            cx.sched.table.unlink(cx.entry.pid, to, cx.sched);
             Value::Bool(true)
         }))
     }
@@ -244,14 +230,17 @@ impl Builtin for Unlink {
 
 impl Builtin for Monitor {
     fn handle(self, cx: &Cx<'_>) -> Dispatched {
-        let to = target(cx.sched, &self.pid).and_then(|to| local_only(cx.sched, to, "monitor"));
+        let to = target(cx.sched, &self.pid);
         ready(to.and_then(|to| cx.sched.monitor(cx.entry.pid, to).map(Value::Int)))
     }
 }
 
 impl Builtin for Demonitor {
     fn handle(self, cx: &Cx<'_>) -> Dispatched {
-        let was = cx.sched.table.demonitor(cx.entry.pid, self.monitor);
+        let was = cx
+            .sched
+            .table
+            .demonitor(cx.entry.pid, self.monitor, cx.sched);
         ready(Ok(Value::Bool(was)))
     }
 }
@@ -269,8 +258,29 @@ impl Builtin for TrapExits {
 
 impl Builtin for Kill {
     fn handle(self, cx: &Cx<'_>) -> Dispatched {
-        let to = target(cx.sched, &self.pid).and_then(|to| local_only(cx.sched, to, "kill"));
-        ready(to.map(|to| Value::Bool(cx.sched.stop(to, Exit::Killed))))
+        let to = target(cx.sched, &self.pid);
+        ready(to.and_then(|to| kill(cx.sched, cx.entry.pid, to).map(Value::Bool)))
+    }
+}
+
+/// Kills `to` (from `me`): whether it was alive; for a process of another
+/// node, whether the kill was sent (`UNAVAILABLE` if its node cannot be
+/// reached).
+fn kill(s: &Scheduler, me: Pid, to: Pid) -> Result<bool, Error> {
+    if s.remote_of(to).is_none() {
+        return Ok(s.stop(to, Exit::Killed));
+    }
+    let sent = s
+        .remote
+        .get()
+        .is_some_and(|r| r.signal(crate::remote::RemoteSignal::Kill { from: me, to }));
+    if sent {
+        Ok(true)
+    } else {
+        Err(Error::new(
+            ErrorKind::Unavailable,
+            format!("cannot kill {to}: its node cannot be reached"),
+        ))
     }
 }
 
