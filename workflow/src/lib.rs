@@ -43,24 +43,30 @@ mod journal;
 pub mod record;
 mod spool;
 mod store;
+#[cfg(feature = "postgres")]
+mod takeover;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once, OnceLock};
+#[cfg(feature = "postgres")]
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
 use troupe_modules::Policy;
 pub use troupe_modules::builtin::workflow::ParentClose;
 use troupe_runtime::{
-    ChildDone, Journal, JournalStore, LatencyCounts, Reach, StartMode, StoredWorkflow,
+    ChildDone, Journal, JournalStore, LatencyCounts, Reach, StartMode, StoredWorkflow, TakeOver,
     WorkflowStart,
 };
 
 use crate::journal::{Canceling, WorkflowJournal};
 pub use crate::record::{Entry, FORMAT_VERSION, Header, Status, outcome_value};
 pub use crate::spool::SPOOL_POLL;
+#[cfg(feature = "postgres")]
+pub use crate::store::postgres::DEFAULT_LEASE_TIMEOUT;
 use crate::store::{Db, now_ms};
 use troupe_modules::builtin::ids;
 
@@ -125,8 +131,20 @@ struct Live {
     cancel: Arc<Canceling>,
 }
 
+/// Where a store keeps its journals.
+enum Backend {
+    /// An embedded redb file (the store's path).
+    File,
+    /// A PostgreSQL database: its URL, and how long a dead process may
+    /// keep the leases of the workflows it ran.
+    #[cfg(feature = "postgres")]
+    Postgres { url: String, lease_timeout: Duration },
+}
+
 pub(crate) struct Inner {
+    /// The database file, or a PostgreSQL store's URL without its password.
     path: PathBuf,
+    backend: Backend,
     db: OnceLock<Result<Db, Error>>,
     policy: Mutex<Policy>,
     /// The most steps a run's history may hold.
@@ -137,16 +155,19 @@ pub(crate) struct Inner {
     awaiting: Mutex<HashMap<Arc<str>, Waiter>>,
     /// How to reach the processes of the runtime using the store.
     reach: Mutex<Option<Reach>>,
-    /// Starts the spool watcher once.
+    /// Starts the spool watcher (a file) or the takeover (PostgreSQL) once.
     spool: Once,
 }
 
-/// A workflow store: an embedded database file holding workflow journals.
-/// Cheap to clone. Hand it to a runtime with
-/// `RuntimeBuilder::journal_store`; read it with [`list`](Self::list),
-/// [`header`](Self::header) and [`history`](Self::history).
+/// A workflow store: an embedded database file holding workflow journals
+/// ([`open`](Self::open)), or a PostgreSQL database several OS processes
+/// share ([`postgres`](Self::postgres), feature `postgres`). Cheap to
+/// clone. Hand it to a runtime with `RuntimeBuilder::journal_store`; read
+/// it with [`list`](Self::list), [`header`](Self::header) and
+/// [`history`](Self::history).
 ///
-/// One OS process at a time may open a store file.
+/// One OS process at a time may open a store file. A PostgreSQL store is
+/// shared: each workflow is run by the one process holding its lease.
 #[derive(Clone)]
 pub struct WorkflowStore {
     inner: Arc<Inner>,
@@ -156,9 +177,53 @@ impl WorkflowStore {
     /// A store in the database file `path` (created with its directory if
     /// missing), opened on first use.
     pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self::with_backend(path.into(), Backend::File)
+    }
+
+    /// A store in the PostgreSQL database at `url`
+    /// (`postgres://user:password@host:port/database`), connected on first
+    /// use; its tables (`troupe_workflow_*`) are created if missing.
+    /// Several troupe processes may use it at once: each workflow is run by
+    /// the process holding its lease (see
+    /// [`with_lease_timeout`](Self::with_lease_timeout)), and reads work
+    /// from any of them, or any other process, at any time. `INVALID` if
+    /// `url` is not a `postgres://` or `postgresql://` URL.
+    #[cfg(feature = "postgres")]
+    pub fn postgres(url: &str) -> Result<Self, Error> {
+        let shown = store::postgres::redacted(url)?;
+        Ok(Self::with_backend(
+            PathBuf::from(shown),
+            Backend::Postgres {
+                url: url.to_owned(),
+                lease_timeout: DEFAULT_LEASE_TIMEOUT,
+            },
+        ))
+    }
+
+    /// Sets how soon, at most, another process resumes the workflows of a
+    /// process that died, with a PostgreSQL store (default
+    /// [`DEFAULT_LEASE_TIMEOUT`]; at least 100 ms): a runtime built with
+    /// `recover(true)` looks for workflows whose lease is free ten times
+    /// per timeout, and PostgreSQL drops the session (and so the leases)
+    /// of a process whose host stopped answering within about the timeout.
+    /// A process that was killed loses its leases at once. Call it before
+    /// the store's first use; a file store ignores it.
+    #[cfg(feature = "postgres")]
+    #[must_use]
+    pub fn with_lease_timeout(mut self, timeout: Duration) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner)
+            && let Backend::Postgres { lease_timeout, .. } = &mut inner.backend
+        {
+            *lease_timeout = timeout.max(store::postgres::MIN_LEASE_TIMEOUT);
+        }
+        self
+    }
+
+    fn with_backend(path: PathBuf, backend: Backend) -> Self {
         Self {
             inner: Arc::new(Inner {
-                path: path.into(),
+                path,
+                backend,
                 db: OnceLock::new(),
                 policy: Mutex::new(Self::default_policy()),
                 history_limit: AtomicU64::new(DEFAULT_HISTORY_LIMIT),
@@ -170,8 +235,8 @@ impl WorkflowStore {
         }
     }
 
-    /// Opens the store in `path` now, reporting any failure (`UNAVAILABLE`
-    /// if another process has it open).
+    /// Opens the store file `path` now, reporting any failure
+    /// (`UNAVAILABLE` if another process has it open).
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, Error> {
         let s = Self::new(path);
         s.db()?;
@@ -210,15 +275,26 @@ impl WorkflowStore {
             .allow_module("uuid")
     }
 
-    /// The database file.
+    /// The database file; for a PostgreSQL store, its URL without the
+    /// password.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Whether several OS processes share this store (PostgreSQL), each
+    /// running the workflows whose lease it holds.
+    pub fn is_shared(&self) -> bool {
+        !matches!(self.inner.backend, Backend::File)
     }
 
     pub(crate) fn db(&self) -> Result<&Db, Error> {
         self.inner
             .db
-            .get_or_init(|| Db::open(&self.inner.path))
+            .get_or_init(|| match &self.inner.backend {
+                Backend::File => Db::open(&self.inner.path),
+                #[cfg(feature = "postgres")]
+                Backend::Postgres { url, lease_timeout } => Db::postgres(url, *lease_timeout),
+            })
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -239,7 +315,8 @@ impl WorkflowStore {
         self.flushed().map(|_| ())
     }
 
-    /// How many durable commits (one `fsync` each) the store has made
+    /// How many durable commits (one `fsync`, or one PostgreSQL commit,
+    /// each) the store has made
     /// since it was opened: workflows' records are buffered and committed
     /// only where the durability rule needs them (see the crate docs).
     pub fn commits(&self) -> Result<u64, Error> {
@@ -489,10 +566,15 @@ impl WorkflowStore {
             return Ok(());
         }
         let result = Err(error);
-        self.db()?.send(store::Op::Finish {
+        let db = self.db()?;
+        // Written under the child's lease: `UNAVAILABLE` if another process
+        // runs it.
+        db.lease(child)?;
+        db.send(store::Op::Finish {
             id: child.into(),
             result: result.clone(),
         });
+        db.send(store::Op::Unlease { id: child.into() });
         self.child_ended(child, &result);
         self.close_children(child);
         Ok(())
@@ -538,8 +620,13 @@ impl WorkflowStore {
         spool::ingest(self);
     }
 
+    /// Forgets that `id` runs here, and gives up its lease once its
+    /// records are written.
     pub(crate) fn release(&self, id: &str) {
         self.inner.running.lock().remove(id);
+        if let Ok(db) = self.db() {
+            db.send(store::Op::Unlease { id: id.into() });
+        }
     }
 
     fn start(
@@ -592,6 +679,11 @@ impl WorkflowStore {
             let child_of = w.parent.map(|(p, close)| (p.to_owned(), close));
             db.create(id, record::encode(&header)?, child_of)?;
             return Ok(journal);
+        }
+        if w.mode == StartMode::Resume {
+            // Only the process holding its lease runs a workflow; leased,
+            // it reads what the previous holder committed.
+            db.lease(&id)?;
         }
         // Records a previous process of this workflow queued must be in.
         db.flush()?;
@@ -740,13 +832,30 @@ impl JournalStore for WorkflowStore {
         WorkflowStore::cancel(self, id)
     }
 
-    /// Also starts watching the store's spool directory (see
+    /// Also starts watching a store file's spool directory (see
     /// [`WorkflowStore::post`]).
     fn attach(&self, reach: Reach) {
         *self.inner.reach.lock() = Some(reach);
-        self.inner
-            .spool
-            .call_once(|| spool::watch(Arc::downgrade(&self.inner)));
+        if !self.is_shared() {
+            self.inner
+                .spool
+                .call_once(|| spool::watch(Arc::downgrade(&self.inner)));
+        }
+    }
+
+    /// With a PostgreSQL store, resumes the unfinished workflows whose
+    /// lease is free (their process died) from now on, ten times per
+    /// lease timeout; a store file has no one to take over from.
+    fn take_over(&self, resume: TakeOver) {
+        #[cfg(feature = "postgres")]
+        if let Backend::Postgres { lease_timeout, .. } = &self.inner.backend {
+            let every = *lease_timeout / 10;
+            self.inner
+                .spool
+                .call_once(|| takeover::watch(Arc::downgrade(&self.inner), every, resume));
+        }
+        #[cfg(not(feature = "postgres"))]
+        drop(resume);
     }
 }
 
