@@ -305,7 +305,10 @@ impl RuntimeBuilder {
                 let owner = Arc::downgrade(&rt.owner);
                 store.take_over(Arc::new(move |id| match owner.upgrade() {
                     Some(owner) => Runtime { owner }.resume(id).map(drop),
-                    None => Err(Error::new(ErrorKind::Unavailable, "the runtime has shut down")),
+                    None => Err(Error::new(
+                        ErrorKind::Unavailable,
+                        "the runtime has shut down",
+                    )),
                 }));
             }
         }

@@ -138,7 +138,10 @@ enum Backend {
     /// A PostgreSQL database: its URL, and how long a dead process may
     /// keep the leases of the workflows it ran.
     #[cfg(feature = "postgres")]
-    Postgres { url: String, lease_timeout: Duration },
+    Postgres {
+        url: String,
+        lease_timeout: Duration,
+    },
 }
 
 pub(crate) struct Inner {
@@ -807,7 +810,12 @@ impl JournalStore for WorkflowStore {
         Ok(())
     }
 
+    /// On a shared store, only those no process runs (their lease is
+    /// free).
     fn unfinished(&self) -> Result<Vec<String>, Error> {
+        if self.is_shared() {
+            return self.flushed()?.orphans();
+        }
         let mut rows: Vec<(u64, String)> = Vec::new();
         for s in self.list()? {
             match s.header {

@@ -74,7 +74,6 @@ pub(crate) fn now_ns() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-
 /// `NOT_FOUND`: there is no workflow `id`.
 pub(crate) fn unknown(id: &str) -> Error {
     Error::not_found(format!("workflow {id:?} does not exist"))

@@ -48,14 +48,18 @@ impl WorkflowStore {
                 continue;
             }
             match resume(&id) {
-                Ok(()) => tracing::info!(workflow = %id, "took over the workflow of a process that died"),
+                Ok(()) => {
+                    tracing::info!(workflow = %id, "took over the workflow of a process that died")
+                }
                 // Another process got it first, or it ended meanwhile.
                 Err(e)
                     if matches!(
                         e.kind(),
                         ErrorKind::AlreadyExists | ErrorKind::Conflict | ErrorKind::Unavailable
                     ) => {}
-                Err(e) => tracing::warn!(workflow = %id, error = %e, "cannot take over the workflow"),
+                Err(e) => {
+                    tracing::warn!(workflow = %id, error = %e, "cannot take over the workflow")
+                }
             }
         }
     }

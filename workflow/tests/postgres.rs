@@ -64,7 +64,12 @@ fn store(pg: &Postgres) -> WorkflowStore {
         .with_policy(WorkflowStore::default_policy().allow_module("bank"))
 }
 
-fn runtime(store: &WorkflowStore, src: MemorySource, charges: &Sender<i64>, recover: bool) -> Runtime {
+fn runtime(
+    store: &WorkflowStore,
+    src: MemorySource,
+    charges: &Sender<i64>,
+    recover: bool,
+) -> Runtime {
     Runtime::builder()
         .workers(2)
         .source(src)
@@ -173,7 +178,12 @@ fn run_replay_and_resume_after_a_restart() {
         Some(ErrorKind::AlreadyExists)
     );
     let changed = ORDER.replace("bank.charge(...)", "bank.charge(7)");
-    let rt2 = runtime(&store, MemorySource::new().with("order.lua", changed), &tx, false);
+    let rt2 = runtime(
+        &store,
+        MemorySource::new().with("order.lua", changed),
+        &tx,
+        false,
+    );
     let err = rt2.replay("order-1").unwrap().join_blocking().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Nondeterminism, "{err}");
     rt2.shutdown();
@@ -249,10 +259,7 @@ fn sleeps_signals_queries_cancels_and_new_runs_survive_a_restart() {
         reader.query("a", "nothing").unwrap_err().kind(),
         ErrorKind::NotFound
     );
-    assert_eq!(
-        reader.cancel("a").unwrap_err().kind(),
-        ErrorKind::Conflict
-    );
+    assert_eq!(reader.cancel("a").unwrap_err().kind(), ErrorKind::Conflict);
     assert_eq!(reader.check().unwrap().len(), 2);
     rt.shutdown();
 }
@@ -322,9 +329,7 @@ fn a_workflow_is_run_by_the_store_holding_its_lease_and_taken_over_when_it_goes(
     let src = || MemorySource::new().with("w.lua", script);
     let holder = store(&pg);
     let rt_a = runtime(&holder, src(), &tx, false);
-    let h = rt_a
-        .spawn(Spawn::workflow("w", "w.lua").args([1]))
-        .unwrap();
+    let h = rt_a.spawn(Spawn::workflow("w", "w.lua").args([1])).unwrap();
     assert_eq!(next(&rx), 1);
     eventually("the charge is journaled", || steps(&holder, "w") >= 1);
 
@@ -358,10 +363,13 @@ fn a_workflow_is_run_by_the_store_holding_its_lease_and_taken_over_when_it_goes(
 
 #[test]
 fn a_bad_url_is_invalid_and_an_unreachable_database_unavailable() {
-    let err = WorkflowStore::postgres("redis://localhost/0").err().unwrap();
+    let err = WorkflowStore::postgres("redis://localhost/0")
+        .err()
+        .unwrap();
     assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
     let port = postgres::free_port();
-    let store = WorkflowStore::postgres(&format!("postgres://troupe:hunter2@127.0.0.1:{port}/x")).unwrap();
+    let store =
+        WorkflowStore::postgres(&format!("postgres://troupe:hunter2@127.0.0.1:{port}/x")).unwrap();
     assert!(!store.path().to_string_lossy().contains("hunter2"));
     let err = store.list().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");

@@ -38,9 +38,8 @@ use troupe_modules::builtin::workflow::ParentClose;
 
 use super::{
     Committer, Op, Shared, Stored, Tables, continue_as_new, deleted_while_running, finish, now_ms,
-    now_ns,
-    read_chunk, read_close, read_header, read_published, read_run, read_run_chunk, read_signal,
-    unknown,
+    now_ns, read_chunk, read_close, read_header, read_published, read_run, read_run_chunk,
+    read_signal, unknown,
 };
 use crate::Summary;
 use crate::record::{Entry, Header, encode, entry_count};
@@ -105,51 +104,57 @@ pub(crate) fn db_error(path: &Path, e: impl Into<redb::Error>) -> Error {
 /// Opens (or creates) the store file `path`: its read side, and the
 /// writer's side for the journal thread, which shares `shared`.
 pub(super) fn open(path: &Path, shared: &Arc<Shared>) -> Result<(FileTables, FileWriter), Error> {
-        guarded(path, || {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    Error::new(
-                        ErrorKind::Unavailable,
-                        format!("cannot create {}: {e}", dir.display()),
-                    )
-                })?;
-            }
-            // A new store is made valid under a temporary name and linked
-            // into place, so a kill while it is created never leaves a file
-            // without redb's header behind; an empty file (such a leftover
-            // from an older build) is made anew.
-            if std::fs::metadata(path).map_or(true, |m| m.len() == 0) {
-                create_new(path)?;
-            }
-            let db = Database::create(path).map_err(|e| db_error(path, e))?;
-            let txn = db.begin_write().map_err(|e| db_error(path, e))?;
-            txn.open_table(WORKFLOWS).map_err(|e| db_error(path, e))?;
-            txn.open_table(HISTORY).map_err(|e| db_error(path, e))?;
-            txn.open_table(TIMERS).map_err(|e| db_error(path, e))?;
-            txn.open_table(INBOX).map_err(|e| db_error(path, e))?;
-            txn.open_table(PUBLISHED).map_err(|e| db_error(path, e))?;
-            txn.open_table(RUNS).map_err(|e| db_error(path, e))?;
-            txn.open_table(RUN_HISTORY).map_err(|e| db_error(path, e))?;
-            txn.open_table(CANCELS).map_err(|e| db_error(path, e))?;
-            txn.open_table(CHILDREN).map_err(|e| db_error(path, e))?;
-            let (next_log, logged) = {
-                let log = txn.open_table(LOG).map_err(|e| db_error(path, e))?;
-                let last = log.last().map_err(|e| db_error(path, e))?;
-                let next = last.map_or(0, |(k, _)| k.value() + 1);
-                (next, log.len().map_err(|e| db_error(path, e))?)
-            };
-            txn.commit().map_err(|e| db_error(path, e))?;
-            shared.logged.store(logged, Ordering::SeqCst);
-            let db = Arc::new(db);
-            let writer = FileWriter {
+    guarded(path, || {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("cannot create {}: {e}", dir.display()),
+                )
+            })?;
+        }
+        // A new store is made valid under a temporary name and linked
+        // into place, so a kill while it is created never leaves a file
+        // without redb's header behind; an empty file (such a leftover
+        // from an older build) is made anew.
+        if std::fs::metadata(path).map_or(true, |m| m.len() == 0) {
+            create_new(path)?;
+        }
+        let db = Database::create(path).map_err(|e| db_error(path, e))?;
+        let txn = db.begin_write().map_err(|e| db_error(path, e))?;
+        txn.open_table(WORKFLOWS).map_err(|e| db_error(path, e))?;
+        txn.open_table(HISTORY).map_err(|e| db_error(path, e))?;
+        txn.open_table(TIMERS).map_err(|e| db_error(path, e))?;
+        txn.open_table(INBOX).map_err(|e| db_error(path, e))?;
+        txn.open_table(PUBLISHED).map_err(|e| db_error(path, e))?;
+        txn.open_table(RUNS).map_err(|e| db_error(path, e))?;
+        txn.open_table(RUN_HISTORY).map_err(|e| db_error(path, e))?;
+        txn.open_table(CANCELS).map_err(|e| db_error(path, e))?;
+        txn.open_table(CHILDREN).map_err(|e| db_error(path, e))?;
+        let (next_log, logged) = {
+            let log = txn.open_table(LOG).map_err(|e| db_error(path, e))?;
+            let last = log.last().map_err(|e| db_error(path, e))?;
+            let next = last.map_or(0, |(k, _)| k.value() + 1);
+            (next, log.len().map_err(|e| db_error(path, e))?)
+        };
+        txn.commit().map_err(|e| db_error(path, e))?;
+        shared.logged.store(logged, Ordering::SeqCst);
+        let db = Arc::new(db);
+        let writer = FileWriter {
+            path: path.to_owned(),
+            db: Arc::clone(&db),
+            shared: Arc::clone(shared),
+            next_log,
+            log_bytes: 0,
+        };
+        Ok((
+            FileTables {
                 path: path.to_owned(),
-                db: Arc::clone(&db),
-                shared: Arc::clone(shared),
-                next_log,
-                log_bytes: 0,
-            };
-            Ok((FileTables { path: path.to_owned(), db }, writer))
-        })
+                db,
+            },
+            writer,
+        ))
+    })
 }
 
 /// The read side of a store file, and the writes that do not go through

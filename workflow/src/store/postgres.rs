@@ -41,8 +41,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use troupe_dispatcher::{Error, ErrorKind, Value};
 use troupe_modules::builtin::workflow::ParentClose;
 
@@ -387,11 +387,13 @@ impl Tables for PgTables {
     fn query(&self, id: &str, key: &str) -> Result<Value, Error> {
         let (owner, name) = (id.to_owned(), key.to_owned());
         let bytes: Option<Vec<u8>> = self.run(|pool| async move {
-            sqlx::query_scalar("SELECT value FROM troupe_workflow_published WHERE id = $1 AND key = $2")
-                .bind(owner)
-                .bind(name)
-                .fetch_optional(&pool)
-                .await
+            sqlx::query_scalar(
+                "SELECT value FROM troupe_workflow_published WHERE id = $1 AND key = $2",
+            )
+            .bind(owner)
+            .bind(name)
+            .fetch_optional(&pool)
+            .await
         })?;
         read_published(id, key, bytes.as_deref())
     }
@@ -480,10 +482,12 @@ impl Tables for PgTables {
     fn inbox(&self, id: &str) -> Result<Vec<(u64, Value)>, Error> {
         let key = id.to_owned();
         let rows: Vec<(i64, Vec<u8>)> = self.run(|pool| async move {
-            sqlx::query_as("SELECT seq, message FROM troupe_workflow_inbox WHERE id = $1 ORDER BY seq")
-                .bind(key)
-                .fetch_all(&pool)
-                .await
+            sqlx::query_as(
+                "SELECT seq, message FROM troupe_workflow_inbox WHERE id = $1 ORDER BY seq",
+            )
+            .bind(key)
+            .fetch_all(&pool)
+            .await
         })?;
         rows.into_iter()
             .map(|(seq, bytes)| {
@@ -632,7 +636,10 @@ impl PgWriter {
             ("tcp_keepalives_idle", (secs / 2).max(1).to_string()),
             ("tcp_keepalives_interval", (secs / 6).max(1).to_string()),
             ("tcp_keepalives_count", "3".to_owned()),
-            ("tcp_user_timeout", self.lease_timeout.as_millis().to_string()),
+            (
+                "tcp_user_timeout",
+                self.lease_timeout.as_millis().to_string(),
+            ),
         ];
         for (name, value) in settings {
             sqlx::query("SELECT set_config($1, $2, false)")
@@ -907,11 +914,13 @@ impl PgWriter {
         ] {
             sqlx::query(sql).bind(id).execute(&mut *tx).await?;
         }
-        sqlx::query("UPDATE troupe_workflow_workflows SET header = $2, running = true WHERE id = $1")
-            .bind(id)
-            .bind(next)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE troupe_workflow_workflows SET header = $2, running = true WHERE id = $1",
+        )
+        .bind(id)
+        .bind(next)
+        .execute(&mut *tx)
+        .await?;
         Ok(Ok(()))
     }
 }

@@ -1,0 +1,267 @@
+//! The two journal stores side by side, in the same run: a redb file and a
+//! PostgreSQL database (a cluster of the bench's own, Debian's
+//! `postgresql`, with its default durability: every commit is flushed),
+//! each against plain processes and its raw durable commit.
+//!
+//! * `workflow_store_roundtrip` — as `--bench workflow`: `time.sleep(0)`
+//!   (a wait: every one commits) and `time.now()` (local: rides along)
+//!   looped by plain processes and by workflows, one at a time (`_1`) and
+//!   256 at once (`_256`, where the group-commit writer shares each commit
+//!   among the workflows committing then). Beside them: one raw redb
+//!   insert + durable commit, and one raw sqlx `INSERT` + `COMMIT`.
+//! * `workflow_store_replay` — `Runtime::replay` of a 10,000-step history
+//!   from each store.
+//! * `workflow_failover` — how long a PostgreSQL store takes to resume a
+//!   workflow whose process stopped: a runtime holding its lease stops
+//!   (its lease goes, as when a killed process's session closes), and the
+//!   time until another runtime on the store, built with `recover(true)`
+//!   and the default lease timeout (10 s: it looks every second), has
+//!   taken it over and ended it.
+//!
+//! Run with `cargo bench --features postgres --bench workflow_postgres`.
+
+#[path = "../sources/tests/support/postgres.rs"]
+mod postgres;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use redb::{Database, TableDefinition};
+use sqlx::Connection;
+use troupe::{LuaEngine, MemorySource, Runtime, Spawn, Status, Value, WorkflowStore};
+
+const RAW: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("raw");
+
+/// A loop of `COMMAND`, `n` times, after a `go` when `parked`.
+const LOOP: &str = r#"
+local time, process = require("time"), require("process")
+local n, parked = ...
+if parked then process.receive("go") end
+for _ = 1, n do COMMAND end
+return n
+"#;
+
+/// The commands looped: a wait and a local one.
+const COMMANDS: [(&str, &str); 2] = [("sleep", "time.sleep(0)"), ("now", "time.now()")];
+
+/// Processes running at once in the concurrent groups.
+const WIDE: u64 = 256;
+
+/// Commands each of them runs.
+const EACH: u64 = 20;
+
+/// Steps of the replayed history.
+const STEPS: u64 = 10_000;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+fn count(n: u64) -> Value {
+    Value::Int(i64::try_from(n).expect("count fits i64"))
+}
+
+fn runtime(store: &WorkflowStore, recover: bool) -> Runtime {
+    let scripts = COMMANDS
+        .iter()
+        .fold(MemorySource::new(), |src, (name, command)| {
+            src.with(&format!("{name}.lua"), LOOP.replace("COMMAND", command))
+        })
+        .with(
+            "wait.lua",
+            "return require('process').receive('go').payload",
+        );
+    Runtime::builder()
+        .workers(2)
+        .source(scripts)
+        .engine(LuaEngine::new())
+        .journal_store(store.clone())
+        .recover(recover)
+        .build()
+        .expect("runtime builds")
+}
+
+/// Spawns `procs` processes running `script` (workflows if `journaled`)
+/// parked in `receive`, then releases them to loop `each` times and
+/// returns the wall time from the release until all of them ended.
+fn loops(rt: &Runtime, script: &str, journaled: bool, procs: u64, each: u64) -> Duration {
+    let handles: Vec<_> = (0..procs)
+        .map(|_| {
+            let spawn = if journaled {
+                let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+                Spawn::workflow(format!("bench-{id}"), script)
+            } else {
+                Spawn::script(script).policy(WorkflowStore::default_policy())
+            };
+            rt.spawn(spawn.args([count(each), Value::Bool(true)]))
+                .expect("spawn")
+        })
+        .collect();
+    let start = Instant::now();
+    for h in &handles {
+        h.try_send("go", Value::Nil).expect("release");
+    }
+    for h in handles {
+        assert_eq!(h.join_blocking().expect("join"), count(each));
+    }
+    start.elapsed()
+}
+
+/// The time of `iters` commands looped by `procs` processes (`each`
+/// commands a process when they are many, as many as asked in workflows
+/// of at most [`STEPS`] when it is one).
+fn commands(rt: &Runtime, script: &str, journaled: bool, procs: u64, iters: u64) -> Duration {
+    if procs > 1 {
+        let took = loops(rt, script, journaled, procs, EACH);
+        return took.mul_f64(iters as f64 / (procs * EACH) as f64);
+    }
+    (0..iters.div_ceil(STEPS))
+        .map(|i| loops(rt, script, journaled, 1, (iters - i * STEPS).min(STEPS)))
+        .sum()
+}
+
+fn store_bench(c: &mut Criterion) {
+    let pg = postgres::Postgres::start_durable();
+    pg.create_database("journal");
+    pg.create_database("raw");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let raw_redb = Database::create(dir.path().join("raw.redb")).expect("raw db");
+    let io = tokio::runtime::Runtime::new().expect("tokio");
+    let mut raw_pg = io.block_on(async {
+        let mut conn = sqlx::PgConnection::connect(&pg.url("raw"))
+            .await
+            .expect("raw connection");
+        sqlx::raw_sql(
+            "CREATE TABLE raw (id text, step bigint, entry bytea, PRIMARY KEY (id, step))",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("raw table");
+        conn
+    });
+    let stores = [
+        (
+            "redb",
+            WorkflowStore::open(dir.path().join("wf.redb")).expect("store"),
+        ),
+        (
+            "postgres",
+            WorkflowStore::postgres(&pg.url("journal")).expect("store"),
+        ),
+    ];
+    let runtimes: Vec<(&str, Runtime)> = stores
+        .iter()
+        .map(|(name, store)| (*name, runtime(store, false)))
+        .collect();
+
+    let mut g = c.benchmark_group("workflow_store_roundtrip");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements(1));
+    let mut step = 0u64;
+    g.bench_function("raw_redb_durable_commit", |b| {
+        b.iter(|| {
+            step += 1;
+            let txn = raw_redb.begin_write().expect("write txn");
+            txn.open_table(RAW)
+                .expect("table")
+                .insert(("bench", step), [1u8; 40].as_slice())
+                .expect("insert");
+            txn.commit().expect("commit");
+        });
+    });
+    g.bench_function("raw_postgres_durable_commit", |b| {
+        b.iter(|| {
+            step += 1;
+            let step = i64::try_from(step).expect("fits");
+            io.block_on(async {
+                let mut tx = raw_pg.begin().await.expect("begin");
+                sqlx::query("INSERT INTO raw (id, step, entry) VALUES ('bench', $1, $2)")
+                    .bind(step)
+                    .bind([1u8; 40].as_slice())
+                    .execute(&mut *tx)
+                    .await
+                    .expect("insert");
+                tx.commit().await.expect("commit");
+            });
+        });
+    });
+    for (name, _) in COMMANDS {
+        let script = format!("{name}.lua");
+        for width in [1, WIDE] {
+            // Plain processes do not touch the store: one runtime does.
+            let plain = &runtimes[0].1;
+            g.bench_function(format!("{name}_plain_{width}"), |b| {
+                b.iter_custom(|iters| commands(plain, &script, false, width, iters));
+            });
+            for (store, rt) in &runtimes {
+                g.bench_function(format!("{name}_journaled_{store}_{width}"), |b| {
+                    b.iter_custom(|iters| commands(rt, &script, true, width, iters));
+                });
+            }
+        }
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("workflow_store_replay");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements(STEPS));
+    for (store, rt) in &runtimes {
+        let id = format!("long-{store}");
+        let h = rt
+            .spawn(Spawn::workflow(id.clone(), "now.lua").args([count(STEPS)]))
+            .expect("spawn");
+        h.join_blocking().expect("the long workflow runs");
+        g.bench_function(format!("replay_10k_steps_{store}"), |b| {
+            b.iter(|| {
+                let h = rt.replay(&id).expect("replay");
+                assert_eq!(h.join_blocking().expect("replays"), count(STEPS));
+            });
+        });
+    }
+    g.finish();
+    for (_, rt) in runtimes {
+        rt.shutdown();
+    }
+
+    let url = pg.url("journal");
+    let survivor = WorkflowStore::postgres(&url).expect("store");
+    let taker = runtime(&survivor, true);
+    let mut g = c.benchmark_group("workflow_failover");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_secs(10));
+    g.bench_function("takeover_default_lease_timeout", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    let id = format!("failover-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed));
+                    let holder = WorkflowStore::postgres(&url).expect("store");
+                    let rt = runtime(&holder, false);
+                    rt.spawn(Spawn::workflow(id.clone(), "wait.lua"))
+                        .expect("spawn");
+                    // Sent through another store, it waits in the inbox:
+                    // the resume receives it at once.
+                    while survivor.signal(&id, "go", Value::Int(1)).is_err() {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    let start = Instant::now();
+                    rt.shutdown();
+                    drop(rt);
+                    drop(holder);
+                    while survivor.header(&id).expect("header").status != Status::Completed {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    start.elapsed()
+                })
+                .sum()
+        });
+    });
+    g.finish();
+    taker.shutdown();
+}
+
+criterion_group!(benches, store_bench);
+criterion_main!(benches);
