@@ -19,24 +19,18 @@
 //!
 //! Run with `cargo bench --bench workflow`.
 
+#[path = "support/workflows.rs"]
+mod workflows;
+
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use redb::{Database, ReadableDatabase, TableDefinition};
-use troupe::{Entry, LuaEngine, MemorySource, Runtime, Spawn, Value, WorkflowStore};
+use troupe::{Entry, LuaEngine, MemorySource, Runtime, Spawn, WorkflowStore};
+use workflows::{LOOP, count, loops};
 
 const RAW: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("raw");
-
-/// A loop of `COMMAND`, `n` times, after a `go` when `parked`.
-const LOOP: &str = r#"
-local time, process = require("time"), require("process")
-local n, parked = ...
-if parked then process.receive("go") end
-for _ = 1, n do COMMAND end
-return n
-"#;
 
 /// The commands looped: a local one and a wait.
 const COMMANDS: [(&str, &str); 2] = [("now", "time.now()"), ("sleep", "time.sleep(0)")];
@@ -49,38 +43,6 @@ const EACH: u64 = 100;
 
 /// Steps of the replayed history.
 const STEPS: u64 = 10_000;
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-
-fn count(n: u64) -> Value {
-    Value::Int(i64::try_from(n).expect("count fits i64"))
-}
-
-/// Spawns `procs` processes running `script` (workflows if `journaled`)
-/// parked in `receive`, then releases them to loop `each` times and
-/// returns the wall time from the release until all of them ended.
-fn loops(rt: &Runtime, script: &str, journaled: bool, procs: u64, each: u64) -> Duration {
-    let handles: Vec<_> = (0..procs)
-        .map(|_| {
-            let spawn = if journaled {
-                let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-                Spawn::workflow(format!("bench-{id}"), script)
-            } else {
-                Spawn::script(script).policy(WorkflowStore::default_policy())
-            };
-            rt.spawn(spawn.args([count(each), Value::Bool(true)]))
-                .expect("spawn")
-        })
-        .collect();
-    let start = Instant::now();
-    for h in &handles {
-        h.try_send("go", Value::Nil).expect("release");
-    }
-    for h in handles {
-        assert_eq!(h.join_blocking().expect("join"), count(each));
-    }
-    start.elapsed()
-}
 
 /// The time of `iters` commands: `procs` processes running `script`,
 /// looping `each` times, scaled to `iters` commands.

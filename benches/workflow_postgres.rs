@@ -22,25 +22,18 @@
 
 #[path = "../sources/tests/support/postgres.rs"]
 mod postgres;
+#[path = "support/workflows.rs"]
+mod workflows;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use redb::{Database, TableDefinition};
 use sqlx::Connection;
 use troupe::{LuaEngine, MemorySource, Runtime, Spawn, Status, Value, WorkflowStore};
+use workflows::{LOOP, count, fresh_id, loops};
 
 const RAW: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("raw");
-
-/// A loop of `COMMAND`, `n` times, after a `go` when `parked`.
-const LOOP: &str = r#"
-local time, process = require("time"), require("process")
-local n, parked = ...
-if parked then process.receive("go") end
-for _ = 1, n do COMMAND end
-return n
-"#;
 
 /// The commands looped: a wait and a local one.
 const COMMANDS: [(&str, &str); 2] = [("sleep", "time.sleep(0)"), ("now", "time.now()")];
@@ -53,12 +46,6 @@ const EACH: u64 = 20;
 
 /// Steps of the replayed history.
 const STEPS: u64 = 10_000;
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-
-fn count(n: u64) -> Value {
-    Value::Int(i64::try_from(n).expect("count fits i64"))
-}
 
 fn runtime(store: &WorkflowStore, recover: bool) -> Runtime {
     let scripts = COMMANDS
@@ -78,32 +65,6 @@ fn runtime(store: &WorkflowStore, recover: bool) -> Runtime {
         .recover(recover)
         .build()
         .expect("runtime builds")
-}
-
-/// Spawns `procs` processes running `script` (workflows if `journaled`)
-/// parked in `receive`, then releases them to loop `each` times and
-/// returns the wall time from the release until all of them ended.
-fn loops(rt: &Runtime, script: &str, journaled: bool, procs: u64, each: u64) -> Duration {
-    let handles: Vec<_> = (0..procs)
-        .map(|_| {
-            let spawn = if journaled {
-                let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-                Spawn::workflow(format!("bench-{id}"), script)
-            } else {
-                Spawn::script(script).policy(WorkflowStore::default_policy())
-            };
-            rt.spawn(spawn.args([count(each), Value::Bool(true)]))
-                .expect("spawn")
-        })
-        .collect();
-    let start = Instant::now();
-    for h in &handles {
-        h.try_send("go", Value::Nil).expect("release");
-    }
-    for h in handles {
-        assert_eq!(h.join_blocking().expect("join"), count(each));
-    }
-    start.elapsed()
 }
 
 /// The time of `iters` commands looped by `procs` processes (`each`
@@ -237,7 +198,7 @@ fn store_bench(c: &mut Criterion) {
         b.iter_custom(|iters| {
             (0..iters)
                 .map(|_| {
-                    let id = format!("failover-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed));
+                    let id = fresh_id("failover");
                     let holder = WorkflowStore::postgres(&url).expect("store");
                     let rt = runtime(&holder, false);
                     rt.spawn(Spawn::workflow(id.clone(), "wait.lua"))

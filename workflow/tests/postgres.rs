@@ -5,48 +5,23 @@
 //! cancellation, continue-as-new, children), and leases between stores
 //! that share the database, as separate troupe processes do.
 
+#[path = "support/bank.rs"]
+mod bank;
 #[path = "../../sources/tests/support/postgres.rs"]
 mod postgres;
 
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
 use postgres::Postgres;
-use troupe_dispatcher::{Command, CommandId, Error, ErrorKind, Value};
+use bank::bank;
+use troupe_dispatcher::{ErrorKind, Value};
 use troupe_engines::lua::LuaEngine;
-use troupe_modules::{Class, ModuleCommand, ModuleDef};
 use troupe_runtime::{Runtime, Spawn};
 use troupe_sources::MemorySource;
 use troupe_workflow::{Entry, Status, WorkflowStore};
 
 const DB: &str = "journal";
-
-/// `bank.charge(n)`: journaled as `n` itself.
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-struct Charge(i64);
-
-impl Command for Charge {
-    const ID: CommandId = CommandId(2000);
-    const NAME: &'static str = "bank.charge";
-    type Output = i64;
-}
-
-impl ModuleCommand for Charge {}
-
-/// A host module with an outside effect: `bank.charge(n)` returns `n * 10`
-/// and reports `n` on the channel.
-fn bank(charges: &Sender<i64>) -> ModuleDef {
-    let charges = Mutex::new(charges.clone());
-    ModuleDef::new("bank")
-        .class(Class::Network)
-        .typed_command("charge", |_cx, (n,): (i64,)| Ok(Charge(n)))
-        .handle(move |_, Charge(n)| {
-            let _ = charges.lock().send(n);
-            Ok::<_, Error>(n * 10)
-        })
-}
 
 /// A cluster with the journal database.
 fn cluster() -> Postgres {
