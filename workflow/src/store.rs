@@ -287,10 +287,18 @@ impl Op {
             Op::Create { id, .. } | Op::Finish { id, .. } | Op::ContinueAsNew { id, .. } => {
                 tracing::error!(workflow = %id, error = %e, "cannot journal the workflow's header or end");
             }
-            Op::Settle { reply } | Op::Lease { reply, .. } => {
+            Op::Settle { reply } => {
                 let _ = reply.send(Err(e.clone()));
             }
-            Op::Timer { .. } | Op::Entries { .. } | Op::Publish { .. } | Op::Unlease { .. } => {}
+            Op::Lease { id, reply } => {
+                tracing::debug!(workflow = %id, error = %e, "cannot take the workflow's lease");
+                let _ = reply.send(Err(e.clone()));
+            }
+            Op::Unlease { id } => {
+                // Its session's end gives it up.
+                tracing::warn!(workflow = %id, error = %e, "cannot give up the workflow's lease");
+            }
+            Op::Timer { .. } | Op::Entries { .. } | Op::Publish { .. } => {}
         }
     }
 

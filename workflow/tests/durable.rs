@@ -6,10 +6,8 @@
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
-use parking_lot::Mutex;
-use troupe_dispatcher::{Command, CommandId, Error, ErrorKind, Value};
+use troupe_dispatcher::{ErrorKind, Value};
 use troupe_engines::lua::LuaEngine;
-use troupe_modules::{Class, ModuleCommand, ModuleDef};
 use troupe_runtime::{Runtime, Spawn};
 use troupe_sources::MemorySource;
 use troupe_workflow::{Entry, Status, WorkflowStore};

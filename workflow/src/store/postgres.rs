@@ -321,7 +321,7 @@ impl Tables for PgTables {
 
     fn delete(&self, id: &str) -> Result<(), Error> {
         let key = id.to_owned();
-        let outcome = self.run(|pool| async move {
+        self.run(|pool| async move {
             let mut tx = pool.begin().await?;
             let lease: Option<i64> = sqlx::query_scalar(
                 "SELECT lease FROM troupe_workflow_workflows WHERE id = $1 FOR UPDATE",
@@ -357,8 +357,7 @@ impl Tables for PgTables {
             }
             tx.commit().await?;
             Ok(Ok(()))
-        })?;
-        outcome
+        })?
     }
 
     fn signal(&self, id: &str, message: &Value) -> Result<u64, Error> {
