@@ -22,15 +22,12 @@
 #[path = "support/workflows.rs"]
 mod workflows;
 
-use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use redb::{Database, ReadableDatabase, TableDefinition};
-use troupe::{Entry, LuaEngine, MemorySource, Runtime, Spawn, WorkflowStore};
-use workflows::{LOOP, count, loops};
-
-const RAW: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("raw");
+use redb::Database;
+use troupe::{LuaEngine, MemorySource, Runtime, Spawn, WorkflowStore};
+use workflows::{LOOP, count, loops, raw_commit, read_raw, write_raw};
 
 /// The commands looped: a local one and a wait.
 const COMMANDS: [(&str, &str); 2] = [("now", "time.now()"), ("sleep", "time.sleep(0)")];
@@ -84,12 +81,7 @@ fn workflow_bench(c: &mut Criterion) {
     g.bench_function("raw_redb_durable_commit", |b| {
         b.iter(|| {
             step += 1;
-            let txn = raw.begin_write().expect("write txn");
-            txn.open_table(RAW)
-                .expect("table")
-                .insert(("bench", step), [1u8; 40].as_slice())
-                .expect("insert");
-            txn.commit().expect("commit");
+            raw_commit(&raw, step);
         });
     });
     for (name, _) in COMMANDS {
@@ -122,18 +114,7 @@ fn workflow_bench(c: &mut Criterion) {
     h.join_blocking().expect("the long workflow runs");
     let history = store.history("long").expect("history");
     assert_eq!(history.len() as u64, STEPS);
-    {
-        let txn = raw.begin_write().expect("write txn");
-        {
-            let mut t = txn.open_table(RAW).expect("table");
-            for (i, e) in history.iter().enumerate() {
-                let bytes = rmp_serde::to_vec_named(e).expect("encode");
-                t.insert(("long", i as u64 + 1), bytes.as_slice())
-                    .expect("insert");
-            }
-        }
-        txn.commit().expect("commit");
-    }
+    write_raw(&raw, "long", &history);
 
     let mut g = c.benchmark_group("workflow_replay");
     g.sample_size(10)
@@ -141,18 +122,7 @@ fn workflow_bench(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(2))
         .throughput(Throughput::Elements(STEPS));
     g.bench_function("raw_redb_read_10k", |b| {
-        b.iter(|| {
-            let txn = raw.begin_read().expect("read txn");
-            let t = txn.open_table(RAW).expect("table");
-            let mut n = 0;
-            for row in t.range(("long", 1)..=("long", u64::MAX)).expect("range") {
-                let (_, v) = row.expect("row");
-                let e: Entry = rmp_serde::from_slice(v.value()).expect("decode");
-                black_box(e);
-                n += 1;
-            }
-            assert_eq!(n, STEPS);
-        });
+        b.iter(|| assert_eq!(read_raw(&raw, "long"), STEPS));
     });
     g.bench_function("replay_10k_steps", |b| {
         b.iter(|| {

@@ -10,13 +10,15 @@
 //!   among the workflows committing then). Beside them: one raw redb
 //!   insert + durable commit, and one raw sqlx `INSERT` + `COMMIT`.
 //! * `workflow_store_replay` — `Runtime::replay` of a 10,000-step history
-//!   from each store.
+//!   from each store, beside a raw read of the same 10,000 records (one
+//!   row each) and their MessagePack decode from each database.
 //! * `workflow_failover` — how long a PostgreSQL store takes to resume a
 //!   workflow whose process stopped: a runtime holding its lease stops
 //!   (its lease goes, as when a killed process's session closes), and the
 //!   time until another runtime on the store, built with `recover(true)`
 //!   and the default lease timeout (10 s: it looks every second), has
-//!   taken it over and ended it.
+//!   taken it over and ended it. The stops fall at moments spread over the
+//!   second between two looks.
 //!
 //! Run with `cargo bench --features postgres --bench workflow_postgres`.
 
@@ -25,15 +27,14 @@ mod postgres;
 #[path = "support/workflows.rs"]
 mod workflows;
 
+use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use redb::{Database, TableDefinition};
+use redb::Database;
 use sqlx::Connection;
-use troupe::{LuaEngine, MemorySource, Runtime, Spawn, Status, Value, WorkflowStore};
-use workflows::{LOOP, count, fresh_id, loops};
-
-const RAW: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("raw");
+use troupe::{Entry, LuaEngine, MemorySource, Runtime, Spawn, Status, Value, WorkflowStore};
+use workflows::{LOOP, count, fresh_id, loops, raw_commit, read_raw, write_raw};
 
 /// The commands looped: a wait and a local one.
 const COMMANDS: [(&str, &str); 2] = [("sleep", "time.sleep(0)"), ("now", "time.now()")];
@@ -42,7 +43,7 @@ const COMMANDS: [(&str, &str); 2] = [("sleep", "time.sleep(0)"), ("now", "time.n
 const WIDE: u64 = 256;
 
 /// Commands each of them runs.
-const EACH: u64 = 20;
+const EACH: u64 = 100;
 
 /// Steps of the replayed history.
 const STEPS: u64 = 10_000;
@@ -123,12 +124,7 @@ fn store_bench(c: &mut Criterion) {
     g.bench_function("raw_redb_durable_commit", |b| {
         b.iter(|| {
             step += 1;
-            let txn = raw_redb.begin_write().expect("write txn");
-            txn.open_table(RAW)
-                .expect("table")
-                .insert(("bench", step), [1u8; 40].as_slice())
-                .expect("insert");
-            txn.commit().expect("commit");
+            raw_commit(&raw_redb, step);
         });
     });
     g.bench_function("raw_postgres_durable_commit", |b| {
@@ -169,12 +165,54 @@ fn store_bench(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .throughput(Throughput::Elements(STEPS));
-    for (store, rt) in &runtimes {
-        let id = format!("long-{store}");
+    let long = |rt: &Runtime, id: &str| {
         let h = rt
-            .spawn(Spawn::workflow(id.clone(), "now.lua").args([count(STEPS)]))
+            .spawn(Spawn::workflow(id, "now.lua").args([count(STEPS)]))
             .expect("spawn");
         h.join_blocking().expect("the long workflow runs");
+    };
+    long(&runtimes[0].1, "long-redb");
+    let history = stores[0].1.history("long-redb").expect("history");
+    let entries: Vec<Vec<u8>> = history
+        .iter()
+        .map(|e| rmp_serde::to_vec_named(e).expect("encode"))
+        .collect();
+    write_raw(&raw_redb, "long", &history);
+    io.block_on(async {
+        let mut tx = raw_pg.begin().await.expect("begin");
+        sqlx::query(
+            "INSERT INTO raw (id, step, entry) SELECT 'long', * FROM UNNEST($1::bigint[], $2::bytea[])",
+        )
+        .bind((1..=i64::try_from(STEPS).expect("fits")).collect::<Vec<i64>>())
+        .bind(&entries)
+        .execute(&mut *tx)
+        .await
+        .expect("insert");
+        tx.commit().await.expect("commit");
+    });
+    g.bench_function("raw_redb_read_10k", |b| {
+        b.iter(|| assert_eq!(read_raw(&raw_redb, "long"), STEPS));
+    });
+    g.bench_function("raw_postgres_read_10k", |b| {
+        b.iter(|| {
+            let rows: Vec<Vec<u8>> = io.block_on(async {
+                sqlx::query_scalar("SELECT entry FROM raw WHERE id = 'long' ORDER BY step")
+                    .fetch_all(&mut raw_pg)
+                    .await
+                    .expect("select")
+            });
+            for bytes in &rows {
+                let e: Entry = rmp_serde::from_slice(bytes).expect("decode");
+                black_box(e);
+            }
+            assert_eq!(rows.len() as u64, STEPS);
+        });
+    });
+    for (store, rt) in &runtimes {
+        let id = format!("long-{store}");
+        if *store != "redb" {
+            long(rt, &id);
+        }
         g.bench_function(format!("replay_10k_steps_{store}"), |b| {
             b.iter(|| {
                 let h = rt.replay(&id).expect("replay");
@@ -195,9 +233,13 @@ fn store_bench(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(1))
         .measurement_time(Duration::from_secs(10));
     g.bench_function("takeover_default_lease_timeout", |b| {
+        let mut stops = 0u64;
         b.iter_custom(|iters| {
             (0..iters)
                 .map(|_| {
+                    // Somewhere in the second between two looks.
+                    stops += 1;
+                    let phase = Duration::from_millis(stops * 379 % 1000);
                     let id = fresh_id("failover");
                     let holder = WorkflowStore::postgres(&url).expect("store");
                     let rt = runtime(&holder, false);
@@ -208,6 +250,7 @@ fn store_bench(c: &mut Criterion) {
                     while survivor.signal(&id, "go", Value::Int(1)).is_err() {
                         std::thread::sleep(Duration::from_millis(1));
                     }
+                    std::thread::sleep(phase);
                     let start = Instant::now();
                     rt.shutdown();
                     drop(rt);

@@ -4,10 +4,52 @@
 // Each bench uses a part of it.
 #![allow(dead_code)]
 
+use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use troupe::{Runtime, Spawn, Value, WorkflowStore};
+use redb::{Database, ReadableDatabase, TableDefinition};
+use troupe::{Entry, Runtime, Spawn, Value, WorkflowStore};
+
+/// The raw baseline's table: `(id, step)` → an entry or 40 bytes.
+pub const RAW: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("raw");
+
+/// The raw baseline of a commit: one 40-byte insert at `step`, durably.
+pub fn raw_commit(raw: &Database, step: u64) {
+    let txn = raw.begin_write().expect("write txn");
+    txn.open_table(RAW)
+        .expect("table")
+        .insert(("bench", step), [1u8; 40].as_slice())
+        .expect("insert");
+    txn.commit().expect("commit");
+}
+
+/// Writes `history` raw under `id`, one MessagePack row per step.
+pub fn write_raw(raw: &Database, id: &str, history: &[Entry]) {
+    let txn = raw.begin_write().expect("write txn");
+    {
+        let mut t = txn.open_table(RAW).expect("table");
+        for (step, e) in (1..).zip(history) {
+            let bytes = rmp_serde::to_vec_named(e).expect("encode");
+            t.insert((id, step), bytes.as_slice()).expect("insert");
+        }
+    }
+    txn.commit().expect("commit");
+}
+
+/// Reads and decodes the raw rows of `id`; how many there were.
+pub fn read_raw(raw: &Database, id: &str) -> u64 {
+    let txn = raw.begin_read().expect("read txn");
+    let t = txn.open_table(RAW).expect("table");
+    let mut n = 0;
+    for row in t.range((id, 1)..=(id, u64::MAX)).expect("range") {
+        let (_, v) = row.expect("row");
+        let e: Entry = rmp_serde::from_slice(v.value()).expect("decode");
+        black_box(e);
+        n += 1;
+    }
+    n
+}
 
 /// A loop of `COMMAND`, `n` times, after a `go` when `parked`.
 pub const LOOP: &str = r#"
@@ -54,4 +96,3 @@ pub fn loops(rt: &Runtime, script: &str, journaled: bool, procs: u64, each: u64)
     }
     start.elapsed()
 }
-

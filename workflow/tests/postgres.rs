@@ -13,8 +13,8 @@ mod postgres;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
-use postgres::Postgres;
 use bank::bank;
+use postgres::Postgres;
 use troupe_dispatcher::{ErrorKind, Value};
 use troupe_engines::lua::LuaEngine;
 use troupe_runtime::{Runtime, Spawn};

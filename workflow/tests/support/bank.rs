@@ -37,4 +37,3 @@ pub fn bank(charges: &Sender<i64>) -> ModuleDef {
             }
         })
 }
-
