@@ -36,6 +36,14 @@
 //! commands with outside effects (an HTTP call, a host module) run **at
 //! least once**. Make them idempotent where that matters.
 //!
+//! **A shared store** (feature `postgres`): [`WorkflowStore::postgres`]
+//! keeps the journals in PostgreSQL instead, where several troupe processes
+//! share them. Each workflow is run by the one process holding its lease (a
+//! PostgreSQL advisory lock held by the session the process writes
+//! through), and a runtime built with `recover(true)` takes over the
+//! workflows of a process that died within the lease timeout
+//! ([`WorkflowStore::with_lease_timeout`]).
+//!
 //! This crate knows the runtime only through its journal hook
 //! (`troupe_runtime::Journal`); it knows nothing of engines.
 
