@@ -7,19 +7,20 @@
 
 #[path = "support/bank.rs"]
 mod bank;
+#[path = "support/journal.rs"]
+mod journal;
 #[path = "../../sources/tests/support/postgres.rs"]
 mod postgres;
 
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
-use bank::bank;
+use journal::{ORDER, next, runtime, wait_steps};
 use postgres::Postgres;
 use troupe_dispatcher::{ErrorKind, Value};
-use troupe_engines::lua::LuaEngine;
-use troupe_runtime::{Runtime, Spawn};
+use troupe_runtime::Spawn;
 use troupe_sources::MemorySource;
-use troupe_workflow::{Entry, Status, WorkflowStore};
+use troupe_workflow::{Status, WorkflowStore};
 
 const DB: &str = "journal";
 
@@ -39,32 +40,6 @@ fn store(pg: &Postgres) -> WorkflowStore {
         .with_policy(WorkflowStore::default_policy().allow_module("bank"))
 }
 
-fn runtime(
-    store: &WorkflowStore,
-    src: MemorySource,
-    charges: &Sender<i64>,
-    recover: bool,
-) -> Runtime {
-    Runtime::builder()
-        .workers(2)
-        .source(src)
-        .engine(LuaEngine::new())
-        .module(bank(charges))
-        .journal_store(store.clone())
-        .recover(recover)
-        .build()
-        .unwrap()
-}
-
-fn ints(v: &[i64]) -> Value {
-    Value::Array(v.iter().copied().map(Value::Int).collect())
-}
-
-fn next(rx: &Receiver<i64>) -> i64 {
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("a charge in time")
-}
-
 /// Waits until `what` holds (at most a minute).
 fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let started = Instant::now();
@@ -74,101 +49,37 @@ fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-fn steps(store: &WorkflowStore, id: &str) -> usize {
-    store.history(id).map_or(0, |h| h.len())
-}
-
-const ORDER: &str = r#"
-local bank = require("bank")
-local process = require("process")
-local first = bank.charge(...)
-local msg = process.receive("go")
-local second = bank.charge(msg.payload)
-return { first, second }
-"#;
-
 #[test]
 fn run_replay_and_resume_after_a_restart() {
     let pg = cluster();
     let store = store(&pg);
     assert!(store.is_shared());
-    assert!(
-        !store.path().to_string_lossy().contains("password"),
-        "{}",
-        store.path().display()
-    );
-    let (tx, rx) = channel();
-    let src = || MemorySource::new().with("order.lua", ORDER);
+    // The restarted runtime gets a new store: a new session, as a
+    // restarted process has.
+    journal::resume_serves_journaled_results(&store, &|| self::store(&pg));
 
-    let rt = runtime(&store, src(), &tx, false);
-    let h = rt
-        .spawn(Spawn::workflow("order-1", "order.lua").args([3]))
-        .unwrap();
-    assert_eq!(next(&rx), 3);
-    eventually("the first charge is journaled", || {
-        steps(&store, "order-1") >= 1
-    });
-    rt.shutdown();
-    assert_eq!(h.join_blocking().unwrap_err().kind(), ErrorKind::Canceled);
-    assert_eq!(store.header("order-1").unwrap().status, Status::Running);
-
-    // A new store is a new session, as a restarted process would have.
-    let store = self::store(&pg);
-    let rt = runtime(&store, src(), &tx, true);
-    let mut recovered = rt.recovered();
-    assert_eq!(recovered.len(), 1);
-    let (id, h) = recovered.remove(0);
-    assert_eq!(id, "order-1");
-    h.try_send("go", 4).unwrap();
-    assert_eq!(h.join_blocking().unwrap(), ints(&[30, 40]));
-    // The first charge came from the journal: only the second ran.
-    assert_eq!(next(&rx), 4);
-    assert!(rx.try_recv().is_err());
-
-    let names: Vec<String> = store
-        .history("order-1")
-        .unwrap()
-        .into_iter()
-        .map(|Entry::Command { name, .. }| name)
-        .collect();
-    assert_eq!(names, ["bank.charge", "process.receive", "bank.charge"]);
-    let header = store.header("order-1").unwrap();
-    assert_eq!(header.status, Status::Completed);
-    assert_eq!(header.result, Some(Ok(ints(&[30, 40]))));
     let listed = store.list().unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].steps, 3);
-
-    let replayed = rt.replay("order-1").unwrap().join_blocking().unwrap();
-    assert_eq!(replayed, ints(&[30, 40]));
-    assert!(rx.try_recv().is_err());
-    assert_eq!(
-        rt.resume("order-1").err().map(|e| e.kind()),
-        Some(ErrorKind::Conflict)
-    );
-    assert_eq!(
-        rt.spawn(Spawn::workflow("order-1", "order.lua").args([1]))
-            .err()
-            .map(|e| e.kind()),
-        Some(ErrorKind::AlreadyExists)
-    );
+    let (tx, rx) = channel();
     let changed = ORDER.replace("bank.charge(...)", "bank.charge(7)");
-    let rt2 = runtime(
+    let rt = runtime(
         &store,
         MemorySource::new().with("order.lua", changed),
         &tx,
         false,
     );
-    let err = rt2.replay("order-1").unwrap().join_blocking().unwrap_err();
+    let err = rt.replay("order-1").unwrap().join_blocking().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Nondeterminism, "{err}");
-    rt2.shutdown();
+    assert!(rx.try_recv().is_err());
+    rt.shutdown();
 
     store.delete("order-1").unwrap();
     assert_eq!(
         store.header("order-1").unwrap_err().kind(),
         ErrorKind::NotFound
     );
-    rt.shutdown();
+    assert!(store.list().unwrap().is_empty());
 }
 
 #[test]
@@ -193,7 +104,8 @@ fn sleeps_signals_queries_cancels_and_new_runs_survive_a_restart() {
     }
     for id in ["a", "b"] {
         eventually("the second run sleeps", || {
-            store.query(id, "run").ok() == Some(Value::Int(2)) && steps(&store, id) >= 1
+            store.query(id, "run").ok() == Some(Value::Int(2))
+                && store.history(id).is_ok_and(|h| !h.is_empty())
         });
     }
     rt.shutdown();
@@ -269,9 +181,9 @@ fn children_are_resumed_with_their_parent() {
     let mut charged: Vec<i64> = (0..3).map(|_| next(&rx)).collect();
     charged.sort_unstable();
     assert_eq!(charged, [1, 2, 3]);
-    eventually("every child journaled its charge", || {
-        (1..=3).all(|i| steps(&store, &format!("kid-{i}")) >= 1)
-    });
+    for i in 1..=3 {
+        wait_steps(&store, &format!("kid-{i}"), 1);
+    }
     rt.shutdown();
 
     let store = self::store(&pg);
@@ -306,7 +218,7 @@ fn a_workflow_is_run_by_the_store_holding_its_lease_and_taken_over_when_it_goes(
     let rt_a = runtime(&holder, src(), &tx, false);
     let h = rt_a.spawn(Spawn::workflow("w", "w.lua").args([1])).unwrap();
     assert_eq!(next(&rx), 1);
-    eventually("the charge is journaled", || steps(&holder, "w") >= 1);
+    wait_steps(&holder, "w", 1);
 
     // Another process cannot run it while the holder does, and its
     // takeover leaves it alone.
