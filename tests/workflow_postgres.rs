@@ -36,32 +36,36 @@ impl Scene {
         }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+    /// The files `tag`'s stdout and stderr go to.
+    fn captures(&self, tag: &str) -> [PathBuf; 2] {
+        ["out", "err"].map(|ext| self.dir.path().join(format!("{tag}.{ext}")))
     }
 
-    fn script(&self, name: &str, code: &str) {
-        std::fs::write(self.path(name), code).expect("write script");
+    /// Starts `troupe ARGS…` in the scene's directory.
+    fn start_raw(&self, tag: &str, args: &[&str]) -> Child {
+        let [out, err] = self.captures(tag);
+        support::start(self.dir.path(), args, &out, &err)
     }
 
-    /// Starts `troupe workflow ARGS… --store URL`, stdout and stderr into
-    /// files named after `tag`.
+    /// Starts `troupe workflow ARGS… --store URL`.
     fn start(&self, tag: &str, args: &[&str]) -> Child {
         let args: Vec<&str> = ["workflow"]
             .into_iter()
             .chain(args.iter().copied())
             .chain(["--store", &self.url, "--lease-timeout", "1s"])
             .collect();
-        let out = self.path(&format!("{tag}.out"));
-        let err = self.path(&format!("{tag}.err"));
-        support::start(self.dir.path(), &args, &out, &err)
+        self.start_raw(tag, &args)
+    }
+
+    /// Waits for a started run to end.
+    fn finish(&self, tag: &str, child: Child) -> Run {
+        let [out, err] = self.captures(tag);
+        support::finish(tag, child, &out, &err)
     }
 
     fn run(&self, tag: &str, args: &[&str]) -> Run {
         let child = self.start(tag, args);
-        let out = self.path(&format!("{tag}.out"));
-        let err = self.path(&format!("{tag}.err"));
-        support::finish(tag, child, &out, &err)
+        self.finish(tag, child)
     }
 
     /// `troupe workflow ARGS… --json` from another shell, as JSON.
@@ -132,8 +136,9 @@ fn a_sigkilled_process_running_100_workflows_is_taken_over_and_each_finishes_onc
     let pg = postgres::Postgres::start();
     let s = Scene::new(&pg);
     let (base, hits) = logging_server();
-    s.script("parent.lua", PARENT);
-    s.script("kid.lua", KID);
+    for (name, code) in [("parent.lua", PARENT), ("kid.lua", KID)] {
+        std::fs::write(s.dir.path().join(name), code).expect("write script");
+    }
 
     // The survivor first: it finds nothing to run (or to take over) yet.
     let survivor = s.start("survivor", &["serve"]);
@@ -210,13 +215,14 @@ fn without_a_database_the_store_is_unavailable_and_a_bad_url_invalid() {
     let run = s.run("list", &["list"]);
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(run.stderr.starts_with("UNAVAILABLE: "), "{run:?}");
-    assert!(!s.path(".troupe").exists(), "no file store is made");
-    let bad = support::start(
-        s.dir.path(),
-        &["workflow", "list", "--store", "mysql://localhost/x"],
-        &s.path("bad.out"),
-        &s.path("bad.err"),
+    assert!(
+        !s.dir.path().join(".troupe").exists(),
+        "no file store is made"
     );
-    let bad = support::finish("bad", bad, &s.path("bad.out"), &s.path("bad.err"));
+    let bad = s.start_raw(
+        "bad",
+        &["workflow", "list", "--store", "mysql://localhost/x"],
+    );
+    let bad = s.finish("bad", bad);
     assert!(bad.stderr.starts_with("INVALID: "), "{bad:?}");
 }
