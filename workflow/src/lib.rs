@@ -144,11 +144,11 @@ enum Backend {
     /// An embedded redb file (the store's path).
     File,
     /// A PostgreSQL database: its URL, and how long a dead process may
-    /// keep the leases of the workflows it ran.
+    /// keep the leases of the workflows it ran (set before the first use).
     #[cfg(feature = "postgres")]
     Postgres {
         url: String,
-        lease_timeout: Duration,
+        lease_timeout: Mutex<Duration>,
     },
 }
 
@@ -206,7 +206,7 @@ impl WorkflowStore {
             PathBuf::from(shown),
             Backend::Postgres {
                 url: url.to_owned(),
-                lease_timeout: DEFAULT_LEASE_TIMEOUT,
+                lease_timeout: Mutex::new(DEFAULT_LEASE_TIMEOUT),
             },
         ))
     }
@@ -218,14 +218,13 @@ impl WorkflowStore {
     /// per timeout, and PostgreSQL drops the session (and so the leases)
     /// of a process whose host stopped answering within about the timeout.
     /// A process that was killed loses its leases at once. Call it before
-    /// the store's first use; a file store ignores it.
+    /// the store's first use (its connection keeps the timeout it was made
+    /// with); a file store ignores it.
     #[cfg(feature = "postgres")]
     #[must_use]
-    pub fn with_lease_timeout(mut self, timeout: Duration) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner)
-            && let Backend::Postgres { lease_timeout, .. } = &mut inner.backend
-        {
-            *lease_timeout = timeout.max(store::postgres::MIN_LEASE_TIMEOUT);
+    pub fn with_lease_timeout(self, timeout: Duration) -> Self {
+        if let Backend::Postgres { lease_timeout, .. } = &self.inner.backend {
+            *lease_timeout.lock() = timeout.max(store::postgres::MIN_LEASE_TIMEOUT);
         }
         self
     }
@@ -304,7 +303,9 @@ impl WorkflowStore {
             .get_or_init(|| match &self.inner.backend {
                 Backend::File => Db::open(&self.inner.path),
                 #[cfg(feature = "postgres")]
-                Backend::Postgres { url, lease_timeout } => Db::postgres(url, *lease_timeout),
+                Backend::Postgres { url, lease_timeout } => {
+                    Db::postgres(url, *lease_timeout.lock())
+                }
             })
             .as_ref()
             .map_err(Clone::clone)
@@ -865,7 +866,7 @@ impl JournalStore for WorkflowStore {
     fn take_over(&self, resume: TakeOver) {
         #[cfg(feature = "postgres")]
         if let Backend::Postgres { lease_timeout, .. } = &self.inner.backend {
-            let every = *lease_timeout / 10;
+            let every = *lease_timeout.lock() / 10;
             self.inner
                 .spool
                 .call_once(|| takeover::watch(Arc::downgrade(&self.inner), every, resume));

@@ -262,3 +262,40 @@ fn a_bad_url_is_invalid_and_an_unreachable_database_unavailable() {
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(!err.message().contains("hunter2"), "{err}");
 }
+
+#[test]
+fn a_database_restart_loses_the_leases_and_the_workflow_is_taken_over_again() {
+    let mut pg = cluster();
+    let store = store(&pg);
+    let (tx, rx) = channel();
+    let script = r#"
+        local bank, process = require("bank"), require("process")
+        local first = bank.charge(...)
+        local m = process.receive("go")
+        return first + bank.charge(m.payload)
+    "#;
+    let rt = runtime(&store, MemorySource::new().with("w.lua", script), &tx, true);
+    let h = rt.spawn(Spawn::workflow("w", "w.lua").args([1])).unwrap();
+    assert_eq!(next(&rx), 1);
+    wait_steps(&store, "w", 1);
+
+    // The writer's session ends with the server, and its lease with it:
+    // the commit before the second charge fails, so the charge is not
+    // made, and the workflow's process ends unfinished.
+    pg.restart(true);
+    store.signal("w", "go", Value::Int(2)).unwrap();
+    let err = h.join_blocking().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+
+    // Its lease is free: the runtime takes it over from its history (and
+    // the signal from its inbox), and it ends once, each charge made once.
+    assert_eq!(next(&rx), 2);
+    eventually("the workflow completes", || {
+        store
+            .header("w")
+            .is_ok_and(|h| h.status == Status::Completed)
+    });
+    assert_eq!(store.header("w").unwrap().result, Some(Ok(Value::Int(30))));
+    assert!(rx.try_recv().is_err(), "a charge ran twice");
+    rt.shutdown();
+}

@@ -142,18 +142,22 @@ impl Io {
 }
 
 /// Whether `e` means the connection is gone (and with it its leases),
-/// rather than that a statement failed.
+/// rather than that a statement failed: an IO or protocol failure, or the
+/// server ending the session (SQLSTATE class 08, connection exception, and
+/// 57P, the server shutting down or terminating it).
 fn broken(e: &sqlx::Error) -> bool {
-    !matches!(
-        e,
-        sqlx::Error::Database(_)
-            | sqlx::Error::RowNotFound
-            | sqlx::Error::ColumnDecode { .. }
-            | sqlx::Error::Decode(_)
-            | sqlx::Error::TypeNotFound { .. }
-            | sqlx::Error::ColumnNotFound(_)
-            | sqlx::Error::ColumnIndexOutOfBounds { .. }
-    )
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        sqlx::Error::RowNotFound
+        | sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::TypeNotFound { .. }
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. } => false,
+        _ => true,
+    }
 }
 
 /// `UNAVAILABLE`: another process holds the lease of `id`.
