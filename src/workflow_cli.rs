@@ -296,14 +296,25 @@ impl WorkflowArgs {
             WorkflowCommand::Check { json } => check(&store, json),
             WorkflowCommand::Signal { id, topic, payload } => {
                 store.signal(&id, &topic, parse_arg(3, &payload)?)?;
-                Ok(Output::Text(format!(
-                    "signal {topic:?} queued for workflow {id}: delivered on its next resume"
-                )))
+                Ok(Output::Text(if store.is_shared() {
+                    format!(
+                        "signal {topic:?} stored for workflow {id}: the troupe process running it delivers it, or its next resume"
+                    )
+                } else {
+                    format!(
+                        "signal {topic:?} queued for workflow {id}: delivered on its next resume"
+                    )
+                }))
             }
             WorkflowCommand::Cancel { id } => {
                 store.cancel(&id)?;
+                let when = if store.is_shared() {
+                    "its next command, in the troupe process running it, or its next resume"
+                } else {
+                    "its next resume"
+                };
                 Ok(Output::Text(format!(
-                    "cancellation stored for workflow {id}: its script gets CANCELED on its next resume"
+                    "cancellation stored for workflow {id}: its script gets CANCELED on {when}"
                 )))
             }
             WorkflowCommand::Query { id, key } => Ok(Output::Json(store.query(&id, &key)?)),

@@ -49,12 +49,12 @@
 
 mod journal;
 pub mod record;
+#[cfg(feature = "postgres")]
+mod shared;
 mod spool;
 mod store;
-#[cfg(feature = "postgres")]
-mod takeover;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once, OnceLock};
@@ -137,6 +137,11 @@ struct Live {
     pid: Pid,
     posted: Posted,
     cancel: Arc<Canceling>,
+    /// The inbox signals its process has (read when it started, or handed
+    /// over since), by sequence number; none until it has read its inbox.
+    /// Those other OS processes store in a shared store's inbox later are
+    /// handed over by the watcher (see `shared.rs`).
+    seen: Mutex<Option<HashSet<u64>>>,
 }
 
 /// Where a store keeps its journals.
@@ -166,8 +171,12 @@ pub(crate) struct Inner {
     awaiting: Mutex<HashMap<Arc<str>, Waiter>>,
     /// How to reach the processes of the runtime using the store.
     reach: Mutex<Option<Reach>>,
-    /// Starts the spool watcher (a file) or the takeover (PostgreSQL) once.
+    /// Starts the spool watcher (a file) or the inbox watcher (PostgreSQL)
+    /// once.
     spool: Once,
+    /// Starts the takeover of dead processes' workflows (PostgreSQL) once.
+    #[cfg(feature = "postgres")]
+    takeover: Once,
 }
 
 /// A workflow store: an embedded database file holding workflow journals
@@ -241,6 +250,8 @@ impl WorkflowStore {
                 awaiting: Mutex::new(HashMap::new()),
                 reach: Mutex::new(None),
                 spool: Once::new(),
+                #[cfg(feature = "postgres")]
+                takeover: Once::new(),
             }),
         }
     }
@@ -434,10 +445,36 @@ impl WorkflowStore {
         // reads this signal from its inbox or is found running here.
         let running = self.inner.running.lock();
         let seq = self.flushed()?.signal(id, &message)?;
+        self.hand_over(running, id, seq, topic, payload);
+        Ok(())
+    }
+
+    /// Hands the inbox signal `seq` of `id`, `{topic, payload}`, to its
+    /// process if it runs here and has not got it yet (queued as posted,
+    /// then sent to its mailbox); `running` is released before the mailbox.
+    fn hand_over(
+        &self,
+        running: parking_lot::MutexGuard<'_, HashMap<Arc<str>, Live>>,
+        id: &str,
+        seq: u64,
+        topic: &str,
+        payload: Value,
+    ) {
         let Some(live) = running.get(id) else {
-            return Ok(());
+            return;
         };
-        live.posted.lock().push_back((seq, message));
+        // Not one it read from its inbox or got already.
+        if !live
+            .seen
+            .lock()
+            .as_mut()
+            .is_some_and(|seen| seen.insert(seq))
+        {
+            return;
+        }
+        live.posted
+            .lock()
+            .push_back((seq, signal_message(topic, payload.clone())));
         let pid = live.pid;
         drop(running);
         let reach = self.inner.reach.lock().clone();
@@ -452,7 +489,6 @@ impl WorkflowStore {
             // It stays in the inbox: the next resume receives it.
             tracing::warn!(workflow = %id, %pid, error = %e, "signal kept for the next resume");
         }
-        Ok(())
     }
 
     /// Leaves the message `{topic, payload}` for workflow `id` in the
@@ -479,8 +515,16 @@ impl WorkflowStore {
         // Held across the write, as for a signal.
         let running = self.inner.running.lock();
         self.flushed()?.cancel(id)?;
+        self.cancel_live(running, id);
+        Ok(())
+    }
+
+    /// Delivers the cancellation of `id` to its process if it runs here:
+    /// its next command gets `CANCELED`, and at once a wait it is in or a
+    /// `workflow.await`; `running` is released before.
+    fn cancel_live(&self, running: parking_lot::MutexGuard<'_, HashMap<Arc<str>, Live>>, id: &str) {
         let Some(live) = running.get(id) else {
-            return Ok(());
+            return;
         };
         live.cancel.requested.store(true, Ordering::SeqCst);
         let (pid, wait) = (live.pid, live.cancel.waiting());
@@ -497,7 +541,6 @@ impl WorkflowStore {
         if let (Some(wait), Some(reach)) = (wait, reach) {
             (reach.interrupt)(pid, wait, journal::canceled_error(id));
         }
-        Ok(())
     }
 
     /// The child workflows of `id` (started with `workflow.start_child`),
@@ -622,9 +665,17 @@ impl WorkflowStore {
             pid,
             posted: Arc::clone(&posted),
             cancel: Arc::clone(&cancel),
+            seen: Mutex::new(None),
         };
         running.insert(Arc::clone(&id), live);
         Ok((id, posted, cancel))
+    }
+
+    /// Records the inbox signals the process of `id` read when it started.
+    fn seen(&self, running: &HashMap<Arc<str>, Live>, id: &str, seqs: HashSet<u64>) {
+        if let Some(live) = running.get(id) {
+            *live.seen.lock() = Some(seqs);
+        }
     }
 
     /// Delivers the signals other OS processes left in the spool.
@@ -689,6 +740,8 @@ impl WorkflowStore {
                 parent: w.parent.map(|(p, _)| p.to_owned()),
             };
             let child_of = w.parent.map(|(p, close)| (p.to_owned(), close));
+            // A new workflow has nothing in its inbox yet.
+            self.seen(&self.inner.running.lock(), &id, HashSet::new());
             db.create(id, record::encode(&header)?, child_of)?;
             return Ok(journal);
         }
@@ -723,7 +776,16 @@ impl WorkflowStore {
         journal.history = stored.entries;
         journal.timers = stored.deadlines.into_iter().collect();
         if w.mode == StartMode::Resume {
+            // Under the lock a signal takes across its write, so each one
+            // is either read here or handed over later.
+            let running = self.inner.running.lock();
             journal.inbox = db.inbox(&id)?.into();
+            self.seen(
+                &running,
+                &id,
+                journal.inbox.iter().map(|(seq, _)| *seq).collect(),
+            );
+            drop(running);
             let requested = db.canceled(&id)?;
             journal.cancel.requested.store(requested, Ordering::SeqCst);
         }
@@ -851,13 +913,16 @@ impl JournalStore for WorkflowStore {
 
     /// Also starts watching a store file's spool directory (see
     /// [`WorkflowStore::post`]).
+    /// On a PostgreSQL store, watches instead the inboxes of the workflows
+    /// running here for signals and cancellations from other processes.
     fn attach(&self, reach: Reach) {
         *self.inner.reach.lock() = Some(reach);
-        if !self.is_shared() {
-            self.inner
-                .spool
-                .call_once(|| spool::watch(Arc::downgrade(&self.inner)));
-        }
+        let inner = Arc::downgrade(&self.inner);
+        self.inner.spool.call_once(|| match self.inner.backend {
+            Backend::File => spool::watch(inner),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres { .. } => shared::watch_inboxes(inner),
+        });
     }
 
     /// With a PostgreSQL store, resumes the unfinished workflows whose
@@ -868,8 +933,8 @@ impl JournalStore for WorkflowStore {
         if let Backend::Postgres { lease_timeout, .. } = &self.inner.backend {
             let every = *lease_timeout.lock() / 10;
             self.inner
-                .spool
-                .call_once(|| takeover::watch(Arc::downgrade(&self.inner), every, resume));
+                .takeover
+                .call_once(|| shared::watch(Arc::downgrade(&self.inner), every, resume));
         }
         #[cfg(not(feature = "postgres"))]
         drop(resume);
@@ -897,6 +962,16 @@ fn child_outcome(id: &str, result: Result<Value, Error>) -> Result<Value, Error>
         .retryable(e.is_retryable())
         .with_details(details)
     })
+}
+
+/// The topic and payload of a signal as the inbox keeps it.
+#[cfg(feature = "postgres")]
+fn signal_parts(message: Value) -> Option<(String, Value)> {
+    let Value::Map(mut map) = message else {
+        return None;
+    };
+    let topic = map.remove("topic")?.as_str()?.to_owned();
+    Some((topic, map.remove("payload").unwrap_or(Value::Nil)))
 }
 
 /// A signal as the inbox keeps it: `{topic, payload}`.

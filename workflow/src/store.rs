@@ -377,6 +377,16 @@ pub(crate) trait Tables: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// The inbox signals (`id`, seq, `{topic, payload}`) and the
+    /// cancellations waiting for the workflows `ids`, for a process running
+    /// them while other processes write to the same store: none in a store
+    /// one process opens (others go through its spool).
+    #[cfg(feature = "postgres")]
+    fn waiting(&self, ids: &[String]) -> Result<Waiting, Error> {
+        let _ = ids;
+        Ok(Waiting::default())
+    }
+
     /// `CONFLICT` unless workflow `id` is still running (`NOT_FOUND` if
     /// unknown).
     fn unfinished(&self, id: &str) -> Result<(), Error> {
@@ -389,6 +399,17 @@ pub(crate) trait Tables: Send + Sync {
         }
         Ok(())
     }
+}
+
+/// What waits in a shared store for workflows running here (see
+/// `Tables::waiting`).
+#[cfg(feature = "postgres")]
+#[derive(Default)]
+pub(crate) struct Waiting {
+    /// Inbox signals: workflow id, sequence number, `{topic, payload}`.
+    pub signals: Vec<(String, u64, Value)>,
+    /// Workflows whose cancellation was asked for.
+    pub cancels: Vec<String>,
 }
 
 /// The writer thread's side of a backend.

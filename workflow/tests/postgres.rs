@@ -299,3 +299,56 @@ fn a_database_restart_loses_the_leases_and_the_workflow_is_taken_over_again() {
     assert!(rx.try_recv().is_err(), "a charge ran twice");
     rt.shutdown();
 }
+
+#[test]
+fn signals_and_cancellations_from_other_processes_reach_running_workflows() {
+    let pg = cluster();
+    let (tx, _rx) = channel();
+    let script = r#"
+        local process = require("process")
+        local m, err = process.receive("go")
+        if err then return "stopped: " .. err:kind() end
+        local n, err2 = process.receive("go")
+        if err2 then return "stopped: " .. err2:kind() end
+        return m.payload + n.payload
+    "#;
+    let holder = store(&pg);
+    let rt = runtime(
+        &holder,
+        MemorySource::new().with("w.lua", script),
+        &tx,
+        false,
+    );
+    let signaled = rt.spawn(Spawn::workflow("signaled", "w.lua")).unwrap();
+    let canceled = rt.spawn(Spawn::workflow("canceled", "w.lua")).unwrap();
+
+    // Another process's store writes to the database only; the runtime
+    // running the workflows hands them over.
+    let other = store(&pg);
+    eventually("both workflows exist", || {
+        other.header("signaled").is_ok() && other.header("canceled").is_ok()
+    });
+    other.signal("signaled", "go", Value::Int(1)).unwrap();
+    other.signal("signaled", "go", Value::Int(2)).unwrap();
+    other.cancel("canceled").unwrap();
+    eventually("both workflows end", || {
+        ["signaled", "canceled"]
+            .iter()
+            .all(|id| other.header(id).is_ok_and(|h| h.status != Status::Running))
+    });
+    assert_eq!(signaled.join_blocking().unwrap(), Value::Int(3));
+    assert_eq!(
+        canceled.join_blocking().unwrap(),
+        Value::from("stopped: CANCELED")
+    );
+    // Each signal was received once, and left the inbox with it.
+    assert!(other.inbox("signaled").unwrap().is_empty());
+    let receives = other
+        .history("signaled")
+        .unwrap()
+        .into_iter()
+        .filter(|e| matches!(e, troupe_workflow::Entry::Command { name, .. } if name == "process.receive"))
+        .count();
+    assert_eq!(receives, 2);
+    rt.shutdown();
+}

@@ -47,9 +47,9 @@ use troupe_dispatcher::{Error, ErrorKind, Value};
 use troupe_modules::builtin::workflow::ParentClose;
 
 use super::{
-    Committer, Op, Stored, Tables, continue_as_new, deleted_while_running, finish, now_ms, now_ns,
-    read_chunk, read_close, read_header, read_published, read_run, read_run_chunk, read_signal,
-    unknown,
+    Committer, Op, Stored, Tables, Waiting, continue_as_new, deleted_while_running, finish, now_ms,
+    now_ns, read_chunk, read_close, read_header, read_published, read_run, read_run_chunk,
+    read_signal, unknown,
 };
 use crate::Summary;
 use crate::record::{Entry, Header, encode, entry_count};
@@ -498,6 +498,36 @@ impl Tables for PgTables {
                 Ok((seq, read_signal(id, seq, &bytes)?))
             })
             .collect()
+    }
+
+    fn waiting(&self, ids: &[String]) -> Result<Waiting, Error> {
+        let keys = ids.to_vec();
+        let (signals, cancels) = self.run(|pool| async move {
+            let mut tx = pool.begin().await?;
+            let signals: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT id, seq, message FROM troupe_workflow_inbox
+                 WHERE id = ANY($1) ORDER BY id, seq",
+            )
+            .bind(&keys)
+            .fetch_all(&mut *tx)
+            .await?;
+            let cancels: Vec<String> =
+                sqlx::query_scalar("SELECT id FROM troupe_workflow_cancels WHERE id = ANY($1)")
+                    .bind(&keys)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            tx.commit().await?;
+            Ok((signals, cancels))
+        })?;
+        let signals = signals
+            .into_iter()
+            .map(|(id, seq, bytes)| {
+                let seq = unbig(seq);
+                let message = read_signal(&id, seq, &bytes)?;
+                Ok((id, seq, message))
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(Waiting { signals, cancels })
     }
 
     fn orphans(&self) -> Result<Vec<String>, Error> {
