@@ -19,24 +19,15 @@
 //!
 //! Run with `cargo bench --bench workflow`.
 
-use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+#[path = "support/workflows.rs"]
+mod workflows;
+
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use redb::{Database, ReadableDatabase, TableDefinition};
-use troupe::{Entry, LuaEngine, MemorySource, Runtime, Spawn, Value, WorkflowStore};
-
-const RAW: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("raw");
-
-/// A loop of `COMMAND`, `n` times, after a `go` when `parked`.
-const LOOP: &str = r#"
-local time, process = require("time"), require("process")
-local n, parked = ...
-if parked then process.receive("go") end
-for _ = 1, n do COMMAND end
-return n
-"#;
+use redb::Database;
+use troupe::{LuaEngine, MemorySource, Runtime, Spawn, WorkflowStore};
+use workflows::{LOOP, count, loops, raw_commit, read_raw, write_raw};
 
 /// The commands looped: a local one and a wait.
 const COMMANDS: [(&str, &str); 2] = [("now", "time.now()"), ("sleep", "time.sleep(0)")];
@@ -49,38 +40,6 @@ const EACH: u64 = 100;
 
 /// Steps of the replayed history.
 const STEPS: u64 = 10_000;
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-
-fn count(n: u64) -> Value {
-    Value::Int(i64::try_from(n).expect("count fits i64"))
-}
-
-/// Spawns `procs` processes running `script` (workflows if `journaled`)
-/// parked in `receive`, then releases them to loop `each` times and
-/// returns the wall time from the release until all of them ended.
-fn loops(rt: &Runtime, script: &str, journaled: bool, procs: u64, each: u64) -> Duration {
-    let handles: Vec<_> = (0..procs)
-        .map(|_| {
-            let spawn = if journaled {
-                let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-                Spawn::workflow(format!("bench-{id}"), script)
-            } else {
-                Spawn::script(script).policy(WorkflowStore::default_policy())
-            };
-            rt.spawn(spawn.args([count(each), Value::Bool(true)]))
-                .expect("spawn")
-        })
-        .collect();
-    let start = Instant::now();
-    for h in &handles {
-        h.try_send("go", Value::Nil).expect("release");
-    }
-    for h in handles {
-        assert_eq!(h.join_blocking().expect("join"), count(each));
-    }
-    start.elapsed()
-}
 
 /// The time of `iters` commands: `procs` processes running `script`,
 /// looping `each` times, scaled to `iters` commands.
@@ -122,12 +81,7 @@ fn workflow_bench(c: &mut Criterion) {
     g.bench_function("raw_redb_durable_commit", |b| {
         b.iter(|| {
             step += 1;
-            let txn = raw.begin_write().expect("write txn");
-            txn.open_table(RAW)
-                .expect("table")
-                .insert(("bench", step), [1u8; 40].as_slice())
-                .expect("insert");
-            txn.commit().expect("commit");
+            raw_commit(&raw, step);
         });
     });
     for (name, _) in COMMANDS {
@@ -160,18 +114,7 @@ fn workflow_bench(c: &mut Criterion) {
     h.join_blocking().expect("the long workflow runs");
     let history = store.history("long").expect("history");
     assert_eq!(history.len() as u64, STEPS);
-    {
-        let txn = raw.begin_write().expect("write txn");
-        {
-            let mut t = txn.open_table(RAW).expect("table");
-            for (i, e) in history.iter().enumerate() {
-                let bytes = rmp_serde::to_vec_named(e).expect("encode");
-                t.insert(("long", i as u64 + 1), bytes.as_slice())
-                    .expect("insert");
-            }
-        }
-        txn.commit().expect("commit");
-    }
+    write_raw(&raw, "long", &history);
 
     let mut g = c.benchmark_group("workflow_replay");
     g.sample_size(10)
@@ -179,18 +122,7 @@ fn workflow_bench(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(2))
         .throughput(Throughput::Elements(STEPS));
     g.bench_function("raw_redb_read_10k", |b| {
-        b.iter(|| {
-            let txn = raw.begin_read().expect("read txn");
-            let t = txn.open_table(RAW).expect("table");
-            let mut n = 0;
-            for row in t.range(("long", 1)..=("long", u64::MAX)).expect("range") {
-                let (_, v) = row.expect("row");
-                let e: Entry = rmp_serde::from_slice(v.value()).expect("decode");
-                black_box(e);
-                n += 1;
-            }
-            assert_eq!(n, STEPS);
-        });
+        b.iter(|| assert_eq!(read_raw(&raw, "long"), STEPS));
     });
     g.bench_function("replay_10k_steps", |b| {
         b.iter(|| {

@@ -68,6 +68,10 @@ pub use troupe_sources::{
 };
 #[cfg(feature = "transforms")]
 pub use troupe_sources::{FilterSource, Key, KeyError, PatternError};
+/// How soon, by default, a PostgreSQL workflow store's processes take over
+/// the workflows of one that died.
+#[cfg(feature = "postgres")]
+pub use troupe_workflow::DEFAULT_LEASE_TIMEOUT;
 pub use troupe_workflow::{
     Checked, DEFAULT_HISTORY_LIMIT, Entry, Header, Run, Status, Summary, WorkflowStore,
 };

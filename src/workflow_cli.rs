@@ -1,9 +1,12 @@
 //! `troupe workflow …`: run, resume, replay and inspect durable workflows
-//! kept in a store directory (`--data DIR`, default `.troupe`).
+//! kept in a store directory (`--data DIR`, default `.troupe`), or in a
+//! PostgreSQL database several troupe processes share (`--store
+//! postgres://…`, feature `postgres`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use troupe::{
@@ -27,6 +30,18 @@ pub struct WorkflowArgs {
     /// The directory holding the workflow store.
     #[arg(long, global = true, value_name = "DIR", default_value = ".troupe")]
     data: PathBuf,
+
+    /// Keep the journals in this PostgreSQL database (`postgres://…`)
+    /// instead of a file in --data: several troupe processes can then run
+    /// workflows from it (each one by the process holding its lease) and
+    /// `show`, `list` and `query` work from any shell at any time.
+    #[arg(long, global = true, value_name = "URL", env = "TROUPE_WORKFLOW_STORE")]
+    store: Option<String>,
+
+    /// With --store: how soon, at most, `serve` takes over the workflows of
+    /// a troupe process that died (default 10s).
+    #[arg(long, global = true, value_name = "D", value_parser = crate::parse_duration)]
+    lease_timeout: Option<Duration>,
 
     /// Scheduler worker threads (default: available cores).
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -77,6 +92,10 @@ enum WorkflowCommand {
         /// The workflow id.
         id: String,
     },
+    /// Runs every unfinished workflow of the store, and with --store goes on
+    /// taking over the workflows of troupe processes that die (within the
+    /// lease timeout), until it is stopped.
+    Serve,
     /// Replays workflow ID against its history without running anything
     /// live; fails with NONDETERMINISM if its script no longer matches.
     Replay {
@@ -160,6 +179,10 @@ impl WorkflowArgs {
         if self.fs_root.is_some() {
             policy = policy.allow_module("fs");
         }
+        if let Some(url) = &self.store {
+            let store = self.shared_store(url)?.with_policy(policy);
+            return self.execute_on(store, None);
+        }
         let path = self.data.join(STORE_FILE);
         let reads_only = self.command.reads_only();
         if reads_only && !path.exists() {
@@ -197,11 +220,31 @@ impl WorkflowArgs {
             }
             (Err(e), _) => return Err(e),
         };
-        self.execute_on(store, path)
+        self.execute_on(store, Some(path))
     }
 
-    /// Executes the subcommand on the open `store` (the file `path`).
-    fn execute_on(self, store: WorkflowStore, path: PathBuf) -> Result<Output, Error> {
+    /// The PostgreSQL store at `url`.
+    #[cfg(feature = "postgres")]
+    fn shared_store(&self, url: &str) -> Result<WorkflowStore, Error> {
+        let store = WorkflowStore::postgres(url)?;
+        Ok(match self.lease_timeout {
+            Some(t) => store.with_lease_timeout(t),
+            None => store,
+        })
+    }
+
+    /// Without the `postgres` feature there is no shared store.
+    #[cfg(not(feature = "postgres"))]
+    fn shared_store(&self, url: &str) -> Result<WorkflowStore, Error> {
+        let _ = (url, self.lease_timeout);
+        Err(Error::invalid(
+            "--store needs a troupe built with the `postgres` feature",
+        ))
+    }
+
+    /// Executes the subcommand on the open `store` (a file `path`, or none
+    /// for a shared store).
+    fn execute_on(self, store: WorkflowStore, path: Option<PathBuf>) -> Result<Output, Error> {
         let host = Host {
             workers: self.workers,
             fs_root: self.fs_root,
@@ -221,6 +264,7 @@ impl WorkflowArgs {
                 host.run_to_end(store, |rt| rt.spawn(spawn))
             }
             WorkflowCommand::Resume { id } => host.run_to_end(store, |rt| rt.resume(&id)),
+            WorkflowCommand::Serve => host.serve(store),
             WorkflowCommand::Replay { id } => host.run_to_end(store, |rt| rt.replay(&id)),
             WorkflowCommand::Show { id, json, run } => {
                 let runs = store.runs(&id)?;
@@ -252,14 +296,25 @@ impl WorkflowArgs {
             WorkflowCommand::Check { json } => check(&store, json),
             WorkflowCommand::Signal { id, topic, payload } => {
                 store.signal(&id, &topic, parse_arg(3, &payload)?)?;
-                Ok(Output::Text(format!(
-                    "signal {topic:?} queued for workflow {id}: delivered on its next resume"
-                )))
+                Ok(Output::Text(if store.is_shared() {
+                    format!(
+                        "signal {topic:?} stored for workflow {id}: the troupe process running it delivers it, or its next resume"
+                    )
+                } else {
+                    format!(
+                        "signal {topic:?} queued for workflow {id}: delivered on its next resume"
+                    )
+                }))
             }
             WorkflowCommand::Cancel { id } => {
                 store.cancel(&id)?;
+                let when = if store.is_shared() {
+                    "its next command, in the troupe process running it, or its next resume"
+                } else {
+                    "its next resume"
+                };
                 Ok(Output::Text(format!(
-                    "cancellation stored for workflow {id}: its script gets CANCELED on its next resume"
+                    "cancellation stored for workflow {id}: its script gets CANCELED on {when}"
                 )))
             }
             WorkflowCommand::Query { id, key } => Ok(Output::Json(store.query(&id, &key)?)),
@@ -306,7 +361,7 @@ fn read_request(store: &WorkflowStore, args: Vec<String>) -> Result<Output, Erro
         ));
     }
     let path = request.args.data.join(STORE_FILE);
-    request.args.execute_on(store.clone(), path)
+    request.args.execute_on(store.clone(), Some(path))
 }
 
 /// How the runtime that runs a workflow is built.
@@ -317,8 +372,9 @@ struct Host {
     sources: Vec<SourceSpec>,
     dashboard: DashboardArgs,
     /// The store file, beside which reads from other processes are
-    /// served while this one holds it.
-    store_path: PathBuf,
+    /// served while this one holds it (none for a shared store, which
+    /// other processes read themselves).
+    store_path: Option<PathBuf>,
 }
 
 impl Host {
@@ -344,16 +400,15 @@ impl Host {
     }
 
     /// Builds a runtime on `store` reading scripts from [`Host::source`],
-    /// with the `http` module (and `fs` with `--fs-root`) installed.
-    fn run_to_end(
-        &self,
-        store: WorkflowStore,
-        start: impl FnOnce(&Runtime) -> Result<ProcessHandle, Error>,
-    ) -> Result<Output, Error> {
+    /// with the `http` module (and `fs` with `--fs-root`) installed;
+    /// `recover` resumes the store's unfinished workflows (and takes over
+    /// those of dead processes, on a shared store).
+    fn runtime(&self, store: &WorkflowStore, recover: bool) -> Result<Runtime, Error> {
         let mut builder = Runtime::builder()
             .source(self.source()?)
             .engine(LuaEngine::new())
-            .journal_store(store.clone());
+            .journal_store(store.clone())
+            .recover(recover);
         if let Some(n) = self.workers {
             builder = builder.workers(usize::from(n));
         }
@@ -361,12 +416,43 @@ impl Host {
         if let Some(dir) = &self.fs_root {
             builder = builder.module(Fs::open(dir)?.module());
         }
-        let rt = builder.build()?;
+        builder.build()
+    }
+
+    /// Serves reads of the store file to other processes while `store` is
+    /// held here (nothing for a shared store).
+    fn serve_reads(&self, store: &WorkflowStore) -> Option<ReadServer> {
+        let path = self.store_path.as_ref()?;
+        let store = store.clone();
+        ReadServer::start(path, move |args| read_request(&store, args))
+    }
+
+    /// `troupe workflow serve`: runs the store's unfinished workflows, and
+    /// those it takes over, until the process is stopped.
+    fn serve(&self, store: WorkflowStore) -> Result<Output, Error> {
+        let rt = self.runtime(&store, true)?;
+        let _dashboard = self.dashboard.serve(&rt, Some(store.clone()))?;
+        let _reads = self.serve_reads(&store);
+        tracing::info!(
+            store = %store.path().display(),
+            recovered = rt.recovered().len(),
+            "serving workflows"
+        );
+        loop {
+            std::thread::park();
+        }
+    }
+
+    /// Builds a runtime on `store` (see [`Host::runtime`]), starts one
+    /// workflow in it and waits for its result.
+    fn run_to_end(
+        &self,
+        store: WorkflowStore,
+        start: impl FnOnce(&Runtime) -> Result<ProcessHandle, Error>,
+    ) -> Result<Output, Error> {
+        let rt = self.runtime(&store, false)?;
         let dashboard = self.dashboard.serve(&rt, Some(store.clone()))?;
-        let reads = {
-            let store = store.clone();
-            ReadServer::start(&self.store_path, move |args| read_request(&store, args))
-        };
+        let reads = self.serve_reads(&store);
         let result = start(&rt).and_then(|h| h.join_blocking());
         drop(reads);
         drop(dashboard);

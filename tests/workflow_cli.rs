@@ -1,18 +1,17 @@
 //! End-to-end tests of `troupe workflow`: real subprocesses killed with
 //! SIGKILL mid-workflow and resumed from the store they left behind.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Child;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 use support::{DEADLINE, Run};
+use support_http::{counts, logging_server};
 
 mod support;
+#[path = "support/http.rs"]
+mod support_http;
 
 /// A directory with scripts, a store (`data/`) and captured output.
 struct Scene {
@@ -165,50 +164,6 @@ fn a_killed_workflow_resumes_to_the_result_of_an_uninterrupted_run() {
     assert_eq!(s.run("delete", &["delete", "cut"]).code, Some(0));
     let gone = s.run("gone", &["show", "cut"]);
     assert!(gone.stderr.starts_with("NOT_FOUND: "), "{gone:?}");
-}
-
-/// A loopback HTTP server logging the path of every request, in order;
-/// every answer is `paid PATH`.
-fn logging_server() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    let base = format!("http://{}", listener.local_addr().expect("address"));
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let logged = Arc::clone(&log);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(&stream);
-            let mut line = String::new();
-            if reader.read_line(&mut line).is_err() {
-                continue;
-            }
-            // A client killed before its request line was out sent nothing.
-            let Some(path) = line.split(' ').nth(1).map(str::to_owned) else {
-                continue;
-            };
-            // The rest of the head, up to the blank line.
-            let mut header = String::new();
-            while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
-                header.clear();
-            }
-            logged.lock().unwrap().push(path.clone());
-            let body = format!("paid {path}");
-            let _ = write!(
-                &stream,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    (base, log)
-}
-
-/// How many requests `log` holds for each path.
-fn counts(log: &Mutex<Vec<String>>) -> BTreeMap<String, u32> {
-    let mut counts = BTreeMap::new();
-    for path in log.lock().unwrap().iter() {
-        *counts.entry(path.clone()).or_insert(0) += 1;
-    }
-    counts
 }
 
 #[test]

@@ -232,7 +232,20 @@ pub trait JournalStore: Send + Sync + 'static {
     /// cancellations of running workflows (also ones arriving from other OS
     /// processes).
     fn attach(&self, reach: Reach);
+
+    /// Called by [`RuntimeBuilder::build`](crate::RuntimeBuilder::build)
+    /// after it recovered the unfinished workflows
+    /// ([`recover`](crate::RuntimeBuilder::recover)): a store that several
+    /// OS processes share hands `resume` each unfinished workflow whose
+    /// process died from then on, so this runtime takes it over. By
+    /// default nothing: a store one process opens has no one to take over
+    /// from.
+    fn take_over(&self, _resume: TakeOver) {}
 }
+
+/// Resumes the unfinished workflow with this id in the runtime (see
+/// [`JournalStore::take_over`]).
+pub type TakeOver = Arc<dyn Fn(&str) -> Result<(), Error> + Send + Sync>;
 
 /// How a [`JournalStore`] reaches the processes of the runtime using it.
 #[derive(Clone)]

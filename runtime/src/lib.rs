@@ -65,7 +65,7 @@ pub use introspect::{
 };
 pub use journal::{
     Before, ChildDone, Deliver, Inline, Interrupt, Journal, JournalStore, Reach, StartMode, Stop,
-    StoredWorkflow, Wait, WorkflowStart,
+    StoredWorkflow, TakeOver, Wait, WorkflowStart,
 };
 pub use latency::{LATENCY_BOUNDS, Latencies, LatencyCounts};
 pub use limits::Limits;

@@ -301,6 +301,16 @@ impl RuntimeBuilder {
         };
         if self.recover {
             rt.recover_all()?;
+            if let Some(store) = &self.journals {
+                let owner = Arc::downgrade(&rt.owner);
+                store.take_over(Arc::new(move |id| match owner.upgrade() {
+                    Some(owner) => Runtime { owner }.resume(id).map(drop),
+                    None => Err(Error::new(
+                        ErrorKind::Unavailable,
+                        "the runtime has shut down",
+                    )),
+                }));
+            }
         }
         Ok(rt)
     }

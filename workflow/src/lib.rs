@@ -36,31 +36,45 @@
 //! commands with outside effects (an HTTP call, a host module) run **at
 //! least once**. Make them idempotent where that matters.
 //!
+//! **A shared store** (feature `postgres`): [`WorkflowStore::postgres`]
+//! keeps the journals in PostgreSQL instead, where several troupe processes
+//! share them. Each workflow is run by the one process holding its lease (a
+//! PostgreSQL advisory lock held by the session the process writes
+//! through), and a runtime built with `recover(true)` takes over the
+//! workflows of a process that died within the lease timeout
+//! ([`WorkflowStore::with_lease_timeout`]).
+//!
 //! This crate knows the runtime only through its journal hook
 //! (`troupe_runtime::Journal`); it knows nothing of engines.
 
 mod journal;
 pub mod record;
+#[cfg(feature = "postgres")]
+mod shared;
 mod spool;
 mod store;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once, OnceLock};
+#[cfg(feature = "postgres")]
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
 use troupe_modules::Policy;
 pub use troupe_modules::builtin::workflow::ParentClose;
 use troupe_runtime::{
-    ChildDone, Journal, JournalStore, LatencyCounts, Reach, StartMode, StoredWorkflow,
+    ChildDone, Journal, JournalStore, LatencyCounts, Reach, StartMode, StoredWorkflow, TakeOver,
     WorkflowStart,
 };
 
 use crate::journal::{Canceling, WorkflowJournal};
 pub use crate::record::{Entry, FORMAT_VERSION, Header, Status, outcome_value};
 pub use crate::spool::SPOOL_POLL;
+#[cfg(feature = "postgres")]
+pub use crate::store::postgres::DEFAULT_LEASE_TIMEOUT;
 use crate::store::{Db, now_ms};
 use troupe_modules::builtin::ids;
 
@@ -123,10 +137,30 @@ struct Live {
     pid: Pid,
     posted: Posted,
     cancel: Arc<Canceling>,
+    /// The inbox signals its process has (read when it started, or handed
+    /// over since), by sequence number; none until it has read its inbox.
+    /// Those other OS processes store in a shared store's inbox later are
+    /// handed over by the watcher (see `shared.rs`).
+    seen: Mutex<Option<HashSet<u64>>>,
+}
+
+/// Where a store keeps its journals.
+enum Backend {
+    /// An embedded redb file (the store's path).
+    File,
+    /// A PostgreSQL database: its URL, and how long a dead process may
+    /// keep the leases of the workflows it ran (set before the first use).
+    #[cfg(feature = "postgres")]
+    Postgres {
+        url: String,
+        lease_timeout: Mutex<Duration>,
+    },
 }
 
 pub(crate) struct Inner {
+    /// The database file, or a PostgreSQL store's URL without its password.
     path: PathBuf,
+    backend: Backend,
     db: OnceLock<Result<Db, Error>>,
     policy: Mutex<Policy>,
     /// The most steps a run's history may hold.
@@ -137,16 +171,23 @@ pub(crate) struct Inner {
     awaiting: Mutex<HashMap<Arc<str>, Waiter>>,
     /// How to reach the processes of the runtime using the store.
     reach: Mutex<Option<Reach>>,
-    /// Starts the spool watcher once.
+    /// Starts the spool watcher (a file) or the inbox watcher (PostgreSQL)
+    /// once.
     spool: Once,
+    /// Starts the takeover of dead processes' workflows (PostgreSQL) once.
+    #[cfg(feature = "postgres")]
+    takeover: Once,
 }
 
-/// A workflow store: an embedded database file holding workflow journals.
-/// Cheap to clone. Hand it to a runtime with
-/// `RuntimeBuilder::journal_store`; read it with [`list`](Self::list),
-/// [`header`](Self::header) and [`history`](Self::history).
+/// A workflow store: an embedded database file holding workflow journals
+/// ([`open`](Self::open)), or a PostgreSQL database several OS processes
+/// share ([`postgres`](Self::postgres), feature `postgres`). Cheap to
+/// clone. Hand it to a runtime with `RuntimeBuilder::journal_store`; read
+/// it with [`list`](Self::list), [`header`](Self::header) and
+/// [`history`](Self::history).
 ///
-/// One OS process at a time may open a store file.
+/// One OS process at a time may open a store file. A PostgreSQL store is
+/// shared: each workflow is run by the one process holding its lease.
 #[derive(Clone)]
 pub struct WorkflowStore {
     inner: Arc<Inner>,
@@ -156,9 +197,52 @@ impl WorkflowStore {
     /// A store in the database file `path` (created with its directory if
     /// missing), opened on first use.
     pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self::with_backend(path.into(), Backend::File)
+    }
+
+    /// A store in the PostgreSQL database at `url`
+    /// (`postgres://user:password@host:port/database`), connected on first
+    /// use; its tables (`troupe_workflow_*`) are created if missing.
+    /// Several troupe processes may use it at once: each workflow is run by
+    /// the process holding its lease (see
+    /// [`with_lease_timeout`](Self::with_lease_timeout)), and reads work
+    /// from any of them, or any other process, at any time. `INVALID` if
+    /// `url` is not a `postgres://` or `postgresql://` URL.
+    #[cfg(feature = "postgres")]
+    pub fn postgres(url: &str) -> Result<Self, Error> {
+        let shown = store::postgres::redacted(url)?;
+        Ok(Self::with_backend(
+            PathBuf::from(shown),
+            Backend::Postgres {
+                url: url.to_owned(),
+                lease_timeout: Mutex::new(DEFAULT_LEASE_TIMEOUT),
+            },
+        ))
+    }
+
+    /// Sets how soon, at most, another process resumes the workflows of a
+    /// process that died, with a PostgreSQL store (default
+    /// [`DEFAULT_LEASE_TIMEOUT`]; at least 100 ms): a runtime built with
+    /// `recover(true)` looks for workflows whose lease is free ten times
+    /// per timeout, and PostgreSQL drops the session (and so the leases)
+    /// of a process whose host stopped answering within about the timeout.
+    /// A process that was killed loses its leases at once. Call it before
+    /// the store's first use (its connection keeps the timeout it was made
+    /// with); a file store ignores it.
+    #[cfg(feature = "postgres")]
+    #[must_use]
+    pub fn with_lease_timeout(self, timeout: Duration) -> Self {
+        if let Backend::Postgres { lease_timeout, .. } = &self.inner.backend {
+            *lease_timeout.lock() = timeout.max(store::postgres::MIN_LEASE_TIMEOUT);
+        }
+        self
+    }
+
+    fn with_backend(path: PathBuf, backend: Backend) -> Self {
         Self {
             inner: Arc::new(Inner {
-                path: path.into(),
+                path,
+                backend,
                 db: OnceLock::new(),
                 policy: Mutex::new(Self::default_policy()),
                 history_limit: AtomicU64::new(DEFAULT_HISTORY_LIMIT),
@@ -166,12 +250,14 @@ impl WorkflowStore {
                 awaiting: Mutex::new(HashMap::new()),
                 reach: Mutex::new(None),
                 spool: Once::new(),
+                #[cfg(feature = "postgres")]
+                takeover: Once::new(),
             }),
         }
     }
 
-    /// Opens the store in `path` now, reporting any failure (`UNAVAILABLE`
-    /// if another process has it open).
+    /// Opens the store file `path` now, reporting any failure
+    /// (`UNAVAILABLE` if another process has it open).
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, Error> {
         let s = Self::new(path);
         s.db()?;
@@ -210,15 +296,28 @@ impl WorkflowStore {
             .allow_module("uuid")
     }
 
-    /// The database file.
+    /// The database file; for a PostgreSQL store, its URL without the
+    /// password.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Whether several OS processes share this store (PostgreSQL), each
+    /// running the workflows whose lease it holds.
+    pub fn is_shared(&self) -> bool {
+        !matches!(self.inner.backend, Backend::File)
     }
 
     pub(crate) fn db(&self) -> Result<&Db, Error> {
         self.inner
             .db
-            .get_or_init(|| Db::open(&self.inner.path))
+            .get_or_init(|| match &self.inner.backend {
+                Backend::File => Db::open(&self.inner.path),
+                #[cfg(feature = "postgres")]
+                Backend::Postgres { url, lease_timeout } => {
+                    Db::postgres(url, *lease_timeout.lock())
+                }
+            })
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -239,7 +338,8 @@ impl WorkflowStore {
         self.flushed().map(|_| ())
     }
 
-    /// How many durable commits (one `fsync` each) the store has made
+    /// How many durable commits (one `fsync`, or one PostgreSQL commit,
+    /// each) the store has made
     /// since it was opened: workflows' records are buffered and committed
     /// only where the durability rule needs them (see the crate docs).
     pub fn commits(&self) -> Result<u64, Error> {
@@ -345,10 +445,36 @@ impl WorkflowStore {
         // reads this signal from its inbox or is found running here.
         let running = self.inner.running.lock();
         let seq = self.flushed()?.signal(id, &message)?;
+        self.hand_over(running, id, seq, topic, payload);
+        Ok(())
+    }
+
+    /// Hands the inbox signal `seq` of `id`, `{topic, payload}`, to its
+    /// process if it runs here and has not got it yet (queued as posted,
+    /// then sent to its mailbox); `running` is released before the mailbox.
+    fn hand_over(
+        &self,
+        running: parking_lot::MutexGuard<'_, HashMap<Arc<str>, Live>>,
+        id: &str,
+        seq: u64,
+        topic: &str,
+        payload: Value,
+    ) {
         let Some(live) = running.get(id) else {
-            return Ok(());
+            return;
         };
-        live.posted.lock().push_back((seq, message));
+        // Not one it read from its inbox or got already.
+        if !live
+            .seen
+            .lock()
+            .as_mut()
+            .is_some_and(|seen| seen.insert(seq))
+        {
+            return;
+        }
+        live.posted
+            .lock()
+            .push_back((seq, signal_message(topic, payload.clone())));
         let pid = live.pid;
         drop(running);
         let reach = self.inner.reach.lock().clone();
@@ -363,7 +489,6 @@ impl WorkflowStore {
             // It stays in the inbox: the next resume receives it.
             tracing::warn!(workflow = %id, %pid, error = %e, "signal kept for the next resume");
         }
-        Ok(())
     }
 
     /// Leaves the message `{topic, payload}` for workflow `id` in the
@@ -390,8 +515,16 @@ impl WorkflowStore {
         // Held across the write, as for a signal.
         let running = self.inner.running.lock();
         self.flushed()?.cancel(id)?;
+        self.cancel_live(running, id);
+        Ok(())
+    }
+
+    /// Delivers the cancellation of `id` to its process if it runs here:
+    /// its next command gets `CANCELED`, and at once a wait it is in or a
+    /// `workflow.await`; `running` is released before.
+    fn cancel_live(&self, running: parking_lot::MutexGuard<'_, HashMap<Arc<str>, Live>>, id: &str) {
         let Some(live) = running.get(id) else {
-            return Ok(());
+            return;
         };
         live.cancel.requested.store(true, Ordering::SeqCst);
         let (pid, wait) = (live.pid, live.cancel.waiting());
@@ -408,7 +541,6 @@ impl WorkflowStore {
         if let (Some(wait), Some(reach)) = (wait, reach) {
             (reach.interrupt)(pid, wait, journal::canceled_error(id));
         }
-        Ok(())
     }
 
     /// The child workflows of `id` (started with `workflow.start_child`),
@@ -489,10 +621,15 @@ impl WorkflowStore {
             return Ok(());
         }
         let result = Err(error);
-        self.db()?.send(store::Op::Finish {
+        let db = self.db()?;
+        // Written under the child's lease: `UNAVAILABLE` if another process
+        // runs it.
+        db.lease(child)?;
+        db.send(store::Op::Finish {
             id: child.into(),
             result: result.clone(),
         });
+        db.send(store::Op::Unlease { id: child.into() });
         self.child_ended(child, &result);
         self.close_children(child);
         Ok(())
@@ -528,9 +665,17 @@ impl WorkflowStore {
             pid,
             posted: Arc::clone(&posted),
             cancel: Arc::clone(&cancel),
+            seen: Mutex::new(None),
         };
         running.insert(Arc::clone(&id), live);
         Ok((id, posted, cancel))
+    }
+
+    /// Records the inbox signals the process of `id` read when it started.
+    fn seen(&self, running: &HashMap<Arc<str>, Live>, id: &str, seqs: HashSet<u64>) {
+        if let Some(live) = running.get(id) {
+            *live.seen.lock() = Some(seqs);
+        }
     }
 
     /// Delivers the signals other OS processes left in the spool.
@@ -538,8 +683,13 @@ impl WorkflowStore {
         spool::ingest(self);
     }
 
+    /// Forgets that `id` runs here, and gives up its lease once its
+    /// records are written.
     pub(crate) fn release(&self, id: &str) {
         self.inner.running.lock().remove(id);
+        if let Ok(db) = self.db() {
+            db.send(store::Op::Unlease { id: id.into() });
+        }
     }
 
     fn start(
@@ -590,8 +740,15 @@ impl WorkflowStore {
                 parent: w.parent.map(|(p, _)| p.to_owned()),
             };
             let child_of = w.parent.map(|(p, close)| (p.to_owned(), close));
+            // A new workflow has nothing in its inbox yet.
+            self.seen(&self.inner.running.lock(), &id, HashSet::new());
             db.create(id, record::encode(&header)?, child_of)?;
             return Ok(journal);
+        }
+        if w.mode == StartMode::Resume {
+            // Only the process holding its lease runs a workflow; leased,
+            // it reads what the previous holder committed.
+            db.lease(&id)?;
         }
         // Records a previous process of this workflow queued must be in.
         db.flush()?;
@@ -619,7 +776,16 @@ impl WorkflowStore {
         journal.history = stored.entries;
         journal.timers = stored.deadlines.into_iter().collect();
         if w.mode == StartMode::Resume {
+            // Under the lock a signal takes across its write, so each one
+            // is either read here or handed over later.
+            let running = self.inner.running.lock();
             journal.inbox = db.inbox(&id)?.into();
+            self.seen(
+                &running,
+                &id,
+                journal.inbox.iter().map(|(seq, _)| *seq).collect(),
+            );
+            drop(running);
             let requested = db.canceled(&id)?;
             journal.cancel.requested.store(requested, Ordering::SeqCst);
         }
@@ -715,7 +881,12 @@ impl JournalStore for WorkflowStore {
         Ok(())
     }
 
+    /// On a shared store, only those no process runs (their lease is
+    /// free).
     fn unfinished(&self) -> Result<Vec<String>, Error> {
+        if self.is_shared() {
+            return self.flushed()?.orphans();
+        }
         let mut rows: Vec<(u64, String)> = Vec::new();
         for s in self.list()? {
             match s.header {
@@ -740,13 +911,33 @@ impl JournalStore for WorkflowStore {
         WorkflowStore::cancel(self, id)
     }
 
-    /// Also starts watching the store's spool directory (see
+    /// Also starts watching a store file's spool directory (see
     /// [`WorkflowStore::post`]).
+    /// On a PostgreSQL store, watches instead the inboxes of the workflows
+    /// running here for signals and cancellations from other processes.
     fn attach(&self, reach: Reach) {
         *self.inner.reach.lock() = Some(reach);
-        self.inner
-            .spool
-            .call_once(|| spool::watch(Arc::downgrade(&self.inner)));
+        let inner = Arc::downgrade(&self.inner);
+        self.inner.spool.call_once(|| match self.inner.backend {
+            Backend::File => spool::watch(inner),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres { .. } => shared::watch_inboxes(inner),
+        });
+    }
+
+    /// With a PostgreSQL store, resumes the unfinished workflows whose
+    /// lease is free (their process died) from now on, ten times per
+    /// lease timeout; a store file has no one to take over from.
+    fn take_over(&self, resume: TakeOver) {
+        #[cfg(feature = "postgres")]
+        if let Backend::Postgres { lease_timeout, .. } = &self.inner.backend {
+            let every = *lease_timeout.lock() / 10;
+            self.inner
+                .takeover
+                .call_once(|| shared::watch(Arc::downgrade(&self.inner), every, resume));
+        }
+        #[cfg(not(feature = "postgres"))]
+        drop(resume);
     }
 }
 
@@ -771,6 +962,16 @@ fn child_outcome(id: &str, result: Result<Value, Error>) -> Result<Value, Error>
         .retryable(e.is_retryable())
         .with_details(details)
     })
+}
+
+/// The topic and payload of a signal as the inbox keeps it.
+#[cfg(feature = "postgres")]
+fn signal_parts(message: Value) -> Option<(String, Value)> {
+    let Value::Map(mut map) = message else {
+        return None;
+    };
+    let topic = map.remove("topic")?.as_str()?.to_owned();
+    Some((topic, map.remove("payload").unwrap_or(Value::Nil)))
 }
 
 /// A signal as the inbox keeps it: `{topic, payload}`.

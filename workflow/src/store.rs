@@ -1,99 +1,46 @@
-//! The embedded store (redb): tables, the group-commit writer thread, and
-//! the read side (`list`, `history`, `delete`).
+//! The journal store behind [`WorkflowStore`](crate::WorkflowStore): one
+//! writer thread doing group commit, in front of one of two backends:
 //!
-//! Tables:
+//! - [`file`]: an embedded redb file, which one OS process at a time opens;
+//! - `postgres` (feature `postgres`): a PostgreSQL database that several
+//!   troupe processes share, each workflow run by the one holding its lease.
 //!
-//! | table | key | value |
-//! |---|---|---|
-//! | `workflows` | id | [`Header`] |
-//! | `history` | (id, first step) | a [`Chunk`]: the [`Entry`]s of consecutive steps, counted from 1 |
-//! | `log` | commit order | (id, first step, [`Chunk`]): chunks not yet moved to `history` |
-//! | `timers` | (id, step) | deadline of a sleep in flight, ms since the epoch |
-//! | `inbox` | (id, seq) | a signal not yet received: `{topic, payload}` |
-//! | `cancels` | id | when a cancellation was asked for (until the workflow ends or continues as new) |
-//! | `runs` | (id, run) | the [`Header`] of a past run (ended by `workflow.continue_as_new`) |
-//! | `run_history` | (id, run, first step) | a [`Chunk`] of a past run |
-//! | `children` | (parent id, child id) | the child's parent-close policy (`workflow.start_child`) |
-//!
-//! A workflow's history entries are stored one row per commit: the
-//! entries it buffered between two commit points are one [`Chunk`], keyed
-//! by its first step (a store of journal format 1 has one entry per row,
-//! which reads alike). A small chunk (less than [`LOG_BYTES`]) is first
-//! appended to `log`, keyed in commit order, so a commit of small chunks
-//! of many workflows writes a few pages at the end of one tree instead of
-//! a page of `history` per workflow (a copy-on-write B-tree rewrites every
-//! page it touches). Every [`SETTLE_ROWS`] rows or [`SETTLE_BYTES`], and
-//! whenever a reader asks ([`Db::flush`]), a commit moves the log into
-//! `history`, where each workflow's chunks are together. A larger chunk
-//! goes to `history` at once: its page is worth rewriting, and copying
-//! it twice is not.
+//! A backend is a [`Tables`] (the read side, and the few writes that do not
+//! go through the writer: signals, cancellations, deletes) and a
+//! [`Committer`] (the writer's transactions). `lib.rs` and `journal.rs` see
+//! only [`Db`] and the [`Op`]s they send it.
 //!
 //! Every write of a running workflow — its header, each history entry,
 //! timer and marker, its end record — goes through one writer thread: it
 //! takes whatever records are queued (a workflow's buffered records come as
-//! one [`Op::Batch`]), writes them in one transaction, makes it durable with
-//! one `fsync`, then wakes every process waiting for its records. Many
-//! concurrent workflows therefore share each commit, and no worker thread
-//! ever waits for an `fsync`: only a process waiting for its own commit is
-//! parked until it is durable. Readers call [`Db::flush`] first, which
-//! waits only if something is queued, so they see every record sent before
-//! them.
+//! one [`Op::Batch`]), writes them in one transaction, makes it durable
+//! (one `fsync`, or one PostgreSQL commit), then wakes every process
+//! waiting for its records. Many concurrent workflows therefore share each
+//! commit, and no worker thread ever waits for one: only a process waiting
+//! for its own commit is parked until it is durable. Readers call
+//! [`Db::flush`] first, which waits only if something is queued, so they
+//! see every record sent before them.
+
+mod file;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use troupe_dispatcher::{Completer, Error, ErrorKind, Value};
 use troupe_modules::builtin::workflow::ParentClose;
 use troupe_runtime::{Latencies, LatencyCounts};
 
 use crate::Summary;
-use crate::record::{Chunk, Entry, Header, Status, decode, decode_entries, encode, entry_count};
-
-pub(crate) const WORKFLOWS: TableDefinition<&str, &[u8]> = TableDefinition::new("workflows");
-pub(crate) const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("history");
-pub(crate) const TIMERS: TableDefinition<(&str, u64), u64> = TableDefinition::new("timers");
-pub(crate) const INBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("inbox");
-pub(crate) const LOG: TableDefinition<u64, (&str, u64, &[u8])> = TableDefinition::new("log");
-pub(crate) const RUNS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("runs");
-pub(crate) const RUN_HISTORY: TableDefinition<(&str, u32, u64), &[u8]> =
-    TableDefinition::new("run_history");
-/// Cancellations asked for: id → when, ms since the epoch.
-pub(crate) const CANCELS: TableDefinition<&str, u64> = TableDefinition::new("cancels");
-/// Child workflows: `(parent, child)` → the child's parent-close policy.
-pub(crate) const CHILDREN: TableDefinition<(&str, &str), &str> = TableDefinition::new("children");
-/// What workflows published for queries: `(id, key)` → the value.
-pub(crate) const PUBLISHED: TableDefinition<(&str, &str), &[u8]> =
-    TableDefinition::new("published");
-
-/// Moves every `log` row into `history`.
-fn settle_log(
-    log: &mut redb::Table<'_, u64, (&str, u64, &[u8])>,
-    history: &mut redb::Table<'_, (&str, u64), &[u8]>,
-) -> Result<(), redb::Error> {
-    for row in log.iter()? {
-        let (_, v) = row?;
-        let (id, first, chunk) = v.value();
-        history.insert((id, first), chunk)?;
-    }
-    log.retain(|_, _| false)?;
-    Ok(())
-}
-
-/// Rows the `log` table collects before a commit moves them to `history`.
-const SETTLE_ROWS: u64 = 8192;
-
-/// Bytes the `log` table collects before a commit moves them to `history`.
-const SETTLE_BYTES: usize = 1 << 20;
-
-/// The size from which a chunk goes to `history` without the `log`: about
-/// a page.
-const LOG_BYTES: usize = 2048;
+use crate::record::{Chunk, Entry, Header, Status, decode, decode_entries};
+#[cfg(feature = "postgres")]
+use postgres::Postgres;
 
 /// Records a writer transaction can hold at most.
 const MAX_BATCH: usize = 4096;
@@ -127,21 +74,131 @@ pub(crate) fn now_ns() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// A failure of the embedded database, as scripts and hosts see it.
-pub(crate) fn db_error(path: &Path, e: impl Into<redb::Error>) -> Error {
-    let e: redb::Error = e.into();
-    let kind = match &e {
-        redb::Error::DatabaseAlreadyOpen => ErrorKind::Unavailable,
-        _ => ErrorKind::Internal,
+/// `NOT_FOUND`: there is no workflow `id`.
+pub(crate) fn unknown(id: &str) -> Error {
+    Error::not_found(format!("workflow {id:?} does not exist"))
+}
+
+/// `NOT_FOUND`: workflow `id` went while it was written to.
+pub(crate) fn deleted_while_running(id: &str) -> Error {
+    Error::not_found(format!("workflow {id:?} was deleted while it ran"))
+}
+
+/// The header record of `id`.
+pub(crate) fn read_header(id: &str, bytes: &[u8]) -> Result<Header, Error> {
+    decode(bytes).map_err(|e| {
+        Error::internal(format!(
+            "workflow {id:?}: its header record is unreadable: {e}"
+        ))
+    })
+}
+
+/// Appends the chunk of `id`'s history that starts at step `first` to
+/// `entries`, the steps before it: `INTERNAL` if a step is missing in
+/// between or the chunk does not decode.
+pub(crate) fn read_chunk(
+    id: &str,
+    entries: &mut Vec<Entry>,
+    first: u64,
+    bytes: &[u8],
+) -> Result<(), Error> {
+    if first != entries.len() as u64 + 1 {
+        return Err(Error::internal(format!(
+            "workflow {id:?}: its history is missing step {}",
+            entries.len() + 1
+        )));
+    }
+    entries.extend(decode_entries(bytes).map_err(|e| {
+        Error::internal(format!(
+            "workflow {id:?}: journal entries from step {first} are unreadable: {e}"
+        ))
+    })?);
+    Ok(())
+}
+
+/// Appends a chunk of run `run` of `id`, from step `first`, to `entries`.
+pub(crate) fn read_run_chunk(
+    id: &str,
+    run: u32,
+    entries: &mut Vec<Entry>,
+    first: u64,
+    bytes: &[u8],
+) -> Result<(), Error> {
+    entries.extend(decode_entries(bytes).map_err(|e| {
+        Error::internal(format!(
+            "workflow {id:?}: run {run}, entries from step {first} are unreadable: {e}"
+        ))
+    })?);
+    Ok(())
+}
+
+/// The header of run `run` of `id`.
+pub(crate) fn read_run(id: &str, run: u32, bytes: &[u8]) -> Result<Header, Error> {
+    decode(bytes).map_err(|e| {
+        Error::internal(format!(
+            "workflow {id:?}: the header of run {run} is unreadable: {e}"
+        ))
+    })
+}
+
+/// What `id` published under `key`; `NOT_FOUND` if nothing.
+pub(crate) fn read_published(id: &str, key: &str, bytes: Option<&[u8]>) -> Result<Value, Error> {
+    let bytes = bytes.ok_or_else(|| {
+        Error::not_found(format!("workflow {id:?} published nothing under {key:?}"))
+    })?;
+    decode(bytes).map_err(|e| {
+        Error::internal(format!(
+            "workflow {id:?}: the value published under {key:?} is unreadable: {e}"
+        ))
+    })
+}
+
+/// The inbox signal `seq` of `id`.
+pub(crate) fn read_signal(id: &str, seq: u64, bytes: &[u8]) -> Result<Value, Error> {
+    decode(bytes).map_err(|e| {
+        Error::internal(format!(
+            "workflow {id:?}: inbox signal {seq} is unreadable: {e}"
+        ))
+    })
+}
+
+/// The parent-close policy of `child`, a child of `id`.
+pub(crate) fn read_close(id: &str, child: &str, close: &str) -> Result<ParentClose, Error> {
+    ParentClose::parse(close).ok_or_else(|| {
+        Error::internal(format!(
+            "workflow {id:?}: child {child:?} has an unknown parent-close policy {close:?}"
+        ))
+    })
+}
+
+/// `header` ended with `result`.
+pub(crate) fn finish(header: &mut Header, result: &Result<Value, Error>) {
+    header.status = if result.is_ok() {
+        Status::Completed
+    } else {
+        Status::Failed
     };
-    let what = match &e {
-        redb::Error::DatabaseAlreadyOpen => {
-            "is in use by another troupe process (one process at a time may open a store)"
-                .to_owned()
-        }
-        other => format!("failed: {other}"),
+    header.finished_ms = Some(now_ms());
+    header.result = Some(result.clone());
+}
+
+/// `workflow.continue_as_new(args)` on the current run's `header`: the
+/// header the run is filed under, and that of the next run, which it
+/// becomes.
+pub(crate) fn continue_as_new(header: &mut Header, args: &[Value]) -> Header {
+    let now = now_ms();
+    let past = Header {
+        status: Status::Continued,
+        finished_ms: Some(now),
+        ..header.clone()
     };
-    Error::new(kind, format!("workflow store {} {what}", path.display()))
+    header.run = header.run.saturating_add(1);
+    header.args = args.to_vec();
+    header.started_ms = now;
+    header.finished_ms = None;
+    header.result = None;
+    header.status = Status::Running;
+    past
 }
 
 /// A workflow's history as stored.
@@ -203,6 +260,16 @@ pub(crate) enum Op {
     /// Moves the `log` into `history`; answered once that and everything
     /// queued before it is durable.
     Settle { reply: Sender<Result<(), Error>> },
+    /// Takes the lease of workflow `id`, so this process alone runs it
+    /// (answered `UNAVAILABLE` if another process holds it); a store one
+    /// process opens grants it at once.
+    Lease {
+        id: Arc<str>,
+        reply: Sender<Result<(), Error>>,
+    },
+    /// Gives up the lease of workflow `id` once everything queued before it
+    /// is durable: this process stopped running it.
+    Unlease { id: Arc<str> },
 }
 
 impl Op {
@@ -222,6 +289,14 @@ impl Op {
             }
             Op::Settle { reply } => {
                 let _ = reply.send(Err(e.clone()));
+            }
+            Op::Lease { id, reply } => {
+                tracing::debug!(workflow = %id, error = %e, "cannot take the workflow's lease");
+                let _ = reply.send(Err(e.clone()));
+            }
+            Op::Unlease { id } => {
+                // Its session's end gives it up.
+                tracing::warn!(workflow = %id, error = %e, "cannot give up the workflow's lease");
             }
             Op::Timer { .. } | Op::Entries { .. } | Op::Publish { .. } => {}
         }
@@ -244,26 +319,111 @@ impl Op {
 /// [`Db::flush`], and the ids whose header is queued but not yet written,
 /// for [`Db::create`].
 #[derive(Default)]
-struct Shared {
+pub(crate) struct Shared {
     /// Ops handed to the writer.
     sent: AtomicU64,
     /// Ops the writer has finished (written or failed).
     done: AtomicU64,
-    /// Rows in the `log` table, not yet moved to `history`.
+    /// Rows in a store file's `log` table, not yet moved to `history`.
     logged: AtomicU64,
     /// Durable transactions the writer has made.
     commits: AtomicU64,
-    /// How long they took, from the transaction's start to its `fsync`'s
-    /// end.
+    /// How long they took, from the transaction's start to its end
+    /// (durable).
     commit_time: Latencies,
     /// New workflows whose header is queued.
     creating: Mutex<HashSet<Arc<str>>>,
 }
 
-/// The open database and its writer.
+/// The read side of a backend, and the writes that do not go through the
+/// writer thread. A read sees what was committed before it (callers flush
+/// the writer first).
+pub(crate) trait Tables: Send + Sync {
+    /// Whether workflow `id` is stored.
+    fn exists(&self, id: &str) -> Result<bool, Error>;
+    /// The header of `id`.
+    fn header(&self, id: &str) -> Result<Header, Error>;
+    /// The history of `id`, in step order, and the deadlines of its sleeps
+    /// in flight. A corrupt entry is an `INTERNAL` error naming the
+    /// workflow and the step.
+    fn history(&self, id: &str) -> Result<Stored, Error>;
+    /// Every workflow's header (or why it is unreadable) and step count,
+    /// by id.
+    fn list(&self) -> Result<Vec<Summary>, Error>;
+    /// Removes `id` and its history; `NOT_FOUND` if it does not exist.
+    fn delete(&self, id: &str) -> Result<(), Error>;
+    /// Appends a signal `{topic, payload}` to the inbox of the unfinished
+    /// workflow `id`, durably; returns its sequence number there.
+    fn signal(&self, id: &str, message: &Value) -> Result<u64, Error>;
+    /// What workflow `id` last published under `key`; `NOT_FOUND` if
+    /// nothing was.
+    fn query(&self, id: &str, key: &str) -> Result<Value, Error>;
+    /// Asks the unfinished workflow `id` to stop, durably.
+    fn cancel(&self, id: &str) -> Result<(), Error>;
+    /// Whether a cancellation of `id` was asked for and not yet dropped.
+    fn canceled(&self, id: &str) -> Result<bool, Error>;
+    /// The past runs of `id` (ended by `workflow.continue_as_new`), first
+    /// run first: each one's header and history.
+    fn runs(&self, id: &str) -> Result<Vec<(Header, Vec<Entry>)>, Error>;
+    /// The child workflows of `id`, in id order, with their parent-close
+    /// policies.
+    fn children(&self, id: &str) -> Result<Vec<(String, ParentClose)>, Error>;
+    /// The signals waiting in the inbox of `id`, oldest first.
+    fn inbox(&self, id: &str) -> Result<Vec<(u64, Value)>, Error>;
+
+    /// The unfinished workflows whose lease no process holds (their
+    /// process died), oldest first: none in a store one process opens.
+    fn orphans(&self) -> Result<Vec<String>, Error> {
+        Ok(Vec::new())
+    }
+
+    /// The inbox signals (`id`, seq, `{topic, payload}`) and the
+    /// cancellations waiting for the workflows `ids`, for a process running
+    /// them while other processes write to the same store: none in a store
+    /// one process opens (others go through its spool).
+    #[cfg(feature = "postgres")]
+    fn waiting(&self, ids: &[String]) -> Result<Waiting, Error> {
+        let _ = ids;
+        Ok(Waiting::default())
+    }
+
+    /// `CONFLICT` unless workflow `id` is still running (`NOT_FOUND` if
+    /// unknown).
+    fn unfinished(&self, id: &str) -> Result<(), Error> {
+        let header = self.header(id)?;
+        if header.status != Status::Running {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("workflow {id:?} has already {}", header.status.as_str()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What waits in a shared store for workflows running here (see
+/// `Tables::waiting`).
+#[cfg(feature = "postgres")]
+#[derive(Default)]
+pub(crate) struct Waiting {
+    /// Inbox signals: workflow id, sequence number, `{topic, payload}`.
+    pub signals: Vec<(String, u64, Value)>,
+    /// Workflows whose cancellation was asked for.
+    pub cancels: Vec<String>,
+}
+
+/// The writer thread's side of a backend.
+pub(crate) trait Committer: Send {
+    /// Writes a batch of flattened ops in one durable transaction. Each op
+    /// gets its own outcome (a `Create` of a taken id fails alone); an
+    /// error of the whole call fails them all.
+    fn commit(&mut self, batch: &[Op]) -> Result<Vec<Result<(), Error>>, Error>;
+}
+
+/// The open store: a backend's [`Tables`] (what `Db` dereferences to) and
+/// the writer thread in front of its [`Committer`].
 pub(crate) struct Db {
-    pub path: PathBuf,
-    pub db: Arc<Database>,
+    tables: Box<dyn Tables>,
     shared: Arc<Shared>,
     writer: Option<Sender<Op>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -287,72 +447,68 @@ impl Drop for Db {
     }
 }
 
+impl std::ops::Deref for Db {
+    type Target = dyn Tables;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.tables
+    }
+}
+
 impl Db {
+    /// Opens (or creates) the store file `path`.
     pub fn open(path: &Path) -> Result<Self, Error> {
-        guarded(path, || {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    Error::new(
-                        ErrorKind::Unavailable,
-                        format!("cannot create {}: {e}", dir.display()),
-                    )
-                })?;
-            }
-            // A new store is made valid under a temporary name and linked
-            // into place, so a kill while it is created never leaves a file
-            // without redb's header behind; an empty file (such a leftover
-            // from an older build) is made anew.
-            if std::fs::metadata(path).map_or(true, |m| m.len() == 0) {
-                create_new(path)?;
-            }
-            let db = Database::create(path).map_err(|e| db_error(path, e))?;
-            let txn = db.begin_write().map_err(|e| db_error(path, e))?;
-            txn.open_table(WORKFLOWS).map_err(|e| db_error(path, e))?;
-            txn.open_table(HISTORY).map_err(|e| db_error(path, e))?;
-            txn.open_table(TIMERS).map_err(|e| db_error(path, e))?;
-            txn.open_table(INBOX).map_err(|e| db_error(path, e))?;
-            txn.open_table(PUBLISHED).map_err(|e| db_error(path, e))?;
-            txn.open_table(RUNS).map_err(|e| db_error(path, e))?;
-            txn.open_table(RUN_HISTORY).map_err(|e| db_error(path, e))?;
-            txn.open_table(CANCELS).map_err(|e| db_error(path, e))?;
-            txn.open_table(CHILDREN).map_err(|e| db_error(path, e))?;
-            let (next_log, logged) = {
-                let log = txn.open_table(LOG).map_err(|e| db_error(path, e))?;
-                let last = log.last().map_err(|e| db_error(path, e))?;
-                let next = last.map_or(0, |(k, _)| k.value() + 1);
-                (next, log.len().map_err(|e| db_error(path, e))?)
-            };
-            txn.commit().map_err(|e| db_error(path, e))?;
-            let db = Arc::new(db);
-            let shared = Arc::new(Shared {
-                logged: AtomicU64::new(logged),
-                ..Shared::default()
-            });
-            let (tx, rx) = crossbeam_channel::unbounded();
-            let writer = Writer {
-                path: path.to_owned(),
-                db: Arc::clone(&db),
-                shared: Arc::clone(&shared),
-                next_log,
-                log_bytes: 0,
-            };
-            let thread = std::thread::Builder::new()
-                .name("troupe-journal".into())
-                .spawn(move || writer.run(&rx))
-                .map_err(|e| {
-                    Error::new(
-                        ErrorKind::Unavailable,
-                        format!("cannot start the journal writer: {e}"),
-                    )
-                })?;
-            Ok(Self {
-                path: path.to_owned(),
-                db,
-                shared,
-                writer: Some(tx),
-                thread: Some(thread),
-            })
+        let shared = Arc::new(Shared::default());
+        let (tables, writer) = file::open(path, &shared)?;
+        Self::start(Box::new(tables), Box::new(writer), shared)
+    }
+
+    /// Connects to the PostgreSQL store at `url` (see [`Postgres`]).
+    #[cfg(feature = "postgres")]
+    pub fn postgres(url: &str, lease_timeout: Duration) -> Result<Self, Error> {
+        let shared = Arc::new(Shared::default());
+        let (tables, writer) = Postgres::connect(url, lease_timeout)?;
+        Self::start(Box::new(tables), Box::new(writer), shared)
+    }
+
+    /// Starts the writer thread in front of `committer`.
+    fn start(
+        tables: Box<dyn Tables>,
+        committer: Box<dyn Committer>,
+        shared: Arc<Shared>,
+    ) -> Result<Self, Error> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let writer = Writer {
+            committer,
+            shared: Arc::clone(&shared),
+        };
+        let thread = std::thread::Builder::new()
+            .name("troupe-journal".into())
+            .spawn(move || writer.run(&rx))
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("cannot start the journal writer: {e}"),
+                )
+            })?;
+        Ok(Self {
+            tables,
+            shared,
+            writer: Some(tx),
+            thread: Some(thread),
         })
+    }
+
+    /// Takes the lease of workflow `id` (see [`Op::Lease`]), waiting for
+    /// the writer's answer.
+    pub fn lease(&self, id: &str) -> Result<(), Error> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.send(Op::Lease {
+            id: id.into(),
+            reply: tx,
+        });
+        rx.recv()
+            .unwrap_or_else(|_| Err(Error::internal("the journal writer has stopped")))
     }
 
     /// Hands `op` to the writer without waiting; if it is gone, fails the
@@ -426,454 +582,12 @@ impl Db {
         });
         Ok(())
     }
-
-    fn exists(&self, id: &str) -> Result<bool, Error> {
-        guarded(&self.path, || {
-            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-            let table = txn.open_table(WORKFLOWS).map_err(|e| self.err(e))?;
-            Ok(table.get(id).map_err(|e| self.err(e))?.is_some())
-        })
-    }
-
-    fn err(&self, e: impl Into<redb::Error>) -> Error {
-        db_error(&self.path, e)
-    }
-
-    /// The header of `id`.
-    pub fn header(&self, id: &str) -> Result<Header, Error> {
-        guarded(&self.path, || {
-            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-            let table = txn.open_table(WORKFLOWS).map_err(|e| self.err(e))?;
-            let bytes = table
-                .get(id)
-                .map_err(|e| self.err(e))?
-                .ok_or_else(|| Error::not_found(format!("workflow {id:?} does not exist")))?;
-            decode(bytes.value()).map_err(|e| {
-                Error::internal(format!(
-                    "workflow {id:?}: its header record is unreadable: {e}"
-                ))
-            })
-        })
-    }
-
-    /// The history of `id`, in step order, and the deadlines of its sleeps
-    /// in flight. A corrupt entry is an `INTERNAL` error naming the
-    /// workflow and the step.
-    pub fn history(&self, id: &str) -> Result<Stored, Error> {
-        guarded(&self.path, || {
-            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-            let table = txn.open_table(HISTORY).map_err(|e| self.err(e))?;
-            let mut entries = Vec::new();
-            for row in table
-                .range((id, 1)..=(id, u64::MAX))
-                .map_err(|e| self.err(e))?
-            {
-                let (k, v) = row.map_err(|e| self.err(e))?;
-                let first = k.value().1;
-                if first != entries.len() as u64 + 1 {
-                    return Err(Error::internal(format!(
-                        "workflow {id:?}: its history is missing step {}",
-                        entries.len() + 1
-                    )));
-                }
-                entries.extend(decode_entries(v.value()).map_err(|e| {
-                    Error::internal(format!(
-                        "workflow {id:?}: journal entries from step {first} are unreadable: {e}"
-                    ))
-                })?);
-            }
-            let timers = txn.open_table(TIMERS).map_err(|e| self.err(e))?;
-            let mut deadlines = Vec::new();
-            for row in timers
-                .range((id, 1)..=(id, u64::MAX))
-                .map_err(|e| self.err(e))?
-            {
-                let (k, v) = row.map_err(|e| self.err(e))?;
-                deadlines.push((k.value().1, v.value()));
-            }
-            Ok(Stored { entries, deadlines })
-        })
-    }
-
-    /// Every workflow's header (or why it is unreadable) and step count.
-    pub fn list(&self) -> Result<Vec<Summary>, Error> {
-        guarded(&self.path, || {
-            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-            let table = txn.open_table(WORKFLOWS).map_err(|e| self.err(e))?;
-            let history = txn.open_table(HISTORY).map_err(|e| self.err(e))?;
-            let mut out = Vec::new();
-            for row in table.iter().map_err(|e| self.err(e))? {
-                let (k, v) = row.map_err(|e| self.err(e))?;
-                let id = k.value().to_owned();
-                let header = decode::<Header>(v.value()).map_err(|e| {
-                    Error::internal(format!(
-                        "workflow {id:?}: its header record is unreadable: {e}"
-                    ))
-                });
-                // A row whose length does not read counts as one step (it
-                // holds one at least); `check` says what is wrong with it.
-                let mut steps = 0;
-                for row in history
-                    .range((id.as_str(), 1)..=(id.as_str(), u64::MAX))
-                    .map_err(|e| self.err(e))?
-                {
-                    let (_, v) = row.map_err(|e| self.err(e))?;
-                    steps += entry_count(v.value()).unwrap_or(1);
-                }
-                out.push(Summary { id, header, steps });
-            }
-            Ok(out)
-        })
-    }
-
-    /// Removes `id` and its history; `NOT_FOUND` if it does not exist.
-    pub fn delete(&self, id: &str) -> Result<(), Error> {
-        guarded(&self.path, || {
-            let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-            {
-                let mut table = txn.open_table(WORKFLOWS).map_err(|e| self.err(e))?;
-                if table.remove(id).map_err(|e| self.err(e))?.is_none() {
-                    return Err(Error::not_found(format!("workflow {id:?} does not exist")));
-                }
-                let mut history = txn.open_table(HISTORY).map_err(|e| self.err(e))?;
-                history
-                    .retain_in((id, 1)..=(id, u64::MAX), |_, _| false)
-                    .map_err(|e| self.err(e))?;
-                let mut timers = txn.open_table(TIMERS).map_err(|e| self.err(e))?;
-                timers
-                    .retain_in((id, 1)..=(id, u64::MAX), |_, _| false)
-                    .map_err(|e| self.err(e))?;
-                let mut inbox = txn.open_table(INBOX).map_err(|e| self.err(e))?;
-                inbox
-                    .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)
-                    .map_err(|e| self.err(e))?;
-                let mut published = txn.open_table(PUBLISHED).map_err(|e| self.err(e))?;
-                published
-                    .retain(|(owner, _), _| owner != id)
-                    .map_err(|e| self.err(e))?;
-                let mut cancels = txn.open_table(CANCELS).map_err(|e| self.err(e))?;
-                cancels.remove(id).map_err(|e| self.err(e))?;
-                let mut children = txn.open_table(CHILDREN).map_err(|e| self.err(e))?;
-                children
-                    .retain(|(parent, child), _| parent != id && child != id)
-                    .map_err(|e| self.err(e))?;
-                let mut runs = txn.open_table(RUNS).map_err(|e| self.err(e))?;
-                runs.retain_in((id, 0)..=(id, u32::MAX), |_, _| false)
-                    .map_err(|e| self.err(e))?;
-                let mut run_history = txn.open_table(RUN_HISTORY).map_err(|e| self.err(e))?;
-                run_history
-                    .retain_in((id, 0, 0)..=(id, u32::MAX, u64::MAX), |_, _| false)
-                    .map_err(|e| self.err(e))?;
-            }
-            txn.commit().map_err(|e| self.err(e))
-        })
-    }
-
-    /// Appends a signal `{topic, payload}` to the inbox of the unfinished
-    /// workflow `id`, durably; returns its sequence number there.
-    pub fn signal(&self, id: &str, message: &Value) -> Result<u64, Error> {
-        guarded(&self.path, || {
-            self.unfinished(id)?;
-            let bytes = encode(message)?;
-            let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-            let seq = {
-                let mut inbox = txn.open_table(INBOX).map_err(|e| self.err(e))?;
-                let seq = inbox
-                    .range((id, 0)..=(id, u64::MAX))
-                    .map_err(|e| self.err(e))?
-                    .next_back()
-                    .transpose()
-                    .map_err(|e| self.err(e))?
-                    .map_or(0, |(k, _)| k.value().1 + 1)
-                    // Never the number of a signal just received: its removal
-                    // may still be queued behind this write.
-                    .max(now_ns());
-                inbox
-                    .insert((id, seq), bytes.as_slice())
-                    .map_err(|e| self.err(e))?;
-                seq
-            };
-            txn.commit().map_err(|e| self.err(e))?;
-            Ok(seq)
-        })
-    }
-
-    /// What workflow `id` last published under `key`; `NOT_FOUND` if
-    /// nothing was.
-    pub fn query(&self, id: &str, key: &str) -> Result<Value, Error> {
-        guarded(&self.path, || {
-            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-            let published = txn.open_table(PUBLISHED).map_err(|e| self.err(e))?;
-            let bytes = published
-                .get((id, key))
-                .map_err(|e| self.err(e))?
-                .ok_or_else(|| {
-                    Error::not_found(format!("workflow {id:?} published nothing under {key:?}"))
-                })?;
-            decode(bytes.value()).map_err(|e| {
-                Error::internal(format!(
-                    "workflow {id:?}: the value published under {key:?} is unreadable: {e}"
-                ))
-            })
-        })
-    }
-
-    /// `CONFLICT` unless workflow `id` is still running (`NOT_FOUND` if
-    /// unknown).
-    fn unfinished(&self, id: &str) -> Result<(), Error> {
-        let header = self.header(id)?;
-        if header.status != Status::Running {
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                format!("workflow {id:?} has already {}", header.status.as_str()),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Asks the unfinished workflow `id` to stop, durably.
-    pub fn cancel(&self, id: &str) -> Result<(), Error> {
-        guarded(&self.path, || {
-            self.unfinished(id)?;
-            let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-            {
-                let mut cancels = txn.open_table(CANCELS).map_err(|e| self.err(e))?;
-                cancels.insert(id, now_ms()).map_err(|e| self.err(e))?;
-            }
-            txn.commit().map_err(|e| self.err(e))
-        })
-    }
-
-    /// Whether a cancellation of `id` was asked for and not yet dropped.
-    pub fn canceled(&self, id: &str) -> Result<bool, Error> {
-        guarded(&self.path, || {
-            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-            let cancels = txn.open_table(CANCELS).map_err(|e| self.err(e))?;
-            Ok(cancels.get(id).map_err(|e| self.err(e))?.is_some())
-        })
-    }
-
-    /// The past runs of `id` (ended by `workflow.continue_as_new`), first
-    /// run first: each one's header and history.
-    pub fn runs(&self, id: &str) -> Result<Vec<(Header, Vec<Entry>)>, Error> {
-        guarded(&self.path, || {
-            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-            let runs = txn.open_table(RUNS).map_err(|e| self.err(e))?;
-            let history = txn.open_table(RUN_HISTORY).map_err(|e| self.err(e))?;
-            let mut out = Vec::new();
-            for row in runs
-                .range((id, 0)..=(id, u32::MAX))
-                .map_err(|e| self.err(e))?
-            {
-                let (k, v) = row.map_err(|e| self.err(e))?;
-                let run = k.value().1;
-                let header: Header = decode(v.value()).map_err(|e| {
-                    Error::internal(format!(
-                        "workflow {id:?}: the header of run {run} is unreadable: {e}"
-                    ))
-                })?;
-                let mut entries = Vec::new();
-                for row in history
-                    .range((id, run, 0)..=(id, run, u64::MAX))
-                    .map_err(|e| self.err(e))?
-                {
-                    let (k, v) = row.map_err(|e| self.err(e))?;
-                    entries.extend(decode_entries(v.value()).map_err(|e| {
-                        Error::internal(format!(
-                            "workflow {id:?}: run {run}, entries from step {} are unreadable: {e}",
-                            k.value().2
-                        ))
-                    })?);
-                }
-                out.push((header, entries));
-            }
-            Ok(out)
-        })
-    }
-
-    /// The child workflows of `id`, in id order, with their parent-close
-    /// policies.
-    pub fn children(&self, id: &str) -> Result<Vec<(String, ParentClose)>, Error> {
-        guarded(&self.path, || {
-            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-            let table = txn.open_table(CHILDREN).map_err(|e| self.err(e))?;
-            let mut out = Vec::new();
-            for row in table.range((id, "")..).map_err(|e| self.err(e))? {
-                let (k, v) = row.map_err(|e| self.err(e))?;
-                let (parent, child) = k.value();
-                if parent != id {
-                    break;
-                }
-                let close = ParentClose::parse(v.value()).ok_or_else(|| {
-                    Error::internal(format!(
-                        "workflow {id:?}: child {child:?} has an unknown parent-close policy {:?}",
-                        v.value()
-                    ))
-                })?;
-                out.push((child.to_owned(), close));
-            }
-            Ok(out)
-        })
-    }
-
-    /// The signals waiting in the inbox of `id`, oldest first.
-    pub fn inbox(&self, id: &str) -> Result<Vec<(u64, Value)>, Error> {
-        guarded(&self.path, || {
-            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-            let inbox = txn.open_table(INBOX).map_err(|e| self.err(e))?;
-            let mut out = Vec::new();
-            for row in inbox
-                .range((id, 0)..=(id, u64::MAX))
-                .map_err(|e| self.err(e))?
-            {
-                let (k, v) = row.map_err(|e| self.err(e))?;
-                let seq = k.value().1;
-                let message = decode(v.value()).map_err(|e| {
-                    Error::internal(format!(
-                        "workflow {id:?}: inbox signal {seq} is unreadable: {e}"
-                    ))
-                })?;
-                out.push((seq, message));
-            }
-            Ok(out)
-        })
-    }
-}
-
-/// Creates an empty, valid store at `path` (absent or empty): written
-/// under a temporary name, then hard-linked into place, which fails if
-/// another process got there first (its store is then used).
-fn create_new(path: &Path) -> Result<(), Error> {
-    let tmp = path.with_extension(format!("new-{}", std::process::id()));
-    let made = Database::create(&tmp)
-        .map_err(redb::Error::from)
-        .and_then(|db| {
-            let txn = db.begin_write()?;
-            txn.open_table(WORKFLOWS)?;
-            txn.commit()?;
-            Ok(())
-        })
-        .map_err(|e| db_error(&tmp, e));
-    let placed = made.and_then(|()| {
-        if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
-            let _ = std::fs::remove_file(path);
-        }
-        match std::fs::hard_link(&tmp, path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(Error::new(
-                ErrorKind::Unavailable,
-                format!("cannot create {}: {e}", path.display()),
-            )),
-        }
-    });
-    let _ = std::fs::remove_file(&tmp);
-    placed
-}
-
-/// Runs `f`, turning a panic inside it (redb panics on some corrupt
-/// files) into an `INTERNAL` error naming the store, so a corrupt store
-/// fails the one call (and every op of a commit gets its error) instead of
-/// the thread, and no waiter is left hanging.
-fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
-        let why = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic".to_owned());
-        Err(Error::internal(format!(
-            "workflow store {} is corrupt: {why}",
-            path.display()
-        )))
-    })
-}
-
-/// Why `workflow.continue_as_new` could not be written.
-enum Continued {
-    Db(redb::Error),
-    Record(Error),
-}
-
-impl<E: Into<redb::Error>> From<E> for Continued {
-    fn from(e: E) -> Self {
-        Continued::Db(e.into())
-    }
-}
-
-/// The tables a new run touches, inside the writer's transaction.
-struct RunTables<'t, 'txn> {
-    workflows: &'t mut redb::Table<'txn, &'static str, &'static [u8]>,
-    history: &'t mut redb::Table<'txn, (&'static str, u64), &'static [u8]>,
-    timers: &'t mut redb::Table<'txn, (&'static str, u64), u64>,
-    runs: &'t mut redb::Table<'txn, (&'static str, u32), &'static [u8]>,
-    run_history: &'t mut redb::Table<'txn, (&'static str, u32, u64), &'static [u8]>,
-}
-
-impl RunTables<'_, '_> {
-    /// Files workflow `id`'s current run and history under its run number
-    /// and starts the next run with `args` and an empty history.
-    fn continue_as_new(&mut self, id: &str, args: &[Value]) -> Result<(), Continued> {
-        let bytes = self
-            .workflows
-            .get(id)?
-            .map(|b| b.value().to_vec())
-            .ok_or_else(|| {
-                Continued::Record(Error::not_found(format!(
-                    "workflow {id:?} was deleted while it ran"
-                )))
-            })?;
-        let mut header: Header = decode(&bytes).map_err(|e| {
-            Continued::Record(Error::internal(format!(
-                "workflow {id:?}: its header record is unreadable: {e}"
-            )))
-        })?;
-        let now = now_ms();
-        let run = header.run;
-        let past = Header {
-            status: Status::Continued,
-            finished_ms: Some(now),
-            ..header.clone()
-        };
-        self.runs.insert(
-            (id, run),
-            encode(&past).map_err(Continued::Record)?.as_slice(),
-        )?;
-        let chunks: Vec<(u64, Vec<u8>)> = self
-            .history
-            .range((id, 1)..=(id, u64::MAX))?
-            .map(|row| row.map(|(k, v)| (k.value().1, v.value().to_vec())))
-            .collect::<Result<_, _>>()?;
-        for (first, chunk) in &chunks {
-            self.run_history
-                .insert((id, run, *first), chunk.as_slice())?;
-        }
-        self.history
-            .retain_in((id, 1)..=(id, u64::MAX), |_, _| false)?;
-        self.timers
-            .retain_in((id, 1)..=(id, u64::MAX), |_, _| false)?;
-        header.run = run.saturating_add(1);
-        header.args = args.to_vec();
-        header.started_ms = now;
-        header.finished_ms = None;
-        header.result = None;
-        header.status = Status::Running;
-        let bytes = encode(&header).map_err(Continued::Record)?;
-        self.workflows.insert(id, bytes.as_slice())?;
-        Ok(())
-    }
 }
 
 /// The group-commit writer.
 struct Writer {
-    path: PathBuf,
-    db: Arc<Database>,
+    committer: Box<dyn Committer>,
     shared: Arc<Shared>,
-    /// The key of the next `log` row.
-    next_log: u64,
-    /// Bytes of chunks appended to `log` since it last settled (as far as
-    /// this writer knows).
-    log_bytes: usize,
 }
 
 impl Writer {
@@ -881,7 +595,7 @@ impl Writer {
         // Processes the last commit woke: most of them write again soon.
         let mut woken = 0;
         while let Ok(first) = rx.recv() {
-            let (mut batch, received) = Self::collect(rx, first, woken);
+            let (batch, received) = Self::collect(rx, first, woken);
             woken = batch
                 .iter()
                 .filter(|op| matches!(op, Op::Durable(_)))
@@ -893,15 +607,17 @@ impl Writer {
                     _ => None,
                 })
                 .collect();
-            let path = self.path.clone();
-            match guarded(&path, || self.commit(&mut batch)) {
+            let started = Instant::now();
+            match self.committer.commit(&batch) {
                 Ok(replies) => {
+                    self.shared.commits.fetch_add(1, Ordering::Relaxed);
+                    self.shared.commit_time.record(started.elapsed());
                     for (op, reply) in batch.into_iter().zip(replies) {
                         match (op, reply) {
                             (Op::Durable(durable), Ok(())) => {
                                 durable.complete(Ok(Value::Nil));
                             }
-                            (Op::Settle { reply }, Ok(())) => {
+                            (Op::Settle { reply } | Op::Lease { reply, .. }, Ok(())) => {
                                 let _ = reply.send(Ok(()));
                             }
                             (op, Err(e)) => op.fail(&e),
@@ -954,162 +670,5 @@ impl Writer {
             received += 1;
         }
         (batch, received as u64)
-    }
-
-    /// Writes a batch in one durable transaction. Each op gets its own
-    /// outcome (a `Create` of a taken id fails alone).
-    fn commit(&mut self, batch: &mut [Op]) -> Result<Vec<Result<(), Error>>, Error> {
-        let err = |e: redb::Error| db_error(&self.path, e);
-        let started = Instant::now();
-        let txn = self.db.begin_write().map_err(|e| err(e.into()))?;
-        let mut replies = Vec::with_capacity(batch.len());
-        {
-            let mut workflows = txn.open_table(WORKFLOWS).map_err(|e| err(e.into()))?;
-            let mut history = txn.open_table(HISTORY).map_err(|e| err(e.into()))?;
-            let mut timers = txn.open_table(TIMERS).map_err(|e| err(e.into()))?;
-            let mut inbox = txn.open_table(INBOX).map_err(|e| err(e.into()))?;
-            let mut log = txn.open_table(LOG).map_err(|e| err(e.into()))?;
-            let mut published = txn.open_table(PUBLISHED).map_err(|e| err(e.into()))?;
-            let mut runs = txn.open_table(RUNS).map_err(|e| err(e.into()))?;
-            let mut run_history = txn.open_table(RUN_HISTORY).map_err(|e| err(e.into()))?;
-            let mut cancels = txn.open_table(CANCELS).map_err(|e| err(e.into()))?;
-            let mut children = txn.open_table(CHILDREN).map_err(|e| err(e.into()))?;
-            let mut logged = self.shared.logged.load(Ordering::SeqCst);
-            let mut settle = false;
-            for op in batch.iter() {
-                let reply = match op {
-                    Op::Create {
-                        id,
-                        header,
-                        child_of,
-                    } => {
-                        if workflows.get(&**id).map_err(|e| err(e.into()))?.is_some() {
-                            Err(Error::new(
-                                ErrorKind::AlreadyExists,
-                                format!("workflow {id:?} already exists"),
-                            ))
-                        } else {
-                            workflows
-                                .insert(&**id, header.as_slice())
-                                .map_err(|e| err(e.into()))?;
-                            if let Some((parent, close)) = child_of {
-                                children
-                                    .insert((parent.as_str(), &**id), close.as_str())
-                                    .map_err(|e| err(e.into()))?;
-                            }
-                            Ok(())
-                        }
-                    }
-                    Op::Entries {
-                        id,
-                        first,
-                        chunk,
-                        timers: ended,
-                        consumed,
-                    } => {
-                        let bytes = chunk.bytes();
-                        if bytes.len() < LOG_BYTES {
-                            log.insert(self.next_log, (&**id, *first, bytes))
-                                .map_err(|e| err(e.into()))?;
-                            self.next_log += 1;
-                            logged += 1;
-                            self.log_bytes += bytes.len();
-                        } else {
-                            history
-                                .insert((&**id, *first), bytes)
-                                .map_err(|e| err(e.into()))?;
-                        }
-                        for step in ended {
-                            timers.remove((&**id, *step)).map_err(|e| err(e.into()))?;
-                        }
-                        for seq in consumed {
-                            inbox.remove((&**id, *seq)).map_err(|e| err(e.into()))?;
-                        }
-                        Ok(())
-                    }
-                    Op::ContinueAsNew { id, args } => {
-                        // The run's whole history is in `history` first.
-                        settle_log(&mut log, &mut history).map_err(err)?;
-                        logged = 0;
-                        let mut tables = RunTables {
-                            workflows: &mut workflows,
-                            history: &mut history,
-                            timers: &mut timers,
-                            runs: &mut runs,
-                            run_history: &mut run_history,
-                        };
-                        tables.continue_as_new(id, args).map_err(|e| match e {
-                            Continued::Db(e) => err(e),
-                            Continued::Record(e) => e,
-                        })?;
-                        // A cancellation was delivered to the run that ended.
-                        cancels.remove(&**id).map_err(|e| err(e.into()))?;
-                        Ok(())
-                    }
-                    Op::Durable(_) => Ok(()),
-                    Op::Batch { .. } => Err(Error::internal(
-                        "a journal batch reached the writer unflattened",
-                    )),
-                    Op::Publish { id, key, value } => {
-                        published
-                            .insert((&**id, key.as_str()), value.as_slice())
-                            .map_err(|e| err(e.into()))?;
-                        Ok(())
-                    }
-                    Op::Settle { .. } => {
-                        settle = true;
-                        Ok(())
-                    }
-                    Op::Timer { id, step, deadline } => {
-                        timers
-                            .insert((&**id, *step), *deadline)
-                            .map_err(|e| err(e.into()))?;
-                        Ok(())
-                    }
-                    Op::Finish { id, result, .. } => {
-                        let header = workflows
-                            .get(&**id)
-                            .map_err(|e| err(e.into()))?
-                            .map(|b| decode::<Header>(b.value()));
-                        match header {
-                            Some(Ok(mut h)) => {
-                                h.status = if result.is_ok() {
-                                    Status::Completed
-                                } else {
-                                    Status::Failed
-                                };
-                                h.finished_ms = Some(now_ms());
-                                h.result = Some(result.clone());
-                                cancels.remove(&**id).map_err(|e| err(e.into()))?;
-                                let bytes = encode(&h)?;
-                                workflows
-                                    .insert(&**id, bytes.as_slice())
-                                    .map_err(|e| err(e.into()))?;
-                                Ok(())
-                            }
-                            Some(Err(e)) => Err(Error::internal(format!(
-                                "workflow {id:?}: its header record is unreadable: {e}"
-                            ))),
-                            None => Err(Error::not_found(format!(
-                                "workflow {id:?} was deleted while it ran"
-                            ))),
-                        }
-                    }
-                };
-                replies.push(reply);
-            }
-            if settle || logged >= SETTLE_ROWS || self.log_bytes >= SETTLE_BYTES {
-                settle_log(&mut log, &mut history).map_err(err)?;
-                logged = 0;
-            }
-            if logged == 0 {
-                self.log_bytes = 0;
-            }
-            self.shared.logged.store(logged, Ordering::SeqCst);
-        }
-        txn.commit().map_err(|e| err(e.into()))?;
-        self.shared.commits.fetch_add(1, Ordering::Relaxed);
-        self.shared.commit_time.record(started.elapsed());
-        Ok(replies)
     }
 }

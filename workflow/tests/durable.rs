@@ -3,73 +3,27 @@
 //! resumes them. Commands with outside effects are a host module (`bank`)
 //! whose handler reports every call on a channel.
 
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::channel;
 use std::time::Duration;
 
-use parking_lot::Mutex;
-use troupe_dispatcher::{Command, CommandId, Error, ErrorKind, Value};
-use troupe_engines::lua::LuaEngine;
-use troupe_modules::{Class, ModuleCommand, ModuleDef};
-use troupe_runtime::{Runtime, Spawn};
+use troupe_dispatcher::{ErrorKind, Value};
+use troupe_runtime::Spawn;
 use troupe_sources::MemorySource;
 use troupe_workflow::{Entry, Status, WorkflowStore};
 
+#[path = "support/bank.rs"]
+mod bank;
 #[path = "support/history.rs"]
 mod history;
+#[path = "support/journal.rs"]
+mod journal;
 use history::names;
-
-/// `bank.charge(n)`: journaled as `n` itself.
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-struct Charge(i64);
-
-impl Command for Charge {
-    const ID: CommandId = CommandId(2000);
-    const NAME: &'static str = "bank.charge";
-    type Output = i64;
-}
-
-impl ModuleCommand for Charge {}
-
-/// A host module with an outside effect: `bank.charge(n)` returns `n * 10`
-/// and reports `n` on the channel. A negative `n` is refused after it is
-/// reported: `UNAVAILABLE` (retryable), or `INVALID` from -100 down.
-fn bank(charges: &Sender<i64>) -> ModuleDef {
-    let charges = Mutex::new(charges.clone());
-    ModuleDef::new("bank")
-        .class(Class::Network)
-        .typed_command("charge", |_cx, (n,): (i64,)| Ok(Charge(n)))
-        .handle(move |_, Charge(n)| {
-            let _ = charges.lock().send(n);
-            match n {
-                ..=-100 => Err(Error::invalid("refused")),
-                -99..=-1 => Err(Error::new(ErrorKind::Unavailable, "try again")),
-                _ => Ok(n * 10),
-            }
-        })
-}
+use journal::{ORDER, ints, next, runtime, wait_steps};
 
 fn store_at(dir: &tempfile::TempDir) -> WorkflowStore {
     WorkflowStore::open(dir.path().join("wf.redb"))
         .unwrap()
         .with_policy(WorkflowStore::default_policy().allow_module("bank"))
-}
-
-fn runtime(
-    store: &WorkflowStore,
-    src: MemorySource,
-    charges: &Sender<i64>,
-    recover: bool,
-) -> Runtime {
-    Runtime::builder()
-        .workers(2)
-        .source(src)
-        .engine(LuaEngine::new())
-        .module(bank(charges))
-        .journal_store(store.clone())
-        .recover(recover)
-        .build()
-        .unwrap()
 }
 
 /// Opens the store file behind the workflow store's back, once the last
@@ -92,79 +46,13 @@ fn open_when_released(path: &std::path::Path) -> redb::Database {
     }
 }
 
-fn ints(v: &[i64]) -> Value {
-    Value::Array(v.iter().copied().map(Value::Int).collect())
-}
-
-fn next(rx: &Receiver<i64>) -> i64 {
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("a charge in time")
-}
-
-const ORDER: &str = r#"
-local bank = require("bank")
-local process = require("process")
-local first = bank.charge(...)
-local msg = process.receive("go")
-local second = bank.charge(msg.payload)
-return { first, second }
-"#;
-
 #[test]
 fn resume_serves_journaled_results_without_running_them_again() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_at(&dir);
-    let (tx, rx) = channel();
-    let src = || MemorySource::new().with("order.lua", ORDER);
-
-    let rt = runtime(&store, src(), &tx, false);
-    let h = rt
-        .spawn(Spawn::workflow("order-1", "order.lua").args([3]))
-        .unwrap();
-    assert_eq!(next(&rx), 3);
-    // Once the first charge is journaled, a restart leaves the workflow
-    // waiting in `receive`, unfinished.
-    wait_steps(&store, "order-1", 1);
-    rt.shutdown();
-    assert_eq!(h.join_blocking().unwrap_err().kind(), ErrorKind::Canceled);
-    assert_eq!(store.header("order-1").unwrap().status, Status::Running);
-
-    let rt = runtime(&store, src(), &tx, true);
-    let mut recovered = rt.recovered();
-    assert_eq!(recovered.len(), 1);
-    let (id, h) = recovered.remove(0);
-    assert_eq!(id, "order-1");
-    h.try_send("go", 4).unwrap();
-    assert_eq!(h.join_blocking().unwrap(), ints(&[30, 40]));
-    // The first charge was served from the journal: only the second ran.
-    assert_eq!(next(&rx), 4);
-    assert!(rx.try_recv().is_err());
-
-    let names: Vec<String> = store
-        .history("order-1")
-        .unwrap()
-        .into_iter()
-        .map(|Entry::Command { name, .. }| name)
-        .collect();
-    assert_eq!(names, ["bank.charge", "process.receive", "bank.charge"]);
-    let header = store.header("order-1").unwrap();
-    assert_eq!(header.status, Status::Completed);
-    assert_eq!(header.result, Some(Ok(ints(&[30, 40]))));
-
-    // A finished workflow replays to the same result without any charge.
-    let replayed = rt.replay("order-1").unwrap().join_blocking().unwrap();
-    assert_eq!(replayed, ints(&[30, 40]));
-    assert!(rx.try_recv().is_err());
-    assert_eq!(
-        rt.resume("order-1").err().map(|e| e.kind()),
-        Some(ErrorKind::Conflict)
-    );
-    assert_eq!(
-        rt.spawn(Spawn::workflow("order-1", "order.lua").args([1]))
-            .err()
-            .map(|e| e.kind()),
-        Some(ErrorKind::AlreadyExists)
-    );
+    // One process at a time opens the file: the restarted runtime uses the
+    // same store.
+    journal::resume_serves_journaled_results(&store, &|| store.clone());
 }
 
 #[test]
@@ -556,17 +444,6 @@ fn processes_signal_workflows_by_id_within_their_policy() {
 /// Waits until workflow `id` has journaled `n` steps: a charge reported on
 /// the channel may not be journaled yet when the test restarts the runtime
 /// (effects are at least once), so tests that check none is repeated wait.
-fn wait_steps(store: &WorkflowStore, id: &str, n: usize) {
-    let started = std::time::Instant::now();
-    while store.history(id).unwrap().len() < n {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{id}: {n} steps never journaled"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 #[test]
 fn workflow_version_lets_a_changed_script_resume_old_histories() {
     let dir = tempfile::tempdir().unwrap();

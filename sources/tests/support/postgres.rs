@@ -1,7 +1,8 @@
 //! A throwaway PostgreSQL cluster for tests (Debian's `postgresql`
 //! package; `.ci/setup` installs it): `initdb` in a temporary directory,
 //! then `postgres` on a free 127.0.0.1 port with its Unix socket in that
-//! directory, trust authentication for the superuser `troupe`, no fsync.
+//! directory, trust authentication for the superuser `troupe`, no fsync
+//! ([`Postgres::start_durable`]: with it, for benchmarks).
 //! Killed when dropped. Needs only `std` and `tempfile`, so any test crate
 //! can include it: `#[path = ".../support/postgres.rs"] mod postgres;`.
 //!
@@ -35,6 +36,8 @@ pub struct Postgres {
     /// The uid and gid commands run as, when the tests run as root.
     run_as: Option<(u32, u32)>,
     child: Option<Child>,
+    /// Whether commits are made durable (`fsync`), as in production.
+    durable: bool,
 }
 
 /// A free TCP port on 127.0.0.1.
@@ -48,6 +51,16 @@ pub fn free_port() -> u16 {
 impl Postgres {
     /// Creates a cluster and starts its server, listening on 127.0.0.1.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// [`start`](Self::start) with PostgreSQL's default durability: every
+    /// commit is flushed to disk (`fsync`, `synchronous_commit`).
+    pub fn start_durable() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = std::fs::metadata(dir.path()).expect("temp dir").uid() == 0;
         let run_as = root.then(nobody);
@@ -60,6 +73,7 @@ impl Postgres {
             bin: bin_dir(),
             run_as,
             child: None,
+            durable,
         };
         let out = pg
             .command("initdb")
@@ -123,16 +137,20 @@ impl Postgres {
             .open(self.dir.path().join("postgres.log"))
             .expect("log file");
         let listen = if tcp { "127.0.0.1" } else { "" };
-        let child = self
-            .command("postgres")
+        let mut command = self.command("postgres");
+        if !self.durable {
+            command
+                .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
+                .args(["-c", "full_page_writes=off"]);
+        }
+        let child = command
             .arg("-D")
             .arg(self.data_dir())
             .arg("-k")
             .arg(self.dir.path())
             .args(["-p", &self.port.to_string()])
             .args(["-c", &format!("listen_addresses={listen}")])
-            .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
-            .args(["-c", "full_page_writes=off", "-c", "shared_buffers=16MB"])
+            .args(["-c", "shared_buffers=16MB"])
             .args(["-c", "max_connections=40"])
             .stdout(Stdio::null())
             .stderr(log)
