@@ -30,9 +30,10 @@ struct Etcd {
 }
 
 impl Etcd {
-    /// Starts etcd on free ports and waits until it answers `/health`.
-    /// A port another test took between the probe and etcd's bind makes
-    /// etcd exit; then it is tried again on new ports.
+    /// Starts etcd on free ports and waits until it answers as itself (a
+    /// name of its own). A port another test took between the probe and
+    /// etcd's bind makes etcd exit (while that port may answer as another
+    /// test's etcd); then it is tried again on new ports.
     fn start() -> Etcd {
         for _ in 0..5 {
             if let Some(etcd) = Etcd::try_start() {
@@ -49,13 +50,13 @@ impl Etcd {
         let peer_url = format!("http://127.0.0.1:{peer}");
         let log = std::fs::File::create(dir.path().join("etcd.log")).expect("etcd log");
         let child = Command::new("etcd")
-            .arg("--name=cluster-test")
+            .arg(format!("--name=cluster-test-{port}"))
             .arg(format!("--data-dir={}", dir.path().join("data").display()))
             .arg(format!("--listen-client-urls={client}"))
             .arg(format!("--advertise-client-urls={client}"))
             .arg(format!("--listen-peer-urls={peer_url}"))
             .arg(format!("--initial-advertise-peer-urls={peer_url}"))
-            .arg(format!("--initial-cluster=cluster-test={peer_url}"))
+            .arg(format!("--initial-cluster=cluster-test-{port}={peer_url}"))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -79,7 +80,8 @@ impl Etcd {
         Some(etcd)
     }
 
-    /// Whether etcd's `/health` says it is serving.
+    /// Whether this etcd serves on its port: its member list (etcd's JSON
+    /// gateway) names it.
     fn healthy(&self) -> bool {
         let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;
@@ -87,10 +89,13 @@ impl Etcd {
         let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
         let mut answer = String::new();
         stream
-            .write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .write_all(
+                b"POST /v3/cluster/member/list HTTP/1.0\r\nHost: 127.0.0.1\r\n\
+                  Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+            )
             .and_then(|()| stream.read_to_string(&mut answer))
             .is_ok()
-            && answer.contains(r#""health":"true""#)
+            && answer.contains(&format!(r#""name":"cluster-test-{}""#, self.port))
     }
 
     fn url(&self) -> String {
@@ -122,6 +127,7 @@ impl Scripts {
             ("echo.lua", ECHO),
             ("client.lua", CLIENT),
             ("watcher.lua", WATCHER),
+            ("partition.lua", PARTITION),
             ("right.secret", "the right secret\n"),
             ("wrong.secret", "another secret\n"),
         ] {
@@ -292,6 +298,39 @@ return {echo = echo, keeper = keeper, b_down = b_down, keeper_end = keeper_end,
         nodes = cluster.nodes()}
 "#;
 
+/// Node a across a partition: 100 pings answered, then (printing
+/// `ready`) it waits for b to be stopped: its monitor, link and node
+/// monitor fire; sends fail. Once told (by the file `resumed`) that b runs
+/// again, it checks no answer arrives twice.
+const PARTITION: &str = r#"
+local process = require("process")
+local cluster = require("cluster")
+local time = require("time")
+local echo
+for _ = 1, 400 do
+  echo = process.whereis("echo")
+  if echo then break end
+  time.sleep(50)
+end
+process.trap_exits(true)
+assert(process.link(echo))
+process.monitor(echo)
+cluster.monitor_node("b")
+for i = 1, 100 do assert(process.send(echo, "ping", {i = i})) end
+for _ = 1, 100 do assert(process.receive("echo", 10000)) end
+print("ready")
+local seen = {}
+for i = 1, 3 do
+  local m, err = process.receive(nil, 30000)
+  seen[i] = m and (m.topic .. " " .. tostring(m.payload.reason or m.payload.node)) or err:kind()
+end
+table.sort(seen)
+local _, refused = process.send(echo, "ping", {i = 101})
+print("partitioned")
+local extra = process.receive("echo", 3000)
+return {seen = seen, refused = refused and refused:kind(), extra = extra ~= nil}
+"#;
+
 fn json(run: &Run) -> Json {
     assert_eq!(run.code, Some(0), "expected success: {run:?}");
     serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {run:?}"))
@@ -377,6 +416,64 @@ fn links_and_monitors_across_three_nodes_fire_noconnection_when_a_node_is_killed
     let nodes = out["nodes"].as_array().expect("nodes");
     assert!(!nodes.contains(&json!("b")), "{out}");
     assert_eq!(json(&c), json!("stopped"));
+}
+
+/// Waits until node `node` prints `line`.
+fn wait_for_line(node: &Node, line: &str) {
+    let started = Instant::now();
+    while !std::fs::read_to_string(&node.out)
+        .unwrap_or_default()
+        .contains(line)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "no {line:?} from the node: {}",
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to a node.
+fn signal(node: &Node, signal: &str) {
+    let pid = node.child.as_ref().expect("running").id().to_string();
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+#[test]
+fn a_stopped_node_counts_as_gone_once_its_lease_ends_and_nothing_arrives_twice() {
+    let etcd = Etcd::start();
+    let scripts = Scripts::new();
+    let b = scripts.node(&etcd, "b", "right.secret", &["echo.lua"]);
+    let a = scripts.node(&etcd, "a", "right.secret", &["partition.lua"]);
+    wait_for_line(&a, "ready");
+    signal(&b, "STOP");
+    wait_for_line(&a, "partitioned");
+    signal(&b, "CONT");
+    let run = a.finish("node a");
+    let stdout = run.stdout.replace("ready", "").replace("partitioned", "");
+    let out: Json = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {run:?}"));
+    assert_eq!(
+        out["seen"],
+        json!(["DOWN noconnection", "EXIT noconnection", "nodedown b"]),
+        "{out}"
+    );
+    assert_eq!(out["refused"], "UNAVAILABLE", "{out}");
+    assert_eq!(out["extra"], false, "an answer came twice: {out}");
+    // Resumed, b finds its lease gone and says so.
+    let started = Instant::now();
+    while !b.log().contains("lost the node's lease") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "node b: {}",
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

@@ -163,8 +163,13 @@ impl Cluster {
                 lost: RwLock::new(HashSet::new()),
                 node_watchers: Mutex::new(HashMap::new()),
             });
-            let keep = tokio::spawn(membership::keep_alive(etcd.clone(), lease)).abort_handle();
             membership::register_node(&mut etcd, &state, lease).await?;
+            let keep = tokio::spawn(membership::keep_alive(
+                etcd.clone(),
+                lease,
+                Arc::clone(&state),
+            ))
+            .abort_handle();
             let at = membership::load(&mut etcd, &state).await?;
             let watch = tokio::spawn(membership::follow(etcd.clone(), Arc::clone(&state), at))
                 .abort_handle();

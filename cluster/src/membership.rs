@@ -61,6 +61,7 @@ pub(crate) struct State {
     pub inbound: Arc<Inbound>,
     /// Members whose connection was lost, by pid node index: links and
     /// monitors to them have fired, and sends fail until it is back.
+    /// Taken after `peers` when both are.
     pub lost: RwLock<HashSet<u32>>,
     /// Processes waiting for a node's `nodedown`, by node name.
     pub node_watchers: Mutex<HashMap<String, Vec<Pid>>>,
@@ -173,6 +174,22 @@ impl State {
         }
     }
 
+    /// This node is out of the cluster: every other node counts as gone.
+    pub fn isolate(&self) {
+        let gone: Vec<(u32, Arc<str>)> = self
+            .peers
+            .write()
+            .drain()
+            .map(|(i, (n, _))| (i, n))
+            .collect();
+        let lost: HashSet<u32> = std::mem::take(&mut *self.lost.write());
+        for (index, name) in gone {
+            if !lost.contains(&index) {
+                self.node_gone(index, &name);
+            }
+        }
+    }
+
     /// The member whose libp2p identity is `peer`: its index and name.
     fn member_of(&self, peer: PeerId) -> Option<(u32, Arc<str>)> {
         self.peers
@@ -227,10 +244,9 @@ impl State {
     /// The live nodes' names (connected, or not yet tried), this one
     /// included, sorted.
     pub fn members(&self) -> Vec<String> {
+        let peers = self.peers.read();
         let lost = self.lost.read();
-        let mut all: Vec<String> = self
-            .peers
-            .read()
+        let mut all: Vec<String> = peers
             .iter()
             .filter(|(i, _)| !lost.contains(i))
             .map(|(_, (n, _))| n.to_string())
@@ -404,21 +420,32 @@ pub(crate) async fn follow(mut client: Client, state: Arc<State>, after: i64) {
     }
 }
 
-/// Keeps `lease` alive until the node leaves; logs if etcd stops answering.
-pub(crate) async fn keep_alive(mut client: Client, lease: i64) {
+/// Keeps `lease` alive until the node leaves. If the lease is lost (etcd
+/// stopped answering, or it expired while this node was stopped or cut
+/// off), the other nodes count this one as gone: it logs that, and counts
+/// them as gone too, so links and monitors fire on both sides.
+pub(crate) async fn keep_alive(mut client: Client, lease: i64, state: Arc<State>) {
     let every = Duration::from_secs(u64::try_from(LEASE_TTL / 3).unwrap_or(1).max(1));
     let result: Result<(), ClusterError> = async {
         let (mut keeper, mut stream) = client.lease_keep_alive(lease).await?;
         loop {
             keeper.keep_alive().await?;
-            if stream.message().await?.is_none() {
-                return Err(ClusterError::Transport("etcd ended the keep-alive".into()));
+            match stream.message().await? {
+                None => return Err(ClusterError::Transport("etcd ended the keep-alive".into())),
+                Some(r) if r.ttl() <= 0 => {
+                    return Err(ClusterError::Transport("the lease expired".into()));
+                }
+                Some(_) => {}
             }
             tokio::time::sleep(every).await;
         }
     }
     .await;
     if let Err(e) = result {
-        tracing::error!(error = %e, "lost the node's lease in etcd");
+        tracing::error!(
+            error = %e,
+            "lost the node's lease in etcd: the other nodes count this one as gone; restart it to rejoin"
+        );
+        state.isolate();
     }
 }
