@@ -300,8 +300,8 @@ return {echo = echo, keeper = keeper, b_down = b_down, keeper_end = keeper_end,
 
 /// Node a across a partition: 100 pings answered, then (printing
 /// `ready`) it waits for b to be stopped: its monitor, link and node
-/// monitor fire; sends fail. Once told (by the file `resumed`) that b runs
-/// again, it checks no answer arrives twice.
+/// monitor fire, and a send fails (printing `partitioned`); then, while b
+/// runs again, it checks that no answer arrives twice.
 const PARTITION: &str = r#"
 local process = require("process")
 local cluster = require("cluster")
