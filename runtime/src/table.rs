@@ -16,7 +16,7 @@ use troupe_dispatcher::{Error, ErrorKind, Pid, Value};
 
 use crate::entry::Entry;
 use crate::exit::{Exit, NOPROC};
-use crate::links::{LinkState, MonitorRef, down_message, exit_message};
+use crate::links::{LinkSets, LinkState, MonitorRef, down_message, exit_message};
 use crate::mailbox::{Mailbox, Message, Taken};
 use crate::remote::{ExitReason, NOCONNECTION, RemoteSignal};
 use crate::supervisor_spec::Children;
@@ -226,6 +226,18 @@ impl ProcessTable {
         self.hosts.get(&pid).map(|h| Endpoint::Host(Arc::clone(&h)))
     }
 
+    /// Records something on the live endpoint `pid` (a link, a watcher);
+    /// false, recording nothing, if it is not alive.
+    fn add_if_alive(&self, pid: Pid, add: impl FnOnce(&mut LinkSets)) -> bool {
+        self.endpoint(pid).is_some_and(|ep| {
+            let mut st = ep.links().lock();
+            if !st.dead {
+                add(st.sets());
+            }
+            !st.dead
+        })
+    }
+
     /// Whether `pid` is a process of another node.
     fn is_remote(&self, pid: Pid) -> bool {
         pid.node() != self.node
@@ -254,12 +266,8 @@ impl ProcessTable {
             });
             (sent, NOCONNECTION)
         } else {
-            let alive = self.endpoint(other).is_some_and(|ep| {
-                let mut st = ep.links().lock();
-                if !st.dead {
-                    st.sets().links.insert(me);
-                }
-                !st.dead
+            let alive = self.add_if_alive(other, |sets| {
+                sets.links.insert(me);
             });
             (alive, NOPROC)
         };
@@ -320,12 +328,8 @@ impl ProcessTable {
             });
             (sent, NOCONNECTION)
         } else {
-            let alive = self.endpoint(target).is_some_and(|ep| {
-                let mut st = ep.links().lock();
-                if !st.dead {
-                    st.sets().watchers.insert((me, r));
-                }
-                !st.dead
+            let alive = self.add_if_alive(target, |sets| {
+                sets.watchers.insert((me, r));
             });
             (alive, NOPROC)
         };
@@ -457,12 +461,8 @@ impl ProcessTable {
     pub fn deliver_signal(&self, signal: RemoteSignal, signals: &dyn Signals) {
         match signal {
             RemoteSignal::Link { from, to } => {
-                let alive = self.endpoint(to).is_some_and(|ep| {
-                    let mut st = ep.links().lock();
-                    if !st.dead {
-                        st.sets().links.insert(from);
-                    }
-                    !st.dead
+                let alive = self.add_if_alive(to, |sets| {
+                    sets.links.insert(from);
                 });
                 if !alive {
                     let reason = ExitReason::NoProc;
@@ -486,12 +486,8 @@ impl ProcessTable {
                 signals.stop(to, Exit::Killed);
             }
             RemoteSignal::Monitor { watcher, target, r } => {
-                let alive = self.endpoint(target).is_some_and(|ep| {
-                    let mut st = ep.links().lock();
-                    if !st.dead {
-                        st.sets().watchers.insert((watcher, r));
-                    }
-                    !st.dead
+                let alive = self.add_if_alive(target, |sets| {
+                    sets.watchers.insert((watcher, r));
                 });
                 if !alive {
                     let reason = ExitReason::NoProc;
