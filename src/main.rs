@@ -449,16 +449,21 @@ fn run(args: RunArgs) -> Result<Value, Error> {
         .enumerate()
         .map(|(i, a)| parse_arg(i + 1, a))
         .collect::<Result<Vec<_>, _>>()?;
+    let (policy, limits) = (args.policy()?, args.limits.limits());
     let mut spawn = Spawn::script(key)
         .args(spawn_args)
-        .policy(args.policy()?)
-        .limits(args.limits.limits());
+        .policy(policy.clone())
+        .limits(limits);
     if args.lightweight {
         spawn = spawn.lightweight();
     }
 
+    // The flags' policy and limits are also the defaults: what a process
+    // another node of a cluster spawns here gets at most.
     let mut builder = Runtime::builder()
         .source(Arc::clone(&source))
+        .default_policy(policy)
+        .default_limits(limits)
         .hot_reload(args.watch);
     for engine in EngineFactory::builtin().process_engines() {
         builder = builder.engine(engine);

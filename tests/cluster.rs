@@ -1,7 +1,8 @@
 //! A cluster of real `troupe` OS processes on loopback, with a real etcd
 //! (Debian's `etcd-server`, which .ci/setup installs) on free ports in a
 //! temporary directory: global names, remote sends in order, pids
-//! rewritten across nodes, the `cluster` module, and a wrong secret.
+//! rewritten across nodes, links and monitors across nodes, remote spawns
+//! within the node's policy, the `cluster` module, and a wrong secret.
 #![cfg(feature = "cluster")]
 
 use std::io::{Read, Write};
@@ -128,6 +129,8 @@ impl Scripts {
             ("client.lua", CLIENT),
             ("watcher.lua", WATCHER),
             ("partition.lua", PARTITION),
+            ("spawner.lua", SPAWNER),
+            ("probe.lua", &PROBE.replace("SOURCE", "shared")),
             ("right.secret", "the right secret\n"),
             ("wrong.secret", "another secret\n"),
         ] {
@@ -331,6 +334,58 @@ local extra = process.receive("echo", 3000)
 return {seen = seen, refused = refused and refused:kind(), extra = extra ~= nil}
 "#;
 
+/// Node a's spawner: once b and c are members, starts `probe.lua` on b,
+/// on c, here, and on c with fewer classes, and collects what each probe
+/// could load; then a linked probe on b that fails, and three spawns that
+/// cannot start.
+const SPAWNER: &str = r#"
+local process = require("process")
+local cluster = require("cluster")
+local time = require("time")
+for _ = 1, 400 do
+  if #cluster.nodes() == 3 then break end
+  time.sleep(50)
+end
+process.trap_exits(true)
+local me = process.pid()
+local function probe(opts)
+  local pid, err = process.spawn("probe.lua", opts, me)
+  if not pid then return err:kind() end
+  local m = assert(process.receive("probe", 10000))
+  m.payload.pid = pid
+  m.payload.from_child = m.from == pid
+  return m.payload
+end
+local out = {}
+out.b = probe({node = "b"})
+out.c = probe({node = "c"})
+out.here = probe({})
+out.narrowed = probe({node = "c", allow = {"deterministic", "encoding", "process", "cluster"}})
+local failing = assert(process.spawn("probe.lua", {node = "b", link = true}, me, "fail"))
+local m = assert(process.receive("EXIT", 10000))
+out.exit = {pid = m.payload.pid == failing, message = m.payload.reason.message}
+local function refused(script, opts)
+  local pid, err = process.spawn(script, opts, me)
+  return pid or err:kind()
+end
+out.unknown_node = refused("probe.lua", {node = "nowhere"})
+out.bad_node = refused("probe.lua", {node = "not a node"})
+out.missing = refused("missing.lua", {node = "b"})
+return out
+"#;
+
+/// What a remote spawn starts: tells its parent where it runs, from which
+/// source (`SOURCE`), and whether it could load `http` (network) and
+/// `json`; fails if asked to.
+const PROBE: &str = r#"
+local process = require("process")
+local parent, mode = ...
+if mode == "fail" then error("asked to fail") end
+local function can(name) return (pcall(require, name)) end
+assert(process.send(parent, "probe", {node = require("cluster").node(), source = "SOURCE",
+  http = can("http"), json = can("json")}))
+"#;
+
 fn json(run: &Run) -> Json {
     assert_eq!(run.code, Some(0), "expected success: {run:?}");
     serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {run:?}"))
@@ -514,4 +569,57 @@ fn the_cluster_module_is_left_out_of_the_default_policy() {
     );
     assert_ne!(run.code, Some(0), "{run:?}");
     assert!(run.stderr.contains("PERMISSION_DENIED"), "{run:?}");
+}
+
+#[test]
+fn a_remote_spawn_runs_from_the_nodes_source_within_its_policy_ceiling() {
+    let etcd = Etcd::start();
+    let scripts = Scripts::new();
+    // Node b runs from a directory of its own, with the default classes
+    // (no network); nodes a and c also allow `http`.
+    let own = scripts.path().join("b");
+    std::fs::create_dir(&own).expect("mkdir");
+    std::fs::write(own.join("echo.lua"), ECHO).expect("write");
+    std::fs::write(own.join("probe.lua"), PROBE.replace("SOURCE", "b's")).expect("write");
+    let http = ["--allow-module", "http"];
+    let _b = scripts.node(&etcd, "b", "right.secret", &["b/echo.lua"]);
+    let _c = scripts.node(
+        &etcd,
+        "c",
+        "right.secret",
+        &[&http[..], &["echo.lua", "keeper"]].concat(),
+    );
+    let a = scripts.node(
+        &etcd,
+        "a",
+        "right.secret",
+        &[&http[..], &["spawner.lua"]].concat(),
+    );
+    let out = json(&a.finish("node a"));
+    let probe = |at: &str, node: &str, source: &str, http: bool| {
+        let p = &out[at];
+        assert_eq!(p["node"], node, "{at}: {out}");
+        assert_eq!(p["source"], source, "{at}: {out}");
+        assert_eq!(p["http"], http, "{at}: {out}");
+        assert_eq!(p["json"], true, "{at}: {out}");
+        assert_eq!(p["from_child"], true, "{at}: {out}");
+    };
+    // a may use http, but b's ceiling has no network class.
+    probe("b", "b", "b's", false);
+    probe("c", "c", "shared", true);
+    probe("here", "a", "shared", true);
+    // The spawner's `allow` narrows what c would give.
+    probe("narrowed", "c", "shared", false);
+    let pid = out["b"]["pid"].as_str().expect("a pid");
+    assert!(pid.starts_with("<b.0."), "{out}");
+    assert_eq!(out["exit"]["pid"], true, "{out}");
+    assert!(
+        out["exit"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("asked to fail")),
+        "the linked child's failure comes back: {out}"
+    );
+    assert_eq!(out["unknown_node"], "UNAVAILABLE", "{out}");
+    assert_eq!(out["bad_node"], "INVALID", "{out}");
+    assert_eq!(out["missing"], "NOT_FOUND", "{out}");
 }
