@@ -130,6 +130,8 @@ impl Scripts {
             ("watcher.lua", WATCHER),
             ("partition.lua", PARTITION),
             ("spawner.lua", SPAWNER),
+            ("service.lua", SERVICE),
+            ("visitor.lua", VISITOR),
             ("probe.lua", &PROBE.replace("SOURCE", "shared")),
             ("right.secret", "the right secret\n"),
             ("wrong.secret", "another secret\n"),
@@ -145,11 +147,16 @@ impl Scripts {
 
     /// Starts `troupe run --cluster …` as node `name` with `secret`.
     fn node(&self, etcd: &Etcd, name: &str, secret: &str, script: &[&str]) -> Node {
+        self.start("run", etcd, name, secret, script)
+    }
+
+    /// Starts `troupe COMMAND --cluster …` as node `name` with `secret`.
+    fn start(&self, command: &str, etcd: &Etcd, name: &str, secret: &str, script: &[&str]) -> Node {
         let out = self.path().join(format!("{name}.out"));
         let err = self.path().join(format!("{name}.err"));
         let url = etcd.url();
         let mut args = vec![
-            "run",
+            command,
             "--cluster",
             &url,
             "--node",
@@ -384,6 +391,30 @@ if mode == "fail" then error("asked to fail") end
 local function can(name) return (pcall(require, name)) end
 assert(process.send(parent, "probe", {node = require("cluster").node(), source = "SOURCE",
   http = can("http"), json = can("json")}))
+"#;
+
+/// What `troupe node` runs first: claims a global name and ends.
+const SERVICE: &str = r#"
+local process = require("process")
+assert(process.register("service", {global = true}))
+return "serving"
+"#;
+
+/// Once there are N members (its argument), spawns a probe on node b,
+/// and reports what it said and the members.
+const VISITOR: &str = r#"
+local process = require("process")
+local cluster = require("cluster")
+local time = require("time")
+local n = ...
+for _ = 1, 400 do
+  if #cluster.nodes() == n then break end
+  time.sleep(50)
+end
+local pid, err = process.spawn("probe.lua", {node = "b"}, process.pid())
+if not pid then return {error = err:kind(), nodes = cluster.nodes()} end
+local m = assert(process.receive("probe", 10000))
+return {node = m.payload.node, nodes = cluster.nodes()}
 "#;
 
 fn json(run: &Run) -> Json {
@@ -622,4 +653,23 @@ fn a_remote_spawn_runs_from_the_nodes_source_within_its_policy_ceiling() {
     assert_eq!(out["unknown_node"], "UNAVAILABLE", "{out}");
     assert_eq!(out["bad_node"], "INVALID", "{out}");
     assert_eq!(out["missing"], "NOT_FOUND", "{out}");
+}
+
+#[test]
+fn troupe_node_serves_after_its_script_ends_and_leaves_when_interrupted() {
+    let etcd = Etcd::start();
+    let scripts = Scripts::new();
+    let b = scripts.start("node", &etcd, "b", "right.secret", &["service.lua"]);
+    wait_for_line(&b, "\"serving\"");
+    // b's script has ended; b still takes spawns.
+    let a = scripts.node(&etcd, "a", "right.secret", &["visitor.lua", "2"]);
+    let out = json(&a.finish("node a"));
+    assert_eq!(out, json!({"node": "b", "nodes": ["a", "b"]}));
+    signal(&b, "TERM");
+    let run = b.finish("node b");
+    assert_eq!(run.code, Some(0), "{run:?}");
+    // It left: its lease is revoked, not left to expire.
+    let c = scripts.node(&etcd, "c", "right.secret", &["visitor.lua", "1"]);
+    let out = json(&c.finish("node c"));
+    assert_eq!(out, json!({"error": "UNAVAILABLE", "nodes": ["c"]}));
 }
