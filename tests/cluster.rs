@@ -131,6 +131,7 @@ impl Scripts {
             ("partition.lua", PARTITION),
             ("spawner.lua", SPAWNER),
             ("service.lua", SERVICE),
+            ("services.lua", SERVICES),
             ("visitor.lua", VISITOR),
             ("probe.lua", &PROBE.replace("SOURCE", "shared")),
             ("right.secret", "the right secret\n"),
@@ -308,18 +309,19 @@ return {echo = echo, keeper = keeper, b_down = b_down, keeper_end = keeper_end,
         nodes = cluster.nodes()}
 "#;
 
-/// Node a across a partition: 100 pings answered, then (printing
-/// `ready`) it waits for b to be stopped: its monitor, link and node
-/// monitor fire, and a send fails (printing `partitioned`); then, while b
-/// runs again, it checks that no answer arrives twice.
+/// Node a across a partition: 100 pings of `echo` answered, then
+/// (printing `ready`) it waits for b to be stopped: its monitor, link and
+/// node monitor fire, and a send fails (printing `partitioned`); then,
+/// while b runs again, it checks that no answer arrives twice, and waits
+/// for b to rejoin: `steady` is b's again, and answers.
 const PARTITION: &str = r#"
 local process = require("process")
 local cluster = require("cluster")
 local time = require("time")
-local echo
+local echo, steady
 for _ = 1, 400 do
-  echo = process.whereis("echo")
-  if echo then break end
+  echo, steady = process.whereis("echo"), process.whereis("steady")
+  if echo and steady then break end
   time.sleep(50)
 end
 process.trap_exits(true)
@@ -338,7 +340,27 @@ table.sort(seen)
 local _, refused = process.send(echo, "ping", {i = 101})
 print("partitioned")
 local extra = process.receive("echo", 3000)
-return {seen = seen, refused = refused and refused:kind(), extra = extra ~= nil}
+-- b rejoins with the global names of its live processes: `steady`
+-- (echo, linked to this process, ended with noconnection) answers again.
+local back
+for _ = 1, 600 do
+  back = process.whereis("steady")
+  if back and process.send(steady, "ping", {i = 102}) then break end
+  time.sleep(50)
+end
+local again = process.receive("echo", 10000)
+return {seen = seen, refused = refused and refused:kind(), extra = extra ~= nil,
+        back = back == steady, again = again and again.payload.i, nodes = cluster.nodes(),
+        echo = process.whereis("echo")}
+"#;
+
+/// Node b's processes across a partition: `echo` and `steady`, two echo
+/// services with global names.
+const SERVICES: &str = r#"
+local process = require("process")
+process.spawn("echo.lua", {}, "echo")
+process.spawn("echo.lua", {}, "steady")
+return "serving"
 "#;
 
 /// Node a's spawner: once b and c are members, starts `probe.lua` on b,
@@ -531,10 +553,10 @@ fn signal(node: &Node, signal: &str) {
 }
 
 #[test]
-fn a_stopped_node_counts_as_gone_once_its_lease_ends_and_nothing_arrives_twice() {
+fn a_stopped_node_counts_as_gone_once_its_lease_ends_nothing_arrives_twice_and_it_rejoins() {
     let etcd = Etcd::start();
     let scripts = Scripts::new();
-    let b = scripts.node(&etcd, "b", "right.secret", &["echo.lua"]);
+    let b = scripts.start("node", &etcd, "b", "right.secret", &["services.lua"]);
     let a = scripts.node(&etcd, "a", "right.secret", &["partition.lua"]);
     wait_for_line(&a, "ready");
     signal(&b, "STOP");
@@ -550,16 +572,14 @@ fn a_stopped_node_counts_as_gone_once_its_lease_ends_and_nothing_arrives_twice()
     );
     assert_eq!(out["refused"], "UNAVAILABLE", "{out}");
     assert_eq!(out["extra"], false, "an answer came twice: {out}");
-    // Resumed, b finds its lease gone and says so.
-    let started = Instant::now();
-    while !b.log().contains("lost the node's lease") {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "node b: {}",
-            b.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // Resumed, b finds its lease gone, says so, and rejoins with its name.
+    assert_eq!(out["back"], true, "{out}: {}", b.log());
+    assert_eq!(out["again"], 102, "{out}");
+    assert_eq!(out["nodes"], json!(["a", "b"]), "{out}");
+    assert_eq!(out.get("echo"), None, "echo ended with the link: {out}");
+    let log = b.log();
+    assert!(log.contains("lost the node's lease"), "node b: {log}");
+    assert!(log.contains("rejoined the cluster"), "node b: {log}");
 }
 
 #[test]

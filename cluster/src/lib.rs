@@ -34,6 +34,7 @@ mod transport;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
 
 use etcd_client::Client;
@@ -136,7 +137,6 @@ impl ClusterConfig {
 pub struct Cluster {
     state: Arc<State>,
     etcd: Client,
-    lease: i64,
     inbound: Arc<Inbound>,
     /// Watches the holders of this node's global names, once attached.
     holders: Mutex<Option<Arc<HostMailbox>>>,
@@ -176,19 +176,15 @@ impl Cluster {
                 inbound: Arc::clone(&inbound),
                 lost: RwLock::new(HashSet::new()),
                 node_watchers: Mutex::new(HashMap::new()),
+                lease: AtomicI64::new(lease),
+                own_names: Mutex::new(Default::default()),
             });
             let members = Arc::downgrade(&state) as Weak<dyn Members>;
             let _ = inbound.members.set(members);
             membership::register_node(&mut etcd, &state, lease).await?;
-            let keep = tokio::spawn(membership::keep_alive(
-                etcd.clone(),
-                lease,
-                Arc::clone(&state),
-            ))
-            .abort_handle();
             let at = membership::load(&mut etcd, &state).await?;
-            let watch = tokio::spawn(membership::follow(etcd.clone(), Arc::clone(&state), at))
-                .abort_handle();
+            let stay =
+                tokio::spawn(membership::stay(etcd.clone(), Arc::clone(&state), at)).abort_handle();
             let links = tokio::spawn(follow_connections(Arc::clone(&state))).abort_handle();
             tracing::info!(
                 node = %state.local,
@@ -199,10 +195,9 @@ impl Cluster {
             Ok::<_, ClusterError>(Cluster {
                 state,
                 etcd,
-                lease,
                 inbound,
                 holders: Mutex::new(None),
-                tasks: Mutex::new(vec![keep, watch, links]),
+                tasks: Mutex::new(vec![stay, links]),
                 tokio: Mutex::new(None),
                 handle: handle.clone(),
             })
@@ -283,9 +278,13 @@ impl Cluster {
         // Otherwise what was sent before leaving (a process's last
         // messages, the exit signals of its end) is delivered first, for a
         // while, and the lease revoked.
+        // No keep-alive or rejoin from here on.
+        for task in self.tasks.lock().drain(..) {
+            task.abort();
+        }
         if tokio::runtime::Handle::try_current().is_err() {
             let mut etcd = self.etcd.clone();
-            let lease = self.lease;
+            let lease = self.state.lease.load(Ordering::Acquire);
             let state = &self.state;
             let revoked = tokio.block_on(async move {
                 let deadline = tokio::time::Instant::now() + LEAVE_FLUSH;
@@ -297,9 +296,6 @@ impl Cluster {
             if let Err(e) = revoked {
                 tracing::warn!(error = %e, "could not revoke the node's lease; it expires by itself");
             }
-        }
-        for task in self.tasks.lock().drain(..) {
-            task.abort();
         }
         self.state.peers.write().clear();
         self.inbound.fail_all_spawns();
@@ -384,7 +380,7 @@ impl RemoteNodes for Cluster {
         }
         let etcd = self.etcd.clone();
         let state = Arc::clone(&self.state);
-        let lease = self.lease;
+        let lease = self.state.lease.load(Ordering::Acquire);
         let holders = self.holders.lock().clone();
         let claim = self.handle.spawn(async move {
             membership::claim_name(etcd, &state, lease, &name, pid).await?;

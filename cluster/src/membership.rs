@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use etcd_client::{
@@ -65,6 +66,12 @@ pub(crate) struct State {
     pub lost: RwLock<HashSet<u32>>,
     /// Processes waiting for a node's `nodedown`, by node name.
     pub node_watchers: Mutex<HashMap<String, Vec<Pid>>>,
+    /// The lease this node's record and global names are under (a new
+    /// one after a rejoin).
+    pub lease: AtomicI64,
+    /// The global names this node's processes hold: claimed again when
+    /// the node rejoins.
+    pub own_names: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Members for State {
@@ -366,6 +373,7 @@ pub(crate) async fn claim_name(
         None => {
             let mut names = state.names.write();
             names.insert(name.to_owned(), (state.local.to_string(), pid.id()));
+            state.own_names.lock().insert(name.to_owned(), pid.id());
             Ok(())
         }
         Some(holder) => Err(ClusterError::NameTaken {
@@ -377,13 +385,16 @@ pub(crate) async fn claim_name(
 
 /// Frees the global names local process `id` holds (it ended).
 pub(crate) async fn release_names(mut client: Client, state: &State, id: u64) {
-    let held: Vec<String> = state
-        .names
-        .read()
-        .iter()
-        .filter(|(_, (node, n))| *node == *state.local && *n == id)
-        .map(|(name, _)| name.clone())
-        .collect();
+    let held: Vec<String> = {
+        let mut own = state.own_names.lock();
+        let held = own
+            .iter()
+            .filter(|&(_, n)| *n == id)
+            .map(|(name, _)| name.clone());
+        let held: Vec<String> = held.collect();
+        own.retain(|_, n| *n != id);
+        held
+    };
     let text = pids::global(Pid::new(0, id), &state.local);
     for name in held {
         let key = format!("{NAMES}{name}");
@@ -408,15 +419,32 @@ pub(crate) async fn load(client: &mut Client, state: &State) -> Result<i64, Clus
     let all = client
         .get(PREFIX, Some(GetOptions::new().with_prefix()))
         .await?;
+    let mut listed = HashSet::new();
     for (key, value) in all.kvs().iter().filter_map(texts) {
         state.apply(key, Some(value), true);
+        listed.insert(key);
     }
+    // Read again after a lost watch: what went meanwhile is gone.
+    let members: Vec<Arc<str>> = state
+        .peers
+        .read()
+        .values()
+        .map(|(n, _)| Arc::clone(n))
+        .collect();
+    for name in members {
+        if !listed.contains(format!("{NODES}{name}").as_str()) {
+            state.node_down(&name);
+        }
+    }
+    state
+        .names
+        .write()
+        .retain(|name, _| listed.contains(format!("{NAMES}{name}").as_str()));
     Ok(all.header().map_or(0, |h| h.revision()))
 }
 
-/// Follows the changes after revision `after` until the watch ends
-/// (logged).
-pub(crate) async fn follow(mut client: Client, state: Arc<State>, after: i64) {
+/// Follows the changes after revision `after` until the watch fails.
+async fn follow(mut client: Client, state: &State, after: i64) -> ClusterError {
     let result: Result<(), ClusterError> = async {
         let opts = WatchOptions::new()
             .with_prefix()
@@ -435,16 +463,14 @@ pub(crate) async fn follow(mut client: Client, state: Arc<State>, after: i64) {
         Ok(())
     }
     .await;
-    if let Err(e) = result {
-        tracing::error!(error = %e, "lost the cluster's membership watch");
-    }
+    result
+        .err()
+        .unwrap_or_else(|| ClusterError::Transport("etcd ended the watch".into()))
 }
 
-/// Keeps `lease` alive until the node leaves. If the lease is lost (etcd
-/// stopped answering, or it expired while this node was stopped or cut
-/// off), the other nodes count this one as gone: it logs that, and counts
-/// them as gone too, so links and monitors fire on both sides.
-pub(crate) async fn keep_alive(mut client: Client, lease: i64, state: Arc<State>) {
+/// Keeps `lease` alive until it is lost (etcd stopped answering, or it
+/// expired while this node was stopped or cut off).
+async fn keep_alive(mut client: Client, lease: i64) -> ClusterError {
     let every = Duration::from_secs(u64::try_from(LEASE_TTL / 3).unwrap_or(1).max(1));
     let result: Result<(), ClusterError> = async {
         let (mut keeper, mut stream) = client.lease_keep_alive(lease).await?;
@@ -461,11 +487,103 @@ pub(crate) async fn keep_alive(mut client: Client, lease: i64, state: Arc<State>
         }
     }
     .await;
-    if let Err(e) = result {
-        tracing::error!(
-            error = %e,
-            "lost the node's lease in etcd: the other nodes count this one as gone; restart it to rejoin"
-        );
-        state.isolate();
+    result
+        .err()
+        .unwrap_or_else(|| ClusterError::Transport("the keep-alive ended".into()))
+}
+
+/// The longest wait between two tries to reach etcd again.
+const REJOIN_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Keeps this node a member until it leaves, following the cluster from
+/// revision `at`: keeps its lease alive and follows the changes. When the
+/// watch fails, it reads the cluster again. When the lease is lost, the
+/// other nodes count this one as gone: it counts them as gone too (so
+/// links and monitors fire on both sides), then rejoins as Erlang nodes
+/// reconnect: a new lease, its member record, and the global names its
+/// live processes held (unless another process took one meanwhile).
+pub(crate) async fn stay(mut client: Client, state: Arc<State>, mut at: i64) {
+    loop {
+        let lease = state.lease.load(Ordering::Acquire);
+        let lost = tokio::select! {
+            e = keep_alive(client.clone(), lease) => {
+                tracing::error!(
+                    error = %e,
+                    "lost the node's lease in etcd: the other nodes count this one as gone; rejoining"
+                );
+                state.isolate();
+                true
+            }
+            e = follow(client.clone(), &state, at) => {
+                tracing::warn!(error = %e, "lost the cluster's membership watch; reading it again");
+                false
+            }
+        };
+        at = match rejoin(&mut client, &state, lost).await {
+            Some(at) => at,
+            None => return,
+        };
     }
+}
+
+/// Reads the cluster again (after a new lease and registration, if
+/// `lost`), trying until etcd answers; the revision read, or `None` if
+/// another node has taken this one's name meanwhile.
+async fn rejoin(client: &mut Client, state: &State, mut lost: bool) -> Option<i64> {
+    let mut wait = Duration::from_millis(100);
+    loop {
+        if lost {
+            match register_again(client, state).await {
+                Ok(()) => lost = false,
+                Err(ClusterError::NodeTaken(name)) => {
+                    tracing::error!(
+                        node = name,
+                        "another node took this node's name while it was out; it stays out of the cluster"
+                    );
+                    return None;
+                }
+                Err(e) => tracing::debug!(error = %e, "rejoin"),
+            }
+        }
+        if !lost {
+            match load(client, state).await {
+                Ok(at) => return Some(at),
+                Err(e) => tracing::debug!(error = %e, "reading the cluster"),
+            }
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(REJOIN_BACKOFF);
+    }
+}
+
+/// Registers this node under a new lease, and claims again the global
+/// names its processes held.
+async fn register_again(client: &mut Client, state: &State) -> Result<(), ClusterError> {
+    // The old lease may live on in etcd (it was etcd that could not be
+    // reached): its record would refuse the new one.
+    let old = state.lease.load(Ordering::Acquire);
+    if let Err(e) = client.lease_revoke(old).await {
+        tracing::debug!(error = %e, "revoking the lost lease");
+    }
+    let lease = client.lease_grant(LEASE_TTL, None).await?.id();
+    if let Err(e) = register_node(client, state, lease).await {
+        let _ = client.lease_revoke(lease).await;
+        return Err(e);
+    }
+    state.lease.store(lease, Ordering::Release);
+    let own: Vec<(String, u64)> = state
+        .own_names
+        .lock()
+        .iter()
+        .map(|(name, id)| (name.clone(), *id))
+        .collect();
+    for (name, id) in own {
+        let pid = Pid::new(0, id);
+        if let Err(e) = claim_name(client.clone(), state, lease, &name, pid).await {
+            state.own_names.lock().remove(&name);
+            tracing::warn!(name, %pid, error = %e, "a global name could not be claimed again; its process lost it");
+        }
+    }
+    tracing::info!(node = %state.local, "rejoined the cluster");
+    Ok(())
 }
