@@ -509,13 +509,9 @@ fn run(args: RunArgs, stay: Stay) -> Result<Value, Error> {
     let cluster = args.cluster.join()?;
     #[cfg(feature = "cluster")]
     if let Some(c) = &cluster {
-        builder = builder.module(c.module());
+        builder = builder.cluster(c.clone());
     }
     let rt = builder.build()?;
-    #[cfg(feature = "cluster")]
-    if let Some(c) = &cluster {
-        c.attach(&rt)?;
-    }
     let _dashboard = args.dashboard.serve(&rt, None)?;
     if args.watch {
         return run_watching(&rt, &*source, &spawn);

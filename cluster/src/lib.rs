@@ -17,8 +17,7 @@
 //! use troupe_runtime::Runtime;
 //!
 //! let cluster = Cluster::join(ClusterConfig::new("a", ["http://127.0.0.1:2379"]))?;
-//! let rt = Runtime::builder().module(cluster.module()).build()?;
-//! cluster.attach(&rt)?;
+//! let rt = Runtime::builder().cluster(cluster.clone()).build()?;
 //! // … spawn processes …
 //! cluster.leave();
 //! # Ok::<(), troupe_dispatcher::Error>(())
@@ -44,7 +43,8 @@ use tokio::task::AbortHandle;
 use troupe_dispatcher::{Error, ErrorKind, Pid, Value, nodes};
 use troupe_modules::{Class, ModuleDef, Policy};
 use troupe_runtime::{
-    HostMailbox, Message, RemoteFuture, RemoteNodes, RemoteSignal, RemoteSpawn, Runtime,
+    ClusterMember, HostMailbox, Message, RemoteFuture, RemoteNodes, RemoteSignal, RemoteSpawn,
+    Runtime,
 };
 
 pub use error::ClusterError;
@@ -221,51 +221,6 @@ impl Cluster {
         self.state.transport.addr.to_string()
     }
 
-    /// Hooks the cluster into `rt` ([`Runtime::set_remote`]) and starts
-    /// delivering the messages other nodes send to its processes.
-    pub fn attach(self: &Arc<Self>, rt: &Runtime) -> Result<(), Error> {
-        rt.set_remote(Arc::clone(self) as Arc<dyn RemoteNodes>)?;
-        *self.inbound.runtime.lock() = Some(rt.clone());
-        let holders = Arc::new(rt.mailbox());
-        *self.holders.lock() = Some(Arc::clone(&holders));
-        let state = Arc::clone(&self.state);
-        let etcd = self.etcd.clone();
-        let task = self.handle.spawn(async move {
-            loop {
-                let down = holders.recv_topic("DOWN").await;
-                if let Some(pid) = down.from {
-                    membership::release_names(etcd.clone(), &state, pid.id()).await;
-                }
-            }
-        });
-        self.tasks.lock().push(task.abort_handle());
-        Ok(())
-    }
-
-    /// The `cluster` module (class `cluster`): `cluster.node()`,
-    /// `cluster.nodes()` and `cluster.monitor_node(name)`.
-    pub fn module(self: &Arc<Self>) -> ModuleDef {
-        let node = Arc::clone(&self.state);
-        let members = Arc::clone(&self.state);
-        let watched = Arc::clone(&self.state);
-        ModuleDef::new("cluster")
-            .describe("The cluster this node belongs to: its name and the live nodes")
-            .class(Class::Cluster)
-            .typed_function("node", move |_cx, ()| Ok(node.local.to_string()))
-            .typed_function("nodes", move |_cx, ()| {
-                Ok(Value::Array(
-                    members.members().into_iter().map(Value::from).collect(),
-                ))
-            })
-            .typed_function("monitor_node", move |cx, (name,): (String,)| {
-                nodes::valid_name(&name)
-                    .then_some(())
-                    .ok_or_else(|| Error::invalid(format!("{name:?} is not a node name")))?;
-                watched.monitor_node(cx.pid, &name);
-                Ok(true)
-            })
-    }
-
     /// Leaves the cluster: revokes the node's lease (its member record and
     /// global names go with it), stops its tasks and threads, and lets go
     /// of the runtime. Idempotent.
@@ -315,6 +270,52 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.leave();
+    }
+}
+
+/// Joined as a runtime is built: `Runtime::builder().cluster(cluster.clone())`.
+impl ClusterMember for Cluster {
+    fn attach(self: Arc<Self>, rt: &Runtime) -> Result<(), Error> {
+        rt.set_remote(Arc::clone(&self) as Arc<dyn RemoteNodes>)?;
+        *self.inbound.runtime.lock() = Some(rt.clone());
+        let holders = Arc::new(rt.mailbox());
+        *self.holders.lock() = Some(Arc::clone(&holders));
+        let state = Arc::clone(&self.state);
+        let etcd = self.etcd.clone();
+        let task = self.handle.spawn(async move {
+            loop {
+                let down = holders.recv_topic("DOWN").await;
+                if let Some(pid) = down.from {
+                    membership::release_names(etcd.clone(), &state, pid.id()).await;
+                }
+            }
+        });
+        self.tasks.lock().push(task.abort_handle());
+        Ok(())
+    }
+
+    /// The `cluster` module (class `cluster`): `cluster.node()`,
+    /// `cluster.nodes()` and `cluster.monitor_node(name)`.
+    fn module(&self) -> ModuleDef {
+        let node = Arc::clone(&self.state);
+        let members = Arc::clone(&self.state);
+        let watched = Arc::clone(&self.state);
+        ModuleDef::new("cluster")
+            .describe("The cluster this node belongs to: its name and the live nodes")
+            .class(Class::Cluster)
+            .typed_function("node", move |_cx, ()| Ok(node.local.to_string()))
+            .typed_function("nodes", move |_cx, ()| {
+                Ok(Value::Array(
+                    members.members().into_iter().map(Value::from).collect(),
+                ))
+            })
+            .typed_function("monitor_node", move |cx, (name,): (String,)| {
+                nodes::valid_name(&name)
+                    .then_some(())
+                    .ok_or_else(|| Error::invalid(format!("{name:?} is not a node name")))?;
+                watched.monitor_node(cx.pid, &name);
+                Ok(true)
+            })
     }
 }
 

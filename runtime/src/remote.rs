@@ -25,14 +25,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use troupe_dispatcher::{Dispatched, Error, ErrorKind, HandlerCx, Pid, Tag, Value};
-use troupe_modules::{ModuleRegistry, Policy};
+use troupe_modules::{ModuleDef, ModuleRegistry, Policy};
 
 use crate::entry::Entry;
 use crate::exit::{Exit, NOPROC};
 use crate::mailbox::Message;
 use crate::scheduler::Scheduler;
 use crate::spawn::MAX_MAILBOX;
-use crate::{Limits, Spawn};
+use crate::{Limits, Runtime, Spawn};
 
 /// A cluster operation that finishes later (on the runtime's IO pool).
 pub type RemoteFuture<T = ()> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send>>;
@@ -69,6 +69,19 @@ pub trait RemoteNodes: Send + Sync + 'static {
     /// `UNAVAILABLE` if `node` is not a live member, or goes away before
     /// it answers.
     fn spawn(&self, node: &str, req: RemoteSpawn) -> RemoteFuture<Pid>;
+}
+
+/// A cluster a runtime joins as it is built
+/// ([`RuntimeBuilder::cluster`](crate::RuntimeBuilder::cluster));
+/// `troupe-cluster`'s `Cluster` is one.
+pub trait ClusterMember: Send + Sync + 'static {
+    /// The module scripts reach the cluster through (`cluster`).
+    fn module(&self) -> ModuleDef;
+
+    /// Hooks the cluster into the built runtime
+    /// ([`Runtime::set_remote`](crate::Runtime::set_remote)) and starts
+    /// delivering what other nodes send to its processes.
+    fn attach(self: Arc<Self>, rt: &Runtime) -> Result<(), Error>;
 }
 
 /// A process one node asks another to start

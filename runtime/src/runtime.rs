@@ -14,7 +14,7 @@ use crate::journal::{Deliver, Interrupt, JournalStore, Reach, Stop};
 use crate::mailbox::Message;
 use crate::quota::{Caps, Quota};
 use crate::reload::Reloader;
-use crate::remote::{RemoteNodes, RemoteSignal, RemoteSpawn};
+use crate::remote::{ClusterMember, RemoteNodes, RemoteSignal, RemoteSpawn};
 use crate::scheduler::{Scheduler, SchedulerParts};
 use crate::stats::RuntimeStats;
 use crate::{Limits, Spawn, journaled};
@@ -38,6 +38,7 @@ pub struct RuntimeBuilder {
     journals: Option<Arc<dyn JournalStore>>,
     recover: bool,
     state_pool: Option<usize>,
+    cluster: Option<Arc<dyn ClusterMember>>,
 }
 
 impl RuntimeBuilder {
@@ -98,6 +99,16 @@ impl RuntimeBuilder {
     #[must_use]
     pub fn module(mut self, module: ModuleDef) -> Self {
         self.modules.insert(module);
+        self
+    }
+
+    /// Makes the runtime a node of `cluster` (`troupe-cluster`'s
+    /// `Cluster::join`): its module is added, and the runtime is hooked
+    /// into it once built, so its processes reach other nodes' processes.
+    #[must_use]
+    pub fn cluster(mut self, cluster: Arc<dyn ClusterMember>) -> Self {
+        self.modules.insert(cluster.module());
+        self.cluster = Some(cluster);
         self
     }
 
@@ -299,6 +310,9 @@ impl RuntimeBuilder {
                 recovered: Mutex::new(Vec::new()),
             }),
         };
+        if let Some(cluster) = self.cluster.take() {
+            cluster.attach(&rt)?;
+        }
         if self.recover {
             rt.recover_all()?;
             if let Some(store) = &self.journals {
@@ -426,6 +440,7 @@ impl Runtime {
             journals: None,
             recover: false,
             state_pool: None,
+            cluster: None,
         }
     }
 
