@@ -227,7 +227,9 @@ impl KameoMessage<Batch> for Gateway {
         }
         let mut ready = Some((batch, reply));
         while let Some((batch, reply)) = ready {
+            tracing::trace!(seq = batch.seq, frames = batch.frames.len(), "batch arrived");
             self.inbound.deliver(batch).await;
+            tracing::trace!("batch delivered");
             if let Some(reply) = reply {
                 reply.send(());
             }
@@ -592,6 +594,7 @@ async fn pump(mut link: Link, mut rx: mpsc::UnboundedReceiver<Outgoing>, sender:
     while open || !flying.is_empty() {
         tokio::select! {
             Some((sent_in, lost, answer)) = flying.next(), if !flying.is_empty() => {
+                tracing::trace!(frames = lost, "batch answered");
                 if let Err(e) = answer {
                     tracing::warn!(node = %link.name, lost, error = %e, "messages to another node were lost");
                     if sent_in == stream {
@@ -636,6 +639,7 @@ async fn pump(mut link: Link, mut rx: mpsc::UnboundedReceiver<Outgoing>, sender:
                     frames,
                 };
                 seq += 1;
+                tracing::trace!(seq = batch.seq, frames = lost, "batch sent");
                 let gateway = link.gateway.clone();
                 flying.push(async move {
                     let answer = gateway.ask(&batch).await.map_err(|e| e.to_string());
