@@ -227,7 +227,11 @@ impl KameoMessage<Batch> for Gateway {
         }
         let mut ready = Some((batch, reply));
         while let Some((batch, reply)) = ready {
-            tracing::trace!(seq = batch.seq, frames = batch.frames.len(), "batch arrived");
+            tracing::trace!(
+                seq = batch.seq,
+                frames = batch.frames.len(),
+                "batch arrived"
+            );
             self.inbound.deliver(batch).await;
             tracing::trace!("batch delivered");
             if let Some(reply) = reply {
