@@ -1,6 +1,7 @@
 //! `troupe run --cluster URL --node NAME [--listen ADDR]
 //! [--cluster-secret-file F] FILE`: the node is a member of the cluster
-//! while FILE runs (see docs/cluster.md).
+//! while FILE runs; `troupe node` with the same flags until interrupted
+//! (see docs/cluster.md).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,13 +10,15 @@ use clap::Args;
 use troupe::Error;
 use troupe_cluster::{Cluster, ClusterConfig};
 
-/// The flags that make `troupe run` a cluster node.
+/// The flags that make `troupe run` (or `troupe node`) a cluster node.
 #[derive(Args, Debug)]
 pub(crate) struct ClusterArgs {
     /// Join the cluster whose etcd is at URL (comma-separated endpoints)
     /// while the script runs; needs --node. Scripts reach other nodes'
-    /// processes by pid (`<b.0.42>`) or global name; the `cluster` module
-    /// needs `--allow-module cluster` (its class is not allowed by default).
+    /// processes by pid (`<b.0.42>`) or global name, and spawn on them
+    /// (`{node = "b"}`) within the policy flags of the node they run on;
+    /// the `cluster` module needs `--allow-module cluster` (its class is
+    /// not allowed by default).
     #[arg(long = "cluster", value_name = "URL", requires = "node")]
     cluster: Option<String>,
 
@@ -41,6 +44,11 @@ pub(crate) struct ClusterArgs {
 }
 
 impl ClusterArgs {
+    /// Whether no cluster was asked for (no --cluster).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.cluster.is_none()
+    }
+
     /// Joins the cluster if `--cluster` was given.
     pub(crate) fn join(&self) -> Result<Option<Arc<Cluster>>, Error> {
         let (Some(etcd), Some(node)) = (&self.cluster, &self.node) else {

@@ -77,6 +77,13 @@ struct Cli {
 enum Command {
     /// Runs a script as a process and prints its result as JSON.
     Run(RunArgs),
+    /// Runs a node of a cluster until interrupted (SIGINT or SIGTERM):
+    /// FILE runs as its first process (the services it offers; its
+    /// result is printed when it ends), and other nodes' processes send
+    /// to it and spawn on it within the policy flags. Takes `run`'s flags;
+    /// --cluster and --node are required.
+    #[cfg(feature = "cluster")]
+    Node(RunArgs),
     /// Writes lua-language-server definition files (one per module the
     /// policy allows, plus `troupe.lua`) so editors and `emmylua_check`
     /// autocomplete and type-check scripts.
@@ -111,7 +118,9 @@ impl Command {
     /// Executes the subcommand and returns what to print.
     fn execute(self) -> Result<Output, Error> {
         match self {
-            Command::Run(args) => run(args).map(Output::Json),
+            Command::Run(args) => run(args, Stay::Run).map(Output::Json),
+            #[cfg(feature = "cluster")]
+            Command::Node(args) => run(args, Stay::Node).map(|_| Output::Text(String::new())),
             Command::Types(args) => write_types(&args).map(Output::Text),
             Command::Docs => Ok(Output::Text(markdown(cli_modules().iter().map(|m| &**m)))),
             Command::Eval(args) => eval(args).map(Output::Json),
@@ -439,8 +448,20 @@ impl LimitArgs {
     }
 }
 
-/// `troupe run`: spawns FILE as a process, waits for its result, shuts down.
-fn run(args: RunArgs) -> Result<Value, Error> {
+/// How long a runtime the CLI starts stays up.
+#[derive(Clone, Copy, PartialEq)]
+enum Stay {
+    /// Until FILE ends (`troupe run`).
+    Run,
+    /// Until interrupted, as a node of a cluster (`troupe node`).
+    #[cfg(feature = "cluster")]
+    Node,
+}
+
+/// `troupe run`: spawns FILE as a process, waits for its result, shuts
+/// down. `troupe node`: the same, as a node of a cluster that stays up
+/// until interrupted (`Value::Nil` then).
+fn run(args: RunArgs, stay: Stay) -> Result<Value, Error> {
     let (source, key): (Arc<dyn Source>, String) = if args.sources.is_empty() {
         let (dir, key) = locate_script(&args.file)?;
         (Arc::new(FileSource::new(dir)), key)
@@ -456,16 +477,21 @@ fn run(args: RunArgs) -> Result<Value, Error> {
         .enumerate()
         .map(|(i, a)| parse_arg(i + 1, a))
         .collect::<Result<Vec<_>, _>>()?;
+    let (policy, limits) = (args.policy()?, args.limits.limits());
     let mut spawn = Spawn::script(key)
         .args(spawn_args)
-        .policy(args.policy()?)
-        .limits(args.limits.limits());
+        .policy(policy.clone())
+        .limits(limits);
     if args.lightweight {
         spawn = spawn.lightweight();
     }
 
+    // The flags' policy and limits are also the defaults: what a process
+    // another node of a cluster spawns here gets at most.
     let mut builder = Runtime::builder()
         .source(Arc::clone(&source))
+        .default_policy(policy)
+        .default_limits(limits)
         .hot_reload(args.watch);
     for engine in EngineFactory::builtin().process_engines() {
         builder = builder.engine(engine);
@@ -479,6 +505,12 @@ fn run(args: RunArgs) -> Result<Value, Error> {
     }
     if let Some(dir) = &args.fs_root {
         builder = builder.module(Fs::open(dir)?.module());
+    }
+    #[cfg(feature = "cluster")]
+    if stay == Stay::Node && (args.cluster.is_empty() || args.watch) {
+        return Err(Error::invalid(
+            "troupe node needs --cluster URL and --node NAME, and takes no --watch",
+        ));
     }
     #[cfg(feature = "cluster")]
     let cluster = args.cluster.join()?;
@@ -495,7 +527,11 @@ fn run(args: RunArgs) -> Result<Value, Error> {
     if args.watch {
         return run_watching(&rt, &*source, &spawn);
     }
-    let result = rt.spawn(spawn).and_then(|handle| handle.join_blocking());
+    let result = match stay {
+        Stay::Run => rt.spawn(spawn).and_then(|handle| handle.join_blocking()),
+        #[cfg(feature = "cluster")]
+        Stay::Node => serve(&rt, spawn).map(|()| Value::Nil),
+    };
     rt.shutdown();
     #[cfg(feature = "cluster")]
     if let Some(c) = cluster {
@@ -541,13 +577,7 @@ fn run_watching(rt: &Runtime, source: &dyn Source, spawn: &Spawn) -> Result<Valu
             Err(e) => Some(Err(e)),
         };
         if let Some(result) = finished {
-            match result {
-                Ok(value) => {
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "{}", value.to_json()).and_then(|()| out.flush());
-                }
-                Err(e) => report(&e),
-            }
+            show(result);
             loop {
                 match watch.recv() {
                     Some(c) if relevant(&c) => break,
@@ -558,6 +588,53 @@ fn run_watching(rt: &Runtime, source: &dyn Source, spawn: &Spawn) -> Result<Valu
         }
         // One rerun for a burst of changes.
         while watch.try_recv().is_some() {}
+    }
+}
+
+/// Prints a run's result as a JSON line on stdout, or its error line on
+/// stderr, and goes on.
+fn show(result: Result<Value, Error>) {
+    match result {
+        Ok(value) => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", value.to_json()).and_then(|()| out.flush());
+        }
+        Err(e) => report(&e),
+    }
+}
+
+/// `troupe node`: runs `spawn` (its result or error line printed when it
+/// ends) while the node serves the cluster, until SIGINT or SIGTERM.
+#[cfg(feature = "cluster")]
+fn serve(rt: &Runtime, spawn: Spawn) -> Result<(), Error> {
+    let handle = rt.spawn(spawn)?;
+    rt.io().block_on(async {
+        tokio::select! {
+            result = handle.join() => {
+                show(result);
+                interrupted().await;
+            }
+            () = interrupted() => {}
+        }
+    });
+    Ok(())
+}
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM.
+#[cfg(feature = "cluster")]
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch for SIGTERM; stop the node with Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! A cluster of real `troupe` OS processes on loopback, with a real etcd
 //! (Debian's `etcd-server`, which .ci/setup installs) on free ports in a
 //! temporary directory: global names, remote sends in order, pids
-//! rewritten across nodes, the `cluster` module, and a wrong secret.
+//! rewritten across nodes, links and monitors across nodes, remote spawns
+//! within the node's policy, the `cluster` module, and a wrong secret.
 #![cfg(feature = "cluster")]
 
 use std::io::{Read, Write};
@@ -128,6 +129,10 @@ impl Scripts {
             ("client.lua", CLIENT),
             ("watcher.lua", WATCHER),
             ("partition.lua", PARTITION),
+            ("spawner.lua", SPAWNER),
+            ("service.lua", SERVICE),
+            ("visitor.lua", VISITOR),
+            ("probe.lua", &PROBE.replace("SOURCE", "shared")),
             ("right.secret", "the right secret\n"),
             ("wrong.secret", "another secret\n"),
         ] {
@@ -142,11 +147,16 @@ impl Scripts {
 
     /// Starts `troupe run --cluster …` as node `name` with `secret`.
     fn node(&self, etcd: &Etcd, name: &str, secret: &str, script: &[&str]) -> Node {
+        self.start("run", etcd, name, secret, script)
+    }
+
+    /// Starts `troupe COMMAND --cluster …` as node `name` with `secret`.
+    fn start(&self, command: &str, etcd: &Etcd, name: &str, secret: &str, script: &[&str]) -> Node {
         let out = self.path().join(format!("{name}.out"));
         let err = self.path().join(format!("{name}.err"));
         let url = etcd.url();
         let mut args = vec![
-            "run",
+            command,
             "--cluster",
             &url,
             "--node",
@@ -329,6 +339,82 @@ local _, refused = process.send(echo, "ping", {i = 101})
 print("partitioned")
 local extra = process.receive("echo", 3000)
 return {seen = seen, refused = refused and refused:kind(), extra = extra ~= nil}
+"#;
+
+/// Node a's spawner: once b and c are members, starts `probe.lua` on b,
+/// on c, here, and on c with fewer classes, and collects what each probe
+/// could load; then a linked probe on b that fails, and three spawns that
+/// cannot start.
+const SPAWNER: &str = r#"
+local process = require("process")
+local cluster = require("cluster")
+local time = require("time")
+for _ = 1, 400 do
+  if #cluster.nodes() == 3 then break end
+  time.sleep(50)
+end
+process.trap_exits(true)
+local me = process.pid()
+local function probe(opts)
+  local pid, err = process.spawn("probe.lua", opts, me)
+  if not pid then return err:kind() end
+  local m = assert(process.receive("probe", 10000))
+  m.payload.pid = pid
+  m.payload.from_child = m.from == pid
+  return m.payload
+end
+local out = {}
+out.b = probe({node = "b"})
+out.c = probe({node = "c"})
+out.here = probe({})
+out.narrowed = probe({node = "c", allow = {"deterministic", "encoding", "process", "cluster"}})
+local failing = assert(process.spawn("probe.lua", {node = "b", link = true}, me, "fail"))
+local m = assert(process.receive("EXIT", 10000))
+out.exit = {pid = m.payload.pid == failing, message = m.payload.reason.message}
+local function refused(script, opts)
+  local pid, err = process.spawn(script, opts, me)
+  return pid or err:kind()
+end
+out.unknown_node = refused("probe.lua", {node = "nowhere"})
+out.bad_node = refused("probe.lua", {node = "not a node"})
+out.missing = refused("missing.lua", {node = "b"})
+return out
+"#;
+
+/// What a remote spawn starts: tells its parent where it runs, from which
+/// source (`SOURCE`), and whether it could load `http` (network) and
+/// `json`; fails if asked to.
+const PROBE: &str = r#"
+local process = require("process")
+local parent, mode = ...
+if mode == "fail" then error("asked to fail") end
+local function can(name) return (pcall(require, name)) end
+assert(process.send(parent, "probe", {node = require("cluster").node(), source = "SOURCE",
+  http = can("http"), json = can("json")}))
+"#;
+
+/// What `troupe node` runs first: claims a global name and ends.
+const SERVICE: &str = r#"
+local process = require("process")
+assert(process.register("service", {global = true}))
+return "serving"
+"#;
+
+/// Once there are N members (its argument), spawns a probe on node b,
+/// and reports what it said and the members.
+const VISITOR: &str = r#"
+local process = require("process")
+local cluster = require("cluster")
+local time = require("time")
+local n = ...
+for _ = 1, 400 do
+  if #cluster.nodes() == n then break end
+  time.sleep(50)
+end
+local pid, err = process.spawn("probe.lua", {node = "b"}, process.pid())
+if not pid then return {error = err:kind(), nodes = cluster.nodes()} end
+local m = assert(process.receive("probe", 10000))
+return {node = m.payload.node, nodes = cluster.nodes()}
 "#;
 
 fn json(run: &Run) -> Json {
@@ -514,4 +600,76 @@ fn the_cluster_module_is_left_out_of_the_default_policy() {
     );
     assert_ne!(run.code, Some(0), "{run:?}");
     assert!(run.stderr.contains("PERMISSION_DENIED"), "{run:?}");
+}
+
+#[test]
+fn a_remote_spawn_runs_from_the_nodes_source_within_its_policy_ceiling() {
+    let etcd = Etcd::start();
+    let scripts = Scripts::new();
+    // Node b runs from a directory of its own, with the default classes
+    // (no network); nodes a and c also allow `http`.
+    let own = scripts.path().join("b");
+    std::fs::create_dir(&own).expect("mkdir");
+    std::fs::write(own.join("echo.lua"), ECHO).expect("write");
+    std::fs::write(own.join("probe.lua"), PROBE.replace("SOURCE", "b's")).expect("write");
+    let http = ["--allow-module", "http"];
+    let _b = scripts.node(&etcd, "b", "right.secret", &["b/echo.lua"]);
+    let _c = scripts.node(
+        &etcd,
+        "c",
+        "right.secret",
+        &[&http[..], &["echo.lua", "keeper"]].concat(),
+    );
+    let a = scripts.node(
+        &etcd,
+        "a",
+        "right.secret",
+        &[&http[..], &["spawner.lua"]].concat(),
+    );
+    let out = json(&a.finish("node a"));
+    let probe = |at: &str, node: &str, source: &str, http: bool| {
+        let p = &out[at];
+        assert_eq!(p["node"], node, "{at}: {out}");
+        assert_eq!(p["source"], source, "{at}: {out}");
+        assert_eq!(p["http"], http, "{at}: {out}");
+        assert_eq!(p["json"], true, "{at}: {out}");
+        assert_eq!(p["from_child"], true, "{at}: {out}");
+    };
+    // a may use http, but b's ceiling has no network class.
+    probe("b", "b", "b's", false);
+    probe("c", "c", "shared", true);
+    probe("here", "a", "shared", true);
+    // The spawner's `allow` narrows what c would give.
+    probe("narrowed", "c", "shared", false);
+    let pid = out["b"]["pid"].as_str().expect("a pid");
+    assert!(pid.starts_with("<b.0."), "{out}");
+    assert_eq!(out["exit"]["pid"], true, "{out}");
+    assert!(
+        out["exit"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("asked to fail")),
+        "the linked child's failure comes back: {out}"
+    );
+    assert_eq!(out["unknown_node"], "UNAVAILABLE", "{out}");
+    assert_eq!(out["bad_node"], "INVALID", "{out}");
+    assert_eq!(out["missing"], "NOT_FOUND", "{out}");
+}
+
+#[test]
+fn troupe_node_serves_after_its_script_ends_and_leaves_when_interrupted() {
+    let etcd = Etcd::start();
+    let scripts = Scripts::new();
+    let b = scripts.start("node", &etcd, "b", "right.secret", &["service.lua"]);
+    wait_for_line(&b, "\"serving\"");
+    // b's script has ended; b still takes spawns.
+    let a = scripts.node(&etcd, "a", "right.secret", &["visitor.lua", "2"]);
+    let out = json(&a.finish("node a"));
+    assert_eq!(out, json!({"node": "b", "nodes": ["a", "b"]}));
+    signal(&b, "TERM");
+    let run = b.finish("node b");
+    assert_eq!(run.code, Some(0), "{run:?}");
+    // It left: its lease is revoked, not left to expire.
+    let c = scripts.node(&etcd, "c", "right.secret", &["visitor.lua", "1"]);
+    let out = json(&c.finish("node c"));
+    assert_eq!(out, json!({"error": "UNAVAILABLE", "nodes": ["c"]}));
 }

@@ -34,20 +34,22 @@ mod transport;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use etcd_client::Client;
 use libp2p::Multiaddr;
 use parking_lot::{Mutex, RwLock};
 use tokio::task::AbortHandle;
 use troupe_dispatcher::{Error, ErrorKind, Pid, Value, nodes};
-use troupe_modules::{Class, ModuleDef};
-use troupe_runtime::{HostMailbox, Message, RemoteFuture, RemoteNodes, RemoteSignal, Runtime};
+use troupe_modules::{Class, ModuleDef, Policy};
+use troupe_runtime::{
+    HostMailbox, Message, RemoteFuture, RemoteNodes, RemoteSignal, RemoteSpawn, Runtime,
+};
 
 pub use error::ClusterError;
 
 use membership::State;
-use transport::{Inbound, Transport};
+use transport::{Inbound, Members, Transport};
 
 /// How long a node that leaves waits for what it queued for the others
 /// to be delivered.
@@ -60,6 +62,7 @@ pub struct ClusterConfig {
     etcd: Vec<String>,
     listen: Option<String>,
     secret: Vec<u8>,
+    spawn_policy: Option<Policy>,
 }
 
 impl ClusterConfig {
@@ -75,6 +78,7 @@ impl ClusterConfig {
             etcd: etcd.into_iter().map(Into::into).collect(),
             listen: None,
             secret: Vec::new(),
+            spawn_policy: None,
         }
     }
 
@@ -93,6 +97,16 @@ impl ClusterConfig {
     #[must_use]
     pub fn secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
         self.secret = secret.into();
+        self
+    }
+
+    /// The most a process other nodes spawn on this one
+    /// (`process.spawn(script, {node = …})`) may do, whatever its spawner
+    /// may (default: the runtime's default policy, e.g. what `troupe run`'s
+    /// flags allow). A node never runs code with more than this.
+    #[must_use]
+    pub fn spawn_policy(mut self, policy: Policy) -> Self {
+        self.spawn_policy = Some(policy);
         self
     }
 
@@ -152,7 +166,7 @@ impl Cluster {
         let cluster = tokio.block_on(async {
             let mut etcd = Client::connect(&config.etcd, None).await?;
             let lease = etcd.lease_grant(membership::LEASE_TTL, None).await?.id();
-            let inbound = Arc::new(Inbound::default());
+            let inbound = Arc::new(Inbound::new(config.spawn_policy.clone()));
             let transport = Transport::start(listen, &config.secret, Arc::clone(&inbound)).await?;
             let state = Arc::new(State {
                 local,
@@ -163,6 +177,8 @@ impl Cluster {
                 lost: RwLock::new(HashSet::new()),
                 node_watchers: Mutex::new(HashMap::new()),
             });
+            let members = Arc::downgrade(&state) as Weak<dyn Members>;
+            let _ = inbound.members.set(members);
             membership::register_node(&mut etcd, &state, lease).await?;
             let keep = tokio::spawn(membership::keep_alive(
                 etcd.clone(),
@@ -286,6 +302,7 @@ impl Cluster {
             task.abort();
         }
         self.state.peers.write().clear();
+        self.inbound.fail_all_spawns();
         *self.inbound.runtime.lock() = None;
         *self.holders.lock() = None;
         tokio.shutdown_background();
@@ -333,6 +350,29 @@ impl RemoteNodes for Cluster {
 
     fn whereis(&self, name: &str) -> Option<Pid> {
         self.state.whereis(name)
+    }
+
+    fn spawn(&self, node: &str, req: RemoteSpawn) -> RemoteFuture<Pid> {
+        let index = nodes::lookup(node);
+        let asked = index.and_then(|i| {
+            self.state.reachable(i, |peer| {
+                self.inbound.ask_spawn((i, peer), req, &self.state.local)
+            })
+        });
+        let unavailable = || Error::from(ClusterError::NoNode(node.to_owned()));
+        let (Some(index), Some(Some(answer))) = (index, asked) else {
+            return Box::pin(std::future::ready(Err(unavailable())));
+        };
+        let gone = Error::new(
+            ErrorKind::Unavailable,
+            format!("node {node:?} went away before it started the process"),
+        );
+        Box::pin(async move {
+            match answer.await {
+                Ok(started) => started.map(|id| Pid::new(index, id)),
+                Err(_) => Err(gone),
+            }
+        })
     }
 
     fn register(&self, name: &str, pid: Pid) -> RemoteFuture {

@@ -25,7 +25,7 @@ use troupe_dispatcher::{Pid, Value, nodes};
 
 use crate::error::ClusterError;
 use crate::pids;
-use crate::transport::{Inbound, Peer, Transport};
+use crate::transport::{Inbound, Members, Peer, Transport};
 
 /// Where members are listed.
 pub(crate) const NODES: &str = "troupe/nodes/";
@@ -65,6 +65,24 @@ pub(crate) struct State {
     pub lost: RwLock<HashSet<u32>>,
     /// Processes waiting for a node's `nodedown`, by node name.
     pub node_watchers: Mutex<HashMap<String, Vec<Pid>>>,
+}
+
+impl Members for State {
+    fn knows(&self, node: u32) -> bool {
+        self.peers.read().contains_key(&node)
+    }
+
+    fn answer(&self, node: u32, id: u64, result: Result<u64, troupe_dispatcher::Error>) {
+        // A node that cannot be reached counts as gone there: its request
+        // failed with it.
+        if self.reachable(node, |peer| peer.answer(id, result)) != Some(true) {
+            tracing::debug!(
+                node,
+                id,
+                "could not answer a spawn request: the node is gone"
+            );
+        }
+    }
 }
 
 /// Topic of the message `cluster.monitor_node` delivers.
@@ -134,6 +152,7 @@ impl State {
                 self.transport.add_peer(peer, addr, dial);
                 tracing::info!(node = %name, "node joined the cluster");
                 self.peers.write().insert(index, (name, p));
+                self.inbound.joined.notify_waiters();
             }
             Err(e) => tracing::warn!(node = %name, error = %e, "cannot reach a member"),
         }
@@ -202,6 +221,7 @@ impl State {
     /// Fires what a node going away fires: links and monitors to its
     /// processes (`noconnection`), and `nodedown` to its watchers.
     fn node_gone(&self, index: u32, name: &str) {
+        self.inbound.fail_spawns(index);
         let Some(rt) = self.inbound.runtime.lock().clone() else {
             return;
         };

@@ -24,7 +24,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
@@ -41,10 +41,11 @@ use libp2p::{Multiaddr, PeerId, SwarmBuilder, Transport as _, noise, tcp, yamux}
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
-use troupe_dispatcher::{Pid, Value, nodes};
-use troupe_runtime::{Message, RemoteSignal, Runtime};
+use troupe_dispatcher::{Error, ErrorKind, Pid, Value, nodes};
+use troupe_modules::Policy;
+use troupe_runtime::{Message, RemoteSignal, RemoteSpawn, Runtime};
 
 use crate::error::ClusterError;
 use crate::pids;
@@ -82,6 +83,23 @@ pub(crate) enum Frame {
     Message(Envelope),
     /// A link, monitor or exit signal, its pids marked by [`wire_pid`].
     Signal(RemoteSignal),
+    /// A process the sending node asks this one to start (its parent
+    /// marked by [`wire_pid`], pids in its arguments in cluster-wide
+    /// form), answered by [`Frame::Spawned`] with the same `id`.
+    Spawn {
+        /// The sending node's number for the request.
+        id: u64,
+        /// What to start.
+        req: RemoteSpawn,
+    },
+    /// The answer to the receiving node's [`Frame::Spawn`] `id`: the new
+    /// process's number on the sending node, or why none started.
+    Spawned {
+        /// The request's number.
+        id: u64,
+        /// The process's number, or the error.
+        result: Result<u64, Error>,
+    },
 }
 
 /// Messages and signals from one node to another, in the order they were
@@ -137,25 +155,168 @@ enum Outgoing {
     Message(u64, Message),
     /// A signal for one of its processes.
     Signal(RemoteSignal),
+    /// A frame ready for the wire (spawn requests and answers).
+    Frame(Frame),
 }
 
-/// Where a node's incoming messages go: its runtime, once attached.
-#[derive(Default)]
+/// What the receiving side needs of the membership: whether a node is
+/// known yet, and the queue back to it.
+pub(crate) trait Members: Send + Sync {
+    /// Whether node `node` is a member this node knows of.
+    fn knows(&self, node: u32) -> bool;
+
+    /// Queues the answer to node `node`'s spawn request `id`.
+    fn answer(&self, node: u32, id: u64, result: Result<u64, Error>);
+}
+
+/// How long a batch from a node this one does not know yet waits for etcd
+/// to name it a member (a node that just joined can be heard from before
+/// the others' etcd watch reports it).
+const UNKNOWN_SENDER_WAIT: Duration = Duration::from_secs(5);
+
+/// An answer to a spawn request this node sent: the new process's number
+/// on the other node, or why none started.
+type SpawnAnswer = oneshot::Sender<Result<u64, Error>>;
+
+/// Where a node's incoming messages go: its runtime, once attached, and
+/// the spawn requests it sent and awaits answers to.
 pub(crate) struct Inbound {
     pub runtime: Mutex<Option<Runtime>>,
+    /// The most a process other nodes spawn here may do (`None`: the
+    /// runtime's default policy).
+    ceiling: Option<Arc<Policy>>,
+    /// The membership: who is known, and where answers to other nodes'
+    /// spawn requests go.
+    pub members: OnceLock<Weak<dyn Members>>,
+    /// Told each time a node joins.
+    pub joined: Notify,
+    /// Spawn requests awaiting an answer, by node index and number.
+    spawns: Mutex<HashMap<(u32, u64), SpawnAnswer>>,
+    next_spawn: AtomicU64,
 }
 
 impl Inbound {
+    /// Nothing attached yet; processes spawned here for other nodes get
+    /// at most `ceiling`.
+    pub fn new(ceiling: Option<Policy>) -> Self {
+        Inbound {
+            runtime: Mutex::new(None),
+            ceiling: ceiling.map(Arc::new),
+            members: OnceLock::new(),
+            joined: Notify::new(),
+            spawns: Mutex::new(HashMap::new()),
+            next_spawn: AtomicU64::new(0),
+        }
+    }
+
+    /// Queues `req` for node `node` on `peer`, the queue to it: the
+    /// answer arrives on the receiver. `None` if the node is gone.
+    pub fn ask_spawn(
+        &self,
+        (node, peer): (u32, &Peer),
+        mut req: RemoteSpawn,
+        local: &str,
+    ) -> Option<oneshot::Receiver<Result<u64, Error>>> {
+        let id = self.next_spawn.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.spawns.lock().insert((node, id), tx);
+        req.parent = wire_pid(req.parent);
+        req.args = req
+            .args
+            .into_iter()
+            .map(|a| pids::outbound(a, local))
+            .collect();
+        if peer
+            .sender
+            .queue(Outgoing::Frame(Frame::Spawn { id, req }))
+            .is_err()
+        {
+            self.spawns.lock().remove(&(node, id));
+            return None;
+        }
+        Some(rx)
+    }
+
+    /// Node `node` went away: its unanswered spawn requests fail.
+    pub fn fail_spawns(&self, node: u32) {
+        self.spawns.lock().retain(|&(n, _), _| n != node);
+    }
+
+    /// The node leaves: every unanswered spawn request fails.
+    pub fn fail_all_spawns(&self) {
+        self.spawns.lock().clear();
+    }
+
+    fn members(&self) -> Option<Arc<dyn Members>> {
+        self.members.get().and_then(Weak::upgrade)
+    }
+
+    /// Waits (for a while) until node `node` is a known member: answers
+    /// and signals back to it need its queue.
+    async fn known(&self, node: u32, name: &str) {
+        let Some(members) = self.members() else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + UNKNOWN_SENDER_WAIT;
+        loop {
+            let joined = self.joined.notified();
+            tokio::pin!(joined);
+            joined.as_mut().enable();
+            if members.knows(node) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, joined).await.is_err() {
+                tracing::warn!(
+                    node = name,
+                    "frames from a node etcd does not list as a member"
+                );
+                return;
+            }
+        }
+    }
+
+    /// Answers the spawn requests among `frames` from node `node`: this
+    /// node has no runtime (yet, or any more).
+    fn refuse_spawns(&self, node: u32, frames: Vec<Frame>) {
+        let Some(out) = self.members() else {
+            return;
+        };
+        for frame in frames {
+            if let Frame::Spawn { id, .. } = frame {
+                let why = Error::new(ErrorKind::Unavailable, "the node is not running processes");
+                out.answer(node, id, Err(why));
+            }
+        }
+    }
+
+    /// Starts the process node `node` asked for in request `id` (off the
+    /// swarm's threads: a script is read and compiled), and answers it.
+    fn serve_spawn(&self, rt: &Runtime, node: u32, id: u64, mut req: RemoteSpawn) {
+        req.parent = unwire_pid(req.parent, node);
+        req.args = req.args.into_iter().map(pids::inbound).collect();
+        let rt = rt.clone();
+        let ceiling = self.ceiling.clone();
+        let members = self.members();
+        tokio::task::spawn_blocking(move || {
+            rt.spawn_for(req, ceiling.as_ref(), |result| match members {
+                Some(out) => out.answer(node, id, result.map(Pid::id)),
+                None => tracing::warn!("answered a spawn request while leaving the cluster"),
+            });
+        });
+    }
+
     /// Delivers `batch` in order, each message waiting for room in its
     /// receiver's mailbox. A message to a process that is gone is dropped
     /// (as Erlang drops a message to a dead remote pid).
     async fn deliver(&self, batch: Batch) {
-        let Some(rt) = self.runtime.lock().clone() else {
-            tracing::warn!(from = %batch.from, "messages arrived before the node was ready; dropped");
-            return;
-        };
         let Ok(node) = nodes::index(&batch.from) else {
             tracing::warn!(from = %batch.from, "messages from a malformed node name; dropped");
+            return;
+        };
+        self.known(node, &batch.from).await;
+        let Some(rt) = self.runtime.lock().clone() else {
+            tracing::warn!(from = %batch.from, "messages arrived while the node was not running; dropped");
+            self.refuse_spawns(node, batch.frames);
             return;
         };
         for frame in batch.frames {
@@ -171,6 +332,12 @@ impl Inbound {
                 Frame::Signal(signal) => {
                     rt.deliver_signal(signal.map_pids(|p| unwire_pid(p, node)));
                 }
+                Frame::Spawn { id, req } => self.serve_spawn(&rt, node, id, req),
+                Frame::Spawned { id, result } => match self.spawns.lock().remove(&(node, id)) {
+                    // The asker may have stopped waiting (it was killed).
+                    Some(answer) => drop(answer.send(result)),
+                    None => tracing::debug!(id, "an answer to no spawn request"),
+                },
             }
         }
     }
@@ -544,6 +711,13 @@ impl Peer {
         self.sender.queue(Outgoing::Signal(signal)).is_ok()
     }
 
+    /// Queues the answer to this node's spawn request `id`, after what is
+    /// queued (the link of a linked spawn, first of all).
+    pub fn answer(&self, id: u64, result: Result<u64, Error>) -> bool {
+        let frame = Frame::Spawned { id, result };
+        self.sender.queue(Outgoing::Frame(frame)).is_ok()
+    }
+
     /// Whether everything queued so far was delivered (or lost).
     pub fn drained(&self) -> bool {
         self.sender.unsent.load(Ordering::Relaxed) == 0
@@ -626,6 +800,7 @@ async fn pump(mut link: Link, mut rx: mpsc::UnboundedReceiver<Outgoing>, sender:
                             })
                         }
                         Outgoing::Signal(signal) => Frame::Signal(signal.map_pids(wire_pid)),
+                        Outgoing::Frame(frame) => frame,
                     })
                     .collect();
                 sender.room.add_permits(taken);

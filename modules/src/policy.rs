@@ -183,6 +183,24 @@ impl Policy {
         self.parent.as_ref().map_or(Ok(()), |p| p.validate(modules))
     }
 
+    /// This policy without the module names `modules` lacks, its parents'
+    /// included. A policy from another node of a cluster may name modules
+    /// only that node has: here they can be neither loaded nor refused, and
+    /// an `only` list keeps refusing every other module.
+    #[must_use]
+    pub fn known(mut self, modules: &ModuleRegistry) -> Self {
+        let keep = |set: &mut BTreeSet<String>| set.retain(|n| modules.get(n).is_some());
+        keep(&mut self.allow_modules);
+        keep(&mut self.deny_modules);
+        if let Some(only) = &mut self.only_modules {
+            keep(only);
+        }
+        self.parent = self
+            .parent
+            .map(|p| Arc::new(Policy::clone(&p).known(modules)));
+        self
+    }
+
     /// Adds an action-level rule.
     #[must_use]
     pub fn rule(mut self, action: &str, pattern: &str, effect: RuleEffect) -> Self {
@@ -372,6 +390,27 @@ mod tests {
             let e = bad.validate(&registry).unwrap_err();
             assert_eq!(e.kind(), troupe_dispatcher::ErrorKind::Invalid, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn names_of_modules_another_node_has_are_dropped_never_widening() {
+        let registry = ModuleRegistry::with_builtins();
+        let json = registry.get("json").unwrap();
+        let only = Policy::plugin().only_modules(["plugin_db", "json"]);
+        let parent = Arc::new(Policy::plugin().deny_module("ghost").deny_module("json"));
+        let remote = Policy::plugin().allow_module("plugin_db").within(&parent);
+        let here = remote.known(&registry);
+        assert!(here.validate(&registry).is_ok());
+        assert!(!here.allows(json), "a known deny in a parent stays");
+        let here = only.known(&registry);
+        assert!(here.validate(&registry).is_ok() && here.allows(json));
+        let gone = Policy::plugin()
+            .only_modules(["plugin_db"])
+            .known(&registry);
+        assert!(
+            !gone.allows(json),
+            "an `only` list of unknown modules refuses all"
+        );
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub use latency::{LATENCY_BOUNDS, Latencies, LatencyCounts};
 pub use limits::Limits;
 pub use mailbox::Message;
 pub use process::{Process, Resume, Step, StepCx};
-pub use remote::{ExitReason, RemoteFuture, RemoteNodes, RemoteSignal};
+pub use remote::{ExitReason, RemoteFuture, RemoteNodes, RemoteSignal, RemoteSpawn};
 pub use runtime::{MAX_WORKERS, ProcessHandle, Runtime, RuntimeBuilder, WORKERS_ENV};
 pub use spawn::{Spawn, check_spawn_options, source_error};
 pub use stats::{CommandStats, RuntimeStats};

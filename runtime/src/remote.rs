@@ -25,13 +25,17 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use troupe_dispatcher::{Dispatched, Error, ErrorKind, HandlerCx, Pid, Tag, Value};
+use troupe_modules::{ModuleRegistry, Policy};
 
+use crate::entry::Entry;
 use crate::exit::{Exit, NOPROC};
 use crate::mailbox::Message;
 use crate::scheduler::Scheduler;
+use crate::spawn::MAX_MAILBOX;
+use crate::{Limits, Spawn};
 
 /// A cluster operation that finishes later (on the runtime's IO pool).
-pub type RemoteFuture = Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
+pub type RemoteFuture<T = ()> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send>>;
 
 /// What a runtime needs of a cluster: sending to other nodes and the
 /// global name registry.
@@ -58,6 +62,84 @@ pub trait RemoteNodes: Send + Sync + 'static {
     /// not a live member (the runtime then acts as if the signal came back
     /// with reason `noconnection`).
     fn signal(&self, signal: RemoteSignal) -> bool;
+
+    /// Asks node `node` to start the process `req` describes (the other
+    /// node starts it with [`Runtime::spawn_for`](crate::Runtime::spawn_for));
+    /// answers its pid once it is made there, before it runs.
+    /// `UNAVAILABLE` if `node` is not a live member, or goes away before
+    /// it answers.
+    fn spawn(&self, node: &str, req: RemoteSpawn) -> RemoteFuture<Pid>;
+}
+
+/// A process one node asks another to start
+/// (`process.spawn(script, {node = "b"}, ...)`). The other node runs the
+/// script from its own source, under at most `policy` and its own ceiling.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RemoteSpawn {
+    /// The spawning process, as the spawning node writes it.
+    pub parent: Pid,
+    /// The script's key (already resolved against the spawner's).
+    pub key: String,
+    /// The new process's `...`.
+    pub args: Vec<Value>,
+    /// The function to call after the chunk ran, if any.
+    pub entry: Option<String>,
+    /// The mailbox capacity, if not the other node's default.
+    pub mailbox: Option<usize>,
+    /// Link the new process to `parent` before it runs.
+    pub link: bool,
+    /// Run it as a lightweight process.
+    pub lightweight: bool,
+    /// Stop it when its script changes on the other node.
+    pub restart_on_change: bool,
+    /// The most the new process may do: the spawner's own policy, narrowed
+    /// by the spawn's `allow`.
+    pub policy: Policy,
+    /// Its wall-clock limit: the spawner's, or the spawn's shorter
+    /// `timeout`.
+    pub timeout: Option<Duration>,
+}
+
+impl RemoteSpawn {
+    /// The request `spec`, a child of `parent`, stands for.
+    pub(crate) fn new(spec: Spawn, parent: &Entry) -> Self {
+        let policy = match spec.policy {
+            Some(own) => Policy::clone(&own).within(&parent.policy),
+            None => Policy::clone(&parent.policy),
+        };
+        RemoteSpawn {
+            parent: parent.pid,
+            key: spec.key,
+            args: spec.args,
+            entry: spec.entry,
+            mailbox: spec.mailbox,
+            link: spec.link.is_some(),
+            lightweight: spec.lightweight,
+            restart_on_change: spec.restart_on_change,
+            policy,
+            timeout: spec.limits.map_or(parent.limits.timeout, |l| l.timeout),
+        }
+    }
+
+    /// The spawn this node makes of it: the policy narrowed to `ceiling`
+    /// (names of modules this node lacks dropped), this node's `limits`
+    /// with the request's timeout when shorter. No link yet: see
+    /// [`Scheduler::spawn_for`].
+    fn spec(self, ceiling: &Arc<Policy>, modules: &ModuleRegistry, limits: &Limits) -> Spawn {
+        let mut spec = Spawn::script(self.key);
+        spec.args = self.args;
+        spec.entry = self.entry;
+        spec.mailbox = self.mailbox.map(|n| n.clamp(1, MAX_MAILBOX));
+        spec.lightweight = self.lightweight;
+        spec.restart_on_change = self.restart_on_change;
+        spec.policy = Some(Arc::new(self.policy.known(modules).within(ceiling)));
+        if let Some(asked) = self.timeout {
+            let mut limits = *limits;
+            limits.timeout = Some(limits.timeout.map_or(asked, |own| own.min(asked)));
+            spec.limits = Some(limits);
+        }
+        spec
+    }
 }
 
 /// Why a process ended, as a link carries it to another node.
@@ -264,12 +346,52 @@ impl Scheduler {
             .ok_or_else(|| Error::new(ErrorKind::Unavailable, "this node is not in a cluster"))
     }
 
+    /// Starts the process node `req.parent.node()` asked for (see
+    /// [`Runtime::spawn_for`](crate::Runtime::spawn_for)).
+    pub(crate) fn spawn_for(
+        &self,
+        req: RemoteSpawn,
+        ceiling: Option<&Arc<Policy>>,
+        reply: impl FnOnce(Result<Pid, Error>),
+    ) {
+        let (parent, link) = (req.parent, req.link);
+        let ceiling = ceiling.unwrap_or(&self.default_policy);
+        let spec = req.spec(ceiling, &self.modules, &self.default_limits);
+        let entry = match self.prepare(spec, None, None, None) {
+            Ok(entry) => entry,
+            Err(e) => return reply(Err(e)),
+        };
+        let child = entry.pid;
+        // The link goes back ahead of the answer, in the same queue, so the
+        // spawner's node has it before anything the child does can arrive.
+        let linked = link && {
+            entry.links.lock().sets().links.insert(parent);
+            self.remote_of(parent).is_some_and(|r| {
+                r.signal(RemoteSignal::Link {
+                    from: child,
+                    to: parent,
+                })
+            })
+        };
+        reply(Ok(child));
+        self.start(entry);
+        if link && !linked {
+            let reason = ExitReason::NoConnection;
+            let exit = RemoteSignal::Exit {
+                from: parent,
+                to: child,
+                reason,
+            };
+            self.table.deliver_signal(exit, self);
+        }
+    }
+
     /// Runs `op` on the IO pool for process `pid`'s yield `tag`, which it
-    /// answers with `true` once `op` is done (`TIMEOUT` after `timeout`).
+    /// answers with what `op` gives (`TIMEOUT` after `timeout`).
     pub(crate) fn remote_pending(
         &self,
         (pid, tag): (Pid, Tag),
-        op: RemoteFuture,
+        op: RemoteFuture<Value>,
         timeout: Option<Duration>,
     ) -> Dispatched {
         let completer = HandlerCx {
@@ -289,7 +411,7 @@ impl Scheduler {
                     ))
                 }),
             };
-            completer.complete(done.map(|()| Value::Bool(true)));
+            completer.complete(done);
         });
         Dispatched::Pending(Some(task.abort_handle()))
     }

@@ -14,7 +14,7 @@ use crate::journal::{Deliver, Interrupt, JournalStore, Reach, Stop};
 use crate::mailbox::Message;
 use crate::quota::{Caps, Quota};
 use crate::reload::Reloader;
-use crate::remote::{RemoteNodes, RemoteSignal};
+use crate::remote::{RemoteNodes, RemoteSignal, RemoteSpawn};
 use crate::scheduler::{Scheduler, SchedulerParts};
 use crate::stats::RuntimeStats;
 use crate::{Limits, Spawn, journaled};
@@ -543,6 +543,24 @@ impl Runtime {
     pub fn deliver_signal(&self, signal: RemoteSignal) {
         let sched = self.sched();
         sched.table.deliver_signal(signal, sched);
+    }
+
+    /// Starts the process another node asked for
+    /// ([`RemoteNodes::spawn`](crate::RemoteNodes::spawn)): from this
+    /// runtime's source, under the request's policy narrowed to `ceiling`
+    /// (default: this runtime's default policy), with this runtime's
+    /// default limits (and the request's timeout, if shorter), in a spawn
+    /// tree of its own. `reply` gets the new pid (or why none started)
+    /// before the process runs, and after a linked one's link was queued
+    /// back to the spawner, so the spawner's node learns of both before
+    /// anything the process does.
+    pub fn spawn_for(
+        &self,
+        req: RemoteSpawn,
+        ceiling: Option<&Arc<Policy>>,
+        reply: impl FnOnce(Result<Pid, Error>),
+    ) {
+        self.sched().spawn_for(req, ceiling, reply);
     }
 
     /// Delivers a notice to `pid` the way the runtime delivers `EXIT` and

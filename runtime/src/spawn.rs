@@ -190,11 +190,29 @@ pub(crate) struct OptionsOf {
     pub own: &'static [&'static str],
 }
 
-/// `process.spawn`'s options table.
+/// `process.spawn`'s options table: the spawn options, and `node` (read
+/// by [`spawn_node`]).
 pub(crate) const SPAWN: OptionsOf = OptionsOf {
     what: "process.spawn",
-    own: &[],
+    own: &["node"],
 };
+
+/// The node `process.spawn`'s `opts.node` names, if any: `INVALID` if it
+/// is not a node name.
+pub(crate) fn spawn_node(opts: &Value) -> Result<Option<&str>, Error> {
+    match opts.get("node") {
+        None | Some(Value::Nil) => Ok(None),
+        Some(Value::String(name)) if troupe_dispatcher::nodes::valid_name(name) => Ok(Some(name)),
+        Some(other) => Err(Error::invalid(format!(
+            "process.spawn: opts.node must be a node name (letters, digits, '_' or '-', \
+             starting with a letter), got {}",
+            match other {
+                Value::String(s) => format!("{s:?}"),
+                v => v.type_name().to_owned(),
+            }
+        ))),
+    }
+}
 
 /// `INVALID` naming the spawn option `name`.
 fn bad_option(of: &OptionsOf, name: &str, expected: &str, got: &Value) -> Error {
@@ -275,6 +293,7 @@ fn classes(allow: &Value) -> Result<ClassSet, Error> {
 /// duration. `INVALID` naming the option otherwise.
 pub fn check_spawn_options(opts: &Value) -> Result<(), Error> {
     check_options(opts, &SPAWN)?;
+    spawn_node(opts)?;
     if let Some(allow) = opts.get("allow") {
         classes(allow)?;
     }

@@ -62,7 +62,9 @@ pub fn finish(label: &str, mut child: Child, out: &Path, err: &Path) -> Run {
         if started.elapsed() > DEADLINE {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("troupe {label} still running after {DEADLINE:?}");
+            let log = std::fs::read(err).unwrap_or_default();
+            let tail = String::from_utf8_lossy(&log[log.len().saturating_sub(4000)..]);
+            panic!("troupe {label} still running after {DEADLINE:?}; the end of its log:\n{tail}");
         }
         std::thread::sleep(Duration::from_millis(10));
     };

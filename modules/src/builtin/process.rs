@@ -304,6 +304,8 @@ fn types() -> Types {
                     .doc("module classes the child may use (within the caller's)"),
                 Field::optional("timeout", Type::union([Type::Number, Type::String]))
                     .doc("wall-clock limit (ms or \"1.5s\")"),
+                Field::optional("node", Type::String)
+                    .doc("start the child on this node of the cluster, from its source, under at most that node's own policy; answered once it is made there (UNAVAILABLE if the node is not a live member)"),
             ],
         ))
         .decl(Decl::record(

@@ -1,7 +1,7 @@
 //! Handlers of `process`: messages (send waits for room, try_send does
 //! not, receive), spawning, links, monitors, exits and names.
 
-use troupe_dispatcher::{Call, Dispatched, Error, ErrorKind, Pid, Value};
+use troupe_dispatcher::{Call, Dispatched, Error, ErrorKind, Pid, Value, nodes};
 use troupe_modules::builtin::commands::Target;
 use troupe_modules::builtin::process::{
     Demonitor, Kill, Link, Monitor, Outgoing, Receive, Register, Send, Spawn, TrapExits, TrySend,
@@ -11,9 +11,10 @@ use troupe_modules::builtin::process::{
 use super::{Answer, Builtin, Cx, millis, ready};
 use crate::exit::Exit;
 use crate::mailbox::{Mailbox, Message, SendWaker, Waiter};
-use crate::remote::queue_full;
+use crate::remote::{RemoteFuture, RemoteSpawn, queue_full};
 use crate::scheduler::Scheduler;
 use crate::send::Delivery;
+use crate::spawn::{SPAWN, child_spec, spawn_node};
 use crate::timers::TimerAction;
 
 /// The pid a message goes to: given, or looked up by name (this node's
@@ -92,7 +93,9 @@ impl Builtin for Send {
         };
         if let Some(remote) = cx.sched.remote_of(to) {
             let me = (cx.entry.pid, cx.tag);
-            return cx.sched.remote_pending(me, remote.send(to, msg), timeout);
+            return cx
+                .sched
+                .remote_pending(me, done(remote.send(to, msg)), timeout);
         }
         let me = (cx.entry.pid, cx.tag);
         let sent = cx
@@ -201,13 +204,34 @@ fn admit(s: &Scheduler, admitted: Option<SendWaker>) {
     }
 }
 
+/// A cluster operation answered with `true` once done.
+fn done(op: RemoteFuture) -> RemoteFuture<Value> {
+    Box::pin(async move { op.await.map(|()| Value::Bool(true)) })
+}
+
+/// `process.spawn`: here, or on the node `opts.node` names (answered once
+/// that node made the process).
 impl Builtin for Spawn {
     fn handle(self, cx: &Cx<'_>) -> Dispatched {
-        ready(
-            cx.sched
-                .spawn_child(cx.entry, self)
-                .map(|pid| Value::from(pid.to_string())),
-        )
+        let node = match spawn_node(&self.opts) {
+            Ok(Some(node)) if nodes::local().as_deref() != Some(node) => node.to_owned(),
+            Ok(_) => {
+                let pid = cx.sched.spawn_child(cx.entry, self);
+                return ready(pid.map(|pid| Value::from(pid.to_string())));
+            }
+            Err(e) => return ready(Err(e)),
+        };
+        let asked = cx.sched.cluster().and_then(|remote| {
+            let spec = child_spec(cx.entry, &self.script, self.args, &self.opts, &SPAWN)?;
+            Ok(remote.spawn(&node, RemoteSpawn::new(spec, cx.entry)))
+        });
+        match asked {
+            Ok(started) => {
+                let pid = Box::pin(async move { Ok(Value::from(started.await?.to_string())) });
+                cx.sched.remote_pending((cx.entry.pid, cx.tag), pid, None)
+            }
+            Err(e) => ready(Err(e)),
+        }
     }
 }
 
@@ -291,7 +315,8 @@ impl Builtin for Register {
             return match cx.sched.cluster() {
                 Ok(remote) => {
                     let claim = remote.register(&self.name, cx.entry.pid);
-                    cx.sched.remote_pending((cx.entry.pid, cx.tag), claim, None)
+                    cx.sched
+                        .remote_pending((cx.entry.pid, cx.tag), done(claim), None)
                 }
                 Err(e) => ready(Err(e)),
             };
