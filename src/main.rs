@@ -13,7 +13,7 @@
 //!                 | delete ID   [--data DIR]
 //! troupe ps --connect ADDR [--token T] [--json]
 //! troupe top --connect ADDR [--token T] [--interval MS] [--sort mailbox|memory|instructions|pid]
-//! troupe bench [--quick] [--no-erlang] [--workers N]
+//! troupe bench [--quick] [--no-erlang] [--workers N] [--cluster]
 //! ```
 //!
 //! On success the result is printed as JSON on stdout (exit 0). A failure is
@@ -128,7 +128,14 @@ impl Command {
             Command::Ps(args) => args.execute(),
             Command::Top(args) => args.execute(),
             Command::Bench(args) => {
-                let progress = progress::Progress::new("bench", troupe_bench::BENCH_STEPS);
+                if args.cluster() && !cfg!(feature = "cluster") {
+                    return Err(Error::new(
+                        ErrorKind::Unavailable,
+                        "`troupe bench --cluster` needs a troupe built with the `cluster` \
+                         feature: cargo build --release --features cluster",
+                    ));
+                }
+                let progress = progress::Progress::new("bench", args.steps());
                 troupe_bench::bench(&args, &mut |n, what| progress.step(n, what)).map(Output::Text)
             }
         }

@@ -49,3 +49,27 @@ fn troupe_workers_is_read_by_every_runtime() {
         );
     }
 }
+
+/// `troupe bench --cluster` needs the `cluster` feature; with it, a
+/// machine without `etcd` and `erl` still gets the table, with a note for
+/// each side left out (an empty `PATH` stands for such a machine).
+#[test]
+fn the_cluster_bench_leaves_out_what_is_not_installed() {
+    let empty = tempfile::tempdir().expect("temp dir");
+    let path = empty.path().to_str().expect("a UTF-8 path");
+    let out = troupe(&["bench", "--cluster", "--quick"], &[("PATH", path)]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if cfg!(feature = "cluster") {
+        assert!(out.status.success(), "{out:?}");
+        assert!(stdout.contains("| remote ping-pong round trip"), "{stdout}");
+        assert!(stdout.contains("`erl`/`erlc` not found"), "{stdout}");
+        assert!(stdout.contains("`etcd` not found"), "{stdout}");
+    } else {
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(
+            stderr.starts_with("UNAVAILABLE: ") && stderr.contains("`cluster` feature"),
+            "{stderr}"
+        );
+    }
+}

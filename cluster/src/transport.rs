@@ -4,29 +4,35 @@
 //! gateway's actor id in etcd beside its peer id and listen address. A
 //! node sends to another through one [`Peer`] per destination: a queue
 //! drained by one task, which sends what is queued as one [`Batch`] (a
-//! kameo `ask` to the destination's gateway) and waits for its reply
-//! before sending the next. So messages and signals (links, monitors,
-//! exits) from one node to another arrive in the order they were sent.
-//! Messages take a place of the queue's [`QUEUE`] (signals never wait for
-//! one), and the places come back as the task takes them: the queue fills
-//! (holding senders back) while the receiving node delivers slowly, since
-//! the gateway answers a batch only once every message in it is in its
-//! receiver's mailbox, waiting for room like any send.
+//! kameo `ask` to the destination's gateway), with up to [`WINDOW`]
+//! batches on their way at once. Kameo hands each request to the actor
+//! from a task of its own, so requests can reach the gateway out of
+//! order: the batches are numbered, and the gateway holds one that came
+//! early until those before it are delivered. So messages and signals
+//! (links, monitors, exits) from one node to another arrive in the order
+//! they were sent. Messages take a place of the queue's [`QUEUE`]
+//! (signals never wait for one), and the places come back as the task
+//! takes them: the queue fills (holding senders back) while the receiving
+//! node delivers slowly, since the gateway answers a batch only once every
+//! message in it is in its receiver's mailbox, waiting for room like any
+//! send, and no more than [`WINDOW`] batches wait for their answer.
 //!
 //! The swarm's TCP connections start with libp2p's private-network
 //! handshake (pnet) keyed by SHA-256 of the cluster secret, then noise and
 //! yamux: a node with another secret cannot finish a handshake, and the
 //! refused attempts are logged.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
-use std::time::Duration;
+use std::sync::{Arc, LazyLock, OnceLock, Weak};
+use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use kameo::actor::{ActorId, ActorRef, RemoteActorRef, Spawn as _};
 use kameo::message::{Context, Message as KameoMessage};
 use kameo::remote;
+use kameo::reply::{DelegatedReply, ReplySender};
 use libp2p::core::upgrade::Version;
 use libp2p::pnet::{PnetConfig, PreSharedKey};
 use libp2p::swarm::SwarmEvent;
@@ -48,6 +54,9 @@ use crate::pids;
 const BATCH: usize = 512;
 /// Messages queued per destination node before senders wait.
 const QUEUE: usize = 4096;
+/// The most batches to one node on their way (sent, not yet answered) at
+/// once.
+const WINDOW: usize = 4;
 /// How long a batch may take to be delivered (receivers with full
 /// mailboxes hold it up) before it counts as lost.
 const BATCH_TIMEOUT: Duration = Duration::from_secs(300);
@@ -99,7 +108,29 @@ pub(crate) enum Frame {
 pub(crate) struct Batch {
     /// The sending node's name.
     from: String,
+    /// The sending OS process ([`INCARNATION`]).
+    incarnation: u64,
+    /// The stream of batches this one belongs to: a sender starts a new
+    /// one, with a higher number, when a batch of its stream was lost.
+    stream: u64,
+    /// The batch's place in its stream, from 0.
+    seq: u64,
     frames: Vec<Frame>,
+}
+
+/// This OS process among the incarnations of its node name: the clock
+/// when it first sent a batch.
+static INCARNATION: LazyLock<u64> = LazyLock::new(|| {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+});
+
+/// The number of a new stream of batches, higher than every earlier one
+/// of this OS process.
+fn new_stream() -> u64 {
+    static STREAMS: AtomicU64 = AtomicU64::new(1);
+    STREAMS.fetch_add(1, Ordering::Relaxed)
 }
 
 /// On the wire, a signal's pids are marked by whose they are: node 1 for
@@ -316,14 +347,67 @@ impl Inbound {
 #[derive(kameo::Actor, kameo::RemoteActor)]
 pub(crate) struct Gateway {
     inbound: Arc<Inbound>,
+    /// Where each sending node's stream of batches is.
+    streams: HashMap<String, Stream>,
+}
+
+/// Where one sending node's stream of batches is.
+#[derive(Default)]
+struct Stream {
+    incarnation: u64,
+    id: u64,
+    /// The number of the batch to deliver next.
+    next: u64,
+    /// Batches that came before `next`, with their answers.
+    early: BTreeMap<u64, (Batch, Option<ReplySender<()>>)>,
 }
 
 #[kameo::remote_message("troupe.cluster.batch")]
 impl KameoMessage<Batch> for Gateway {
-    type Reply = ();
+    type Reply = DelegatedReply<()>;
 
-    async fn handle(&mut self, batch: Batch, _ctx: &mut Context<Self, Self::Reply>) {
-        self.inbound.deliver(batch).await;
+    /// Delivers `batch` and the early ones that follow it, answering each
+    /// once delivered; holds it if it came early. A batch of a stream its
+    /// sender gave up is dropped unanswered (the sender counts it lost).
+    async fn handle(&mut self, batch: Batch, ctx: &mut Context<Self, Self::Reply>) -> Self::Reply {
+        let (delegated, reply) = ctx.reply_sender();
+        let stream = self.streams.entry(batch.from.clone()).or_default();
+        if stream.incarnation != batch.incarnation {
+            *stream = Stream {
+                incarnation: batch.incarnation,
+                ..Stream::default()
+            };
+        }
+        if (batch.stream, batch.seq) < (stream.id, stream.next) {
+            tracing::debug!(from = %batch.from, "a batch of an abandoned stream; dropped");
+            return delegated;
+        }
+        if batch.stream > stream.id {
+            // What the old stream held waits for a batch that was lost.
+            stream.id = batch.stream;
+            stream.next = 0;
+            stream.early.clear();
+        }
+        if batch.seq != stream.next {
+            stream.early.insert(batch.seq, (batch, reply));
+            return delegated;
+        }
+        let mut ready = Some((batch, reply));
+        while let Some((batch, reply)) = ready {
+            tracing::trace!(
+                seq = batch.seq,
+                frames = batch.frames.len(),
+                "batch arrived"
+            );
+            self.inbound.deliver(batch).await;
+            tracing::trace!("batch delivered");
+            if let Some(reply) = reply {
+                reply.send(());
+            }
+            stream.next += 1;
+            ready = stream.early.remove(&stream.next);
+        }
+        delegated
     }
 }
 
@@ -419,8 +503,12 @@ impl Transport {
                     dial = dial_rx.recv() => {
                         let Some((peer, addr, dial)) = dial else { break };
                         swarm.add_peer_address(peer, addr.clone());
+                        // A dial refused because the peer is connected
+                        // is a dial failure to kameo, which then fails
+                        // every request on its way to the peer (while they
+                        // are still delivered): dial only the unconnected.
                         let opts = DialOpts::peer_id(peer).addresses(vec![addr]).build();
-                        if dial && let Err(e) = swarm.dial(opts) {
+                        if dial && !swarm.is_connected(&peer) && let Err(e) = swarm.dial(opts) {
                             tracing::debug!(%peer, error = %e, "dial");
                         }
                     }
@@ -432,7 +520,10 @@ impl Transport {
             }
         })
         .abort_handle();
-        let gateway = Gateway::spawn(Gateway { inbound });
+        let gateway = Gateway::spawn(Gateway {
+            inbound,
+            streams: HashMap::new(),
+        });
         gateway.into_remote_ref().await;
         Ok(Transport {
             peer_id,
@@ -668,43 +759,72 @@ impl Link {
     }
 }
 
-/// Sends what is queued for one node, a batch at a time, each after the
-/// previous one was delivered; gives the queue's places back as it takes
-/// messages out.
+/// Sends what is queued for one node as numbered batches, up to
+/// [`WINDOW`] of them on their way at once; gives the queue's places back
+/// as it takes messages out. A batch whose delivery cannot be confirmed is
+/// lost, and the batches after it go in a new stream, so the gateway does
+/// not wait for it.
 async fn pump(mut link: Link, mut rx: mpsc::UnboundedReceiver<Outgoing>, sender: PeerSender) {
     let mut queued = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut queued, BATCH).await > 0 {
-        let mut taken = 0;
-        let frames: Vec<Frame> = queued
-            .drain(..)
-            .map(|out| match out {
-                Outgoing::Message(to, m) => {
-                    taken += 1;
-                    Frame::Message(Envelope {
-                        from: m.from.map(Pid::id),
-                        to,
-                        topic: m.topic,
-                        payload: pids::outbound(m.payload, &link.local),
-                    })
+    let mut flying = FuturesUnordered::new();
+    let (mut stream, mut seq) = (new_stream(), 0);
+    let mut open = true;
+    while open || !flying.is_empty() {
+        tokio::select! {
+            Some((sent_in, lost, answer)) = flying.next(), if !flying.is_empty() => {
+                tracing::trace!(frames = lost, "batch answered");
+                if let Err(e) = answer {
+                    tracing::warn!(node = %link.name, lost, error = %e, "messages to another node were lost");
+                    if sent_in == stream {
+                        (stream, seq) = (new_stream(), 0);
+                    }
                 }
-                Outgoing::Signal(signal) => Frame::Signal(signal.map_pids(wire_pid)),
-                Outgoing::Frame(frame) => frame,
-            })
-            .collect();
-        sender.room.add_permits(taken);
-        let lost = frames.len();
-        if !link.connect().await {
-            tracing::warn!(node = %link.name, lost, "messages to another node were lost: no connection");
-            sender.unsent.fetch_sub(lost, Ordering::Relaxed);
-            continue;
+                sender.unsent.fetch_sub(lost, Ordering::Relaxed);
+            }
+            got = rx.recv_many(&mut queued, BATCH), if open && flying.len() < WINDOW => {
+                if got == 0 {
+                    open = false;
+                    continue;
+                }
+                let mut taken = 0;
+                let frames: Vec<Frame> = queued
+                    .drain(..)
+                    .map(|out| match out {
+                        Outgoing::Message(to, m) => {
+                            taken += 1;
+                            Frame::Message(Envelope {
+                                from: m.from.map(Pid::id),
+                                to,
+                                topic: m.topic,
+                                payload: pids::outbound(m.payload, &link.local),
+                            })
+                        }
+                        Outgoing::Signal(signal) => Frame::Signal(signal.map_pids(wire_pid)),
+                        Outgoing::Frame(frame) => frame,
+                    })
+                    .collect();
+                sender.room.add_permits(taken);
+                let lost = frames.len();
+                if !link.connect().await {
+                    tracing::warn!(node = %link.name, lost, "messages to another node were lost: no connection");
+                    sender.unsent.fetch_sub(lost, Ordering::Relaxed);
+                    continue;
+                }
+                let batch = Batch {
+                    from: link.local.to_string(),
+                    incarnation: *INCARNATION,
+                    stream,
+                    seq,
+                    frames,
+                };
+                seq += 1;
+                tracing::trace!(seq = batch.seq, frames = lost, "batch sent");
+                let gateway = link.gateway.clone();
+                flying.push(async move {
+                    let answer = gateway.ask(&batch).await.map_err(|e| e.to_string());
+                    (batch.stream, lost, answer)
+                });
+            }
         }
-        let batch = Batch {
-            from: link.local.to_string(),
-            frames,
-        };
-        if let Err(e) = link.gateway.ask(&batch).await {
-            tracing::warn!(node = %link.name, lost, error = %e, "messages to another node were lost");
-        }
-        sender.unsent.fetch_sub(lost, Ordering::Relaxed);
     }
 }

@@ -7,7 +7,9 @@
 //! Every job is timed inside its own VM, so start-up is not counted. The
 //! memory jobs run in a child process each (this binary re-executed with the
 //! hidden `--child` flag), so memory one job freed cannot hide the growth of
-//! the next.
+//! the next. `--cluster` runs the remote jobs instead (see `cluster.rs`).
+
+mod cluster;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -105,6 +107,12 @@ pub struct BenchArgs {
     #[arg(long)]
     no_erlang: bool,
 
+    /// Runs the remote jobs instead: two Troupe nodes (`troupe run
+    /// --cluster`, with an etcd of its own) beside two Erlang nodes, on
+    /// loopback. Needs a troupe built with the `cluster` feature.
+    #[arg(long, conflicts_with = "child")]
+    cluster: bool,
+
     /// Scheduler workers of Troupe's runtime (default: available cores).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     workers: Option<u16>,
@@ -164,6 +172,8 @@ enum Unit {
     Seconds(usize),
     /// Milliseconds for the whole job.
     Millis,
+    /// Nanoseconds per unit of work, and the rate.
+    NanosRate,
 }
 
 impl Unit {
@@ -174,6 +184,7 @@ impl Unit {
             Unit::Bytes => format!("{v:.0} B"),
             Unit::Seconds(n) => format!("{v:.2} s ({:.0} k/s)", n as f64 / v / 1e3),
             Unit::Millis => format!("{v:.1} ms"),
+            Unit::NanosRate => format!("{} ({:.0} k/s)", Unit::Nanos.show(v), 1e6 / v),
         }
     }
 }
@@ -220,7 +231,23 @@ impl Row {
 }
 
 /// How many steps `troupe bench` reports to its `step` callback.
-pub const BENCH_STEPS: u64 = 9;
+const BENCH_STEPS: u64 = 9;
+
+impl BenchArgs {
+    /// Whether the remote jobs were asked for (`--cluster`).
+    pub fn cluster(&self) -> bool {
+        self.cluster
+    }
+
+    /// How many steps [`bench`] reports to its `step` callback.
+    pub fn steps(&self) -> u64 {
+        if self.cluster {
+            cluster::STEPS
+        } else {
+            BENCH_STEPS
+        }
+    }
+}
 
 /// `troupe bench`: runs every job and returns the table (or, with
 /// `--child`, one memory figure). `step(n, what)` is called as step `n`
@@ -230,6 +257,9 @@ pub fn bench(args: &BenchArgs, step: &mut dyn FnMut(u64, &str)) -> Result<String
     let workers = args.workers.map(usize::from);
     if let Some(job) = args.child {
         return memory_child(job, sizes.idle, workers).map(|b| format!("{b:.1}\n"));
+    }
+    if args.cluster {
+        return cluster::bench(args, step);
     }
     step(1, "Erlang/OTP");
     let erlang = if args.no_erlang {
@@ -609,11 +639,7 @@ fn settled_rss() -> Result<u64, Error> {
 
 /// Compiles and runs the Erlang half: the figures by name, or why not.
 fn erlang(sizes: &Sizes) -> Result<std::collections::HashMap<String, f64>, String> {
-    let found = |tool: &str| {
-        std::env::var_os("PATH")
-            .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(tool).is_file()))
-    };
-    if !found("erl") || !found("erlc") {
+    if !on_path("erl") || !on_path("erlc") {
         return Err(
             "`erl`/`erlc` not found, Erlang left out (Debian: apt-get install erlang-base)"
                 .to_owned(),
@@ -623,21 +649,7 @@ fn erlang(sizes: &Sizes) -> Result<std::collections::HashMap<String, f64>, Strin
     let result = (|| {
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let src = dir.join("troupe_bench.erl");
-        std::fs::write(&src, ERLANG_SOURCE)
-            .map_err(|e| format!("cannot write {}: {e}", src.display()))?;
-        let out = Command::new("erlc")
-            .arg("-o")
-            .arg(&dir)
-            .arg(&src)
-            .output()
-            .map_err(|e| format!("erlc: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "erlc failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
+        compile_erlang(&dir, "troupe_bench.erl", ERLANG_SOURCE)?;
         let call = format!(
             "troupe_bench:main([{}, {}, {}, {}, {}, {}]), init:stop().",
             sizes.rounds, sizes.spawns, sizes.idle, sizes.sleepers[0], sizes.sleepers[1], sizes.cpu
@@ -667,4 +679,30 @@ fn erlang(sizes: &Sizes) -> Result<std::collections::HashMap<String, f64>, Strin
     })();
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// Whether `tool` is an executable file in one of `PATH`'s directories.
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(tool).is_file()))
+}
+
+/// Writes Erlang `source` as `dir/name` and compiles it there with `erlc`.
+fn compile_erlang(dir: &std::path::Path, name: &str, source: &str) -> Result<(), String> {
+    let src = dir.join(name);
+    std::fs::write(&src, source).map_err(|e| format!("cannot write {}: {e}", src.display()))?;
+    let out = Command::new("erlc")
+        .arg("-o")
+        .arg(dir)
+        .arg(&src)
+        .output()
+        .map_err(|e| format!("erlc: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "erlc failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
 }
