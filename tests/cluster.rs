@@ -5,10 +5,8 @@
 //! within the node's policy, the `cluster` module, and a wrong secret.
 #![cfg(feature = "cluster")]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
@@ -16,98 +14,23 @@ use support::Run;
 
 mod support;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
-}
-
-/// An etcd server of its own, killed when dropped.
+/// An etcd server of its own, in a temporary directory, killed when
+/// dropped (before the directory goes).
 struct Etcd {
-    child: Child,
-    port: u16,
+    etcd: troupe_bench::Etcd,
     _dir: tempfile::TempDir,
 }
 
 impl Etcd {
-    /// Starts etcd on free ports and waits until it answers as itself (a
-    /// name of its own). A port another test took between the probe and
-    /// etcd's bind makes etcd exit (while that port may answer as another
-    /// test's etcd); then it is tried again on new ports.
     fn start() -> Etcd {
-        for _ in 0..5 {
-            if let Some(etcd) = Etcd::try_start() {
-                return etcd;
-            }
-        }
-        panic!("etcd did not start in five tries");
-    }
-
-    fn try_start() -> Option<Etcd> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (port, peer) = (free_port(), free_port());
-        let client = format!("http://127.0.0.1:{port}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let log = std::fs::File::create(dir.path().join("etcd.log")).expect("etcd log");
-        let child = Command::new("etcd")
-            .arg(format!("--name=cluster-test-{port}"))
-            .arg(format!("--data-dir={}", dir.path().join("data").display()))
-            .arg(format!("--listen-client-urls={client}"))
-            .arg(format!("--advertise-client-urls={client}"))
-            .arg(format!("--listen-peer-urls={peer_url}"))
-            .arg(format!("--initial-advertise-peer-urls={peer_url}"))
-            .arg(format!("--initial-cluster=cluster-test-{port}={peer_url}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("etcd is installed (.ci/setup installs Debian's etcd-server)");
-        let mut etcd = Etcd {
-            child,
-            port,
-            _dir: dir,
-        };
-        let started = Instant::now();
-        while !etcd.healthy() {
-            if etcd.child.try_wait().ok().flatten().is_some() {
-                return None;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "etcd did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(etcd)
-    }
-
-    /// Whether this etcd serves on its port: its member list (etcd's JSON
-    /// gateway) names it.
-    fn healthy(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-        let mut answer = String::new();
-        stream
-            .write_all(
-                b"POST /v3/cluster/member/list HTTP/1.0\r\nHost: 127.0.0.1\r\n\
-                  Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
-            )
-            .and_then(|()| stream.read_to_string(&mut answer))
-            .is_ok()
-            && answer.contains(&format!(r#""name":"cluster-test-{}""#, self.port))
+        let etcd = troupe_bench::Etcd::start(dir.path())
+            .unwrap_or_else(|e| panic!("{e} (.ci/setup installs Debian's etcd-server)"));
+        Etcd { etcd, _dir: dir }
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.etcd.url()
     }
 }
 

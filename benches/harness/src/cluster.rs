@@ -430,8 +430,10 @@ fn troupe(args: &BenchArgs, sizes: &Sizes) -> Result<Figures, String> {
     Ok(figures(out.as_bytes()))
 }
 
-/// An etcd of its own in the scratch directory, killed when dropped.
-struct Etcd {
+/// An etcd server of its own on free loopback ports (Debian's
+/// `etcd-server`), its data and log in a directory of the caller's,
+/// killed when dropped: for this benchmark and the cluster tests.
+pub struct Etcd {
     _child: Guard,
     port: u16,
 }
@@ -448,7 +450,7 @@ impl Etcd {
     /// Starts etcd on free ports and waits until it answers as itself (a
     /// name of its own); a port taken between the probe and etcd's bind
     /// makes etcd exit, and it is tried again on new ports.
-    fn start(dir: &Path) -> Result<Etcd, String> {
+    pub fn start(dir: &Path) -> Result<Etcd, String> {
         for attempt in 0..5 {
             if let Some(etcd) = Etcd::try_start(dir, attempt)? {
                 return Ok(etcd);
@@ -497,7 +499,8 @@ impl Etcd {
         }))
     }
 
-    fn url(&self) -> String {
+    /// Its client URL.
+    pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 }

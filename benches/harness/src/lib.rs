@@ -11,6 +11,8 @@
 
 mod cluster;
 
+pub use cluster::Etcd;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
