@@ -31,16 +31,28 @@ fn free_port() -> u16 {
 }
 
 impl Etcd {
+    /// Starts etcd on free ports. A port another test took between the
+    /// probe and etcd's bind makes etcd exit (while that port may answer
+    /// as another test's etcd); then it is tried again on new ports.
     fn start() -> Self {
-        let mut etcd = Etcd {
-            dir: tempfile::tempdir().expect("temp dir"),
-            client_port: free_port(),
-            admin_port: free_port(),
-            peer_port: free_port(),
-            child: None,
-        };
-        etcd.launch(true);
-        etcd
+        for _ in 0..5 {
+            let mut etcd = Etcd {
+                dir: tempfile::tempdir().expect("temp dir"),
+                client_port: free_port(),
+                admin_port: free_port(),
+                peer_port: free_port(),
+                child: None,
+            };
+            if etcd.launch(true) {
+                return etcd;
+            }
+        }
+        panic!("etcd did not start in five tries");
+    }
+
+    /// Its name, its own among the tests' etcds.
+    fn name(&self) -> String {
+        format!("troupe-test-{}", self.admin_port)
     }
 
     fn endpoint(&self) -> String {
@@ -52,8 +64,8 @@ impl Etcd {
     }
 
     /// Starts etcd listening on the admin port, and on the source's port if
-    /// `source_port`.
-    fn launch(&mut self, source_port: bool) {
+    /// `source_port`; false if it exited (a port was taken).
+    fn launch(&mut self, source_port: bool) -> bool {
         let client = if source_port {
             format!("{},{}", self.endpoint(), self.admin_endpoint())
         } else {
@@ -61,33 +73,64 @@ impl Etcd {
         };
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let log = std::fs::File::create(self.dir.path().join("etcd.log")).expect("log file");
+        let name = self.name();
         let child = Command::new("etcd")
-            .arg("--name=troupe-test")
+            .arg(format!("--name={name}"))
             .arg(format!("--data-dir={}", self.data_dir().display()))
             .arg(format!("--listen-client-urls={client}"))
             .arg(format!("--advertise-client-urls={}", self.admin_endpoint()))
             .arg(format!("--listen-peer-urls={peer}"))
             .arg(format!("--initial-advertise-peer-urls={peer}"))
-            .arg(format!("--initial-cluster=troupe-test={peer}"))
+            .arg(format!("--initial-cluster={name}={peer}"))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("etcd is installed (.ci/run installs Debian's etcd-server)");
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready()
     }
 
     fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 
-    fn wait_ready(&self) {
+    /// Waits until this etcd answers as itself on the admin port (its
+    /// member list names it) and the source can list; false if it exited.
+    fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(60);
         let src = EtcdSource::connect(&[self.admin_endpoint()], PREFIX).expect("client");
-        while src.list("").is_err() {
+        while !(self.answers_as_itself() && src.list("").is_ok()) {
+            let child = self.child.as_mut().expect("launched");
+            if child.try_wait().ok().flatten().is_some() {
+                self.child = None;
+                return false;
+            }
             assert!(Instant::now() < deadline, "etcd did not come up");
             std::thread::sleep(Duration::from_millis(50));
         }
+        true
+    }
+
+    /// Whether the etcd on the admin port is this one.
+    fn answers_as_itself(&self) -> bool {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return false;
+        };
+        let name = self.name();
+        rt.block_on(async {
+            let ask = async {
+                let mut client =
+                    etcd_client::Client::connect([self.admin_endpoint()], None).await?;
+                client.member_list().await
+            };
+            match tokio::time::timeout(Duration::from_secs(2), ask).await {
+                Ok(Ok(list)) => list.members().iter().any(|m| m.name() == name),
+                _ => false,
+            }
+        })
     }
 
     fn stop(&mut self) {
@@ -99,7 +142,7 @@ impl Etcd {
 
     fn restart(&mut self, source_port: bool) {
         self.stop();
-        self.launch(source_port);
+        assert!(self.launch(source_port), "etcd did not start again");
     }
 
     /// Sends `signal` (`STOP`, `CONT`) to etcd.
