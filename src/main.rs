@@ -684,12 +684,10 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(ms / 1e3).map_err(|e| e.to_string())
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default: `warn`, but errors only
-/// from the Kademlia DHT kameo's swarm runs, which warns of an empty
-/// routing table that a cluster never fills: nodes find each other in etcd).
+/// Logs to stderr, filtered by `RUST_LOG` (default: `warn`).
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,libp2p_kad=error"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     // Fails only if a subscriber is already set, which cannot happen here.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -11,7 +11,7 @@ pub enum ClusterError {
     /// etcd refused or could not be reached.
     #[error("etcd: {0}")]
     Etcd(#[from] etcd_client::Error),
-    /// The network layer (libp2p, kameo) failed.
+    /// The network layer (libp2p) failed.
     #[error("cluster transport: {0}")]
     Transport(String),
     /// Another live node already has this node's name.

@@ -1,9 +1,9 @@
 //! Troupe nodes in a cluster: processes on several nodes message each
 //! other by pid or global name.
 //!
-//! - **Transport**: kameo's remote actors over a libp2p swarm (TCP, a
+//! - **Transport**: one long-lived libp2p stream per pair of nodes (TCP, a
 //!   private-network handshake keyed by the cluster secret, noise, yamux);
-//!   see `transport.rs`.
+//!   see `transport/`.
 //! - **Membership and global names**: etcd, under a lease per node; see
 //!   `membership.rs`.
 //! - **Pids**: a pid of node `b` reads `<b.0.42>` on the other nodes, and
@@ -23,8 +23,7 @@
 //! # Ok::<(), troupe_dispatcher::Error>(())
 //! ```
 //!
-//! One OS process is one node (kameo's swarm and the pid node names are
-//! per OS process).
+//! One OS process is one node (the pid node names are per OS process).
 
 mod error;
 mod membership;

@@ -1,6 +1,6 @@
 //! Membership and global names in etcd.
 //!
-//! - `troupe/nodes/NAME` → `{"peer", "addr", "gateway"}` (JSON): a live
+//! - `troupe/nodes/NAME` → `{"peer", "addr"}` (JSON): a live
 //!   node, put under the node's lease (kept alive every third of its TTL),
 //!   so it disappears when the node stops or dies.
 //! - `troupe/names/NAME` → the holder's pid, cluster-wide form (`<b.0.42>`),
@@ -44,8 +44,6 @@ pub(crate) struct NodeRecord {
     pub peer: String,
     /// The multiaddr it listens on.
     pub addr: String,
-    /// Its gateway actor's number.
-    pub gateway: u64,
 }
 
 /// What a node knows of the cluster: its peers and the global names.
@@ -75,8 +73,8 @@ pub(crate) struct State {
 }
 
 impl Members for State {
-    fn knows(&self, node: u32) -> bool {
-        self.peers.read().contains_key(&node)
+    fn peer_of(&self, node: u32) -> Option<PeerId> {
+        self.peers.read().get(&node).map(|(_, p)| p.peer_id)
     }
 
     fn answer(&self, node: u32, id: u64, result: Result<u64, troupe_dispatcher::Error>) {
@@ -135,9 +133,9 @@ impl State {
             let peer: PeerId = record.peer.parse().ok()?;
             let addr: Multiaddr = record.addr.parse().ok()?;
             let index = nodes::index(name).ok()?;
-            Some((record, peer, addr, index))
+            Some((peer, addr, index))
         })();
-        let Some((record, peer, addr, index)) = joined else {
+        let Some((peer, addr, index)) = joined else {
             tracing::warn!(node = name, "ignored a malformed member record in etcd");
             return;
         };
@@ -151,18 +149,11 @@ impl State {
         let name: Arc<str> = Arc::from(name);
         let local = Arc::clone(&self.local);
         let target = (peer, addr.clone());
-        match self
-            .transport
-            .peer(local, Arc::clone(&name), target, record.gateway)
-        {
-            Ok(p) => {
-                self.transport.add_peer(peer, addr, dial);
-                tracing::info!(node = %name, "node joined the cluster");
-                self.peers.write().insert(index, (name, p));
-                self.inbound.joined.notify_waiters();
-            }
-            Err(e) => tracing::warn!(node = %name, error = %e, "cannot reach a member"),
-        }
+        let queue = self.transport.peer(local, Arc::clone(&name), target);
+        self.transport.add_peer(peer, addr, dial);
+        tracing::info!(node = %name, "node joined the cluster");
+        self.peers.write().insert(index, (name, queue));
+        self.inbound.joined.notify_waiters();
     }
 
     /// Node `name` left (its lease ended): sends to it fail from now on,
@@ -317,7 +308,6 @@ pub(crate) async fn register_node(
     let record = NodeRecord {
         peer: state.transport.peer_id.to_string(),
         addr: state.transport.addr.to_string(),
-        gateway: state.transport.gateway_seq,
     };
     let value = serde_json::to_string(&record)
         .map_err(|e| ClusterError::Transport(format!("member record: {e}")))?;

@@ -1,0 +1,359 @@
+//! The sending side: one queue per destination node, drained by one task
+//! onto one stream to that node.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures_util::io::{ReadHalf, WriteHalf};
+use futures_util::{AsyncReadExt, AsyncWriteExt};
+use libp2p::{Multiaddr, PeerId, Stream};
+use parking_lot::Mutex;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::{AbortHandle, JoinHandle};
+use troupe_dispatcher::{Error, Pid};
+use troupe_runtime::{Message, RemoteSignal};
+
+use super::wire::{self, Envelope, Frame, Hello, wire_pid};
+use super::{PROTOCOL, StreamControl};
+use crate::error::ClusterError;
+use crate::pids;
+
+/// The most messages one batch carries.
+const BATCH: usize = 512;
+/// Messages queued per destination node before senders wait.
+const QUEUE: usize = 4096;
+/// How long opening a stream to a node may take (connecting included)
+/// before what waits for it counts as lost.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a node's queue to another holds.
+enum Outgoing {
+    /// A message for process `.0` of that node.
+    Message(u64, Message),
+    /// A signal for one of its processes.
+    Signal(RemoteSignal),
+    /// A frame ready for the wire (spawn requests and answers).
+    Frame(Frame),
+}
+
+/// What one node's queue is drained to: the other node, and how to reach
+/// it.
+pub(crate) struct Link {
+    /// This node's name.
+    pub local: Arc<str>,
+    /// The other node's name.
+    pub name: Arc<str>,
+    /// Its libp2p identity.
+    pub peer_id: PeerId,
+    /// Where it listens.
+    pub addr: Multiaddr,
+    /// Asks the swarm to connect to a node.
+    pub dials: mpsc::UnboundedSender<(PeerId, Multiaddr, bool)>,
+    /// The peers this node has a connection to.
+    pub connected: watch::Receiver<HashSet<PeerId>>,
+    /// Opens streams.
+    pub control: StreamControl,
+}
+
+/// The queue to one other node and the task sending what it holds.
+pub(crate) struct Peer {
+    /// The node's libp2p identity (a node that restarts gets a new one).
+    pub peer_id: PeerId,
+    /// Where it listens.
+    pub addr: Multiaddr,
+    sender: PeerSender,
+    task: AbortHandle,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        // Senders waiting for room fail rather than wait for ever.
+        self.sender.room.close();
+        self.task.abort();
+    }
+}
+
+/// A handle to the queue to one node.
+#[derive(Clone)]
+pub(crate) struct PeerSender {
+    queue: mpsc::UnboundedSender<Outgoing>,
+    /// The places for messages left in the queue.
+    room: Arc<Semaphore>,
+    /// Frames queued and not yet delivered (or lost).
+    unsent: Arc<AtomicUsize>,
+}
+
+/// The node is gone.
+fn node_left() -> ClusterError {
+    ClusterError::Transport("the node left".into())
+}
+
+impl PeerSender {
+    /// Queues `msg` for process `to` of that node, waiting for room.
+    pub async fn send(&self, to: u64, msg: Message) -> Result<(), ClusterError> {
+        self.room.acquire().await.map_err(|_| node_left())?.forget();
+        self.queue(Outgoing::Message(to, msg))
+    }
+
+    /// Queues `out`, counting it until it is delivered.
+    fn queue(&self, out: Outgoing) -> Result<(), ClusterError> {
+        self.unsent.fetch_add(1, Ordering::Relaxed);
+        self.queue.send(out).map_err(|_| {
+            self.unsent.fetch_sub(1, Ordering::Relaxed);
+            node_left()
+        })
+    }
+}
+
+impl Peer {
+    /// The queue to the node `link` names, and the task draining it.
+    pub fn start(link: Link) -> Peer {
+        let (queue, rx) = mpsc::unbounded_channel();
+        let sender = PeerSender {
+            queue,
+            room: Arc::new(Semaphore::new(QUEUE)),
+            unsent: Arc::new(AtomicUsize::new(0)),
+        };
+        let (peer_id, addr) = (link.peer_id, link.addr.clone());
+        let task = tokio::spawn(pump(link, rx, sender.clone())).abort_handle();
+        Peer {
+            peer_id,
+            addr,
+            sender,
+            task,
+        }
+    }
+
+    /// Queues `msg` for process `to` of that node; gives it back if the
+    /// queue is full, or fails if the node is gone.
+    pub fn try_send(&self, to: u64, msg: Message) -> Result<Option<Message>, ClusterError> {
+        match self.sender.room.try_acquire() {
+            Ok(place) => place.forget(),
+            Err(tokio::sync::TryAcquireError::NoPermits) => return Ok(Some(msg)),
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(node_left()),
+        }
+        self.sender.queue(Outgoing::Message(to, msg)).map(|()| None)
+    }
+
+    /// Queues `signal`, after what is queued, without waiting for room;
+    /// false if the node is gone.
+    pub fn signal(&self, signal: RemoteSignal) -> bool {
+        self.sender.queue(Outgoing::Signal(signal)).is_ok()
+    }
+
+    /// Queues `frame` (a spawn request or answer), after what is queued
+    /// (the link of a linked spawn, first of all); false if the node is
+    /// gone.
+    pub fn frame(&self, frame: Frame) -> bool {
+        self.sender.queue(Outgoing::Frame(frame)).is_ok()
+    }
+
+    /// Queues the answer to this node's spawn request `id`.
+    pub fn answer(&self, id: u64, result: Result<u64, Error>) -> bool {
+        self.frame(Frame::Spawned { id, result })
+    }
+
+    /// Whether everything queued so far was delivered (or lost).
+    pub fn drained(&self) -> bool {
+        self.sender.unsent.load(Ordering::Relaxed) == 0
+    }
+
+    /// A handle to queue messages, waiting for room.
+    pub fn sender(&self) -> PeerSender {
+        self.sender.clone()
+    }
+}
+
+impl Link {
+    /// Waits until there is a connection to the node, dialing it if there
+    /// is none; false if none comes within [`CONNECT_TIMEOUT`].
+    async fn connect(&mut self) -> bool {
+        if self.connected.borrow().contains(&self.peer_id) {
+            return true;
+        }
+        let _ = self.dials.send((self.peer_id, self.addr.clone(), true));
+        let peer = self.peer_id;
+        let up = self.connected.wait_for(|set| set.contains(&peer));
+        matches!(tokio::time::timeout(CONNECT_TIMEOUT, up).await, Ok(Ok(_)))
+    }
+
+    /// A new stream to the node, started with this node's [`Hello`].
+    async fn open(&mut self, unsent: &Arc<AtomicUsize>) -> Result<Outbound, String> {
+        if !self.connect().await {
+            return Err("no connection".into());
+        }
+        let opened = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            self.control.open_stream(self.peer_id, PROTOCOL),
+        );
+        let stream = match opened.await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err("no stream within the connect timeout".into()),
+        };
+        let (acks, mut writer) = stream.split();
+        let hello = wire::encode(&Hello::new(&self.local), wire::MAX_HELLO_BYTES)
+            .map_err(|e| e.to_string())?;
+        writer
+            .write_all(&hello)
+            .await
+            .map_err(|e| e.to_string())?;
+        let unacked = Arc::new(Mutex::new(VecDeque::new()));
+        let counted = Unacked {
+            batches: Arc::clone(&unacked),
+            unsent: Arc::clone(unsent),
+            node: Arc::clone(&self.name),
+        };
+        let acks = tokio::spawn(read_acks(acks, counted.clone()));
+        Ok(Outbound {
+            writer,
+            unacked: counted,
+            acks,
+        })
+    }
+}
+
+/// The batches written to a stream and not yet answered: their frame
+/// counts, oldest first.
+#[derive(Clone)]
+struct Unacked {
+    batches: Arc<Mutex<VecDeque<usize>>>,
+    /// The queue's count of frames not yet delivered.
+    unsent: Arc<AtomicUsize>,
+    node: Arc<str>,
+}
+
+impl Unacked {
+    /// The oldest batch was delivered; false if none was on its way.
+    fn delivered(&self) -> bool {
+        let Some(frames) = self.batches.lock().pop_front() else {
+            return false;
+        };
+        self.unsent.fetch_sub(frames, Ordering::Relaxed);
+        true
+    }
+
+    /// The stream broke: what was on its way is lost (never sent again,
+    /// so never delivered twice).
+    fn lose_all(&self) {
+        let lost: usize = self.batches.lock().drain(..).sum();
+        if lost > 0 {
+            tracing::warn!(node = %self.node, lost, "messages to another node were lost: the stream broke");
+            self.unsent.fetch_sub(lost, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Counts the answers the other node writes back on the stream, until it
+/// ends; then what is left unanswered is lost.
+async fn read_acks(mut acks: ReadHalf<Stream>, unacked: Unacked) {
+    let mut buf = [0; 256];
+    'reading: while let Ok(n @ 1..) = acks.read(&mut buf).await {
+        for _ in 0..n {
+            if !unacked.delivered() {
+                tracing::warn!(node = %unacked.node, "an answer to no batch; the stream is dropped");
+                break 'reading;
+            }
+        }
+    }
+    unacked.lose_all();
+}
+
+/// An open stream to a node: what writes batches on it, and the task
+/// reading its answers.
+struct Outbound {
+    writer: WriteHalf<Stream>,
+    unacked: Unacked,
+    acks: JoinHandle<()>,
+}
+
+impl Outbound {
+    /// Whether the stream broke (its answers ended).
+    fn broken(&self) -> bool {
+        self.acks.is_finished()
+    }
+
+    /// Writes one encoded batch of `frames` frames.
+    async fn send(&mut self, batch: &[u8], frames: usize) -> std::io::Result<()> {
+        self.unacked.batches.lock().push_back(frames);
+        self.writer.write_all(batch).await?;
+        self.writer.flush().await
+    }
+}
+
+impl Drop for Outbound {
+    fn drop(&mut self) {
+        self.acks.abort();
+        self.unacked.lose_all();
+    }
+}
+
+/// The frames `queued` holds, in wire form; the number of messages among
+/// them is added to `taken`.
+fn frames(queued: &mut Vec<Outgoing>, local: &str, taken: &mut usize) -> Vec<Frame> {
+    queued
+        .drain(..)
+        .map(|out| match out {
+            Outgoing::Message(to, m) => {
+                *taken += 1;
+                Frame::Message(Envelope {
+                    from: m.from.map(Pid::id),
+                    to,
+                    topic: m.topic,
+                    payload: pids::outbound(m.payload, local),
+                })
+            }
+            Outgoing::Signal(signal) => Frame::Signal(signal.map_pids(wire_pid)),
+            Outgoing::Frame(frame) => frame,
+        })
+        .collect()
+}
+
+/// Writes what is queued for one node as batches on one stream, opened
+/// when first needed and again when it broke; gives the queue's places
+/// back as it takes messages out. The stream's flow control holds this
+/// task back while the other node delivers slowly (it reads a batch only
+/// once the one before is in its receivers' mailboxes), and the queue
+/// then fills, holding senders back.
+async fn pump(mut link: Link, mut rx: mpsc::UnboundedReceiver<Outgoing>, sender: PeerSender) {
+    let mut queued = Vec::with_capacity(BATCH);
+    let mut out: Option<Outbound> = None;
+    let node = Arc::clone(&link.name);
+    while rx.recv_many(&mut queued, BATCH).await > 0 {
+        let mut taken = 0;
+        let frames = frames(&mut queued, &link.local, &mut taken);
+        sender.room.add_permits(taken);
+        let count = frames.len();
+        let lost = |why: &dyn std::fmt::Display| {
+            tracing::warn!(%node, lost = count, error = %why, "messages to another node were lost");
+            sender.unsent.fetch_sub(count, Ordering::Relaxed);
+        };
+        let batch = match wire::encode(&frames, wire::MAX_BATCH_BYTES) {
+            Ok(batch) => batch,
+            Err(e) => {
+                lost(&e);
+                continue;
+            }
+        };
+        if out.as_ref().is_none_or(Outbound::broken) {
+            out = None;
+            match link.open(&sender.unsent).await {
+                Ok(stream) => out = Some(stream),
+                Err(e) => {
+                    lost(&e);
+                    continue;
+                }
+            }
+        }
+        if let Some(stream) = out.as_mut() {
+            tracing::trace!(frames = count, "batch sent");
+            if let Err(e) = stream.send(&batch, count).await {
+                tracing::debug!(%node, error = %e, "a stream to another node broke");
+                // Dropping it counts this batch and those before it lost.
+                out = None;
+            }
+        }
+    }
+}
