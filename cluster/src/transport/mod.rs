@@ -187,7 +187,12 @@ impl Transport {
     }
 
     /// The queue to node `name`, `peer_id` listening at `addr`.
-    pub fn peer(&self, local: Arc<str>, name: Arc<str>, (peer_id, addr): (PeerId, Multiaddr)) -> Peer {
+    pub fn peer(
+        &self,
+        local: Arc<str>,
+        name: Arc<str>,
+        (peer_id, addr): (PeerId, Multiaddr),
+    ) -> Peer {
         Peer::start(Link {
             local,
             name,
@@ -249,4 +254,3 @@ fn log_event<E>(event: &SwarmEvent<E>) {
         _ => {}
     }
 }
-

@@ -196,10 +196,7 @@ impl Link {
         let (acks, mut writer) = stream.split();
         let hello = wire::encode(&Hello::new(&self.local), wire::MAX_HELLO_BYTES)
             .map_err(|e| e.to_string())?;
-        writer
-            .write_all(&hello)
-            .await
-            .map_err(|e| e.to_string())?;
+        writer.write_all(&hello).await.map_err(|e| e.to_string())?;
         let unacked = Arc::new(Mutex::new(VecDeque::new()));
         let counted = Unacked {
             batches: Arc::clone(&unacked),
