@@ -2,16 +2,15 @@
 //! onto one stream to that node.
 
 use std::collections::{HashSet, VecDeque};
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use futures_util::io::{ReadHalf, WriteHalf};
 use futures_util::{AsyncReadExt, AsyncWriteExt};
 use libp2p::{Multiaddr, PeerId, Stream};
-use parking_lot::Mutex;
 use tokio::sync::{Semaphore, mpsc, watch};
-use tokio::task::{AbortHandle, JoinHandle};
+use tokio::task::AbortHandle;
 use troupe_dispatcher::{Error, Pid};
 use troupe_runtime::{Message, RemoteSignal};
 
@@ -188,102 +187,76 @@ impl Link {
             CONNECT_TIMEOUT,
             self.control.open_stream(self.peer_id, PROTOCOL),
         );
-        let stream = match opened.await {
+        let mut stream = match opened.await {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => return Err(e.to_string()),
             Err(_) => return Err("no stream within the connect timeout".into()),
         };
-        let (acks, mut writer) = stream.split();
         let hello = wire::encode(&Hello::new(&self.local), wire::MAX_HELLO_BYTES)
             .map_err(|e| e.to_string())?;
-        writer.write_all(&hello).await.map_err(|e| e.to_string())?;
-        let unacked = Arc::new(Mutex::new(VecDeque::new()));
-        let counted = Unacked {
-            batches: Arc::clone(&unacked),
+        stream.write_all(&hello).await.map_err(|e| e.to_string())?;
+        Ok(Outbound {
+            stream,
+            unacked: VecDeque::new(),
             unsent: Arc::clone(unsent),
             node: Arc::clone(&self.name),
-        };
-        let acks = tokio::spawn(read_acks(acks, counted.clone()));
-        Ok(Outbound {
-            writer,
-            unacked: counted,
-            acks,
         })
     }
 }
 
-/// The batches written to a stream and not yet answered: their frame
-/// counts, oldest first.
-#[derive(Clone)]
-struct Unacked {
-    batches: Arc<Mutex<VecDeque<usize>>>,
+/// An open stream to a node, and the batches written to it and not yet
+/// answered (their frame counts, oldest first). One task both writes it
+/// and reads its answers: a yamux stream wakes one waiting task only (its
+/// reads and writes share one channel to the connection), so a stream
+/// split between two tasks can leave one of them waiting for ever.
+struct Outbound {
+    stream: Stream,
+    unacked: VecDeque<usize>,
     /// The queue's count of frames not yet delivered.
     unsent: Arc<AtomicUsize>,
     node: Arc<str>,
 }
 
-impl Unacked {
-    /// The oldest batch was delivered; false if none was on its way.
-    fn delivered(&self) -> bool {
-        let Some(frames) = self.batches.lock().pop_front() else {
-            return false;
-        };
-        self.unsent.fetch_sub(frames, Ordering::Relaxed);
-        true
-    }
-
-    /// The stream broke: what was on its way is lost (never sent again,
-    /// so never delivered twice).
-    fn lose_all(&self) {
-        let lost: usize = self.batches.lock().drain(..).sum();
-        if lost > 0 {
-            tracing::warn!(node = %self.node, lost, "messages to another node were lost: the stream broke");
-            self.unsent.fetch_sub(lost, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Counts the answers the other node writes back on the stream, until it
-/// ends; then what is left unanswered is lost.
-async fn read_acks(mut acks: ReadHalf<Stream>, unacked: Unacked) {
-    let mut buf = [0; 256];
-    'reading: while let Ok(n @ 1..) = acks.read(&mut buf).await {
-        for _ in 0..n {
-            if !unacked.delivered() {
-                tracing::warn!(node = %unacked.node, "an answer to no batch; the stream is dropped");
-                break 'reading;
-            }
-        }
-    }
-    unacked.lose_all();
-}
-
-/// An open stream to a node: what writes batches on it, and the task
-/// reading its answers.
-struct Outbound {
-    writer: WriteHalf<Stream>,
-    unacked: Unacked,
-    acks: JoinHandle<()>,
-}
-
 impl Outbound {
-    /// Whether the stream broke (its answers ended).
-    fn broken(&self) -> bool {
-        self.acks.is_finished()
+    /// Writes one encoded batch of `frames` frames.
+    async fn send(&mut self, batch: &[u8], frames: usize) -> io::Result<()> {
+        self.unacked.push_back(frames);
+        self.stream.write_all(batch).await?;
+        self.stream.flush().await
     }
 
-    /// Writes one encoded batch of `frames` frames.
-    async fn send(&mut self, batch: &[u8], frames: usize) -> std::io::Result<()> {
-        self.unacked.batches.lock().push_back(frames);
-        self.writer.write_all(batch).await?;
-        self.writer.flush().await
+    /// Whether batches wait for their answers.
+    fn waiting(&self) -> bool {
+        !self.unacked.is_empty()
+    }
+
+    /// Reads the answers that came (at least one); an error if the stream
+    /// ended or answers a batch never sent.
+    async fn answers(&mut self) -> io::Result<()> {
+        let mut buf = [0; 256];
+        let n = self.stream.read(&mut buf).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        for _ in 0..n {
+            let frames = self.unacked.pop_front().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidData, "an answer to no batch")
+            })?;
+            self.unsent.fetch_sub(frames, Ordering::Relaxed);
+        }
+        Ok(())
     }
 }
 
 impl Drop for Outbound {
+    /// What was on its way is lost: never sent again, so never delivered
+    /// twice.
     fn drop(&mut self) {
-        self.acks.abort();
-        self.unacked.lose_all();
+        let lost: usize = self.unacked.drain(..).sum();
+        if lost > 0 {
+            tracing::warn!(node = %self.node, lost, "messages to another node were lost: the stream broke");
+            self.unsent.fetch_sub(lost, Ordering::Relaxed);
+        }
     }
 }
 
@@ -309,16 +282,33 @@ fn frames(queued: &mut Vec<Outgoing>, local: &str, taken: &mut usize) -> Vec<Fra
 }
 
 /// Writes what is queued for one node as batches on one stream, opened
-/// when first needed and again when it broke; gives the queue's places
-/// back as it takes messages out. The stream's flow control holds this
-/// task back while the other node delivers slowly (it reads a batch only
-/// once the one before is in its receivers' mailboxes), and the queue
-/// then fills, holding senders back.
+/// when first needed and again when it broke, and reads the stream's
+/// answers while any are due; gives the queue's places back as it takes
+/// messages out. The stream's flow control holds this task back while
+/// the other node delivers slowly (it reads a batch only once the one
+/// before is in its receivers' mailboxes), and the queue then fills,
+/// holding senders back.
 async fn pump(mut link: Link, mut rx: mpsc::UnboundedReceiver<Outgoing>, sender: PeerSender) {
     let mut queued = Vec::with_capacity(BATCH);
     let mut out: Option<Outbound> = None;
     let node = Arc::clone(&link.name);
-    while rx.recv_many(&mut queued, BATCH).await > 0 {
+    loop {
+        let got = match out.as_mut() {
+            Some(stream) if stream.waiting() => tokio::select! {
+                got = rx.recv_many(&mut queued, BATCH) => got,
+                answered = stream.answers() => {
+                    if let Err(e) = answered {
+                        tracing::debug!(%node, error = %e, "a stream to another node broke");
+                        out = None;
+                    }
+                    continue;
+                }
+            },
+            _ => rx.recv_many(&mut queued, BATCH).await,
+        };
+        if got == 0 {
+            break;
+        }
         let mut taken = 0;
         let frames = frames(&mut queued, &link.local, &mut taken);
         sender.room.add_permits(taken);
@@ -334,8 +324,7 @@ async fn pump(mut link: Link, mut rx: mpsc::UnboundedReceiver<Outgoing>, sender:
                 continue;
             }
         };
-        if out.as_ref().is_none_or(Outbound::broken) {
-            out = None;
+        if out.is_none() {
             match link.open(&sender.unsent).await {
                 Ok(stream) => out = Some(stream),
                 Err(e) => {
