@@ -219,7 +219,7 @@ pub(crate) fn bench(args: &BenchArgs, step: &mut dyn FnMut(u64, &str)) -> Result
         .map_or_else(|| "one per core".to_owned(), |n| n.to_string());
     out.push_str(&format!(
         "\nTwo nodes on loopback, each its own OS process, timed inside node a. \
-         Troupe: `troupe run --cluster` nodes (kameo remote actors over libp2p, \
+         Troupe: `troupe run --cluster` nodes (one libp2p stream per pair of nodes, \
          etcd), workers = {workers}, default limits. Erlang: `erl -sname` nodes, \
          one cookie, epmd and the distribution on 127.0.0.1. Ratios are of the \
          time per unit.\n"

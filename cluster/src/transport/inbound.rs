@@ -119,7 +119,8 @@ impl Inbound {
 
     /// Reads the stream `peer` opened to this node and delivers what it
     /// carries, batch by batch, answering each once delivered. A stream
-    /// from a node etcd does not list under that identity is refused.
+    /// from a node etcd does not list under that identity is refused, and
+    /// one from a node that left is dropped.
     pub async fn serve(self: Arc<Self>, peer: PeerId, mut stream: Stream) {
         let hello: Hello = match wire::read(&mut stream, wire::MAX_HELLO_BYTES).await {
             Ok(Some(hello)) => hello,
@@ -150,6 +151,12 @@ impl Inbound {
                     return;
                 }
             };
+            if self.members().and_then(|m| m.peer_of(node)) != Some(peer) {
+                // It left (or this node counts it gone): as after
+                // Erlang's nodedown, nothing more of it is delivered.
+                tracing::debug!(node = %hello.from, "a stream from a node no longer a member; dropped");
+                return;
+            }
             {
                 let mut newest = lane.lock().await;
                 if newest.0 == this.0 && newest.1 > this.1 {
