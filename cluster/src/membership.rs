@@ -375,16 +375,12 @@ pub(crate) async fn claim_name(
 
 /// Frees the global names local process `id` holds (it ended).
 pub(crate) async fn release_names(mut client: Client, state: &State, id: u64) {
-    let held: Vec<String> = {
-        let mut own = state.own_names.lock();
-        let held = own
-            .iter()
-            .filter(|&(_, n)| *n == id)
-            .map(|(name, _)| name.clone());
-        let held: Vec<String> = held.collect();
-        own.retain(|_, n| *n != id);
-        held
-    };
+    let held: Vec<String> = state
+        .own_names
+        .lock()
+        .extract_if(.., |_, n| *n == id)
+        .map(|(name, _)| name)
+        .collect();
     let text = pids::global(Pid::new(0, id), &state.local);
     for name in held {
         let key = format!("{NAMES}{name}");
