@@ -143,8 +143,9 @@ end
 
 /// A client: finds `echo` (waiting for it to be registered), sends it N
 /// messages with a window of 1,000 in flight, checks every answer comes
-/// back in order and its own pid comes back as its own; then reports
-/// (with `stop`, after stopping echo, whose node then leaves).
+/// back in order and its own pid comes back as its own, and that a
+/// message too large to cross is refused; then reports (with `stop`,
+/// after stopping echo, whose node then leaves).
 const CLIENT: &str = r#"
 local process = require("process")
 local time = require("time")
@@ -170,6 +171,10 @@ while got < n do
   if m.payload.from ~= me then error("own pid came back as " .. tostring(m.payload.from)) end
 end
 local _, unknown = process.send("<nowhere.0.1>", "ping", 1)
+-- A message too large to cross is refused, not lost on the way.
+local _, huge = process.send(echo, "ping", string.rep("x", 65 * 1024 * 1024))
+assert(process.send(echo, "ping", {i = got + 1, from = me}))
+local after = assert(process.receive("echo", wait_ms))
 local cluster = require("cluster")
 local nodes = cluster.nodes()
 -- Once echo's node has left, sends to its pids are UNAVAILABLE.
@@ -183,7 +188,8 @@ if stop then
   end
 end
 return {echo = echo, got = got, node = cluster.node(), nodes = nodes,
-        unknown = unknown and unknown:kind(), gone = gone}
+        unknown = unknown and unknown:kind(), gone = gone,
+        huge = huge and huge:kind(), after = after.payload.i - got}
 "#;
 
 /// Node a's watcher: links to and monitors `echo` (node b) and `keeper`
@@ -288,7 +294,7 @@ return "serving"
 
 /// Node a's spawner: once b and c are members, starts `probe.lua` on b,
 /// on c, here, and on c with fewer classes, and collects what each probe
-/// could load; then a linked probe on b that fails, and three spawns that
+/// could load; then a linked probe on b that fails, and four spawns that
 /// cannot start.
 const SPAWNER: &str = r#"
 local process = require("process")
@@ -316,13 +322,14 @@ out.narrowed = probe({node = "c", allow = {"deterministic", "encoding", "process
 local failing = assert(process.spawn("probe.lua", {node = "b", link = true}, me, "fail"))
 local m = assert(process.receive("EXIT", 10000))
 out.exit = {pid = m.payload.pid == failing, message = m.payload.reason.message}
-local function refused(script, opts)
-  local pid, err = process.spawn(script, opts, me)
+local function refused(script, opts, ...)
+  local pid, err = process.spawn(script, opts, me, ...)
   return pid or err:kind()
 end
 out.unknown_node = refused("probe.lua", {node = "nowhere"})
 out.bad_node = refused("probe.lua", {node = "not a node"})
 out.missing = refused("missing.lua", {node = "b"})
+out.huge = refused("probe.lua", {node = "b"}, string.rep("x", 65 * 1024 * 1024))
 return out
 "#;
 
@@ -388,6 +395,8 @@ fn a_node_finds_a_global_echo_on_another_and_exchanges_100_000_messages_in_order
     assert_eq!(out["node"], "a");
     assert_eq!(out["nodes"], json!(["a", "b"]));
     assert_eq!(out["unknown"], "UNAVAILABLE", "{out}");
+    assert_eq!(out["huge"], "LIMIT_EXCEEDED", "{out}");
+    assert_eq!(out["after"], 1, "the next message still crosses: {out}");
     assert_eq!(out["gone"], "UNAVAILABLE", "{out}");
     let b = b.finish("node b");
     assert_eq!(json(&b), json!("stopped"), "{b:?}");
@@ -596,6 +605,7 @@ fn a_remote_spawn_runs_from_the_nodes_source_within_its_policy_ceiling() {
     assert_eq!(out["unknown_node"], "UNAVAILABLE", "{out}");
     assert_eq!(out["bad_node"], "INVALID", "{out}");
     assert_eq!(out["missing"], "NOT_FOUND", "{out}");
+    assert_eq!(out["huge"], "LIMIT_EXCEEDED", "{out}");
 }
 
 #[test]

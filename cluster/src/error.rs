@@ -28,6 +28,16 @@ pub enum ClusterError {
     /// A node is not a live member of the cluster.
     #[error("node {0:?} is not a live member of the cluster")]
     NoNode(String),
+    /// A message or spawn request is larger than one node sends another.
+    #[error("{what} of {size} bytes is larger than a node sends another ({max} bytes)")]
+    TooLarge {
+        /// What it is ("a message", "a spawn request").
+        what: &'static str,
+        /// Its size, as [`troupe_runtime::Message::weight`] counts it.
+        size: usize,
+        /// The most that crosses.
+        max: usize,
+    },
     /// The cluster's threads could not start.
     #[error("cannot start the cluster's threads: {0}")]
     Io(#[from] std::io::Error),
@@ -38,6 +48,7 @@ impl From<ClusterError> for Error {
         let kind = match &e {
             ClusterError::Config(_) => ErrorKind::Invalid,
             ClusterError::NodeTaken(_) | ClusterError::NameTaken { .. } => ErrorKind::AlreadyExists,
+            ClusterError::TooLarge { .. } => ErrorKind::LimitExceeded,
             ClusterError::Etcd(_)
             | ClusterError::Transport(_)
             | ClusterError::NoNode(_)

@@ -352,6 +352,9 @@ impl RemoteNodes for Cluster {
     }
 
     fn spawn(&self, node: &str, req: RemoteSpawn) -> RemoteFuture<Pid> {
+        if let Err(e) = transport::crossing("a spawn request", req.weight()) {
+            return Box::pin(std::future::ready(Err(e.into())));
+        }
         let index = nodes::lookup(node);
         let asked = index.and_then(|i| {
             self.state.reachable(i, |peer| {

@@ -13,7 +13,7 @@
 //! at the blocked messages: a receiver waiting for a reply behind a full
 //! queue of other topics must not deadlock.
 //!
-//! A mailbox is also bounded in bytes (the [`weight`] of its queued
+//! A mailbox is also bounded in bytes (the [`Message::weight`] of its queued
 //! messages): a message that would take it past its byte cap waits like
 //! one that finds it full, and one larger than the cap is refused with
 //! `LIMIT_EXCEEDED`. Queued bytes are charged to the receiver's spawn
@@ -45,6 +45,12 @@ pub struct Message {
 }
 
 impl Message {
+    /// The bytes this message counts for in a mailbox (and on its way to
+    /// another node): its topic and payload, roughly as laid out in memory.
+    pub fn weight(&self) -> usize {
+        self.topic.len().saturating_add(self.payload.approx_size())
+    }
+
     /// The `{from, topic, payload}` map scripts receive.
     pub fn to_value(&self) -> Value {
         self.clone().into_value()
@@ -64,13 +70,7 @@ impl Message {
     }
 }
 
-/// The bytes a queued message counts for: its topic and payload, roughly
-/// as laid out in memory.
-pub(crate) fn weight(msg: &Message) -> usize {
-    msg.topic.len().saturating_add(msg.payload.approx_size())
-}
-
-/// A queued message and its [`weight`], taken once when it is queued.
+/// A queued message and its [`Message::weight`], taken once when it is queued.
 #[derive(Debug)]
 struct Queued {
     msg: Message,
@@ -132,7 +132,7 @@ pub(crate) enum Offered {
 pub(crate) struct Mailbox {
     queue: VecDeque<Queued>,
     pub capacity: usize,
-    /// The [`weight`] of the queued messages, charged to `quota`.
+    /// The [`Message::weight`] of the queued messages, charged to `quota`.
     held: usize,
     /// The most bytes the queue may hold.
     max_bytes: usize,
@@ -204,7 +204,7 @@ impl Mailbox {
 
     /// Queues `msg` past every cap: a runtime notification.
     pub fn push_unbounded(&mut self, msg: Message) {
-        let size = weight(&msg);
+        let size = msg.weight();
         self.push(msg, size);
     }
 
@@ -249,7 +249,7 @@ impl Mailbox {
     /// (it would never fit), or one that would take the owner's spawn
     /// tree past its memory limit.
     pub fn offer(&mut self, msg: Message) -> Result<Offered, Error> {
-        let size = weight(&msg);
+        let size = msg.weight();
         if size > self.max_bytes {
             return Err(Error::new(
                 ErrorKind::LimitExceeded,
@@ -303,7 +303,7 @@ impl Mailbox {
 
     /// Moves the first blocked send into the queue if there is room.
     fn admit(&mut self) -> Option<SendWaker> {
-        let size = weight(&self.blocked.as_ref()?.0.front()?.msg);
+        let size = self.blocked.as_ref()?.0.front()?.msg.weight();
         if !self.has_room(size) {
             return None;
         }

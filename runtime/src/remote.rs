@@ -134,6 +134,17 @@ impl RemoteSpawn {
         }
     }
 
+    /// Roughly the bytes it takes, as [`crate::Message::weight`] counts a
+    /// message's: its key, entry and arguments.
+    pub fn weight(&self) -> usize {
+        let entry = self.entry.as_ref().map_or(0, String::len);
+        self.args
+            .iter()
+            .fold(self.key.len().saturating_add(entry), |n, a| {
+                n.saturating_add(a.approx_size())
+            })
+    }
+
     /// The spawn this node makes of it: the policy narrowed to `ceiling`
     /// (names of modules this node lacks dropped), this node's `limits`
     /// with the request's timeout when shorter. No link yet: see

@@ -44,7 +44,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 
 pub(crate) use inbound::{Inbound, Members};
-pub(crate) use outbound::{Link, Peer};
+pub(crate) use outbound::{Link, Peer, crossing};
 
 use crate::error::ClusterError;
 

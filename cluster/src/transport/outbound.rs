@@ -42,6 +42,19 @@ enum Outgoing {
     Frame(Frame),
 }
 
+impl Outgoing {
+    /// Roughly the bytes it takes in a batch: what a batch is bounded by.
+    fn weight(&self) -> usize {
+        /// Pids, numbers and framing.
+        const FIXED: usize = 64;
+        FIXED.saturating_add(match self {
+            Outgoing::Message(_, m) => m.weight(),
+            Outgoing::Frame(Frame::Spawn { req, .. }) => req.weight(),
+            Outgoing::Signal(_) | Outgoing::Frame(_) => 0,
+        })
+    }
+}
+
 /// What one node's queue is drained to: the other node, and how to reach
 /// it.
 pub(crate) struct Link {
@@ -94,9 +107,25 @@ fn node_left() -> ClusterError {
     ClusterError::Transport("the node left".into())
 }
 
+/// `what`, weighing `size` bytes, if it is not too large to go to another
+/// node: a larger one is refused before it is queued rather than lost
+/// with its batch.
+pub(crate) fn crossing(what: &'static str, size: usize) -> Result<(), ClusterError> {
+    if size > wire::MAX_MESSAGE_BYTES {
+        return Err(ClusterError::TooLarge {
+            what,
+            size,
+            max: wire::MAX_MESSAGE_BYTES,
+        });
+    }
+    Ok(())
+}
+
 impl PeerSender {
-    /// Queues `msg` for process `to` of that node, waiting for room.
+    /// Queues `msg` for process `to` of that node, waiting for room;
+    /// fails if it is too large to cross or the node is gone.
     pub async fn send(&self, to: u64, msg: Message) -> Result<(), ClusterError> {
+        crossing("a message", msg.weight())?;
         self.room.acquire().await.map_err(|_| node_left())?.forget();
         self.queue(Outgoing::Message(to, msg))
     }
@@ -131,8 +160,10 @@ impl Peer {
     }
 
     /// Queues `msg` for process `to` of that node; gives it back if the
-    /// queue is full, or fails if the node is gone.
+    /// queue is full, or fails if it is too large to cross or the node is
+    /// gone.
     pub fn try_send(&self, to: u64, msg: Message) -> Result<Option<Message>, ClusterError> {
+        crossing("a message", msg.weight())?;
         match self.sender.room.try_acquire() {
             Ok(place) => place.forget(),
             Err(tokio::sync::TryAcquireError::NoPermits) => return Ok(Some(msg)),
@@ -265,11 +296,24 @@ impl Drop for Outbound {
     }
 }
 
+/// How many of the frames first in `queued` go in the next batch: as
+/// many as fit in [`wire::BATCH_BYTES`], at least one.
+fn next_batch(queued: &[Outgoing]) -> usize {
+    let mut bytes = 0usize;
+    let fitting = queued
+        .iter()
+        .take_while(|out| {
+            bytes = bytes.saturating_add(out.weight());
+            bytes <= wire::BATCH_BYTES
+        })
+        .count();
+    fitting.max(1)
+}
+
 /// The frames `queued` holds, in wire form; the number of messages among
 /// them is added to `taken`.
-fn frames(queued: &mut Vec<Outgoing>, local: &str, taken: &mut usize) -> Vec<Frame> {
+fn frames(queued: impl Iterator<Item = Outgoing>, local: &str, taken: &mut usize) -> Vec<Frame> {
     queued
-        .drain(..)
         .map(|out| match out {
             Outgoing::Message(to, m) => {
                 *taken += 1;
@@ -299,24 +343,28 @@ async fn pump(mut link: Link, mut rx: mpsc::UnboundedReceiver<Outgoing>, sender:
     let mut out: Option<Outbound> = None;
     let node = Arc::clone(&link.name);
     loop {
-        let got = match out.as_mut() {
-            Some(stream) if stream.waiting() => tokio::select! {
-                got = rx.recv_many(&mut queued, BATCH), if stream.unacked.len() < WINDOW => got,
-                answered = stream.answers() => {
-                    if let Err(e) = answered {
-                        tracing::debug!(%node, error = %e, "a stream to another node broke");
-                        out = None;
+        let full = out.as_ref().is_some_and(|s| s.unacked.len() >= WINDOW);
+        if queued.is_empty() || full {
+            let got = match out.as_mut() {
+                Some(stream) if stream.waiting() => tokio::select! {
+                    got = rx.recv_many(&mut queued, BATCH), if !full => got,
+                    answered = stream.answers() => {
+                        if let Err(e) = answered {
+                            tracing::debug!(%node, error = %e, "a stream to another node broke");
+                            out = None;
+                        }
+                        continue;
                     }
-                    continue;
-                }
-            },
-            _ => rx.recv_many(&mut queued, BATCH).await,
-        };
-        if got == 0 {
-            break;
+                },
+                _ => rx.recv_many(&mut queued, BATCH).await,
+            };
+            if got == 0 {
+                break;
+            }
         }
         let mut taken = 0;
-        let frames = frames(&mut queued, &link.local, &mut taken);
+        let next = next_batch(&queued);
+        let frames = frames(queued.drain(..next), &link.local, &mut taken);
         sender.room.add_permits(taken);
         let count = frames.len();
         let lost = |why: &dyn std::fmt::Display| {
@@ -347,5 +395,40 @@ async fn pump(mut link: Link, mut rx: mpsc::UnboundedReceiver<Outgoing>, sender:
                 out = None;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(bytes: usize) -> Outgoing {
+        let payload = troupe_dispatcher::Value::String("x".repeat(bytes));
+        Outgoing::Message(
+            1,
+            Message {
+                from: None,
+                topic: "t".into(),
+                payload,
+            },
+        )
+    }
+
+    #[test]
+    fn a_batch_stops_growing_at_its_byte_bound_but_takes_at_least_one_frame() {
+        let small: Vec<_> = (0..BATCH).map(|_| message(100)).collect();
+        assert_eq!(next_batch(&small), BATCH);
+        let mb = 1 << 20;
+        let large = [message(6 * mb), message(6 * mb), message(6 * mb)];
+        assert_eq!(next_batch(&large), 2);
+        assert_eq!(next_batch(&[message(40 * mb), message(1)]), 1);
+    }
+
+    #[test]
+    fn a_message_too_large_to_cross_is_refused_with_limit_exceeded() {
+        assert!(crossing("a message", wire::MAX_MESSAGE_BYTES).is_ok());
+        let err = Error::from(crossing("a message", wire::MAX_MESSAGE_BYTES + 1).unwrap_err());
+        assert_eq!(err.kind(), troupe_dispatcher::ErrorKind::LimitExceeded);
+        assert!(err.message().contains("larger than a node sends"), "{err}");
     }
 }

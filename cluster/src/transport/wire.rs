@@ -18,6 +18,14 @@ use troupe_runtime::{RemoteSignal, RemoteSpawn};
 
 /// The largest batch a node accepts, encoded.
 pub(crate) const MAX_BATCH_BYTES: u32 = 256 << 20;
+/// The largest message (or spawn request) that goes to another node, as
+/// [`troupe_runtime::Message::weight`] counts it: never less than its
+/// encoded size. Larger ones fail with `LIMIT_EXCEEDED` when sent.
+pub(crate) const MAX_MESSAGE_BYTES: usize = 64 << 20;
+/// A batch takes no more frames once it weighs this much, so that a full
+/// batch and one largest message stay well within [`MAX_BATCH_BYTES`].
+pub(crate) const BATCH_BYTES: usize = 16 << 20;
+const _: () = assert!(BATCH_BYTES + MAX_MESSAGE_BYTES <= MAX_BATCH_BYTES as usize / 2);
 /// The largest hello a node accepts, encoded.
 pub(crate) const MAX_HELLO_BYTES: u32 = 4096;
 /// What a receiving node answers each batch with once delivered.
