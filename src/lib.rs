@@ -45,7 +45,7 @@ pub use troupe_modules::{
 pub use troupe_runtime::machine;
 pub use troupe_runtime::{
     ChildInfo, ChildSpec, CommandStats, Engine, HostMailbox, LATENCY_BOUNDS, LatencyCounts, Limits,
-    Message, ProcessHandle, ProcessInfo, ProcessKind, ProcessStatus, Restart, Runtime,
+    Message, ParkedSends, ProcessHandle, ProcessInfo, ProcessKind, ProcessStatus, Restart, Runtime,
     RuntimeBuilder, RuntimeStats, Spawn, Strategy, SupervisedChild, Supervisor, SupervisorHandle,
     SupervisorTree, TOPICS_SHOWN, WORKERS_ENV, WaitingOn, source_error,
 };

@@ -387,3 +387,66 @@ fn the_host_send_waits_for_room_and_try_send_does_not() {
     assert_eq!(got, Value::Array((1..=3).map(Value::Int).collect()));
     rt.shutdown();
 }
+
+#[test]
+fn messages_from_another_node_wait_together_for_room_in_order_and_settle_once() {
+    use std::sync::Arc;
+    use troupe::{ParkedSends, Pid};
+    let rt = runtime(
+        r#"
+        local process = require("process")
+        process.receive("go")
+        local got = {}
+        for i = 1, 10 do got[i] = process.receive("job").payload end
+        return got
+        "#,
+    );
+    let h = rt.spawn(Spawn::script("main.lua").mailbox(2)).unwrap();
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let parked = Arc::new(ParkedSends::default());
+    let from = Some(Pid::new(3, 7));
+    for i in 1..=10 {
+        rt.deliver_remote(&parked, from, h.pid(), "job".into(), Value::Int(i))
+            .expect("never waits, never refused");
+    }
+    // Two fit; the rest wait behind them, none dropped, the sender free.
+    assert_eq!(parked.len(), 8);
+    let early = tokio.block_on(async {
+        tokio::time::timeout(std::time::Duration::from_millis(30), parked.settled()).await
+    });
+    assert!(early.is_err(), "settled while messages still wait");
+    // "go" waits behind the jobs, and a selective receive still finds it.
+    rt.deliver_remote(&parked, from, h.pid(), "go".into(), Value::Bool(true))
+        .unwrap();
+    tokio.block_on(parked.settled());
+    assert!(parked.is_empty());
+    let got = h.join_blocking().unwrap();
+    assert_eq!(got, Value::Array((1..=10).map(Value::Int).collect()));
+    let gone = rt.deliver_remote(&parked, from, h.pid(), "job".into(), Value::Nil);
+    assert_eq!(gone.unwrap_err().kind(), ErrorKind::NotFound);
+    rt.shutdown();
+}
+
+#[test]
+fn messages_waiting_on_a_process_that_ends_are_dropped_and_settle() {
+    use std::sync::Arc;
+    use troupe::ParkedSends;
+    let rt = runtime(r#"require("process").receive("never")"#);
+    let h = rt.spawn(Spawn::script("main.lua").mailbox(1)).unwrap();
+    let parked = Arc::new(ParkedSends::default());
+    for i in 1..=5 {
+        rt.deliver_remote(&parked, None, h.pid(), "job".into(), Value::Int(i))
+            .unwrap();
+    }
+    assert_eq!(parked.len(), 4);
+    assert!(h.kill());
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    tokio.block_on(parked.settled());
+    assert!(parked.is_empty());
+    rt.shutdown();
+}

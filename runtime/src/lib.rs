@@ -73,6 +73,7 @@ pub use mailbox::Message;
 pub use process::{Process, Resume, Step, StepCx};
 pub use remote::{ClusterMember, ExitReason, RemoteFuture, RemoteNodes, RemoteSignal, RemoteSpawn};
 pub use runtime::{MAX_WORKERS, ProcessHandle, Runtime, RuntimeBuilder, WORKERS_ENV};
+pub use send::ParkedSends;
 pub use spawn::{Spawn, check_spawn_options, source_error};
 pub use stats::{CommandStats, RuntimeStats};
 pub use supervisor::SupervisorHandle;

@@ -100,6 +100,8 @@ pub(crate) enum SendWaker {
     Process { pid: Pid, tag: Tag },
     /// The host awaiting `ProcessHandle::send` / `Runtime::send`.
     Host(tokio::sync::oneshot::Sender<Result<(), Error>>),
+    /// One of the messages another node delivered that wait together.
+    Parked(Arc<crate::send::ParkedSends>),
 }
 
 /// A send waiting for room, with its message.

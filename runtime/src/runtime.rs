@@ -16,6 +16,7 @@ use crate::quota::{Caps, Quota};
 use crate::reload::Reloader;
 use crate::remote::{ClusterMember, RemoteNodes, RemoteSignal, RemoteSpawn};
 use crate::scheduler::{Scheduler, SchedulerParts};
+use crate::send::ParkedSends;
 use crate::stats::RuntimeStats;
 use crate::{Limits, Spawn, journaled};
 
@@ -535,11 +536,14 @@ impl Runtime {
     }
 
     /// Delivers a message that process `from` of another node sent to
-    /// `to`, a process of this node, waiting while `to`'s mailbox is full
-    /// (the backpressure a cluster passes back to the sending node).
-    /// `NOT_FOUND` if `to` is not alive.
-    pub async fn deliver_remote(
+    /// `to`, a process of this node, without waiting: if `to`'s mailbox is
+    /// full the message waits there, counted in `parked`, whose
+    /// [`ParkedSends::settled`] the caller awaits before it takes more (the
+    /// backpressure a cluster passes back to the sending node). `NOT_FOUND`
+    /// if `to` is not alive.
+    pub fn deliver_remote(
         &self,
+        parked: &Arc<ParkedSends>,
         from: Option<Pid>,
         to: Pid,
         topic: String,
@@ -550,7 +554,7 @@ impl Runtime {
             topic,
             payload,
         };
-        self.sched().send_parked(to, msg)?.wait().await
+        self.sched().send_counted(to, msg, parked)
     }
 
     /// Acts on a link, monitor or exit signal a process of another node

@@ -5,14 +5,16 @@
 //! is room; otherwise the caller decides, under the mailbox's lock, what a
 //! full mailbox means: `try_send` refuses with `RATE_LIMITED`, a script's
 //! `send` parks itself as a [`BlockedSend`] (and arms its timeout), the
-//! host's awaits a oneshot. A receiver taking a message admits the first
+//! host's awaits a oneshot, and messages from another node wait there
+//! counted together ([`ParkedSends`]). A receiver taking a message admits the first
 //! blocked send and wakes its sender ([`Scheduler::wake_sender`]); a
 //! receiver that ends fails every blocked sender with `NOT_FOUND`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use troupe_dispatcher::{Error, ErrorKind, Pid, Tag, Value};
 
 use crate::mailbox::{BlockedSend, Mailbox, Message, Offered, SendWaker};
@@ -49,6 +51,47 @@ impl HostSend {
         match self.parked {
             None => Ok(()),
             Some(rx) => rx.blocking_recv().unwrap_or_else(|_| Err(noproc(self.to))),
+        }
+    }
+}
+
+/// The messages one sender (a stream from another node) left waiting for
+/// room in full mailboxes, counted together: the sender goes on
+/// delivering (to the same receiver, its messages queue up behind in
+/// order) and waits once, for all of them, instead of once per message.
+/// A receiver taking a message only counts one down; the last one wakes
+/// the sender.
+#[derive(Debug, Default)]
+pub struct ParkedSends {
+    count: AtomicUsize,
+    settled: Notify,
+}
+
+impl ParkedSends {
+    /// How many of its messages still wait for room.
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Whether none of its messages waits for room.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Waits until every message parked so far is in its mailbox (or its
+    /// receiver ended and it was dropped).
+    pub async fn settled(&self) {
+        // A count reaching zero while no one waits leaves a permit, so
+        // this cannot miss it; a stale permit costs one more look.
+        while !self.is_empty() {
+            self.settled.notified().await;
+        }
+    }
+
+    /// One of its messages went in (or was dropped).
+    fn done(&self) {
+        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.settled.notify_one();
         }
     }
 }
@@ -170,12 +213,38 @@ impl Scheduler {
         })
     }
 
+    /// Delivers `msg` to `to` now, or parks it behind its full mailbox,
+    /// counted in `parked`; never waits. `NOT_FOUND` if `to` is not alive.
+    pub(crate) fn send_counted(
+        &self,
+        to: Pid,
+        msg: Message,
+        parked: &Arc<ParkedSends>,
+    ) -> Result<(), Error> {
+        self.deliver_with(to, msg, true, |mb, msg| {
+            // Counted under the mailbox's lock, before a take can count
+            // it down.
+            parked.count.fetch_add(1, Ordering::AcqRel);
+            mb.block(BlockedSend {
+                msg,
+                waker: SendWaker::Parked(Arc::clone(parked)),
+            });
+        })
+        .map(|_| ())
+    }
+
     /// Tells a blocked sender how its send ended: `Ok` once its message is
     /// in the mailbox, an error if it never will be.
     pub(crate) fn wake_sender(&self, waker: SendWaker, result: Result<(), Error>) {
         match waker {
             SendWaker::Host(tx) => {
                 let _ = tx.send(result);
+            }
+            SendWaker::Parked(parked) => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "dropped a message from another node");
+                }
+                parked.done();
             }
             SendWaker::Process { pid, tag } => {
                 if let Some(entry) = self.table.lookup(pid) {

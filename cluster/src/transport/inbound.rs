@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use tokio::sync::{Notify, oneshot};
 use troupe_dispatcher::{Error, ErrorKind, Pid, nodes};
 use troupe_modules::Policy;
-use troupe_runtime::{RemoteSpawn, Runtime};
+use troupe_runtime::{ParkedSends, RemoteSpawn, Runtime};
 
 use super::outbound::Peer;
 use super::wire::{self, Frame, Hello, unwire_pid, wire_pid};
@@ -223,9 +223,13 @@ impl Inbound {
         });
     }
 
-    /// Delivers `frames` from node `node` in order, each message waiting
-    /// for room in its receiver's mailbox. A message to a process that is
-    /// gone is dropped (as Erlang drops a message to a dead remote pid).
+    /// Delivers `frames` from node `node` in order and returns once all
+    /// are in their receivers' mailboxes. Messages that find a mailbox full
+    /// wait there together (later ones to the same receiver queue up
+    /// behind); a signal or spawn frame waits for those before it is acted
+    /// on, so it never overtakes a message sent before it. A message to a
+    /// process that is gone is dropped (as Erlang drops a message to a dead
+    /// remote pid).
     async fn deliver(&self, node: u32, frames: Vec<Frame>) {
         let Some(rt) = self.runtime.lock().clone() else {
             tracing::warn!(
@@ -235,13 +239,17 @@ impl Inbound {
             self.refuse_spawns(node, frames);
             return;
         };
+        let parked = Arc::new(ParkedSends::default());
         for frame in frames {
+            if !matches!(frame, Frame::Message(_)) {
+                parked.settled().await;
+            }
             match frame {
                 Frame::Message(env) => {
                     let from = env.from.map(|id| Pid::new(node, id));
                     let to = Pid::new(0, env.to);
                     let payload = pids::inbound(env.payload);
-                    if let Err(e) = rt.deliver_remote(from, to, env.topic, payload).await {
+                    if let Err(e) = rt.deliver_remote(&parked, from, to, env.topic, payload) {
                         tracing::debug!(%to, error = %e, "dropped a message from another node");
                     }
                 }
@@ -256,6 +264,7 @@ impl Inbound {
                 },
             }
         }
+        parked.settled().await;
     }
 }
 
