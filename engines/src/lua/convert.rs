@@ -197,6 +197,68 @@ pub(crate) fn error_to_lua(lua: &Lua, e: Error) -> mlua::Result<mlua::Value> {
     lua.create_userdata(LuaError(e)).map(mlua::Value::UserData)
 }
 
+/// A module function's arguments as its callback receives them: read
+/// straight off the Lua stack when every one is nil, a boolean, a number or
+/// a string (the common case: pids, topics, counts), with no registry
+/// reference made and dropped per string; otherwise as mlua values, for
+/// [`to_value`] to walk (tables, error objects, userdata).
+pub(crate) enum StackArgs {
+    /// Every argument, converted.
+    Plain(Vec<Value>),
+    /// At least one argument needs the full conversion.
+    Lua(mlua::MultiValue),
+}
+
+impl mlua::FromLuaMulti for StackArgs {
+    fn from_lua_multi(values: mlua::MultiValue, _: &Lua) -> mlua::Result<Self> {
+        Ok(StackArgs::Lua(values))
+    }
+
+    unsafe fn from_stack_args(
+        nargs: std::ffi::c_int,
+        i: usize,
+        to: Option<&str>,
+        lua: &mlua::state::RawLua,
+    ) -> mlua::Result<Self> {
+        let state = lua.state();
+        // SAFETY: mlua calls this with the `nargs` arguments on top of the
+        // stack of `state`; these only read them (`lua_tolstring` only on
+        // strings, so nothing is converted in place) and raise nothing.
+        unsafe {
+            let plain = (1..=nargs).all(|k| {
+                matches!(
+                    ffi::lua_type(state, -k),
+                    ffi::LUA_TNIL | ffi::LUA_TBOOLEAN | ffi::LUA_TNUMBER | ffi::LUA_TSTRING
+                )
+            });
+            if !plain {
+                return mlua::MultiValue::from_stack_args(nargs, i, to, lua).map(StackArgs::Lua);
+            }
+            let mut values = Vec::with_capacity(usize::try_from(nargs).unwrap_or(0));
+            for at in -nargs..0 {
+                values.push(match ffi::lua_type(state, at) {
+                    ffi::LUA_TBOOLEAN => Value::Bool(ffi::lua_toboolean(state, at) != 0),
+                    ffi::LUA_TNUMBER if ffi::lua_isinteger(state, at) != 0 => {
+                        Value::Int(ffi::lua_tointeger(state, at))
+                    }
+                    ffi::LUA_TNUMBER => Value::Float(ffi::lua_tonumber(state, at)),
+                    ffi::LUA_TSTRING => {
+                        let mut len = 0;
+                        let at_bytes = ffi::lua_tolstring(state, at, &mut len);
+                        let bytes = std::slice::from_raw_parts(at_bytes.cast::<u8>(), len);
+                        match std::str::from_utf8(bytes) {
+                            Ok(text) => Value::String(text.to_owned()),
+                            Err(_) => Value::Bytes(bytes.to_vec()),
+                        }
+                    }
+                    _ => Value::Nil,
+                });
+            }
+            Ok(StackArgs::Plain(values))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,5 +308,42 @@ mod tests {
         lua.set_memory_limit(lua.used_memory() + 64 * 1024).unwrap();
         let err = to_lua(&lua, &big).unwrap_err();
         assert!(matches!(err, mlua::Error::MemoryError(_)), "{err}");
+    }
+
+    #[test]
+    fn plain_arguments_read_off_the_stack_convert_as_the_full_path_does() {
+        let lua = Lua::new();
+        let both = lua
+            .create_function(|_, args: StackArgs| {
+                let StackArgs::Plain(fast) = args else {
+                    return Ok(None);
+                };
+                Ok(Some(format!("{fast:?}")))
+            })
+            .unwrap();
+        let full = lua
+            .create_function(|_, args: mlua::MultiValue| {
+                let values: Result<Vec<_>, _> = args.iter().map(to_value).collect();
+                Ok(format!("{:?}", values.map_err(mlua::Error::external)?))
+            })
+            .unwrap();
+        lua.globals().set("fast", both).unwrap();
+        lua.globals().set("full", full).unwrap();
+        let same: bool = lua
+            .load(
+                r#"
+                local function same(...) return fast(...) == full(...) end
+                return same("<b.0.42>", "msg", 7, 2.5, true, false, nil, "\255bytes", -0.0, 2^63)
+                  and same() and same(nil, nil)
+                "#,
+            )
+            .eval()
+            .unwrap();
+        assert!(same);
+        // A table among them takes the full path.
+        let fast: Option<String> = lua.load(r#"return fast(1, {2})"#).eval().unwrap();
+        assert_eq!(fast, None);
+        let bytes: String = lua.load(r#"return fast("\255")"#).eval().unwrap();
+        assert_eq!(bytes, "[Bytes([255])]");
     }
 }

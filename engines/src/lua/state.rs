@@ -18,7 +18,7 @@ use troupe_modules::{
 use troupe_runtime::StepCx;
 use troupe_sources::{Script, Source};
 
-use super::convert::{error_to_lua, to_lua, to_value};
+use super::convert::{StackArgs, error_to_lua, to_lua, to_value};
 use super::object::{self, LuaObject};
 use super::pool::{self, Mains};
 use super::{Pool, error, eval};
@@ -393,8 +393,12 @@ pub(crate) fn resume_values(
 }
 
 /// Calls a module function with the current process's context.
-fn call_function(lua: &Lua, def: &FunctionDef, args: MultiValue) -> mlua::Result<MultiValue> {
-    let args = match args_from_lua(def.qualified(), def.takes_objects(), args.iter()) {
+fn call_function(lua: &Lua, def: &FunctionDef, args: StackArgs) -> mlua::Result<MultiValue> {
+    let args = match args {
+        StackArgs::Plain(values) => Ok(Args::new(Arc::clone(def.qualified()), values)),
+        StackArgs::Lua(args) => args_from_lua(def.qualified(), def.takes_objects(), args.iter()),
+    };
+    let args = match args {
         Ok(a) => a,
         Err(e) => return raise(lua, e),
     };
@@ -458,7 +462,7 @@ fn module_metatable(lua: &Lua, def: &Arc<ModuleDef>) -> mlua::Result<Table> {
         let module = Arc::clone(def);
         let raw =
             lua.create_function(
-                move |lua, args: MultiValue| match module.functions().get(i) {
+                move |lua, args: StackArgs| match module.functions().get(i) {
                     Some(f) => call_function(lua, f, args),
                     None => raise(lua, Error::internal("module function out of range")),
                 },
