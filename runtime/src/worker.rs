@@ -23,6 +23,7 @@ use troupe_modules::builtin::{ids, process};
 use crate::commands::Cx;
 use crate::entry::{Entry, Next, Slot};
 use crate::exit::{self, Exit};
+use crate::idle::Spin;
 use crate::scheduler::Scheduler;
 use crate::state::{Park, Signal};
 use crate::stats::Event;
@@ -59,11 +60,13 @@ impl Scheduler {
                 break;
             }
             let found = || self.queues.has_work() || self.timers.is_due();
-            if self.idle.spin(found, || self.shutting_down()) {
+            let spun = self.idle.spin(found, || self.shutting_down());
+            if spun == Spin::Found {
                 continue;
             }
             self.stats.count(Event::Park);
             self.idle.park(
+                spun == Spin::Missed,
                 || found() || self.shutting_down(),
                 || self.timers.next_due(),
             );
