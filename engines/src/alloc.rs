@@ -3,7 +3,8 @@
 //!
 //! RustPython and molt allocate through Rust's global allocator and have
 //! no hook of their own, but every Python or TCL run stays on one thread.
-//! [`CountingAllocator`] wraps the system allocator and keeps, per thread,
+//! [`CountingAllocator`] wraps mimalloc (the CLI's allocator in every
+//! build) and keeps, per thread,
 //! the bytes allocated minus the bytes freed; the engines' hooks compare the
 //! growth since the run started with `max_memory`.
 //!
@@ -18,11 +19,13 @@
 //! The `troupe` CLI does this. Without it, a Python or TCL process spawned
 //! with `max_memory` fails `UNAVAILABLE` instead of running unlimited.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
+
+use mimalloc::MiMalloc;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// The system allocator, counting each thread's live bytes.
+/// mimalloc, counting each thread's live bytes.
 pub struct CountingAllocator;
 
 /// Set once the counting allocator has served an allocation.
@@ -43,12 +46,12 @@ fn signed(size: usize) -> isize {
     isize::try_from(size).unwrap_or(isize::MAX)
 }
 
-// SAFETY: every method forwards to `System` with the caller's arguments and
+// SAFETY: every method forwards to `MiMalloc` with the caller's arguments and
 // only adds bookkeeping on a thread-local counter, which never allocates.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded as is.
-        let ptr = unsafe { System.alloc(layout) };
+        let ptr = unsafe { MiMalloc.alloc(layout) };
         if !ptr.is_null() {
             account(signed(layout.size()));
             if !ACTIVE.load(Ordering::Relaxed) {
@@ -60,7 +63,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded as is.
-        let ptr = unsafe { System.alloc_zeroed(layout) };
+        let ptr = unsafe { MiMalloc.alloc_zeroed(layout) };
         if !ptr.is_null() {
             account(signed(layout.size()));
         }
@@ -69,13 +72,13 @@ unsafe impl GlobalAlloc for CountingAllocator {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: forwarded as is.
-        unsafe { System.dealloc(ptr, layout) };
+        unsafe { MiMalloc.dealloc(ptr, layout) };
         account(-signed(layout.size()));
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: forwarded as is.
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        let new = unsafe { MiMalloc.realloc(ptr, layout, new_size) };
         if !new.is_null() {
             account(signed(new_size).wrapping_sub(signed(layout.size())));
         }
