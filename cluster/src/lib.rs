@@ -55,6 +55,12 @@ use transport::{Inbound, Members, Transport};
 /// to be delivered.
 const LEAVE_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How long a remote spawn waits for the other node's answer (it comes
+/// once the process is made, before it runs) before it fails with
+/// `TIMEOUT`: the request or its answer may have been lost with a stream
+/// that broke.
+const SPAWN_ANSWER: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How a node joins a cluster.
 #[derive(Clone, Debug)]
 pub struct ClusterConfig {
@@ -369,10 +375,22 @@ impl RemoteNodes for Cluster {
             ErrorKind::Unavailable,
             format!("node {node:?} went away before it started the process"),
         );
+        let late = Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "node {node:?} did not answer the spawn request within {} s",
+                SPAWN_ANSWER.as_secs()
+            ),
+        );
+        // On the cluster's runtime, whose timers run whoever awaits this.
+        let answered = self
+            .handle
+            .spawn(tokio::time::timeout(SPAWN_ANSWER, answer));
         Box::pin(async move {
-            match answer.await {
-                Ok(started) => started.map(|id| Pid::new(index, id)),
-                Err(_) => Err(gone),
+            match answered.await {
+                Ok(Ok(Ok(started))) => started.map(|id| Pid::new(index, id)),
+                Ok(Ok(Err(_))) | Err(_) => Err(gone),
+                Ok(Err(_)) => Err(late),
             }
         })
     }
