@@ -354,18 +354,22 @@ fn where_lua_cannot_yield_a_full_mailbox_is_rate_limited_and_self_sends_never_wa
     );
 }
 
+/// Waits for `go` (selectively, whatever is queued before it), then takes
+/// N (its argument) `job`s and returns their payloads.
+const GO_THEN_JOBS: &str = r#"
+local process = require("process")
+local n = ...
+process.receive("go")
+local got = {}
+for i = 1, n do got[i] = process.receive("job").payload end
+return got
+"#;
+
 #[test]
 fn the_host_send_waits_for_room_and_try_send_does_not() {
-    let rt = runtime(
-        r#"
-        local process = require("process")
-        process.receive("go")
-        local got = {}
-        for i = 1, 3 do got[i] = process.receive("job").payload end
-        return got
-        "#,
-    );
-    let h = std::sync::Arc::new(rt.spawn(Spawn::script("main.lua").mailbox(1)).unwrap());
+    let rt = runtime(GO_THEN_JOBS);
+    let h = rt.spawn(Spawn::script("main.lua").mailbox(1).args([Value::Int(3)]));
+    let h = std::sync::Arc::new(h.unwrap());
     h.try_send("job", 1).unwrap();
     let e = h.try_send("job", 2).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::RateLimited);
@@ -392,16 +396,9 @@ fn the_host_send_waits_for_room_and_try_send_does_not() {
 fn messages_from_another_node_wait_together_for_room_in_order_and_settle_once() {
     use std::sync::Arc;
     use troupe::{ParkedSends, Pid};
-    let rt = runtime(
-        r#"
-        local process = require("process")
-        process.receive("go")
-        local got = {}
-        for i = 1, 10 do got[i] = process.receive("job").payload end
-        return got
-        "#,
-    );
-    let h = rt.spawn(Spawn::script("main.lua").mailbox(2)).unwrap();
+    let rt = runtime(GO_THEN_JOBS);
+    let h = rt.spawn(Spawn::script("main.lua").mailbox(2).args([Value::Int(10)]));
+    let h = h.unwrap();
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
