@@ -382,10 +382,11 @@ impl RemoteNodes for Cluster {
                 SPAWN_ANSWER.as_secs()
             ),
         );
-        // On the cluster's runtime, whose timers run whoever awaits this.
+        // On the cluster's runtime, whose timers run whoever awaits this
+        // (the timeout is made there too: a worker thread has no timers).
         let answered = self
             .handle
-            .spawn(tokio::time::timeout(SPAWN_ANSWER, answer));
+            .spawn(async move { tokio::time::timeout(SPAWN_ANSWER, answer).await });
         Box::pin(async move {
             match answered.await {
                 Ok(Ok(Ok(started))) => started.map(|id| Pid::new(index, id)),

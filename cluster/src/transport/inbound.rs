@@ -34,7 +34,7 @@ pub(crate) trait Members: Send + Sync {
 /// that identity) waits for etcd to name it a member: a node that just
 /// joined or restarted can be heard from before the others' etcd watch
 /// reports it.
-const UNKNOWN_SENDER_WAIT: Duration = Duration::from_secs(5);
+pub(super) const UNKNOWN_SENDER_WAIT: Duration = Duration::from_secs(5);
 
 /// An answer to a spawn request this node sent: the new process's number
 /// on the other node, or why none started.

@@ -254,3 +254,96 @@ fn log_event<E>(event: &SwarmEvent<E>) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use parking_lot::Mutex;
+    use troupe_dispatcher::{Error, Pid, nodes};
+    use troupe_modules::Policy;
+    use troupe_runtime::RemoteSpawn;
+
+    use super::inbound::UNKNOWN_SENDER_WAIT;
+    use super::wire::Frame;
+    use super::*;
+
+    /// A membership listing node `claimed` under one libp2p identity, and
+    /// the spawn requests this node answered (it has no runtime: it
+    /// refuses each one it reads).
+    struct Listed {
+        claimed: u32,
+        listed: PeerId,
+        answered: Mutex<Vec<u64>>,
+    }
+
+    impl Members for Listed {
+        fn peer_of(&self, node: u32) -> Option<PeerId> {
+            (node == self.claimed).then_some(self.listed)
+        }
+
+        fn answer(&self, _node: u32, id: u64, _result: Result<u64, Error>) {
+            self.answered.lock().push(id);
+        }
+    }
+
+    fn spawn_request() -> Frame {
+        let req = RemoteSpawn {
+            parent: Pid::new(0, 1),
+            key: "probe.lua".into(),
+            args: Vec::new(),
+            entry: None,
+            mailbox: None,
+            link: false,
+            lightweight: false,
+            restart_on_change: false,
+            policy: Policy::deny_all(),
+            timeout: None,
+        };
+        Frame::Spawn { id: 7, req }
+    }
+
+    /// Node "r" listens, with etcd listing node `forged-b` under the
+    /// identity `listed` picks (given the sender's own); a node with the
+    /// secret opens a stream naming itself `forged-b` and sends a spawn
+    /// request. What r answered shows whether it read the stream.
+    async fn answered_when_listed_as(listed: impl FnOnce(PeerId) -> PeerId) -> Vec<u64> {
+        let secret = b"one secret";
+        let any = || "/ip4/127.0.0.1/tcp/0".parse::<Multiaddr>().expect("addr");
+        let r_in = Arc::new(Inbound::new(None));
+        let r = Transport::start(any(), secret, Arc::clone(&r_in))
+            .await
+            .unwrap();
+        let f = Transport::start(any(), secret, Arc::new(Inbound::new(None)))
+            .await
+            .unwrap();
+        let membership = Arc::new(Listed {
+            claimed: nodes::index("forged-b").expect("a node name"),
+            listed: listed(f.peer_id),
+            answered: Mutex::new(Vec::new()),
+        });
+        let members: Arc<dyn Members> = membership.clone();
+        let _ = r_in.members.set(Arc::downgrade(&members));
+        let to_r = f.peer("forged-b".into(), "r".into(), (r.peer_id, r.addr.clone()));
+        assert!(to_r.frame(spawn_request()));
+        // Past the wait for etcd to list an unknown sender.
+        let until = Instant::now() + UNKNOWN_SENDER_WAIT + Duration::from_secs(3);
+        while Instant::now() < until && membership.answered.lock().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        membership.answered.lock().clone()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stream_is_read_when_etcd_lists_its_sender_under_that_identity() {
+        assert_eq!(answered_when_listed_as(|sender| sender).await, vec![7]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_with_the_secret_cannot_speak_as_another_node() {
+        let real = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        assert_eq!(answered_when_listed_as(|_| real).await, Vec::<u64>::new());
+    }
+}
