@@ -34,8 +34,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a node's queue to another holds.
 enum Outgoing {
-    /// A message for process `.0` of that node.
-    Message(u64, Message),
+    /// A message for process `.0` of that node, and its
+    /// [`Message::weight`], taken once when it is sent.
+    Message(u64, Message, usize),
     /// A signal for one of its processes.
     Signal(RemoteSignal),
     /// A frame ready for the wire (spawn requests and answers).
@@ -48,7 +49,7 @@ impl Outgoing {
         /// Pids, numbers and framing.
         const FIXED: usize = 64;
         FIXED.saturating_add(match self {
-            Outgoing::Message(_, m) => m.weight(),
+            Outgoing::Message(_, _, weight) => *weight,
             Outgoing::Frame(Frame::Spawn { req, .. }) => req.weight(),
             Outgoing::Signal(_) | Outgoing::Frame(_) => 0,
         })
@@ -107,10 +108,10 @@ fn node_left() -> ClusterError {
     ClusterError::Transport("the node left".into())
 }
 
-/// `what`, weighing `size` bytes, if it is not too large to go to another
+/// `size`, the weight of `what`, if it is not too large to go to another
 /// node: a larger one is refused before it is queued rather than lost
 /// with its batch.
-pub(crate) fn crossing(what: &'static str, size: usize) -> Result<(), ClusterError> {
+pub(crate) fn crossing(what: &'static str, size: usize) -> Result<usize, ClusterError> {
     if size > wire::MAX_MESSAGE_BYTES {
         return Err(ClusterError::TooLarge {
             what,
@@ -118,16 +119,16 @@ pub(crate) fn crossing(what: &'static str, size: usize) -> Result<(), ClusterErr
             max: wire::MAX_MESSAGE_BYTES,
         });
     }
-    Ok(())
+    Ok(size)
 }
 
 impl PeerSender {
     /// Queues `msg` for process `to` of that node, waiting for room;
     /// fails if it is too large to cross or the node is gone.
     pub async fn send(&self, to: u64, msg: Message) -> Result<(), ClusterError> {
-        crossing("a message", msg.weight())?;
+        let weight = crossing("a message", msg.weight())?;
         self.room.acquire().await.map_err(|_| node_left())?.forget();
-        self.queue(Outgoing::Message(to, msg))
+        self.queue(Outgoing::Message(to, msg, weight))
     }
 
     /// Queues `out`, counting it until it is delivered.
@@ -163,13 +164,14 @@ impl Peer {
     /// queue is full, or fails if it is too large to cross or the node is
     /// gone.
     pub fn try_send(&self, to: u64, msg: Message) -> Result<Option<Message>, ClusterError> {
-        crossing("a message", msg.weight())?;
+        let weight = crossing("a message", msg.weight())?;
         match self.sender.room.try_acquire() {
             Ok(place) => place.forget(),
             Err(tokio::sync::TryAcquireError::NoPermits) => return Ok(Some(msg)),
             Err(tokio::sync::TryAcquireError::Closed) => return Err(node_left()),
         }
-        self.sender.queue(Outgoing::Message(to, msg)).map(|()| None)
+        let out = Outgoing::Message(to, msg, weight);
+        self.sender.queue(out).map(|()| None)
     }
 
     /// Queues `signal`, after what is queued, without waiting for room;
@@ -315,7 +317,7 @@ fn next_batch(queued: &[Outgoing]) -> usize {
 fn frames(queued: impl Iterator<Item = Outgoing>, local: &str, taken: &mut usize) -> Vec<Frame> {
     queued
         .map(|out| match out {
-            Outgoing::Message(to, m) => {
+            Outgoing::Message(to, m, _) => {
                 *taken += 1;
                 Frame::Message(Envelope {
                     from: m.from.map(Pid::id),
@@ -404,14 +406,13 @@ mod tests {
 
     fn message(bytes: usize) -> Outgoing {
         let payload = troupe_dispatcher::Value::String("x".repeat(bytes));
-        Outgoing::Message(
-            1,
-            Message {
-                from: None,
-                topic: "t".into(),
-                payload,
-            },
-        )
+        let msg = Message {
+            from: None,
+            topic: "t".into(),
+            payload,
+        };
+        let weight = msg.weight();
+        Outgoing::Message(1, msg, weight)
     }
 
     #[test]
